@@ -1,0 +1,395 @@
+import { readFile } from 'node:fs/promises';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, loadConfig, type Config } from '../config/load-config.js';
+import { generateKey, loadDigestKey, loadKeys, rotateKeys, SIGNING_ALGS, summarize, type SigningAlg } from '../keys/key-store.js';
+import { createLogger } from '../observability/logger.js';
+import { openCliDatabase, type RegistryDatabase } from '../registry/database.js';
+import { migrateToLatest } from '../registry/migrate.js';
+import {
+  clientToJson,
+  createClient,
+  deleteClient,
+  getClient,
+  listClients,
+  rotateClientSecret,
+  updateClient,
+  type ClientServiceDeps,
+} from '../services/clients.service.js';
+import { ConflictError, NotFoundError, ValidationError } from '../services/errors.js';
+import { createResource, deleteResource, getResource, listResources, resourceToJson, updateResource } from '../services/resources.service.js';
+import { printResult, processIo, UsageError, type CliIo } from './output.js';
+
+const USAGE = `Usage: gatehouse <command> [options] [--json]
+
+  migrate
+  keys generate [--alg RS256|PS256|ES256|EdDSA] | keys rotate [--alg ALG] | keys list
+  resources create --identifier URI [--name NAME] [--scope "read:x write:x"] [--access-token-ttl SECONDS]
+  resources list | get ID | update ID [--name] [--scope] [--access-token-ttl] | delete ID
+  clients create --name NAME [--redirect-uri URI]... [--grant-type TYPE]...
+                 [--auth-method client_secret_basic|client_secret_post|private_key_jwt|none]
+                 [--scope "a b"] [--resource URI] [--jwks-file FILE] [--post-logout-redirect-uri URI]...
+                 [--logo-uri URI] [--first-party] [--admin]
+  clients list | get ID | update ID [same options as create] | delete ID | rotate-secret ID
+
+Every command takes --json and then prints one JSON document on stdout and nothing else.
+`;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+const JSON_FLAG: Options = { json: { type: 'boolean' } };
+const RESOURCE_OPTIONS: Options = {
+  ...JSON_FLAG,
+  identifier: { type: 'string' },
+  name: { type: 'string' },
+  scope: { type: 'string' },
+  'access-token-ttl': { type: 'string' },
+};
+const CLIENT_OPTIONS: Options = {
+  ...JSON_FLAG,
+  name: { type: 'string' },
+  'redirect-uri': { type: 'string', multiple: true },
+  'post-logout-redirect-uri': { type: 'string', multiple: true },
+  'grant-type': { type: 'string', multiple: true },
+  'auth-method': { type: 'string' },
+  scope: { type: 'string' },
+  resource: { type: 'string' },
+  'jwks-file': { type: 'string' },
+  'logo-uri': { type: 'string' },
+  'first-party': { type: 'boolean' },
+  'no-first-party': { type: 'boolean' },
+  admin: { type: 'boolean' },
+};
+
+function parse(args: string[], options: Options, positionals: number): { values: Values; ids: string[] } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+  if (parsed.positionals.length !== positionals) {
+    throw new UsageError(
+      positionals === 0
+        ? `unexpected argument "${parsed.positionals[0]}"`
+        : `expected ${positionals === 1 ? 'one ID' : `${positionals} arguments`}, got ${parsed.positionals.length}`,
+    );
+  }
+  return { values: parsed.values as Values, ids: parsed.positionals };
+}
+
+function str(values: Values, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function list(values: Values, name: string): string[] | undefined {
+  const value = values[name];
+  return Array.isArray(value) ? value : undefined;
+}
+
+function seconds(values: Values, name: string): number | undefined {
+  const value = str(values, name);
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new UsageError(`--${name} must be a whole number of seconds (got "${value}")`);
+  return Number(value);
+}
+
+async function readJwks(io: CliIo, file: string | undefined): Promise<unknown> {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = await readFile(file.startsWith('/') ? file : `${io.cwd}/${file}`, 'utf8');
+  } catch {
+    throw new UsageError(`--jwks-file: cannot read ${file}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError(`--jwks-file: ${file} is not JSON`);
+  }
+}
+
+/** CLI flags to the RFC 7591 body the services take; undefined fields are left out. */
+async function clientBody(io: CliIo, values: Values): Promise<Record<string, unknown>> {
+  const firstParty = values['first-party'] === true ? true : values['no-first-party'] === true ? false : undefined;
+  const body: Record<string, unknown> = {
+    client_name: str(values, 'name'),
+    redirect_uris: list(values, 'redirect-uri'),
+    post_logout_redirect_uris: list(values, 'post-logout-redirect-uri'),
+    grant_types: list(values, 'grant-type'),
+    token_endpoint_auth_method: str(values, 'auth-method'),
+    scope: str(values, 'scope'),
+    default_resource: str(values, 'resource'),
+    jwks: await readJwks(io, str(values, 'jwks-file')),
+    logo_uri: str(values, 'logo-uri'),
+    first_party: firstParty,
+  };
+  return Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined));
+}
+
+/** Field names in service errors are wire names; say them as the CLI flags the user typed. */
+const FLAG_FOR_FIELD: Record<string, string> = {
+  client_name: '--name',
+  redirect_uris: '--redirect-uri',
+  post_logout_redirect_uris: '--post-logout-redirect-uri',
+  grant_types: '--grant-type',
+  token_endpoint_auth_method: '--auth-method',
+  scope: '--scope',
+  default_resource: '--resource',
+  jwks: '--jwks-file',
+  logo_uri: '--logo-uri',
+  identifier: '--identifier',
+  name: '--name',
+  access_token_ttl: '--access-token-ttl',
+};
+
+function flagFor(field: string): string {
+  const [head] = field.split('.');
+  return FLAG_FOR_FIELD[head ?? field] ?? field;
+}
+
+interface Context {
+  io: CliIo;
+  config: Config;
+  json: boolean;
+}
+
+async function withDatabase<T>(ctx: Context, run: (registry: RegistryDatabase) => Promise<T>): Promise<T> {
+  const logger = createLogger({ logLevel: 'error' }, { write: (line: string) => ctx.io.stderr(line) });
+  const registry = await openCliDatabase(ctx.config, logger);
+  try {
+    if (!ctx.config.production) await migrateToLatest(registry.db);
+    return await run(registry);
+  } finally {
+    await registry.close();
+  }
+}
+
+async function clientDeps(ctx: Context, registry: RegistryDatabase): Promise<ClientServiceDeps> {
+  const digestKey = await loadDigestKey(ctx.config.keysDir, { generateIfMissing: !ctx.config.production });
+  return { db: registry.db, issuer: ctx.config.issuer, digestKey };
+}
+
+const SECRET_NOTE = 'client_secret is shown this once: store it now (it is kept only as a digest).';
+
+async function clientsCommand(ctx: Context, sub: string | undefined, args: string[]): Promise<void> {
+  const { io, json } = ctx;
+  switch (sub) {
+    case 'create': {
+      const { values } = parse(args, CLIENT_OPTIONS, 0);
+      if (!str(values, 'name')) throw new UsageError('clients create needs --name NAME');
+      const body = await clientBody(io, values);
+      if (values.admin === true) body.admin = true;
+      await withDatabase(ctx, async (registry) => {
+        const { client, clientSecret } = await createClient(await clientDeps(ctx, registry), body);
+        const out = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
+        printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined);
+      });
+      return;
+    }
+    case 'list': {
+      parse(args, JSON_FLAG, 0);
+      await withDatabase(ctx, async (registry) => {
+        const clients = (await listClients(registry.db)).map(clientToJson);
+        if (json) printResult(io, true, clients);
+        else printResult(io, false, clients.map((c) => ({ client_id: c.client_id, client_name: c.client_name, grant_types: c.grant_types })));
+      });
+      return;
+    }
+    case 'get': {
+      const { ids } = parse(args, JSON_FLAG, 1);
+      await withDatabase(ctx, async (registry) => printResult(io, json, clientToJson(await getClient(registry.db, ids[0] ?? ''))));
+      return;
+    }
+    case 'update': {
+      const { values, ids } = parse(args, CLIENT_OPTIONS, 1);
+      if (values.admin !== undefined) throw new UsageError('--admin is set when a client is created and cannot be changed');
+      const body = await clientBody(io, values);
+      if (Object.keys(body).length === 0) throw new UsageError('clients update needs at least one option to change');
+      await withDatabase(ctx, async (registry) => {
+        const { client, clientSecret } = await updateClient(await clientDeps(ctx, registry), ids[0] ?? '', body);
+        const out = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
+        printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined);
+      });
+      return;
+    }
+    case 'delete': {
+      const { ids } = parse(args, JSON_FLAG, 1);
+      await withDatabase(ctx, async (registry) => {
+        await deleteClient(registry.db, ids[0] ?? '');
+        printResult(io, json, { client_id: ids[0], deleted: true });
+      });
+      return;
+    }
+    case 'rotate-secret': {
+      const { ids } = parse(args, JSON_FLAG, 1);
+      await withDatabase(ctx, async (registry) => {
+        const { client, clientSecret } = await rotateClientSecret(await clientDeps(ctx, registry), ids[0] ?? '');
+        printResult(io, json, { client_id: client.clientId, client_secret: clientSecret }, json ? undefined : SECRET_NOTE);
+      });
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "clients ${sub ?? ''}": use create, list, get, update, delete or rotate-secret`);
+  }
+}
+
+async function resourcesCommand(ctx: Context, sub: string | undefined, args: string[]): Promise<void> {
+  const { io, json } = ctx;
+  const body = (values: Values) =>
+    Object.fromEntries(
+      Object.entries({
+        identifier: str(values, 'identifier'),
+        name: str(values, 'name'),
+        scope: str(values, 'scope'),
+        access_token_ttl: seconds(values, 'access-token-ttl'),
+      }).filter(([, value]) => value !== undefined),
+    );
+  switch (sub) {
+    case 'create': {
+      const { values } = parse(args, RESOURCE_OPTIONS, 0);
+      if (!str(values, 'identifier')) throw new UsageError('resources create needs --identifier URI');
+      const input = body(values);
+      await withDatabase(ctx, async (registry) => printResult(io, json, resourceToJson(await createResource(registry.db, input))));
+      return;
+    }
+    case 'list': {
+      parse(args, JSON_FLAG, 0);
+      await withDatabase(ctx, async (registry) => printResult(io, json, (await listResources(registry.db)).map(resourceToJson)));
+      return;
+    }
+    case 'get': {
+      const { ids } = parse(args, JSON_FLAG, 1);
+      await withDatabase(ctx, async (registry) => printResult(io, json, resourceToJson(await getResource(registry.db, ids[0] ?? ''))));
+      return;
+    }
+    case 'update': {
+      const { values, ids } = parse(args, RESOURCE_OPTIONS, 1);
+      if (values.identifier !== undefined) throw new UsageError('--identifier cannot be changed; create a new resource server');
+      const input = body(values);
+      if (Object.keys(input).length === 0) throw new UsageError('resources update needs at least one option to change');
+      await withDatabase(ctx, async (registry) =>
+        printResult(io, json, resourceToJson(await updateResource(registry.db, ids[0] ?? '', input))),
+      );
+      return;
+    }
+    case 'delete': {
+      const { ids } = parse(args, JSON_FLAG, 1);
+      await withDatabase(ctx, async (registry) => {
+        await deleteResource(registry.db, ids[0] ?? '');
+        printResult(io, json, { id: ids[0], deleted: true });
+      });
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "resources ${sub ?? ''}": use create, list, get, update or delete`);
+  }
+}
+
+function parseAlg(values: Values): SigningAlg | undefined {
+  const alg = str(values, 'alg');
+  if (alg === undefined) return undefined;
+  if (!(SIGNING_ALGS as readonly string[]).includes(alg)) {
+    throw new UsageError(`--alg must be one of ${SIGNING_ALGS.join(', ')} (got "${alg}")`);
+  }
+  return alg as SigningAlg;
+}
+
+async function keysCommand(ctx: Context, sub: string | undefined, args: string[]): Promise<void> {
+  const { io, json, config } = ctx;
+  const options: Options = { ...JSON_FLAG, alg: { type: 'string' } };
+  switch (sub) {
+    case 'generate': {
+      const { values } = parse(args, options, 0);
+      const key = await generateKey(config.keysDir, parseAlg(values) ?? 'RS256');
+      await loadDigestKey(config.keysDir, { generateIfMissing: true });
+      printResult(io, json, { ...summarize(key), keys_dir: config.keysDir });
+      return;
+    }
+    case 'rotate': {
+      const { values } = parse(args, options, 0);
+      const { created, retired, removed } = await rotateKeys(config.keysDir, parseAlg(values));
+      printResult(io, json, { ...summarize(created), retired, removed });
+      return;
+    }
+    case 'list': {
+      parse(args, JSON_FLAG, 0);
+      printResult(io, json, (await loadKeys(config.keysDir)).map(summarize));
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "keys ${sub ?? ''}": use generate, rotate or list`);
+  }
+}
+
+/** Runs one CLI command; returns the exit code (0 ok, 1 refused or failed, 2 usage). */
+export async function runCli(argv: string[], io: CliIo = processIo()): Promise<number> {
+  const [command, sub, ...rest] = argv;
+  if (!command || command === '--help' || command === 'help' || command === '-h') {
+    io.stdout(USAGE);
+    return command ? 0 : 2;
+  }
+  let config: Config;
+  try {
+    config = loadConfig(io.env, io.cwd);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      io.stderr(`gatehouse: configuration error: ${error.problems.join('; ')}\n`);
+      return 1;
+    }
+    throw error;
+  }
+  const json = argv.includes('--json');
+  const ctx: Context = { io, config, json };
+  try {
+    switch (command) {
+      case 'migrate': {
+        parse([sub, ...rest].filter((a): a is string => a !== undefined), JSON_FLAG, 0);
+        const logger = createLogger({ logLevel: 'error' }, { write: (line: string) => io.stderr(line) });
+        const registry = await openCliDatabase(config, logger);
+        try {
+          const applied = await migrateToLatest(registry.db);
+          printResult(io, json, { applied, status: applied.length > 0 ? 'migrated' : 'up to date' });
+        } finally {
+          await registry.close();
+        }
+        return 0;
+      }
+      case 'keys':
+        await keysCommand(ctx, sub, rest);
+        return 0;
+      case 'resources':
+        await resourcesCommand(ctx, sub, rest);
+        return 0;
+      case 'clients':
+        await clientsCommand(ctx, sub, rest);
+        return 0;
+      default:
+        throw new UsageError(`unknown command "${command}" (run gatehouse --help)`);
+    }
+  } catch (error) {
+    return reportError(io, error);
+  }
+}
+
+function reportError(io: CliIo, error: unknown): number {
+  if (error instanceof UsageError) {
+    io.stderr(`gatehouse: ${error.message}\n`);
+    return 2;
+  }
+  if (error instanceof ValidationError) {
+    io.stderr(`gatehouse: ${error.errors.map((e) => `${flagFor(e.field)}: ${e.message}`).join('; ')}\n`);
+    return 1;
+  }
+  if (error instanceof ConflictError) {
+    io.stderr(`gatehouse: ${flagFor(error.field)}: ${error.message.slice(error.field.length + 2)}\n`);
+    return 1;
+  }
+  if (error instanceof NotFoundError) {
+    io.stderr(`gatehouse: ${error.message}\n`);
+    return 1;
+  }
+  io.stderr(`gatehouse: ${(error as Error).message ?? String(error)}\n`);
+  return 1;
+}

@@ -1,0 +1,51 @@
+/** Where a command writes; injectable so tests run the CLI in-process. */
+export interface CliIo {
+  env: Record<string, string | undefined>;
+  cwd: string;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+export function processIo(): CliIo {
+  return {
+    env: process.env,
+    cwd: process.cwd(),
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+  };
+}
+
+/** A mistake in how the command was called: exit code 2, one line saying what to fix. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+type Printable = Record<string, unknown> | Array<Record<string, unknown>>;
+
+function formatValue(value: unknown): string {
+  if (value === null || value === undefined) return '-';
+  if (Array.isArray(value)) return value.length === 0 ? '-' : value.join(' ');
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+/** Prints one JSON document with --json, else aligned "key: value" lines (a blank line between items). */
+export function printResult(io: CliIo, json: boolean, result: Printable, note?: string): void {
+  if (json) {
+    io.stdout(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
+  const items = Array.isArray(result) ? result : [result];
+  if (items.length === 0) io.stdout('(none)\n');
+  const blocks = items.map((item) => {
+    const width = Math.max(...Object.keys(item).map((key) => key.length));
+    return Object.entries(item)
+      .map(([key, value]) => `${key.padEnd(width)}  ${formatValue(value)}`)
+      .join('\n');
+  });
+  if (blocks.length > 0) io.stdout(`${blocks.join('\n\n')}\n`);
+  if (note) io.stderr(`${note}\n`);
+}

@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { envSchema, isLoopbackHost } from './schema.js';
+
+/** The validated, frozen configuration every other module receives. */
+export interface Config {
+  readonly port: number;
+  readonly issuer: string;
+  readonly databaseUrl: string | undefined;
+  readonly redisUrl: string | undefined;
+  readonly keysDir: string;
+  readonly dataDir: string;
+  readonly cookieKeys: readonly string[];
+  /** True when COOKIE_KEYS was unset and random keys were made for this start. */
+  readonly cookieKeysGenerated: boolean;
+  readonly nodeEnv: 'development' | 'production' | 'test';
+  readonly production: boolean;
+  readonly logLevel: string;
+  readonly trustProxy: boolean;
+  readonly workers: number;
+  readonly bodyLimitBytes: number;
+  readonly registryPollMs: number;
+  readonly keysPollMs: number;
+}
+
+/** Thrown by loadConfig; `problems` holds one line per offending variable. */
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/**
+ * Parses and validates the environment once. Lists every problem it finds.
+ *
+ * @example
+ * const config = loadConfig(process.env);
+ */
+export function loadConfig(env: Record<string, string | undefined>, cwd: string = process.cwd()): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? 'environment');
+      return `${name}: ${issue.message}`;
+    });
+    throw new ConfigError([...new Set(problems)]);
+  }
+  const e = parsed.data;
+  const issuer = (e.ISSUER ?? `http://localhost:${e.PORT}`).replace(/\/$/, '');
+  const production = e.NODE_ENV === 'production';
+
+  const problems: string[] = [];
+  if (production) {
+    if (!e.DATABASE_URL) {
+      problems.push('DATABASE_URL: required in production (the embedded PGlite database is for development only)');
+    }
+    if (!e.REDIS_URL) {
+      problems.push('REDIS_URL: required in production (the in-process store is for development only)');
+    }
+    if (!e.COOKIE_KEYS) {
+      problems.push('COOKIE_KEYS: required in production (comma-separated secrets of 32+ characters; the first signs)');
+    }
+    const url = new URL(issuer);
+    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+      problems.push(`ISSUER: must use https in production unless it is localhost (got ${url.origin})`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return Object.freeze({
+    port: e.PORT,
+    issuer,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    keysDir: path.resolve(cwd, e.KEYS_DIR),
+    dataDir: path.resolve(cwd, e.DATA_DIR),
+    cookieKeys: Object.freeze(e.COOKIE_KEYS ?? [randomBytes(32).toString('base64url')]),
+    cookieKeysGenerated: !e.COOKIE_KEYS,
+    nodeEnv: e.NODE_ENV,
+    production,
+    logLevel: e.LOG_LEVEL,
+    trustProxy: e.TRUST_PROXY,
+    workers: e.GATEHOUSE_WORKERS,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    registryPollMs: e.REGISTRY_POLL_MS,
+    keysPollMs: e.KEYS_POLL_MS,
+  });
+}

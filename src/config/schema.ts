@@ -1,0 +1,65 @@
+import { z } from 'zod';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || hostname.startsWith('127.');
+}
+
+const postgresUrl = z
+  .string()
+  .refine((value) => {
+    const url = URL.parse(value);
+    return url !== null && (url.protocol === 'postgres:' || url.protocol === 'postgresql:');
+  }, 'must be a postgres:// or postgresql:// URL');
+
+const redisUrl = z
+  .string()
+  .refine((value) => {
+    const url = URL.parse(value);
+    return url !== null && (url.protocol === 'redis:' || url.protocol === 'rediss:');
+  }, 'must be a redis:// or rediss:// URL');
+
+const booleanFlag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+const integerIn = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, `must be a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be a whole number from ${min} to ${max}`);
+
+/** The environment variables Gatehouse reads, as the contract names them. */
+export const envSchema = z.object({
+  PORT: integerIn(0, 65535).default(3000),
+  ISSUER: z
+    .string()
+    .refine((value) => {
+      const url = URL.parse(value);
+      return url !== null && (url.protocol === 'http:' || url.protocol === 'https:') && !url.search && !url.hash;
+    }, 'must be an absolute http(s) URL without query or fragment')
+    .optional(),
+  DATABASE_URL: postgresUrl.optional(),
+  REDIS_URL: redisUrl.optional(),
+  KEYS_DIR: z.string().min(1).default('keys'),
+  DATA_DIR: z.string().min(1).default('.data'),
+  COOKIE_KEYS: z
+    .string()
+    .transform((value) => value.split(',').map((key) => key.trim()).filter(Boolean))
+    .refine((keys) => keys.length > 0, 'must list at least one key')
+    .refine((keys) => keys.every((key) => key.length >= 32), 'every key must be at least 32 characters')
+    .optional(),
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  TRUST_PROXY: booleanFlag.default(false),
+  GATEHOUSE_WORKERS: integerIn(1, 64).default(1),
+  BODY_LIMIT_BYTES: integerIn(1024, 10 * 1024 * 1024).default(64 * 1024),
+  REGISTRY_POLL_MS: integerIn(50, 60_000).default(250),
+  KEYS_POLL_MS: integerIn(50, 60_000).default(1000),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export { isLoopbackHost };

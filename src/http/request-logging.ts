@@ -1,0 +1,47 @@
+import type { Middleware } from 'koa';
+import type { Logger } from '../observability/logger.js';
+import { resolveRequestId } from '../observability/request-id.js';
+
+declare module 'koa' {
+  interface DefaultState {
+    requestId?: string;
+    log?: Logger;
+  }
+}
+
+/**
+ * Gives each request an id (X-Request-Id in and out) and a child logger, and logs one JSON line
+ * when it ends: method, path without the query string (it may hold codes), status, duration.
+ * An error that escapes everything else is logged here once, with its stack, and answered
+ * without one.
+ */
+export function requestLogging(logger: Logger): Middleware {
+  return async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    const requestId = resolveRequestId(ctx.get('X-Request-Id') || undefined);
+    const log = logger.child({ requestId });
+    ctx.state.requestId = requestId;
+    ctx.state.log = log;
+    ctx.set('X-Request-Id', requestId);
+    try {
+      await next();
+    } catch (error) {
+      const err = error as { status?: number; expose?: boolean; message?: string; stack?: string };
+      const status = typeof err.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 500;
+      if (status >= 500) log.error({ err: { message: err.message, stack: err.stack }, method: ctx.method, path: ctx.path }, 'request failed');
+      ctx.status = status;
+      ctx.type = 'json';
+      ctx.body =
+        status >= 500
+          ? { error: 'server_error', error_description: 'internal error' }
+          : { error: 'invalid_request', error_description: err.expose && err.message ? err.message : 'bad request' };
+    } finally {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const clientId = (ctx as { oidc?: { client?: { clientId?: string } } }).oidc?.client?.clientId;
+      log.info(
+        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 100) / 100, ...(clientId ? { clientId } : {}) },
+        'request',
+      );
+    }
+  };
+}

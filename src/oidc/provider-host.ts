@@ -1,0 +1,85 @@
+import compose from 'koa-compose';
+import type { Middleware } from 'koa';
+import type { Provider } from 'oidc-provider';
+import type { Config } from '../config/load-config.js';
+import { keysFingerprint, loadSigningJwks } from '../keys/key-store.js';
+import type { Logger } from '../observability/logger.js';
+import type { RegistryCache } from '../registry/registry-cache.js';
+import type { EphemeralStore } from '../store/ephemeral-store.js';
+import { createProvider } from './provider.js';
+
+/** Holds the current provider and swaps in a new one when the signing keys on disk change. */
+export interface ProviderHost {
+  readonly provider: Provider;
+  /** Koa middleware running the current provider with the parent app's context. */
+  readonly middleware: Middleware;
+  /** Rebuilds the provider now if the keys directory changed; true when it did. */
+  reloadIfKeysChanged(): Promise<boolean>;
+  start(): void;
+  stop(): void;
+}
+
+/**
+ * @example
+ * const host = await createProviderHost({ config, cache, store, digestKey, logger });
+ * app.use(host.middleware);
+ */
+export async function createProviderHost(deps: {
+  config: Config;
+  cache: RegistryCache;
+  store: EphemeralStore;
+  digestKey: Buffer;
+  logger: Logger;
+}): Promise<ProviderHost> {
+  const { config, logger } = deps;
+
+  async function build() {
+    const fingerprint = await keysFingerprint(config.keysDir);
+    const jwks = await loadSigningJwks(config.keysDir, { generateIfMissing: !config.production });
+    const provider = createProvider({ ...deps, jwks });
+    return { fingerprint, provider, dispatch: compose(provider.middleware), kid: jwks[0]?.kid };
+  }
+
+  let current = await build();
+  // In development the first start may have just generated the key: fingerprint what is there now.
+  current.fingerprint = await keysFingerprint(config.keysDir);
+  logger.info({ kid: current.kid }, 'signing key loaded');
+  let timer: NodeJS.Timeout | undefined;
+  let checking = false;
+
+  async function reloadIfKeysChanged(): Promise<boolean> {
+    if (checking) return false;
+    checking = true;
+    try {
+      const fingerprint = await keysFingerprint(config.keysDir);
+      if (fingerprint === current.fingerprint) return false;
+      const next = await build();
+      if (next.fingerprint !== fingerprint) return false;
+      current = next;
+      logger.info({ kid: next.kid }, 'signing keys changed; provider reloaded');
+      return true;
+    } catch (error) {
+      logger.error({ err: { message: (error as Error).message } }, 'could not reload signing keys; keeping the current ones');
+      return false;
+    } finally {
+      checking = false;
+    }
+  }
+
+  return {
+    get provider() {
+      return current.provider;
+    },
+    middleware: (ctx, next) => current.dispatch(ctx, next),
+    reloadIfKeysChanged,
+    start() {
+      if (timer) return;
+      timer = setInterval(() => void reloadIfKeysChanged(), config.keysPollMs);
+      timer.unref();
+    },
+    stop() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+    },
+  };
+}

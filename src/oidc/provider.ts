@@ -1,0 +1,68 @@
+import { Provider } from 'oidc-provider';
+import type { Logger } from '../observability/logger.js';
+import { verifyClientSecret } from '../services/client-secrets.js';
+import { buildConfiguration, type ProviderDeps } from './configuration.js';
+
+const PROVIDER_ERROR_EVENTS = [
+  'server_error',
+  'authorization.error',
+  'backchannel.error',
+  'jwks.error',
+  'discovery.error',
+  'end_session.error',
+  'grant.error',
+  'introspection.error',
+  'pushed_authorization_request.error',
+  'registration_create.error',
+  'registration_delete.error',
+  'registration_read.error',
+  'registration_update.error',
+  'revocation.error',
+  'userinfo.error',
+] as const;
+
+interface ErrorLike {
+  name?: string;
+  message?: string;
+  error?: string;
+  error_description?: string;
+  status?: number;
+  statusCode?: number;
+  stack?: string;
+}
+
+/**
+ * Builds the oidc-provider instance: the protocol engine Gatehouse configures but does not
+ * re-implement. Client secrets are verified against their stored HMAC digest.
+ *
+ * @example
+ * const provider = createProvider({ config, cache, store, jwks, digestKey, logger });
+ */
+export function createProvider(deps: ProviderDeps & { digestKey: Buffer; logger: Logger }): Provider {
+  const provider = new Provider(deps.config.issuer, buildConfiguration(deps));
+  provider.proxy = deps.config.trustProxy;
+
+  const { digestKey } = deps;
+  // The stored "secret" is a digest; compare what the client presented against it, in constant time.
+  provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string) {
+    return Promise.resolve(verifyClientSecret(digestKey, actual, this.clientSecret));
+  };
+
+  const emitter: NodeJS.EventEmitter = provider;
+  for (const event of PROVIDER_ERROR_EVENTS) {
+    emitter.on(event, (ctx: { state?: { requestId?: string } } | undefined, error: ErrorLike) => {
+      const fields = {
+        event,
+        requestId: ctx?.state?.requestId,
+        error: error?.error ?? error?.name,
+        error_description: error?.error_description ?? error?.message,
+      };
+      if (event === 'server_error') {
+        deps.logger.error({ ...fields, err: { message: error?.message, stack: error?.stack } }, 'provider server error');
+      } else {
+        deps.logger.info(fields, 'protocol error');
+      }
+    });
+  }
+  return provider;
+}

@@ -1,0 +1,64 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Database, NewResourceServerRow, ResourceServerRow, ResourceServerRowUpdate } from './tables.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** A registered resource server (API) that receives JWT access tokens. */
+export interface ResourceServer {
+  id: string;
+  identifier: string;
+  name: string | null;
+  scopes: string[];
+  accessTokenTtl: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function toResourceServer(row: ResourceServerRow): ResourceServer {
+  return {
+    id: row.id,
+    identifier: row.identifier,
+    name: row.name,
+    scopes: row.scopes,
+    accessTokenTtl: row.access_token_ttl,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export async function insertResourceServer(db: Db, row: NewResourceServerRow): Promise<ResourceServer> {
+  return toResourceServer(await db.insertInto('resource_servers').values(row).returningAll().executeTakeFirstOrThrow());
+}
+
+export async function findResourceServer(db: Db, idOrIdentifier: string): Promise<ResourceServer | undefined> {
+  const row = await db
+    .selectFrom('resource_servers')
+    .selectAll()
+    .where((eb) => eb.or([eb('id', '=', idOrIdentifier), eb('identifier', '=', idOrIdentifier)]))
+    .executeTakeFirst();
+  return row && toResourceServer(row);
+}
+
+export async function listResourceServers(db: Db): Promise<ResourceServer[]> {
+  const rows = await db.selectFrom('resource_servers').selectAll().orderBy('created_at').orderBy('id').execute();
+  return rows.map(toResourceServer);
+}
+
+export async function updateResourceServer(
+  db: Db,
+  id: string,
+  update: ResourceServerRowUpdate,
+): Promise<ResourceServer | undefined> {
+  const row = await db
+    .updateTable('resource_servers')
+    .set({ ...update, updated_at: new Date() })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
+  return row && toResourceServer(row);
+}
+
+export async function deleteResourceServer(db: Db, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('resource_servers').where('id', '=', id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}

@@ -1,0 +1,57 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+/** A JSON Web Key Set as stored with a client (public keys only). */
+export interface StoredJwks {
+  keys: Array<Record<string, unknown>>;
+}
+
+export interface ResourceServerTable {
+  id: string;
+  identifier: string;
+  name: string | null;
+  scopes: string[];
+  access_token_ttl: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface ClientTable {
+  client_id: string;
+  client_name: string;
+  secret_digest: string | null;
+  token_endpoint_auth_method: string;
+  grant_types: string[];
+  redirect_uris: string[];
+  post_logout_redirect_uris: string[];
+  scopes: string[];
+  default_resource: string | null;
+  jwks: ColumnType<StoredJwks | null, string | null, string | null>;
+  logo_uri: string | null;
+  first_party: boolean;
+  is_admin: boolean;
+  version: Generated<number>;
+  secret_rotated_at: Timestamp | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface RegistryRevisionTable {
+  id: number;
+  revision: ColumnType<string, string | number, string | number>;
+}
+
+/** Every table of the registry, as Kysely sees it. */
+export interface Database {
+  resource_servers: ResourceServerTable;
+  clients: ClientTable;
+  registry_revision: RegistryRevisionTable;
+}
+
+export type ResourceServerRow = Selectable<ResourceServerTable>;
+export type NewResourceServerRow = Insertable<ResourceServerTable>;
+export type ResourceServerRowUpdate = Updateable<ResourceServerTable>;
+export type ClientRow = Selectable<ClientTable>;
+export type NewClientRow = Insertable<ClientTable>;
+export type ClientRowUpdate = Updateable<ClientTable>;

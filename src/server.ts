@@ -1,0 +1,102 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config/load-config.js';
+import { createApp } from './http/app.js';
+import { loadDigestKey } from './keys/key-store.js';
+import type { Logger } from './observability/logger.js';
+import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
+import { openServerDatabase, type RegistryDatabase } from './registry/database.js';
+import { migrateToLatest } from './registry/migrate.js';
+import { createRegistryCache, type RegistryCache } from './registry/registry-cache.js';
+import type { EphemeralStore } from './store/ephemeral-store.js';
+import { createMemoryStore } from './store/memory-store.js';
+import { connectRedis, createRedisStore } from './store/redis-store.js';
+
+/** A running Gatehouse: its address and what closes it. */
+export interface RunningServer {
+  readonly url: string;
+  readonly port: number;
+  readonly registry: RegistryDatabase;
+  readonly store: EphemeralStore;
+  readonly cache: RegistryCache;
+  readonly host: ProviderHost;
+  /** Stops accepting connections, lets in-flight requests finish, closes the pools. */
+  close(): Promise<void>;
+}
+
+const SHUTDOWN_GRACE_MS = 10_000;
+
+/**
+ * Opens the registry and store, migrates (automatically outside production), loads keys and
+ * listens. Used by main.ts and by the tests.
+ *
+ * @example
+ * const server = await startServer(loadConfig(process.env), logger);
+ */
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  if (config.cookieKeysGenerated) {
+    logger.warn('COOKIE_KEYS is not set: using random cookie keys for this start (sessions end on restart)');
+  }
+  const digestKey = await loadDigestKey(config.keysDir, { generateIfMissing: !config.production });
+
+  const registry = await openServerDatabase(config, logger);
+  let store: EphemeralStore | undefined;
+  try {
+    if (!config.production) {
+      const applied = await migrateToLatest(registry.db);
+      if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    }
+    if (config.redisUrl) {
+      store = createRedisStore(connectRedis(config.redisUrl, logger));
+    } else {
+      logger.warn('REDIS_URL is not set: using the in-process store (development only; state is lost on restart)');
+      store = createMemoryStore();
+    }
+    const cache = createRegistryCache({ registry, logger, pollMs: config.registryPollMs });
+    const host = await createProviderHost({ config, cache, store, digestKey, logger });
+    const activeStore = store;
+    const app = createApp({
+      config,
+      logger,
+      host,
+      readiness: [
+        { name: 'database', check: () => registry.ping(1000) },
+        { name: 'store', check: () => activeStore.ping(1000) },
+      ],
+    });
+
+    const server: Server = app.listen(config.port);
+    await once(server, 'listening');
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
+    server.requestTimeout = 30_000;
+    cache.start();
+    host.start();
+    const { port } = server.address() as AddressInfo;
+    logger.info({ port, issuer: config.issuer, database: registry.kind, store: activeStore.kind }, 'gatehouse listening');
+
+    let closing: Promise<void> | undefined;
+    const close = () => {
+      closing ??= (async () => {
+        cache.stop();
+        host.stop();
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+        force.unref();
+        await closed;
+        clearTimeout(force);
+        await activeStore.close();
+        await registry.close();
+      })();
+      return closing;
+    };
+
+    return { url: `http://127.0.0.1:${port}`, port, registry, store: activeStore, cache, host, close };
+  } catch (error) {
+    await store?.close().catch(() => undefined);
+    await registry.close().catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,277 @@
+import { randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import {
+  deleteClient as deleteClientRow,
+  findClientById,
+  insertClient,
+  listClients as listClientRows,
+  updateClient as updateClientRow,
+  type ClientRecord,
+} from '../registry/client.repository.js';
+import { findResourceServer, listResourceServers } from '../registry/resource-server.repository.js';
+import type { Database, StoredJwks } from '../registry/tables.js';
+import { digestClientSecret, generateClientSecret } from './client-secrets.js';
+import { NotFoundError, ValidationError, type FieldError } from './errors.js';
+import { ADMIN_SCOPE, ensureAdminResource } from './resources.service.js';
+import { OIDC_SCOPES, parseInput, redirectUri, scopeString } from './validation.js';
+
+export const GRANT_TYPES = ['authorization_code', 'client_credentials', 'refresh_token'] as const;
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth'];
+
+const jwks = z
+  .object({ keys: z.array(z.record(z.string(), z.unknown())).min(1, 'must hold at least one key').max(10) })
+  .superRefine((set, ctx) => {
+    set.keys.forEach((key, index) => {
+      if (typeof key.kty !== 'string') ctx.addIssue({ code: 'custom', path: ['keys', index], message: 'each key needs a kty' });
+      const leaked = PRIVATE_JWK_MEMBERS.filter((member) => member in key);
+      if (leaked.length > 0) {
+        ctx.addIssue({ code: 'custom', path: ['keys', index], message: `must be a public key (found private member ${leaked.join(', ')})` });
+      }
+    });
+  });
+
+const clientFields = {
+  client_name: z.string().trim().min(1, 'must not be empty').max(200),
+  redirect_uris: z.array(redirectUri).max(32),
+  post_logout_redirect_uris: z.array(redirectUri).max(32),
+  grant_types: z.array(z.enum(GRANT_TYPES, { error: `must be one of ${GRANT_TYPES.join(', ')}` })).min(1).max(3),
+  token_endpoint_auth_method: z.enum(AUTH_METHODS, { error: `must be one of ${AUTH_METHODS.join(', ')}` }),
+  scope: scopeString,
+  default_resource: z.string().min(1).nullable(),
+  jwks: jwks.nullable(),
+  logo_uri: z.string().url('must be an absolute URL').startsWith('https://', 'must use https').nullable(),
+  first_party: z.boolean(),
+  admin: z.boolean(),
+};
+
+export const clientCreateSchema = z.strictObject({
+  client_name: clientFields.client_name,
+  redirect_uris: clientFields.redirect_uris.optional(),
+  post_logout_redirect_uris: clientFields.post_logout_redirect_uris.optional(),
+  grant_types: clientFields.grant_types.optional(),
+  token_endpoint_auth_method: clientFields.token_endpoint_auth_method.optional(),
+  scope: clientFields.scope.optional(),
+  default_resource: clientFields.default_resource.optional(),
+  jwks: clientFields.jwks.optional(),
+  logo_uri: clientFields.logo_uri.optional(),
+  first_party: clientFields.first_party.optional(),
+  admin: clientFields.admin.optional(),
+});
+export type ClientCreateInput = z.input<typeof clientCreateSchema>;
+
+export const clientUpdateSchema = z.strictObject({
+  client_name: clientFields.client_name.optional(),
+  redirect_uris: clientFields.redirect_uris.optional(),
+  post_logout_redirect_uris: clientFields.post_logout_redirect_uris.optional(),
+  grant_types: clientFields.grant_types.optional(),
+  token_endpoint_auth_method: clientFields.token_endpoint_auth_method.optional(),
+  scope: clientFields.scope.optional(),
+  default_resource: clientFields.default_resource.optional(),
+  jwks: clientFields.jwks.optional(),
+  logo_uri: clientFields.logo_uri.optional(),
+  first_party: clientFields.first_party.optional(),
+});
+export type ClientUpdateInput = z.input<typeof clientUpdateSchema>;
+
+/** What the registry needs besides the database: where it is and the key secrets are digested with. */
+export interface ClientServiceDeps {
+  db: Kysely<Database>;
+  issuer: string;
+  digestKey: Buffer;
+}
+
+interface ClientShape {
+  redirectUris: string[];
+  grantTypes: string[];
+  tokenEndpointAuthMethod: string;
+  scopes: string[];
+  defaultResource: string | null;
+  jwks: StoredJwks | null;
+}
+
+/** Rules that involve more than one field, or the registry: checked on create and on the merged update. */
+async function checkClientRules(db: Kysely<Database>, client: ClientShape): Promise<void> {
+  const errors: FieldError[] = [];
+  const grants = new Set(client.grantTypes);
+  if (grants.has('authorization_code') && client.redirectUris.length === 0) {
+    errors.push({ field: 'redirect_uris', message: 'the authorization_code grant needs at least one redirect URI' });
+  }
+  if (grants.has('refresh_token') && !grants.has('authorization_code')) {
+    errors.push({ field: 'grant_types', message: 'refresh_token is only issued with the authorization_code grant' });
+  }
+  if (client.tokenEndpointAuthMethod === 'none') {
+    if (grants.has('client_credentials')) {
+      errors.push({ field: 'token_endpoint_auth_method', message: 'none (a public client) cannot use client_credentials' });
+    }
+    if (!grants.has('authorization_code')) {
+      errors.push({ field: 'token_endpoint_auth_method', message: 'none (a public client) needs the authorization_code grant with PKCE' });
+    }
+  }
+  if (client.tokenEndpointAuthMethod === 'private_key_jwt' && !client.jwks) {
+    errors.push({ field: 'jwks', message: 'private_key_jwt needs the client public keys (jwks)' });
+  }
+  const resources = await listResourceServers(db);
+  if (client.defaultResource && !resources.some((r) => r.identifier === client.defaultResource)) {
+    errors.push({ field: 'default_resource', message: `${client.defaultResource} is not a registered resource server` });
+  }
+  const known = new Set<string>([...OIDC_SCOPES, ...resources.flatMap((r) => r.scopes)]);
+  const unknown = client.scopes.filter((scope) => !known.has(scope));
+  if (unknown.length > 0) {
+    errors.push({ field: 'scope', message: `not defined by any registered resource server: ${unknown.join(' ')}` });
+  }
+  if (errors.length > 0) throw new ValidationError(errors);
+}
+
+/**
+ * Scopes a client gets when it is created without --scope: the OpenID scopes for sign-in clients
+ * and every scope of its default resource.
+ */
+async function defaultScopes(db: Kysely<Database>, grantTypes: string[], defaultResource: string | null): Promise<string[]> {
+  const scopes: string[] = [];
+  if (grantTypes.includes('authorization_code')) scopes.push('openid', 'profile', 'email');
+  if (grantTypes.includes('refresh_token')) scopes.push('offline_access');
+  if (defaultResource) scopes.push(...((await findResourceServer(db, defaultResource))?.scopes ?? []));
+  return scopes;
+}
+
+/** The wire form of a client: RFC 7591 metadata names, never the secret or its digest. */
+export function clientToJson(client: ClientRecord) {
+  return {
+    client_id: client.clientId,
+    client_name: client.clientName,
+    redirect_uris: client.redirectUris,
+    post_logout_redirect_uris: client.postLogoutRedirectUris,
+    grant_types: client.grantTypes,
+    token_endpoint_auth_method: client.tokenEndpointAuthMethod,
+    scope: client.scopes.join(' '),
+    default_resource: client.defaultResource,
+    jwks: client.jwks,
+    logo_uri: client.logoUri,
+    first_party: client.firstParty,
+    admin: client.admin,
+    client_id_issued_at: Math.floor(client.createdAt.getTime() / 1000),
+    created_at: client.createdAt.toISOString(),
+    updated_at: client.updatedAt.toISOString(),
+  };
+}
+
+export type ClientJson = ReturnType<typeof clientToJson>;
+
+/** A created client, with its secret when it has one: the only time the secret is seen. */
+export interface CreatedClient {
+  client: ClientRecord;
+  clientSecret: string | undefined;
+}
+
+export async function createClient(deps: ClientServiceDeps, input: unknown): Promise<CreatedClient> {
+  const data = parseInput(clientCreateSchema, input);
+  const admin = data.admin ?? false;
+  const redirectUris = data.redirect_uris ?? [];
+  let grantTypes: string[] = data.grant_types ?? (redirectUris.length > 0 ? ['authorization_code'] : ['client_credentials']);
+  let defaultResource = data.default_resource ?? null;
+  let scopes = data.scope ?? (await defaultScopes(deps.db, grantTypes, defaultResource));
+  if (admin) {
+    // An admin client is a service: client credentials, scope admin, the admin API as its default audience.
+    const adminResource = await ensureAdminResource(deps.db, deps.issuer);
+    grantTypes = [...new Set([...grantTypes, 'client_credentials'])];
+    scopes = [...new Set([...scopes, ADMIN_SCOPE])];
+    defaultResource ??= adminResource.identifier;
+  }
+  const method = data.token_endpoint_auth_method ?? (data.jwks ? 'private_key_jwt' : 'client_secret_basic');
+  const shape: ClientShape = {
+    redirectUris,
+    grantTypes,
+    tokenEndpointAuthMethod: method,
+    scopes,
+    defaultResource,
+    jwks: data.jwks ?? null,
+  };
+  await checkClientRules(deps.db, shape);
+  const clientSecret = SECRET_METHODS.has(method) ? generateClientSecret() : undefined;
+  const client = await insertClient(deps.db, {
+    client_id: randomBytes(16).toString('base64url'),
+    client_name: data.client_name,
+    secret_digest: clientSecret ? digestClientSecret(deps.digestKey, clientSecret) : null,
+    token_endpoint_auth_method: method,
+    grant_types: grantTypes,
+    redirect_uris: redirectUris,
+    post_logout_redirect_uris: data.post_logout_redirect_uris ?? [],
+    scopes,
+    default_resource: defaultResource,
+    jwks: shape.jwks ? JSON.stringify(shape.jwks) : null,
+    logo_uri: data.logo_uri ?? null,
+    first_party: data.first_party ?? false,
+    is_admin: admin,
+  });
+  return { client, clientSecret };
+}
+
+export async function getClient(db: Kysely<Database>, clientId: string): Promise<ClientRecord> {
+  const client = await findClientById(db, clientId);
+  if (!client) throw new NotFoundError(`client ${clientId}`);
+  return client;
+}
+
+export function listClients(db: Kysely<Database>): Promise<ClientRecord[]> {
+  return listClientRows(db);
+}
+
+/**
+ * Applies a partial update. Switching to a secret-based auth method from one without a secret
+ * issues a secret, returned once; switching away drops the stored digest.
+ */
+export async function updateClient(deps: ClientServiceDeps, clientId: string, input: unknown): Promise<CreatedClient> {
+  const data = parseInput(clientUpdateSchema, input);
+  const existing = await getClient(deps.db, clientId);
+  const merged: ClientShape = {
+    redirectUris: data.redirect_uris ?? existing.redirectUris,
+    grantTypes: data.grant_types ?? existing.grantTypes,
+    tokenEndpointAuthMethod: data.token_endpoint_auth_method ?? existing.tokenEndpointAuthMethod,
+    scopes: data.scope ?? existing.scopes,
+    defaultResource: data.default_resource !== undefined ? data.default_resource : existing.defaultResource,
+    jwks: data.jwks !== undefined ? data.jwks : existing.jwks,
+  };
+  await checkClientRules(deps.db, merged);
+  const needsSecret = SECRET_METHODS.has(merged.tokenEndpointAuthMethod);
+  const clientSecret = needsSecret && !existing.secretDigest ? generateClientSecret() : undefined;
+  const updated = await updateClientRow(deps.db, clientId, {
+    ...(data.client_name !== undefined ? { client_name: data.client_name } : {}),
+    ...(data.post_logout_redirect_uris !== undefined ? { post_logout_redirect_uris: data.post_logout_redirect_uris } : {}),
+    ...(data.logo_uri !== undefined ? { logo_uri: data.logo_uri } : {}),
+    ...(data.first_party !== undefined ? { first_party: data.first_party } : {}),
+    redirect_uris: merged.redirectUris,
+    grant_types: merged.grantTypes,
+    token_endpoint_auth_method: merged.tokenEndpointAuthMethod,
+    scopes: merged.scopes,
+    default_resource: merged.defaultResource,
+    jwks: merged.jwks ? JSON.stringify(merged.jwks) : null,
+    ...(clientSecret ? { secret_digest: digestClientSecret(deps.digestKey, clientSecret), secret_rotated_at: new Date() } : {}),
+    ...(!needsSecret ? { secret_digest: null } : {}),
+  });
+  if (!updated) throw new NotFoundError(`client ${clientId}`);
+  return { client: updated, clientSecret };
+}
+
+export async function deleteClient(db: Kysely<Database>, clientId: string): Promise<void> {
+  if (!(await deleteClientRow(db, clientId))) throw new NotFoundError(`client ${clientId}`);
+}
+
+/** Replaces a confidential client's secret; the old one stops working at once. */
+export async function rotateClientSecret(deps: ClientServiceDeps, clientId: string): Promise<CreatedClient> {
+  const existing = await getClient(deps.db, clientId);
+  if (!SECRET_METHODS.has(existing.tokenEndpointAuthMethod)) {
+    throw new ValidationError([
+      { field: 'token_endpoint_auth_method', message: `a ${existing.tokenEndpointAuthMethod} client has no secret to rotate` },
+    ]);
+  }
+  const clientSecret = generateClientSecret();
+  const updated = await updateClientRow(deps.db, clientId, {
+    secret_digest: digestClientSecret(deps.digestKey, clientSecret),
+    secret_rotated_at: new Date(),
+  });
+  if (!updated) throw new NotFoundError(`client ${clientId}`);
+  return { client: updated, clientSecret };
+}

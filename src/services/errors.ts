@@ -1,0 +1,33 @@
+/** One field's problem, named as the wire format names the field. */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** Input that breaks a registry rule; nothing was written. */
+export class ValidationError extends Error {
+  readonly errors: readonly FieldError[];
+
+  constructor(errors: readonly FieldError[]) {
+    super(errors.map((e) => `${e.field}: ${e.message}`).join('; '));
+    this.name = 'ValidationError';
+    this.errors = errors;
+  }
+}
+
+export class NotFoundError extends Error {
+  constructor(what: string) {
+    super(`${what} not found`);
+    this.name = 'NotFoundError';
+  }
+}
+
+export class ConflictError extends Error {
+  readonly field: string;
+
+  constructor(field: string, message: string) {
+    super(`${field}: ${message}`);
+    this.name = 'ConflictError';
+    this.field = field;
+  }
+}

@@ -1,0 +1,128 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { countClientsWithDefaultResource } from '../registry/client.repository.js';
+import {
+  deleteResourceServer,
+  findResourceServer,
+  insertResourceServer,
+  listResourceServers,
+  updateResourceServer,
+  type ResourceServer,
+} from '../registry/resource-server.repository.js';
+import type { Database } from '../registry/tables.js';
+import { ConflictError, NotFoundError, ValidationError } from './errors.js';
+import { OIDC_SCOPES, parseInput, resourceIdentifier, scopeString } from './validation.js';
+
+export const DEFAULT_ACCESS_TOKEN_TTL = 600;
+export const ADMIN_SCOPE = 'admin';
+
+const resourceScopes = scopeString.superRefine((scopes, ctx) => {
+  for (const scope of scopes) {
+    if ((OIDC_SCOPES as readonly string[]).includes(scope)) {
+      ctx.addIssue({ code: 'custom', message: `"${scope}" is an OpenID Connect scope; a resource server cannot define it` });
+    }
+  }
+});
+
+const ttl = z.number().int('must be a whole number of seconds').min(1).max(86_400, 'must be at most 86400 seconds (one day)');
+
+export const resourceCreateSchema = z.strictObject({
+  identifier: resourceIdentifier,
+  name: z.string().min(1).max(200).optional(),
+  scope: resourceScopes.optional(),
+  access_token_ttl: ttl.optional(),
+});
+export type ResourceCreateInput = z.input<typeof resourceCreateSchema>;
+
+export const resourceUpdateSchema = z.strictObject({
+  name: z.string().min(1).max(200).nullable().optional(),
+  scope: resourceScopes.optional(),
+  access_token_ttl: ttl.optional(),
+});
+export type ResourceUpdateInput = z.input<typeof resourceUpdateSchema>;
+
+/** The wire form of a resource server (snake_case, scopes space-separated). */
+export function resourceToJson(resource: ResourceServer) {
+  return {
+    id: resource.id,
+    identifier: resource.identifier,
+    name: resource.name,
+    scope: resource.scopes.join(' '),
+    access_token_ttl: resource.accessTokenTtl,
+    created_at: resource.createdAt.toISOString(),
+    updated_at: resource.updatedAt.toISOString(),
+  };
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505';
+}
+
+export async function createResource(db: Kysely<Database>, input: unknown): Promise<ResourceServer> {
+  const data = parseInput(resourceCreateSchema, input);
+  try {
+    return await insertResourceServer(db, {
+      id: randomUUID(),
+      identifier: data.identifier,
+      name: data.name ?? null,
+      scopes: data.scope ?? [],
+      access_token_ttl: data.access_token_ttl ?? DEFAULT_ACCESS_TOKEN_TTL,
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new ConflictError('identifier', `a resource server ${data.identifier} is already registered`);
+    throw error;
+  }
+}
+
+export async function getResource(db: Kysely<Database>, idOrIdentifier: string): Promise<ResourceServer> {
+  const found = await findResourceServer(db, idOrIdentifier);
+  if (!found) throw new NotFoundError(`resource server ${idOrIdentifier}`);
+  return found;
+}
+
+export function listResources(db: Kysely<Database>): Promise<ResourceServer[]> {
+  return listResourceServers(db);
+}
+
+export async function updateResource(db: Kysely<Database>, idOrIdentifier: string, input: unknown): Promise<ResourceServer> {
+  const data = parseInput(resourceUpdateSchema, input);
+  const existing = await getResource(db, idOrIdentifier);
+  const updated = await updateResourceServer(db, existing.id, {
+    ...(data.name !== undefined ? { name: data.name } : {}),
+    ...(data.scope !== undefined ? { scopes: data.scope } : {}),
+    ...(data.access_token_ttl !== undefined ? { access_token_ttl: data.access_token_ttl } : {}),
+  });
+  if (!updated) throw new NotFoundError(`resource server ${idOrIdentifier}`);
+  return updated;
+}
+
+export async function deleteResource(db: Kysely<Database>, idOrIdentifier: string): Promise<void> {
+  const existing = await getResource(db, idOrIdentifier);
+  const users = await countClientsWithDefaultResource(db, existing.identifier);
+  if (users > 0) {
+    throw new ValidationError([
+      { field: 'identifier', message: `${existing.identifier} is the default resource of ${users} client(s); change them first` },
+    ]);
+  }
+  await deleteResourceServer(db, existing.id);
+}
+
+/** The admin API's own resource server, `<issuer>/admin/v1` with scope `admin`; made when missing. */
+export async function ensureAdminResource(db: Kysely<Database>, issuer: string): Promise<ResourceServer> {
+  const identifier = `${issuer}/admin/v1`;
+  const existing = await findResourceServer(db, identifier);
+  if (existing) return existing;
+  try {
+    return await insertResourceServer(db, {
+      id: randomUUID(),
+      identifier,
+      name: 'Gatehouse admin API',
+      scopes: [ADMIN_SCOPE],
+      access_token_ttl: 300,
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) return getResource(db, identifier);
+    throw error;
+  }
+}

@@ -1,0 +1,114 @@
+import { Redis } from 'ioredis';
+import type { Logger } from '../observability/logger.js';
+import { epochSeconds, grantKey, storeKey, uidKey, userCodeKey, type AdapterPayload, type EphemeralStore } from './ephemeral-store.js';
+
+// Marks a hash consumed only if it still exists, so an expired entry is not brought back without a TTL.
+const CONSUME_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'consumed', ARGV[1])
+end
+return 0`;
+
+function parse(fields: Array<string | null>): AdapterPayload | undefined {
+  const [payload, consumed] = fields;
+  if (!payload) return undefined;
+  const value = JSON.parse(payload) as AdapterPayload;
+  if (consumed) value.consumed = Number(consumed);
+  return value;
+}
+
+/** Connects ioredis with settings that fail fast instead of queueing forever while Redis is down. */
+export function connectRedis(url: string, logger: Logger): Redis {
+  const redis = new Redis(url, {
+    lazyConnect: false,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  });
+  let down = false;
+  redis.on('error', (error: Error) => {
+    if (!down) logger.warn({ err: { message: error.message } }, 'redis unreachable');
+    down = true;
+  });
+  redis.on('ready', () => {
+    if (down) logger.info('redis reachable again');
+    down = false;
+  });
+  return redis;
+}
+
+/**
+ * The Redis ephemeral store. Each entry is a hash (`payload` JSON, `consumed` epoch) under
+ * `oidc:<Model>:<id>`; `oidc:grant:<grantId>` lists the keys issued under a grant.
+ *
+ * @example
+ * const store = createRedisStore(connectRedis(config.redisUrl, logger));
+ */
+export function createRedisStore(redis: Redis): EphemeralStore {
+  async function findKey(key: string) {
+    return parse(await redis.hmget(key, 'payload', 'consumed'));
+  }
+  async function findPointer(model: string, pointer: string) {
+    const id = await redis.get(pointer);
+    return id ? findKey(storeKey(model, id)) : undefined;
+  }
+
+  return {
+    kind: 'redis',
+    async upsert(model, id, payload, expiresIn) {
+      const key = storeKey(model, id);
+      const multi = redis.multi();
+      multi.del(key);
+      multi.hset(key, 'payload', JSON.stringify(payload));
+      if (payload.consumed) multi.hset(key, 'consumed', String(payload.consumed));
+      if (expiresIn !== undefined) multi.expire(key, expiresIn);
+      if (payload.grantId) {
+        const gk = grantKey(payload.grantId);
+        multi.rpush(gk, key);
+        if (expiresIn !== undefined) {
+          multi.expire(gk, expiresIn, 'NX');
+          multi.expire(gk, expiresIn, 'GT');
+        }
+      }
+      for (const pointer of [
+        payload.uid ? uidKey(model, payload.uid) : undefined,
+        payload.userCode ? userCodeKey(model, payload.userCode) : undefined,
+      ]) {
+        if (!pointer) continue;
+        if (expiresIn === undefined) multi.set(pointer, id);
+        else multi.set(pointer, id, 'EX', expiresIn);
+      }
+      await multi.exec().then((results) => {
+        const failed = results?.find(([error]) => error);
+        if (failed?.[0]) throw failed[0];
+      });
+    },
+    find: (model, id) => findKey(storeKey(model, id)),
+    findByUid: (model, uid) => findPointer(model, uidKey(model, uid)),
+    findByUserCode: (model, userCode) => findPointer(model, userCodeKey(model, userCode)),
+    async consume(model, id) {
+      await redis.eval(CONSUME_SCRIPT, 1, storeKey(model, id), String(epochSeconds()));
+    },
+    async destroy(model, id) {
+      await redis.del(storeKey(model, id));
+    },
+    async revokeByGrantId(grantId) {
+      const gk = grantKey(grantId);
+      const keys = await redis.lrange(gk, 0, -1);
+      await redis.del(...keys, gk);
+    },
+    async ping(timeoutMs = 1000) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        redis.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`redis did not answer within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]).finally(() => clearTimeout(timer));
+    },
+    async close() {
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
