@@ -68,9 +68,9 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
     },
     findAccount: () => Promise.resolve(undefined),
     ttl: {
-      AccessToken: 600,
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 600,
       AuthorizationCode: 60,
-      ClientCredentials: 600,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 600,
       IdToken: 3600,
       Grant: 14 * 24 * 3600,
       Interaction: 3600,

@@ -2,6 +2,7 @@ import { Provider } from 'oidc-provider';
 import type { Logger } from '../observability/logger.js';
 import { verifyClientSecret } from '../services/client-secrets.js';
 import { buildConfiguration, type ProviderDeps } from './configuration.js';
+import { unauthorizedClientForUnregisteredGrant } from './token-errors.js';
 
 const PROVIDER_ERROR_EVENTS = [
   'server_error',
@@ -41,6 +42,7 @@ interface ErrorLike {
 export function createProvider(deps: ProviderDeps & { digestKey: Buffer; logger: Logger }): Provider {
   const provider = new Provider(deps.config.issuer, buildConfiguration(deps));
   provider.proxy = deps.config.trustProxy;
+  provider.use(unauthorizedClientForUnregisteredGrant);
 
   const { digestKey } = deps;
   // The stored "secret" is a digest; compare what the client presented against it, in constant time.

@@ -1,0 +1,33 @@
+import type { Middleware } from 'koa';
+
+interface TokenContext {
+  oidc?: {
+    route?: string;
+    params?: Record<string, unknown>;
+    client?: { grantTypeAllowed(grantType: string): boolean };
+  };
+}
+
+/**
+ * Provider post-middleware: oidc-provider answers a grant the client is not registered for with
+ * invalid_request; RFC 6749 §5.2 names that unauthorized_client. Rewrites only that case.
+ */
+export const unauthorizedClientForUnregisteredGrant: Middleware = async (ctx, next) => {
+  await next();
+  const { oidc } = ctx as unknown as TokenContext;
+  const body = ctx.body as { error?: unknown } | undefined;
+  const grantType = oidc?.params?.grant_type;
+  if (
+    oidc?.route === 'token' &&
+    ctx.status === 400 &&
+    body?.error === 'invalid_request' &&
+    typeof grantType === 'string' &&
+    oidc.client &&
+    !oidc.client.grantTypeAllowed(grantType)
+  ) {
+    ctx.body = {
+      error: 'unauthorized_client',
+      error_description: `this client is not registered for the ${grantType} grant`,
+    };
+  }
+};

@@ -1,0 +1,178 @@
+import { createRemoteJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordSecret } from '../fixtures/log-capture.js';
+import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
+
+describe('client credentials with RS256 JWT access tokens', () => {
+  let t: TestServer;
+  let base: string;
+
+  beforeAll(async () => {
+    t = await startTestServer({ name: 'client-credentials' });
+    base = t.server.url;
+  });
+  afterAll(() => t.close());
+
+  it('issues an RFC 9068 access token that verifies with the JWKS alone', async () => {
+    const { resource, clientId, clientSecret } = await t.serviceClient({ scope: 'read write', resourceScope: 'read write admin' });
+    const { status, body } = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, { clientId, clientSecret });
+    expect(status).toBe(200);
+    expect(body.token_type).toBe('Bearer');
+    expect(body.expires_in).toBe(600);
+    const token = String(body.access_token);
+    const header = decodeProtectedHeader(token);
+    expect(header.typ).toBe('at+jwt');
+    expect(header.alg).toBe('RS256');
+    expect(typeof header.kid).toBe('string');
+
+    const jwks = createRemoteJWKSet(new URL(`${base}/jwks`));
+    const { payload } = await jwtVerify(token, jwks, { issuer: t.config.issuer, audience: resource, typ: 'at+jwt' });
+    expect(payload.sub).toBe(clientId);
+    expect(payload.client_id).toBe(clientId);
+    expect(payload.scope).toBe('read');
+    expect(typeof payload.jti).toBe('string');
+    expect(payload.exp! - payload.iat!).toBe(600);
+  });
+
+  it('accepts client_secret_post as well', async () => {
+    const { clientId, clientSecret } = await t.serviceClient({ authMethod: 'client_secret_post' });
+    const ok = await tokenRequest(base, { grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret });
+    expect(ok.status).toBe(200);
+    expect(typeof ok.body.access_token).toBe('string');
+    const wrong = await tokenRequest(base, { grant_type: 'client_credentials', client_id: clientId, client_secret: `${clientSecret}x` });
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.error).toBe('invalid_client');
+  });
+
+  it('uses the resource server TTL and names the requested resource', async () => {
+    const resource = `https://ttl-${randomUUID()}.example.test`;
+    await t.cli('resources', 'create', '--identifier', resource, '--scope', 'x', '--access-token-ttl', '120');
+    const created = await t.cli<{ client_id: string; client_secret: string }>(
+      'clients', 'create', '--name', 'no default', '--scope', 'x',
+    );
+    const auth = { clientId: created.client_id, clientSecret: created.client_secret };
+    const { status, body } = await tokenRequest(base, { grant_type: 'client_credentials', resource, scope: 'x' }, auth);
+    expect(status).toBe(200);
+    expect(body.expires_in).toBe(120);
+    const payload = JSON.parse(Buffer.from(String(body.access_token).split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+    expect(payload.aud).toBe(resource);
+
+    const missing = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'x' }, auth);
+    expect(missing.status).toBe(400);
+    expect(missing.body.error).toBe('invalid_target');
+  });
+
+  it('refuses a wrong secret with 401 invalid_client', async () => {
+    const { clientId } = await t.serviceClient();
+    const { status, body } = await tokenRequest(base, { grant_type: 'client_credentials' }, { clientId, clientSecret: 'not-the-secret' });
+    expect(status).toBe(401);
+    expect(body.error).toBe('invalid_client');
+  });
+
+  it('refuses an unknown client with 401 invalid_client', async () => {
+    const { status, body } = await tokenRequest(base, { grant_type: 'client_credentials' }, { clientId: 'nobody', clientSecret: 'x' });
+    expect(status).toBe(401);
+    expect(body.error).toBe('invalid_client');
+  });
+
+  it('refuses an unregistered resource with invalid_target', async () => {
+    const { clientId, clientSecret } = await t.serviceClient();
+    const { status, body } = await tokenRequest(
+      base,
+      { grant_type: 'client_credentials', resource: 'https://unregistered.example.test' },
+      { clientId, clientSecret },
+    );
+    expect(status).toBe(400);
+    expect(body.error).toBe('invalid_target');
+  });
+
+  it('refuses a scope the resource does not offer, or the client may not ask for, with invalid_scope', async () => {
+    const { clientId, clientSecret } = await t.serviceClient({ scope: 'read', resourceScope: 'read write' });
+    const notOffered = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'delete' }, { clientId, clientSecret });
+    expect(notOffered.status).toBe(400);
+    expect(notOffered.body.error).toBe('invalid_scope');
+    const notAllowed = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'write' }, { clientId, clientSecret });
+    expect(notAllowed.status).toBe(400);
+    expect(notAllowed.body.error).toBe('invalid_scope');
+  });
+
+  it('refuses a grant the client is not registered for with unauthorized_client', async () => {
+    const resource = `https://code-only-${randomUUID()}.example.test`;
+    await t.cli('resources', 'create', '--identifier', resource, '--scope', 'read');
+    const created = await t.cli<{ client_id: string; client_secret: string }>(
+      'clients', 'create', '--name', 'web app', '--redirect-uri', 'https://app.example.test/cb', '--grant-type', 'authorization_code', '--resource', resource,
+    );
+    const { status, body } = await tokenRequest(
+      base,
+      { grant_type: 'client_credentials' },
+      { clientId: created.client_id, clientSecret: created.client_secret },
+    );
+    expect(body).toMatchObject({ error: 'unauthorized_client' });
+    expect(status).toBe(400);
+  });
+
+  describe('private_key_jwt', () => {
+    async function keyClient() {
+      const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+      const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+      const resource = `https://pkjwt-${randomUUID()}.example.test`;
+      await t.cli('resources', 'create', '--identifier', resource, '--scope', 'read');
+      const { writeFile, mkdtemp } = await import('node:fs/promises');
+      const dir = await mkdtemp(`${t.config.dataDir}-jwks-`);
+      const file = `${dir}/jwks.json`;
+      await writeFile(file, JSON.stringify({ keys: [jwk] }));
+      const created = await t.cli<{ client_id: string; token_endpoint_auth_method: string; client_secret?: string }>(
+        'clients', 'create', '--name', 'key client', '--auth-method', 'private_key_jwt', '--jwks-file', file, '--resource', resource,
+      );
+      expect(created.token_endpoint_auth_method).toBe('private_key_jwt');
+      expect(created.client_secret).toBeUndefined();
+      return { clientId: created.client_id, privateKey, resource };
+    }
+
+    const assertion = (clientId: string, privateKey: CryptoKey, audience: string, jti = randomUUID(), alg = 'ES256') =>
+      new SignJWT({})
+        .setProtectedHeader({ alg, kid: 'k1' })
+        .setIssuer(clientId)
+        .setSubject(clientId)
+        .setAudience(audience)
+        .setJti(jti)
+        .setIssuedAt()
+        .setExpirationTime('1m')
+        .sign(privateKey);
+
+    it('issues a token for a signed client assertion and refuses its replay', async () => {
+      const { clientId, privateKey, resource } = await keyClient();
+      const jwt = await assertion(clientId, privateKey, t.config.issuer);
+      recordSecret(jwt);
+      const form = {
+        grant_type: 'client_credentials',
+        client_id: clientId,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: jwt,
+      };
+      const first = await tokenRequest(base, form);
+      expect(first.status).toBe(200);
+      const payload = JSON.parse(Buffer.from(String(first.body.access_token).split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+      expect(payload.aud).toBe(resource);
+
+      const replay = await tokenRequest(base, form);
+      expect(replay.status).toBe(401);
+      expect(replay.body.error).toBe('invalid_client');
+    });
+
+    it('refuses an assertion signed by another key', async () => {
+      const { clientId } = await keyClient();
+      const other = await generateKeyPair('ES256');
+      const jwt = await assertion(clientId, other.privateKey, t.config.issuer);
+      const { status, body } = await tokenRequest(base, {
+        grant_type: 'client_credentials',
+        client_id: clientId,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: jwt,
+      });
+      expect(status).toBe(401);
+      expect(body.error).toBe('invalid_client');
+    });
+  });
+});
