@@ -6,6 +6,7 @@ declare module 'koa' {
   interface DefaultState {
     requestId?: string;
     log?: Logger;
+    entityTooLarge?: boolean;
   }
 }
 

@@ -20,16 +20,26 @@ export function securityHeaders(options: { hsts: boolean }): Middleware {
   };
 }
 
-/** Refuses bodies over the limit before anything reads them: 413, in the caller's format. */
+/**
+ * Refuses bodies over the limit: by Content-Length before anything reads them, and (for chunked
+ * bodies, which oidc-provider reads itself, 56 KiB at most) when the provider found one too large.
+ * Either way 413, in the OAuth error format.
+ */
 export function bodyLimit(limitBytes: number): Middleware {
+  const tooLarge = { error: 'invalid_request', error_description: `request body is larger than ${limitBytes} bytes` };
   return async (ctx, next) => {
     const length = Number(ctx.get('Content-Length') || 0);
     if (length > limitBytes) {
       ctx.status = 413;
-      ctx.body = { error: 'invalid_request', error_description: `request body is larger than ${limitBytes} bytes` };
+      ctx.body = tooLarge;
       ctx.set('Connection', 'close');
       return;
     }
     await next();
+    if (ctx.state.entityTooLarge) {
+      ctx.status = 413;
+      ctx.body = tooLarge;
+      ctx.set('Connection', 'close');
+    }
   };
 }

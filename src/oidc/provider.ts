@@ -30,6 +30,7 @@ interface ErrorLike {
   status?: number;
   statusCode?: number;
   stack?: string;
+  cause?: unknown;
 }
 
 /**
@@ -52,7 +53,11 @@ export function createProvider(deps: ProviderDeps & { digestKey: Buffer; logger:
 
   const emitter: NodeJS.EventEmitter = provider;
   for (const event of PROVIDER_ERROR_EVENTS) {
-    emitter.on(event, (ctx: { state?: { requestId?: string } } | undefined, error: ErrorLike) => {
+    emitter.on(event, (ctx: { state?: { requestId?: string; entityTooLarge?: boolean } } | undefined, error: ErrorLike) => {
+      // oidc-provider reads bodies itself (56 KiB at most) and calls an oversized one a parse failure.
+      if (ctx?.state && (error?.cause as { message?: string } | undefined)?.message === 'request entity too large') {
+        ctx.state.entityTooLarge = true;
+      }
       const fields = {
         event,
         requestId: ctx?.state?.requestId,

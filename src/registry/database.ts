@@ -57,6 +57,11 @@ function createPostgresPool(options: pg.PoolConfig, logger: Logger): pg.Pool {
   const pool = new pg.Pool({ connectionTimeoutMillis: 2000, idleTimeoutMillis: 30_000, ...options });
   // An idle client losing its server must not take the process down: the pool reconnects on next use.
   pool.on('error', (error) => logger.warn({ err: { message: error.message } }, 'database connection lost'));
+  // A checked-out client whose server goes away between queries emits 'error' with no pool
+  // listener attached: without this, that is an uncaught exception.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => logger.warn({ err: { message: error.message } }, 'database connection lost'));
+  });
   return pool;
 }
 

@@ -130,7 +130,8 @@ describe('client credentials with RS256 JWT access tokens', () => {
       return { clientId: created.client_id, privateKey, resource };
     }
 
-    const assertion = (clientId: string, privateKey: CryptoKey, audience: string, jti = randomUUID(), alg = 'ES256') =>
+    type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+    const assertion = (clientId: string, privateKey: PrivateKey, audience: string, jti = randomUUID(), alg = 'ES256') =>
       new SignJWT({})
         .setProtectedHeader({ alg, kid: 'k1' })
         .setIssuer(clientId)

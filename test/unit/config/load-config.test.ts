@@ -1,0 +1,184 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../../src/config/load-config.js';
+
+const COOKIE_KEY = 'a-cookie-key-of-at-least-32-characters-0123';
+const PRODUCTION = {
+  NODE_ENV: 'production',
+  DATABASE_URL: 'postgres://gatehouse@db.internal:5432/gatehouse',
+  REDIS_URL: 'redis://cache.internal:6379',
+  COOKIE_KEYS: COOKIE_KEY,
+  ISSUER: 'https://auth.example.com',
+};
+
+/** Runs loadConfig expecting a ConfigError and returns its problem lines. */
+function problemsOf(env: Record<string, string | undefined>): readonly string[] {
+  try {
+    loadConfig(env, '/srv/gatehouse');
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect((error as ConfigError).message).toBe(problems.join('\n'));
+    return problems;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig defaults', () => {
+  it('listens on 3000 with issuer http://localhost:3000 and development defaults when nothing is set', () => {
+    const config = loadConfig({}, '/srv/gatehouse');
+    expect(config.port).toBe(3000);
+    expect(config.issuer).toBe('http://localhost:3000');
+    expect(config.nodeEnv).toBe('development');
+    expect(config.production).toBe(false);
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.logLevel).toBe('info');
+    expect(config.keysDir).toBe(path.resolve('/srv/gatehouse', 'keys'));
+    expect(config.dataDir).toBe(path.resolve('/srv/gatehouse', '.data'));
+    expect(config.cookieKeysGenerated).toBe(true);
+    expect(config.cookieKeys).toHaveLength(1);
+    expect(config.cookieKeys[0]!.length).toBeGreaterThanOrEqual(32);
+  });
+
+  it('derives the default issuer from PORT', () => {
+    const config = loadConfig({ PORT: '8081' });
+    expect(config.port).toBe(8081);
+    expect(config.issuer).toBe('http://localhost:8081');
+  });
+
+  it('treats empty variables as unset', () => {
+    const config = loadConfig({ PORT: '', ISSUER: '', DATABASE_URL: '' });
+    expect(config.port).toBe(3000);
+    expect(config.databaseUrl).toBeUndefined();
+  });
+
+  it('makes a different random cookie key on each start when COOKIE_KEYS is unset', () => {
+    expect(loadConfig({}).cookieKeys[0]).not.toBe(loadConfig({}).cookieKeys[0]);
+  });
+
+  it('splits COOKIE_KEYS on commas and strips a trailing slash from ISSUER', () => {
+    const second = 'b'.repeat(40);
+    const config = loadConfig({ COOKIE_KEYS: ` ${COOKIE_KEY} , ${second}`, ISSUER: 'https://auth.example.com/' });
+    expect(config.cookieKeys).toEqual([COOKIE_KEY, second]);
+    expect(config.cookieKeysGenerated).toBe(false);
+    expect(config.issuer).toBe('https://auth.example.com');
+  });
+
+  it('returns a frozen config, cookie keys included', () => {
+    const config = loadConfig({ COOKIE_KEYS: COOKIE_KEY });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.cookieKeys)).toBe(true);
+    expect(() => {
+      (config as { port: number }).port = 1;
+    }).toThrow(TypeError);
+    expect(config.port).toBe(3000);
+  });
+});
+
+describe('loadConfig refuses malformed values', () => {
+  const cases: Array<{ name: string; value: string; says: RegExp }> = [
+    { name: 'PORT', value: 'abc', says: /whole number from 0 to 65535/ },
+    { name: 'PORT', value: '70000', says: /whole number from 0 to 65535/ },
+    { name: 'DATABASE_URL', value: 'nonsense', says: /postgres:\/\/ or postgresql:\/\/ URL/ },
+    { name: 'DATABASE_URL', value: 'mysql://db/x', says: /postgres:\/\/ or postgresql:\/\/ URL/ },
+    { name: 'ISSUER', value: 'not-a-url', says: /absolute http\(s\) URL/ },
+    { name: 'ISSUER', value: 'https://auth.example.com/?tenant=1', says: /without query or fragment/ },
+    { name: 'REDIS_URL', value: 'nonsense', says: /redis:\/\/ or rediss:\/\/ URL/ },
+    { name: 'LOG_LEVEL', value: 'loud', says: /must be one of fatal, error, warn, info, debug, trace, silent/ },
+    { name: 'NODE_ENV', value: 'staging', says: /./ },
+    { name: 'TRUST_PROXY', value: 'maybe', says: /must be true or false/ },
+  ];
+
+  it.each(cases)('$name=$value gives exactly one problem line naming $name', ({ name, value, says }) => {
+    const problems = problemsOf({ [name]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.startsWith(`${name}: `)).toBe(true);
+    expect(problems[0]).toMatch(says);
+    expect(problems[0]).not.toContain('\n');
+  });
+
+  it('lists every bad variable at once', () => {
+    const problems = problemsOf({ PORT: 'abc', DATABASE_URL: 'nonsense', ISSUER: 'not-a-url', REDIS_URL: 'nonsense', LOG_LEVEL: 'loud' });
+    expect(problems).toHaveLength(5);
+    expect(problems.map((line) => line.split(':')[0]).sort()).toEqual(['DATABASE_URL', 'ISSUER', 'LOG_LEVEL', 'PORT', 'REDIS_URL']);
+  });
+
+  it('refuses cookie keys shorter than 32 characters', () => {
+    const problems = problemsOf({ COOKIE_KEYS: 'short' });
+    expect(problems).toEqual(['COOKIE_KEYS: every key must be at least 32 characters']);
+    // One short key among good ones is refused too.
+    expect(problemsOf({ COOKIE_KEYS: `${COOKIE_KEY},short` })).toEqual(['COOKIE_KEYS: every key must be at least 32 characters']);
+  });
+
+  it('refuses COOKIE_KEYS that lists no key', () => {
+    const problems = problemsOf({ COOKIE_KEYS: ' , ,' });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^COOKIE_KEYS: must list at least one key/);
+  });
+});
+
+describe('loadConfig in production', () => {
+  it('accepts a complete configuration with an https issuer', () => {
+    const config = loadConfig(PRODUCTION);
+    expect(config.production).toBe(true);
+    expect(config.issuer).toBe('https://auth.example.com');
+    expect(config.databaseUrl).toBe(PRODUCTION.DATABASE_URL);
+    expect(config.redisUrl).toBe(PRODUCTION.REDIS_URL);
+    expect(config.cookieKeys).toEqual([COOKIE_KEY]);
+    expect(config.cookieKeysGenerated).toBe(false);
+  });
+
+  it.each(['http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:3000'])('accepts the loopback http issuer %s', (issuer) => {
+    expect(loadConfig({ ...PRODUCTION, ISSUER: issuer }).issuer).toBe(issuer);
+  });
+
+  it('accepts the default issuer (http://localhost:PORT)', () => {
+    const { ISSUER: _issuer, ...rest } = PRODUCTION;
+    expect(loadConfig(rest).issuer).toBe('http://localhost:3000');
+  });
+
+  it('requires DATABASE_URL (no embedded PGlite)', () => {
+    const problems = problemsOf({ ...PRODUCTION, DATABASE_URL: undefined });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^DATABASE_URL: required in production/);
+    expect(problems[0]).toMatch(/PGlite/);
+  });
+
+  it('requires REDIS_URL (no in-process store)', () => {
+    const problems = problemsOf({ ...PRODUCTION, REDIS_URL: '' });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^REDIS_URL: required in production/);
+    expect(problems[0]).toMatch(/in-process store/);
+  });
+
+  it('requires COOKIE_KEYS (no random keys)', () => {
+    const problems = problemsOf({ ...PRODUCTION, COOKIE_KEYS: undefined });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^COOKIE_KEYS: required in production/);
+  });
+
+  it('refuses an http issuer that is not localhost', () => {
+    const problems = problemsOf({ ...PRODUCTION, ISSUER: 'http://auth.example.com' });
+    expect(problems).toEqual(['ISSUER: must use https in production unless it is localhost (got http://auth.example.com)']);
+  });
+
+  it('does not take a host that merely starts with "127." for a loopback address', () => {
+    const problems = problemsOf({ ...PRODUCTION, ISSUER: 'http://127.attacker.example' });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^ISSUER: must use https in production/);
+  });
+
+  it('gives each missing production setting its own distinct line, all at once', () => {
+    const problems = problemsOf({ NODE_ENV: 'production', ISSUER: 'http://auth.example.com' });
+    expect(problems).toHaveLength(4);
+    expect(new Set(problems).size).toBe(4);
+    expect(problems.map((line) => line.split(':')[0])).toEqual(['DATABASE_URL', 'REDIS_URL', 'COOKIE_KEYS', 'ISSUER']);
+  });
+
+  it('does not apply the production rules outside production', () => {
+    const config = loadConfig({ NODE_ENV: 'test', ISSUER: 'http://auth.example.com' });
+    expect(config.production).toBe(false);
+    expect(config.issuer).toBe('http://auth.example.com');
+  });
+});
