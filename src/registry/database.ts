@@ -92,7 +92,8 @@ async function openPglite(dataDir: string, release: () => void): Promise<{ pglit
       pglite,
       close: async () => {
         try {
-          await pglite.close();
+          // Kysely's PGlite driver may have closed it already.
+          if (!pglite.closed) await pglite.close();
         } finally {
           release();
         }

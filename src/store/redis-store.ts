@@ -9,6 +9,20 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return 0`;
 
+// Adds a key to its grant's index and keeps the index alive as long as its longest-lived entry:
+// a new index takes the entry's TTL, a timed index only ever grows its TTL, and an entry without
+// expiry makes the index permanent.
+const GRANT_INDEX_SCRIPT = `
+local existed = redis.call('EXISTS', KEYS[1])
+local ttl = redis.call('TTL', KEYS[1])
+redis.call('RPUSH', KEYS[1], ARGV[1])
+if ARGV[2] == '' then
+  redis.call('PERSIST', KEYS[1])
+elseif existed == 0 or (ttl >= 0 and ttl < tonumber(ARGV[2])) then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 0`;
+
 function parse(fields: Array<string | null>): AdapterPayload | undefined {
   const [payload, consumed] = fields;
   if (!payload) return undefined;
@@ -65,11 +79,7 @@ export function createRedisStore(redis: Redis): EphemeralStore {
       if (expiresIn !== undefined) multi.expire(key, expiresIn);
       if (payload.grantId) {
         const gk = grantKey(payload.grantId);
-        multi.rpush(gk, key);
-        if (expiresIn !== undefined) {
-          multi.expire(gk, expiresIn, 'NX');
-          multi.expire(gk, expiresIn, 'GT');
-        }
+        multi.eval(GRANT_INDEX_SCRIPT, 1, gk, key, expiresIn === undefined ? '' : String(expiresIn));
       }
       for (const pointer of [
         payload.uid ? uidKey(model, payload.uid) : undefined,

@@ -1,0 +1,54 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAIN, runNode } from '../fixtures/process.js';
+
+// The real entry point: a bad environment stops start-up with one line per problem, naming the variable.
+describe('start-up configuration errors', () => {
+  let cwd: string;
+  beforeAll(async () => {
+    cwd = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-config-'));
+  });
+  afterAll(() => rm(cwd, { recursive: true, force: true }));
+
+  it.each([
+    ['PORT', 'abc'],
+    ['DATABASE_URL', 'nonsense'],
+    ['ISSUER', 'not-a-url'],
+  ])('refuses %s=%s with one line naming it', async (name, value) => {
+    const { code, stdout, stderr } = await runNode([MAIN], { cwd, env: { [name]: value } });
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    const lines = stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^gatehouse: configuration error: ${name}: `));
+  });
+
+  it('refuses production on embedded defaults, without COOKIE_KEYS and with a remote http issuer, one line each', async () => {
+    const { code, stderr } = await runNode([MAIN], { cwd, env: { NODE_ENV: 'production', ISSUER: 'http://auth.example.com' } });
+    expect(code).toBe(1);
+    const lines = stderr.trim().split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines.some((line) => line.includes('DATABASE_URL: required in production'))).toBe(true);
+    expect(lines.some((line) => line.includes('REDIS_URL: required in production'))).toBe(true);
+    expect(lines.some((line) => line.includes('COOKIE_KEYS: required in production'))).toBe(true);
+    expect(lines.some((line) => line.includes('ISSUER: must use https in production'))).toBe(true);
+  });
+
+  it('refuses production without signing keys', async () => {
+    const { code, stderr } = await runNode([MAIN], {
+      cwd,
+      env: {
+        NODE_ENV: 'production',
+        DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
+        REDIS_URL: 'redis://127.0.0.1:6379',
+        COOKIE_KEYS: 'a-cookie-key-that-is-long-enough-0123456789',
+        KEYS_DIR: path.join(cwd, 'no-keys-here'),
+      },
+    });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/client-secret\.key is missing|no signing keys/);
+    expect(stderr).toContain('keys generate');
+  });
+});
