@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../fixtures/env.js';
-import { startTestServer, type TestServer } from '../fixtures/server.js';
+import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 import { startTcpProxy, type TcpProxy } from '../fixtures/tcp-proxy.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
 
@@ -80,6 +80,32 @@ describe('/healthz and /readyz', () => {
     const up = await eventually(() => readyz(t.server.url), (r) => r.status === 200);
     expect(up.status).toBe(200);
     expect(up.body.checks).toEqual({ database: 'ok', store: 'ok' });
+  });
+
+  it('issues client-credentials tokens to a cached client without touching PostgreSQL or Redis', async () => {
+    const { clientId, clientSecret } = await t.serviceClient();
+    const auth = { clientId, clientSecret };
+    // Wait for the registry poll to see the new client, then warm the cache.
+    const deadline = Date.now() + 5000;
+    let warm = await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'read' }, auth);
+    while (warm.status !== 200 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      warm = await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'read' }, auth);
+    }
+    expect(warm.status).toBe(200);
+
+    await pgProxy.cut();
+    await redisProxy.cut();
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'read' }, auth)),
+      );
+      expect(results.map((r) => r.status)).toEqual(Array.from({ length: 50 }, () => 200));
+      expect(results.every((r) => typeof r.body.access_token === 'string')).toBe(true);
+    } finally {
+      await pgProxy.restore();
+      await redisProxy.restore();
+    }
   });
 
   it('uses the real services through the proxies', () => {
