@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmod, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 
@@ -192,12 +192,16 @@ export async function loadDigestKey(dir: string, options: { generateIfMissing: b
     throw new KeyStoreError(`${file} is missing: it keys client-secret digests (run "npx gatehouse keys generate" once, and back it up)`);
   }
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  // Written whole under a temporary name, then linked into place: link() is atomic and refuses an
+  // existing file, so a racing process either wins or reads the complete key of the winner.
+  const tmp = `${file}.${randomUUID()}.tmp`;
+  await writeFile(tmp, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
   try {
-    const handle = await open(file, 'wx', 0o600);
-    await handle.writeFile(`${randomBytes(32).toString('base64url')}\n`);
-    await handle.close();
+    await link(tmp, file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  } finally {
+    await rm(tmp, { force: true });
   }
   return decodeDigestKey(await readFile(file, 'utf8'), file);
 }

@@ -42,7 +42,7 @@ export function createLogger(options: { logLevel: string }, destination?: Destin
   return pino(
     {
       level: options.logLevel,
-      base: { service: 'gatehouse' },
+      base: { service: 'gatehouse', pid: process.pid },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },

@@ -71,6 +71,10 @@ function openPostgres(url: string, logger: Logger, max: number): RegistryDatabas
   return { db, kind: 'postgres', ping: pingWith(db), close: () => db.destroy() };
 }
 
+function socketPoolOptions(paths: ReturnType<typeof embeddedPaths>, max: number): pg.PoolConfig {
+  return { host: paths.socketDir, port: PG_SOCKET_PORT, user: 'postgres', database: 'postgres', max };
+}
+
 function socketAnswers(socketPath: string): Promise<boolean> {
   if (!existsSync(socketPath)) return Promise.resolve(false);
   return new Promise((resolve) => {
@@ -136,14 +140,18 @@ export async function openServerDatabase(config: Config, logger: Logger): Promis
   const started = Date.now();
   const { pglite, close } = await openPglite(config.dataDir, release);
   logger.warn({ dataDir: paths.pgliteDir, ms: Date.now() - started }, 'using the embedded PGlite database (development only: set DATABASE_URL for PostgreSQL)');
-  const socketServer = new PGLiteSocketServer({ db: pglite, path: paths.socket, maxConnections: 8 });
+  const socketServer = new PGLiteSocketServer({ db: pglite, path: paths.socket, maxConnections: 16 });
   await socketServer.start();
-  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
+  // The server too goes through the socket: its queue keeps each connection's transaction whole,
+  // so the server's queries never run inside a transaction the CLI has open, and the reverse.
+  const pool = createPostgresPool(socketPoolOptions(paths, 4), logger);
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
     kind: 'pglite',
     ping: pingWith(db),
     close: async () => {
+      await db.destroy().catch(() => undefined);
       await socketServer.stop().catch(() => undefined);
       await close();
     },
@@ -161,10 +169,7 @@ export async function openCliDatabase(config: Config, logger: Logger): Promise<R
   const deadline = Date.now() + WAIT_FOR_EMBEDDED_MS;
   for (;;) {
     if (await socketAnswers(paths.socket)) {
-      const pool = createPostgresPool(
-        { host: paths.socketDir, port: PG_SOCKET_PORT, user: 'postgres', database: 'postgres', max: 1 },
-        logger,
-      );
+      const pool = createPostgresPool(socketPoolOptions(paths, 1), logger);
       const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
       return { db, kind: 'pglite-socket', ping: pingWith(db), close: () => db.destroy() };
     }

@@ -168,45 +168,48 @@ export interface CreatedClient {
 
 export async function createClient(deps: ClientServiceDeps, input: unknown): Promise<CreatedClient> {
   const data = parseInput(clientCreateSchema, input);
-  const admin = data.admin ?? false;
-  const redirectUris = data.redirect_uris ?? [];
-  let grantTypes: string[] = data.grant_types ?? (redirectUris.length > 0 ? ['authorization_code'] : ['client_credentials']);
-  let defaultResource = data.default_resource ?? null;
-  let scopes = data.scope ?? (await defaultScopes(deps.db, grantTypes, defaultResource));
-  if (admin) {
-    // An admin client is a service: client credentials, scope admin, the admin API as its default audience.
-    const adminResource = await ensureAdminResource(deps.db, deps.issuer);
-    grantTypes = [...new Set([...grantTypes, 'client_credentials'])];
-    scopes = [...new Set([...scopes, ADMIN_SCOPE])];
-    defaultResource ??= adminResource.identifier;
-  }
-  const method = data.token_endpoint_auth_method ?? (data.jwks ? 'private_key_jwt' : 'client_secret_basic');
-  const shape: ClientShape = {
-    redirectUris,
-    grantTypes,
-    tokenEndpointAuthMethod: method,
-    scopes,
-    defaultResource,
-    jwks: data.jwks ?? null,
-  };
-  await checkClientRules(deps.db, shape);
-  const clientSecret = SECRET_METHODS.has(method) ? generateClientSecret() : undefined;
-  const client = await insertClient(deps.db, {
-    client_id: randomBytes(16).toString('base64url'),
-    client_name: data.client_name,
-    secret_digest: clientSecret ? digestClientSecret(deps.digestKey, clientSecret) : null,
-    token_endpoint_auth_method: method,
-    grant_types: grantTypes,
-    redirect_uris: redirectUris,
-    post_logout_redirect_uris: data.post_logout_redirect_uris ?? [],
-    scopes,
-    default_resource: defaultResource,
-    jwks: shape.jwks ? JSON.stringify(shape.jwks) : null,
-    logo_uri: data.logo_uri ?? null,
-    first_party: data.first_party ?? false,
-    is_admin: admin,
+  // One transaction: a refused admin client leaves no admin resource behind.
+  return deps.db.transaction().execute(async (db) => {
+    const admin = data.admin ?? false;
+    const redirectUris = data.redirect_uris ?? [];
+    let grantTypes: string[] = data.grant_types ?? (redirectUris.length > 0 ? ['authorization_code'] : ['client_credentials']);
+    let defaultResource = data.default_resource ?? null;
+    let scopes = data.scope ?? (await defaultScopes(db, grantTypes, defaultResource));
+    if (admin) {
+      // An admin client is a service: client credentials, scope admin, the admin API as its default audience.
+      const adminResource = await ensureAdminResource(db, deps.issuer);
+      grantTypes = [...new Set([...grantTypes, 'client_credentials'])];
+      scopes = [...new Set([...scopes, ADMIN_SCOPE])];
+      defaultResource ??= adminResource.identifier;
+    }
+    const method = data.token_endpoint_auth_method ?? (data.jwks ? 'private_key_jwt' : 'client_secret_basic');
+    const shape: ClientShape = {
+      redirectUris,
+      grantTypes,
+      tokenEndpointAuthMethod: method,
+      scopes,
+      defaultResource,
+      jwks: data.jwks ?? null,
+    };
+    await checkClientRules(db, shape);
+    const clientSecret = SECRET_METHODS.has(method) ? generateClientSecret() : undefined;
+    const client = await insertClient(db, {
+      client_id: randomBytes(16).toString('base64url'),
+      client_name: data.client_name,
+      secret_digest: clientSecret ? digestClientSecret(deps.digestKey, clientSecret) : null,
+      token_endpoint_auth_method: method,
+      grant_types: grantTypes,
+      redirect_uris: redirectUris,
+      post_logout_redirect_uris: data.post_logout_redirect_uris ?? [],
+      scopes,
+      default_resource: defaultResource,
+      jwks: shape.jwks ? JSON.stringify(shape.jwks) : null,
+      logo_uri: data.logo_uri ?? null,
+      first_party: data.first_party ?? false,
+      is_admin: admin,
+    });
+    return { client, clientSecret };
   });
-  return { client, clientSecret };
 }
 
 export async function getClient(db: Kysely<Database>, clientId: string): Promise<ClientRecord> {

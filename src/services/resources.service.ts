@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { z } from 'zod';
 import { countClientsWithDefaultResource } from '../registry/client.repository.js';
 import {
@@ -109,20 +109,14 @@ export async function deleteResource(db: Kysely<Database>, idOrIdentifier: strin
 }
 
 /** The admin API's own resource server, `<issuer>/admin/v1` with scope `admin`; made when missing. */
-export async function ensureAdminResource(db: Kysely<Database>, issuer: string): Promise<ResourceServer> {
+export async function ensureAdminResource(db: Kysely<Database> | Transaction<Database>, issuer: string): Promise<ResourceServer> {
   const identifier = `${issuer}/admin/v1`;
-  const existing = await findResourceServer(db, identifier);
-  if (existing) return existing;
-  try {
-    return await insertResourceServer(db, {
-      id: randomUUID(),
-      identifier,
-      name: 'Gatehouse admin API',
-      scopes: [ADMIN_SCOPE],
-      access_token_ttl: 300,
-    });
-  } catch (error) {
-    if (isUniqueViolation(error)) return getResource(db, identifier);
-    throw error;
-  }
+  await db
+    .insertInto('resource_servers')
+    .values({ id: randomUUID(), identifier, name: 'Gatehouse admin API', scopes: [ADMIN_SCOPE], access_token_ttl: 300 })
+    .onConflict((oc) => oc.column('identifier').doNothing())
+    .execute();
+  const resource = await findResourceServer(db, identifier);
+  if (!resource) throw new NotFoundError(`resource server ${identifier}`);
+  return resource;
 }

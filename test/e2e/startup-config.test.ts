@@ -36,6 +36,13 @@ describe('start-up configuration errors', () => {
     expect(lines.some((line) => line.includes('ISSUER: must use https in production'))).toBe(true);
   });
 
+  it('refuses several workers on the embedded database', async () => {
+    const { code, stderr } = await runNode([MAIN], { cwd, env: { GATEHOUSE_WORKERS: '2' } });
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(/^gatehouse: configuration error: GATEHOUSE_WORKERS: /);
+  });
+
   it('refuses production without signing keys', async () => {
     const { code, stderr } = await runNode([MAIN], {
       cwd,
