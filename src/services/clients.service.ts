@@ -33,7 +33,7 @@ const jwks = z
     });
   });
 
-const clientFields = {
+const clientFields = z.strictObject({
   client_name: z.string().trim().min(1, 'must not be empty').max(200),
   redirect_uris: z.array(redirectUri).max(32),
   post_logout_redirect_uris: z.array(redirectUri).max(32),
@@ -45,35 +45,14 @@ const clientFields = {
   logo_uri: z.string().url('must be an absolute URL').startsWith('https://', 'must use https').nullable(),
   first_party: z.boolean(),
   admin: z.boolean(),
-};
-
-export const clientCreateSchema = z.strictObject({
-  client_name: clientFields.client_name,
-  redirect_uris: clientFields.redirect_uris.optional(),
-  post_logout_redirect_uris: clientFields.post_logout_redirect_uris.optional(),
-  grant_types: clientFields.grant_types.optional(),
-  token_endpoint_auth_method: clientFields.token_endpoint_auth_method.optional(),
-  scope: clientFields.scope.optional(),
-  default_resource: clientFields.default_resource.optional(),
-  jwks: clientFields.jwks.optional(),
-  logo_uri: clientFields.logo_uri.optional(),
-  first_party: clientFields.first_party.optional(),
-  admin: clientFields.admin.optional(),
 });
+
+/** Create: every field optional but the name. */
+export const clientCreateSchema = clientFields.partial().required({ client_name: true });
 export type ClientCreateInput = z.input<typeof clientCreateSchema>;
 
-export const clientUpdateSchema = z.strictObject({
-  client_name: clientFields.client_name.optional(),
-  redirect_uris: clientFields.redirect_uris.optional(),
-  post_logout_redirect_uris: clientFields.post_logout_redirect_uris.optional(),
-  grant_types: clientFields.grant_types.optional(),
-  token_endpoint_auth_method: clientFields.token_endpoint_auth_method.optional(),
-  scope: clientFields.scope.optional(),
-  default_resource: clientFields.default_resource.optional(),
-  jwks: clientFields.jwks.optional(),
-  logo_uri: clientFields.logo_uri.optional(),
-  first_party: clientFields.first_party.optional(),
-});
+/** Update (PATCH): any field but `admin`, which is fixed at creation. */
+export const clientUpdateSchema = clientFields.omit({ admin: true }).partial();
 export type ClientUpdateInput = z.input<typeof clientUpdateSchema>;
 
 /** What the registry needs besides the database: where it is and the key secrets are digested with. */
