@@ -2,7 +2,11 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config/load-config.js';
+import { createAccountService } from './accounts/accounts.js';
 import { createApp } from './http/app.js';
+import { createInteractionRoutes } from './interactions/interaction.routes.js';
+import { createLoginLimiter } from './interactions/login-limiter.js';
+import { createPages } from './oidc/pages.js';
 import { loadDigestKey } from './keys/key-store.js';
 import type { Logger } from './observability/logger.js';
 import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
@@ -47,19 +51,33 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       const applied = await migrateToLatest(registry.db);
       if (applied.length > 0) logger.info({ applied }, 'migrations applied');
     }
-    if (config.redisUrl) {
-      store = createRedisStore(connectRedis(config.redisUrl, logger));
+    const redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;
+    if (redis) {
+      store = createRedisStore(redis);
     } else {
       logger.warn('REDIS_URL is not set: using the in-process store (development only; state is lost on restart)');
       store = createMemoryStore();
     }
     const cache = createRegistryCache({ registry, logger, pollMs: config.registryPollMs });
-    const host = await createProviderHost({ config, cache, store, digestKey, logger });
+    const accounts = createAccountService({ db: registry.db, logger });
+    const pages = createPages();
+    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger });
+    const interactions = createInteractionRoutes({
+      provider: () => host.provider,
+      accounts,
+      limiter: createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits }),
+      pages,
+      cache,
+      config,
+      logger,
+    });
     const activeStore = store;
     const app = createApp({
       config,
       logger,
       host,
+      pages,
+      routers: [interactions],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },

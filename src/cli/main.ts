@@ -17,6 +17,7 @@ import {
 } from '../services/clients.service.js';
 import { ConflictError, NotFoundError, ValidationError } from '../services/errors.js';
 import { createResource, deleteResource, getResource, listResources, resourceToJson, updateResource } from '../services/resources.service.js';
+import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, userToJson } from '../services/users.service.js';
 import { printResult, processIo, UsageError, type CliIo } from './output.js';
 
 const USAGE = `Usage: gatehouse <command> [options] [--json]
@@ -30,6 +31,11 @@ const USAGE = `Usage: gatehouse <command> [options] [--json]
                  [--scope "a b"] [--resource URI] [--jwks-file FILE] [--post-logout-redirect-uri URI]...
                  [--logo-uri URI] [--first-party] [--admin]
   clients list | get ID | update ID [same options as create] | delete ID | rotate-secret ID
+  users create --email EMAIL --password-stdin [--name NAME]
+  users list | get ID | disable ID | enable ID | delete ID
+
+users create reads the password from standard input (one trailing newline is dropped); passwords
+are never taken as arguments. Example: printf '%s' "$PASSWORD" | gatehouse users create --email a@example.com --password-stdin
 
 Every command takes --json and then prints one JSON document on stdout and nothing else.
 `;
@@ -44,6 +50,12 @@ const RESOURCE_OPTIONS: Options = {
   name: { type: 'string' },
   scope: { type: 'string' },
   'access-token-ttl': { type: 'string' },
+};
+const USER_OPTIONS: Options = {
+  ...JSON_FLAG,
+  email: { type: 'string' },
+  name: { type: 'string' },
+  'password-stdin': { type: 'boolean' },
 };
 const CLIENT_OPTIONS: Options = {
   ...JSON_FLAG,
@@ -142,6 +154,8 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   identifier: '--identifier',
   name: '--name',
   access_token_ttl: '--access-token-ttl',
+  email: '--email',
+  password: '--password-stdin',
 };
 
 function flagFor(field: string): string {
@@ -287,6 +301,73 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
   }
 }
 
+/** The password piped to --password-stdin, without the one line ending `echo` or a here-string adds. */
+async function readPassword(io: CliIo): Promise<string> {
+  if (!io.readStdin) throw new UsageError('--password-stdin: standard input cannot be read here');
+  const text = await io.readStdin();
+  const password = text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text;
+  if (password === '') throw new UsageError('--password-stdin: standard input is empty; pipe the password to it');
+  return password;
+}
+
+async function usersCommand(ctx: Context, sub: string | undefined, args: string[]): Promise<void> {
+  const { io, json } = ctx;
+  const byId = async (run: (registry: RegistryDatabase, id: string) => Promise<void>) => {
+    const { ids } = parse(args, JSON_FLAG, 1);
+    await withDatabase(ctx, (registry) => run(registry, ids[0] ?? ''));
+  };
+  switch (sub) {
+    case 'create': {
+      // Never echo what may be a password typed where it does not belong.
+      if (args.some((arg) => arg === '--password' || arg.startsWith('--password='))) {
+        throw new UsageError('passwords are never taken as arguments: pipe the password to --password-stdin');
+      }
+      let values: Values;
+      try {
+        ({ values } = parse(args, USER_OPTIONS, 0));
+      } catch (error) {
+        if (error instanceof UsageError && error.message.startsWith('unexpected argument')) {
+          throw new UsageError('users create takes no arguments but its options (the password goes to --password-stdin)');
+        }
+        throw error;
+      }
+      if (str(values, 'email') === undefined) throw new UsageError('users create needs --email EMAIL');
+      if (values['password-stdin'] !== true) {
+        throw new UsageError('users create needs --password-stdin: pipe the password to it (passwords are never taken as arguments)');
+      }
+      const body = { email: str(values, 'email'), password: await readPassword(io), ...(values.name !== undefined ? { name: str(values, 'name') } : {}) };
+      await withDatabase(ctx, async (registry) => printResult(io, json, userToJson(await createUser(registry.db, body))));
+      return;
+    }
+    case 'list': {
+      parse(args, JSON_FLAG, 0);
+      await withDatabase(ctx, async (registry) => {
+        const users = (await listUsers(registry.db)).map(userToJson);
+        if (json) printResult(io, true, users);
+        else printResult(io, false, users.map((u) => ({ id: u.id, email: u.email, name: u.name, disabled: u.disabled })));
+      });
+      return;
+    }
+    case 'get':
+      await byId(async (registry, id) => printResult(io, json, userToJson(await getUser(registry.db, id))));
+      return;
+    case 'disable':
+      await byId(async (registry, id) => printResult(io, json, userToJson(await disableUser(registry.db, id))));
+      return;
+    case 'enable':
+      await byId(async (registry, id) => printResult(io, json, userToJson(await enableUser(registry.db, id))));
+      return;
+    case 'delete':
+      await byId(async (registry, id) => {
+        await deleteUser(registry.db, id);
+        printResult(io, json, { id, deleted: true });
+      });
+      return;
+    default:
+      throw new UsageError(`unknown command "users ${sub ?? ''}": use create, list, get, disable, enable or delete`);
+  }
+}
+
 function parseAlg(values: Values): SigningAlg | undefined {
   const alg = str(values, 'alg');
   if (alg === undefined) return undefined;
@@ -364,6 +445,9 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
         return 0;
       case 'clients':
         await clientsCommand(ctx, sub, rest);
+        return 0;
+      case 'users':
+        await usersCommand(ctx, sub, rest);
         return 0;
       default:
         throw new UsageError(`unknown command "${command}" (run gatehouse --help)`);

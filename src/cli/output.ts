@@ -4,6 +4,23 @@ export interface CliIo {
   cwd: string;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** All of standard input, as text; only commands that take --password-stdin read it. */
+  readStdin?: () => Promise<string>;
+}
+
+/** More than any password: a file piped in by mistake is refused, not read into memory. */
+const MAX_STDIN_BYTES = 64 * 1024;
+
+async function readProcessStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    size += buffer.length;
+    if (size > MAX_STDIN_BYTES) throw new UsageError(`standard input is longer than ${MAX_STDIN_BYTES} bytes`);
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 export function processIo(): CliIo {
@@ -12,6 +29,7 @@ export function processIo(): CliIo {
     cwd: process.cwd(),
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
+    readStdin: readProcessStdin,
   };
 }
 

@@ -21,6 +21,8 @@ export interface Config {
   readonly bodyLimitBytes: number;
   readonly registryPollMs: number;
   readonly keysPollMs: number;
+  /** Failed sign-ins allowed per account and per IP within the window before 429. */
+  readonly loginLimits: { readonly perAccount: number; readonly perIp: number; readonly windowSeconds: number };
 }
 
 /** Thrown by loadConfig; `problems` holds one line per offending variable. */
@@ -89,5 +91,10 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     registryPollMs: e.REGISTRY_POLL_MS,
     keysPollMs: e.KEYS_POLL_MS,
+    loginLimits: Object.freeze({
+      perAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
+      perIp: e.LOGIN_MAX_FAILURES_PER_IP,
+      windowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
+    }),
   });
 }

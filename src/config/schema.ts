@@ -58,6 +58,9 @@ export const envSchema = z.object({
   BODY_LIMIT_BYTES: integerIn(1024, 10 * 1024 * 1024).default(64 * 1024),
   REGISTRY_POLL_MS: integerIn(50, 60_000).default(250),
   KEYS_POLL_MS: integerIn(50, 60_000).default(1000),
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: integerIn(1, 10_000).default(10),
+  LOGIN_MAX_FAILURES_PER_IP: integerIn(1, 100_000).default(100),
+  LOGIN_FAILURE_WINDOW_SECONDS: integerIn(1, 86_400).default(900),
 });
 
 export type Env = z.infer<typeof envSchema>;

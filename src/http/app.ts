@@ -1,4 +1,6 @@
+import type Router from '@koa/router';
 import Koa from 'koa';
+import type { Pages } from '../oidc/pages.js';
 import type { Config } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
 import type { ProviderHost } from '../oidc/provider-host.js';
@@ -18,6 +20,9 @@ export function createApp(deps: {
   config: Config;
   logger: Logger;
   host: ProviderHost;
+  pages: Pages;
+  /** Gatehouse's own routes (interactions, admin), mounted before the provider. */
+  routers: readonly Router[];
   readiness: readonly ReadinessCheck[];
 }): Koa {
   const { config, logger, host } = deps;
@@ -32,6 +37,13 @@ export function createApp(deps: {
   app.use(bodyLimit(config.bodyLimitBytes));
   const health = healthRoutes(deps.readiness);
   app.use(health.routes());
+  app.use(async (ctx, next) => {
+    if (ctx.path !== '/assets/gatehouse.css' || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = deps.pages.stylesheet;
+  });
+  for (const router of deps.routers) app.use(router.routes()).use(router.allowedMethods());
   app.use(host.middleware);
   return app;
 }

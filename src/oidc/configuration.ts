@@ -1,36 +1,71 @@
-import type { AsymmetricSigningAlgorithm, Configuration, ErrorOut, JWK } from 'oidc-provider';
+import type { Kysely } from 'kysely';
+import type { AsymmetricSigningAlgorithm, Configuration, ErrorOut, JWK, KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/load-config.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
+import type { Database } from '../registry/tables.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { createAdapterFactory } from './adapters/index.js';
+import { findLatestGrantId } from './adapters/durable-adapter.js';
+import { pageCsp, type Pages } from './pages.js';
 import { createResourceIndicators } from './resource-indicators.js';
+
+/** The part of a user the provider needs: who they are and the claims their scopes allow. */
+export interface AccountRecord {
+  id: string;
+  email: string;
+  emailVerified: boolean;
+  name: string | null;
+  disabled: boolean;
+  updatedAt: Date;
+}
+
+/** How the provider finds a signed-in person (the accounts service satisfies it). */
+export interface AccountLookup {
+  findById(id: string): Promise<AccountRecord | undefined>;
+}
 
 /** What the provider configuration is built from. */
 export interface ProviderDeps {
   config: Config;
   cache: RegistryCache;
   store: EphemeralStore;
+  db: Kysely<Database>;
+  accounts: AccountLookup;
+  pages: Pages;
   /** Private JWKs, signing key first. */
   jwks: JWK[];
 }
 
 const ASYMMETRIC_ALGS: AsymmetricSigningAlgorithm[] = ['RS256', 'PS256', 'ES256', 'EdDSA'];
 
+/** Claims a user's scopes release, in the ID token and at userinfo. */
+export function accountClaims(account: AccountRecord) {
+  return {
+    sub: account.id,
+    name: account.name ?? undefined,
+    updated_at: Math.floor(account.updatedAt.getTime() / 1000),
+    email: account.email,
+    email_verified: account.emailVerified,
+  };
+}
+
 /**
  * oidc-provider's configuration. Lifetimes are in seconds; access tokens for resource servers
  * take the resource's own TTL.
  */
 export function buildConfiguration(deps: ProviderDeps): Configuration {
-  const { config, cache, store, jwks } = deps;
+  const { config, cache, store, db, accounts, pages, jwks } = deps;
   const signingAlg = (jwks[0]?.alg ?? 'RS256') as AsymmetricSigningAlgorithm;
+  const secureCookies = config.issuer.startsWith('https:');
+  const isFirstParty = async (clientId: string) => (await cache.getClient(clientId))?.firstParty === true;
 
   return {
-    adapter: createAdapterFactory({ cache, store }),
+    adapter: createAdapterFactory({ cache, store, db }),
     jwks: { keys: jwks },
     cookies: {
       keys: [...config.cookieKeys],
-      long: { signed: true, httpOnly: true, sameSite: 'lax' },
-      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+      long: { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies },
+      short: { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies },
     },
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
     enabledJWA: {
@@ -50,52 +85,100 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
     responseTypes: ['code'],
     pkce: { required: () => true },
     scopes: ['openid', 'profile', 'email', 'offline_access'],
+    // The ID token carries every claim its scopes allow (not only what userinfo would not give).
+    conformIdTokenClaims: false,
     claims: {
       openid: ['sub'],
       profile: ['name', 'updated_at'],
       email: ['email', 'email_verified'],
+    },
+    // Browsers may call the token, userinfo and revocation endpoints only from the origins of a
+    // client's registered redirect URIs, and only public (SPA) clients use the token endpoint so.
+    clientBasedCORS(ctx, origin, client) {
+      if (origin === 'null') return false;
+      const registered = client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false;
+      return registered && (ctx.oidc.route === 'userinfo' || client.clientAuthMethod === 'none');
     },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
-      rpInitiatedLogout: { enabled: true },
+      userinfo: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource(ctx, form) {
+          const target = ctx.oidc.params?.post_logout_redirect_uri;
+          ctx.set('Content-Security-Policy', pageCsp(typeof target === 'string' ? [target] : []));
+          ctx.type = 'html';
+          ctx.body = pages.render('logout', { title: 'Sign out', form, clientName: ctx.oidc.client?.clientName });
+        },
+        postLogoutSuccessSource(ctx) {
+          ctx.type = 'html';
+          ctx.body = pages.render('logged-out', { title: 'Signed out', clientName: ctx.oidc.client?.clientName });
+        },
+      },
       resourceIndicators: createResourceIndicators({ cache, signingAlg: () => signingAlg }),
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
-    findAccount: () => Promise.resolve(undefined),
+    async findAccount(_ctx, sub) {
+      const account = await accounts.findById(sub);
+      if (!account || account.disabled) return undefined;
+      return {
+        accountId: account.id,
+        claims: () => accountClaims(account),
+      };
+    },
+    // Refresh tokens are not tied to the browser session: a Redis flush signs people out of
+    // Gatehouse but every app keeps working.
+    expiresWithSession: () => false,
+    async issueRefreshToken(_ctx, client, code) {
+      if (!client.grantTypeAllowed('refresh_token')) return false;
+      return code.scopes.has('offline_access') || (await isFirstParty(client.clientId));
+    },
+    rotateRefreshToken: () => true,
+    // Consent lives in PostgreSQL: found by account and client even when the session that gave it is gone.
+    // First-party clients get their grant without a consent page.
+    async loadExistingGrant(ctx: KoaContextWithOIDC) {
+      const { oidc } = ctx;
+      const client = oidc.client;
+      const accountId = oidc.session?.accountId;
+      if (!client || !accountId) return undefined;
+      const grantId = oidc.result?.consent?.grantId || oidc.session?.grantIdFor(client.clientId) || (await findLatestGrantId(db, accountId, client.clientId));
+      const existing = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
+      if (!(await isFirstParty(client.clientId))) return existing;
+      const grant = existing ?? new oidc.provider.Grant({ clientId: client.clientId, accountId });
+      grant.addOIDCScope([...(oidc.requestParamOIDCScopes ?? [])].join(' '));
+      for (const [indicator, server] of Object.entries(oidc.resourceServers ?? {})) {
+        grant.addResourceScope(indicator, server.scope);
+      }
+      await grant.save();
+      return grant;
+    },
     ttl: {
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 600,
       AuthorizationCode: 60,
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 600,
       IdToken: 3600,
-      Grant: 14 * 24 * 3600,
+      Grant: 365 * 24 * 3600,
       Interaction: 3600,
-      RefreshToken: 14 * 24 * 3600,
+      RefreshToken: 30 * 24 * 3600,
       Session: 14 * 24 * 3600,
       DeviceCode: 600,
       BackchannelAuthenticationRequest: 600,
       PreAuthorizedCode: 600,
     },
-    renderError: (ctx, out) => {
+    renderError: (ctx, out: ErrorOut) => {
       ctx.type = 'html';
-      ctx.body = renderErrorPage(out);
+      ctx.body = pages.render('error', {
+        title: 'Error',
+        heading: 'Something went wrong',
+        message: out.error_description ?? 'The request could not be completed.',
+        code: out.error,
+        requestId: (ctx.state as { requestId?: string }).requestId,
+      });
     },
   };
-}
-
-const escapeHtml = (value: unknown) =>
-  String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-function renderErrorPage(out: ErrorOut): string {
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign-in error</title></head>
-<body><main><h1>Something went wrong</h1>
-<p><strong>${escapeHtml(out.error)}</strong></p>
-<p>${escapeHtml(out.error_description)}</p>
-</main></body></html>`;
 }

@@ -4,8 +4,7 @@ import type { Provider } from 'oidc-provider';
 import type { Config } from '../config/load-config.js';
 import { keysFingerprint, loadSigningJwks } from '../keys/key-store.js';
 import type { Logger } from '../observability/logger.js';
-import type { RegistryCache } from '../registry/registry-cache.js';
-import type { EphemeralStore } from '../store/ephemeral-store.js';
+import type { ProviderDeps } from './configuration.js';
 import { createProvider } from './provider.js';
 
 /** Holds the current provider and swaps in a new one when the signing keys on disk change. */
@@ -24,13 +23,9 @@ export interface ProviderHost {
  * const host = await createProviderHost({ config, cache, store, digestKey, logger });
  * app.use(host.middleware);
  */
-export async function createProviderHost(deps: {
-  config: Config;
-  cache: RegistryCache;
-  store: EphemeralStore;
-  digestKey: Buffer;
-  logger: Logger;
-}): Promise<ProviderHost> {
+export async function createProviderHost(
+  deps: Omit<ProviderDeps, 'jwks'> & { config: Config; digestKey: Buffer; logger: Logger },
+): Promise<ProviderHost> {
   const { config, logger } = deps;
 
   async function build() {

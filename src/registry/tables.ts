@@ -42,11 +42,38 @@ export interface RegistryRevisionTable {
   revision: ColumnType<string, string | number, string | number>;
 }
 
+export interface UserTable {
+  id: string;
+  email: string;
+  email_verified: Generated<boolean>;
+  name: string | null;
+  password_hash: string;
+  disabled: Generated<boolean>;
+  last_login_at: Timestamp | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+/** oidc-provider's durable models (Grant, RefreshToken), one row per model instance. */
+export interface OidcDurableTable {
+  model: string;
+  id: string;
+  grant_id: string | null;
+  account_id: string | null;
+  client_id: string | null;
+  payload: ColumnType<Record<string, unknown>, string, string>;
+  consumed_at: Timestamp | null;
+  expires_at: Timestamp | null;
+  created_at: Timestamp;
+}
+
 /** Every table of the registry, as Kysely sees it. */
 export interface Database {
   resource_servers: ResourceServerTable;
   clients: ClientTable;
   registry_revision: RegistryRevisionTable;
+  users: UserTable;
+  oidc_durable: OidcDurableTable;
 }
 
 export type ResourceServerRow = Selectable<ResourceServerTable>;
@@ -55,3 +82,7 @@ export type ResourceServerRowUpdate = Updateable<ResourceServerTable>;
 export type ClientRow = Selectable<ClientTable>;
 export type NewClientRow = Insertable<ClientTable>;
 export type ClientRowUpdate = Updateable<ClientTable>;
+export type UserRow = Selectable<UserTable>;
+export type NewUserRow = Insertable<UserTable>;
+export type UserRowUpdate = Updateable<UserTable>;
+export type OidcDurableRow = Selectable<OidcDurableTable>;

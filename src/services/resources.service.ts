@@ -11,7 +11,7 @@ import {
   type ResourceServer,
 } from '../registry/resource-server.repository.js';
 import type { Database } from '../registry/tables.js';
-import { ConflictError, NotFoundError, ValidationError } from './errors.js';
+import { ConflictError, isUniqueViolation, NotFoundError, ValidationError } from './errors.js';
 import { OIDC_SCOPES, parseInput, resourceIdentifier, scopeString } from './validation.js';
 
 export const DEFAULT_ACCESS_TOKEN_TTL = 600;
@@ -53,10 +53,6 @@ export function resourceToJson(resource: ResourceServer) {
     created_at: resource.createdAt.toISOString(),
     updated_at: resource.updatedAt.toISOString(),
   };
-}
-
-function isUniqueViolation(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505';
 }
 
 export async function createResource(db: Kysely<Database>, input: unknown): Promise<ResourceServer> {

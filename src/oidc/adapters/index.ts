@@ -1,14 +1,21 @@
 import type { Adapter } from 'oidc-provider';
 import type { RegistryCache } from '../../registry/registry-cache.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../registry/tables.js';
 import type { EphemeralStore } from '../../store/ephemeral-store.js';
 import { createClientAdapter } from './client-adapter.js';
+import { createDurableAdapter, DURABLE_MODELS } from './durable-adapter.js';
 import { createStoreAdapter } from './store-adapter.js';
 
 /**
- * oidc-provider's `adapter` option: Client comes from the registry; every other model goes to the
- * ephemeral store. (Grant and RefreshToken move to the registry with the sign-in flows.)
+ * oidc-provider's `adapter` option: Client comes from the registry (cached), Grant and
+ * RefreshToken are durable (PostgreSQL), every other model goes to the ephemeral store.
  */
-export function createAdapterFactory(deps: { cache: RegistryCache; store: EphemeralStore }): (model: string) => Adapter {
+export function createAdapterFactory(deps: { cache: RegistryCache; store: EphemeralStore; db: Kysely<Database> }): (model: string) => Adapter {
   const clientAdapter = createClientAdapter(deps.cache);
-  return (model: string) => (model === 'Client' ? clientAdapter : createStoreAdapter(model, deps.store));
+  return (model: string) => {
+    if (model === 'Client') return clientAdapter;
+    if (DURABLE_MODELS.has(model)) return createDurableAdapter(model, deps.db);
+    return createStoreAdapter(model, deps.store);
+  };
 }

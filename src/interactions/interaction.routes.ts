@@ -1,0 +1,253 @@
+import coBody from 'co-body';
+import Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import { errors, type Provider } from 'oidc-provider';
+import type { Config } from '../config/load-config.js';
+import type { Logger } from '../observability/logger.js';
+import { pageCsp, type Pages } from '../oidc/pages.js';
+import type { RegistryCache } from '../registry/registry-cache.js';
+import { createCsrf } from './csrf.js';
+import type { LoginLimiter } from './login-limiter.js';
+import { describeScopes } from './scopes.js';
+
+/** What sign-in needs from the accounts service. */
+export interface Authenticator {
+  authenticate(email: string, password: string): Promise<{ ok: true; user: { id: string; email: string } } | { ok: false; reason: string }>;
+  findById(id: string): Promise<{ id: string; email: string } | undefined>;
+}
+
+const SIGN_IN_FAILED = 'Wrong email or password.';
+const MAX_FIELD = 1024;
+
+const REASONS: Record<string, string> = {
+  no_session: 'Sign in with your Gatehouse account to continue.',
+  login_prompt: 'The app asked you to sign in again.',
+  max_age: 'Your last sign-in is too old for this app: sign in again.',
+  id_token_hint: 'The app asked for a different account: sign in with it.',
+  claims_id_token_sub_value: 'The app asked for a different account: sign in with it.',
+};
+
+function formField(ctx: Context, name: string): string {
+  const body = (ctx.state as { form?: Record<string, unknown> }).form;
+  const value = body?.[name];
+  return typeof value === 'string' ? value.slice(0, MAX_FIELD + 1) : '';
+}
+
+/**
+ * The login and consent pages (GET /interaction/:uid, POST …/login, POST …/confirm, GET …/abort).
+ * Each POST checks the CSRF token and that the interaction is at the matching prompt.
+ *
+ * @example
+ * app.use(createInteractionRoutes({ provider: () => host.provider, ... }).routes());
+ */
+export function createInteractionRoutes(deps: {
+  provider: () => Provider;
+  accounts: Authenticator;
+  limiter: LoginLimiter;
+  pages: Pages;
+  cache: RegistryCache;
+  config: Config;
+  logger: Logger;
+}): Router {
+  const { accounts, limiter, pages, cache, config } = deps;
+  const csrf = createCsrf(config.cookieKeys);
+  const router = new Router({ prefix: '/interaction' });
+  // Reads an urlencoded form (and nothing else) into ctx.state.form; too large is 413, not a form is 415.
+  async function forms(ctx: Context, next: Next) {
+    if (!ctx.is('application/x-www-form-urlencoded')) {
+      errorPage(ctx, 415, 'Unsupported form', 'Submit the form from the sign-in page.', 'invalid_request');
+      return;
+    }
+    try {
+      (ctx.state as { form?: unknown }).form = await coBody.form(ctx.req, { limit: config.bodyLimitBytes, queryString: { depth: 0, parameterLimit: 20 } });
+    } catch (error) {
+      const status = (error as { status?: number }).status === 413 ? 413 : 400;
+      errorPage(ctx, status, 'Unreadable form', 'Submit the form from the sign-in page.', 'invalid_request');
+      return;
+    }
+    await next();
+  }
+
+  function page(ctx: Context, status: number, name: Parameters<Pages['render']>[0], data: Parameters<Pages['render']>[1], formTargets: string[] = []) {
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('Content-Security-Policy', pageCsp(formTargets));
+    ctx.body = pages.render(name, data);
+  }
+
+  function errorPage(ctx: Context, status: number, heading: string, message: string, code?: string) {
+    page(ctx, status, 'error', { title: heading, heading, message, code, requestId: ctx.state.requestId });
+  }
+
+  async function details(ctx: Context) {
+    const interaction = await deps.provider().interactionDetails(ctx.req, ctx.res);
+    if (interaction.uid !== ctx.params.uid) throw new errors.SessionNotFound('interaction mismatch');
+    return interaction;
+  }
+
+  async function clientName(clientId: unknown): Promise<string> {
+    const client = typeof clientId === 'string' ? await deps.provider().Client.find(clientId) : undefined;
+    return client?.clientName ?? (typeof clientId === 'string' ? clientId : 'the application');
+  }
+
+  async function finish(ctx: Context, result: Parameters<Provider['interactionResult']>[2]) {
+    const url = await deps.provider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+    ctx.status = 303;
+    ctx.redirect(url);
+  }
+
+  async function renderLogin(ctx: Context, status: number, uid: string, interaction: Awaited<ReturnType<typeof details>>, extra: { error?: string; email?: string } = {}) {
+    const name = await clientName(interaction.params.client_id);
+    const reasons = interaction.prompt.reasons ?? [];
+    const reason = reasons.map((r) => REASONS[r]).find(Boolean) ?? REASONS.no_session;
+    const redirectUri = typeof interaction.params.redirect_uri === 'string' ? [interaction.params.redirect_uri] : [];
+    page(
+      ctx,
+      status,
+      'login',
+      {
+        title: 'Sign in',
+        clientName: name,
+        reason,
+        csrf: csrf.token(uid),
+        action: `/interaction/${uid}/login`,
+        abort: `/interaction/${uid}/abort`,
+        ...extra,
+      },
+      redirectUri,
+    );
+  }
+
+  // Expired or foreign interactions get a page that says what to do, not a stack or a redirect.
+  router.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      if (error instanceof errors.SessionNotFound || error instanceof errors.InvalidRequest) {
+        errorPage(ctx, 400, 'This sign-in link has expired', 'Go back to the app and start signing in again.', 'session_not_found');
+        return;
+      }
+      throw error;
+    }
+  });
+
+  router.get('/:uid', async (ctx) => {
+    const interaction = await details(ctx);
+    const { uid } = ctx.params as { uid: string };
+    if (interaction.prompt.name === 'login') {
+      await renderLogin(ctx, 200, uid, interaction);
+      return;
+    }
+    if (interaction.prompt.name === 'consent') {
+      const promptDetails = interaction.prompt.details as {
+        missingOIDCScope?: string[];
+        missingResourceScopes?: Record<string, string[]>;
+      };
+      const resourceScopes = promptDetails.missingResourceScopes ?? {};
+      const names: Record<string, string | null> = {};
+      for (const resource of Object.keys(resourceScopes)) names[resource] = (await cache.getResourceServer(resource))?.name ?? null;
+      const account = interaction.session?.accountId ? await accounts.findById(interaction.session.accountId) : undefined;
+      const redirectUri = typeof interaction.params.redirect_uri === 'string' ? [interaction.params.redirect_uri] : [];
+      page(
+        ctx,
+        200,
+        'consent',
+        {
+          title: 'Allow access',
+          clientName: await clientName(interaction.params.client_id),
+          scopes: describeScopes(promptDetails.missingOIDCScope ?? [], resourceScopes, names),
+          resources: Object.keys(resourceScopes),
+          accountEmail: account?.email ?? '',
+          csrf: csrf.token(uid),
+          action: `/interaction/${uid}/confirm`,
+        },
+        redirectUri,
+      );
+      return;
+    }
+    errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+  });
+
+  router.post('/:uid/login', forms, async (ctx) => {
+    const { uid } = ctx.params as { uid: string };
+    const interaction = await details(ctx);
+    if (interaction.prompt.name !== 'login') {
+      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      return;
+    }
+    if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
+      errorPage(ctx, 403, 'This form has expired', 'Reload the sign-in page and try again.', 'csrf_token_invalid');
+      return;
+    }
+    const email = formField(ctx, 'email').trim();
+    const password = formField(ctx, 'password');
+    const limit = await limiter.check(email, ctx.ip);
+    if (!limit.allowed) {
+      ctx.set('Retry-After', String(limit.retryAfterSeconds));
+      const minutes = Math.ceil(limit.retryAfterSeconds / 60);
+      await renderLogin(ctx, 429, uid, interaction, {
+        email,
+        error: `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`,
+      });
+      return;
+    }
+    const result = email && password ? await accounts.authenticate(email, password) : ({ ok: false, reason: 'invalid' } as const);
+    if (!result.ok) {
+      await limiter.recordFailure(email, ctx.ip);
+      ctx.state.log?.info({ outcome: 'failure', reason: result.reason }, 'sign-in failed');
+      await renderLogin(ctx, 401, uid, interaction, { email, error: SIGN_IN_FAILED });
+      return;
+    }
+    await limiter.recordSuccess(email);
+    ctx.state.log?.info({ outcome: 'success', accountId: result.user.id }, 'signed in');
+    await finish(ctx, { login: { accountId: result.user.id } });
+  });
+
+  router.post('/:uid/confirm', forms, async (ctx) => {
+    const { uid } = ctx.params as { uid: string };
+    const interaction = await details(ctx);
+    if (interaction.prompt.name !== 'consent') {
+      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      return;
+    }
+    if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
+      errorPage(ctx, 403, 'This form has expired', 'Reload the page and try again.', 'csrf_token_invalid');
+      return;
+    }
+    const decision = formField(ctx, 'decision');
+    if (decision === 'deny') {
+      await finish(ctx, { error: 'access_denied', error_description: 'the user denied the request' });
+      return;
+    }
+    if (decision !== 'allow') {
+      errorPage(ctx, 400, 'Choose allow or deny', 'Reload the page and choose one of the buttons.', 'invalid_request');
+      return;
+    }
+    const provider = deps.provider();
+    const { accountId } = interaction.session ?? {};
+    const clientId = interaction.params.client_id;
+    if (!accountId || typeof clientId !== 'string') throw new errors.SessionNotFound('no session');
+    const grant = (interaction.grantId ? await provider.Grant.find(interaction.grantId) : undefined) ?? new provider.Grant({ accountId, clientId });
+    const promptDetails = interaction.prompt.details as {
+      missingOIDCScope?: string[];
+      missingOIDCClaims?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+    if (promptDetails.missingOIDCScope) grant.addOIDCScope(promptDetails.missingOIDCScope.join(' '));
+    if (promptDetails.missingOIDCClaims) grant.addOIDCClaims(promptDetails.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(promptDetails.missingResourceScopes ?? {})) {
+      grant.addResourceScope(indicator, scopes.join(' '));
+    }
+    const grantId = await grant.save();
+    ctx.state.log?.info({ accountId, clientId }, 'consent given');
+    await finish(ctx, { consent: { grantId } });
+  });
+
+  router.get('/:uid/abort', async (ctx) => {
+    await details(ctx);
+    await finish(ctx, { error: 'access_denied', error_description: 'the user cancelled the sign-in' });
+  });
+
+  return router;
+}

@@ -1,0 +1,71 @@
+import type { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract, type RateLimiterRes } from 'rate-limiter-flexible';
+
+/** Failed sign-ins allowed per account and per client IP within the window. */
+export interface LoginLimits {
+  perAccount: number;
+  perIp: number;
+  windowSeconds: number;
+}
+
+/** Whether a sign-in may be tried now, and if not, for how long to wait. */
+export type LimitCheck = { allowed: true } | { allowed: false; retryAfterSeconds: number };
+
+export interface LoginLimiter {
+  check(email: string, ip: string): Promise<LimitCheck>;
+  recordFailure(email: string, ip: string): Promise<void>;
+  /** A success clears the account's count (the IP's stays: it may be trying many accounts). */
+  recordSuccess(email: string): Promise<void>;
+}
+
+const accountKey = (email: string) => email.trim().toLowerCase();
+
+function isLimiterRes(value: unknown): value is RateLimiterRes {
+  return typeof value === 'object' && value !== null && 'msBeforeNext' in value;
+}
+
+/**
+ * Counts failed sign-ins per account and per IP in Redis (or in-process when embedded; Redis
+ * falls back to an in-process count while it is unreachable, so a Redis outage opens no door).
+ *
+ * @example
+ * const limiter = createLoginLimiter({ redis, limits: { perAccount: 10, perIp: 100, windowSeconds: 900 } });
+ */
+export function createLoginLimiter(deps: { redis?: Redis; limits: LoginLimits }): LoginLimiter {
+  const { limits } = deps;
+  const make = (keyPrefix: string, points: number): RateLimiterAbstract => {
+    const options = { keyPrefix, points, duration: limits.windowSeconds, blockDuration: limits.windowSeconds };
+    const memory = new RateLimiterMemory(options);
+    return deps.redis ? new RateLimiterRedis({ ...options, storeClient: deps.redis, insuranceLimiter: memory }) : memory;
+  };
+  const byAccount = make('login_fail_account', limits.perAccount);
+  const byIp = make('login_fail_ip', limits.perIp);
+
+  async function blockedFor(limiter: RateLimiterAbstract, key: string, points: number): Promise<number | undefined> {
+    const res = await limiter.get(key);
+    if (res && res.consumedPoints >= points) return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+    return undefined;
+  }
+
+  return {
+    async check(email, ip) {
+      const waits = await Promise.all([blockedFor(byAccount, accountKey(email), limits.perAccount), blockedFor(byIp, ip, limits.perIp)]);
+      const wait = Math.max(...waits.map((w) => w ?? 0));
+      return wait > 0 ? { allowed: false, retryAfterSeconds: wait } : { allowed: true };
+    },
+    async recordFailure(email, ip) {
+      // Consuming past the limit rejects with the limiter's result: that is the expected case.
+      await Promise.all([
+        byAccount.consume(accountKey(email)).catch((error: unknown) => {
+          if (!isLimiterRes(error)) throw error;
+        }),
+        byIp.consume(ip).catch((error: unknown) => {
+          if (!isLimiterRes(error)) throw error;
+        }),
+      ]);
+    },
+    async recordSuccess(email) {
+      await byAccount.delete(accountKey(email));
+    },
+  };
+}

@@ -1,0 +1,101 @@
+import { sql, type Kysely } from 'kysely';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { Database } from '../../registry/tables.js';
+
+/** Models that must survive a Redis flush: a consent (Grant) and the refresh tokens issued under it. */
+export const DURABLE_MODELS = new Set(['Grant', 'RefreshToken']);
+
+const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
+
+/**
+ * oidc-provider adapter for one durable model, in the registry's `oidc_durable` table.
+ * `consume` is atomic: of two requests presenting the same refresh token at once, one wins and the
+ * other is told the token was already used, and the whole family is revoked (reuse detection).
+ */
+export function createDurableAdapter(model: string, db: Kysely<Database>): Adapter {
+  const rows = () => db.selectFrom('oidc_durable').where('model', '=', model);
+
+  return {
+    async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
+      const expiresAt = expiresIn === undefined ? null : new Date(Date.now() + expiresIn * 1000);
+      const values = {
+        model,
+        id,
+        // A Grant is its own family: its rows and its refresh tokens share one grant_id.
+        grant_id: model === 'Grant' ? id : (payload.grantId ?? null),
+        account_id: payload.accountId ?? null,
+        client_id: payload.clientId ?? null,
+        payload: JSON.stringify(payload),
+        expires_at: expiresAt,
+        consumed_at: payload.consumed ? new Date(Number(payload.consumed) * 1000) : null,
+      };
+      await db
+        .insertInto('oidc_durable')
+        .values(values)
+        .onConflict((oc) =>
+          oc.columns(['model', 'id']).doUpdateSet({
+            grant_id: values.grant_id,
+            account_id: values.account_id,
+            client_id: values.client_id,
+            payload: values.payload,
+            expires_at: values.expires_at,
+          }),
+        )
+        .execute();
+    },
+
+    async find(id: string) {
+      const row = await rows()
+        .select(['payload', 'consumed_at'])
+        .where('id', '=', id)
+        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const payload = row.payload as AdapterPayload;
+      return row.consumed_at ? { ...payload, consumed: epoch(row.consumed_at) } : payload;
+    },
+
+    findByUid: () => Promise.resolve(undefined),
+    findByUserCode: () => Promise.resolve(undefined),
+
+    async consume(id: string) {
+      const consumed = await db
+        .updateTable('oidc_durable')
+        .set({ consumed_at: sql<Date>`now()` })
+        .where('model', '=', model)
+        .where('id', '=', id)
+        .where('consumed_at', 'is', null)
+        .returning('grant_id')
+        .executeTakeFirst();
+      if (consumed) return;
+      // Someone consumed it between our read and this write: a concurrent reuse. Revoke the family.
+      const row = await rows().select('grant_id').where('id', '=', id).executeTakeFirst();
+      if (row?.grant_id) await db.deleteFrom('oidc_durable').where('grant_id', '=', row.grant_id).execute();
+      throw new errors.InvalidGrant('refresh token already used');
+    },
+
+    async destroy(id: string) {
+      await db.deleteFrom('oidc_durable').where('model', '=', model).where('id', '=', id).execute();
+    },
+
+    async revokeByGrantId(grantId: string) {
+      // Every durable model shares the table: one delete revokes the grant and all its refresh tokens.
+      await db.deleteFrom('oidc_durable').where('grant_id', '=', grantId).execute();
+    },
+  };
+}
+
+/** The newest unexpired Grant of an account for a client: consent remembered across sessions. */
+export async function findLatestGrantId(db: Kysely<Database>, accountId: string, clientId: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('oidc_durable')
+    .select('id')
+    .where('model', '=', 'Grant')
+    .where('account_id', '=', accountId)
+    .where('client_id', '=', clientId)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .orderBy('created_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.id;
+}

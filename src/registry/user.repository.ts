@@ -1,0 +1,116 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Database, NewUserRow, UserRow, UserRowUpdate } from './tables.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** A person who signs in; the password only as an argon2id hash. */
+export interface UserRecord {
+  id: string;
+  email: string;
+  emailVerified: boolean;
+  name: string | null;
+  passwordHash: string;
+  disabled: boolean;
+  lastLoginAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function toUserRecord(row: UserRow): UserRecord {
+  return {
+    id: row.id,
+    email: row.email,
+    emailVerified: row.email_verified,
+    name: row.name,
+    passwordHash: row.password_hash,
+    disabled: row.disabled,
+    lastLoginAt: row.last_login_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export async function insertUser(db: Db, row: NewUserRow): Promise<UserRecord> {
+  return toUserRecord(await db.insertInto('users').values(row).returningAll().executeTakeFirstOrThrow());
+}
+
+export async function findUserById(db: Db, id: string): Promise<UserRecord | undefined> {
+  const row = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+  return row && toUserRecord(row);
+}
+
+/** Looks an email up whatever its case: `lower(email) = lower($1)`, which the unique index serves. */
+export async function findUserByEmail(db: Db, email: string): Promise<UserRecord | undefined> {
+  const row = await db
+    .selectFrom('users')
+    .selectAll()
+    .where((eb) => eb(eb.fn('lower', ['email']), '=', eb.fn('lower', [eb.val(email)])))
+    .executeTakeFirst();
+  return row && toUserRecord(row);
+}
+
+export async function listUsers(db: Db): Promise<UserRecord[]> {
+  const rows = await db.selectFrom('users').selectAll().orderBy('created_at').orderBy('id').execute();
+  return rows.map(toUserRecord);
+}
+
+export async function updateUser(db: Db, id: string, update: UserRowUpdate): Promise<UserRecord | undefined> {
+  const row = await db
+    .updateTable('users')
+    .set({ ...update, updated_at: new Date() })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
+  return row && toUserRecord(row);
+}
+
+/**
+ * Records a successful sign-in (not a change to the user: updated_at stays). With `rehash`, also
+ * replaces the password hash, but only if it is still the one that was verified, so a password
+ * changed meanwhile is never overwritten with the old one.
+ */
+export async function recordLogin(
+  db: Db,
+  id: string,
+  at: Date,
+  rehash?: { from: string; to: string },
+): Promise<UserRecord | undefined> {
+  const row = await db
+    .updateTable('users')
+    .set((eb) => ({
+      last_login_at: at,
+      ...(rehash
+        ? { password_hash: eb.case().when('password_hash', '=', rehash.from).then(rehash.to).else(eb.ref('password_hash')).end() }
+        : {}),
+    }))
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
+  return row && toUserRecord(row);
+}
+
+export async function deleteUser(db: Db, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('users').where('id', '=', id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+/**
+ * Deletes every durable oidc-provider row of an account: its Grants, its RefreshTokens and anything
+ * else issued under one of those grants. Returns how many rows went.
+ */
+export async function deleteDurableRowsOfAccount(db: Db, accountId: string): Promise<number> {
+  const result = await db
+    .deleteFrom('oidc_durable')
+    .where((eb) =>
+      eb.or([
+        eb('account_id', '=', accountId),
+        eb(
+          'grant_id',
+          'in',
+          eb.selectFrom('oidc_durable as g').select('g.id').where('g.model', '=', 'Grant').where('g.account_id', '=', accountId),
+        ),
+      ]),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

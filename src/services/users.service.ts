@@ -1,0 +1,108 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { hashPassword, passwordProblem } from '../accounts/passwords.js';
+import type { Database } from '../registry/tables.js';
+import {
+  deleteDurableRowsOfAccount,
+  deleteUser as deleteUserRow,
+  findUserByEmail,
+  findUserById,
+  insertUser,
+  listUsers as listUserRows,
+  updateUser,
+  type UserRecord,
+} from '../registry/user.repository.js';
+import { ConflictError, isUniqueViolation, NotFoundError } from './errors.js';
+import { parseInput } from './validation.js';
+
+const requiredString = (what: string) =>
+  z.string({ error: (issue) => (issue.input === undefined ? 'is required' : `must be ${what}`) });
+
+export const userCreateSchema = z.strictObject({
+  email: requiredString('a string')
+    .trim()
+    .max(254, 'must be at most 254 characters')
+    .pipe(z.email('must be an email address, such as name@example.com')),
+  name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
+  password: requiredString('a string').superRefine((password, ctx) => {
+    const problem = passwordProblem(password);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
+});
+export type UserCreateInput = z.input<typeof userCreateSchema>;
+
+/** The wire form of a user: never the password hash. */
+export function userToJson(user: UserRecord) {
+  return {
+    id: user.id,
+    email: user.email,
+    email_verified: user.emailVerified,
+    name: user.name,
+    disabled: user.disabled,
+    last_login_at: user.lastLoginAt?.toISOString() ?? null,
+    created_at: user.createdAt.toISOString(),
+    updated_at: user.updatedAt.toISOString(),
+  };
+}
+
+export type UserJson = ReturnType<typeof userToJson>;
+
+const emailTaken = (email: string) => new ConflictError('email', `a user with the email ${email} already exists`);
+
+/** Creates a user with an argon2id hash of the password; the email is kept as given (trimmed), unique whatever its case. */
+export async function createUser(db: Kysely<Database>, input: unknown): Promise<UserRecord> {
+  const data = parseInput(userCreateSchema, input);
+  // Checked first so a taken email costs no hash; the unique index still decides a race.
+  if (await findUserByEmail(db, data.email)) throw emailTaken(data.email);
+  const now = new Date();
+  try {
+    return await insertUser(db, {
+      id: randomUUID(),
+      email: data.email,
+      name: data.name ?? null,
+      password_hash: await hashPassword(data.password),
+      created_at: now,
+      updated_at: now,
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw emailTaken(data.email);
+    throw error;
+  }
+}
+
+export async function getUser(db: Kysely<Database>, id: string): Promise<UserRecord> {
+  const user = await findUserById(db, id);
+  if (!user) throw new NotFoundError(`user ${id}`);
+  return user;
+}
+
+export function listUsers(db: Kysely<Database>): Promise<UserRecord[]> {
+  return listUserRows(db);
+}
+
+async function setDisabled(db: Kysely<Database>, id: string, disabled: boolean): Promise<UserRecord> {
+  const user = await updateUser(db, id, { disabled });
+  if (!user) throw new NotFoundError(`user ${id}`);
+  return user;
+}
+
+/**
+ * A disabled user cannot sign in. Their grants are kept, so enabling them restores their apps; the
+ * provider's findAccount must treat a disabled user as unknown so their refresh tokens stop working meanwhile.
+ */
+export function disableUser(db: Kysely<Database>, id: string): Promise<UserRecord> {
+  return setDisabled(db, id, true);
+}
+
+export function enableUser(db: Kysely<Database>, id: string): Promise<UserRecord> {
+  return setDisabled(db, id, false);
+}
+
+/** Deletes the user and, in the same transaction, every grant and refresh token issued to them. */
+export async function deleteUser(db: Kysely<Database>, id: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await deleteDurableRowsOfAccount(trx, id);
+    if (!(await deleteUserRow(trx, id))) throw new NotFoundError(`user ${id}`);
+  });
+}

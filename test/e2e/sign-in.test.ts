@@ -1,0 +1,153 @@
+import { randomUUID } from 'node:crypto';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUser } from '../../src/services/users.service.js';
+import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
+import { recordSecret } from '../fixtures/log-capture.js';
+import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
+
+const PASSWORD = 'correct horse battery staple 42';
+
+describe('authorization code + PKCE sign-in', () => {
+  let t: TestServer;
+  let base: string;
+  let email: string;
+  let userId: string;
+  const redirectUri = 'http://127.0.0.1:8765/callback';
+  const api = `https://api-${randomUUID()}.example.test`;
+
+  async function webClient(options: { firstParty?: boolean; refresh?: boolean; resource?: boolean; authMethod?: string; name?: string } = {}) {
+    const args = ['clients', 'create', '--name', options.name ?? 'Photo App', '--redirect-uri', redirectUri, '--grant-type', 'authorization_code'];
+    if (options.refresh) args.push('--grant-type', 'refresh_token');
+    if (options.firstParty) args.push('--first-party');
+    if (options.resource) args.push('--resource', api);
+    args.push('--auth-method', options.authMethod ?? 'client_secret_basic');
+    const created = await t.cli<{ client_id: string; client_secret?: string }>(...args);
+    recordSecret(created.client_secret);
+    return { clientId: created.client_id, clientSecret: created.client_secret ?? '' };
+  }
+
+  async function exchange(client: { clientId: string; clientSecret: string }, code: string, verifier: string) {
+    const form = { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier };
+    return client.clientSecret
+      ? tokenRequest(base, form, client)
+      : tokenRequest(base, { ...form, client_id: client.clientId });
+  }
+
+  beforeAll(async () => {
+    t = await startTestServer({ name: 'sign-in' });
+    base = t.server.url;
+    await t.cli('resources', 'create', '--identifier', api, '--scope', 'photos:read photos:write', '--name', 'Photos API');
+    email = `ada-${randomUUID()}@example.test`;
+    recordSecret(PASSWORD);
+    userId = (await createUser(t.server.registry.db, { email, password: PASSWORD, name: 'Ada Lovelace' })).id;
+  });
+  afterAll(() => t.close());
+
+  it('signs in, asks consent, and issues verified ID and access tokens', async () => {
+    const client = await webClient();
+    const { verifier, challenge } = pkce();
+    const agent = new Agent(base);
+    const url = authorizeUrl({
+      client_id: client.clientId,
+      redirect_uri: redirectUri,
+      scope: 'openid profile email',
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      nonce: 'n-0S6_WzA2Mj',
+    });
+    const { redirect, sawConsent, loginHtml } = await signIn(agent, { url, email, password: PASSWORD });
+    expect(loginHtml).toContain('Photo App');
+    expect(sawConsent).toBe(true);
+    expect(redirect.origin + redirect.pathname).toBe(redirectUri);
+    const code = redirect.searchParams.get('code');
+    expect(code).toBeTruthy();
+    recordSecret(code);
+
+    const { status, body } = await exchange(client, code!, verifier);
+    expect(status).toBe(200);
+    const jwks = createRemoteJWKSet(new URL(`${base}/jwks`));
+    const idToken = String(body.id_token);
+    recordSecret(idToken);
+    expect(decodeProtectedHeader(idToken).alg).toBe('RS256');
+    const { payload } = await jwtVerify(idToken, jwks, { issuer: t.config.issuer, audience: client.clientId });
+    expect(payload).toMatchObject({ sub: userId, name: 'Ada Lovelace', email, email_verified: false, nonce: 'n-0S6_WzA2Mj' });
+    expect(body.refresh_token).toBeUndefined();
+
+    const userinfo = await fetch(`${base}/me`, { headers: { authorization: `Bearer ${String(body.access_token)}` } });
+    expect(userinfo.status).toBe(200);
+    expect(await userinfo.json()).toEqual({ sub: userId, name: 'Ada Lovelace', email, email_verified: false, updated_at: expect.any(Number) });
+  });
+
+  it('remembers consent and issues a JWT for the resource, with a rotating refresh token for offline_access', async () => {
+    const client = await webClient({ refresh: true, resource: true });
+    const agent = new Agent(base);
+    const run = async () => {
+      const { verifier, challenge } = pkce();
+      const url = authorizeUrl({
+        client_id: client.clientId,
+        redirect_uri: redirectUri,
+        scope: 'openid offline_access photos:read',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        prompt: 'consent',
+      });
+      const result = await signIn(agent, { url, email, password: PASSWORD });
+      return { ...result, verifier };
+    };
+    const first = await run();
+    expect(first.sawConsent).toBe(true);
+    const { status, body } = await exchange(client, first.redirect.searchParams.get('code')!, first.verifier);
+    expect(status).toBe(200);
+    const jwks = createRemoteJWKSet(new URL(`${base}/jwks`));
+    const { payload, protectedHeader } = await jwtVerify(String(body.access_token), jwks, { issuer: t.config.issuer, audience: api });
+    expect(protectedHeader.typ).toBe('at+jwt');
+    expect(payload).toMatchObject({ sub: userId, client_id: client.clientId, scope: 'photos:read' });
+    const refresh1 = String(body.refresh_token);
+    recordSecret(refresh1);
+    expect(refresh1.length).toBeGreaterThan(20);
+
+    const rotated = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh1 }, client);
+    expect(rotated.status).toBe(200);
+    const refresh2 = String(rotated.body.refresh_token);
+    recordSecret(refresh2);
+    expect(refresh2).not.toBe(refresh1);
+
+    // Reuse of the spent token revokes the family: the newer one dies with it.
+    const reuse = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh1 }, client);
+    expect(reuse.status).toBe(400);
+    expect(reuse.body.error).toBe('invalid_grant');
+    const after = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh2 }, client);
+    expect(after.body.error).toBe('invalid_grant');
+  });
+
+  it('skips consent for first-party clients', async () => {
+    const client = await webClient({ firstParty: true, name: 'Gatehouse Console' });
+    const { verifier, challenge } = pkce();
+    const url = authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope: 'openid email', code_challenge: challenge, code_challenge_method: 'S256' });
+    const { redirect, sawConsent } = await signIn(new Agent(base), { url, email, password: PASSWORD });
+    expect(sawConsent).toBe(false);
+    const { status } = await exchange(client, redirect.searchParams.get('code')!, verifier);
+    expect(status).toBe(200);
+  });
+
+  it('returns access_denied when consent is denied', async () => {
+    const client = await webClient();
+    const { challenge } = pkce();
+    const url = authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope: 'openid profile', code_challenge: challenge, code_challenge_method: 'S256', prompt: 'consent' });
+    const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD, consent: 'deny' });
+    expect(redirect.searchParams.get('error')).toBe('access_denied');
+    expect(redirect.searchParams.get('code')).toBeNull();
+  });
+
+  it('lets a public client (none) sign in with PKCE', async () => {
+    const client = await webClient({ authMethod: 'none', name: 'SPA' });
+    expect(client.clientSecret).toBe('');
+    const { verifier, challenge } = pkce();
+    const url = authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
+    const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
+    const { status, body } = await exchange(client, redirect.searchParams.get('code')!, verifier);
+    expect(status).toBe(200);
+    expect(typeof body.id_token).toBe('string');
+  });
+});

@@ -1,0 +1,244 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { hash, type Algorithm } from '@node-rs/argon2';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createAccountService, type AccountService } from '../../../src/accounts/accounts.js';
+import { needsRehash, verifyPassword } from '../../../src/accounts/passwords.js';
+import { loadConfig } from '../../../src/config/load-config.js';
+import { createLogger } from '../../../src/observability/logger.js';
+import { openCliDatabase, type RegistryDatabase } from '../../../src/registry/database.js';
+import { migrateToLatest } from '../../../src/registry/migrate.js';
+import { insertUser } from '../../../src/registry/user.repository.js';
+import { ConflictError, NotFoundError, ValidationError } from '../../../src/services/errors.js';
+import {
+  createUser,
+  deleteUser,
+  disableUser,
+  enableUser,
+  getUser,
+  listUsers,
+  userToJson,
+} from '../../../src/services/users.service.js';
+import { createTestDatabase, type TestDatabase } from '../../fixtures/database.js';
+import { captureLogs, recordSecret, type LogCapture } from '../../fixtures/log-capture.js';
+
+const ARGON2ID: Algorithm = 2;
+const CURRENT_HASH = /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/;
+
+/** A fresh strong password (recorded for the log audit). */
+function newPassword(): string {
+  const password = `quiet-lantern-${randomBytes(8).toString('hex')}`;
+  recordSecret(password);
+  return password;
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+async function elapsed(run: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await run();
+  return performance.now() - start;
+}
+
+describe('users and accounts on PostgreSQL', () => {
+  let database: TestDatabase;
+  let registry: RegistryDatabase;
+  let logs: LogCapture;
+  let accounts: AccountService;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const config = loadConfig({ DATABASE_URL: database.url, NODE_ENV: 'test', LOG_LEVEL: 'silent' });
+    registry = await openCliDatabase(config, createLogger({ logLevel: 'silent' }));
+    await migrateToLatest(registry.db);
+    logs = captureLogs('accounts-integration');
+    accounts = createAccountService({ db: registry.db, logger: createLogger({ logLevel: 'info' }, logs.stream) });
+  });
+  afterAll(async () => {
+    await registry?.close();
+    await database?.drop();
+  });
+  beforeEach(async () => {
+    await registry.db.deleteFrom('oidc_durable').execute();
+    await registry.db.deleteFrom('users').execute();
+  });
+
+  const countUsers = async () =>
+    Number((await registry.db.selectFrom('users').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+
+  async function refusal(promise: Promise<unknown>): Promise<unknown> {
+    return promise.then(
+      () => expect.unreachable('expected a refusal'),
+      (error: unknown) => error,
+    );
+  }
+
+  describe('users service', () => {
+    it('createUser keeps the email as given (trimmed) and only an argon2id hash of the password', async () => {
+      const password = newPassword();
+      const user = await createUser(registry.db, { email: '  Ada.Lovelace@Example.test ', name: 'Ada Lovelace', password });
+      expect(user).toMatchObject({ email: 'Ada.Lovelace@Example.test', name: 'Ada Lovelace', emailVerified: false, disabled: false, lastLoginAt: null });
+      expect(user.id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(user.passwordHash).toMatch(CURRENT_HASH);
+      expect(await verifyPassword(user.passwordHash, password)).toBe(true);
+
+      const json = userToJson(user);
+      expect(Object.keys(json).sort()).toEqual(['created_at', 'disabled', 'email', 'email_verified', 'id', 'last_login_at', 'name', 'updated_at']);
+      expect(JSON.stringify(json)).not.toContain('argon2');
+      expect(await getUser(registry.db, user.id)).toEqual(user);
+      expect((await listUsers(registry.db)).map((u) => u.id)).toEqual([user.id]);
+    });
+
+    it('refuses an email already taken in another case, and writes nothing', async () => {
+      await createUser(registry.db, { email: 'grace@example.test', password: newPassword() });
+      const error = await refusal(createUser(registry.db, { email: 'GRACE@Example.TEST', password: newPassword() }));
+      expect(error).toBeInstanceOf(ConflictError);
+      expect((error as ConflictError).field).toBe('email');
+      expect(await countUsers()).toBe(1);
+    });
+
+    it.each([
+      { what: 'a malformed email', input: () => ({ email: 'not-an-email', password: newPassword() }), field: 'email' },
+      { what: 'an email over 254 characters', input: () => ({ email: `${'a'.repeat(250)}@example.test`, password: newPassword() }), field: 'email' },
+      { what: 'no email', input: () => ({ password: newPassword() }), field: 'email' },
+      { what: 'a short password', input: () => ({ email: 'short@example.test', password: 'Sh0rt-pass!' }), field: 'password' },
+      { what: 'a common password', input: () => ({ email: 'common@example.test', password: 'FinalFantasy' }), field: 'password' },
+      { what: 'no password', input: () => ({ email: 'none@example.test' }), field: 'password' },
+      { what: 'a name over 200 characters', input: () => ({ email: 'long@example.test', name: 'n'.repeat(201), password: newPassword() }), field: 'name' },
+    ])('refuses $what with a ValidationError naming $field, and writes nothing', async ({ input, field }) => {
+      const error = await refusal(createUser(registry.db, input()));
+      expect(error).toBeInstanceOf(ValidationError);
+      expect((error as ValidationError).errors.map((e) => e.field)).toEqual([field]);
+      expect(await countUsers()).toBe(0);
+    });
+
+    it('disable, enable, get and delete answer NotFoundError for an unknown id', async () => {
+      const id = randomUUID();
+      for (const call of [getUser, disableUser, enableUser, deleteUser]) {
+        expect(await refusal(call(registry.db, id))).toBeInstanceOf(NotFoundError);
+      }
+    });
+
+    it('deleteUser removes the user and its grants and refresh tokens in one transaction; other accounts keep theirs', async () => {
+      const user = await createUser(registry.db, { email: 'leaving@example.test', password: newPassword() });
+      const other = await createUser(registry.db, { email: 'staying@example.test', password: newPassword() });
+      const row = (model: string, id: string, accountId: string | null, grantId: string | null) => ({
+        model,
+        id,
+        grant_id: grantId,
+        account_id: accountId,
+        client_id: 'app',
+        payload: JSON.stringify({ accountId, grantId }),
+      });
+      await registry.db
+        .insertInto('oidc_durable')
+        .values([
+          row('Grant', 'grant-1', user.id, 'grant-1'),
+          row('RefreshToken', 'refresh-1', user.id, 'grant-1'),
+          row('RefreshToken', 'refresh-2', null, 'grant-1'),
+          row('Grant', 'grant-2', other.id, 'grant-2'),
+          row('RefreshToken', 'refresh-3', other.id, 'grant-2'),
+        ])
+        .execute();
+      // Rows of an account that does not exist: a refused delete must leave them (the transaction rolls back).
+      await registry.db.insertInto('oidc_durable').values(row('Grant', 'grant-ghost', 'ghost', 'grant-ghost')).execute();
+      expect(await refusal(deleteUser(registry.db, 'ghost'))).toBeInstanceOf(NotFoundError);
+
+      await deleteUser(registry.db, user.id);
+      expect(await refusal(getUser(registry.db, user.id))).toBeInstanceOf(NotFoundError);
+      const left = await registry.db.selectFrom('oidc_durable').select('id').orderBy('id').execute();
+      expect(left.map((r) => r.id)).toEqual(['grant-2', 'grant-ghost', 'refresh-3']);
+      expect((await getUser(registry.db, other.id)).email).toBe('staying@example.test');
+    });
+  });
+
+  describe('authenticate', () => {
+    it('signs in with the right password whatever the email case, and records the time', async () => {
+      const password = newPassword();
+      const created = await createUser(registry.db, { email: 'Linus@Example.test', password });
+      const before = Date.now();
+      const result = await accounts.authenticate('  linus@EXAMPLE.test', password);
+      expect(result.ok).toBe(true);
+      if (!result.ok) return;
+      expect(result.user.id).toBe(created.id);
+      expect(result.user.lastLoginAt!.getTime()).toBeGreaterThanOrEqual(before - 1000);
+      expect(result.user.updatedAt).toEqual(created.updatedAt);
+      expect(result.user.passwordHash).toBe(created.passwordHash);
+      expect(await accounts.findById(created.id)).toEqual(result.user);
+      expect(await accounts.findById(randomUUID())).toBeUndefined();
+    });
+
+    it('answers invalid for a wrong password, an unknown email, an empty or an over-long password', async () => {
+      const password = newPassword();
+      await createUser(registry.db, { email: 'wrong@example.test', password });
+      expect(await accounts.authenticate('wrong@example.test', `${password}x`)).toEqual({ ok: false, reason: 'invalid' });
+      expect(await accounts.authenticate('wrong@example.test', '')).toEqual({ ok: false, reason: 'invalid' });
+      expect(await accounts.authenticate('nobody@example.test', password)).toEqual({ ok: false, reason: 'invalid' });
+      expect(await accounts.authenticate(`${'a'.repeat(300)}@example.test`, password)).toEqual({ ok: false, reason: 'invalid' });
+      expect(await accounts.authenticate('wrong@example.test', 'p'.repeat(1025))).toEqual({ ok: false, reason: 'invalid' });
+      expect(await accounts.authenticate('wrong@example.test', 'p'.repeat(1_000_000))).toEqual({ ok: false, reason: 'invalid' });
+      expect((await getUser(registry.db, (await listUsers(registry.db))[0]!.id)).lastLoginAt).toBeNull();
+    });
+
+    it('answers disabled for a disabled user with the right password (invalid with a wrong one), and ok once enabled', async () => {
+      const password = newPassword();
+      const user = await createUser(registry.db, { email: 'paused@example.test', password });
+      expect((await disableUser(registry.db, user.id)).disabled).toBe(true);
+      expect(await accounts.authenticate('paused@example.test', password)).toEqual({ ok: false, reason: 'disabled' });
+      expect(await accounts.authenticate('paused@example.test', `${password}x`)).toEqual({ ok: false, reason: 'invalid' });
+      expect((await getUser(registry.db, user.id)).lastLoginAt).toBeNull();
+      expect((await enableUser(registry.db, user.id)).disabled).toBe(false);
+      expect((await accounts.authenticate('paused@example.test', password)).ok).toBe(true);
+    });
+
+    it('upgrades a hash made at weaker parameters after a successful sign-in, and logs only the user id', async () => {
+      const password = newPassword();
+      const weakHash = await hash(password, { memoryCost: 4096, timeCost: 1, parallelism: 1, algorithm: ARGON2ID });
+      const now = new Date();
+      const user = await insertUser(registry.db, {
+        id: randomUUID(),
+        email: 'legacy@example.test',
+        password_hash: weakHash,
+        created_at: now,
+        updated_at: now,
+      });
+      expect(needsRehash(user.passwordHash)).toBe(true);
+
+      // A wrong password upgrades nothing.
+      expect((await accounts.authenticate('legacy@example.test', `${password}x`)).ok).toBe(false);
+      expect((await getUser(registry.db, user.id)).passwordHash).toBe(weakHash);
+
+      const result = await accounts.authenticate('legacy@example.test', password);
+      expect(result.ok).toBe(true);
+      const stored = (await getUser(registry.db, user.id)).passwordHash;
+      expect(stored).not.toBe(weakHash);
+      expect(stored).toMatch(CURRENT_HASH);
+      expect(needsRehash(stored)).toBe(false);
+      expect(await verifyPassword(stored, password)).toBe(true);
+      expect((await accounts.authenticate('legacy@example.test', password)).ok).toBe(true);
+
+      const upgraded = logs.entries().filter((entry) => entry.msg === 'password hash upgraded');
+      expect(upgraded).toHaveLength(1);
+      expect(upgraded[0]).toMatchObject({ level: 'info', userId: user.id });
+      expect(logs.text()).not.toContain(password);
+      expect(logs.text()).not.toContain('legacy@example.test');
+    });
+
+    it('takes about as long for an unknown email as for a wrong password of a known one', async () => {
+      const password = newPassword();
+      await createUser(registry.db, { email: 'timing@example.test', password });
+      const known = () => accounts.authenticate('timing@example.test', `${password}x`);
+      const unknown = () => accounts.authenticate(`nobody-${randomUUID()}@example.test`, `${password}x`);
+      await known();
+      await unknown();
+      const knownTimes: number[] = [];
+      const unknownTimes: number[] = [];
+      for (let i = 0; i < 7; i += 1) {
+        knownTimes.push(await elapsed(known));
+        unknownTimes.push(await elapsed(unknown));
+      }
+      const ratio = median(unknownTimes) / median(knownTimes);
+      expect(ratio, `unknown ${median(unknownTimes).toFixed(1)} ms, known ${median(knownTimes).toFixed(1)} ms`).toBeGreaterThan(1 / 3);
+      expect(ratio).toBeLessThan(3);
+    });
+  });
+});
