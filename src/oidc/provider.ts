@@ -2,7 +2,7 @@ import { Provider } from 'oidc-provider';
 import type { Logger } from '../observability/logger.js';
 import { verifyClientSecret } from '../services/client-secrets.js';
 import { buildConfiguration, type ProviderDeps } from './configuration.js';
-import { unauthorizedClientForUnregisteredGrant } from './token-errors.js';
+import { explainSelfContainedTokens, unauthorizedClientForUnregisteredGrant } from './token-errors.js';
 
 const PROVIDER_ERROR_EVENTS = [
   'server_error',
@@ -27,6 +27,7 @@ interface ErrorLike {
   message?: string;
   error?: string;
   error_description?: string;
+  error_detail?: string;
   status?: number;
   statusCode?: number;
   stack?: string;
@@ -44,6 +45,7 @@ export function createProvider(deps: ProviderDeps & { digestKey: Buffer; logger:
   const provider = new Provider(deps.config.issuer, buildConfiguration(deps));
   provider.proxy = deps.config.trustProxy;
   provider.use(unauthorizedClientForUnregisteredGrant);
+  provider.use(explainSelfContainedTokens);
 
   const { digestKey } = deps;
   // The stored "secret" is a digest; compare what the client presented against it, in constant time.
@@ -63,6 +65,7 @@ export function createProvider(deps: ProviderDeps & { digestKey: Buffer; logger:
         requestId: ctx?.state?.requestId,
         error: error?.error ?? error?.name,
         error_description: error?.error_description ?? error?.message,
+        ...(error?.error_detail ? { error_detail: error.error_detail } : {}),
       };
       if (event === 'server_error') {
         deps.logger.error({ ...fields, err: { message: error?.message, stack: error?.stack } }, 'provider server error');

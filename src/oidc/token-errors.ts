@@ -31,3 +31,20 @@ export const unauthorizedClientForUnregisteredGrant: Middleware = async (ctx, ne
     };
   }
 };
+
+/**
+ * Provider post-middleware: JWT access tokens cannot be introspected or revoked (they are not
+ * stored). Says so in the answer, so that a resource server author knows to rely on `exp`.
+ */
+export const explainSelfContainedTokens: Middleware = async (ctx, next) => {
+  await next();
+  const { oidc } = ctx as unknown as TokenContext;
+  const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
+  if ((oidc?.route === 'introspection' || oidc?.route === 'revocation') && body?.error === 'unsupported_token_type') {
+    ctx.body = {
+      error: 'unsupported_token_type',
+      error_description:
+        'JWT access tokens are self-contained and cannot be introspected or revoked: verify them with the JWKS and rely on their exp (they are short-lived)',
+    };
+  }
+};

@@ -1,0 +1,247 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUser, deleteUser } from '../../src/services/users.service.js';
+import { TEST_REDIS_URL } from '../fixtures/env.js';
+import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
+import { recordSecret } from '../fixtures/log-capture.js';
+import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
+
+const PASSWORD = 'sessions need long passwords 9';
+const REDIRECT = 'http://127.0.0.1:8767/cb';
+const SPA_ORIGIN = 'http://127.0.0.1:8767';
+
+// This server has a Redis database of its own (index 4), so the test can flush it.
+const REDIS_URL = `${TEST_REDIS_URL.replace(/\/\d*$/, '')}/4`;
+
+describe('sessions, refresh tokens, revocation, logout', () => {
+  let t: TestServer;
+  let base: string;
+  let email: string;
+  let userId: string;
+  let client: { clientId: string; clientSecret: string };
+  let spa: { clientId: string };
+  const api = `https://api-${randomUUID()}.example.test`;
+
+  async function signInForTokens(agent = new Agent(base), scope = 'openid offline_access') {
+    const { verifier, challenge } = pkce();
+    // offline_access is honoured only with prompt=consent (OpenID Connect Core 11).
+    const url = authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, scope, code_challenge: challenge, code_challenge_method: 'S256', prompt: 'consent' });
+    const { redirect } = await signIn(agent, { url, email, password: PASSWORD });
+    const code = redirect.searchParams.get('code')!;
+    recordSecret(code);
+    const { status, body } = await tokenRequest(base, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, client);
+    expect(status).toBe(200);
+    for (const key of ['access_token', 'refresh_token', 'id_token']) recordSecret(body[key] as string | undefined);
+    return { agent, body };
+  }
+
+  beforeAll(async () => {
+    const redis = new Redis(REDIS_URL);
+    await redis.flushdb();
+    await redis.quit();
+    t = await startTestServer({ name: 'sessions', env: { REDIS_URL } });
+    base = t.server.url;
+    await t.cli('resources', 'create', '--identifier', api, '--scope', 'read');
+    email = `lin-${randomUUID()}@example.test`;
+    recordSecret(PASSWORD);
+    userId = (await createUser(t.server.registry.db, { email, password: PASSWORD, name: 'Lin' })).id;
+    const created = await t.cli<{ client_id: string; client_secret: string }>(
+      'clients', 'create', '--name', 'Session App', '--redirect-uri', REDIRECT, '--post-logout-redirect-uri', 'http://127.0.0.1:8767/bye',
+      '--grant-type', 'authorization_code', '--grant-type', 'refresh_token',
+    );
+    recordSecret(created.client_secret);
+    client = { clientId: created.client_id, clientSecret: created.client_secret };
+    const spaCreated = await t.cli<{ client_id: string }>(
+      'clients', 'create', '--name', 'SPA', '--redirect-uri', REDIRECT, '--auth-method', 'none', '--grant-type', 'authorization_code', '--grant-type', 'refresh_token',
+    );
+    spa = { clientId: spaCreated.client_id };
+  });
+  afterAll(() => t.close());
+
+  it('sets signed, HttpOnly, SameSite=Lax session cookies', async () => {
+    const agent = new Agent(base);
+    const { challenge } = pkce();
+    const response = await agent.request(authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256' }));
+    const cookies = response.headers.getSetCookie();
+    const interaction = cookies.find((c) => c.startsWith('_interaction='));
+    expect(interaction).toMatch(/httponly/i);
+    expect(interaction).toMatch(/samesite=lax/i);
+    expect(interaction).not.toMatch(/;\s*secure/i);
+    expect(cookies.some((c) => c.startsWith('_interaction.sig='))).toBe(true);
+  });
+
+  it('keeps every refresh token working when Redis loses everything, and signs the person out', async () => {
+    const { agent, body } = await signInForTokens();
+    expect(agent.cookies.has('_session')).toBe(true);
+    const redis = new Redis(REDIS_URL);
+    await redis.flushdb();
+    await redis.quit();
+
+    const refreshed = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: String(body.refresh_token) }, client);
+    expect(refreshed.status).toBe(200);
+    recordSecret(refreshed.body.refresh_token as string);
+    recordSecret(refreshed.body.access_token as string);
+
+    // The Gatehouse session is gone: the same browser sees the login page again.
+    const { challenge } = pkce();
+    const { response, url } = await agent.follow(authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256' }));
+    expect(url).toContain('/interaction/');
+    expect(await response.text()).toContain('name="password"');
+  });
+
+  it('revokes a refresh token (RFC 7009): it introspects inactive and no longer refreshes', async () => {
+    const { body } = await signInForTokens();
+    const refreshToken = String(body.refresh_token);
+    const auth = `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`;
+    const introspect = async (token: string) => {
+      const response = await fetch(`${base}/token/introspection`, {
+        method: 'POST',
+        headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token }),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const active = await introspect(refreshToken);
+    expect(active.body).toMatchObject({ active: true, client_id: client.clientId, sub: userId });
+
+    const revoked = await fetch(`${base}/token/revocation`, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: refreshToken, token_type_hint: 'refresh_token' }),
+    });
+    expect(revoked.status).toBe(200);
+    expect((await introspect(refreshToken)).body).toEqual({ active: false });
+    const refresh = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refreshToken }, client);
+    expect(refresh.body.error).toBe('invalid_grant');
+  });
+
+  it('introspects only for authenticated clients', async () => {
+    const response = await fetch(`${base}/token/introspection`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: 'anything' }),
+    });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: string }).error).toMatch(/invalid_request|invalid_client/);
+  });
+
+  it('says that a JWT access token is self-contained when it is introspected or revoked', async () => {
+    const { verifier, challenge } = pkce();
+    const url = authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, scope: 'openid read', resource: api, code_challenge: challenge, code_challenge_method: 'S256' });
+    const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
+    const code = redirect.searchParams.get('code')!;
+    const { body } = await tokenRequest(base, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: api }, client);
+    const jwt = String(body.access_token);
+    recordSecret(jwt);
+    expect(jwt.split('.')).toHaveLength(3);
+    const auth = `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`;
+    const response = await fetch(`${base}/token/introspection`, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: jwt }),
+    });
+    const answer = (await response.json()) as Record<string, unknown>;
+    expect(answer.active === false || answer.error === 'unsupported_token_type').toBe(true);
+    const revocation = await fetch(`${base}/token/revocation`, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: jwt }),
+    });
+    const revocationBody = (await revocation.json().catch(() => ({}))) as Record<string, unknown>;
+    expect(revocation.status).toBe(400);
+    expect(revocationBody.error).toBe('unsupported_token_type');
+    expect(String(revocationBody.error_description)).toMatch(/exp/);
+  });
+
+  it('answers CORS on the token endpoint only for a public client and its registered origin', async () => {
+    const preflight = (origin: string) =>
+      fetch(`${base}/token`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST' } });
+    expect((await preflight(SPA_ORIGIN)).status).toBeLessThan(300);
+    const { verifier, challenge } = pkce();
+    const url = authorizeUrl({ client_id: spa.clientId, redirect_uri: REDIRECT, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
+    const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
+    const form = new URLSearchParams({ grant_type: 'authorization_code', code: redirect.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier, client_id: spa.clientId });
+    const allowed = await fetch(`${base}/token`, { method: 'POST', headers: { origin: SPA_ORIGIN, 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+    expect(allowed.headers.get('access-control-allow-origin')).toBe(SPA_ORIGIN);
+    const tokens = (await allowed.json()) as Record<string, string>;
+    for (const key of ['access_token', 'id_token', 'refresh_token']) recordSecret(tokens[key]);
+
+    const refused = await fetch(`${base}/token`, {
+      method: 'POST',
+      headers: { origin: 'https://evil.example', 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token ?? '', client_id: spa.clientId }),
+    });
+    expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+    // A confidential client's token request gets no CORS answer even from a registered origin.
+    const confidential = await fetch(`${base}/token`, {
+      method: 'POST',
+      headers: { origin: SPA_ORIGIN, authorization: `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'nope' }),
+    });
+    expect(confidential.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('logs out with a confirmation page and a registered post_logout_redirect_uri, and clears the session', async () => {
+    const { agent, body } = await signInForTokens();
+    const idToken = String(body.id_token);
+    const unregistered = await agent.request(
+      `/session/end?${new URLSearchParams({ id_token_hint: idToken, post_logout_redirect_uri: 'https://evil.example/bye', client_id: client.clientId })}`,
+    );
+    expect(unregistered.status).toBe(400);
+    expect(unregistered.headers.get('location')).toBeNull();
+
+    const page = await agent.request(
+      `/session/end?${new URLSearchParams({ id_token_hint: idToken, post_logout_redirect_uri: 'http://127.0.0.1:8767/bye', client_id: client.clientId, state: 'xyz' })}`,
+    );
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('Sign out');
+    expect(html).toContain('Session App');
+    expect(page.headers.get('content-security-policy')).toContain('form-action');
+    const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1] ?? '';
+    const xsrf = hiddenInput(html, 'xsrf') ?? '';
+    expect(agent.cookies.has('_session')).toBe(true);
+    const done = await agent.postForm(action, { xsrf, logout: 'yes' });
+    expect(done.status).toBe(303);
+    const location = new URL(done.headers.get('location') ?? '');
+    expect(location.origin + location.pathname).toBe('http://127.0.0.1:8767/bye');
+    expect(location.searchParams.get('state')).toBe('xyz');
+    expect(agent.cookies.has('_session')).toBe(false);
+  });
+
+  it('revokes a deleted user’s grants and refresh tokens', async () => {
+    const otherEmail = `deleted-${randomUUID()}@example.test`;
+    const other = await createUser(t.server.registry.db, { email: otherEmail, password: PASSWORD });
+    const { verifier, challenge } = pkce();
+    const url = authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, scope: 'openid offline_access', code_challenge: challenge, code_challenge_method: 'S256', prompt: 'consent' });
+    const { redirect } = await signIn(new Agent(base), { url, email: otherEmail, password: PASSWORD });
+    expect(redirect.searchParams.get('code')).toBeTruthy();
+    const { body } = await tokenRequest(base, { grant_type: 'authorization_code', code: redirect.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier }, client);
+    expect(typeof body.refresh_token).toBe('string');
+    recordSecret(body.refresh_token as string);
+    await deleteUser(t.server.registry.db, other.id);
+    const refresh = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: String(body.refresh_token) }, client);
+    expect(refresh.body.error).toBe('invalid_grant');
+  });
+});
+
+describe('cookies behind an https issuer', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ name: 'sessions-https', env: { ISSUER: 'https://auth.example.test', TRUST_PROXY: 'true' } });
+  });
+  afterAll(() => t.close());
+
+  it('marks session and interaction cookies Secure', async () => {
+    const created = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'secure', '--redirect-uri', 'https://app.example.test/cb');
+    recordSecret(created.client_secret);
+    const response = await fetch(
+      `${t.server.url}${authorizeUrl({ client_id: created.client_id, redirect_uri: 'https://app.example.test/cb', code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`,
+      { redirect: 'manual', headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'auth.example.test' } },
+    );
+    const cookies = response.headers.getSetCookie();
+    expect(cookies.length).toBeGreaterThan(0);
+    for (const cookie of cookies) expect(cookie).toMatch(/;\s*secure/i);
+  });
+});
