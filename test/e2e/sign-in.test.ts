@@ -121,6 +121,44 @@ describe('authorization code + PKCE sign-in', () => {
     expect(after.body.error).toBe('invalid_grant');
   });
 
+  it('does not ask again for scopes already consented to, even from a new session', async () => {
+    const client = await webClient({ name: 'Returning App' });
+    const url = () =>
+      authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope: 'openid email', code_challenge: pkce().challenge, code_challenge_method: 'S256' });
+    const first = await signIn(new Agent(base), { url: url(), email, password: PASSWORD });
+    expect(first.sawConsent).toBe(true);
+    const again = await signIn(new Agent(base), { url: url(), email, password: PASSWORD });
+    expect(again.sawConsent).toBe(false);
+    expect(again.redirect.searchParams.get('code')).toBeTruthy();
+    // A new scope is asked for.
+    const more = await signIn(new Agent(base), {
+      url: authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope: 'openid email profile', code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
+      email,
+      password: PASSWORD,
+    });
+    expect(more.sawConsent).toBe(true);
+    const stored = await t.server.registry.db.selectFrom('oidc_durable').select('id').where('model', '=', 'Grant').where('client_id', '=', client.clientId).execute();
+    expect(stored.length).toBeGreaterThan(0);
+  });
+
+  it('issues refresh tokens to third-party clients only with offline_access, and to first-party clients without it', async () => {
+    const run = async (client: { clientId: string; clientSecret: string }, scope: string) => {
+      const { verifier, challenge } = pkce();
+      const url = authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope, code_challenge: challenge, code_challenge_method: 'S256', prompt: 'consent' });
+      const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
+      const { body } = await exchange(client, redirect.searchParams.get('code')!, verifier);
+      recordSecret(body.refresh_token as string | undefined);
+      return body;
+    };
+    const thirdParty = await webClient({ refresh: true, name: 'Third Party' });
+    expect((await run(thirdParty, 'openid')).refresh_token).toBeUndefined();
+    expect(typeof (await run(thirdParty, 'openid offline_access')).refresh_token).toBe('string');
+    const firstParty = await webClient({ refresh: true, firstParty: true, name: 'First Party' });
+    expect(typeof (await run(firstParty, 'openid')).refresh_token).toBe('string');
+    const noGrant = await webClient({ name: 'No Refresh Grant' });
+    expect((await run(noGrant, 'openid offline_access')).refresh_token).toBeUndefined();
+  });
+
   it('skips consent for first-party clients', async () => {
     const client = await webClient({ firstParty: true, name: 'Gatehouse Console' });
     const { verifier, challenge } = pkce();
