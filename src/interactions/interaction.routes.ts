@@ -20,7 +20,7 @@ const SIGN_IN_FAILED = 'Wrong email or password.';
 const MAX_FIELD = 1024;
 
 const REASONS: Record<string, string> = {
-  no_session: 'Sign in with your Gatehouse account to continue.',
+  no_session: 'Use your Gatehouse account: the app will learn who you are, and nothing more without your consent.',
   login_prompt: 'The app asked you to sign in again.',
   max_age: 'Your last sign-in is too old for this app: sign in again.',
   id_token_hint: 'The app asked for a different account: sign in with it.',
