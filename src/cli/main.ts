@@ -34,8 +34,9 @@ const USAGE = `Usage: gatehouse <command> [options] [--json]
   users create --email EMAIL --password-stdin [--name NAME]
   users list | get ID | disable ID | enable ID | delete ID
 
-users create reads the password from standard input (one trailing newline is dropped); passwords
-are never taken as arguments. Example: printf '%s' "$PASSWORD" | gatehouse users create --email a@example.com --password-stdin
+users create reads the password from standard input and drops one trailing newline; passwords are
+never taken as arguments (ps and shell history would show them). For example:
+  gatehouse users create --email ada@example.com --name "Ada Lovelace" --password-stdin < password.txt
 
 Every command takes --json and then prints one JSON document on stdout and nothing else.
 `;
@@ -304,7 +305,13 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
 /** The password piped to --password-stdin, without the one line ending `echo` or a here-string adds. */
 async function readPassword(io: CliIo): Promise<string> {
   if (!io.readStdin) throw new UsageError('--password-stdin: standard input cannot be read here');
-  const text = await io.readStdin();
+  let text: string;
+  try {
+    text = await io.readStdin();
+  } catch (error) {
+    if (error instanceof UsageError) throw new UsageError(`--password-stdin: ${error.message}`);
+    throw error;
+  }
   const password = text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text;
   if (password === '') throw new UsageError('--password-stdin: standard input is empty; pipe the password to it');
   return password;
@@ -335,7 +342,11 @@ async function usersCommand(ctx: Context, sub: string | undefined, args: string[
       if (values['password-stdin'] !== true) {
         throw new UsageError('users create needs --password-stdin: pipe the password to it (passwords are never taken as arguments)');
       }
-      const body = { email: str(values, 'email'), password: await readPassword(io), ...(values.name !== undefined ? { name: str(values, 'name') } : {}) };
+      const body = {
+        email: str(values, 'email'),
+        password: await readPassword(io),
+        ...(values.name !== undefined ? { name: str(values, 'name') } : {}),
+      };
       await withDatabase(ctx, async (registry) => printResult(io, json, userToJson(await createUser(registry.db, body))));
       return;
     }

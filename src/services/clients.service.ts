@@ -116,6 +116,17 @@ async function defaultScopes(db: Kysely<Database>, grantTypes: string[], default
   return scopes;
 }
 
+/**
+ * 128 random bits, base64url, never starting with "-": a command line takes such an id for an option
+ * (`gatehouse clients get -x…` is a usage error), and one id in 64 would start with it.
+ */
+function newClientId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
 /** The wire form of a client: RFC 7591 metadata names, never the secret or its digest. */
 export function clientToJson(client: ClientRecord) {
   return {
@@ -173,7 +184,7 @@ export async function createClient(deps: ClientServiceDeps, input: unknown): Pro
     await checkClientRules(db, shape);
     const clientSecret = SECRET_METHODS.has(method) ? generateClientSecret() : undefined;
     const client = await insertClient(db, {
-      client_id: randomBytes(16).toString('base64url'),
+      client_id: newClientId(),
       client_name: data.client_name,
       secret_digest: clientSecret ? digestClientSecret(deps.digestKey, clientSecret) : null,
       token_endpoint_auth_method: method,

@@ -238,7 +238,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     });
     expect(endSession.origin + endSession.pathname).toBe(`${issuer}/session/end`);
     await page.goto(endSession.href);
-    const signOut = page.getByRole('button', { name: 'Sign out' });
+    const signOut = page.getByRole('button', { name: 'Sign out', exact: true });
     await signOut.waitFor();
     expect(await page.locator('main').textContent()).toContain(CLIENT_NAME);
     await page.screenshot({ path: path.join(IMAGES, 'logout.png') });

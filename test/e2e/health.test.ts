@@ -85,7 +85,8 @@ describe('/healthz and /readyz', () => {
   it('issues client-credentials tokens to a cached client without touching PostgreSQL or Redis', async () => {
     const { clientId, clientSecret } = await t.serviceClient();
     const auth = { clientId, clientSecret };
-    // Wait for the registry poll to see the new client, then warm the cache.
+    // Let the cache take in the registry's latest revision (a later poll would drop what we warm), then warm it.
+    await t.server.cache.refresh();
     const deadline = Date.now() + 5000;
     let warm = await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'read' }, auth);
     while (warm.status !== 200 && Date.now() < deadline) {
