@@ -65,6 +65,11 @@ export function createResourceIndicators(deps: { cache: RegistryCache; signingAl
     enabled: true,
     defaultResource,
     getResourceServerInfo,
-    useGrantedResource: () => true,
+    // A client with a default resource gets access tokens for it without naming it again; any other
+    // client names the API at the token endpoint (RFC 8707), else its access token is for userinfo.
+    async useGrantedResource(ctx: KoaContextWithOIDC) {
+      const clientId = ctx.oidc.client?.clientId;
+      return Boolean(clientId && (await cache.getClient(clientId))?.defaultResource);
+    },
   };
 }

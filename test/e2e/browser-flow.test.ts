@@ -41,6 +41,8 @@ const EMAIL = 'ada@example.test';
 const NAME = 'Ada Lovelace';
 const CLIENT_NAME = 'Photo Book';
 const SCOPE = 'openid profile email offline_access';
+const API = 'https://photos-api.example.test';
+const API_SCOPE = 'photos:read';
 
 /** A tiny relying party: /callback and /bye answer with a plain page and remember what they saw. */
 async function startRelyingParty() {
@@ -93,6 +95,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     redirectUri = `${rp.origin}/callback`;
     postLogoutRedirectUri = `${rp.origin}/bye`;
 
+    await t.cli('resources', 'create', '--identifier', API, '--scope', API_SCOPE, '--name', 'Photos API');
     recordSecret(PASSWORD);
     userId = (await createUser(t.server.registry.db, { email: EMAIL, password: PASSWORD, name: NAME })).id;
     const created = await t.cli<{ client_id: string; client_secret: string }>(
@@ -103,6 +106,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
       '--grant-type', 'authorization_code',
       '--grant-type', 'refresh_token',
       '--auth-method', 'client_secret_basic',
+      '--scope', `${SCOPE} ${API_SCOPE}`,
     );
     recordSecret(created.client_secret);
     clientId = created.client_id;
@@ -134,7 +138,8 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     const nonce = randomNonce();
     const url = buildAuthorizationUrl(config, {
       redirect_uri: redirectUri,
-      scope: SCOPE,
+      scope: `${SCOPE} ${API_SCOPE}`,
+      resource: API,
       code_challenge: await calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
       state,
@@ -183,35 +188,34 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     recordSecret(code);
     expect(rp!.hits).toContain('/callback');
 
-    const tokens = await authorizationCodeGrant(config, callback, {
-      pkceCodeVerifier: request.verifier,
-      expectedState: request.state,
-      expectedNonce: request.nonce,
-      idTokenExpected: true,
-    });
+    // RFC 8707: naming the API at the token endpoint too gets an access token for it.
+    const tokens = await authorizationCodeGrant(
+      config,
+      callback,
+      { pkceCodeVerifier: request.verifier, expectedState: request.state, expectedNonce: request.nonce, idTokenExpected: true },
+      { resource: API },
+    );
     recordSecret(tokens.access_token);
     recordSecret(tokens.id_token);
     recordSecret(tokens.refresh_token);
     expect(tokens.token_type.toLowerCase()).toBe('bearer');
-    expect(tokens.scope?.split(' ').sort()).toEqual(SCOPE.split(' ').sort());
+    expect(tokens.scope).toBe(API_SCOPE);
 
-    // The ID token, verified independently of openid-client against the published JWKS.
+    // The ID token and the access token, verified independently of openid-client against the published JWKS.
     const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`));
     const idToken = tokens.id_token!;
     expect(decodeProtectedHeader(idToken).alg).toBe('RS256');
     const { payload: idClaims } = await jwtVerify(idToken, jwks, { issuer, audience: clientId, algorithms: ['RS256'] });
     expect(idClaims).toMatchObject({ sub: userId, email: EMAIL, name: NAME, nonce: request.nonce });
     expect(tokens.claims()?.sub).toBe(userId);
-
-    // No resource was requested and the client has no default one, so the access token is the
-    // opaque one for userinfo (JWT access tokens are only issued for a registered resource).
-    expect(tokens.access_token.split('.')).toHaveLength(1);
-    const userinfo = await fetchUserInfo(config, tokens.access_token, userId);
-    expect(userinfo).toMatchObject({ sub: userId, email: EMAIL, name: NAME, email_verified: false });
+    const { payload: atClaims, protectedHeader } = await jwtVerify(tokens.access_token, jwks, { issuer, audience: API, algorithms: ['RS256'], typ: 'at+jwt' });
+    expect(protectedHeader.kid).toBeTruthy();
+    expect(atClaims).toMatchObject({ sub: userId, client_id: clientId, scope: API_SCOPE });
 
     // Refresh once: the refresh token rotates and the new access token still works.
     const refreshToken = tokens.refresh_token!;
     expect(refreshToken).toBeTruthy();
+    // Without a resource the refreshed access token is the opaque one for userinfo.
     const refreshed = await refreshTokenGrant(config, refreshToken);
     recordSecret(refreshed.access_token);
     recordSecret(refreshed.id_token);
@@ -219,11 +223,12 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     expect(refreshed.refresh_token).toBeTruthy();
     expect(refreshed.refresh_token).not.toBe(refreshToken);
     expect(refreshed.access_token).not.toBe(tokens.access_token);
+    expect(refreshed.access_token.split('.')).toHaveLength(1);
     if (refreshed.id_token) {
       const { payload } = await jwtVerify(refreshed.id_token, jwks, { issuer, audience: clientId, algorithms: ['RS256'] });
       expect(payload.sub).toBe(userId);
     }
-    expect((await fetchUserInfo(config, refreshed.access_token, userId)).email).toBe(EMAIL);
+    expect(await fetchUserInfo(config, refreshed.access_token, userId)).toMatchObject({ sub: userId, email: EMAIL, name: NAME, email_verified: false });
 
     // The browser holds a Gatehouse session now.
     const before = await sessionCookies();
