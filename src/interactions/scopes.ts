@@ -15,7 +15,7 @@ export function describeScopes(oidcScopes: readonly string[], resourceScopes: Re
   const lines: ScopeLine[] = oidcScopes.map((scope) => ({ name: scope, description: OIDC_SCOPE_WORDS[scope] ?? scope }));
   for (const [resource, scopes] of Object.entries(resourceScopes)) {
     const api = names[resource] ?? resource;
-    for (const scope of scopes) lines.push({ name: scope, description: `Use ${api}: ${scope}` });
+    for (const scope of scopes) lines.push({ name: scope, description: `Use ${api}` });
   }
   return lines;
 }
