@@ -71,8 +71,25 @@ function openPostgres(url: string, logger: Logger, max: number): RegistryDatabas
   return { db, kind: 'postgres', ping: pingWith(db), close: () => db.destroy() };
 }
 
-function socketPoolOptions(paths: ReturnType<typeof embeddedPaths>, max: number): pg.PoolConfig {
-  return { host: paths.socketDir, port: PG_SOCKET_PORT, user: 'postgres', database: 'postgres', max };
+/** The embedded database as a PostgreSQL client sees it, through the server's socket. */
+function overSocket(
+  paths: ReturnType<typeof embeddedPaths>,
+  max: number,
+  logger: Logger,
+  kind: RegistryDatabase['kind'],
+  afterClose: () => Promise<void> = () => Promise.resolve(),
+): RegistryDatabase {
+  const pool = createPostgresPool({ host: paths.socketDir, port: PG_SOCKET_PORT, user: 'postgres', database: 'postgres', max }, logger);
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    kind,
+    ping: pingWith(db),
+    close: async () => {
+      await db.destroy().catch(() => undefined);
+      await afterClose();
+    },
+  };
 }
 
 function socketAnswers(socketPath: string): Promise<boolean> {
@@ -144,18 +161,10 @@ export async function openServerDatabase(config: Config, logger: Logger): Promis
   await socketServer.start();
   // The server too goes through the socket: its queue keeps each connection's transaction whole,
   // so the server's queries never run inside a transaction the CLI has open, and the reverse.
-  const pool = createPostgresPool(socketPoolOptions(paths, 4), logger);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return {
-    db,
-    kind: 'pglite',
-    ping: pingWith(db),
-    close: async () => {
-      await db.destroy().catch(() => undefined);
-      await socketServer.stop().catch(() => undefined);
-      await close();
-    },
-  };
+  return overSocket(paths, 4, logger, 'pglite', async () => {
+    await socketServer.stop().catch(() => undefined);
+    await close();
+  });
 }
 
 /**
@@ -168,11 +177,7 @@ export async function openCliDatabase(config: Config, logger: Logger): Promise<R
   const paths = embeddedPaths(config.dataDir);
   const deadline = Date.now() + WAIT_FOR_EMBEDDED_MS;
   for (;;) {
-    if (await socketAnswers(paths.socket)) {
-      const pool = createPostgresPool(socketPoolOptions(paths, 1), logger);
-      const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-      return { db, kind: 'pglite-socket', ping: pingWith(db), close: () => db.destroy() };
-    }
+    if (await socketAnswers(paths.socket)) return overSocket(paths, 1, logger, 'pglite-socket');
     const release = tryAcquireLock(paths.lock);
     if (release) {
       const { pglite, close } = await openPglite(config.dataDir, release);

@@ -1,28 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../../../migrations/index.js';
 import { runCliCapture, type CliResult } from '../../fixtures/cli.js';
-import { createTestDatabase, type TestDatabase } from '../../fixtures/database.js';
+import { createCliEnv } from '../../fixtures/cli-env.js';
 
 type Json = Record<string, unknown>;
 
 describe('gatehouse CLI', () => {
-  let database: TestDatabase;
-  let dir: string;
   let env: Record<string, string>;
+  let dispose: () => Promise<void>;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-cli-'));
-    env = { DATABASE_URL: database.url, NODE_ENV: 'test', KEYS_DIR: path.join(dir, 'keys'), DATA_DIR: path.join(dir, 'data') };
+    ({ env, dispose } = await createCliEnv('cli'));
   });
-  afterAll(async () => {
-    await database?.drop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => dispose?.());
 
   const run = (...args: string[]) => runCliCapture(args, env);
 
@@ -220,7 +213,7 @@ describe('gatehouse CLI', () => {
 
   describe('keys', () => {
     it('generate, list and rotate print one JSON document and never private key material', async () => {
-      const keysDir = path.join(dir, 'keys');
+      const keysDir = env.KEYS_DIR ?? '';
       expect(await json<Json[]>('keys', 'list')).toEqual([]);
 
       const generated = await json('keys', 'generate');

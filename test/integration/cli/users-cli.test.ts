@@ -1,14 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccountService } from '../../../src/accounts/accounts.js';
 import { loadConfig } from '../../../src/config/load-config.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { openCliDatabase, type RegistryDatabase } from '../../../src/registry/database.js';
 import { runCliCapture, type CliResult } from '../../fixtures/cli.js';
-import { createTestDatabase, type TestDatabase } from '../../fixtures/database.js';
+import { createCliEnv } from '../../fixtures/cli-env.js';
 import { recordSecret } from '../../fixtures/log-capture.js';
 
 type Json = Record<string, unknown>;
@@ -23,19 +20,13 @@ function newPassword(): string {
 }
 
 describe('gatehouse users', () => {
-  let database: TestDatabase;
-  let dir: string;
   let env: Record<string, string>;
+  let dispose: () => Promise<void>;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-users-cli-'));
-    env = { DATABASE_URL: database.url, NODE_ENV: 'test', KEYS_DIR: path.join(dir, 'keys'), DATA_DIR: path.join(dir, 'data') };
+    ({ env, dispose } = await createCliEnv('users-cli'));
   });
-  afterAll(async () => {
-    await database?.drop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => dispose?.());
 
   const run = (args: string[], stdin?: string) => runCliCapture(args, env, { stdin });
 
