@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config/load-config.js';
 import { createAccountService } from './accounts/accounts.js';
+import { createAdminRoutes } from './admin/admin.routes.js';
 import { createApp } from './http/app.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
 import { createLoginLimiter } from './interactions/login-limiter.js';
@@ -77,7 +78,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       logger,
       host,
       pages,
-      routers: [interactions],
+      routers: [interactions, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },

@@ -1,15 +1,25 @@
 import compose from 'koa-compose';
 import type { Middleware } from 'koa';
-import type { Provider } from 'oidc-provider';
+import type { JSONWebKeySet } from 'jose';
+import type { JWK, Provider } from 'oidc-provider';
 import type { Config } from '../config/load-config.js';
 import { keysFingerprint, loadSigningJwks } from '../keys/key-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { ProviderDeps } from './configuration.js';
 import { createProvider } from './provider.js';
 
+const PRIVATE_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
+
+/** A signing key's public half, as the JWKS endpoint publishes it. */
+function publicPart(jwk: JWK): JSONWebKeySet['keys'][number] {
+  return Object.fromEntries(Object.entries(jwk).filter(([name]) => !PRIVATE_MEMBERS.has(name))) as JSONWebKeySet['keys'][number];
+}
+
 /** Holds the current provider and swaps in a new one when the signing keys on disk change. */
 export interface ProviderHost {
   readonly provider: Provider;
+  /** The public keys the provider publishes at /jwks, for verifying our own tokens locally. */
+  readonly publicJwks: JSONWebKeySet;
   /** Koa middleware running the current provider with the parent app's context. */
   readonly middleware: Middleware;
   /** Rebuilds the provider now if the keys directory changed; true when it did. */
@@ -32,7 +42,8 @@ export async function createProviderHost(
     const fingerprint = await keysFingerprint(config.keysDir);
     const jwks = await loadSigningJwks(config.keysDir, { generateIfMissing: !config.production });
     const provider = createProvider({ ...deps, jwks });
-    return { fingerprint, provider, dispatch: compose(provider.middleware), kid: jwks[0]?.kid };
+    const publicJwks: JSONWebKeySet = { keys: jwks.map(publicPart) };
+    return { fingerprint, provider, dispatch: compose(provider.middleware), kid: jwks[0]?.kid, publicJwks };
   }
 
   let current = await build();
@@ -64,6 +75,9 @@ export async function createProviderHost(
   return {
     get provider() {
       return current.provider;
+    },
+    get publicJwks() {
+      return current.publicJwks;
     },
     middleware: (ctx, next) => current.dispatch(ctx, next),
     reloadIfKeysChanged,

@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { containsPattern } from './like.js';
 import type { ClientRow, ClientRowUpdate, Database, NewClientRow, StoredJwks } from './tables.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -87,4 +88,41 @@ export async function countClientsWithDefaultResource(db: Db, identifier: string
 export async function readRegistryRevision(db: Db): Promise<string> {
   const row = await db.selectFrom('registry_revision').select('revision').where('id', '=', 1).executeTakeFirstOrThrow();
   return String(row.revision);
+}
+
+/** One page of clients in client_id order, after a given id, optionally only names containing a text. */
+export async function listClientsPage(
+  db: Db,
+  options: { limit: number; after?: string | undefined; nameContains?: string | undefined },
+): Promise<ClientRecord[]> {
+  let query = db.selectFrom('clients').selectAll().orderBy('client_id').limit(options.limit);
+  if (options.after) query = query.where('client_id', '>', options.after);
+  if (options.nameContains) query = query.where('client_name', 'ilike', containsPattern(options.nameContains));
+  return (await query.execute()).map(toClientRecord);
+}
+
+/** Updates only if the row is still at the expected version: undefined when it is not (or is gone). */
+export async function updateClientAtVersion(
+  db: Db,
+  clientId: string,
+  version: number,
+  update: ClientRowUpdate,
+): Promise<ClientRecord | undefined> {
+  const row = await db
+    .updateTable('clients')
+    .set((eb) => ({ ...update, version: eb('version', '+', 1), updated_at: new Date() }))
+    .where('client_id', '=', clientId)
+    .where('version', '=', version)
+    .returningAll()
+    .executeTakeFirst();
+  return row && toClientRecord(row);
+}
+
+/** Deletes a client and every grant and refresh token issued to it. */
+export async function deleteClientAndTokens(db: Kysely<Database>, clientId: string): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    await trx.deleteFrom('oidc_durable').where('client_id', '=', clientId).execute();
+    const result = await trx.deleteFrom('clients').where('client_id', '=', clientId).executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  });
 }

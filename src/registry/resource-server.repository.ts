@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { containsPattern } from './like.js';
 import type { Database, NewResourceServerRow, ResourceServerRow, ResourceServerRowUpdate } from './tables.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -62,3 +63,19 @@ export async function deleteResourceServer(db: Db, id: string): Promise<boolean>
   const result = await db.deleteFrom('resource_servers').where('id', '=', id).executeTakeFirst();
   return result.numDeletedRows > 0n;
 }
+
+/** One page of resource servers in id order, after a given id, optionally filtered by identifier or name. */
+export async function listResourceServersPage(
+  db: Db,
+  options: { limit: number; after?: string | undefined; contains?: string | undefined },
+): Promise<ResourceServer[]> {
+  let query = db.selectFrom('resource_servers').selectAll().orderBy('id').limit(options.limit);
+  if (options.after) query = query.where('id', '>', options.after);
+  const text = options.contains;
+  if (text) {
+    const pattern = containsPattern(text);
+    query = query.where((eb) => eb.or([eb('identifier', 'ilike', pattern), eb('name', 'ilike', pattern)]));
+  }
+  return (await query.execute()).map(toResourceServer);
+}
+

@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { containsPattern } from './like.js';
 import type { Database, NewUserRow, UserRow, UserRowUpdate } from './tables.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -113,4 +114,16 @@ export async function deleteDurableRowsOfAccount(db: Db, accountId: string): Pro
     )
     .executeTakeFirst();
   return Number(result.numDeletedRows);
+}
+
+/** One page of users in id order, after a given id, optionally only emails containing a text. */
+export async function listUsersPage(
+  db: Db,
+  options: { limit: number; after?: string | undefined; emailContains?: string | undefined },
+): Promise<UserRecord[]> {
+  let query = db.selectFrom('users').selectAll().orderBy('id').limit(options.limit);
+  if (options.after) query = query.where('id', '>', options.after);
+  const text = options.emailContains;
+  if (text) query = query.where('email', 'ilike', containsPattern(text));
+  return (await query.execute()).map(toUserRecord);
 }

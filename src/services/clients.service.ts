@@ -2,17 +2,19 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import {
-  deleteClient as deleteClientRow,
+  deleteClientAndTokens,
   findClientById,
   insertClient,
   listClients as listClientRows,
+  listClientsPage as listClientsPageRows,
   updateClient as updateClientRow,
+  updateClientAtVersion,
   type ClientRecord,
 } from '../registry/client.repository.js';
 import { findResourceServer, listResourceServers } from '../registry/resource-server.repository.js';
 import type { Database, StoredJwks } from '../registry/tables.js';
 import { digestClientSecret, generateClientSecret } from './client-secrets.js';
-import { NotFoundError, ValidationError, type FieldError } from './errors.js';
+import { NotFoundError, PreconditionFailedError, ValidationError, type FieldError } from './errors.js';
 import { ADMIN_SCOPE, ensureAdminResource } from './resources.service.js';
 import { OIDC_SCOPES, parseInput, redirectUri, scopeString } from './validation.js';
 
@@ -42,7 +44,7 @@ const clientFields = z.strictObject({
   scope: scopeString,
   default_resource: z.string().min(1).nullable(),
   jwks: jwks.nullable(),
-  logo_uri: z.string().url('must be an absolute URL').startsWith('https://', 'must use https').nullable(),
+  logo_uri: z.url({ protocol: /^https$/, error: 'must be an absolute https URL' }).nullable(),
   first_party: z.boolean(),
   admin: z.boolean(),
 });
@@ -216,7 +218,12 @@ export function listClients(db: Kysely<Database>): Promise<ClientRecord[]> {
  * Applies a partial update. Switching to a secret-based auth method from one without a secret
  * issues a secret, returned once; switching away drops the stored digest.
  */
-export async function updateClient(deps: ClientServiceDeps, clientId: string, input: unknown): Promise<CreatedClient> {
+export async function updateClient(
+  deps: ClientServiceDeps,
+  clientId: string,
+  input: unknown,
+  options: { ifVersion?: number } = {},
+): Promise<CreatedClient> {
   const data = parseInput(clientUpdateSchema, input);
   const existing = await getClient(deps.db, clientId);
   const merged: ClientShape = {
@@ -230,7 +237,8 @@ export async function updateClient(deps: ClientServiceDeps, clientId: string, in
   await checkClientRules(deps.db, merged);
   const needsSecret = SECRET_METHODS.has(merged.tokenEndpointAuthMethod);
   const clientSecret = needsSecret && !existing.secretDigest ? generateClientSecret() : undefined;
-  const updated = await updateClientRow(deps.db, clientId, {
+  if (options.ifVersion !== undefined && options.ifVersion !== existing.version) throw new PreconditionFailedError(`client ${clientId}`);
+  const changes = {
     ...(data.client_name !== undefined ? { client_name: data.client_name } : {}),
     ...(data.post_logout_redirect_uris !== undefined ? { post_logout_redirect_uris: data.post_logout_redirect_uris } : {}),
     ...(data.logo_uri !== undefined ? { logo_uri: data.logo_uri } : {}),
@@ -243,13 +251,26 @@ export async function updateClient(deps: ClientServiceDeps, clientId: string, in
     jwks: merged.jwks ? JSON.stringify(merged.jwks) : null,
     ...(clientSecret ? { secret_digest: digestClientSecret(deps.digestKey, clientSecret), secret_rotated_at: new Date() } : {}),
     ...(!needsSecret ? { secret_digest: null } : {}),
-  });
-  if (!updated) throw new NotFoundError(`client ${clientId}`);
+  };
+  // Written only at the version that was read: a concurrent update in between makes this one fail.
+  const updated = await updateClientAtVersion(deps.db, clientId, existing.version, changes);
+  if (!updated) {
+    if (options.ifVersion !== undefined) throw new PreconditionFailedError(`client ${clientId}`);
+    throw new NotFoundError(`client ${clientId}`);
+  }
   return { client: updated, clientSecret };
 }
 
+/** Deletes the client and revokes its grants and refresh tokens. */
 export async function deleteClient(db: Kysely<Database>, clientId: string): Promise<void> {
-  if (!(await deleteClientRow(db, clientId))) throw new NotFoundError(`client ${clientId}`);
+  if (!(await deleteClientAndTokens(db, clientId))) throw new NotFoundError(`client ${clientId}`);
+}
+
+/** One page of clients (cursor = the last client_id seen), optionally filtered by name. */
+export async function listClientsPage(db: Kysely<Database>, options: { limit: number; cursor?: string | undefined; name?: string | undefined }) {
+  const rows = await listClientsPageRows(db, { limit: options.limit + 1, after: options.cursor, nameContains: options.name });
+  const items = rows.slice(0, options.limit);
+  return { items, nextCursor: rows.length > options.limit ? (items.at(-1)?.clientId ?? null) : null };
 }
 
 /** Replaces a confidential client's secret; the old one stops working at once. */

@@ -36,3 +36,11 @@ export class ConflictError extends Error {
 export function isUniqueViolation(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505';
 }
+
+/** The caller's copy is stale (If-Match did not match): nothing was written. */
+export class PreconditionFailedError extends Error {
+  constructor(what: string) {
+    super(`${what} was changed by someone else since it was read`);
+    this.name = 'PreconditionFailedError';
+  }
+}

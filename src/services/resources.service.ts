@@ -7,6 +7,7 @@ import {
   findResourceServer,
   insertResourceServer,
   listResourceServers,
+  listResourceServersPage,
   updateResourceServer,
   type ResourceServer,
 } from '../registry/resource-server.repository.js';
@@ -115,4 +116,11 @@ export async function ensureAdminResource(db: Kysely<Database> | Transaction<Dat
   const resource = await findResourceServer(db, identifier);
   if (!resource) throw new NotFoundError(`resource server ${identifier}`);
   return resource;
+}
+
+/** One page of resource servers (cursor = the last id seen), optionally filtered by identifier or name. */
+export async function listResourcesPage(db: Kysely<Database>, options: { limit: number; cursor?: string | undefined; filter?: string | undefined }) {
+  const rows = await listResourceServersPage(db, { limit: options.limit + 1, after: options.cursor, contains: options.filter });
+  const items = rows.slice(0, options.limit);
+  return { items, nextCursor: rows.length > options.limit ? (items.at(-1)?.id ?? null) : null };
 }

@@ -10,6 +10,7 @@ import {
   findUserById,
   insertUser,
   listUsers as listUserRows,
+  listUsersPage as listUserPageRows,
   updateUser,
   type UserRecord,
 } from '../registry/user.repository.js';
@@ -105,4 +106,38 @@ export async function deleteUser(db: Kysely<Database>, id: string): Promise<void
     await deleteDurableRowsOfAccount(trx, id);
     if (!(await deleteUserRow(trx, id))) throw new NotFoundError(`user ${id}`);
   });
+}
+
+export const userUpdateSchema = z.strictObject({
+  name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters').nullable().optional(),
+  disabled: z.boolean().optional(),
+  email_verified: z.boolean().optional(),
+  password: z
+    .string()
+    .superRefine((password, ctx) => {
+      const problem = passwordProblem(password);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .optional(),
+});
+export type UserUpdateInput = z.input<typeof userUpdateSchema>;
+
+/** Changes a user's name, disabled flag, verified flag or password (hashed here, never stored in clear). */
+export async function updateUserFields(db: Kysely<Database>, id: string, input: unknown): Promise<UserRecord> {
+  const data = parseInput(userUpdateSchema, input);
+  const user = await updateUser(db, id, {
+    ...(data.name !== undefined ? { name: data.name } : {}),
+    ...(data.disabled !== undefined ? { disabled: data.disabled } : {}),
+    ...(data.email_verified !== undefined ? { email_verified: data.email_verified } : {}),
+    ...(data.password !== undefined ? { password_hash: await hashPassword(data.password) } : {}),
+  });
+  if (!user) throw new NotFoundError(`user ${id}`);
+  return user;
+}
+
+/** One page of users (cursor = the last id seen), optionally filtered by email. */
+export async function listUsersPage(db: Kysely<Database>, options: { limit: number; cursor?: string | undefined; email?: string | undefined }) {
+  const rows = await listUserPageRows(db, { limit: options.limit + 1, after: options.cursor, emailContains: options.email });
+  const items = rows.slice(0, options.limit);
+  return { items, nextCursor: rows.length > options.limit ? (items.at(-1)?.id ?? null) : null };
 }

@@ -1,0 +1,204 @@
+import Router from '@koa/router';
+import coBody from 'co-body';
+import type { Context } from 'koa';
+import type { JSONWebKeySet } from 'jose';
+import type { Config } from '../config/load-config.js';
+import type { RegistryDatabase } from '../registry/database.js';
+import type { RegistryCache } from '../registry/registry-cache.js';
+import type { ClientRecord } from '../registry/client.repository.js';
+import {
+  clientToJson,
+  createClient,
+  deleteClient,
+  getClient,
+  listClientsPage,
+  rotateClientSecret,
+  updateClient,
+} from '../services/clients.service.js';
+import {
+  createResource,
+  deleteResource,
+  getResource,
+  listResourcesPage,
+  resourceToJson,
+  updateResource,
+} from '../services/resources.service.js';
+import { createUser, deleteUser, getUser, listUsersPage, updateUserFields, userToJson } from '../services/users.service.js';
+import { requireAdmin } from './admin-auth.js';
+import { buildOpenApi } from './openapi.js';
+import { ApiError, problemDetails } from './problem.js';
+
+const MAX_LIMIT = 200;
+
+/** Reads a JSON object body; anything else is refused before it reaches a service. */
+async function jsonBody(ctx: Context, limitBytes: number): Promise<Record<string, unknown>> {
+  if (!ctx.is('application/json')) throw new ApiError(415, 'unsupported_media_type', 'send the body as application/json');
+  let body: unknown;
+  try {
+    body = await coBody.json(ctx.req, { limit: limitBytes, strict: true });
+  } catch (error) {
+    if ((error as { status?: number }).status === 413) throw new ApiError(413, 'body_too_large', `the body is larger than ${limitBytes} bytes`);
+    throw new ApiError(400, 'invalid_json', 'the body is not valid JSON');
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ApiError(400, 'validation_failed', 'the body must be a JSON object', { errors: [{ field: 'body', message: 'must be a JSON object' }] });
+  }
+  return body as Record<string, unknown>;
+}
+
+function pageQuery(ctx: Context, filter: string): { limit: number; cursor: string | undefined; filter: string | undefined } {
+  const one = (name: string) => {
+    const value = ctx.query[name];
+    if (Array.isArray(value)) throw new ApiError(400, 'validation_failed', `${name} given more than once`, { errors: [{ field: name, message: 'must be given once' }] });
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const rawLimit = one('limit');
+  const limit = rawLimit === undefined ? 50 : Number(rawLimit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+    throw new ApiError(400, 'validation_failed', 'limit is out of range', { errors: [{ field: 'limit', message: `must be a whole number from 1 to ${MAX_LIMIT}` }] });
+  }
+  const cursor = one('cursor');
+  const text = one(filter);
+  if ((cursor?.length ?? 0) > 256 || (text?.length ?? 0) > 256) {
+    throw new ApiError(400, 'validation_failed', 'query value too long', { errors: [{ field: cursor && cursor.length > 256 ? 'cursor' : filter, message: 'must be at most 256 characters' }] });
+  }
+  return { limit, cursor, filter: text };
+}
+
+const etagOf = (client: ClientRecord) => `W/"${client.version}"`;
+
+/** The version an If-Match header names, if it names one of ours. */
+function ifMatchVersion(ctx: Context): number | undefined {
+  const header = ctx.get('If-Match');
+  if (!header) return undefined;
+  const match = /^(?:W\/)?"(\d+)"$/.exec(header.trim());
+  if (!match) throw new ApiError(412, 'precondition_failed', 'If-Match does not match the current version: read the client again');
+  return Number(match[1]);
+}
+
+/**
+ * The admin REST API under /admin/v1: clients, resources and users (list with a cursor and a
+ * filter, create, get, PATCH, delete), client secret rotation, and its OpenAPI document. Every call
+ * needs an admin access token; every refusal is a problem document.
+ *
+ * @example
+ * app.use(createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey }).routes());
+ */
+export function createAdminRoutes(deps: {
+  config: Config;
+  registry: RegistryDatabase;
+  cache: RegistryCache;
+  jwks: () => JSONWebKeySet;
+  digestKey: Buffer;
+}): Router {
+  const { config, cache } = deps;
+  const db = deps.registry.db;
+  const services = { db, issuer: config.issuer, digestKey: deps.digestKey };
+  const router = new Router({ prefix: '/admin/v1' });
+  const openapi = buildOpenApi(config.issuer);
+  // A change is seen at once by this node (others see it within REGISTRY_POLL_MS).
+  const changed = () => cache.refresh().catch(() => undefined);
+
+  router.use(problemDetails);
+  router.get('/openapi.json', (ctx) => {
+    ctx.body = openapi;
+  });
+  router.use(requireAdmin({ issuer: config.issuer, jwks: deps.jwks, cache }));
+  router.use(async (ctx, next) => {
+    ctx.set('Cache-Control', 'no-store');
+    await next();
+  });
+
+  // Clients
+  router.get('/clients', async (ctx) => {
+    const { limit, cursor, filter } = pageQuery(ctx, 'name');
+    const page = await listClientsPage(db, { limit, cursor, name: filter });
+    ctx.body = { data: page.items.map(clientToJson), next_cursor: page.nextCursor };
+  });
+  router.post('/clients', async (ctx) => {
+    const { client, clientSecret } = await createClient(services, await jsonBody(ctx, config.bodyLimitBytes));
+    await changed();
+    ctx.status = 201;
+    ctx.set('ETag', etagOf(client));
+    ctx.set('Location', `/admin/v1/clients/${client.clientId}`);
+    ctx.body = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
+  });
+  router.get('/clients/:id', async (ctx) => {
+    const client = await getClient(db, ctx.params.id ?? '');
+    ctx.set('ETag', etagOf(client));
+    ctx.body = clientToJson(client);
+  });
+  router.patch('/clients/:id', async (ctx) => {
+    const ifVersion = ifMatchVersion(ctx);
+    const { client } = await updateClient(services, ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes), { ...(ifVersion !== undefined ? { ifVersion } : {}) });
+    await changed();
+    ctx.set('ETag', etagOf(client));
+    ctx.body = clientToJson(client);
+  });
+  router.delete('/clients/:id', async (ctx) => {
+    await deleteClient(db, ctx.params.id ?? '');
+    await changed();
+    ctx.status = 204;
+  });
+  router.post('/clients/:id/secret', async (ctx) => {
+    const { client, clientSecret } = await rotateClientSecret(services, ctx.params.id ?? '');
+    await changed();
+    ctx.body = { client_id: client.clientId, client_secret: clientSecret };
+  });
+
+  // Resources
+  router.get('/resources', async (ctx) => {
+    const { limit, cursor, filter } = pageQuery(ctx, 'filter');
+    const page = await listResourcesPage(db, { limit, cursor, filter });
+    ctx.body = { data: page.items.map(resourceToJson), next_cursor: page.nextCursor };
+  });
+  router.post('/resources', async (ctx) => {
+    const resource = await createResource(db, await jsonBody(ctx, config.bodyLimitBytes));
+    await changed();
+    ctx.status = 201;
+    ctx.set('Location', `/admin/v1/resources/${resource.id}`);
+    ctx.body = resourceToJson(resource);
+  });
+  router.get('/resources/:id', async (ctx) => {
+    ctx.body = resourceToJson(await getResource(db, ctx.params.id ?? ''));
+  });
+  router.patch('/resources/:id', async (ctx) => {
+    const resource = await updateResource(db, ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes));
+    await changed();
+    ctx.body = resourceToJson(resource);
+  });
+  router.delete('/resources/:id', async (ctx) => {
+    await deleteResource(db, ctx.params.id ?? '');
+    await changed();
+    ctx.status = 204;
+  });
+
+  // Users
+  router.get('/users', async (ctx) => {
+    const { limit, cursor, filter } = pageQuery(ctx, 'email');
+    const page = await listUsersPage(db, { limit, cursor, email: filter });
+    ctx.body = { data: page.items.map(userToJson), next_cursor: page.nextCursor };
+  });
+  router.post('/users', async (ctx) => {
+    const user = await createUser(db, await jsonBody(ctx, config.bodyLimitBytes));
+    ctx.status = 201;
+    ctx.set('Location', `/admin/v1/users/${user.id}`);
+    ctx.body = userToJson(user);
+  });
+  router.get('/users/:id', async (ctx) => {
+    ctx.body = userToJson(await getUser(db, ctx.params.id ?? ''));
+  });
+  router.patch('/users/:id', async (ctx) => {
+    ctx.body = userToJson(await updateUserFields(db, ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes)));
+  });
+  router.delete('/users/:id', async (ctx) => {
+    await deleteUser(db, ctx.params.id ?? '');
+    ctx.status = 204;
+  });
+
+  // Anything else under /admin/v1 is a problem document too.
+  router.all('/{*rest}', () => {
+    throw new ApiError(404, 'not_found', 'no such admin endpoint');
+  });
+  return router;
+}

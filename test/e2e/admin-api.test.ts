@@ -1,0 +1,295 @@
+import { randomUUID } from 'node:crypto';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUser } from '../../src/services/users.service.js';
+import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
+import { recordSecret } from '../fixtures/log-capture.js';
+import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
+
+type Json = Record<string, unknown>;
+
+describe('admin API', () => {
+  let t: TestServer;
+  let base: string;
+  let token: string;
+  let ajv: Ajv2020;
+  let openapi: { paths: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, { schema: { $ref: string } }> }> }>> };
+
+  /** Checks a real response against the schema the OpenAPI document gives for that path, method and status. */
+  function expectDocumented(path: string, method: string, status: number, body: unknown) {
+    const responses = openapi.paths[path]?.[method]?.responses;
+    expect(responses, `${method} ${path} is documented`).toBeDefined();
+    const response = responses?.[String(status)];
+    expect(response, `${method} ${path} documents ${status}`).toBeDefined();
+    const content = response?.content;
+    if (!content) {
+      expect(body === '' || body === undefined || body === null).toBe(true);
+      return;
+    }
+    const schemaRef = Object.values(content)[0]?.schema.$ref ?? '';
+    const validate = ajv.getSchema(`openapi.json${schemaRef}`);
+    expect(validate, schemaRef).toBeDefined();
+    const valid = validate!(body);
+    expect(valid, `${method} ${path} ${status}: ${JSON.stringify(validate!.errors)}`).toBe(true);
+  }
+
+  async function call(method: string, path: string, options: { body?: unknown; token?: string | null; headers?: Record<string, string> } = {}) {
+    const headers: Record<string, string> = { ...options.headers };
+    const bearer = options.token === undefined ? token : options.token;
+    if (bearer) headers.authorization = `Bearer ${bearer}`;
+    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    const response = await fetch(`${base}/admin/v1${path}`, {
+      method,
+      headers,
+      ...(options.body !== undefined ? { body: typeof options.body === 'string' ? options.body : JSON.stringify(options.body) } : {}),
+    });
+    const text = await response.text();
+    const body = text ? (JSON.parse(text) as Json) : undefined;
+    if (body && typeof body.client_secret === 'string') recordSecret(body.client_secret);
+    return { status: response.status, headers: response.headers, body: body as Json };
+  }
+
+  async function adminToken(scope = 'admin'): Promise<string> {
+    const admin = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', `admin ${randomUUID()}`, '--admin');
+    await t.server.cache.refresh();
+    const { status, body } = await tokenRequest(base, { grant_type: 'client_credentials', scope }, { clientId: admin.client_id, clientSecret: admin.client_secret });
+    expect(status).toBe(200);
+    return String(body.access_token);
+  }
+
+  beforeAll(async () => {
+    t = await startTestServer({ name: 'admin-api' });
+    base = t.server.url;
+    token = await adminToken();
+    openapi = (await (await fetch(`${base}/admin/v1/openapi.json`)).json()) as typeof openapi;
+    ajv = new Ajv2020({ strict: false, allErrors: true });
+    addFormats.default(ajv);
+    ajv.addSchema(openapi as unknown as object, 'openapi.json');
+  });
+  afterAll(() => t.close());
+
+  describe('authorization', () => {
+    it('answers 401 with WWW-Authenticate invalid_token without a token or with a bad one', async () => {
+      for (const bearer of [null, 'not-a-jwt', `${token.slice(0, -4)}AAAA`]) {
+        const { status, headers, body } = await call('GET', '/clients', { token: bearer });
+        expect(status).toBe(401);
+        expect(headers.get('www-authenticate')).toMatch(/^Bearer .*error="invalid_token"/);
+        expect(headers.get('content-type')).toMatch(/application\/problem\+json/);
+        expectDocumented('/clients', 'get', 401, body);
+      }
+    });
+
+    it('answers 403 insufficient_scope to an admin client token without the admin scope', async () => {
+      const resource = `https://other-${randomUUID()}.example.test`;
+      await t.cli('resources', 'create', '--identifier', resource, '--scope', 'read');
+      const admin = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'admin-no-scope', '--admin', '--scope', 'read');
+      await t.server.cache.refresh();
+      // A token for the admin API without the admin scope: ask for no scope at all.
+      const { body } = await tokenRequest(base, { grant_type: 'client_credentials' }, { clientId: admin.client_id, clientSecret: admin.client_secret });
+      const { status, headers } = await call('GET', '/clients', { token: String(body.access_token) });
+      expect(status).toBe(403);
+      expect(headers.get('www-authenticate')).toMatch(/error="insufficient_scope"/);
+    });
+
+    it('never accepts a person’s access token, whatever its audience', async () => {
+      const email = `admin-person-${randomUUID()}@example.test`;
+      const password = 'people are not admin clients 1';
+      recordSecret(password);
+      await createUser(t.server.registry.db, { email, password });
+      const redirectUri = 'http://127.0.0.1:8770/cb';
+      const app = await t.cli<{ client_id: string; client_secret: string }>(
+        'clients', 'create', '--name', 'sneaky', '--redirect-uri', redirectUri, '--scope', 'openid admin',
+      );
+      const { verifier, challenge } = pkce();
+      const url = authorizeUrl({ client_id: app.client_id, redirect_uri: redirectUri, scope: 'openid admin', resource: `${t.config.issuer}/admin/v1`, code_challenge: challenge, code_challenge_method: 'S256' });
+      const { redirect } = await signIn(new Agent(base), { url, email, password });
+      const exchanged = await tokenRequest(
+        base,
+        { grant_type: 'authorization_code', code: redirect.searchParams.get('code') ?? '', redirect_uri: redirectUri, code_verifier: verifier, resource: `${t.config.issuer}/admin/v1` },
+        { clientId: app.client_id, clientSecret: app.client_secret },
+      );
+      const userToken = String(exchanged.body.access_token);
+      recordSecret(userToken);
+      const { status } = await call('GET', '/clients', { token: userToken });
+      expect(status).toBe(401);
+    });
+  });
+
+  describe('clients', () => {
+    it('creates, reads, lists with a cursor and a filter, updates, rotates and deletes', async () => {
+      const tag = randomUUID().slice(0, 8);
+      const created = await call('POST', '/clients', { body: { client_name: `svc ${tag} one`, grant_types: ['client_credentials'] } });
+      expect(created.status).toBe(201);
+      expectDocumented('/clients', 'post', 201, created.body);
+      expect(typeof created.body.client_secret).toBe('string');
+      const id = String(created.body.client_id);
+      await call('POST', '/clients', { body: { client_name: `svc ${tag} two` } });
+      await call('POST', '/clients', { body: { client_name: `svc ${tag} three` } });
+
+      const got = await call('GET', `/clients/${id}`);
+      expect(got.status).toBe(200);
+      expect(got.body).not.toHaveProperty('client_secret');
+      expectDocumented('/clients/{client_id}', 'get', 200, got.body);
+
+      const first = await call('GET', `/clients?name=${tag}&limit=2`);
+      expect(first.status).toBe(200);
+      expectDocumented('/clients', 'get', 200, first.body);
+      expect((first.body.data as Json[]).length).toBe(2);
+      expect(first.body.next_cursor).toBeTruthy();
+      const second = await call('GET', `/clients?name=${tag}&limit=2&cursor=${String(first.body.next_cursor)}`);
+      expect((second.body.data as Json[]).length).toBe(1);
+      expect(second.body.next_cursor).toBeNull();
+      const names = [...(first.body.data as Json[]), ...(second.body.data as Json[])].map((c) => c.client_name);
+      expect(names.sort()).toEqual([`svc ${tag} one`, `svc ${tag} three`, `svc ${tag} two`]);
+
+      const patched = await call('PATCH', `/clients/${id}`, { body: { client_name: `svc ${tag} renamed` } });
+      expect(patched.status).toBe(200);
+      expectDocumented('/clients/{client_id}', 'patch', 200, patched.body);
+      expect(patched.body.client_name).toBe(`svc ${tag} renamed`);
+
+      const rotated = await call('POST', `/clients/${id}/secret`);
+      expect(rotated.status).toBe(200);
+      expectDocumented('/clients/{client_id}/secret', 'post', 200, rotated.body);
+      expect(rotated.body.client_secret).not.toBe(created.body.client_secret);
+
+      const deleted = await call('DELETE', `/clients/${id}`);
+      expect(deleted.status).toBe(204);
+      const gone = await call('GET', `/clients/${id}`);
+      expect(gone.status).toBe(404);
+      expectDocumented('/clients/{client_id}', 'get', 404, gone.body);
+    });
+
+    it('refuses bad bodies with a problem document naming each field, and writes nothing', async () => {
+      const before = await t.server.registry.db.selectFrom('clients').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+      const cases: Array<[Json, string[]]> = [
+        [{ client_name: 'x', redirect_uris: ['http://example.com/cb'] }, ['redirect_uris.0']],
+        [{ client_name: 'x', redirect_uris: ['https://example.com/cb#frag'] }, ['redirect_uris.0']],
+        [{ client_name: 'x', redirect_uris: ['https://*.example.com/cb'] }, ['redirect_uris.0']],
+        [{ client_name: 'x', grant_types: ['password'] }, ['grant_types.0']],
+        [{ client_name: 'x', token_endpoint_auth_method: 'none', grant_types: ['client_credentials'] }, ['token_endpoint_auth_method']],
+        [{ client_name: 'x', scope: 'no:such:scope' }, ['scope']],
+        [{ client_name: '', grant_types: ['password'], redirect_uris: ['ftp://x'] }, ['client_name', 'redirect_uris.0', 'grant_types.0']],
+        [{ client_name: 'x', unknown_field: true }, ['body']],
+      ];
+      for (const [body, fields] of cases) {
+        const { status, body: problem } = await call('POST', '/clients', { body });
+        expect(status, JSON.stringify(body)).toBe(400);
+        expectDocumented('/clients', 'post', 400, problem);
+        const named = (problem.errors as Array<{ field: string }>).map((e) => e.field);
+        for (const field of fields) expect(named, JSON.stringify(problem)).toContain(field);
+      }
+      const malformed = await call('POST', '/clients', { body: '{"client_name":' });
+      expect(malformed.status).toBe(400);
+      const after = await t.server.registry.db.selectFrom('clients').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+      expect(after.n).toBe(before.n);
+    });
+
+    it('refuses the same bad input from the CLI and the API the same way', async () => {
+      const api = await call('POST', '/clients', { body: { client_name: 'same', redirect_uris: ['http://example.com/cb'] } });
+      const cli = await t.cliRaw('clients', 'create', '--name', 'same', '--redirect-uri', 'http://example.com/cb', '--json');
+      expect(cli.code).toBe(1);
+      const apiMessage = (api.body.errors as Array<{ message: string }>)[0]?.message ?? '';
+      expect(apiMessage.length).toBeGreaterThan(0);
+      expect(cli.stderr).toContain(apiMessage);
+    });
+
+    it('answers 412 to an update made with a stale ETag, so no update is silently lost', async () => {
+      const created = await call('POST', '/clients', { body: { client_name: 'concurrent' } });
+      const id = String(created.body.client_id);
+      const etag = created.headers.get('etag') ?? '';
+      expect(etag).toMatch(/^W\/"\d+"$/);
+      const [a, b] = await Promise.all([
+        call('PATCH', `/clients/${id}`, { body: { client_name: 'admin A' }, headers: { 'if-match': etag } }),
+        call('PATCH', `/clients/${id}`, { body: { client_name: 'admin B' }, headers: { 'if-match': etag } }),
+      ]);
+      expect([a.status, b.status].sort()).toEqual([200, 412]);
+      const loser = a.status === 412 ? a : b;
+      expectDocumented('/clients/{client_id}', 'patch', 412, loser.body);
+      const winner = a.status === 200 ? a : b;
+      const current = await call('GET', `/clients/${id}`);
+      expect(current.body.client_name).toBe(winner.body.client_name);
+      expect(current.headers.get('etag')).not.toBe(etag);
+    });
+
+    it('revokes a deleted client’s refresh tokens', async () => {
+      const email = `admin-del-${randomUUID()}@example.test`;
+      const password = 'deleted clients lose tokens 3';
+      recordSecret(password);
+      await createUser(t.server.registry.db, { email, password });
+      const redirectUri = 'http://127.0.0.1:8771/cb';
+      const created = await call('POST', '/clients', {
+        body: { client_name: 'to delete', redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'] },
+      });
+      const client = { clientId: String(created.body.client_id), clientSecret: String(created.body.client_secret) };
+      await t.server.cache.refresh();
+      const { verifier, challenge } = pkce();
+      const url = authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope: 'openid offline_access', prompt: 'consent', code_challenge: challenge, code_challenge_method: 'S256' });
+      const { redirect } = await signIn(new Agent(base), { url, email, password });
+      const tokens = await tokenRequest(base, { grant_type: 'authorization_code', code: redirect.searchParams.get('code') ?? '', redirect_uri: redirectUri, code_verifier: verifier }, client);
+      recordSecret(tokens.body.refresh_token as string);
+      const rows = () => t.server.registry.db.selectFrom('oidc_durable').select('id').where('client_id', '=', client.clientId).execute();
+      expect((await rows()).length).toBeGreaterThan(0);
+      expect((await call('DELETE', `/clients/${client.clientId}`)).status).toBe(204);
+      expect(await rows()).toEqual([]);
+    });
+  });
+
+  describe('resources and users', () => {
+    it('manages resources and users, validating bodies and documenting every answer', async () => {
+      const identifier = `https://admin-${randomUUID()}.example.test`;
+      const created = await call('POST', '/resources', { body: { identifier, scope: 'read write', name: 'Orders' } });
+      expect(created.status).toBe(201);
+      expectDocumented('/resources', 'post', 201, created.body);
+      const id = String(created.body.id);
+      expectDocumented('/resources/{id}', 'get', 200, (await call('GET', `/resources/${id}`)).body);
+      const listed = await call('GET', `/resources?filter=Orders`);
+      expectDocumented('/resources', 'get', 200, listed.body);
+      const patched = await call('PATCH', `/resources/${id}`, { body: { access_token_ttl: 120 } });
+      expectDocumented('/resources/{id}', 'patch', 200, patched.body);
+      expect(patched.body.access_token_ttl).toBe(120);
+      const dup = await call('POST', '/resources', { body: { identifier } });
+      expect(dup.status).toBe(409);
+      expectDocumented('/resources', 'post', 409, dup.body);
+      const bad = await call('POST', '/resources', { body: { identifier: 'not a uri', scope: 'openid' } });
+      expect(bad.status).toBe(400);
+      expect((bad.body.errors as Array<{ field: string }>).map((e) => e.field).sort()).toEqual(['identifier', 'scope']);
+      expect((await call('DELETE', `/resources/${id}`)).status).toBe(204);
+
+      const email = `api-user-${randomUUID()}@example.test`;
+      const password = 'users from the api need this 5';
+      recordSecret(password);
+      const user = await call('POST', '/users', { body: { email, password, name: 'Api User' } });
+      expect(user.status).toBe(201);
+      expectDocumented('/users', 'post', 201, user.body);
+      expect(JSON.stringify(user.body)).not.toContain(password);
+      const taken = await call('POST', '/users', { body: { email: email.toUpperCase(), password } });
+      expect(taken.status).toBe(409);
+      expect((taken.body.errors as Array<{ field: string }>)[0]?.field).toBe('email');
+      const weak = await call('POST', '/users', { body: { email: `weak-${randomUUID()}@example.test`, password: 'short' } });
+      expect(weak.status).toBe(400);
+      expect((weak.body.errors as Array<{ field: string }>)[0]?.field).toBe('password');
+      const uid = String(user.body.id);
+      const byEmail = await call('GET', `/users?email=${encodeURIComponent(email.slice(0, 20))}`);
+      expectDocumented('/users', 'get', 200, byEmail.body);
+      expect((byEmail.body.data as Json[]).map((u) => u.id)).toContain(uid);
+      const disabled = await call('PATCH', `/users/${uid}`, { body: { disabled: true } });
+      expectDocumented('/users/{id}', 'patch', 200, disabled.body);
+      expect(disabled.body.disabled).toBe(true);
+      expectDocumented('/users/{id}', 'get', 200, (await call('GET', `/users/${uid}`)).body);
+      expect((await call('DELETE', `/users/${uid}`)).status).toBe(204);
+      expectDocumented('/users/{id}', 'delete', 204, undefined);
+    });
+
+    it('refuses bad paging parameters and unknown endpoints with problem documents', async () => {
+      const limit = await call('GET', '/users?limit=0');
+      expect(limit.status).toBe(400);
+      expect((limit.body.errors as Array<{ field: string }>)[0]?.field).toBe('limit');
+      const unknown = await call('GET', '/nothing-here');
+      expect(unknown.status).toBe(404);
+      expect(unknown.headers.get('content-type')).toMatch(/problem\+json/);
+      const wrongType = await fetch(`${base}/admin/v1/clients`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body: 'x' });
+      expect(wrongType.status).toBe(415);
+    });
+  });
+});
