@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config/load-config.js';
 import { createAccountService } from './accounts/accounts.js';
 import { createAdminRoutes } from './admin/admin.routes.js';
+import { createAuditSink } from './audit/audit-log.js';
 import { createApp } from './http/app.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
 import { createLoginLimiter } from './interactions/login-limiter.js';
@@ -62,7 +63,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     const cache = createRegistryCache({ registry, logger, pollMs: config.registryPollMs });
     const accounts = createAccountService({ db: registry.db, logger });
     const pages = createPages();
-    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger });
+    const audit = createAuditSink(registry.db, logger);
+    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit });
     const interactions = createInteractionRoutes({
       provider: () => host.provider,
       accounts,
@@ -71,6 +73,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       cache,
       config,
       logger,
+      audit,
     });
     const activeStore = store;
     const app = createApp({
@@ -78,7 +81,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       logger,
       host,
       pages,
-      routers: [interactions, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey })],
+      routers: [interactions, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },

@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import coBody from 'co-body';
 import type { Context } from 'koa';
 import type { JSONWebKeySet } from 'jose';
+import { auditToJson, tailAudit, type AuditSink } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import type { RegistryDatabase } from '../registry/database.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
@@ -90,6 +91,7 @@ export function createAdminRoutes(deps: {
   cache: RegistryCache;
   jwks: () => JSONWebKeySet;
   digestKey: Buffer;
+  audit: AuditSink;
 }): Router {
   const { config, cache } = deps;
   const db = deps.registry.db;
@@ -98,6 +100,16 @@ export function createAdminRoutes(deps: {
   const openapi = buildOpenApi(config.issuer);
   // A change is seen at once by this node (others see it within REGISTRY_POLL_MS).
   const changed = () => cache.refresh().catch(() => undefined);
+  // Who changed what: the admin client, the target, before and after (secrets are removed by the log).
+  const record = (ctx: Context, action: string, target: string, details: { before?: unknown; after?: unknown }) =>
+    deps.audit.record({
+      actor: `client:${ctx.state.admin?.clientId ?? 'unknown'}`,
+      action,
+      target,
+      requestId: ctx.state.requestId ?? null,
+      ip: ctx.ip,
+      details,
+    });
 
   router.use(problemDetails);
   router.get('/openapi.json', (ctx) => {
@@ -118,6 +130,7 @@ export function createAdminRoutes(deps: {
   router.post('/clients', async (ctx) => {
     const { client, clientSecret } = await createClient(services, await jsonBody(ctx, config.bodyLimitBytes));
     await changed();
+    await record(ctx, 'client.create', `client:${client.clientId}`, { after: clientToJson(client) });
     ctx.status = 201;
     ctx.set('ETag', etagOf(client));
     ctx.set('Location', `/admin/v1/clients/${client.clientId}`);
@@ -130,19 +143,24 @@ export function createAdminRoutes(deps: {
   });
   router.patch('/clients/:id', async (ctx) => {
     const ifVersion = ifMatchVersion(ctx);
+    const before = clientToJson(await getClient(db, ctx.params.id ?? ''));
     const { client } = await updateClient(services, ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes), { ...(ifVersion !== undefined ? { ifVersion } : {}) });
     await changed();
+    await record(ctx, 'client.update', `client:${client.clientId}`, { before, after: clientToJson(client) });
     ctx.set('ETag', etagOf(client));
     ctx.body = clientToJson(client);
   });
   router.delete('/clients/:id', async (ctx) => {
+    const before = clientToJson(await getClient(db, ctx.params.id ?? ''));
     await deleteClient(db, ctx.params.id ?? '');
     await changed();
+    await record(ctx, 'client.delete', `client:${before.client_id}`, { before });
     ctx.status = 204;
   });
   router.post('/clients/:id/secret', async (ctx) => {
     const { client, clientSecret } = await rotateClientSecret(services, ctx.params.id ?? '');
     await changed();
+    await record(ctx, 'client.secret_rotate', `client:${client.clientId}`, {});
     ctx.body = { client_id: client.clientId, client_secret: clientSecret };
   });
 
@@ -155,6 +173,7 @@ export function createAdminRoutes(deps: {
   router.post('/resources', async (ctx) => {
     const resource = await createResource(db, await jsonBody(ctx, config.bodyLimitBytes));
     await changed();
+    await record(ctx, 'resource.create', `resource:${resource.id}`, { after: resourceToJson(resource) });
     ctx.status = 201;
     ctx.set('Location', `/admin/v1/resources/${resource.id}`);
     ctx.body = resourceToJson(resource);
@@ -163,13 +182,17 @@ export function createAdminRoutes(deps: {
     ctx.body = resourceToJson(await getResource(db, ctx.params.id ?? ''));
   });
   router.patch('/resources/:id', async (ctx) => {
+    const before = resourceToJson(await getResource(db, ctx.params.id ?? ''));
     const resource = await updateResource(db, ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes));
     await changed();
+    await record(ctx, 'resource.update', `resource:${resource.id}`, { before, after: resourceToJson(resource) });
     ctx.body = resourceToJson(resource);
   });
   router.delete('/resources/:id', async (ctx) => {
+    const before = resourceToJson(await getResource(db, ctx.params.id ?? ''));
     await deleteResource(db, ctx.params.id ?? '');
     await changed();
+    await record(ctx, 'resource.delete', `resource:${before.id}`, { before });
     ctx.status = 204;
   });
 
@@ -181,6 +204,7 @@ export function createAdminRoutes(deps: {
   });
   router.post('/users', async (ctx) => {
     const user = await createUser(db, await jsonBody(ctx, config.bodyLimitBytes));
+    await record(ctx, 'user.create', `user:${user.id}`, { after: userToJson(user) });
     ctx.status = 201;
     ctx.set('Location', `/admin/v1/users/${user.id}`);
     ctx.body = userToJson(user);
@@ -189,11 +213,31 @@ export function createAdminRoutes(deps: {
     ctx.body = userToJson(await getUser(db, ctx.params.id ?? ''));
   });
   router.patch('/users/:id', async (ctx) => {
-    ctx.body = userToJson(await updateUserFields(db, ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes)));
+    const before = userToJson(await getUser(db, ctx.params.id ?? ''));
+    const after = userToJson(await updateUserFields(db, ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes)));
+    await record(ctx, 'user.update', `user:${after.id}`, { before, after });
+    ctx.body = after;
   });
   router.delete('/users/:id', async (ctx) => {
+    const before = userToJson(await getUser(db, ctx.params.id ?? ''));
     await deleteUser(db, ctx.params.id ?? '');
+    await record(ctx, 'user.delete', `user:${before.id}`, { before });
     ctx.status = 204;
+  });
+
+  // The audit log, oldest first: `since` (ISO time), `cursor` (the last seq seen), `limit`.
+  router.get('/audit', async (ctx) => {
+    const { limit, cursor, filter: since } = pageQuery(ctx, 'since');
+    const sinceDate = since === undefined ? undefined : new Date(since);
+    if (sinceDate && Number.isNaN(sinceDate.getTime())) {
+      throw new ApiError(400, 'validation_failed', 'since is not a time', { errors: [{ field: 'since', message: 'must be an ISO 8601 time' }] });
+    }
+    if (cursor !== undefined && !/^\d+$/.test(cursor)) {
+      throw new ApiError(400, 'validation_failed', 'cursor is not valid', { errors: [{ field: 'cursor', message: 'must be the next_cursor of a previous page' }] });
+    }
+    const rows = await tailAudit(db, { since: sinceDate, limit: limit + 1, afterSeq: cursor === undefined ? 0 : Number(cursor) });
+    const items = rows.slice(0, limit);
+    ctx.body = { data: items.map(auditToJson), next_cursor: rows.length > limit ? String(items.at(-1)?.seq) : null };
   });
 
   // Anything else under /admin/v1 is a problem document too.

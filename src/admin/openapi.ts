@@ -131,6 +131,18 @@ export function buildOpenApi(issuer: string): JsonObject {
       '/resources/{id}': resources.item,
       '/users': users.collection,
       '/users/{id}': users.item,
+      '/audit': {
+        get: {
+          tags: ['audit'],
+          summary: 'Read the audit log, oldest first (append-only, hash-chained)',
+          parameters: [
+            { name: 'since', in: 'query', schema: { type: 'string', format: 'date-time' } },
+            { name: 'cursor', in: 'query', schema: { type: 'string' }, description: 'next_cursor of the previous page' },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+          ],
+          responses: { '200': { description: 'One page', content: json('AuditPage') }, '400': problem('Bad query'), ...COMMON_ERRORS },
+        },
+      },
     },
   };
 }

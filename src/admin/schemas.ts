@@ -59,6 +59,19 @@ export const problemOut = z.object({
   request_id: z.string().optional(),
 });
 
+export const auditEntryOut = z.object({
+  seq: z.number().int(),
+  at: timestamp,
+  actor: z.string(),
+  action: z.string(),
+  target: z.string().nullable(),
+  request_id: z.string().nullable(),
+  ip: z.string().nullable(),
+  details: z.record(z.string(), z.unknown()),
+  prev_hash: z.string(),
+  hash: z.string(),
+});
+
 /** Every schema the document names, by component name. */
 export const COMPONENTS = {
   ClientCreate: { schema: clientCreateSchema, io: 'input' },
@@ -75,5 +88,6 @@ export const COMPONENTS = {
   UserUpdate: { schema: userUpdateSchema, io: 'input' },
   User: { schema: userOut, io: 'output' },
   UserPage: { schema: page(userOut), io: 'output' },
+  AuditPage: { schema: page(auditEntryOut), io: 'output' },
   Problem: { schema: problemOut, io: 'output' },
 } as const satisfies Record<string, { schema: z.ZodType; io: 'input' | 'output' }>;

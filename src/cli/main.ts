@@ -18,7 +18,10 @@ import {
 import { ConflictError, NotFoundError, ValidationError } from '../services/errors.js';
 import { createResource, deleteResource, getResource, listResources, resourceToJson, updateResource } from '../services/resources.service.js';
 import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, userToJson } from '../services/users.service.js';
+import { runAuditCommand } from './audit.command.js';
+import { AuditWriteError, isUndefinedTable, recordCliChange } from './cli-audit.js';
 import { printResult, processIo, UsageError, type CliIo } from './output.js';
+import { runRegistrationCommand } from './registration.command.js';
 
 const USAGE = `Usage: gatehouse <command> [options] [--json]
 
@@ -33,10 +36,16 @@ const USAGE = `Usage: gatehouse <command> [options] [--json]
   clients list | get ID | update ID [same options as create] | delete ID | rotate-secret ID
   users create --email EMAIL --password-stdin [--name NAME]
   users list | get ID | disable ID | enable ID | delete ID
+  registration token create [--expires-in SECONDS]   (an initial access token for POST /reg; 1 day unless said)
+  audit tail [--since ISO-TIME] [--limit N] | audit verify
 
 users create reads the password from standard input and drops one trailing newline; passwords are
 never taken as arguments (ps and shell history would show them). For example:
   gatehouse users create --email ada@example.com --name "Ada Lovelace" --password-stdin < password.txt
+
+Every change (clients, resources, users, keys) is recorded in the audit log as cli:<os user>.
+audit tail prints the last rows (100 unless --limit), oldest first; audit verify recomputes the
+hash chain and exits 1 naming the first row where it breaks.
 
 Every command takes --json and then prints one JSON document on stdout and nothing else.
 `;
@@ -199,7 +208,9 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
       await withDatabase(ctx, async (registry) => {
         const { client, clientSecret } = await createClient(await clientDeps(ctx, registry), body);
         const out = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
-        printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined);
+        await recordCliChange(registry.db, { action: 'client.create', target: `client:${client.clientId}`, details: { after: clientToJson(client) } }, () =>
+          printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined),
+        );
       });
       return;
     }
@@ -223,17 +234,24 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
       const body = await clientBody(io, values);
       if (Object.keys(body).length === 0) throw new UsageError('clients update needs at least one option to change');
       await withDatabase(ctx, async (registry) => {
+        const before = clientToJson(await getClient(registry.db, ids[0] ?? ''));
         const { client, clientSecret } = await updateClient(await clientDeps(ctx, registry), ids[0] ?? '', body);
         const out = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
-        printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined);
+        const details = { before, after: clientToJson(client), ...(clientSecret ? { secret_issued: true } : {}) };
+        await recordCliChange(registry.db, { action: 'client.update', target: `client:${client.clientId}`, details }, () =>
+          printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined),
+        );
       });
       return;
     }
     case 'delete': {
       const { ids } = parse(args, JSON_FLAG, 1);
       await withDatabase(ctx, async (registry) => {
+        const before = clientToJson(await getClient(registry.db, ids[0] ?? ''));
         await deleteClient(registry.db, ids[0] ?? '');
-        printResult(io, json, { client_id: ids[0], deleted: true });
+        await recordCliChange(registry.db, { action: 'client.delete', target: `client:${before.client_id}`, details: { before } }, () =>
+          printResult(io, json, { client_id: ids[0], deleted: true }),
+        );
       });
       return;
     }
@@ -241,7 +259,10 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
       const { ids } = parse(args, JSON_FLAG, 1);
       await withDatabase(ctx, async (registry) => {
         const { client, clientSecret } = await rotateClientSecret(await clientDeps(ctx, registry), ids[0] ?? '');
-        printResult(io, json, { client_id: client.clientId, client_secret: clientSecret }, json ? undefined : SECRET_NOTE);
+        const details = { secret_rotated_at: client.secretRotatedAt?.toISOString() ?? null };
+        await recordCliChange(registry.db, { action: 'client.secret_rotate', target: `client:${client.clientId}`, details }, () =>
+          printResult(io, json, { client_id: client.clientId, client_secret: clientSecret }, json ? undefined : SECRET_NOTE),
+        );
       });
       return;
     }
@@ -266,7 +287,10 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
       const { values } = parse(args, RESOURCE_OPTIONS, 0);
       if (!str(values, 'identifier')) throw new UsageError('resources create needs --identifier URI');
       const input = body(values);
-      await withDatabase(ctx, async (registry) => printResult(io, json, resourceToJson(await createResource(registry.db, input))));
+      await withDatabase(ctx, async (registry) => {
+        const after = resourceToJson(await createResource(registry.db, input));
+        await recordCliChange(registry.db, { action: 'resource.create', target: `resource:${after.id}`, details: { after } }, () => printResult(io, json, after));
+      });
       return;
     }
     case 'list': {
@@ -284,16 +308,23 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
       if (values.identifier !== undefined) throw new UsageError('--identifier cannot be changed; create a new resource server');
       const input = body(values);
       if (Object.keys(input).length === 0) throw new UsageError('resources update needs at least one option to change');
-      await withDatabase(ctx, async (registry) =>
-        printResult(io, json, resourceToJson(await updateResource(registry.db, ids[0] ?? '', input))),
-      );
+      await withDatabase(ctx, async (registry) => {
+        const before = resourceToJson(await getResource(registry.db, ids[0] ?? ''));
+        const after = resourceToJson(await updateResource(registry.db, ids[0] ?? '', input));
+        await recordCliChange(registry.db, { action: 'resource.update', target: `resource:${after.id}`, details: { before, after } }, () =>
+          printResult(io, json, after),
+        );
+      });
       return;
     }
     case 'delete': {
       const { ids } = parse(args, JSON_FLAG, 1);
       await withDatabase(ctx, async (registry) => {
+        const before = resourceToJson(await getResource(registry.db, ids[0] ?? ''));
         await deleteResource(registry.db, ids[0] ?? '');
-        printResult(io, json, { id: ids[0], deleted: true });
+        await recordCliChange(registry.db, { action: 'resource.delete', target: `resource:${before.id}`, details: { before } }, () =>
+          printResult(io, json, { id: ids[0], deleted: true }),
+        );
       });
       return;
     }
@@ -347,7 +378,10 @@ async function usersCommand(ctx: Context, sub: string | undefined, args: string[
         password: await readPassword(io),
         ...(values.name !== undefined ? { name: str(values, 'name') } : {}),
       };
-      await withDatabase(ctx, async (registry) => printResult(io, json, userToJson(await createUser(registry.db, body))));
+      await withDatabase(ctx, async (registry) => {
+        const after = userToJson(await createUser(registry.db, body));
+        await recordCliChange(registry.db, { action: 'user.create', target: `user:${after.id}`, details: { after } }, () => printResult(io, json, after));
+      });
       return;
     }
     case 'list': {
@@ -363,15 +397,22 @@ async function usersCommand(ctx: Context, sub: string | undefined, args: string[
       await byId(async (registry, id) => printResult(io, json, userToJson(await getUser(registry.db, id))));
       return;
     case 'disable':
-      await byId(async (registry, id) => printResult(io, json, userToJson(await disableUser(registry.db, id))));
-      return;
     case 'enable':
-      await byId(async (registry, id) => printResult(io, json, userToJson(await enableUser(registry.db, id))));
+      await byId(async (registry, id) => {
+        const before = userToJson(await getUser(registry.db, id));
+        const after = userToJson(await (sub === 'disable' ? disableUser : enableUser)(registry.db, id));
+        await recordCliChange(registry.db, { action: `user.${sub}`, target: `user:${after.id}`, details: { before, after } }, () =>
+          printResult(io, json, after),
+        );
+      });
       return;
     case 'delete':
       await byId(async (registry, id) => {
+        const before = userToJson(await getUser(registry.db, id));
         await deleteUser(registry.db, id);
-        printResult(io, json, { id, deleted: true });
+        await recordCliChange(registry.db, { action: 'user.delete', target: `user:${before.id}`, details: { before } }, () =>
+          printResult(io, json, { id, deleted: true }),
+        );
       });
       return;
     default:
@@ -388,6 +429,29 @@ function parseAlg(values: Values): SigningAlg | undefined {
   return alg as SigningAlg;
 }
 
+/**
+ * Records a key change, which is made on disk before the registry is opened: a rotation must not
+ * wait on the database. The first `keys generate` of a production install runs before `migrate`,
+ * so a registry without the audit table is said on stderr, not an error.
+ */
+async function recordKeyChange(ctx: Context, entry: Parameters<typeof recordCliChange>[1], show: () => void): Promise<void> {
+  let shown = false;
+  const showOnce = () => {
+    if (!shown) show();
+    shown = true;
+  };
+  try {
+    await withDatabase(ctx, (registry) => recordCliChange(registry.db, entry, showOnce));
+  } catch (error) {
+    showOnce();
+    if (isUndefinedTable(error)) {
+      ctx.io.stderr(`gatehouse: ${entry.action} was not recorded in the audit log: the registry has no audit table yet (run gatehouse migrate)\n`);
+      return;
+    }
+    throw error instanceof AuditWriteError ? error : new AuditWriteError(entry.action, error);
+  }
+}
+
 async function keysCommand(ctx: Context, sub: string | undefined, args: string[]): Promise<void> {
   const { io, json, config } = ctx;
   const options: Options = { ...JSON_FLAG, alg: { type: 'string' } };
@@ -396,13 +460,19 @@ async function keysCommand(ctx: Context, sub: string | undefined, args: string[]
       const { values } = parse(args, options, 0);
       const key = await generateKey(config.keysDir, parseAlg(values) ?? 'RS256');
       await loadDigestKey(config.keysDir, { generateIfMissing: true });
-      printResult(io, json, { ...summarize(key), keys_dir: config.keysDir });
+      const out = { ...summarize(key), keys_dir: config.keysDir };
+      await recordKeyChange(ctx, { action: 'keys.generate', target: `key:${key.kid}`, details: { created: summarize(key), keys_dir: config.keysDir } }, () =>
+        printResult(io, json, out),
+      );
       return;
     }
     case 'rotate': {
       const { values } = parse(args, options, 0);
       const { created, retired, removed } = await rotateKeys(config.keysDir, parseAlg(values));
-      printResult(io, json, { ...summarize(created), retired, removed });
+      const out = { ...summarize(created), retired, removed };
+      await recordKeyChange(ctx, { action: 'keys.rotate', target: `key:${created.kid}`, details: { created: summarize(created), retired, removed } }, () =>
+        printResult(io, json, out),
+      );
       return;
     }
     case 'list': {
@@ -460,6 +530,10 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
       case 'users':
         await usersCommand(ctx, sub, rest);
         return 0;
+      case 'audit':
+        return await runAuditCommand({ io, json, withDatabase: (run) => withDatabase(ctx, run) }, sub, rest);
+      case 'registration':
+        return await runRegistrationCommand({ io, json, config, withDatabase: (run) => withDatabase(ctx, run) }, sub, rest);
       default:
         throw new UsageError(`unknown command "${command}" (run gatehouse --help)`);
     }

@@ -23,6 +23,8 @@ export interface Config {
   readonly keysPollMs: number;
   /** Failed sign-ins allowed per account and per IP within the window before 429. */
   readonly loginLimits: { readonly perAccount: number; readonly perIp: number; readonly windowSeconds: number };
+  /** Dynamic client registration (RFC 7591/7592) with initial access tokens from the CLI. */
+  readonly registrationEnabled: boolean;
 }
 
 /** Thrown by loadConfig; `problems` holds one line per offending variable. */
@@ -96,5 +98,6 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       perIp: e.LOGIN_MAX_FAILURES_PER_IP,
       windowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
     }),
+    registrationEnabled: e.REGISTRATION_ENABLED,
   });
 }

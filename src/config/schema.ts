@@ -61,6 +61,7 @@ export const envSchema = z.object({
   LOGIN_MAX_FAILURES_PER_ACCOUNT: integerIn(1, 10_000).default(10),
   LOGIN_MAX_FAILURES_PER_IP: integerIn(1, 100_000).default(100),
   LOGIN_FAILURE_WINDOW_SECONDS: integerIn(1, 86_400).default(900),
+  REGISTRATION_ENABLED: booleanFlag.default(false),
 });
 
 export type Env = z.infer<typeof envSchema>;

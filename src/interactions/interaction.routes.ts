@@ -2,6 +2,8 @@ import coBody from 'co-body';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { errors, type Provider } from 'oidc-provider';
+import type { AuditEntry, AuditSink } from '../audit/audit-log.js';
+import { emailFingerprint } from '../audit/security-events.js';
 import type { Config } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
 import { pageCsp, type Pages } from '../oidc/pages.js';
@@ -48,8 +50,15 @@ export function createInteractionRoutes(deps: {
   cache: RegistryCache;
   config: Config;
   logger: Logger;
+  /** Where sign-in successes, failures and lockouts are recorded (optional until every caller passes it). */
+  audit?: AuditSink;
 }): Router {
   const { accounts, limiter, pages, cache, config } = deps;
+  // The sink never throws; awaiting it keeps one append per sign-in attempt in flight (backpressure).
+  async function audit(ctx: Context, entry: Omit<AuditEntry, 'requestId' | 'ip'>) {
+    const requestId = (ctx.state as { requestId?: unknown }).requestId;
+    await deps.audit?.record({ ...entry, requestId: typeof requestId === 'string' ? requestId : null, ip: ctx.ip });
+  }
   const csrf = createCsrf(config.cookieKeys);
   const router = new Router({ prefix: '/interaction' });
   // Reads an urlencoded form (and nothing else) into ctx.state.form; too large is 413, not a form is 415.
@@ -193,14 +202,26 @@ export function createInteractionRoutes(deps: {
       return;
     }
     const result = email && password ? await accounts.authenticate(email, password) : ({ ok: false, reason: 'invalid' } as const);
+    const clientId = typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null;
     if (!result.ok) {
       await limiter.recordFailure(email, ctx.ip);
       ctx.state.log?.info({ outcome: 'failure', reason: result.reason }, 'sign-in failed');
+      // The email typed is kept only as a hash prefix (never in clear): the audit log must not
+      // become a list of addresses tried (user enumeration), nor keep a password typed as an email.
+      const target = email ? emailFingerprint(email) : null;
+      await audit(ctx, { actor: 'anonymous', action: 'signin.failure', target, details: { reason: result.reason, client_id: clientId } });
+      // The failure that reaches a limit is the lockout: recorded once, when it starts, rather than
+      // for every refused attempt after it (those would let anyone write audit rows at will).
+      const after = deps.audit ? await limiter.check(email, ctx.ip) : undefined;
+      if (after && !after.allowed) {
+        await audit(ctx, { actor: 'anonymous', action: 'signin.lockout', target, details: { retry_after_seconds: after.retryAfterSeconds, client_id: clientId } });
+      }
       await renderLogin(ctx, 401, uid, interaction, { email, error: SIGN_IN_FAILED });
       return;
     }
     await limiter.recordSuccess(email);
     ctx.state.log?.info({ outcome: 'success', accountId: result.user.id }, 'signed in');
+    await audit(ctx, { actor: `user:${result.user.id}`, action: 'signin.success', target: `user:${result.user.id}`, details: { client_id: clientId } });
     await finish(ctx, { login: { accountId: result.user.id } });
   });
 

@@ -7,6 +7,7 @@ import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { createAdapterFactory } from './adapters/index.js';
 import { findLatestGrantId } from './adapters/durable-adapter.js';
 import { pageCsp, type Pages } from './pages.js';
+import { registrationFeatures } from './registration.js';
 import { createResourceIndicators } from './resource-indicators.js';
 
 /** The part of a user the provider needs: who they are and the claims their scopes allow. */
@@ -34,6 +35,8 @@ export interface ProviderDeps {
   pages: Pages;
   /** Private JWKs, signing key first. */
   jwks: JWK[];
+  /** Keys client-secret digests (keys/client-secret.key). */
+  digestKey: Buffer;
 }
 
 const ASYMMETRIC_ALGS: AsymmetricSigningAlgorithm[] = ['RS256', 'PS256', 'ES256', 'EdDSA'];
@@ -54,13 +57,13 @@ export function accountClaims(account: AccountRecord) {
  * take the resource's own TTL.
  */
 export function buildConfiguration(deps: ProviderDeps): Configuration {
-  const { config, cache, store, db, accounts, pages, jwks } = deps;
+  const { config, cache, store, db, accounts, pages, jwks, digestKey } = deps;
   const signingAlg = (jwks[0]?.alg ?? 'RS256') as AsymmetricSigningAlgorithm;
   const secureCookies = config.issuer.startsWith('https:');
   const isFirstParty = async (clientId: string) => (await cache.getClient(clientId))?.firstParty === true;
 
   return {
-    adapter: createAdapterFactory({ cache, store, db }),
+    adapter: createAdapterFactory({ cache, store, db, clients: { db, issuer: config.issuer, digestKey }, idTokenSigningAlg: signingAlg }),
     jwks: { keys: jwks },
     cookies: {
       keys: [...config.cookieKeys],
@@ -119,6 +122,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
         },
       },
       resourceIndicators: createResourceIndicators({ cache, signingAlg: () => signingAlg }),
+      ...registrationFeatures(config.registrationEnabled),
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,

@@ -2,6 +2,7 @@ import compose from 'koa-compose';
 import type { Middleware } from 'koa';
 import type { JSONWebKeySet } from 'jose';
 import type { JWK, Provider } from 'oidc-provider';
+import type { AuditSink } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import { keysFingerprint, loadSigningJwks } from '../keys/key-store.js';
 import type { Logger } from '../observability/logger.js';
@@ -34,7 +35,7 @@ export interface ProviderHost {
  * app.use(host.middleware);
  */
 export async function createProviderHost(
-  deps: Omit<ProviderDeps, 'jwks'> & { config: Config; digestKey: Buffer; logger: Logger },
+  deps: Omit<ProviderDeps, 'jwks'> & { config: Config; digestKey: Buffer; logger: Logger; audit?: AuditSink | undefined },
 ): Promise<ProviderHost> {
   const { config, logger } = deps;
 

@@ -1,7 +1,10 @@
 import { Provider } from 'oidc-provider';
+import type { AuditSink } from '../audit/audit-log.js';
+import { auditRefreshTokenReuse } from '../audit/security-events.js';
 import type { Logger } from '../observability/logger.js';
 import { verifyClientSecret } from '../services/client-secrets.js';
 import { buildConfiguration, type ProviderDeps } from './configuration.js';
+import { registrationAnswers } from './registration.js';
 import { explainSelfContainedTokens, unauthorizedClientForUnregisteredGrant } from './token-errors.js';
 
 const PROVIDER_ERROR_EVENTS = [
@@ -41,11 +44,12 @@ interface ErrorLike {
  * @example
  * const provider = createProvider({ config, cache, store, jwks, digestKey, logger });
  */
-export function createProvider(deps: ProviderDeps & { digestKey: Buffer; logger: Logger }): Provider {
+export function createProvider(deps: ProviderDeps & { logger: Logger; audit?: AuditSink | undefined }): Provider {
   const provider = new Provider(deps.config.issuer, buildConfiguration(deps));
   provider.proxy = deps.config.trustProxy;
   provider.use(unauthorizedClientForUnregisteredGrant);
   provider.use(explainSelfContainedTokens);
+  if (deps.config.registrationEnabled) provider.use(registrationAnswers);
 
   const { digestKey } = deps;
   // The stored "secret" is a digest; compare what the client presented against it, in constant time.
@@ -74,5 +78,7 @@ export function createProvider(deps: ProviderDeps & { digestKey: Buffer; logger:
       }
     });
   }
+  // A spent refresh token presented again is a security event: the family is revoked and recorded.
+  if (deps.audit) emitter.on('grant.error', auditRefreshTokenReuse(deps.audit));
   return provider;
 }

@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, GeneratedAlways, Insertable, Selectable, Updateable } from 'kysely';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 
@@ -67,6 +67,23 @@ export interface OidcDurableTable {
   created_at: Timestamp;
 }
 
+/**
+ * The append-only audit log. No column is updatable (`never`): the application only inserts.
+ * `seq` is int8, which pg returns as a string and PGlite as a number.
+ */
+export interface AuditLogTable {
+  seq: GeneratedAlways<string | number>;
+  at: ColumnType<Date, Date | string | undefined, never>;
+  actor: ColumnType<string, string, never>;
+  action: ColumnType<string, string, never>;
+  target: ColumnType<string | null, string | null | undefined, never>;
+  request_id: ColumnType<string | null, string | null | undefined, never>;
+  ip: ColumnType<string | null, string | null | undefined, never>;
+  details: ColumnType<Record<string, unknown>, string | undefined, never>;
+  prev_hash: ColumnType<string, string, never>;
+  hash: ColumnType<string, string, never>;
+}
+
 /** Every table of the registry, as Kysely sees it. */
 export interface Database {
   resource_servers: ResourceServerTable;
@@ -74,6 +91,7 @@ export interface Database {
   registry_revision: RegistryRevisionTable;
   users: UserTable;
   oidc_durable: OidcDurableTable;
+  audit_log: AuditLogTable;
 }
 
 export type ResourceServerRow = Selectable<ResourceServerTable>;
@@ -86,3 +104,5 @@ export type UserRow = Selectable<UserTable>;
 export type NewUserRow = Insertable<UserTable>;
 export type UserRowUpdate = Updateable<UserTable>;
 export type OidcDurableRow = Selectable<OidcDurableTable>;
+export type AuditLogRow = Selectable<AuditLogTable>;
+export type NewAuditLogRow = Insertable<AuditLogTable>;

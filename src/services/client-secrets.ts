@@ -15,6 +15,11 @@ export function digestClientSecret(key: Buffer, secret: string): string {
   return DIGEST_PREFIX + createHmac('sha256', key).update(secret, 'utf8').digest('base64url');
 }
 
+/** True for the stored form of a secret: issued secrets are base64url and never look like one. */
+export function isClientSecretDigest(value: unknown): boolean {
+  return typeof value === 'string' && value.startsWith(DIGEST_PREFIX);
+}
+
 /** Compares a presented secret with a stored digest in constant time. */
 export function verifyClientSecret(key: Buffer, presented: string, digest: string | null | undefined): boolean {
   if (!digest || !digest.startsWith(DIGEST_PREFIX) || typeof presented !== 'string') return false;

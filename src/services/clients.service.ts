@@ -122,7 +122,7 @@ async function defaultScopes(db: Kysely<Database>, grantTypes: string[], default
  * 128 random bits, base64url, never starting with "-": a command line takes such an id for an option
  * (`gatehouse clients get -x…` is a usage error), and one id in 64 would start with it.
  */
-function newClientId(): string {
+export function newClientId(): string {
   for (;;) {
     const id = randomBytes(16).toString('base64url');
     if (!id.startsWith('-')) return id;
@@ -288,4 +288,87 @@ export async function rotateClientSecret(deps: ClientServiceDeps, clientId: stri
   });
   if (!updated) throw new NotFoundError(`client ${clientId}`);
   return { client: updated, clientSecret };
+}
+
+/** What a client registering itself (RFC 7591/7592) may say about itself: no audience, no first-party or admin standing. */
+const registeredClientSchema = clientFields
+  .pick({
+    client_name: true,
+    redirect_uris: true,
+    post_logout_redirect_uris: true,
+    grant_types: true,
+    token_endpoint_auth_method: true,
+    scope: true,
+    jwks: true,
+    logo_uri: true,
+  })
+  .partial()
+  .required({ client_name: true });
+
+const isOidcScope = (scope: string) => (OIDC_SCOPES as readonly string[]).includes(scope);
+
+/**
+ * Creates or replaces a client registered through the registration endpoint (RFC 7591/7592), under
+ * the client_id the endpoint chose, with the same rules as the CLI. The client may ask only for
+ * OpenID scopes; the API scopes, default resource and first-party standing an administrator gave it
+ * are kept across its own updates. `issuedSecret` is a secret just issued to it (stored only as a
+ * digest); without one, a secret-based client keeps the digest it has.
+ */
+export async function saveRegisteredClient(
+  deps: ClientServiceDeps,
+  clientId: string,
+  input: unknown,
+  issuedSecret: string | undefined,
+): Promise<ClientRecord> {
+  if ((input as { client_name?: unknown } | null)?.client_name === undefined) {
+    throw new ValidationError([{ field: 'client_name', message: 'is required: it is the name people see when they sign in to the client' }]);
+  }
+  const data = parseInput(registeredClientSchema, input);
+  const selfGranted = (data.scope ?? []).filter((scope) => !isOidcScope(scope));
+  if (selfGranted.length > 0) {
+    throw new ValidationError([
+      { field: 'scope', message: `a registered client may ask only for ${OIDC_SCOPES.join(' ')}; an administrator grants API scopes (${selfGranted.join(' ')})` },
+    ]);
+  }
+  return deps.db.transaction().execute(async (db) => {
+    const existing = await findClientById(db, clientId);
+    const redirectUris = data.redirect_uris ?? [];
+    const grantTypes = data.grant_types ?? (redirectUris.length > 0 ? ['authorization_code'] : ['client_credentials']);
+    const defaultResource = existing?.defaultResource ?? null;
+    const oidcScopes = data.scope ?? (await defaultScopes(db, grantTypes, null));
+    const grantedScopes = existing?.scopes.filter((scope) => !isOidcScope(scope)) ?? [];
+    const method = data.token_endpoint_auth_method ?? (data.jwks ? 'private_key_jwt' : 'client_secret_basic');
+    const shape: ClientShape = {
+      redirectUris,
+      grantTypes,
+      tokenEndpointAuthMethod: method,
+      scopes: [...new Set([...oidcScopes, ...grantedScopes])],
+      defaultResource,
+      jwks: data.jwks ?? null,
+    };
+    await checkClientRules(db, shape);
+    let secretDigest: string | null = null;
+    if (SECRET_METHODS.has(method)) {
+      secretDigest = issuedSecret ? digestClientSecret(deps.digestKey, issuedSecret) : (existing?.secretDigest ?? null);
+      if (!secretDigest) throw new ValidationError([{ field: 'token_endpoint_auth_method', message: `${method} needs a client secret and none was issued` }]);
+    }
+    const row = {
+      client_name: data.client_name,
+      secret_digest: secretDigest,
+      token_endpoint_auth_method: method,
+      grant_types: grantTypes,
+      redirect_uris: redirectUris,
+      post_logout_redirect_uris: data.post_logout_redirect_uris ?? [],
+      scopes: shape.scopes,
+      jwks: shape.jwks ? JSON.stringify(shape.jwks) : null,
+      logo_uri: data.logo_uri ?? null,
+    };
+    if (!existing) {
+      return insertClient(db, { ...row, client_id: clientId, default_resource: null, first_party: false, is_admin: false });
+    }
+    const rotated = issuedSecret ? { secret_rotated_at: new Date() } : {};
+    const updated = await updateClientRow(db, clientId, { ...row, ...rotated });
+    if (!updated) throw new NotFoundError(`client ${clientId}`);
+    return updated;
+  });
 }

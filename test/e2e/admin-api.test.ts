@@ -235,6 +235,37 @@ describe('admin API', () => {
     });
   });
 
+  describe('audit log', () => {
+    it('records every admin change with who, what, target, before/after minus secrets and the request id', async () => {
+      const created = await call('POST', '/clients', { body: { client_name: 'audited', grant_types: ['client_credentials'] } }, );
+      const id = String(created.body.client_id);
+      await call('PATCH', `/clients/${id}`, { body: { client_name: 'audited again' }, headers: { 'x-request-id': `audit-${id}` } });
+      await call('POST', `/clients/${id}/secret`);
+      await call('DELETE', `/clients/${id}`);
+
+      const entries: Json[] = [];
+      let cursor: string | null = null;
+      do {
+        const page = await call('GET', `/audit?limit=200${cursor ? `&cursor=${cursor}` : ''}`);
+        expect(page.status).toBe(200);
+        expectDocumented('/audit', 'get', 200, page.body);
+        entries.push(...(page.body.data as Json[]));
+        cursor = page.body.next_cursor as string | null;
+      } while (cursor);
+      const mine = entries.filter((entry) => entry.target === `client:${id}`);
+      expect(mine.map((entry) => entry.action)).toEqual(['client.create', 'client.update', 'client.secret_rotate', 'client.delete']);
+      for (const entry of mine) expect(String(entry.actor)).toMatch(/^client:/);
+      const update = mine[1]!;
+      expect(update.request_id).toBe(`audit-${id}`);
+      expect(update.details).toMatchObject({ before: { client_name: 'audited' }, after: { client_name: 'audited again' } });
+      const text = JSON.stringify(mine);
+      expect(text).not.toContain(String(created.body.client_secret));
+      expect(text).not.toContain('secret_digest');
+      // Each row carries the previous row's hash.
+      for (let i = 1; i < entries.length; i += 1) expect(entries[i]!.prev_hash).toBe(entries[i - 1]!.hash);
+    });
+  });
+
   describe('resources and users', () => {
     it('manages resources and users, validating bodies and documenting every answer', async () => {
       const identifier = `https://admin-${randomUUID()}.example.test`;

@@ -1,14 +1,10 @@
-import type { Adapter, AdapterPayload, ClientAuthMethod } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload, type ClientAuthMethod } from 'oidc-provider';
 import type { ClientRecord } from '../../registry/client.repository.js';
 import type { RegistryCache } from '../../registry/registry-cache.js';
+import { isClientSecretDigest } from '../../services/client-secrets.js';
+import { deleteClient, saveRegisteredClient, type ClientServiceDeps } from '../../services/clients.service.js';
+import { NotFoundError, ValidationError } from '../../services/errors.js';
 import { OIDC_SCOPES } from '../../services/validation.js';
-
-class ReadOnlyModelError extends Error {
-  constructor() {
-    super('clients are managed through the Gatehouse registry (CLI or admin API), not through oidc-provider');
-    this.name = 'ReadOnlyModelError';
-  }
-}
 
 /**
  * Client metadata as oidc-provider expects it. `client_secret` carries the stored digest:
@@ -19,6 +15,7 @@ export function toProviderMetadata(client: ClientRecord): AdapterPayload {
   const authorizationCode = client.grantTypes.includes('authorization_code');
   return {
     client_id: client.clientId,
+    client_id_issued_at: Math.floor(client.createdAt.getTime() / 1000),
     client_name: client.clientName,
     ...(client.secretDigest ? { client_secret: client.secretDigest } : {}),
     token_endpoint_auth_method: client.tokenEndpointAuthMethod as ClientAuthMethod,
@@ -32,19 +29,89 @@ export function toProviderMetadata(client: ClientRecord): AdapterPayload {
   };
 }
 
-/** The Client model: read from the registry through the cache, never written by the provider. */
-export function createClientAdapter(cache: RegistryCache): Adapter {
-  const refuse = () => Promise.reject(new ReadOnlyModelError());
+/** Client metadata the registry keeps, under oidc-provider's (RFC 7591) names. */
+const KEPT = ['client_name', 'redirect_uris', 'post_logout_redirect_uris', 'grant_types', 'token_endpoint_auth_method', 'scope', 'jwks', 'logo_uri'] as const;
+
+/**
+ * Metadata that does not change how the client is served: the registration endpoint's own
+ * bookkeeping, what follows from grant_types (response_types), and text shown about the client
+ * elsewhere, which Gatehouse does not keep and leaves out of its answer (RFC 7591 §3.2.1 lets a
+ * server replace requested metadata as long as the answer says what was registered).
+ */
+const NOT_KEPT_HARMLESS = new Set(['client_id', 'client_secret', 'client_id_issued_at', 'client_secret_expires_at', 'response_types', 'client_uri', 'policy_uri', 'tos_uri', 'contacts']);
+
+/** What oidc-provider fills in for every client Gatehouse serves: a registration may repeat these values, not change them. */
+const SERVED_DEFAULTS: Record<string, unknown> = {
+  application_type: 'web',
+  subject_type: 'public',
+  require_auth_time: false,
+  require_pushed_authorization_requests: false,
+  require_signed_request_object: false,
+  dpop_bound_access_tokens: false,
+  tls_client_certificate_bound_access_tokens: false,
+  backchannel_logout_session_required: false,
+  authorization_details_types: [],
+};
+
+/** What the Client adapter writes with: the clients service, and how the provider signs ID tokens for every client. */
+export interface ClientAdapterDeps {
+  cache: RegistryCache;
+  clients: ClientServiceDeps;
+  idTokenSigningAlg: string;
+}
+
+/** Refuses metadata Gatehouse could not keep, naming it, so the answer never promises what a later read would not show. */
+function refuseUnkept(metadata: AdapterPayload, idTokenSigningAlg: string): void {
+  const served: Record<string, unknown> = { ...SERVED_DEFAULTS, id_token_signed_response_alg: idTokenSigningAlg };
+  const refused = Object.entries(metadata)
+    .filter(([key, value]) => value !== undefined && !(KEPT as readonly string[]).includes(key) && !NOT_KEPT_HARMLESS.has(key))
+    .filter(([key, value]) => !(key in served) || JSON.stringify(value) !== JSON.stringify(served[key]))
+    .map(([key]) => (key in served ? `${key} must be ${JSON.stringify(served[key])}` : `${key} is not supported`));
+  if (refused.length > 0) throw new errors.InvalidClientMetadata(refused.join('; '));
+}
+
+/**
+ * The Client model: read from the registry through the cache. oidc-provider writes only from the
+ * registration endpoints (RFC 7591/7592, when enabled); those writes go through the clients service
+ * with the CLI's rules, the secret is stored only as a digest, and this node's cache is refreshed so
+ * the client works at once.
+ */
+export function createClientAdapter(deps: ClientAdapterDeps): Adapter {
+  const { cache } = deps;
+  const readOnly = () => Promise.reject(new Error('the Client model is never consumed'));
   return {
     async find(id: string) {
       const client = await cache.getClient(id);
       return client ? toProviderMetadata(client) : undefined;
     },
-    upsert: refuse,
-    destroy: refuse,
+
+    async upsert(id: string, metadata: AdapterPayload) {
+      refuseUnkept(metadata, deps.idTokenSigningAlg);
+      const input = Object.fromEntries(KEPT.filter((key) => metadata[key] !== undefined).map((key) => [key, metadata[key]]));
+      // oidc-provider hands back the client_secret the adapter gave it (the digest) unless it just issued one.
+      const issued = typeof metadata.client_secret === 'string' && !isClientSecretDigest(metadata.client_secret) ? metadata.client_secret : undefined;
+      try {
+        await saveRegisteredClient(deps.clients, id, input, issued);
+      } catch (error) {
+        // oidc-provider answers a description that starts with "redirect_uris" as invalid_redirect_uri.
+        if (error instanceof ValidationError) throw new errors.InvalidClientMetadata(error.message);
+        throw error;
+      }
+      await cache.refresh();
+    },
+
+    async destroy(id: string) {
+      try {
+        await deleteClient(deps.clients.db, id);
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+      }
+      await cache.refresh();
+    },
+
     findByUid: () => Promise.resolve(undefined),
     findByUserCode: () => Promise.resolve(undefined),
-    consume: refuse,
+    consume: readOnly,
     revokeByGrantId: () => Promise.resolve(undefined),
   };
 }

@@ -2,8 +2,12 @@ import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Database } from '../../registry/tables.js';
 
-/** Models that must survive a Redis flush: a consent (Grant) and the refresh tokens issued under it. */
-export const DURABLE_MODELS = new Set(['Grant', 'RefreshToken']);
+/**
+ * Models that must survive a Redis flush: a consent (Grant) and the refresh tokens issued under it,
+ * and the tokens of dynamic registration (an initial access token the CLI minted, the registration
+ * access token a registered client manages itself with).
+ */
+export const DURABLE_MODELS = new Set(['Grant', 'RefreshToken', 'InitialAccessToken', 'RegistrationAccessToken']);
 
 const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
 

@@ -41,6 +41,12 @@ describe('loadConfig defaults', () => {
     expect(config.cookieKeys[0]!.length).toBeGreaterThanOrEqual(32);
   });
 
+  it('keeps dynamic client registration off unless REGISTRATION_ENABLED says otherwise', () => {
+    expect(loadConfig({}).registrationEnabled).toBe(false);
+    expect(loadConfig({ REGISTRATION_ENABLED: 'true' }).registrationEnabled).toBe(true);
+    expect(loadConfig({ REGISTRATION_ENABLED: 'false' }).registrationEnabled).toBe(false);
+  });
+
   it('derives the default issuer from PORT', () => {
     const config = loadConfig({ PORT: '8081' });
     expect(config.port).toBe(8081);
@@ -88,6 +94,7 @@ describe('loadConfig refuses malformed values', () => {
     { name: 'LOG_LEVEL', value: 'loud', says: /must be one of fatal, error, warn, info, debug, trace, silent/ },
     { name: 'NODE_ENV', value: 'staging', says: /./ },
     { name: 'TRUST_PROXY', value: 'maybe', says: /must be true or false/ },
+    { name: 'REGISTRATION_ENABLED', value: 'maybe', says: /must be true or false/ },
   ];
 
   it.each(cases)('$name=$value gives exactly one problem line naming $name', ({ name, value, says }) => {

@@ -1,0 +1,57 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../fixtures/env.js';
+import { REPO_ROOT, runNode } from '../fixtures/process.js';
+
+// `npm run bench -- --quick`, shortened to one second per scenario: it runs end to end on real
+// PostgreSQL and Redis and writes a latest.json with every number the issue asks for. The numbers
+// themselves are not checked (the machine is busy with the rest of the suite): only that they exist.
+const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'authorization_code', 'jwks', 'discovery', 'introspection'];
+const SCENARIO_KEYS = ['rps', 'p50_ms', 'p99_ms', 'errors', 'cpu_ms_per_1k', 'rss_peak_mb'];
+
+type Json = Record<string, unknown>;
+
+describe('npm run bench -- --quick', { timeout: 240_000 }, () => {
+  let out: string | undefined;
+
+  afterAll(async () => {
+    if (out) await rm(out, { recursive: true, force: true });
+  });
+
+  it('runs every scenario and writes latest.json and latest.md', async () => {
+    out = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-bench-smoke-'));
+    const result = await runNode([path.join(REPO_ROOT, 'dist/bench/run.js'), '--quick', '--seconds', '1', '--out', out], {
+      cwd: REPO_ROOT,
+      env: { BENCH_DATABASE_URL: TEST_DATABASE_URL, TEST_REDIS_URL },
+    });
+    expect(result.code, result.stderr.slice(-4000)).toBe(0);
+
+    const report = JSON.parse(await readFile(path.join(out, 'latest.json'), 'utf8')) as Json;
+    expect(report.quick).toBe(true);
+    const scenarios = report.scenarios as Record<string, Json>;
+    for (const name of SCENARIOS) {
+      for (const key of SCENARIO_KEYS) {
+        expect(typeof scenarios[name]?.[key], `scenarios.${name}.${key}`).toBe('number');
+        expect(Number.isFinite(scenarios[name]?.[key]), `scenarios.${name}.${key}`).toBe(true);
+      }
+      expect(scenarios[name]!.rps as number, `scenarios.${name}.rps`).toBeGreaterThan(0);
+    }
+    expect(scenarios.client_credentials!.errors).toBe(0);
+
+    const references = report.references as Json;
+    for (const key of ['jose_rs256_sign_per_s', 'openssl_rsa2048_sign_per_s', 'upstream_client_credentials_rps']) {
+      expect(typeof references[key], `references.${key}`).toBe('number');
+    }
+    const ratios = report.ratios as Json;
+    for (const key of ['cc_vs_sign', 'cc_vs_upstream', 'workers2_vs_1']) expect(typeof ratios[key], `ratios.${key}`).toBe('number');
+    for (const key of ['rss_idle_mb', 'ready_ms']) expect(typeof report[key], key).toBe('number');
+    for (const key of ['node', 'cpu', 'date']) expect(typeof report[key], key).toBe('string');
+    expect(report.node).toBe((await runNode(['-p', 'process.version'], { cwd: REPO_ROOT, env: {} })).stdout.trim());
+
+    const markdown = await readFile(path.join(out, 'latest.md'), 'utf8');
+    expect(markdown).toContain('| scenario | req/s | p50 ms | p99 ms | errors |');
+    expect(markdown).toContain('| target | wanted | measured |');
+  });
+});

@@ -1,0 +1,282 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordSecret } from '../fixtures/log-capture.js';
+import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+  headers: Headers;
+}
+
+/** A JSON call to the registration endpoints; records every secret and token it sees for the log audit. */
+async function call(method: string, url: string, token?: string, body?: unknown): Promise<Answer> {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  const json = response.headers.get('content-type')?.startsWith('application/json') ?? false;
+  const parsed = (json ? JSON.parse(text) : {}) as Record<string, unknown>;
+  for (const key of ['client_secret', 'registration_access_token']) {
+    if (typeof parsed[key] === 'string') recordSecret(parsed[key]);
+  }
+  return { status: response.status, body: parsed, headers: response.headers };
+}
+
+async function discovery(base: string): Promise<Record<string, unknown>> {
+  return (await (await fetch(`${base}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+}
+
+describe('dynamic client registration, off by default', () => {
+  let t: TestServer;
+
+  beforeAll(async () => {
+    t = await startTestServer({ name: 'registration-off' });
+  });
+  afterAll(() => t.close());
+
+  it('has no registration endpoint', async () => {
+    expect(await discovery(t.server.url)).not.toHaveProperty('registration_endpoint');
+    const response = await call('POST', `${t.server.url}/reg`, undefined, { client_name: 'x', redirect_uris: ['https://x.example.test/cb'] });
+    expect(response.status).toBe(404);
+    expect((await call('GET', `${t.server.url}/reg/anything`, 'token')).status).toBe(404);
+  });
+});
+
+describe('dynamic client registration (RFC 7591/7592)', () => {
+  let t: TestServer;
+  let base: string;
+  let endpoint: string;
+  let resource: string;
+  let db: pg.Client;
+
+  async function initialAccessToken(...args: string[]): Promise<string> {
+    const out = await t.cli<{ initial_access_token: string; expires_at: string }>('registration', 'token', 'create', ...args);
+    recordSecret(out.initial_access_token);
+    return out.initial_access_token;
+  }
+
+  /** The client_credentials token request, retried while a CLI change is still reaching this node's cache. */
+  async function tokenEventually(form: Record<string, string>, auth: { clientId: string; clientSecret: string }, status: number) {
+    let answer = await tokenRequest(base, form, auth);
+    for (let i = 0; i < 40 && answer.status !== status; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      answer = await tokenRequest(base, form, auth);
+    }
+    return answer;
+  }
+
+  const serviceMetadata = (name = `service ${randomUUID()}`) => ({
+    client_name: name,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+  });
+
+  beforeAll(async () => {
+    t = await startTestServer({ name: 'registration', env: { REGISTRATION_ENABLED: 'true' } });
+    base = t.server.url;
+    endpoint = String((await discovery(base)).registration_endpoint);
+    resource = `https://orders-${randomUUID()}.example.test`;
+    await t.cli('resources', 'create', '--identifier', resource, '--scope', 'read:orders write:orders');
+    db = new pg.Client({ connectionString: t.database.url });
+    await db.connect();
+  });
+  afterAll(async () => {
+    await db?.end();
+    await t.close();
+  });
+
+  it('advertises its registration endpoint', () => {
+    expect(endpoint).toBe(`${base}/reg`);
+  });
+
+  it('refuses to register without an initial access token, or with an unknown one, with 401 invalid_token', async () => {
+    const without = await call('POST', endpoint, undefined, serviceMetadata());
+    expect(without.status).toBe(401);
+    expect(without.body.error).toBe('invalid_token');
+    expect(without.headers.get('www-authenticate')).toMatch(/^Bearer /);
+    const unknown = await call('POST', endpoint, 'not-a-token-we-issued', serviceMetadata());
+    expect(unknown.status).toBe(401);
+    expect(unknown.body.error).toBe('invalid_token');
+  });
+
+  it('registers, serves, updates and deletes a client with its registration access token', async () => {
+    const iat = await initialAccessToken('--expires-in', '600');
+    const name = `billing ${randomUUID()}`;
+    const created = await call('POST', endpoint, iat, serviceMetadata(name));
+    expect(created.status).toBe(201);
+    const clientId = String(created.body.client_id);
+    const clientSecret = String(created.body.client_secret);
+    const rat = String(created.body.registration_access_token);
+    const clientUri = String(created.body.registration_client_uri);
+    expect(clientId).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/);
+    expect(clientSecret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(clientUri).toBe(`${endpoint}/${clientId}`);
+    expect(created.body).toMatchObject({ client_name: name, grant_types: ['client_credentials'], response_types: [], client_secret_expires_at: 0 });
+    const auth = { clientId, clientSecret };
+
+    // At once on this node: a JWT access token for the API it names (it has no default resource).
+    const token = await tokenRequest(base, { grant_type: 'client_credentials', resource }, auth);
+    expect(token.status).toBe(200);
+    const claims = JSON.parse(Buffer.from(String(token.body.access_token).split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+    expect(claims).toMatchObject({ aud: resource, client_id: clientId });
+    expect(claims.scope).toBeUndefined();
+    // API scopes are an administrator's to grant.
+    const scoped = await tokenRequest(base, { grant_type: 'client_credentials', resource, scope: 'read:orders' }, auth);
+    expect(scoped.status).toBe(400);
+    expect(scoped.body.error).toBe('invalid_scope');
+    await t.cli('clients', 'update', clientId, '--scope', 'read:orders');
+    const granted = await tokenEventually({ grant_type: 'client_credentials', resource, scope: 'read:orders' }, auth, 200);
+    expect(granted.status).toBe(200);
+
+    // In the registry like any client, the secret only as a digest.
+    const listed = await t.cli<Array<{ client_id: string; client_name: string }>>('clients', 'list');
+    expect(listed).toContainEqual(expect.objectContaining({ client_id: clientId, client_name: name }));
+    const row = (await db.query<{ secret_digest: string }>('select secret_digest from clients where client_id = $1', [clientId])).rows[0];
+    expect(row?.secret_digest).toMatch(/^hs256\$/);
+    expect(row?.secret_digest).not.toContain(clientSecret);
+
+    // RFC 7592 read: the metadata, never the secret or its digest.
+    const read = await call('GET', clientUri, rat);
+    expect(read.status).toBe(200);
+    expect(read.body).toMatchObject({ client_id: clientId, client_name: name, grant_types: ['client_credentials'], registration_client_uri: clientUri });
+    expect(read.body).not.toHaveProperty('client_secret');
+    expect(JSON.stringify(read.body)).not.toContain(row!.secret_digest.slice('hs256$'.length));
+    expect(JSON.stringify(read.body)).not.toContain('hs256$');
+
+    // A wrong registration access token reads, changes and deletes nothing.
+    for (const method of ['GET', 'DELETE']) {
+      const wrong = await call(method, clientUri, 'not-the-registration-access-token');
+      expect(wrong.status).toBe(401);
+      expect(wrong.body.error).toBe('invalid_token');
+    }
+
+    // RFC 7592 update: a refused redirect URI changes nothing.
+    const update = {
+      client_id: clientId,
+      client_name: name,
+      grant_types: ['authorization_code', 'client_credentials'],
+      response_types: ['code'],
+      redirect_uris: ['https://billing.example.test/callback'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    };
+    const badRedirects: Array<[string, RegExp]> = [
+      ['http://billing.example.test/callback', /^redirect_uris\.0: must use https/],
+      ['https://billing.example.test/callback#x', /^redirect_uris must not contain fragments/],
+      ['https://*.example.test/callback', /^redirect_uris\.0: must not contain a wildcard/],
+    ];
+    for (const [bad, description] of badRedirects) {
+      const refused = await call('PUT', clientUri, rat, { ...update, redirect_uris: [bad] });
+      expect(refused.status, bad).toBe(400);
+      expect(refused.body, bad).toMatchObject({ error: 'invalid_redirect_uri', error_description: expect.stringMatching(description) });
+    }
+    const withSecret = await call('PUT', clientUri, rat, { ...update, client_secret: clientSecret });
+    expect(withSecret.status).toBe(400);
+    expect(withSecret.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/^client_secret is not taken in an update/) });
+    expect((await call('GET', clientUri, rat)).body.redirect_uris).toEqual([]);
+
+    const updated = await call('PUT', clientUri, rat, update);
+    expect(updated.status).toBe(200);
+    expect(updated.body).toMatchObject({ client_id: clientId, redirect_uris: update.redirect_uris, grant_types: update.grant_types });
+    expect(updated.body).not.toHaveProperty('client_secret');
+    const rotated = String(updated.body.registration_access_token);
+    expect(rotated).not.toBe(rat);
+    expect((await call('GET', clientUri, rat)).status).toBe(401);
+    // The secret still works, and the scope an administrator granted survives the client's own update.
+    expect((await tokenRequest(base, { grant_type: 'client_credentials', resource, scope: 'read:orders' }, auth)).status).toBe(200);
+    const stored = await t.cli<{ redirect_uris: string[]; scope: string }>('clients', 'get', clientId);
+    expect(stored.redirect_uris).toEqual(update.redirect_uris);
+    expect(stored.scope.split(' ')).toEqual(expect.arrayContaining(['openid', 'read:orders']));
+
+    // RFC 7592 delete: gone at once.
+    const deleted = await fetch(clientUri, { method: 'DELETE', headers: { authorization: `Bearer ${rotated}` } });
+    expect(deleted.status).toBe(204);
+    const after = await tokenRequest(base, { grant_type: 'client_credentials', resource }, auth);
+    expect(after.status).toBe(401);
+    expect(after.body.error).toBe('invalid_client');
+    expect((await call('GET', clientUri, rotated)).status).toBe(401);
+    const gone = await db.query('select 1 from clients where client_id = $1', [clientId]);
+    expect(gone.rowCount).toBe(0);
+  });
+
+  it('registers a public sign-in client (PKCE is always required) without a secret', async () => {
+    const iat = await initialAccessToken();
+    const created = await call('POST', endpoint, iat, {
+      client_name: 'spa',
+      redirect_uris: ['http://127.0.0.1:8080/callback'],
+      token_endpoint_auth_method: 'none',
+      client_uri: 'https://spa.example.test',
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).not.toHaveProperty('client_secret');
+    expect(created.body).toMatchObject({ token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], scope: 'openid profile email' });
+    // Not kept, so not promised: the answer is what a read will show.
+    expect(created.body).not.toHaveProperty('client_uri');
+    const read = await call('GET', String(created.body.registration_client_uri), String(created.body.registration_access_token));
+    const { registration_access_token: _a, ...readRest } = read.body;
+    const { registration_access_token: _b, ...createdRest } = created.body;
+    expect(readRest).toEqual(createdRest);
+
+    // Becoming confidential issues a secret, once, and it works at once.
+    // RFC 7592 §2.2: the update sends the client's metadata without the server's own fields.
+    const { client_id_issued_at: _c, registration_client_uri: _d, ...metadata } = createdRest;
+    const update = { ...metadata, token_endpoint_auth_method: 'client_secret_basic', grant_types: ['authorization_code', 'client_credentials'] };
+    const updated = await call('PUT', String(created.body.registration_client_uri), String(read.body.registration_access_token), update);
+    expect(updated.status).toBe(200);
+    expect(updated.body).toMatchObject({ token_endpoint_auth_method: 'client_secret_basic', client_secret_expires_at: 0 });
+    const clientSecret = String(updated.body.client_secret);
+    expect(clientSecret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const auth = { clientId: String(created.body.client_id), clientSecret };
+    expect((await tokenRequest(base, { grant_type: 'client_credentials', resource }, auth)).status).toBe(200);
+    const reread = await call('GET', String(created.body.registration_client_uri), String(updated.body.registration_access_token));
+    expect(reread.body).not.toHaveProperty('client_secret');
+    expect(reread.body.client_secret_expires_at).toBe(0);
+  });
+
+  it.each([
+    ['client_secret_jwt', { token_endpoint_auth_method: 'client_secret_jwt' }, /^token_endpoint_auth_method must be/],
+    ['an implicit response type', { response_types: ['code id_token'], grant_types: ['authorization_code', 'implicit'], redirect_uris: ['https://a.example.test/cb'] }, /^grant_types can only contain/],
+    ['a native application', { application_type: 'native', redirect_uris: ['https://a.example.test/cb'], grant_types: ['authorization_code'], response_types: ['code'] }, /^application_type must be "web"/],
+    ['a jwks_uri', { token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://a.example.test/jwks' }, /^jwks_uri is not supported/],
+    ['an API scope', { scope: 'read:orders' }, /^scope must only contain/],
+    ['a refresh_token grant without authorization_code', { grant_types: ['client_credentials', 'refresh_token'] }, /^grant_types: refresh_token is only issued with the authorization_code grant/],
+    ['no name', { client_name: undefined }, /^client_name: is required/],
+  ])('refuses %s with invalid_client_metadata', async (_what, change, description) => {
+    const iat = await initialAccessToken();
+    const refused = await call('POST', endpoint, iat, { ...serviceMetadata(), ...change });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toBe('invalid_client_metadata');
+    expect(refused.body.error_description).toMatch(description);
+  });
+
+  it('stops taking an initial access token when it expires', async () => {
+    const iat = await initialAccessToken('--expires-in', '1');
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const refused = await call('POST', endpoint, iat, serviceMetadata());
+    expect(refused.status).toBe(401);
+    expect(refused.body.error).toBe('invalid_token');
+  });
+
+  it('prints the token for people too, saying it is shown once', async () => {
+    const out = await t.cliRaw('registration', 'token', 'create', '--expires-in', '60');
+    const token = /^initial_access_token\s+(\S+)$/m.exec(out.stdout)?.[1];
+    recordSecret(token);
+    expect(out.code).toBe(0);
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(out.stdout).toMatch(/^expires_at\s+\d{4}-\d\d-\d\dT/m);
+    expect(out.stderr).toContain('shown this once');
+    expect((await call('POST', endpoint, token, serviceMetadata())).status).toBe(201);
+  });
+
+  it('says how to call the token command', async () => {
+    const bad = await t.cliRaw('registration', 'token', 'create', '--expires-in', 'soon');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--expires-in');
+    const unknown = await t.cliRaw('registration', 'tokens');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('registration token create');
+  });
+});
