@@ -285,7 +285,12 @@ describe('admin API', () => {
       const bad = await call('POST', '/resources', { body: { identifier: 'not a uri', scope: 'openid' } });
       expect(bad.status).toBe(400);
       expect((bad.body.errors as Array<{ field: string }>).map((e) => e.field).sort()).toEqual(['identifier', 'scope']);
-      expect((await call('DELETE', `/resources/${id}`)).status).toBe(204);
+      const removed = await call('DELETE', `/resources/${id}`);
+      expect(removed.status).toBe(204);
+      expectDocumented('/resources/{id}', 'delete', 204, removed.body);
+      const missing = await call('DELETE', `/resources/${id}`);
+      expect(missing.status).toBe(404);
+      expectDocumented('/resources/{id}', 'delete', 404, missing.body);
 
       const email = `api-user-${randomUUID()}@example.test`;
       const password = 'users from the api need this 5';
@@ -308,8 +313,11 @@ describe('admin API', () => {
       expectDocumented('/users/{id}', 'patch', 200, disabled.body);
       expect(disabled.body.disabled).toBe(true);
       expectDocumented('/users/{id}', 'get', 200, (await call('GET', `/users/${uid}`)).body);
-      expect((await call('DELETE', `/users/${uid}`)).status).toBe(204);
-      expectDocumented('/users/{id}', 'delete', 204, undefined);
+      const deletedUser = await call('DELETE', `/users/${uid}`);
+      expect(deletedUser.status).toBe(204);
+      expectDocumented('/users/{id}', 'delete', 204, deletedUser.body);
+      const missingUser = await call('GET', `/users/${uid}`);
+      expectDocumented('/users/{id}', 'get', 404, missingUser.body);
     });
 
     it('refuses bad paging parameters and unknown endpoints with problem documents', async () => {

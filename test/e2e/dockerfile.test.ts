@@ -464,7 +464,7 @@ function lineSink(logs: ReturnType<typeof captureLogs>, stream: 'stdout' | 'stde
     } catch {
       json = false;
     }
-    logs.append(`${json ? line : JSON.stringify({ level: stream === 'stderr' ? 'error' : 'info', stream, msg: line })}\n`);
+    logs.append(`${json ? line : JSON.stringify({ level: stream === 'stderr' ? 'error' : 'info', time: new Date().toISOString(), stream, msg: line })}\n`);
   };
   return {
     write(chunk: string) {
