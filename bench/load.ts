@@ -1,0 +1,251 @@
+// The load generator: one scenario per process, pinned by the harness to the CPU the server does not
+// use. Reads its spec (JSON) from the file named by argv[2]; prepares, warms up, prints
+// {"event":"warm"} and waits for "go" on stdin (the harness reads the server's CPU time then),
+// measures, and prints {"event":"result", …}.
+import { createPrivateKey, randomBytes, sign as rsaSign } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import autocannon, { type RequestSpec, type Result } from 'autocannon';
+import { Agent, basicAuth, codeFlow, type CodeClient } from './lib/flow.js';
+
+export interface StaticRequest {
+  method: 'GET' | 'POST';
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export type LoadSpec = {
+  base: string;
+  connections: number;
+  seconds: number;
+  warmupSeconds: number;
+} & (
+  | { kind: 'static'; request: StaticRequest }
+  /** client_credentials with private_key_jwt: a fresh assertion for every request (replays are refused). */
+  | { kind: 'assertion'; clientId: string; privateJwk: Record<string, unknown>; audience: string; scope: string; expectedRps: number }
+  /** refresh_token: a pool of unused refresh tokens; each response's rotated token goes back into it. */
+  | { kind: 'refresh'; client: { clientId: string; clientSecret: string }; tokens: string[] }
+  /** authorization code with sign-in, per iteration, by `connections` concurrent browsers. */
+  | { kind: 'authcode'; client: CodeClient; people: Array<{ email: string; password: string }> }
+);
+
+export interface LoadResult {
+  event: 'result';
+  /** Completed requests (or iterations, for authcode) in the measured window. */
+  completed: number;
+  ok: number;
+  errors: number;
+  seconds: number;
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  status_codes: Record<string, number>;
+  /** CPU the load generator itself used, as a share of one core: near 100 means it was the limit. */
+  loadgen_cpu_pct: number;
+  /** HTTP requests per second (authcode: several per iteration). */
+  http_rps?: number;
+  pool_exhausted?: number;
+  first_error?: string;
+}
+
+const write = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+async function waitForGo(): Promise<void> {
+  const lines = createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    if (line.trim() === 'go') break;
+  }
+  lines.close();
+}
+
+/** Assertions for private_key_jwt, made ahead so signing does not compete with sending. */
+function assertionMaker(spec: Extract<LoadSpec, { kind: 'assertion' }>) {
+  const key = createPrivateKey({ key: spec.privateJwk as never, format: 'jwk' });
+  const header = Buffer.from(JSON.stringify({ alg: 'RS256', kid: spec.privateJwk.kid })).toString('base64url');
+  return () => {
+    const now = Math.floor(Date.now() / 1000);
+    const payload = Buffer.from(
+      JSON.stringify({ iss: spec.clientId, sub: spec.clientId, aud: spec.audience, jti: randomBytes(16).toString('base64url'), iat: now, exp: now + 600 }),
+    ).toString('base64url');
+    const input = `${header}.${payload}`;
+    return `${input}.${rsaSign('sha256', Buffer.from(input), key).toString('base64url')}`;
+  };
+}
+
+function requestsFor(spec: LoadSpec, state: { exhausted: number }): { requests: RequestSpec[]; prepare(count: number): void } {
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  switch (spec.kind) {
+    case 'static':
+      return { requests: [{ method: spec.request.method, path: spec.request.path, headers: spec.request.headers ?? {}, body: spec.request.body }], prepare() {} };
+    case 'assertion': {
+      const make = assertionMaker(spec);
+      const pool: string[] = [];
+      const body = (assertion: string) =>
+        new URLSearchParams({
+          grant_type: 'client_credentials',
+          scope: spec.scope,
+          client_id: spec.clientId,
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: assertion,
+        }).toString();
+      return {
+        requests: [
+          {
+            method: 'POST',
+            path: '/token',
+            headers: form,
+            setupRequest(request) {
+              let assertion = pool.pop();
+              if (!assertion) {
+                state.exhausted += 1;
+                assertion = make();
+              }
+              return { ...request, body: body(assertion) };
+            },
+          },
+        ],
+        prepare(count) {
+          for (let i = 0; i < count; i += 1) pool.push(make());
+        },
+      };
+    }
+    case 'refresh': {
+      const pool = [...spec.tokens];
+      const authorization = basicAuth(spec.client.clientId, spec.client.clientSecret);
+      return {
+        requests: [
+          {
+            method: 'POST',
+            path: '/token',
+            headers: { ...form, authorization },
+            setupRequest(request) {
+              // An unknown token is refused without touching any grant (a spent one would revoke its grant).
+              const token = pool.shift() ?? (state.exhausted++, 'exhausted-pool-placeholder');
+              return { ...request, body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(token)}` };
+            },
+            onResponse(status, body) {
+              if (status !== 200) return;
+              const rotated = (JSON.parse(body) as { refresh_token?: string }).refresh_token;
+              if (rotated) pool.push(rotated);
+            },
+          },
+        ],
+        prepare() {},
+      };
+    }
+    default:
+      throw new Error(`no autocannon requests for ${spec.kind}`);
+  }
+}
+
+function summarize(result: Result, seconds: number, cpuPct: number, exhausted: number): LoadResult {
+  const statusCodes: Record<string, number> = {};
+  for (const [code, { count }] of Object.entries(result.statusCodeStats)) statusCodes[code] = count;
+  const completed = result.requests.total;
+  return {
+    event: 'result',
+    completed,
+    ok: result['2xx'],
+    errors: result.errors + result.non2xx,
+    seconds,
+    rps: completed / seconds,
+    p50_ms: result.latency.p50,
+    p99_ms: result.latency.p99,
+    status_codes: statusCodes,
+    loadgen_cpu_pct: cpuPct,
+    ...(exhausted > 0 ? { pool_exhausted: exhausted } : {}),
+  };
+}
+
+async function runAutocannon(spec: LoadSpec): Promise<void> {
+  const state = { exhausted: 0 };
+  const { requests, prepare } = requestsFor(spec, state);
+  const options = { url: spec.base, connections: spec.connections, timeout: 10, requests };
+  if (spec.kind === 'assertion') prepare(Math.ceil(spec.expectedRps * (spec.warmupSeconds + spec.seconds) * 1.3) + spec.connections * 4);
+  if (spec.warmupSeconds > 0) await autocannon({ ...options, duration: spec.warmupSeconds });
+  state.exhausted = 0;
+  write({ event: 'warm' });
+  await waitForGo();
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const result = await autocannon({ ...options, duration: spec.seconds });
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  // autocannon's own duration counts from its first connection; ours includes the setup too, within a few ms.
+  write(summarize(result, result.duration || seconds, ((used.user + used.system) / 1000 / (seconds * 1000)) * 100, state.exhausted));
+}
+
+async function runAuthcode(spec: Extract<LoadSpec, { kind: 'authcode' }>): Promise<void> {
+  let stopAt = 0;
+  let measuring = false;
+  const latencies: number[] = [];
+  const statusCodes: Record<string, number> = {};
+  let completed = 0;
+  let errors = 0;
+  let httpRequests = 0;
+  let firstError: string | undefined;
+  const loop = async (index: number) => {
+    const person = spec.people[index % spec.people.length]!;
+    while (performance.now() < stopAt) {
+      const started = performance.now();
+      // A new browser every iteration: no session, so every iteration signs in (argon2id verify).
+      const agent = new Agent(spec.base);
+      try {
+        const { requests } = await codeFlow(agent, spec.client, person);
+        if (measuring) {
+          latencies.push(performance.now() - started);
+          completed += 1;
+          httpRequests += requests;
+          statusCodes['200'] = (statusCodes['200'] ?? 0) + 1;
+        }
+      } catch (error) {
+        if (measuring) {
+          errors += 1;
+          completed += 1;
+          httpRequests += agent.requests;
+          firstError ??= (error as Error).message;
+        }
+      }
+    }
+  };
+  const phase = async (seconds: number) => {
+    stopAt = performance.now() + seconds * 1000;
+    await Promise.all(Array.from({ length: spec.connections }, (_, i) => loop(i)));
+  };
+  if (spec.warmupSeconds > 0) await phase(spec.warmupSeconds);
+  write({ event: 'warm' });
+  await waitForGo();
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  measuring = true;
+  await phase(spec.seconds);
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  latencies.sort((a, b) => a - b);
+  const result: LoadResult = {
+    event: 'result',
+    completed,
+    ok: completed - errors,
+    errors,
+    seconds,
+    rps: completed / seconds,
+    http_rps: httpRequests / seconds,
+    p50_ms: Math.round(percentile(latencies, 50) * 10) / 10,
+    p99_ms: Math.round(percentile(latencies, 99) * 10) / 10,
+    status_codes: statusCodes,
+    loadgen_cpu_pct: ((used.user + used.system) / 1000 / (seconds * 1000)) * 100,
+    ...(firstError ? { first_error: firstError } : {}),
+  };
+  write(result);
+}
+
+const spec = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as LoadSpec;
+if (spec.kind === 'authcode') await runAuthcode(spec);
+else await runAutocannon(spec);
+process.exit(0);

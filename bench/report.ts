@@ -1,0 +1,191 @@
+// What a run writes: the JSON document (bench/results/latest.json) and its Markdown table.
+
+export interface ScenarioResult {
+  /** Requests per second (authorization_code: sign-ins per second, each a whole flow). */
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+  /** Server CPU (user + system, all its threads) per 1,000 requests (authorization_code: per 1,000 sign-ins). */
+  cpu_ms_per_1k: number;
+  rss_peak_mb: number;
+  requests: number;
+  seconds: number;
+  connections: number;
+  /** The load generator's CPU as a share of one core: near 100% it, not the server, was the limit. */
+  loadgen_cpu_pct: number;
+  /** Server CPU used during the window as a share of one core. */
+  server_cpu_pct: number;
+  /**
+   * CPU time used on the server's CPUs by everything else (PostgreSQL, Redis, other programs on the
+   * machine; the load generator where it shares them), as a share of one core.
+   */
+  others_on_server_cpus_pct: number;
+  /** PostgreSQL transactions (each autocommit query is one) per request, from pg_stat_database; approximate. */
+  db_queries_per_request?: number;
+  status_codes: Record<string, number>;
+  server: string;
+  request: string;
+  logins_per_s?: number;
+  http_rps?: number;
+  pool_exhausted?: number;
+  first_error?: string;
+}
+
+export interface Target {
+  name: string;
+  target: string;
+  value: string;
+  pass: boolean | null;
+}
+
+export interface BenchReport {
+  quick: boolean;
+  date: string;
+  node: string;
+  cpu: string;
+  cpus: number;
+  commit: string;
+  settings: Record<string, unknown>;
+  ready_ms: number | null;
+  rss_idle_mb: number | null;
+  scenarios: Record<string, ScenarioResult | { error: string }>;
+  references: {
+    jose_rs256_sign_per_s: number | null;
+    node_crypto_rs256_sign_per_s: number | null;
+    openssl_rsa2048_sign_per_s: number | null;
+    upstream_client_credentials_rps: number | null;
+    upstream?: ScenarioResult | { error: string };
+    notes: string[];
+  };
+  ratios: {
+    cc_vs_sign: number | null;
+    cc_vs_jose_sign: number | null;
+    cc_vs_upstream: number | null;
+    workers2_vs_1: number | null;
+    log_info_vs_warn: number | null;
+  };
+  targets: Target[];
+  notes: string[];
+  duration_s: number;
+}
+
+export function isResult(value: ScenarioResult | { error: string } | undefined): value is ScenarioResult {
+  return value !== undefined && !('error' in value);
+}
+
+const fmt = (value: number | null | undefined, digits = 0) =>
+  value === null || value === undefined || !Number.isFinite(value) ? '–' : value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+const ratio = (value: number | null | undefined) => (value === null || value === undefined ? '–' : `${value.toFixed(2)}×`);
+
+/** Checks the numbers against the targets of the issue. */
+export function evaluateTargets(report: BenchReport): Target[] {
+  const s = report.scenarios;
+  const cc = s.client_credentials;
+  const refresh = s.refresh_token;
+  const code = s.authorization_code;
+  const check = (name: string, target: string, value: number | null | undefined, pass: (v: number) => boolean, show: (v: number) => string): Target => ({
+    name,
+    target,
+    value: value === null || value === undefined ? 'not measured' : show(value),
+    pass: value === null || value === undefined ? null : pass(value),
+  });
+  const singlePeaks = Object.entries(s)
+    .filter(([name, value]) => isResult(value) && !name.includes('workers'))
+    .map(([, value]) => (value as ScenarioResult).rss_peak_mb);
+  return [
+    check('client credentials vs upstream oidc-provider', '≥ 1.0×', report.ratios.cc_vs_upstream, (v) => v >= 1.0, ratio),
+    check('client credentials vs openssl RSA-2048 sign/s', '≥ 45%', report.ratios.cc_vs_sign, (v) => v >= 0.45, (v) => `${(v * 100).toFixed(0)}%`),
+    check('GATEHOUSE_WORKERS=2 vs 1 (client credentials)', '≥ 1.7×', report.ratios.workers2_vs_1, (v) => v >= 1.7, ratio),
+    check('refresh_token rotation rate', '≥ 800/s', isResult(refresh) ? refresh.rps : null, (v) => v >= 800, (v) => `${fmt(v)}/s`),
+    check('refresh_token p99', '≤ 50 ms', isResult(refresh) ? refresh.p99_ms : null, (v) => v <= 50, (v) => `${fmt(v, 1)} ms`),
+    check('sign-ins (authorization code, whole flow)', '≥ 25/s', isResult(code) ? code.rps : null, (v) => v >= 25, (v) => `${fmt(v, 1)}/s`),
+    check('idle RSS', '≤ 150 MB', report.rss_idle_mb, (v) => v <= 150, (v) => `${fmt(v)} MB`),
+    check('peak RSS (one process, any scenario)', '≤ 300 MB', singlePeaks.length > 0 ? Math.max(...singlePeaks) : null, (v) => v <= 300, (v) => `${fmt(v)} MB`),
+    check('ready (spawn → /readyz 200)', '≤ 1.5 s', report.ready_ms, (v) => v <= 1500, (v) => `${fmt(v)} ms`),
+    check('client credentials errors', '0', isResult(cc) ? cc.errors : null, (v) => v === 0, (v) => fmt(v)),
+  ];
+}
+
+const LABELS: Record<string, string> = {
+  client_credentials: 'client_credentials (client_secret_basic) → JWT',
+  private_key_jwt: 'client_credentials (private_key_jwt) → JWT',
+  refresh_token: 'refresh_token rotation',
+  authorization_code: 'authorization code + sign-in (per flow)',
+  jwks: 'GET /jwks',
+  discovery: 'GET /.well-known/openid-configuration',
+  introspection: 'introspection of a refresh token',
+  client_credentials_log_info: 'client_credentials, LOG_LEVEL=info',
+  client_credentials_workers2: 'client_credentials, GATEHOUSE_WORKERS=2 (2 cores)',
+};
+
+export function renderMarkdown(report: BenchReport): string {
+  const lines: string[] = [];
+  lines.push(`# Gatehouse benchmark${report.quick ? ' (quick)' : ''}`);
+  lines.push('');
+  const busy = typeof report.settings.busy_before_start_pct === 'number' ? ` · CPUs busy with other programs before the start: ${report.settings.busy_before_start_pct}%` : '';
+  lines.push(`${report.date} · Node ${report.node} · ${report.cpu} × ${report.cpus} · commit ${report.commit} · run took ${fmt(report.duration_s)} s${busy}`);
+  lines.push('');
+  lines.push(
+    `Server on CPU 0, load generator on CPU 1 (unless noted), real PostgreSQL and Redis (themselves unpinned), ${report.settings.seconds} s per scenario after ${report.settings.warmup_seconds} s of warm-up, LOG_LEVEL=${report.settings.log_level}. This machine drifts ±30%: compare the ratios, which are measured side by side in the same run.`,
+  );
+  lines.push('');
+  lines.push('| scenario | req/s | p50 ms | p99 ms | errors | server CPU ms / 1k req | server CPU % | peak RSS MB | load gen CPU % | others on server CPU % | SQL per req |');
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const row = (label: string, value: ScenarioResult | { error: string } | undefined) => {
+    if (!value) return;
+    if (!isResult(value)) {
+      lines.push(`| ${label} | failed: ${value.error.split('\n')[0]?.slice(0, 120)} | | | | | | | | | |`);
+      return;
+    }
+    lines.push(
+      `| ${label} | ${fmt(value.rps, value.rps < 100 ? 1 : 0)} | ${fmt(value.p50_ms, 1)} | ${fmt(value.p99_ms, 1)} | ${fmt(value.errors)} | ${fmt(value.cpu_ms_per_1k)} | ${fmt(value.server_cpu_pct)} | ${fmt(value.rss_peak_mb)} | ${fmt(value.loadgen_cpu_pct)} | ${fmt(value.others_on_server_cpus_pct)} | ${fmt(value.db_queries_per_request, 1)} |`,
+    );
+  };
+  for (const [name, value] of Object.entries(report.scenarios)) row(LABELS[name] ?? name, value);
+  row('upstream: bare oidc-provider, client_credentials → JWT', report.references.upstream);
+  lines.push('');
+  lines.push(
+    'Server CPU: user + system time of the server process, all its threads (the libuv pool signs RSA and hashes argon2id), from /proc; % is of one core. Others on server CPU: time the rest of the machine (PostgreSQL, Redis, other programs) used on the server\'s CPU during the window. Load gen CPU near 100% would mean the load generator, not the server, was the limit. SQL per req: PostgreSQL transactions per request (each autocommit query is one), from pg_stat_database, approximate.',
+  );
+  lines.push('');
+  const code = report.scenarios.authorization_code;
+  if (isResult(code)) {
+    lines.push(
+      `authorization_code: req/s is sign-ins per second (${fmt(code.http_rps)} HTTP requests/s: authorize, login page, login POST, resume, token), latency is the whole flow, CPU is per 1,000 sign-ins.`,
+    );
+    lines.push('');
+  }
+  lines.push('| reference | value |');
+  lines.push('|---|---:|');
+  lines.push(`| openssl speed rsa2048, sign/s (one core) | ${fmt(report.references.openssl_rsa2048_sign_per_s)} |`);
+  lines.push(`| jose SignJWT RS256, same claims, one thread, signs/s | ${fmt(report.references.jose_rs256_sign_per_s)} |`);
+  lines.push(`| node:crypto.sign RS256, same claims, signs/s | ${fmt(report.references.node_crypto_rs256_sign_per_s)} |`);
+  lines.push(`| upstream oidc-provider (in-memory, static client), client_credentials req/s | ${fmt(report.references.upstream_client_credentials_rps)} |`);
+  lines.push(`| idle RSS after start and a few requests, MB | ${fmt(report.rss_idle_mb)} |`);
+  lines.push(`| ready: spawn → /readyz 200, ms | ${fmt(report.ready_ms)} |`);
+  lines.push('');
+  lines.push('| ratio | value |');
+  lines.push('|---|---:|');
+  lines.push(`| client credentials ÷ openssl sign/s | ${report.ratios.cc_vs_sign === null ? '–' : `${(report.ratios.cc_vs_sign * 100).toFixed(0)}%`} |`);
+  lines.push(`| client credentials ÷ jose sign/s | ${report.ratios.cc_vs_jose_sign === null ? '–' : `${(report.ratios.cc_vs_jose_sign * 100).toFixed(0)}%`} |`);
+  lines.push(`| client credentials ÷ upstream | ${ratio(report.ratios.cc_vs_upstream)} |`);
+  lines.push(`| GATEHOUSE_WORKERS=2 ÷ 1 worker | ${ratio(report.ratios.workers2_vs_1)} |`);
+  lines.push(`| LOG_LEVEL=info ÷ warn (client credentials) | ${ratio(report.ratios.log_info_vs_warn)} |`);
+  lines.push('');
+  lines.push('| target | wanted | measured | |');
+  lines.push('|---|---|---:|---|');
+  for (const target of report.targets) {
+    lines.push(`| ${target.name} | ${target.target} | ${target.value} | ${target.pass === null ? '?' : target.pass ? '✓' : '✗'} |`);
+  }
+  lines.push('');
+  const notes = [...report.references.notes, ...report.notes];
+  if (notes.length > 0) {
+    lines.push('Notes:');
+    lines.push('');
+    for (const note of notes) lines.push(`- ${note}`);
+    lines.push('');
+  }
+  return `${lines.join('\n')}`;
+}

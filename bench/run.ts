@@ -1,0 +1,603 @@
+// `npm run bench [-- --quick] [--seconds N] [--out DIR] [--profile SCENARIO]`
+//
+// Starts Gatehouse (the compiled dist/src/main.js) on real PostgreSQL and Redis pinned to CPU 0,
+// drives it from a load generator pinned to CPU 1 (dist/bench/load.js, autocannon), measures the
+// references in the same run (openssl and jose RS256 sign rates, bare oidc-provider) and writes
+// <out>/latest.json and <out>/latest.md. Everything it starts is stopped at the end, also on failure.
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { exportJWK, generateKeyPair } from 'jose';
+import { Agent, basicAuth, codeFlow, type CodeClient } from './lib/flow.js';
+import { CAN_PIN, collectOutput, cpuMs, cpusBusyMs, hasCommand, killAll, processTree, rssMb, run, sampleRss, spawnPinned, stopChild, waitForOk } from './lib/proc.js';
+import { claimRedis, createDatabase, freePort } from './lib/services.js';
+import { connectProfiler } from './lib/inspector.js';
+import { compareProfiles, summarizeProfile, type CpuProfile } from './profile.js';
+import { evaluateTargets, isResult, renderMarkdown, type BenchReport, type ScenarioResult } from './report.js';
+import type { LoadResult, LoadSpec } from './load.js';
+
+const REPO = path.resolve(import.meta.dirname, '../..');
+const NODE = process.execPath;
+const MAIN = path.join(REPO, 'dist/src/main.js');
+const BIN = path.join(REPO, 'bin/gatehouse.js');
+const LOAD = path.join(REPO, 'dist/bench/load.js');
+const UPSTREAM = path.join(REPO, 'dist/bench/upstream.js');
+const SIGN_REF = path.join(REPO, 'dist/bench/sign-ref.js');
+
+const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code'] as const;
+type ScenarioName = (typeof SCENARIOS)[number];
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    seconds: { type: 'string' },
+    out: { type: 'string' },
+    profile: { type: 'string' },
+  },
+});
+const quick = args.quick ?? false;
+const seconds = args.seconds ? Number(args.seconds) : quick ? 3 : 15;
+if (!Number.isFinite(seconds) || seconds < 1) throw new Error(`--seconds must be a number ≥ 1 (got ${args.seconds})`);
+const warmupSeconds = quick || seconds < 4 ? 1 : 2;
+const outDir = path.resolve(args.out ?? path.join(REPO, 'bench/results'));
+const profileScenario = args.profile as ScenarioName | undefined;
+if (profileScenario && !SCENARIOS.includes(profileScenario)) throw new Error(`--profile must be one of ${SCENARIOS.join(', ')}`);
+
+const CONNECTIONS = 32;
+const SIGN_IN_CONCURRENCY = 8;
+const PEOPLE = 8;
+const PASSWORD = 'bench passphrase: a quiet lighthouse 7';
+const API = 'https://api.bench.test';
+const REDIRECT_URI = 'https://app.bench.test/callback';
+const cpuCount = os.cpus().length;
+const pinned = CAN_PIN && cpuCount >= 2;
+const ALL_CPUS = `0-${cpuCount - 1}`;
+const SERVER_CPU = pinned ? '0' : undefined;
+const LOAD_CPU = pinned ? '1' : undefined;
+
+let stopping = false;
+const log = (message: string) => {
+  if (!stopping) process.stderr.write(`bench: ${message}\n`);
+};
+const notes: string[] = [];
+
+// Everything started is killed if the harness stops for any reason.
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping`);
+    stopping = true;
+    killAll();
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+const cleanups: Array<() => Promise<void>> = [];
+async function cleanup() {
+  killAll();
+  while (cleanups.length > 0) {
+    try {
+      await cleanups.pop()!();
+    } catch (error) {
+      log(`cleanup: ${(error as Error).message}`);
+    }
+  }
+}
+
+interface Target {
+  /** pid whose process tree is the server (CPU and RSS are summed over it). */
+  pid: number;
+  label: string;
+}
+
+/** Runs one load process against a server and measures the server around its measured window. */
+async function measure(
+  target: Target,
+  spec: LoadSpec,
+  options: {
+    loadCpus?: string | undefined;
+    serverCpus?: string | undefined;
+    request: string;
+    dir: string;
+    onWarm?: () => Promise<void>;
+    onDone?: () => Promise<void>;
+    /** PostgreSQL transactions so far in the server's database (each autocommit query is one). */
+    dbTransactions?: () => Promise<number>;
+  },
+): Promise<ScenarioResult> {
+  const specFile = path.join(options.dir, `load-${randomBytes(4).toString('hex')}.json`);
+  await writeFile(specFile, JSON.stringify(spec), { mode: 0o600 });
+  const child = spawnPinned(options.loadCpus, NODE, [LOAD, specFile], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const output = collectOutput(child);
+  const limit = setTimeout(() => child.kill('SIGKILL'), (spec.warmupSeconds + spec.seconds) * 1000 + 120_000);
+  let before = 0;
+  let after = 0;
+  let busyBefore = 0;
+  let busyAfter = 0;
+  let xactsBefore = 0;
+  let xactsAfter = 0;
+  let pids: number[] = [];
+  let sampler: { stop(): number } | undefined;
+  let peak = 0;
+  let result: LoadResult | undefined;
+  try {
+    const lines = createInterface({ input: child.stdout! });
+    for await (const line of lines) {
+      if (!line.startsWith('{')) continue;
+      const message = JSON.parse(line) as { event: string };
+      if (message.event === 'warm') {
+        await options.onWarm?.();
+        xactsBefore = (await options.dbTransactions?.()) ?? 0;
+        pids = processTree(target.pid);
+        before = cpuMs(pids);
+        busyBefore = cpusBusyMs(options.serverCpus);
+        sampler = sampleRss(target.pid);
+        child.stdin!.write('go\n');
+      } else if (message.event === 'result') {
+        after = cpuMs(pids);
+        busyAfter = cpusBusyMs(options.serverCpus);
+        peak = sampler?.stop() ?? 0;
+        // PostgreSQL sends its counters to the statistics collector up to a second late.
+        if (options.dbTransactions) {
+          await sleep(1200);
+          xactsAfter = await options.dbTransactions();
+        }
+        sampler = undefined;
+        result = message as LoadResult;
+        await options.onDone?.();
+      }
+    }
+    await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(undefined) : child.once('exit', resolve)));
+  } finally {
+    clearTimeout(limit);
+    sampler?.stop();
+    await rm(specFile, { force: true });
+  }
+  if (!result) throw new Error(`the load generator gave no result (exit ${child.exitCode ?? child.signalCode}): ${output().slice(-3000)}`);
+  const serverCpu = after - before;
+  const windowMs = result.seconds * 1000;
+  // The load generator counts as "other" only where it shares the server's CPUs.
+  const sharesCpus = options.loadCpus === undefined || options.loadCpus === options.serverCpus;
+  const others = busyAfter - busyBefore - serverCpu - (sharesCpus ? (result.loadgen_cpu_pct / 100) * windowMs : 0);
+  return {
+    rps: result.rps,
+    p50_ms: result.p50_ms,
+    p99_ms: result.p99_ms,
+    errors: result.errors,
+    cpu_ms_per_1k: result.completed > 0 ? serverCpu / (result.completed / 1000) : 0,
+    rss_peak_mb: peak,
+    requests: result.completed,
+    seconds: result.seconds,
+    connections: spec.connections,
+    loadgen_cpu_pct: result.loadgen_cpu_pct,
+    server_cpu_pct: (serverCpu / windowMs) * 100,
+    others_on_server_cpus_pct: Math.max(0, (others / windowMs) * 100),
+    ...(options.dbTransactions && result.completed > 0 ? { db_queries_per_request: (xactsAfter - xactsBefore) / result.completed } : {}),
+    status_codes: result.status_codes,
+    server: target.label,
+    request: options.request,
+    ...(result.http_rps !== undefined ? { http_rps: result.http_rps, logins_per_s: result.rps } : {}),
+    ...(result.pool_exhausted ? { pool_exhausted: result.pool_exhausted } : {}),
+    ...(result.first_error ? { first_error: result.first_error } : {}),
+  };
+}
+
+/** A running server: Gatehouse or the upstream reference. */
+interface Server {
+  child: ChildProcess;
+  base: string;
+  output: () => string;
+  readyMs: number;
+}
+
+async function startGatehouse(env: NodeJS.ProcessEnv, port: number, options: { cpus?: string | undefined; quietStdout?: boolean; nodeArgs?: string[] }): Promise<Server> {
+  const nodeArgs = options.nodeArgs ?? [];
+  const started = performance.now();
+  const child = spawnPinned(options.cpus, NODE, [...nodeArgs, MAIN], {
+    env,
+    cwd: REPO,
+    stdio: ['ignore', options.quietStdout ? 'ignore' : 'pipe', 'pipe'],
+  });
+  const output = collectOutput(child);
+  const base = `http://127.0.0.1:${port}`;
+  await waitForOk(`${base}/readyz`, child, output, 30_000, 5);
+  return { child, base, output, readyMs: performance.now() - started };
+}
+
+async function startUpstream(dir: string, port: number, client: { clientId: string; clientSecret: string }, nodeArgs: string[] = []): Promise<Server> {
+  const file = path.join(dir, 'upstream.json');
+  await writeFile(file, JSON.stringify({ port, ...client, resource: API, scope: 'read write' }), { mode: 0o600 });
+  const started = performance.now();
+  const child = spawnPinned(SERVER_CPU ?? ALL_CPUS, NODE, [...nodeArgs, UPSTREAM, file], { env: { ...process.env, NODE_ENV: 'production' }, cwd: REPO });
+  const output = collectOutput(child);
+  const base = `http://127.0.0.1:${port}`;
+  await waitForOk(`${base}/.well-known/openid-configuration`, child, output, 30_000, 5);
+  return { child, base, output, readyMs: performance.now() - started };
+}
+
+/** A few requests of each kind, then a second of quiet: what "idle after a warm start" means here. */
+async function warmUp(base: string, ccAuth: string, gatehouse = true, settleMs = quick ? 500 : 1000) {
+  for (let i = 0; i < 20; i += 1) {
+    const response = await fetch(`${base}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: ccAuth },
+      body: 'grant_type=client_credentials&scope=read',
+    });
+    const body = (await response.json()) as { error?: string };
+    if (response.status !== 200) throw new Error(`warm-up token request: ${response.status} ${body.error ?? ''}`);
+    if (!gatehouse) continue;
+    await (await fetch(`${base}/jwks`)).arrayBuffer();
+    await (await fetch(`${base}/.well-known/openid-configuration`)).arrayBuffer();
+  }
+  await sleep(settleMs);
+}
+
+function parseOpenssl(text: string): number | null {
+  // "rsa 2048 bits 0.000585s 0.000017s   1709.4  58823.5" (sign s, verify s, sign/s, verify/s)
+  const match = /^rsa\s+2048 bits\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)/m.exec(text);
+  return match ? Number(match[1]) : null;
+}
+
+function gitCommit(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: REPO, encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${head} + local changes` : head;
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function main(): Promise<number> {
+  const startedAt = performance.now();
+  if (process.platform !== 'linux') throw new Error('the bench reads /proc: it runs on Linux');
+  if (!pinned) notes.push(CAN_PIN ? 'Only one CPU: nothing was pinned, server and load generator shared it.' : 'taskset (util-linux) is missing: nothing was pinned.');
+  else execFileSync('taskset', ['-a', '-p', '-c', LOAD_CPU!, String(process.pid)], { stdio: 'ignore' });
+
+  // How busy the machine is before anything starts (one second of /proc/stat, all CPUs, less this process).
+  const busy0 = cpusBusyMs(undefined);
+  const self0 = process.cpuUsage();
+  await sleep(1000);
+  const selfUsed = process.cpuUsage(self0);
+  const busyBeforeStart = Math.max(0, Math.round(((cpusBusyMs(undefined) - busy0 - (selfUsed.user + selfUsed.system) / 1000) / 1000 / cpuCount) * 100));
+
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-bench-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(outDir, { recursive: true });
+
+  const adminUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const database = await createDatabase(adminUrl);
+  cleanups.push(() => database.drop());
+  const redis = await claimRedis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', process.env.BENCH_REDIS_URL);
+  cleanups.push(() => redis.release());
+
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    PATH: `${path.dirname(NODE)}:${process.env.PATH ?? ''}`,
+    HOME: process.env.HOME ?? os.tmpdir(),
+    NODE_ENV: 'production',
+    PORT: String(port),
+    ISSUER: `http://127.0.0.1:${port}`,
+    DATABASE_URL: database.url,
+    REDIS_URL: redis.url,
+    KEYS_DIR: path.join(dir, 'keys'),
+    COOKIE_KEYS: randomBytes(32).toString('base64url'),
+    LOG_LEVEL: 'warn',
+  };
+  const cli = async <T = Record<string, unknown>>(cliArgs: string[], input?: string): Promise<T> =>
+    JSON.parse(await run(NODE, [BIN, ...cliArgs, '--json'], { env, cwd: dir, ...(input === undefined ? {} : { input }) })) as T;
+
+  log(`setting up (database ${database.url.replace(/\/\/[^@]*@/, '//')}, redis ${redis.url})`);
+  await cli(['migrate']);
+  await cli(['keys', 'generate']);
+  await cli(['resources', 'create', '--identifier', API, '--scope', 'read write']);
+  const cc = await cli<{ client_id: string; client_secret: string }>(['clients', 'create', '--name', 'bench-cc', '--resource', API, '--scope', 'read write']);
+  const ccAuth = basicAuth(cc.client_id, cc.client_secret);
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true });
+  const signerKid = 'bench-signer';
+  await writeFile(path.join(dir, 'signer-jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: signerKid, alg: 'RS256', use: 'sig' }] }));
+  const signer = await cli<{ client_id: string }>([
+    'clients', 'create', '--name', 'bench-signer', '--auth-method', 'private_key_jwt', '--jwks-file', path.join(dir, 'signer-jwks.json'), '--resource', API, '--scope', 'read write',
+  ]);
+  const web = await cli<{ client_id: string; client_secret: string }>([
+    'clients', 'create', '--name', 'bench-web', '--first-party', '--redirect-uri', REDIRECT_URI,
+    '--grant-type', 'authorization_code', '--grant-type', 'refresh_token', '--resource', API,
+  ]);
+  const people = Array.from({ length: PEOPLE }, (_, i) => ({ email: `bench-${i}@example.test`, password: PASSWORD }));
+  await Promise.all(people.map((person) => cli(['users', 'create', '--email', person.email, '--password-stdin'], person.password)));
+  const codeClient: CodeClient = { clientId: web.client_id, clientSecret: web.client_secret, redirectUri: REDIRECT_URI, scope: 'openid read' };
+
+  const report: BenchReport = {
+    quick,
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: os.cpus()[0]?.model.trim() ?? 'unknown',
+    cpus: cpuCount,
+    commit: gitCommit(),
+    settings: {
+      seconds,
+      warmup_seconds: warmupSeconds,
+      connections: CONNECTIONS,
+      sign_in_concurrency: SIGN_IN_CONCURRENCY,
+      log_level: 'warn',
+      server_cpus: SERVER_CPU ?? 'all',
+      load_cpus: LOAD_CPU ?? 'all',
+      node_env: 'production',
+      busy_before_start_pct: busyBeforeStart,
+    },
+    ready_ms: null,
+    rss_idle_mb: null,
+    scenarios: {},
+    references: { jose_rs256_sign_per_s: null, node_crypto_rs256_sign_per_s: null, openssl_rsa2048_sign_per_s: null, upstream_client_credentials_rps: null, notes: [] },
+    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, workers2_vs_1: null, log_info_vs_warn: null },
+    targets: [],
+    notes,
+    duration_s: 0,
+  };
+  const failed: string[] = [];
+  let lastError = '';
+  const attempt = async <T>(name: string, body: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await body();
+    } catch (error) {
+      failed.push(name);
+      lastError = (error as Error).message;
+      log(`${name} failed: ${(error as Error).stack ?? lastError}`);
+      return undefined;
+    }
+  };
+  // The private_key_jwt pool is sized from the client_credentials rate.
+  let ccRpsEstimate = 3000;
+  // Counting SQL costs a second and a bit per scenario: --quick counts only where there is some.
+  const countQueries = (name: string) => !quick || ['refresh_token', 'introspection', 'authorization_code'].includes(name);
+  const scenario = async (name: string, target: Target, spec: LoadSpec, request: string, loadCpus = LOAD_CPU, serverCpus = SERVER_CPU) => {
+    log(`${name}: ${spec.seconds} s, ${spec.connections} connections`);
+    const result = await attempt(name, () => measure(target, spec, { loadCpus, serverCpus, request, dir, ...(countQueries(name) ? { dbTransactions: () => database.transactions() } : {}) }));
+    report.scenarios[name] = result ?? { error: lastError.slice(0, 2000) };
+    if (result) log(`${name}: ${result.rps.toFixed(1)}/s p50 ${result.p50_ms} ms p99 ${result.p99_ms} ms errors ${result.errors} cpu ${result.cpu_ms_per_1k.toFixed(0)} ms/1k`);
+    return result;
+  };
+  const ccRequest = (base: string): LoadSpec => ({
+    kind: 'static',
+    base,
+    connections: CONNECTIONS,
+    seconds,
+    warmupSeconds,
+    request: { method: 'POST', path: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: ccAuth }, body: 'grant_type=client_credentials&scope=read' },
+  });
+  const ccDescription = 'POST /token grant_type=client_credentials scope=read, client_secret_basic; RS256 JWT for the default resource';
+
+  // --profile: one scenario against a server with the inspector open; the profile covers the measured
+  // window only. For client_credentials the upstream is profiled the same way, for a side-by-side table.
+  if (profileScenario) {
+    const profiled = async (server: Server, label: string, prepare: () => Promise<void>) => {
+      const profiler = await connectProfiler(server.output);
+      let profile: CpuProfile | undefined;
+      try {
+        await prepare();
+        const { spec, request } = await specFor(profileScenario, server.base);
+        log(`${profileScenario} on ${label} with the CPU profiler: ${spec.seconds} s`);
+        const result = await measure({ pid: server.child.pid!, label }, spec, {
+          loadCpus: LOAD_CPU,
+          serverCpus: SERVER_CPU,
+          request,
+          dir,
+          onWarm: () => profiler.start(),
+          onDone: async () => {
+            profile = await profiler.stop();
+          },
+        });
+        log(`${label}: ${result.rps.toFixed(1)}/s p50 ${result.p50_ms} ms p99 ${result.p99_ms} ms errors ${result.errors} cpu ${result.cpu_ms_per_1k.toFixed(0)} ms/1k`);
+        return { label, result, profile: profile! };
+      } finally {
+        profiler.close();
+        await stopChild(server.child, 15_000);
+      }
+    };
+    const inspect = ['--inspect=127.0.0.1:0'];
+    const mine = await profiled(await startGatehouse(env, port, { cpus: SERVER_CPU, nodeArgs: inspect }), 'gatehouse', () => warmUp(`http://127.0.0.1:${port}`, ccAuth));
+    let text = `${profileScenario}: ${mine.result.rps.toFixed(1)}/s, ${mine.result.cpu_ms_per_1k.toFixed(0)} ms of server CPU per 1,000 (profiler attached: slower than a plain run).\n\n${summarizeProfile(mine.profile, 40)}`;
+    await writeFile(path.join(outDir, `profile-${profileScenario}.cpuprofile`), JSON.stringify(mine.profile));
+    if (profileScenario === 'client_credentials') {
+      const upstreamServer = await startUpstream(dir, await freePort(), { clientId: cc.client_id, clientSecret: cc.client_secret }, inspect);
+      const theirs = await profiled(upstreamServer, 'upstream', () => warmUp(upstreamServer.base, ccAuth, false));
+      text += `\n\n## Against the upstream (bare oidc-provider), same request\n\nupstream: ${theirs.result.rps.toFixed(1)}/s, ${theirs.result.cpu_ms_per_1k.toFixed(0)} ms of server CPU per 1,000.\n\n${compareProfiles(
+        { label: 'gatehouse', profile: mine.profile, requests: mine.result.requests },
+        { label: 'upstream', profile: theirs.profile, requests: theirs.result.requests },
+      )}`;
+      await writeFile(path.join(outDir, 'profile-upstream.cpuprofile'), JSON.stringify(theirs.profile));
+    }
+    const file = path.join(outDir, `profile-${profileScenario}.md`);
+    await writeFile(file, `# CPU profile: ${profileScenario}\n\n${text}\n`);
+    process.stdout.write(`${text}\n`);
+    log(`wrote ${file} and the .cpuprofile files beside it (open them in Chrome DevTools)`);
+    return 0;
+  }
+
+  // References first, on the server's CPU while nothing else runs.
+  const refSeconds = quick ? 1 : 2;
+  if (hasCommand('openssl')) {
+    await attempt('openssl speed', async () => {
+      log('reference: openssl speed rsa2048');
+      const text = await run('openssl', ['speed', '-seconds', String(refSeconds), 'rsa2048'], { cpus: SERVER_CPU ?? ALL_CPUS, timeoutMs: 60_000 });
+      report.references.openssl_rsa2048_sign_per_s = parseOpenssl(text);
+      if (report.references.openssl_rsa2048_sign_per_s === null) throw new Error(`could not read sign/s from: ${text.slice(-500)}`);
+    });
+  } else {
+    report.references.notes.push('openssl is not installed: no openssl reference, cc_vs_sign is not computed.');
+  }
+  await attempt('jose sign reference', async () => {
+    log('reference: jose RS256 sign rate');
+    const line = await run(NODE, [SIGN_REF, String(refSeconds)], { cpus: SERVER_CPU ?? ALL_CPUS, timeoutMs: 60_000 });
+    Object.assign(report.references, JSON.parse(line.trim().split('\n').pop()!) as object);
+  });
+
+  // The upstream waits, idle, while Gatehouse starts; its client_credentials run comes right after Gatehouse's.
+  const upstream = await startUpstream(dir, await freePort(), { clientId: cc.client_id, clientSecret: cc.client_secret });
+
+  log('starting gatehouse (1 process, LOG_LEVEL=warn)');
+  const gatehouse = await startGatehouse(env, port, { cpus: SERVER_CPU });
+  report.ready_ms = gatehouse.readyMs;
+  await warmUp(gatehouse.base, ccAuth);
+  report.rss_idle_mb = rssMb(gatehouse.child.pid!);
+  const target = { pid: gatehouse.child.pid!, label: 'gatehouse, 1 process, CPU 0' };
+
+  const cc1 = await scenario('client_credentials', target, ccRequest(gatehouse.base), ccDescription);
+  if (cc1) ccRpsEstimate = cc1.rps;
+  const up = await attempt('upstream', () =>
+    measure({ pid: upstream.child.pid!, label: 'bare oidc-provider, CPU 0' }, ccRequest(upstream.base), { loadCpus: LOAD_CPU, serverCpus: SERVER_CPU, request: ccDescription, dir }),
+  );
+  report.references.upstream = up ?? { error: lastError.slice(0, 2000) };
+  report.references.upstream_client_credentials_rps = up?.rps ?? null;
+  if (up) log(`upstream client_credentials: ${up.rps.toFixed(0)}/s`);
+  await stopChild(upstream.child);
+
+  async function specFor(name: ScenarioName, base: string): Promise<{ spec: LoadSpec; request: string }> {
+    const common = { base, connections: CONNECTIONS, seconds, warmupSeconds };
+    switch (name) {
+      case 'client_credentials':
+        return { spec: ccRequest(base), request: ccDescription };
+      case 'private_key_jwt': {
+        const expectedRps = ccRpsEstimate;
+        return {
+          spec: { ...common, kind: 'assertion', clientId: signer.client_id, privateJwk: { ...(await exportJWK(privateKey)), kid: signerKid }, audience: env.ISSUER!, scope: 'read', expectedRps },
+          request: 'POST /token grant_type=client_credentials scope=read, private_key_jwt (a fresh RS256 assertion per request, made ahead); RS256 JWT',
+        };
+      }
+      case 'refresh_token': {
+        const tokens = await issueRefreshTokens(base, CONNECTIONS * 4);
+        return {
+          spec: { ...common, kind: 'refresh', client: { clientId: web.client_id, clientSecret: web.client_secret }, tokens },
+          request: `POST /token grant_type=refresh_token, client_secret_basic; a pool of ${tokens.length} refresh tokens (scope "openid read"), each used once, each response's rotated token back in the pool; answers an RS256 JWT access token and an RS256 ID token`,
+        };
+      }
+      case 'introspection': {
+        const [token] = await issueRefreshTokens(base, 1);
+        return {
+          spec: {
+            ...common,
+            kind: 'static',
+            request: {
+              method: 'POST',
+              path: '/token/introspection',
+              headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth(web.client_id, web.client_secret) },
+              body: `token=${encodeURIComponent(token!)}&token_type_hint=refresh_token`,
+            },
+          },
+          request: 'POST /token/introspection of an active refresh token by its client (client_secret_basic)',
+        };
+      }
+      case 'jwks':
+        return { spec: { ...common, kind: 'static', request: { method: 'GET', path: '/jwks' } }, request: 'GET /jwks' };
+      case 'discovery':
+        return { spec: { ...common, kind: 'static', request: { method: 'GET', path: '/.well-known/openid-configuration' } }, request: 'GET /.well-known/openid-configuration' };
+      case 'authorization_code':
+        return {
+          spec: { ...common, connections: SIGN_IN_CONCURRENCY, kind: 'authcode', client: codeClient, people },
+          request: `a new cookie jar per flow: GET /auth (PKCE, scope "openid read") → login page → login POST (argon2id) → resume → code → POST /token; ${SIGN_IN_CONCURRENCY} at a time, ${PEOPLE} people, first-party client (no consent page)`,
+        };
+    }
+  }
+
+  /** Refresh tokens by the authorization code flow: one sign-in per person, then a code per token. */
+  async function issueRefreshTokens(base: string, count: number): Promise<string[]> {
+    const tokens: string[] = [];
+    await Promise.all(
+      people.map(async (person, i) => {
+        const agent = new Agent(base);
+        for (let n = i; n < count; n += people.length) {
+          const { tokens: issued } = await codeFlow(agent, codeClient, person);
+          if (!issued.refresh_token) throw new Error('the token endpoint gave no refresh token');
+          tokens.push(issued.refresh_token);
+        }
+      }),
+    );
+    return tokens;
+  }
+
+  for (const name of SCENARIOS) {
+    if (name === 'client_credentials') continue;
+    const prepared = await attempt(`${name} (preparing)`, () => specFor(name, gatehouse.base));
+    if (!prepared) {
+      report.scenarios[name] = { error: `preparing the scenario failed: ${lastError.slice(0, 2000)}` };
+      continue;
+    }
+    await scenario(name, target, prepared.spec, prepared.request);
+  }
+  await stopChild(gatehouse.child, 15_000);
+
+  // The same client_credentials load with a log line per request (to /dev/null: a log pipe costs more).
+  await attempt('LOG_LEVEL=info', async () => {
+    log('starting gatehouse (1 process, LOG_LEVEL=info, stdout to /dev/null)');
+    const server = await startGatehouse({ ...env, LOG_LEVEL: 'info' }, port, { cpus: SERVER_CPU, quietStdout: true });
+    try {
+      await warmUp(server.base, ccAuth);
+      await scenario('client_credentials_log_info', { pid: server.child.pid!, label: 'gatehouse, 1 process, CPU 0, LOG_LEVEL=info' }, ccRequest(server.base), `${ccDescription}; LOG_LEVEL=info`);
+    } finally {
+      await stopChild(server.child, 15_000);
+    }
+  });
+
+  // Two workers on both CPUs; the load generator shares them.
+  await attempt('GATEHOUSE_WORKERS=2', async () => {
+    log('starting gatehouse (GATEHOUSE_WORKERS=2 on both CPUs)');
+    const server = await startGatehouse({ ...env, GATEHOUSE_WORKERS: '2' }, port, { cpus: pinned ? ALL_CPUS : undefined });
+    try {
+      await warmUp(server.base, ccAuth);
+      await scenario(
+        'client_credentials_workers2',
+        { pid: server.child.pid!, label: 'gatehouse, primary + 2 workers, CPUs 0-1 shared with the load generator' },
+        ccRequest(server.base),
+        `${ccDescription}; GATEHOUSE_WORKERS=2`,
+        pinned ? ALL_CPUS : undefined,
+        pinned ? ALL_CPUS : undefined,
+      );
+    } finally {
+      await stopChild(server.child, 15_000);
+    }
+  });
+
+  const s = report.scenarios;
+  const rpsOf = (name: string) => (isResult(s[name]) ? (s[name] as ScenarioResult).rps : null);
+  const ccRps = rpsOf('client_credentials');
+  const refs = report.references;
+  report.ratios = {
+    cc_vs_sign: ccRps !== null && refs.openssl_rsa2048_sign_per_s ? ccRps / refs.openssl_rsa2048_sign_per_s : null,
+    cc_vs_jose_sign: ccRps !== null && refs.jose_rs256_sign_per_s ? ccRps / refs.jose_rs256_sign_per_s : null,
+    cc_vs_upstream: ccRps !== null && refs.upstream_client_credentials_rps ? ccRps / refs.upstream_client_credentials_rps : null,
+    workers2_vs_1: ccRps !== null && rpsOf('client_credentials_workers2') !== null ? rpsOf('client_credentials_workers2')! / ccRps : null,
+    log_info_vs_warn: ccRps !== null && rpsOf('client_credentials_log_info') !== null ? rpsOf('client_credentials_log_info')! / ccRps : null,
+  };
+  notes.push(
+    'PostgreSQL and Redis run on the same two CPUs, unpinned: their work for a request competes with the server on CPU 0 and with the load generator on CPU 1.',
+    'GATEHOUSE_WORKERS=2 runs on both CPUs and the load generator shares them (its CPU % is in the table); workers2_vs_1 divides that run by the pinned one-process run.',
+    'client_credentials and the upstream run back to back, each on CPU 0 with the other idle: a ratio is trustworthy when "others on server CPU" is small for both.',
+    'Server CPU counts every thread of the server process (libuv pool: RSA signing, argon2id), from /proc/<pid>/stat; latency percentiles come from autocannon in whole milliseconds.',
+  );
+  if (busyBeforeStart >= 10) {
+    notes.push(`The machine was busy before the run started (${busyBeforeStart}% of its CPUs in use by other programs): expect lower and noisier numbers, and see "others on server CPU" for each scenario.`);
+  }
+  report.duration_s = (performance.now() - startedAt) / 1000;
+  report.targets = evaluateTargets(report);
+  if (failed.length > 0) notes.push(`Failed: ${failed.join(', ')} (see the run's output).`);
+
+  await writeFile(path.join(outDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(path.join(outDir, 'latest.md'), `${renderMarkdown(report)}\n`);
+  log(`wrote ${path.join(outDir, 'latest.json')} and latest.md in ${report.duration_s.toFixed(0)} s`);
+  process.stdout.write(`${renderMarkdown(report)}\n`);
+  return failed.length > 0 ? 1 : 0;
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (error) {
+  log(`failed: ${(error as Error).stack ?? (error as Error).message}`);
+} finally {
+  await cleanup();
+}
+process.exit(code);
