@@ -1,5 +1,6 @@
 import type Router from '@koa/router';
 import Koa from 'koa';
+import compose from 'koa-compose';
 import type { Pages } from '../oidc/pages.js';
 import type { Config } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
@@ -43,7 +44,12 @@ export function createApp(deps: {
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = deps.pages.stylesheet;
   });
-  for (const router of deps.routers) app.use(router.routes()).use(router.allowedMethods());
+  // Each router runs only for paths under its prefix: the token endpoint never pays for matching them.
+  for (const router of deps.routers) {
+    const prefix = router.opts.prefix ?? '';
+    const routes = compose([router.routes(), router.allowedMethods()]) as unknown as Koa.Middleware;
+    app.use((ctx, next) => (ctx.path === prefix || ctx.path.startsWith(`${prefix}/`) ? routes(ctx, next) : next()));
+  }
   app.use(host.middleware);
   return app;
 }

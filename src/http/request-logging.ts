@@ -20,16 +20,18 @@ export function requestLogging(logger: Logger): Middleware {
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const requestId = resolveRequestId(ctx.get('X-Request-Id') || undefined);
-    const log = logger.child({ requestId });
+    // The child logger is made on first use: at LOG_LEVEL=warn a request that logs nothing makes none.
+    let child: Logger | undefined;
+    const log = () => (child ??= logger.child({ requestId }));
     ctx.state.requestId = requestId;
-    ctx.state.log = log;
+    Object.defineProperty(ctx.state, 'log', { get: log, enumerable: false, configurable: true });
     ctx.set('X-Request-Id', requestId);
     try {
       await next();
     } catch (error) {
       const err = error as { status?: number; expose?: boolean; message?: string; stack?: string };
       const status = typeof err.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 500;
-      if (status >= 500) log.error({ err: { message: err.message, stack: err.stack }, method: ctx.method, path: ctx.path }, 'request failed');
+      if (status >= 500) log().error({ err: { message: err.message, stack: err.stack }, method: ctx.method, path: ctx.path }, 'request failed');
       ctx.status = status;
       ctx.type = 'json';
       ctx.body =
@@ -37,12 +39,14 @@ export function requestLogging(logger: Logger): Middleware {
           ? { error: 'server_error', error_description: 'internal error' }
           : { error: 'invalid_request', error_description: err.expose && err.message ? err.message : 'bad request' };
     } finally {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const clientId = (ctx as { oidc?: { client?: { clientId?: string } } }).oidc?.client?.clientId;
-      log.info(
-        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 100) / 100, ...(clientId ? { clientId } : {}) },
-        'request',
-      );
+      if (logger.isLevelEnabled('info')) {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        const clientId = (ctx as { oidc?: { client?: { clientId?: string } } }).oidc?.client?.clientId;
+        log().info(
+          { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 100) / 100, ...(clientId ? { clientId } : {}) },
+          'request',
+        );
+      }
     }
   };
 }
