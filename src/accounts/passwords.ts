@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 // @node-rs/argon2 rather than `argon2`: a prebuilt N-API binary (no node-gyp compile step in
 // the image or on CI) and, measured on our machines, about twice as fast at the same parameters.
 import { hash, parseOptions, verify, type Algorithm, type Options, type Version } from '@node-rs/argon2';
@@ -52,15 +53,39 @@ export function passwordProblem(password: string): string | undefined {
   return undefined;
 }
 
+/**
+ * At most one argon2id computation per CPU this process may use: each holds 19 MiB while it runs,
+ * and more at once than there are cores only adds memory, not sign-ins per second.
+ */
+const MAX_CONCURRENT_HASHES = Math.max(1, availableParallelism());
+let running = 0;
+const waiting: Array<() => void> = [];
+
+/** How many argon2id computations run right now (for tests and metrics). */
+export function hashesInFlight(): number {
+  return running;
+}
+
+async function limited<T>(work: () => Promise<T>): Promise<T> {
+  if (running >= MAX_CONCURRENT_HASHES) await new Promise<void>((resolve) => waiting.push(resolve));
+  running += 1;
+  try {
+    return await work();
+  } finally {
+    running -= 1;
+    waiting.shift()?.();
+  }
+}
+
 /** An argon2id PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) at the current parameters. */
 export function hashPassword(password: string): Promise<string> {
-  return hash(password, HASH_OPTIONS);
+  return limited(() => hash(password, HASH_OPTIONS));
 }
 
 /** Constant-time check of a password against a stored hash; false (never a throw) when the hash is malformed. */
 export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
   try {
-    return await verify(passwordHash, password);
+    return await limited(() => verify(passwordHash, password));
   } catch {
     return false;
   }

@@ -2,6 +2,7 @@ import { hash, type Algorithm } from '@node-rs/argon2';
 import { dictionary } from '@zxcvbn-ts/language-common';
 import { describe, expect, it } from 'vitest';
 import {
+  hashesInFlight,
   hashPassword,
   isOverlongPassword,
   MAX_PASSWORD_LENGTH,
@@ -117,5 +118,27 @@ describe('hashing', () => {
   it('verifyDummy does the work of a verify and resolves without a verdict', async () => {
     await expect(verifyDummy(PASSWORD)).resolves.toBeUndefined();
     await expect(verifyDummy('')).resolves.toBeUndefined();
+  });
+});
+
+describe('argon2id concurrency', () => {
+  it('runs at most one hash per available CPU at a time, and finishes them all', async () => {
+    const { availableParallelism } = await import('node:os');
+    const limit = Math.max(1, availableParallelism());
+    const passwords = Array.from({ length: limit * 3 }, (_, i) => `concurrency check password ${i}`);
+    let most = 0;
+    let sampling = true;
+    const sample = () => {
+      most = Math.max(most, hashesInFlight());
+      if (sampling) setImmediate(sample);
+    };
+    sample();
+    const hashes = await Promise.all(passwords.map((password) => hashPassword(password)));
+    sampling = false;
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(limit);
+    expect(new Set(hashes).size).toBe(passwords.length);
+    const verified = await Promise.all(hashes.map((stored, i) => verifyPassword(stored, passwords[i]!)));
+    expect(verified.every(Boolean)).toBe(true);
   });
 });
