@@ -5,6 +5,7 @@ import type { Config } from './config/load-config.js';
 import { createAccountService } from './accounts/accounts.js';
 import { createAdminRoutes } from './admin/admin.routes.js';
 import { createAuditSink } from './audit/audit-log.js';
+import { purgeExpiredDurableRows } from './oidc/adapters/durable-adapter.js';
 import { createApp } from './http/app.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
 import { createLoginLimiter } from './interactions/login-limiter.js';
@@ -32,6 +33,7 @@ export interface RunningServer {
 }
 
 const SHUTDOWN_GRACE_MS = 10_000;
+const DURABLE_SWEEP_MS = 60 * 60 * 1000;
 
 /**
  * Opens the registry and store, migrates (automatically outside production), loads keys and
@@ -95,6 +97,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     server.requestTimeout = 30_000;
     cache.start();
     host.start();
+    // Expired grants and refresh tokens are never read again: sweep them hourly (any node may; it is idempotent).
+    const sweeper = setInterval(() => {
+      purgeExpiredDurableRows(registry.db).then(
+        (removed) => removed > 0 && logger.info({ removed }, 'expired grants and tokens purged'),
+        (error: unknown) => logger.warn({ err: { message: (error as Error).message } }, 'could not purge expired grants and tokens'),
+      );
+    }, DURABLE_SWEEP_MS);
+    sweeper.unref();
     const { port } = server.address() as AddressInfo;
     logger.info({ port, issuer: config.issuer, database: registry.kind, store: activeStore.kind }, 'gatehouse listening');
 
@@ -103,6 +113,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       closing ??= (async () => {
         cache.stop();
         host.stop();
+        clearInterval(sweeper);
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);

@@ -103,3 +103,15 @@ export async function findLatestGrantId(db: Kysely<Database>, accountId: string,
     .executeTakeFirst();
   return row?.id;
 }
+
+/**
+ * Deletes durable rows (grants, refresh tokens, registration tokens) that expired more than
+ * `graceSeconds` ago; `find` already ignores them. Returns how many went.
+ */
+export async function purgeExpiredDurableRows(db: Kysely<Database>, graceSeconds = 3600): Promise<number> {
+  const result = await db
+    .deleteFrom('oidc_durable')
+    .where('expires_at', '<', sql<Date>`now() - make_interval(secs => ${graceSeconds})`)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
