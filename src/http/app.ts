@@ -9,6 +9,15 @@ import { healthRoutes, type ReadinessCheck } from './health.routes.js';
 import { requestLogging } from './request-logging.js';
 import { bodyLimit, securityHeaders } from './security-headers.js';
 
+/** Runs `middleware` only for paths that `match`; every other request goes straight on. */
+function only(match: (path: string) => boolean, middleware: Koa.Middleware): Koa.Middleware {
+  return (ctx, next) => (match(ctx.path) ? middleware(ctx, next) : next());
+}
+
+function routerMiddleware(router: Router): Koa.Middleware {
+  return compose([router.routes(), router.allowedMethods()]) as unknown as Koa.Middleware;
+}
+
 /**
  * The Koa app: request ids and logging, security headers, body limits, health endpoints, then the
  * provider for everything else.
@@ -36,19 +45,22 @@ export function createApp(deps: {
   app.use(requestLogging(logger));
   app.use(securityHeaders({ hsts: config.issuer.startsWith('https:') }));
   app.use(bodyLimit(config.bodyLimitBytes));
-  const health = healthRoutes(deps.readiness);
-  app.use(health.routes());
-  app.use(async (ctx, next) => {
-    if (ctx.path !== '/assets/gatehouse.css' || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
-    ctx.type = 'text/css';
-    ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = deps.pages.stylesheet;
-  });
-  // Each router runs only for paths under its prefix: the token endpoint never pays for matching them.
+  // Gatehouse's own routes run only for their own paths: the token endpoint never pays for matching them.
+  app.use(only((path) => path === '/healthz' || path === '/readyz', routerMiddleware(healthRoutes(deps.readiness))));
+  app.use(
+    only(
+      (path) => path === '/assets/gatehouse.css',
+      (ctx, next) => {
+        if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
+        ctx.type = 'text/css';
+        ctx.set('Cache-Control', 'public, max-age=3600');
+        ctx.body = deps.pages.stylesheet;
+      },
+    ),
+  );
   for (const router of deps.routers) {
     const prefix = router.opts.prefix ?? '';
-    const routes = compose([router.routes(), router.allowedMethods()]) as unknown as Koa.Middleware;
-    app.use((ctx, next) => (ctx.path === prefix || ctx.path.startsWith(`${prefix}/`) ? routes(ctx, next) : next()));
+    app.use(only((path) => path === prefix || path.startsWith(`${prefix}/`), routerMiddleware(router)));
   }
   app.use(host.middleware);
   return app;

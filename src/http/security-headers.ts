@@ -13,7 +13,7 @@ export function securityHeaders(options: { hsts: boolean }): Middleware {
       await next();
     } finally {
       ctx.remove('X-Powered-By');
-      if (!ctx.response.get('Content-Security-Policy') && ctx.response.is('html')) {
+      if (ctx.response.type === 'text/html' && !ctx.response.get('Content-Security-Policy')) {
         ctx.set('Content-Security-Policy', "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
       }
     }
