@@ -7,19 +7,9 @@ import { createCliEnv } from '../../fixtures/cli-env.js';
 import { createTestDatabase } from '../../fixtures/database.js';
 import { TEST_REDIS_URL } from '../../fixtures/env.js';
 import { recordSecret } from '../../fixtures/log-capture.js';
+import type { AuditJson } from '../../../src/audit/audit-log.js';
 
-interface AuditRow {
-  seq: number;
-  at: string;
-  actor: string;
-  action: string;
-  target: string | null;
-  request_id: string | null;
-  ip: string | null;
-  details: Record<string, unknown>;
-  prev_hash: string;
-  hash: string;
-}
+type AuditRow = AuditJson;
 
 const ACTOR = `cli:${os.userInfo().username}`;
 

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../../../migrations/index.js';
-import { runCliCapture, type CliResult } from '../../fixtures/cli.js';
+import { expectJsonResult, expectOneLineError, runCliCapture } from '../../fixtures/cli.js';
 import { createCliEnv } from '../../fixtures/cli-env.js';
 
 type Json = Record<string, unknown>;
@@ -19,26 +19,10 @@ describe('gatehouse CLI', () => {
 
   const run = (...args: string[]) => runCliCapture(args, env);
 
-  /** Runs a --json command that must succeed: exit 0, one JSON document on stdout, nothing on stderr. */
-  async function json<T = Json>(...args: string[]): Promise<T> {
-    const result = await run(...args, '--json');
-    expect(result.stderr, `stderr of ${args.join(' ')}`).toBe('');
-    expect(result.code, `exit code of ${args.join(' ')}`).toBe(0);
-    expect(result.stdout.endsWith('\n')).toBe(true);
-    return JSON.parse(result.stdout) as T;
-  }
+  const json = <T = Json,>(...args: string[]): Promise<T> =>
+    run(...args, '--json').then((result) => expectJsonResult<T>(result, args.join(' ')));
 
   /** Expects a refusal: non-zero exit, nothing on stdout, exactly one line on stderr. */
-  function expectOneLineError(result: CliResult, mentions: RegExp): string {
-    expect(result.code).not.toBe(0);
-    expect(result.stdout).toBe('');
-    expect(result.stderr.endsWith('\n')).toBe(true);
-    const lines = result.stderr.slice(0, -1).split('\n');
-    expect(lines, result.stderr).toHaveLength(1);
-    expect(lines[0]).toMatch(/^gatehouse: /);
-    expect(lines[0]).toMatch(mentions);
-    return lines[0]!;
-  }
 
   const uniqueResource = () => `https://api-${randomUUID()}.example.test`;
 

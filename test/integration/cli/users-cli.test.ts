@@ -4,7 +4,7 @@ import { createAccountService } from '../../../src/accounts/accounts.js';
 import { loadConfig } from '../../../src/config/load-config.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { openCliDatabase, type RegistryDatabase } from '../../../src/registry/database.js';
-import { runCliCapture, type CliResult } from '../../fixtures/cli.js';
+import { expectJsonResult, expectOneLineError, runCliCapture } from '../../fixtures/cli.js';
 import { createCliEnv } from '../../fixtures/cli-env.js';
 import { recordSecret } from '../../fixtures/log-capture.js';
 
@@ -30,25 +30,9 @@ describe('gatehouse users', () => {
 
   const run = (args: string[], stdin?: string) => runCliCapture(args, env, { stdin });
 
-  /** Runs a --json command that must succeed: exit 0, one JSON document on stdout, nothing on stderr. */
-  async function json<T = Json>(args: string[], stdin?: string): Promise<T> {
-    const result = await run([...args, '--json'], stdin);
-    expect(result.stderr, `stderr of ${args.join(' ')}`).toBe('');
-    expect(result.code, `exit code of ${args.join(' ')}`).toBe(0);
-    return JSON.parse(result.stdout) as T;
-  }
+  const json = <T = Json,>(args: string[], stdin?: string): Promise<T> =>
+    run([...args, '--json'], stdin).then((result) => expectJsonResult<T>(result, args.join(' ')));
 
-  /** Expects a refusal: the exit code, nothing on stdout, exactly one line on stderr. */
-  function expectOneLineError(result: CliResult, code: number, mentions: RegExp): string {
-    expect(result.stdout).toBe('');
-    expect(result.stderr.endsWith('\n')).toBe(true);
-    const lines = result.stderr.slice(0, -1).split('\n');
-    expect(lines, result.stderr).toHaveLength(1);
-    expect(lines[0]).toMatch(/^gatehouse: /);
-    expect(lines[0]).toMatch(mentions);
-    expect(result.code, result.stderr).toBe(code);
-    return lines[0]!;
-  }
 
   /** Signs in against the database the CLI wrote to. */
   async function signIn(email: string, password: string) {
@@ -112,7 +96,7 @@ describe('gatehouse users', () => {
     expect((await json(['users', 'get', id])).last_login_at).toEqual(expect.any(String));
 
     expect(await json(['users', 'delete', id])).toEqual({ id, deleted: true });
-    expectOneLineError(await run(['users', 'get', id]), 1, new RegExp(`user ${id} not found`));
+    expectOneLineError(await run(['users', 'get', id]), new RegExp(`user ${id} not found`), 1);
     expect((await json<Json[]>(['users', 'list'])).map((u) => u.id)).not.toContain(id);
   });
 
@@ -190,7 +174,7 @@ describe('gatehouse users', () => {
     it.each(cases)('$what', async ({ args, stdin, mentions, code }) => {
       const before = (await json<Json[]>(['users', 'list'])).length;
       for (const withJson of [false, true]) {
-        expectOneLineError(await run([...args(), ...(withJson ? ['--json'] : [])], stdin?.()), code, mentions);
+        expectOneLineError(await run([...args(), ...(withJson ? ['--json'] : [])], stdin?.()), mentions, code);
       }
       expect(await json<Json[]>(['users', 'list'])).toHaveLength(before);
     });
@@ -202,7 +186,7 @@ describe('gatehouse users', () => {
         ['users', 'create', '--email', 'x@example.test', `--password=${password}`],
         ['users', 'create', '--email', 'x@example.test', '--password-stdin', password],
       ]) {
-        const line = expectOneLineError(await run(args, password), 2, /--password-stdin/);
+        const line = expectOneLineError(await run(args, password), /--password-stdin/, 2);
         expect(line).not.toContain(password);
       }
     });
