@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { AsymmetricSigningAlgorithm, Configuration, ErrorOut, JWK, KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/load-config.js';
+import { EXTERNAL_SIGNING, LocalSigningKey } from '../keys/signing-key.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Database } from '../registry/tables.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
@@ -64,7 +65,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
 
   return {
     adapter: createAdapterFactory({ cache, store, db, clients: { db, issuer: config.issuer, digestKey }, idTokenSigningAlg: signingAlg }),
-    jwks: { keys: jwks },
+    jwks: { keys: jwks.map((jwk) => new LocalSigningKey(jwk)) },
     cookies: {
       keys: [...config.cookieKeys],
       long: { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies },
@@ -104,6 +105,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
     },
     features: {
       devInteractions: { enabled: false },
+      externalSigningSupport: EXTERNAL_SIGNING,
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
