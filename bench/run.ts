@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--seconds N] [--out DIR] [--profile SCENARIO]`
+// `npm run bench [-- --quick] [--seconds N] [--out DIR] [--profile SCENARIO] [--only NAME,NAME]`
 //
 // Starts Gatehouse (the compiled dist/src/main.js) on real PostgreSQL and Redis pinned to CPU 0,
 // drives it from a load generator pinned to CPU 1 (dist/bench/load.js, autocannon), measures the
@@ -38,6 +38,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string' },
     out: { type: 'string' },
     profile: { type: 'string' },
+    only: { type: 'string' },
   },
 });
 const quick = args.quick ?? false;
@@ -47,6 +48,14 @@ const warmupSeconds = quick || seconds < 4 ? 1 : 2;
 const outDir = path.resolve(args.out ?? path.join(REPO, 'bench/results'));
 const profileScenario = args.profile as ScenarioName | undefined;
 if (profileScenario && !SCENARIOS.includes(profileScenario)) throw new Error(`--profile must be one of ${SCENARIOS.join(', ')}`);
+// --only: for A/B runs of a few scenarios. client_credentials and the upstream always run (the
+// ratios need them); the two extra client_credentials runs go by their result names.
+const EXTRA_RUNS = ['client_credentials_log_info', 'client_credentials_workers2'] as const;
+const only = args.only ? new Set(args.only.split(',').map((name) => name.trim())) : undefined;
+for (const name of only ?? []) {
+  if (![...SCENARIOS, ...EXTRA_RUNS].includes(name as ScenarioName)) throw new Error(`--only takes names from ${[...SCENARIOS, ...EXTRA_RUNS].join(', ')}`);
+}
+const selected = (name: string) => !only || name === 'client_credentials' || only.has(name);
 
 const CONNECTIONS = 32;
 const SIGN_IN_CONCURRENCY = 8;
@@ -520,7 +529,7 @@ async function main(): Promise<number> {
   }
 
   for (const name of SCENARIOS) {
-    if (name === 'client_credentials') continue;
+    if (name === 'client_credentials' || !selected(name)) continue;
     const prepared = await attempt(`${name} (preparing)`, () => specFor(name, gatehouse.base));
     if (!prepared) {
       report.scenarios[name] = { error: `preparing the scenario failed: ${lastError.slice(0, 2000)}` };
@@ -531,7 +540,7 @@ async function main(): Promise<number> {
   await stopChild(gatehouse.child, 15_000);
 
   // The same client_credentials load with a log line per request (to /dev/null: a log pipe costs more).
-  await attempt('LOG_LEVEL=info', async () => {
+  if (selected('client_credentials_log_info')) await attempt('LOG_LEVEL=info', async () => {
     log('starting gatehouse (1 process, LOG_LEVEL=info, stdout to /dev/null)');
     const server = await startGatehouse({ ...env, LOG_LEVEL: 'info' }, port, { cpus: SERVER_CPU, quietStdout: true });
     try {
@@ -543,7 +552,7 @@ async function main(): Promise<number> {
   });
 
   // Two workers on both CPUs; the load generator shares them.
-  await attempt('GATEHOUSE_WORKERS=2', async () => {
+  if (selected('client_credentials_workers2')) await attempt('GATEHOUSE_WORKERS=2', async () => {
     log('starting gatehouse (GATEHOUSE_WORKERS=2 on both CPUs)');
     const server = await startGatehouse({ ...env, GATEHOUSE_WORKERS: '2' }, port, { cpus: pinned ? ALL_CPUS : undefined });
     try {

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from '../observability/logger.js';
 import type { Database } from '../registry/tables.js';
-import { findUserByEmail, findUserById, recordLogin, type UserRecord } from '../registry/user.repository.js';
+import { findUserByEmail, prepareFindUserById, recordLogin, type UserRecord } from '../registry/user.repository.js';
 import { hashPassword, isOverlongPassword, needsRehash, verifyDummy, verifyPassword } from './passwords.js';
 
 /** No stored email is longer (the users service refuses them): a longer one is unknown without a query. */
@@ -34,6 +34,7 @@ export interface AccountServiceDeps {
  * const accountId = result.user.id;
  */
 export function createAccountService({ db, logger }: AccountServiceDeps): AccountService {
+  const findUserById = prepareFindUserById(db);
   return {
     async authenticate(email, password) {
       // Caps the work an attacker can ask for; the same answer whether or not the email exists.
@@ -55,7 +56,7 @@ export function createAccountService({ db, logger }: AccountServiceDeps): Accoun
     },
 
     findById(id) {
-      return findUserById(db, id);
+      return findUserById(id);
     },
   };
 }

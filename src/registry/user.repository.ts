@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import { containsPattern } from './like.js';
+import { prepareQuery } from './prepared.js';
 import type { Database, NewUserRow, UserRow, UserRowUpdate } from './tables.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -35,9 +36,20 @@ export async function insertUser(db: Db, row: NewUserRow): Promise<UserRecord> {
   return toUserRecord(await db.insertInto('users').values(row).returningAll().executeTakeFirstOrThrow());
 }
 
+const userByIdQuery = (db: Db, id: string) => db.selectFrom('users').selectAll().where('id', '=', id);
+
 export async function findUserById(db: Db, id: string): Promise<UserRecord | undefined> {
-  const row = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+  const row = await userByIdQuery(db, id).executeTakeFirst();
   return row && toUserRecord(row);
+}
+
+/** findUserById compiled once, for the token endpoint's account check on every refresh. */
+export function prepareFindUserById(db: Kysely<Database>): (id: string) => Promise<UserRecord | undefined> {
+  const query = prepareQuery(db, 1, (id: string) => userByIdQuery(db, id));
+  return async (id) => {
+    const [row] = await query.execute(id);
+    return row && toUserRecord(row);
+  };
 }
 
 /** Looks an email up whatever its case: `lower(email) = lower($1)`, which the unique index serves. */

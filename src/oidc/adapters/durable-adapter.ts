@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { prepareQuery } from '../../registry/prepared.js';
 import type { Database } from '../../registry/tables.js';
 
 /**
@@ -11,6 +12,9 @@ export const DURABLE_MODELS = new Set(['Grant', 'RefreshToken', 'InitialAccessTo
 
 const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
 
+/** id, grant_id, account_id, client_id, payload (JSON text), expires_at, consumed_at */
+type UpsertArgs = [string, string | null, string | null, string | null, string, Date | null, Date | null];
+
 /**
  * oidc-provider adapter for one durable model, in the registry's `oidc_durable` table.
  * `consume` is atomic: of two requests presenting the same refresh token at once, one wins and the
@@ -18,42 +22,49 @@ const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
  */
 export function createDurableAdapter(model: string, db: Kysely<Database>): Adapter {
   const rows = () => db.selectFrom('oidc_durable').where('model', '=', model);
+  // The per-request queries (refresh: find, find the grant, consume, save the next token) are
+  // compiled once; see prepareQuery.
+  const upsertRow = prepareQuery(db, 7, (...row: UpsertArgs) => {
+    const [id, grantId, accountId, clientId, payload, expiresAt, consumedAt] = row;
+    const values = { model, id, grant_id: grantId, account_id: accountId, client_id: clientId, payload, expires_at: expiresAt, consumed_at: consumedAt };
+    return db
+      .insertInto('oidc_durable')
+      .values(values)
+      .onConflict((oc) =>
+        oc.columns(['model', 'id']).doUpdateSet({ grant_id: grantId, account_id: accountId, client_id: clientId, payload, expires_at: expiresAt }),
+      );
+  });
+  const findRow = prepareQuery(db, 1, (id: string) =>
+    rows()
+      .select(['payload', 'consumed_at'])
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)])),
+  );
+  const consumeRow = prepareQuery(db, 1, (id: string) =>
+    db
+      .updateTable('oidc_durable')
+      .set({ consumed_at: sql<Date>`now()` })
+      .where('model', '=', model)
+      .where('id', '=', id)
+      .where('consumed_at', 'is', null),
+  );
 
   return {
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
-      const expiresAt = expiresIn === undefined ? null : new Date(Date.now() + expiresIn * 1000);
-      const values = {
-        model,
+      await upsertRow.execute(
         id,
         // A Grant is its own family: its rows and its refresh tokens share one grant_id.
-        grant_id: model === 'Grant' ? id : (payload.grantId ?? null),
-        account_id: payload.accountId ?? null,
-        client_id: payload.clientId ?? null,
-        payload: JSON.stringify(payload),
-        expires_at: expiresAt,
-        consumed_at: payload.consumed ? new Date(Number(payload.consumed) * 1000) : null,
-      };
-      await db
-        .insertInto('oidc_durable')
-        .values(values)
-        .onConflict((oc) =>
-          oc.columns(['model', 'id']).doUpdateSet({
-            grant_id: values.grant_id,
-            account_id: values.account_id,
-            client_id: values.client_id,
-            payload: values.payload,
-            expires_at: values.expires_at,
-          }),
-        )
-        .execute();
+        model === 'Grant' ? id : (payload.grantId ?? null),
+        payload.accountId ?? null,
+        payload.clientId ?? null,
+        JSON.stringify(payload),
+        expiresIn === undefined ? null : new Date(Date.now() + expiresIn * 1000),
+        payload.consumed ? new Date(Number(payload.consumed) * 1000) : null,
+      );
     },
 
     async find(id: string) {
-      const row = await rows()
-        .select(['payload', 'consumed_at'])
-        .where('id', '=', id)
-        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
-        .executeTakeFirst();
+      const [row] = await findRow.execute(id);
       if (!row) return undefined;
       const payload = row.payload as AdapterPayload;
       return row.consumed_at ? { ...payload, consumed: epoch(row.consumed_at) } : payload;
@@ -63,15 +74,7 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
     findByUserCode: () => Promise.resolve(undefined),
 
     async consume(id: string) {
-      const consumed = await db
-        .updateTable('oidc_durable')
-        .set({ consumed_at: sql<Date>`now()` })
-        .where('model', '=', model)
-        .where('id', '=', id)
-        .where('consumed_at', 'is', null)
-        .returning('grant_id')
-        .executeTakeFirst();
-      if (consumed) return;
+      if ((await consumeRow.executeCount(id)) > 0n) return;
       // Someone consumed it between our read and this write: a concurrent reuse. Revoke the family.
       const row = await rows().select('grant_id').where('id', '=', id).executeTakeFirst();
       if (row?.grant_id) await db.deleteFrom('oidc_durable').where('grant_id', '=', row.grant_id).execute();
