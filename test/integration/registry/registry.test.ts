@@ -1,11 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../src/config/load-config.js';
-import { createLogger } from '../../../src/observability/logger.js';
-import { openServerDatabase, type RegistryDatabase } from '../../../src/registry/database.js';
+import type { RegistryDatabase } from '../../../src/registry/database.js';
 import { migrateToLatest } from '../../../src/registry/migrate.js';
 import { verifyClientSecret } from '../../../src/services/client-secrets.js';
 import {
@@ -20,50 +15,11 @@ import {
 import { ConflictError, NotFoundError, ValidationError } from '../../../src/services/errors.js';
 import { createResource, deleteResource, getResource, listResources, updateResource } from '../../../src/services/resources.service.js';
 import { MIGRATIONS } from '../../../migrations/index.js';
-import { createTestDatabase, type TestDatabase } from '../../fixtures/database.js';
+import { REGISTRY_ENGINES, REGISTRY_TEST_ISSUER } from '../../fixtures/registry-engines.js';
 
-const logger = createLogger({ logLevel: 'silent' });
-const ISSUER = 'https://issuer.example.test';
+const ISSUER = REGISTRY_TEST_ISSUER;
 
-interface Engine {
-  name: string;
-  open(): Promise<{ registry: RegistryDatabase; cleanup(): Promise<void> }>;
-}
-
-const engines: Engine[] = [
-  {
-    name: 'postgresql',
-    async open() {
-      const database: TestDatabase = await createTestDatabase();
-      const config = loadConfig({ DATABASE_URL: database.url, NODE_ENV: 'test', ISSUER, LOG_LEVEL: 'silent' });
-      const registry = await openServerDatabase(config, logger);
-      return {
-        registry,
-        async cleanup() {
-          await registry.close();
-          await database.drop();
-        },
-      };
-    },
-  },
-  {
-    name: 'pglite',
-    async open() {
-      const dir = await mkdtemp(path.join(os.tmpdir(), 'gh-reg-'));
-      const config = loadConfig({ NODE_ENV: 'test', ISSUER, DATA_DIR: path.join(dir, 'data'), KEYS_DIR: path.join(dir, 'keys') });
-      const registry = await openServerDatabase(config, logger);
-      return {
-        registry,
-        async cleanup() {
-          await registry.close();
-          await rm(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  },
-];
-
-describe.each(engines)('registry on $name', (engine) => {
+describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
   let registry: RegistryDatabase;
   let cleanup: () => Promise<void>;
   let deps: ClientServiceDeps;

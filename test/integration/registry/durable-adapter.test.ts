@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errors, type Adapter } from 'oidc-provider';
+import { createDurableAdapter } from '../../../src/oidc/adapters/durable-adapter.js';
+import type { RegistryDatabase } from '../../../src/registry/database.js';
+import { migrateToLatest } from '../../../src/registry/migrate.js';
+import { prepareQuery } from '../../../src/registry/prepared.js';
+import { REGISTRY_ENGINES } from '../../fixtures/registry-engines.js';
+
+describe.each(REGISTRY_ENGINES)('durable grants and refresh tokens on $name', (engine) => {
+  let registry: RegistryDatabase;
+  let cleanup: () => Promise<void>;
+  let grants: Adapter;
+  let refreshTokens: Adapter;
+
+  beforeAll(async () => {
+    ({ registry, cleanup } = await engine.open());
+    await migrateToLatest(registry.db);
+    grants = createDurableAdapter('Grant', registry.db);
+    refreshTokens = createDurableAdapter('RefreshToken', registry.db);
+  }, 60_000);
+  afterAll(async () => {
+    await cleanup?.();
+  });
+
+  it('stores, finds and overwrites a token; a model does not see another model’s rows', async () => {
+    await refreshTokens.upsert('rt-1', { jti: 'rt-1', grantId: 'g-1', accountId: 'a-1', clientId: 'c-1', kind: 'RefreshToken' }, 600);
+    expect(await refreshTokens.find('rt-1')).toMatchObject({ jti: 'rt-1', grantId: 'g-1' });
+    expect(await grants.find('rt-1')).toBeUndefined();
+
+    await refreshTokens.upsert('rt-1', { jti: 'rt-1', grantId: 'g-1', accountId: 'a-1', clientId: 'c-1', scope: 'openid' }, 600);
+    expect(await refreshTokens.find('rt-1')).toMatchObject({ scope: 'openid' });
+    const row = await registry.db.selectFrom('oidc_durable').selectAll().where('id', '=', 'rt-1').executeTakeFirstOrThrow();
+    expect([row.grant_id, row.account_id, row.client_id]).toEqual(['g-1', 'a-1', 'c-1']);
+  });
+
+  it('does not find an expired token', async () => {
+    await refreshTokens.upsert('rt-expired', { jti: 'rt-expired', grantId: 'g-x' }, 600);
+    await registry.db.updateTable('oidc_durable').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', 'rt-expired').execute();
+    expect(await refreshTokens.find('rt-expired')).toBeUndefined();
+  });
+
+  it('consumes a token once; a second consume is reuse and revokes the grant and its tokens', async () => {
+    await grants.upsert('g-2', { jti: 'g-2', accountId: 'a-2', clientId: 'c-2', kind: 'Grant' }, 3600);
+    await refreshTokens.upsert('rt-2', { jti: 'rt-2', grantId: 'g-2' }, 600);
+    await refreshTokens.upsert('rt-2b', { jti: 'rt-2b', grantId: 'g-2' }, 600);
+
+    await refreshTokens.consume('rt-2');
+    expect(await refreshTokens.find('rt-2')).toMatchObject({ jti: 'rt-2', consumed: expect.any(Number) });
+
+    await expect(refreshTokens.consume('rt-2')).rejects.toBeInstanceOf(errors.InvalidGrant);
+    expect(await grants.find('g-2')).toBeUndefined();
+    expect(await refreshTokens.find('rt-2b')).toBeUndefined();
+  });
+
+  it('lets exactly one of many concurrent consumes of the same token win', async () => {
+    await refreshTokens.upsert('rt-3', { jti: 'rt-3', grantId: 'g-3' }, 600);
+    const outcomes = await Promise.allSettled(Array.from({ length: 8 }, () => refreshTokens.consume('rt-3')));
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+  });
+
+  it('prepareQuery refuses a query an argument does not reach as a bound value', () => {
+    const db = registry.db;
+    expect(() => prepareQuery(db, 2, (id: string) => db.selectFrom('users').selectAll().where('id', '=', id))).toThrow(/argument 1/);
+  });
+});
