@@ -60,6 +60,6 @@ describe.each(REGISTRY_ENGINES)('durable grants and refresh tokens on $name', (e
 
   it('prepareQuery refuses a query an argument does not reach as a bound value', () => {
     const db = registry.db;
-    expect(() => prepareQuery(db, 2, (id: string) => db.selectFrom('users').selectAll().where('id', '=', id))).toThrow(/argument 1/);
+    expect(() => prepareQuery(db, 2, (id: string, _unused: string) => db.selectFrom('users').selectAll().where('id', '=', id))).toThrow(/argument 1/);
   });
 });
