@@ -58,6 +58,11 @@ export interface BenchReport {
     upstream?: ScenarioResult | { error: string };
     notes: string[];
   };
+  /**
+   * Ratios measured in alternating short rounds (A, B, A, B…), so that the machine's drift hits
+   * both sides alike; the official ratio is the median round.
+   */
+  paired: Partial<Record<'cc_vs_upstream' | 'cc_vs_sign' | 'workers2_vs_1', PairedRatio>>;
   ratios: {
     cc_vs_sign: number | null;
     cc_vs_jose_sign: number | null;
@@ -68,6 +73,23 @@ export interface BenchReport {
   targets: Target[];
   notes: string[];
   duration_s: number;
+}
+
+export interface PairedRatio {
+  median: number;
+  min: number;
+  max: number;
+  rounds: number[];
+  round_seconds: number;
+}
+
+/** Median and spread of per-round ratios. */
+export function pairedRatio(rounds: number[], roundSeconds: number): PairedRatio | undefined {
+  if (rounds.length === 0) return undefined;
+  const sorted = [...rounds].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+  return { median, min: sorted[0]!, max: sorted[sorted.length - 1]!, rounds, round_seconds: roundSeconds };
 }
 
 export function isResult(value: ScenarioResult | { error: string } | undefined): value is ScenarioResult {
@@ -168,10 +190,13 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push('');
   lines.push('| ratio | value |');
   lines.push('|---|---:|');
-  lines.push(`| client credentials ÷ openssl sign/s | ${report.ratios.cc_vs_sign === null ? '–' : `${(report.ratios.cc_vs_sign * 100).toFixed(0)}%`} |`);
+  const pct = (v: number) => `${(v * 100).toFixed(0)}%`;
+  const spread = (paired: PairedRatio | undefined, show: (v: number) => string) =>
+    paired ? ` (median of ${paired.rounds.length} paired rounds of ${paired.round_seconds} s; ${show(paired.min)}–${show(paired.max)})` : '';
+  lines.push(`| client credentials ÷ openssl sign/s | ${report.ratios.cc_vs_sign === null ? '–' : pct(report.ratios.cc_vs_sign)}${spread(report.paired.cc_vs_sign, pct)} |`);
   lines.push(`| client credentials ÷ jose sign/s | ${report.ratios.cc_vs_jose_sign === null ? '–' : `${(report.ratios.cc_vs_jose_sign * 100).toFixed(0)}%`} |`);
-  lines.push(`| client credentials ÷ upstream | ${ratio(report.ratios.cc_vs_upstream)} |`);
-  lines.push(`| GATEHOUSE_WORKERS=2 ÷ 1 worker | ${ratio(report.ratios.workers2_vs_1)} |`);
+  lines.push(`| client credentials ÷ upstream | ${ratio(report.ratios.cc_vs_upstream)}${spread(report.paired.cc_vs_upstream, ratio)} |`);
+  lines.push(`| GATEHOUSE_WORKERS=2 ÷ 1 worker | ${ratio(report.ratios.workers2_vs_1)}${spread(report.paired.workers2_vs_1, ratio)} |`);
   lines.push(`| LOG_LEVEL=info ÷ warn (client credentials) | ${ratio(report.ratios.log_info_vs_warn)} |`);
   lines.push('');
   lines.push('| target | wanted | measured | |');

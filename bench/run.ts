@@ -18,7 +18,7 @@ import { CAN_PIN, collectOutput, cpuMs, cpusBusyMs, hasCommand, killAll, process
 import { claimRedis, createDatabase, freePort } from './lib/services.js';
 import { connectProfiler } from './lib/inspector.js';
 import { compareProfiles, summarizeProfile, type CpuProfile } from './profile.js';
-import { evaluateTargets, isResult, renderMarkdown, type BenchReport, type ScenarioResult } from './report.js';
+import { evaluateTargets, isResult, pairedRatio, renderMarkdown, type BenchReport, type ScenarioResult } from './report.js';
 import type { LoadResult, LoadSpec } from './load.js';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -58,6 +58,9 @@ for (const name of only ?? []) {
 const selected = (name: string) => !only || name === 'client_credentials' || only.has(name);
 
 const CONNECTIONS = 32;
+const PAIRED_ROUNDS = 5;
+const ROUND_SECONDS = 3;
+const roundSeconds = Math.min(ROUND_SECONDS, seconds);
 const SIGN_IN_CONCURRENCY = 8;
 const PEOPLE = 8;
 const PASSWORD = 'bench passphrase: a quiet lighthouse 7';
@@ -245,6 +248,16 @@ async function warmUp(base: string, ccAuth: string, gatehouse = true, settleMs =
   await sleep(settleMs);
 }
 
+/** Runs both sides one after the other, the first one first in even rounds, and answers [first's, second's]. */
+async function inTurn<T>(round: number, first: () => Promise<T>, second: () => Promise<T>): Promise<[T, T]> {
+  if (round % 2 === 0) {
+    const a = await first();
+    return [a, await second()];
+  }
+  const b = await second();
+  return [await first(), b];
+}
+
 function parseOpenssl(text: string): number | null {
   // "rsa 2048 bits 0.000585s 0.000017s   1709.4  58823.5" (sign s, verify s, sign/s, verify/s)
   const match = /^rsa\s+2048 bits\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)/m.exec(text);
@@ -342,6 +355,7 @@ async function main(): Promise<number> {
     rss_idle_mb: null,
     scenarios: {},
     references: { jose_rs256_sign_per_s: null, node_crypto_rs256_sign_per_s: null, openssl_rsa2048_sign_per_s: null, upstream_client_credentials_rps: null, notes: [] },
+    paired: {},
     ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, workers2_vs_1: null, log_info_vs_warn: null },
     targets: [],
     notes,
@@ -463,6 +477,33 @@ async function main(): Promise<number> {
   report.references.upstream = up ?? { error: lastError.slice(0, 2000) };
   report.references.upstream_client_credentials_rps = up?.rps ?? null;
   if (up) log(`upstream client_credentials: ${up.rps.toFixed(0)}/s`);
+
+  // Paired rounds: short runs of Gatehouse, the upstream and openssl, one after the other, several
+  // times; each round's ratios come from numbers taken seconds apart, so drift cancels.
+  const rounds = quick ? 2 : PAIRED_ROUNDS;
+  const roundSpec = (base: string): LoadSpec => ({ ...ccRequest(base), seconds: roundSeconds, warmupSeconds: 1 });
+  const roundMeasure = (pid: number, label: string, base: string, loadCpus = LOAD_CPU, serverCpus = SERVER_CPU) =>
+    measure({ pid, label }, roundSpec(base), { loadCpus, serverCpus, request: ccDescription, dir });
+  await attempt('paired rounds (client_credentials, upstream, openssl)', async () => {
+    const vsUpstream: number[] = [];
+    const vsSign: number[] = [];
+    for (let round = 0; round < rounds; round += 1) {
+      const [mine, theirs] = await inTurn(
+        round,
+        () => roundMeasure(gatehouse.child.pid!, 'gatehouse', gatehouse.base),
+        () => roundMeasure(upstream.child.pid!, 'upstream', upstream.base),
+      );
+      vsUpstream.push(mine.rps / theirs.rps);
+      if (hasCommand('openssl')) {
+        const text = await run('openssl', ['speed', '-seconds', '1', 'rsa2048'], { cpus: SERVER_CPU ?? ALL_CPUS, timeoutMs: 60_000 });
+        const signs = parseOpenssl(text);
+        if (signs) vsSign.push(mine.rps / signs);
+      }
+      log(`paired round ${round + 1}/${rounds}: gatehouse ${mine.rps.toFixed(0)}/s, upstream ${theirs.rps.toFixed(0)}/s`);
+    }
+    report.paired.cc_vs_upstream = pairedRatio(vsUpstream, roundSeconds);
+    report.paired.cc_vs_sign = pairedRatio(vsSign, roundSeconds);
+  });
   await stopChild(upstream.child);
 
   async function specFor(name: ScenarioName, base: string): Promise<{ spec: LoadSpec; request: string }> {
@@ -555,8 +596,12 @@ async function main(): Promise<number> {
   if (selected('client_credentials_workers2')) await attempt('GATEHOUSE_WORKERS=2', async () => {
     log('starting gatehouse (GATEHOUSE_WORKERS=2 on both CPUs)');
     const server = await startGatehouse({ ...env, GATEHOUSE_WORKERS: '2' }, port, { cpus: pinned ? ALL_CPUS : undefined });
+    // A one-process server beside it, idle while the other runs, for paired rounds.
+    const singlePort = await freePort();
+    const single = await startGatehouse({ ...env, PORT: String(singlePort) }, singlePort, { cpus: SERVER_CPU });
     try {
       await warmUp(server.base, ccAuth);
+      await warmUp(single.base, ccAuth);
       await scenario(
         'client_credentials_workers2',
         { pid: server.child.pid!, label: 'gatehouse, primary + 2 workers, CPUs 0-1 shared with the load generator' },
@@ -565,7 +610,17 @@ async function main(): Promise<number> {
         pinned ? ALL_CPUS : undefined,
         pinned ? ALL_CPUS : undefined,
       );
+      const vsOne: number[] = [];
+      for (let round = 0; round < rounds; round += 1) {
+        const both = () => roundMeasure(server.child.pid!, 'workers=2', server.base, pinned ? ALL_CPUS : undefined, pinned ? ALL_CPUS : undefined);
+        const one = () => roundMeasure(single.child.pid!, '1 process', single.base);
+        const [w2, w1] = await inTurn(round, both, one);
+        vsOne.push(w2.rps / w1.rps);
+        log(`paired round ${round + 1}/${rounds}: 2 workers ${w2.rps.toFixed(0)}/s, 1 process ${w1.rps.toFixed(0)}/s`);
+      }
+      report.paired.workers2_vs_1 = pairedRatio(vsOne, roundSeconds);
     } finally {
+      await stopChild(single.child, 15_000);
       await stopChild(server.child, 15_000);
     }
   });
@@ -575,16 +630,18 @@ async function main(): Promise<number> {
   const ccRps = rpsOf('client_credentials');
   const refs = report.references;
   report.ratios = {
-    cc_vs_sign: ccRps !== null && refs.openssl_rsa2048_sign_per_s ? ccRps / refs.openssl_rsa2048_sign_per_s : null,
+    cc_vs_sign: report.paired.cc_vs_sign?.median ?? (ccRps !== null && refs.openssl_rsa2048_sign_per_s ? ccRps / refs.openssl_rsa2048_sign_per_s : null),
     cc_vs_jose_sign: ccRps !== null && refs.jose_rs256_sign_per_s ? ccRps / refs.jose_rs256_sign_per_s : null,
-    cc_vs_upstream: ccRps !== null && refs.upstream_client_credentials_rps ? ccRps / refs.upstream_client_credentials_rps : null,
-    workers2_vs_1: ccRps !== null && rpsOf('client_credentials_workers2') !== null ? rpsOf('client_credentials_workers2')! / ccRps : null,
+    cc_vs_upstream:
+      report.paired.cc_vs_upstream?.median ?? (ccRps !== null && refs.upstream_client_credentials_rps ? ccRps / refs.upstream_client_credentials_rps : null),
+    workers2_vs_1:
+      report.paired.workers2_vs_1?.median ?? (ccRps !== null && rpsOf('client_credentials_workers2') !== null ? rpsOf('client_credentials_workers2')! / ccRps : null),
     log_info_vs_warn: ccRps !== null && rpsOf('client_credentials_log_info') !== null ? rpsOf('client_credentials_log_info')! / ccRps : null,
   };
   notes.push(
     'PostgreSQL and Redis run on the same two CPUs, unpinned: their work for a request competes with the server on CPU 0 and with the load generator on CPU 1.',
-    'GATEHOUSE_WORKERS=2 runs on both CPUs and the load generator shares them (its CPU % is in the table); workers2_vs_1 divides that run by the pinned one-process run.',
-    'client_credentials and the upstream run back to back, each on CPU 0 with the other idle: a ratio is trustworthy when "others on server CPU" is small for both.',
+    'GATEHOUSE_WORKERS=2 runs on both CPUs and the load generator shares them (its CPU % is in the table); workers2_vs_1 divides it by a pinned one-process server.',
+    `The ratios cc ÷ upstream, cc ÷ openssl and workers2 ÷ 1 are medians of paired rounds: ${roundSeconds} s of one side, then ${roundSeconds} s of the other (alternating which goes first), repeated, with both servers up and the idle one waiting; the long runs in the first table are single ${seconds} s windows and drift with the machine.`,
     'Server CPU counts every thread of the server process (libuv pool: RSA signing, argon2id), from /proc/<pid>/stat; latency percentiles come from autocannon in whole milliseconds.',
   );
   if (busyBeforeStart >= 10) {

@@ -46,6 +46,11 @@ describe('npm run bench -- --quick', { timeout: 240_000 }, () => {
     }
     const ratios = report.ratios as Json;
     for (const key of ['cc_vs_sign', 'cc_vs_upstream', 'workers2_vs_1']) expect(typeof ratios[key], `ratios.${key}`).toBe('number');
+    const paired = report.paired as Record<string, { median: number; rounds: number[] }>;
+    for (const key of ['cc_vs_sign', 'cc_vs_upstream', 'workers2_vs_1']) {
+      expect(paired[key]?.rounds, `paired.${key}`).toHaveLength(2);
+      expect(ratios[key], `ratios.${key} is the paired median`).toBe(paired[key]!.median);
+    }
     for (const key of ['rss_idle_mb', 'ready_ms']) expect(typeof report[key], key).toBe('number');
     for (const key of ['node', 'cpu', 'date']) expect(typeof report[key], key).toBe('string');
     expect(report.node).toBe((await runNode(['-p', 'process.version'], { cwd: REPO_ROOT, env: {} })).stdout.trim());
