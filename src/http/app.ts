@@ -9,11 +9,6 @@ import { healthRoutes, type ReadinessCheck } from './health.routes.js';
 import { requestLogging } from './request-logging.js';
 import { bodyLimit, securityHeaders } from './security-headers.js';
 
-/** Runs `middleware` only for paths that `match`; every other request goes straight on. */
-function only(match: (path: string) => boolean, middleware: Koa.Middleware): Koa.Middleware {
-  return (ctx, next) => (match(ctx.path) ? middleware(ctx, next) : next());
-}
-
 function routerMiddleware(router: Router): Koa.Middleware {
   return compose([router.routes(), router.allowedMethods()]) as unknown as Koa.Middleware;
 }
@@ -45,23 +40,26 @@ export function createApp(deps: {
   app.use(requestLogging(logger));
   app.use(securityHeaders({ hsts: config.issuer.startsWith('https:') }));
   app.use(bodyLimit(config.bodyLimitBytes));
-  // Gatehouse's own routes run only for their own paths: the token endpoint never pays for matching them.
-  app.use(only((path) => path === '/healthz' || path === '/readyz', routerMiddleware(healthRoutes(deps.readiness))));
-  app.use(
-    only(
-      (path) => path === '/assets/gatehouse.css',
-      (ctx, next) => {
-        if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
-        ctx.type = 'text/css';
-        ctx.set('Cache-Control', 'public, max-age=3600');
-        ctx.body = deps.pages.stylesheet;
-      },
-    ),
-  );
-  for (const router of deps.routers) {
-    const prefix = router.opts.prefix ?? '';
-    app.use(only((path) => path === prefix || path.startsWith(`${prefix}/`), routerMiddleware(router)));
-  }
-  app.use(host.middleware);
+  // One dispatch by path: Gatehouse's own routes run only for their own paths, and everything
+  // else (the token endpoint above all) goes to the provider without passing through them.
+  const health = routerMiddleware(healthRoutes(deps.readiness));
+  const stylesheet: Koa.Middleware = async (ctx, next) => {
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = deps.pages.stylesheet;
+  };
+  const routes = deps.routers.map((router) => ({ prefix: router.opts.prefix ?? '', middleware: routerMiddleware(router) }));
+  const ownRoute = (path: string): Koa.Middleware | undefined => {
+    if (path === '/healthz' || path === '/readyz') return health;
+    if (path === '/assets/gatehouse.css') return stylesheet;
+    return routes.find(({ prefix }) => path === prefix || path.startsWith(`${prefix}/`))?.middleware;
+  };
+  app.use((ctx, next) => {
+    const own = ownRoute(ctx.path);
+    // A route that does not answer (wrong method, unknown sub-path) falls through to the provider,
+    // which answers 404/405 in the OAuth error format.
+    return own ? own(ctx, () => host.middleware(ctx, next)) : host.middleware(ctx, next);
+  });
   return app;
 }

@@ -11,6 +11,28 @@ declare module 'koa' {
 }
 
 /**
+ * A request's state: its id and a child logger made on first use (at LOG_LEVEL=warn a request
+ * that logs nothing makes none). A class, so the lazy getter lives on its prototype and each
+ * request costs one allocation.
+ */
+class RequestState {
+  readonly #logger: Logger;
+  #child: Logger | undefined;
+  entityTooLarge?: boolean;
+
+  constructor(
+    readonly requestId: string,
+    logger: Logger,
+  ) {
+    this.#logger = logger;
+  }
+
+  get log(): Logger {
+    return (this.#child ??= this.#logger.child({ requestId: this.requestId }));
+  }
+}
+
+/**
  * Gives each request an id (X-Request-Id in and out) and a child logger, and logs one JSON line
  * when it ends: method, path without the query string (it may hold codes), status, duration.
  * An error that escapes everything else is logged here once, with its stack, and answered
@@ -20,11 +42,9 @@ export function requestLogging(logger: Logger): Middleware {
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const requestId = resolveRequestId(ctx.get('X-Request-Id') || undefined);
-    // The child logger is made on first use: at LOG_LEVEL=warn a request that logs nothing makes none.
-    let child: Logger | undefined;
-    const log = () => (child ??= logger.child({ requestId }));
-    ctx.state.requestId = requestId;
-    Object.defineProperty(ctx.state, 'log', { get: log, enumerable: false, configurable: true });
+    const state = new RequestState(requestId, logger);
+    ctx.state = state;
+    const log = () => state.log;
     ctx.set('X-Request-Id', requestId);
     try {
       await next();

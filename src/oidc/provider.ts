@@ -5,7 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import { verifyClientSecret } from '../services/client-secrets.js';
 import { buildConfiguration, type ProviderDeps } from './configuration.js';
 import { registrationAnswers } from './registration.js';
-import { explainSelfContainedTokens, unauthorizedClientForUnregisteredGrant } from './token-errors.js';
+import { rewriteProtocolErrors } from './token-errors.js';
 
 const PROVIDER_ERROR_EVENTS = [
   'server_error',
@@ -47,8 +47,7 @@ interface ErrorLike {
 export function createProvider(deps: ProviderDeps & { logger: Logger; audit?: AuditSink | undefined }): Provider {
   const provider = new Provider(deps.config.issuer, buildConfiguration(deps));
   provider.proxy = deps.config.trustProxy;
-  provider.use(unauthorizedClientForUnregisteredGrant);
-  provider.use(explainSelfContainedTokens);
+  provider.use(rewriteProtocolErrors);
   if (deps.config.registrationEnabled) provider.use(registrationAnswers);
 
   const { digestKey } = deps;

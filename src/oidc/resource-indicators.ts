@@ -18,6 +18,9 @@ function requestedScopes(ctx: KoaContextWithOIDC): string[] {
  */
 export function createResourceIndicators(deps: { cache: RegistryCache; signingAlg: () => AsymmetricSigningAlgorithm }) {
   const { cache } = deps;
+  // The answer for a resource and a client changes only when one of them does (the cache then hands
+  // out new records): built once per pair. Copied out, since oidc-provider may write to it.
+  const infoOf = new WeakMap<object, WeakMap<object, ProviderResourceServer>>();
 
   async function defaultResource(ctx: KoaContextWithOIDC, client: Client, oneOf?: readonly string[]) {
     if (oneOf) return oneOf;
@@ -37,28 +40,34 @@ export function createResourceIndicators(deps: { cache: RegistryCache; signingAl
     const resource = await cache.getResourceServer(resourceIndicator);
     if (!resource) throw new errors.InvalidTarget(`${resourceIndicator} is not a registered resource server`);
     const record = await cache.getClient(client.clientId);
-    const allowed = new Set(record?.scopes ?? []);
-    const offered = new Set(resource.scopes);
+    const allowed: readonly string[] = record?.scopes ?? [];
 
     if (ctx.oidc.params?.grant_type === 'client_credentials') {
       for (const scope of requestedScopes(ctx)) {
         if (isOidcScope(scope)) continue;
-        if (!offered.has(scope)) {
+        if (!resource.scopes.includes(scope)) {
           throw new errors.InvalidScope(`scope "${scope}" is not offered by ${resourceIndicator}`, scope);
         }
-        if (!allowed.has(scope)) {
+        if (!allowed.includes(scope)) {
           throw new errors.InvalidScope(`scope "${scope}" is not allowed to this client`, scope);
         }
       }
     }
 
-    return {
-      scope: resource.scopes.filter((scope) => allowed.has(scope)).join(' '),
-      audience: resource.identifier,
-      accessTokenTTL: resource.accessTokenTtl,
-      accessTokenFormat: 'jwt',
-      jwt: { sign: { alg: deps.signingAlg() } },
-    };
+    let forResource = infoOf.get(resource);
+    if (!forResource) infoOf.set(resource, (forResource = new WeakMap()));
+    const key = record ?? resource;
+    let info = forResource.get(key);
+    if (!info) {
+      info = {
+        scope: resource.scopes.filter((scope) => allowed.includes(scope)).join(' '),
+        audience: resource.identifier,
+        accessTokenTTL: resource.accessTokenTtl,
+        accessTokenFormat: 'jwt',
+      };
+      forResource.set(key, info);
+    }
+    return { ...info, jwt: { sign: { alg: deps.signingAlg() } } };
   }
 
   return {

@@ -9,11 +9,15 @@ interface TokenContext {
 }
 
 /**
- * Provider post-middleware: oidc-provider answers a grant the client is not registered for with
- * invalid_request; RFC 6749 §5.2 names that unauthorized_client. Rewrites only that case.
+ * Provider post-middleware for error answers only (a successful answer passes untouched):
+ * - a grant the client is not registered for: oidc-provider says invalid_request, RFC 6749 §5.2
+ *   names it unauthorized_client;
+ * - JWT access tokens cannot be introspected or revoked (they are not stored): the answer says
+ *   so, so that a resource server author knows to rely on `exp`.
  */
-export const unauthorizedClientForUnregisteredGrant: Middleware = async (ctx, next) => {
+export const rewriteProtocolErrors: Middleware = async (ctx, next) => {
   await next();
+  if (ctx.status < 400) return;
   const { oidc } = ctx as unknown as TokenContext;
   const body = ctx.body as { error?: unknown } | undefined;
   const grantType = oidc?.params?.grant_type;
@@ -29,18 +33,7 @@ export const unauthorizedClientForUnregisteredGrant: Middleware = async (ctx, ne
       error: 'unauthorized_client',
       error_description: `this client is not registered for the ${grantType} grant`,
     };
-  }
-};
-
-/**
- * Provider post-middleware: JWT access tokens cannot be introspected or revoked (they are not
- * stored). Says so in the answer, so that a resource server author knows to rely on `exp`.
- */
-export const explainSelfContainedTokens: Middleware = async (ctx, next) => {
-  await next();
-  const { oidc } = ctx as unknown as TokenContext;
-  const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
-  if ((oidc?.route === 'introspection' || oidc?.route === 'revocation') && body?.error === 'unsupported_token_type') {
+  } else if ((oidc?.route === 'introspection' || oidc?.route === 'revocation') && body?.error === 'unsupported_token_type') {
     ctx.body = {
       error: 'unsupported_token_type',
       error_description:

@@ -78,11 +78,17 @@ function refuseUnkept(metadata: AdapterPayload, idTokenSigningAlg: string): void
  */
 export function createClientAdapter(deps: ClientAdapterDeps): Adapter {
   const { cache } = deps;
+  // The cache hands out the same record until the client changes: its metadata is built once.
+  const metadataOf = new WeakMap<ClientRecord, AdapterPayload>();
   const readOnly = () => Promise.reject(new Error('the Client model is never consumed'));
   return {
     async find(id: string) {
       const client = await cache.getClient(id);
-      return client ? toProviderMetadata(client) : undefined;
+      if (!client) return undefined;
+      let metadata = metadataOf.get(client);
+      if (!metadata) metadataOf.set(client, (metadata = toProviderMetadata(client)));
+      // A copy: oidc-provider may write to what it is given, and the next request must see the original.
+      return { ...metadata };
     },
 
     async upsert(id: string, metadata: AdapterPayload) {
