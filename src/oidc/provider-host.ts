@@ -6,6 +6,7 @@ import type { AuditSink } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import { keysFingerprint, loadSigningJwks } from '../keys/key-store.js';
 import type { Logger } from '../observability/logger.js';
+import { rotationScope } from './adapters/rotation-scope.js';
 import type { ProviderDeps } from './configuration.js';
 import { createProvider } from './provider.js';
 
@@ -47,6 +48,7 @@ export async function createProviderHost(
     return { fingerprint, provider, dispatch: compose(provider.middleware), kid: jwks[0]?.kid, publicJwks };
   }
 
+  const rotation = rotationScope();
   let current = await build();
   // In development the first start may have just generated the key: fingerprint what is there now.
   current.fingerprint = await keysFingerprint(config.keysDir);
@@ -80,7 +82,7 @@ export async function createProviderHost(
     get publicJwks() {
       return current.publicJwks;
     },
-    middleware: (ctx, next) => current.dispatch(ctx, next),
+    middleware: (ctx, next) => rotation(ctx, () => current.dispatch(ctx, next)),
     reloadIfKeysChanged,
     start() {
       if (timer) return;

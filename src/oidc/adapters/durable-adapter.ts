@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { prepareQuery } from '../../registry/prepared.js';
 import type { Database } from '../../registry/tables.js';
+import { deferConsume, takeDeferredConsume } from './rotation-scope.js';
 
 /**
  * Models that must survive a Redis flush: a consent (Grant) and the refresh tokens issued under it,
@@ -49,9 +50,45 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
       .where('consumed_at', 'is', null),
   );
 
+  const rotateRow = prepareQuery(db, 8, (...args: [string, ...UpsertArgs]) => {
+    const [spentId, id, grantId, accountId, clientId, payload, expiresAt, consumedAt] = args;
+    return db
+      .with('spent', (qb) =>
+        qb.updateTable('oidc_durable').set({ consumed_at: sql<Date>`now()` }).where('model', '=', model).where('id', '=', spentId).where('consumed_at', 'is', null).returning('id'),
+      )
+      .insertInto('oidc_durable')
+      .columns(['model', 'id', 'grant_id', 'account_id', 'client_id', 'payload', 'expires_at', 'consumed_at'])
+      .expression((eb) =>
+        eb
+          .selectFrom('spent')
+          .select([
+            sql<string>`${model}::text`.as('model'),
+            sql<string>`${id}::text`.as('id'),
+            sql<string>`${grantId}::text`.as('grant_id'),
+            sql<string>`${accountId}::text`.as('account_id'),
+            sql<string>`${clientId}::text`.as('client_id'),
+            sql<string>`${payload}::jsonb`.as('payload'),
+            sql<Date>`${expiresAt}::timestamptz`.as('expires_at'),
+            sql<Date>`${consumedAt}::timestamptz`.as('consumed_at'),
+          ]),
+      );
+  });
+
+  /** Someone spent the token between our read and this write: a concurrent reuse. Revokes the family. */
+  async function refuseReuse(id: string): Promise<never> {
+    const row = await rows().select('grant_id').where('id', '=', id).executeTakeFirst();
+    if (row?.grant_id) await db.deleteFrom('oidc_durable').where('grant_id', '=', row.grant_id).execute();
+    throw new errors.InvalidGrant('refresh token already used');
+  }
+
+  async function consumeNow(id: string): Promise<void> {
+    if ((await consumeRow.executeCount(id)) === 0n) await refuseReuse(id);
+  }
+
   return {
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
-      await upsertRow.execute(
+      const spent = model === 'RefreshToken' ? takeDeferredConsume() : undefined;
+      const row: UpsertArgs = [
         id,
         // A Grant is its own family: its rows and its refresh tokens share one grant_id.
         model === 'Grant' ? id : (payload.grantId ?? null),
@@ -60,7 +97,13 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
         JSON.stringify(payload),
         expiresIn === undefined ? null : new Date(Date.now() + expiresIn * 1000),
         payload.consumed ? new Date(Number(payload.consumed) * 1000) : null,
-      );
+      ];
+      if (spent === undefined) {
+        await upsertRow.execute(...row);
+        return;
+      }
+      // Rotation: the old token is spent and its successor stored in one statement, or neither.
+      if ((await rotateRow.executeCount(spent, ...row)) === 0n) await refuseReuse(spent);
     },
 
     async find(id: string) {
@@ -74,11 +117,9 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
     findByUserCode: () => Promise.resolve(undefined),
 
     async consume(id: string) {
-      if ((await consumeRow.executeCount(id)) > 0n) return;
-      // Someone consumed it between our read and this write: a concurrent reuse. Revoke the family.
-      const row = await rows().select('grant_id').where('id', '=', id).executeTakeFirst();
-      if (row?.grant_id) await db.deleteFrom('oidc_durable').where('grant_id', '=', row.grant_id).execute();
-      throw new errors.InvalidGrant('refresh token already used');
+      // A refresh token is spent together with the save of its successor (see rotation-scope.ts).
+      if (model === 'RefreshToken' && deferConsume({ id, settle: () => consumeNow(id) })) return;
+      await consumeNow(id);
     },
 
     async destroy(id: string) {

@@ -4,6 +4,7 @@ import { createDurableAdapter } from '../../../src/oidc/adapters/durable-adapter
 import type { RegistryDatabase } from '../../../src/registry/database.js';
 import { migrateToLatest } from '../../../src/registry/migrate.js';
 import { prepareQuery } from '../../../src/registry/prepared.js';
+import { rotationScope } from '../../../src/oidc/adapters/rotation-scope.js';
 import { REGISTRY_ENGINES } from '../../fixtures/registry-engines.js';
 
 describe.each(REGISTRY_ENGINES)('durable grants and refresh tokens on $name', (engine) => {
@@ -61,5 +62,59 @@ describe.each(REGISTRY_ENGINES)('durable grants and refresh tokens on $name', (e
   it('prepareQuery refuses a query an argument does not reach as a bound value', () => {
     const db = registry.db;
     expect(() => prepareQuery(db, 2, (id: string, _unused: string) => db.selectFrom('users').selectAll().where('id', '=', id))).toThrow(/argument 1/);
+  });
+});
+
+describe.each(REGISTRY_ENGINES)('refresh-token rotation in one statement on $name', (engine) => {
+  let registry: RegistryDatabase;
+  let cleanup: () => Promise<void>;
+  let refreshTokens: Adapter;
+  const inRequest = (body: () => Promise<void>) => rotationScope()({ method: 'POST' } as Parameters<ReturnType<typeof rotationScope>>[0], body);
+  const state = async (id: string) =>
+    (await registry.db.selectFrom('oidc_durable').select(['consumed_at']).where('id', '=', id).executeTakeFirst()) ?? 'missing';
+
+  beforeAll(async () => {
+    ({ registry, cleanup } = await engine.open());
+    await migrateToLatest(registry.db);
+    refreshTokens = createDurableAdapter('RefreshToken', registry.db);
+  }, 60_000);
+  afterAll(async () => {
+    await cleanup?.();
+  });
+
+  it('spends the old token and stores its successor together', async () => {
+    await refreshTokens.upsert('old-1', { jti: 'old-1', grantId: 'fam-1' }, 600);
+    await inRequest(async () => {
+      await refreshTokens.consume('old-1');
+      // Deferred: nothing is written until the successor is saved.
+      expect(await state('old-1')).toEqual({ consumed_at: null });
+      await refreshTokens.upsert('new-1', { jti: 'new-1', grantId: 'fam-1' }, 600);
+    });
+    expect(await state('old-1')).toEqual({ consumed_at: expect.any(Date) });
+    expect(await state('new-1')).toEqual({ consumed_at: null });
+  });
+
+  it('of two requests rotating the same token, one wins; the other stores nothing and revokes the family', async () => {
+    await refreshTokens.upsert('old-2', { jti: 'old-2', grantId: 'fam-2' }, 600);
+    const rotate = (next: string) =>
+      inRequest(async () => {
+        await refreshTokens.consume('old-2');
+        await refreshTokens.upsert(next, { jti: next, grantId: 'fam-2' }, 600);
+      });
+    const outcomes = await Promise.allSettled([rotate('new-2a'), rotate('new-2b')]);
+    expect(outcomes.map((outcome) => outcome.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const rejected = outcomes.find((outcome) => outcome.status === 'rejected') as PromiseRejectedResult;
+    expect(rejected.reason).toBeInstanceOf(errors.InvalidGrant);
+    // The loser revoked the family, the winner's successor included.
+    const family = await registry.db.selectFrom('oidc_durable').select('id').where('grant_id', '=', 'fam-2').execute();
+    expect(family).toEqual([]);
+  });
+
+  it('consumes a deferred token when the request ends without a successor', async () => {
+    await refreshTokens.upsert('old-3', { jti: 'old-3', grantId: 'fam-3' }, 600);
+    await inRequest(async () => {
+      await refreshTokens.consume('old-3');
+    });
+    expect(await state('old-3')).toEqual({ consumed_at: expect.any(Date) });
   });
 });
