@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa';
 import type { Logger } from '../observability/logger.js';
 import { resolveRequestId } from '../observability/request-id.js';
+import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/unavailable.js';
 
 declare module 'koa' {
   interface DefaultState {
@@ -50,6 +51,12 @@ export function requestLogging(logger: Logger): Middleware {
       await next();
     } catch (error) {
       const err = error as { status?: number; expose?: boolean; message?: string; stack?: string };
+      if (isUnreachable(error)) {
+        ctx.status = 503;
+        ctx.set('Retry-After', RETRY_AFTER_SECONDS);
+        ctx.body = { error: 'temporarily_unavailable', error_description: 'a backing service is unreachable: try again shortly' };
+        return;
+      }
       const status = typeof err.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 500;
       if (status >= 500) log().error({ err: { message: err.message, stack: err.stack }, method: ctx.method, path: ctx.path }, 'request failed');
       ctx.status = status;

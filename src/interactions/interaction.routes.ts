@@ -8,6 +8,7 @@ import type { Config } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
 import { pageCsp, type Pages } from '../oidc/pages.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
+import { DependencyUnavailable, isUnreachable, RETRY_AFTER_SECONDS } from '../services/unavailable.js';
 import { createCsrf } from './csrf.js';
 import type { LoginLimiter } from './login-limiter.js';
 import { describeScopes } from './scopes.js';
@@ -135,6 +136,11 @@ export function createInteractionRoutes(deps: {
     } catch (error) {
       if (error instanceof errors.SessionNotFound || error instanceof errors.InvalidRequest) {
         errorPage(ctx, 400, 'This sign-in link has expired', 'Go back to the app and start signing in again.', 'session_not_found');
+        return;
+      }
+      if (error instanceof DependencyUnavailable || isUnreachable(error)) {
+        ctx.set('Retry-After', RETRY_AFTER_SECONDS);
+        errorPage(ctx, 503, 'Sign-in is temporarily unavailable', 'Gatehouse cannot reach its storage right now. Nothing was changed: try again in a moment.', 'temporarily_unavailable');
         return;
       }
       throw error;

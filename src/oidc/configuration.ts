@@ -5,6 +5,7 @@ import { EXTERNAL_SIGNING, LocalSigningKey } from '../keys/signing-key.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Database } from '../registry/tables.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
+import { rethrowUnreachable } from '../services/unavailable.js';
 import { createAdapterFactory } from './adapters/index.js';
 import { findLatestGrantId } from './adapters/durable-adapter.js';
 import { pageCsp, type Pages } from './pages.js';
@@ -58,7 +59,15 @@ export function accountClaims(account: AccountRecord) {
  * take the resource's own TTL.
  */
 export function buildConfiguration(deps: ProviderDeps): Configuration {
-  const { config, cache, store, db, accounts, pages, jwks, digestKey } = deps;
+  const { config, store, db, pages, jwks, digestKey } = deps;
+  // Every registry read the provider makes answers 503 temporarily_unavailable when PostgreSQL is gone.
+  const databaseGone = rethrowUnreachable('database');
+  const cache: RegistryCache = {
+    ...deps.cache,
+    getClient: (clientId) => deps.cache.getClient(clientId).catch(databaseGone),
+    getResourceServer: (identifier) => deps.cache.getResourceServer(identifier).catch(databaseGone),
+  };
+  const accounts = { findById: (id: string) => deps.accounts.findById(id).catch(databaseGone) };
   const signingAlg = (jwks[0]?.alg ?? 'RS256') as AsymmetricSigningAlgorithm;
   const secureCookies = config.issuer.startsWith('https:');
   const isFirstParty = async (clientId: string) => (await cache.getClient(clientId))?.firstParty === true;
@@ -152,7 +161,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
       const client = oidc.client;
       const accountId = oidc.session?.accountId;
       if (!client || !accountId) return undefined;
-      const grantId = oidc.result?.consent?.grantId || oidc.session?.grantIdFor(client.clientId) || (await findLatestGrantId(db, accountId, client.clientId));
+      const grantId = oidc.result?.consent?.grantId || oidc.session?.grantIdFor(client.clientId) || (await findLatestGrantId(db, accountId, client.clientId).catch(databaseGone));
       const existing = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
       if (!(await isFirstParty(client.clientId))) return existing;
       const grant = existing ?? new oidc.provider.Grant({ clientId: client.clientId, accountId });

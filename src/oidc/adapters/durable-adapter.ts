@@ -2,7 +2,8 @@ import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { prepareQuery } from '../../registry/prepared.js';
 import type { Database } from '../../registry/tables.js';
-import { deferConsume, takeDeferredConsume } from './rotation-scope.js';
+import { rethrowUnreachable } from '../../services/unavailable.js';
+import { deferCommit, deferConsume, deferredConsume } from './rotation-scope.js';
 
 /**
  * Models that must survive a Redis flush: a consent (Grant) and the refresh tokens issued under it,
@@ -87,7 +88,7 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
 
   return {
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
-      const spent = model === 'RefreshToken' ? takeDeferredConsume() : undefined;
+      const spent = model === 'RefreshToken' ? deferredConsume() : undefined;
       const row: UpsertArgs = [
         id,
         // A Grant is its own family: its rows and its refresh tokens share one grant_id.
@@ -102,8 +103,13 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
         await upsertRow.execute(...row);
         return;
       }
-      // Rotation: the old token is spent and its successor stored in one statement, or neither.
-      if ((await rotateRow.executeCount(spent, ...row)) === 0n) await refuseReuse(spent);
+      // Rotation: the old token is spent and its successor stored in one statement, or neither,
+      // once the request has succeeded (see rotation-scope.ts).
+      const databaseGone = rethrowUnreachable('database');
+      deferCommit(async () => {
+        const written = await rotateRow.executeCount(spent, ...row).catch(databaseGone);
+        if (written === 0n) await refuseReuse(spent).catch(databaseGone);
+      });
     },
 
     async find(id: string) {
@@ -118,7 +124,7 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
 
     async consume(id: string) {
       // A refresh token is spent together with the save of its successor (see rotation-scope.ts).
-      if (model === 'RefreshToken' && deferConsume({ id, settle: () => consumeNow(id) })) return;
+      if (model === 'RefreshToken' && deferConsume(id, () => consumeNow(id))) return;
       await consumeNow(id);
     },
 

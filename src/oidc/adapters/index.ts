@@ -1,6 +1,7 @@
 import type { Adapter } from 'oidc-provider';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../registry/tables.js';
+import { rethrowUnreachable, type Dependency } from '../../services/unavailable.js';
 import type { EphemeralStore } from '../../store/ephemeral-store.js';
 import { createClientAdapter, type ClientAdapterDeps } from './client-adapter.js';
 import { createDurableAdapter, DURABLE_MODELS } from './durable-adapter.js';
@@ -12,10 +13,27 @@ import { createStoreAdapter } from './store-adapter.js';
  * ephemeral store.
  */
 export function createAdapterFactory(deps: ClientAdapterDeps & { store: EphemeralStore; db: Kysely<Database> }): (model: string) => Adapter {
-  const clientAdapter = createClientAdapter(deps);
+  const clientAdapter = guardAdapter(createClientAdapter(deps), 'database');
   return (model: string) => {
     if (model === 'Client') return clientAdapter;
-    if (DURABLE_MODELS.has(model)) return createDurableAdapter(model, deps.db);
-    return createStoreAdapter(model, deps.store);
+    if (DURABLE_MODELS.has(model)) return guardAdapter(createDurableAdapter(model, deps.db), 'database');
+    return guardAdapter(createStoreAdapter(model, deps.store), 'store');
+  };
+}
+
+/**
+ * An adapter whose every call answers DependencyUnavailable (503 temporarily_unavailable) when
+ * the database or store behind it cannot be reached, instead of oidc-provider's 500 server_error.
+ */
+function guardAdapter(adapter: Adapter, dependency: Dependency): Adapter {
+  const rethrow = rethrowUnreachable(dependency);
+  return {
+    upsert: (id, payload, expiresIn) => adapter.upsert(id, payload, expiresIn).catch(rethrow),
+    find: (id) => adapter.find(id).catch(rethrow),
+    findByUid: (uid) => adapter.findByUid(uid).catch(rethrow),
+    findByUserCode: (userCode) => adapter.findByUserCode(userCode).catch(rethrow),
+    consume: (id) => adapter.consume(id).catch(rethrow),
+    destroy: (id) => adapter.destroy(id).catch(rethrow),
+    revokeByGrantId: (grantId) => adapter.revokeByGrantId(grantId).catch(rethrow),
   };
 }

@@ -69,7 +69,16 @@ describe.each(REGISTRY_ENGINES)('refresh-token rotation in one statement on $nam
   let registry: RegistryDatabase;
   let cleanup: () => Promise<void>;
   let refreshTokens: Adapter;
-  const inRequest = (body: () => Promise<void>) => rotationScope()({ method: 'POST' } as Parameters<ReturnType<typeof rotationScope>>[0], body);
+  type FakeContext = { method: string; status: number; body?: unknown };
+  /** Runs `body` as a token request that ends with `status`; answers the context as the client would see it. */
+  const inRequest = async (body: () => Promise<void>, status = 200) => {
+    const ctx: FakeContext = { method: 'POST', status: 404 };
+    await rotationScope()(ctx as unknown as Parameters<ReturnType<typeof rotationScope>>[0], async () => {
+      await body();
+      ctx.status = status;
+    });
+    return ctx;
+  };
   const state = async (id: string) =>
     (await registry.db.selectFrom('oidc_durable').select(['consumed_at']).where('id', '=', id).executeTakeFirst()) ?? 'missing';
 
@@ -82,35 +91,46 @@ describe.each(REGISTRY_ENGINES)('refresh-token rotation in one statement on $nam
     await cleanup?.();
   });
 
-  it('spends the old token and stores its successor together', async () => {
+  it('spends the old token and stores its successor together, once the request has succeeded', async () => {
     await refreshTokens.upsert('old-1', { jti: 'old-1', grantId: 'fam-1' }, 600);
-    await inRequest(async () => {
+    const ctx = await inRequest(async () => {
       await refreshTokens.consume('old-1');
-      // Deferred: nothing is written until the successor is saved.
-      expect(await state('old-1')).toEqual({ consumed_at: null });
       await refreshTokens.upsert('new-1', { jti: 'new-1', grantId: 'fam-1' }, 600);
+      // Deferred: nothing is written while the answer is being built.
+      expect(await state('old-1')).toEqual({ consumed_at: null });
+      expect(await state('new-1')).toBe('missing');
     });
+    expect(ctx.status).toBe(200);
     expect(await state('old-1')).toEqual({ consumed_at: expect.any(Date) });
     expect(await state('new-1')).toEqual({ consumed_at: null });
   });
 
-  it('of two requests rotating the same token, one wins; the other stores nothing and revokes the family', async () => {
+  it('writes nothing when the request fails after the rotation (the old token stays valid)', async () => {
+    await refreshTokens.upsert('old-4', { jti: 'old-4', grantId: 'fam-4' }, 600);
+    await inRequest(async () => {
+      await refreshTokens.consume('old-4');
+      await refreshTokens.upsert('new-4', { jti: 'new-4', grantId: 'fam-4' }, 600);
+    }, 503);
+    expect(await state('old-4')).toEqual({ consumed_at: null });
+    expect(await state('new-4')).toBe('missing');
+  });
+
+  it('of two requests rotating the same token, one wins; the other answers invalid_grant and revokes the family', async () => {
     await refreshTokens.upsert('old-2', { jti: 'old-2', grantId: 'fam-2' }, 600);
     const rotate = (next: string) =>
       inRequest(async () => {
         await refreshTokens.consume('old-2');
         await refreshTokens.upsert(next, { jti: next, grantId: 'fam-2' }, 600);
       });
-    const outcomes = await Promise.allSettled([rotate('new-2a'), rotate('new-2b')]);
-    expect(outcomes.map((outcome) => outcome.status).sort()).toEqual(['fulfilled', 'rejected']);
-    const rejected = outcomes.find((outcome) => outcome.status === 'rejected') as PromiseRejectedResult;
-    expect(rejected.reason).toBeInstanceOf(errors.InvalidGrant);
+    const answers = await Promise.all([rotate('new-2a'), rotate('new-2b')]);
+    expect(answers.map((ctx) => ctx.status).sort()).toEqual([200, 400]);
+    expect(answers.find((ctx) => ctx.status === 400)?.body).toMatchObject({ error: 'invalid_grant' });
     // The loser revoked the family, the winner's successor included.
     const family = await registry.db.selectFrom('oidc_durable').select('id').where('grant_id', '=', 'fam-2').execute();
     expect(family).toEqual([]);
   });
 
-  it('consumes a deferred token when the request ends without a successor', async () => {
+  it('consumes a deferred token when a successful request saved no successor', async () => {
     await refreshTokens.upsert('old-3', { jti: 'old-3', grantId: 'fam-3' }, 600);
     await inRequest(async () => {
       await refreshTokens.consume('old-3');

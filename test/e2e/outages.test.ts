@@ -1,0 +1,236 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUser } from '../../src/services/users.service.js';
+import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
+import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
+import { recordSecret } from '../fixtures/log-capture.js';
+import { startOwnRedis, type OwnRedis } from '../fixtures/redis-server.js';
+import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
+import { startTcpProxy, type TcpProxy } from '../fixtures/tcp-proxy.js';
+
+const PASSWORD = 'outage drill: the lights stay on 9';
+const REDIRECT_URI = 'http://127.0.0.1:8765/callback';
+type Client = { clientId: string; clientSecret: string };
+
+/** Client-credentials requests from `workers` loops until stopped; every status is kept. */
+function clientCredentialsLoad(base: string, client: Client, workers = 4) {
+  const statuses: number[] = [];
+  let running = true;
+  const loops = Array.from({ length: workers }, async () => {
+    while (running) {
+      const { status } = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, client).catch(() => ({ status: 0 }));
+      statuses.push(status);
+    }
+  });
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      return statuses;
+    },
+  };
+}
+
+async function eventually(probe: () => Promise<boolean>, timeoutMs = 15_000): Promise<number> {
+  const started = Date.now();
+  while (!(await probe())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`not within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+  return Date.now() - started;
+}
+
+const ready = (base: string) => async () => (await fetch(`${base}/readyz`)).status === 200;
+
+/** No stack trace, no source path, no driver message in what a client sees. */
+function expectNoInternals(text: string) {
+  expect(text).not.toMatch(/\bat .+\.(?:js|ts):\d+/);
+  expect(text).not.toMatch(/ECONNREFUSED|Connection is closed|node_modules|MaxRetriesPerRequest/);
+}
+
+/** A first-party web client with refresh tokens, a person, and a sign-in that yields a refresh token. */
+async function setUp(t: TestServer) {
+  const email = `ops-${randomUUID()}@example.test`;
+  recordSecret(PASSWORD);
+  await createUser(t.server.registry.db, { email, password: PASSWORD, name: 'Grace Hopper' });
+  const created = await t.cli<{ client_id: string; client_secret: string }>(
+    'clients', 'create', '--name', 'Ops App', '--redirect-uri', REDIRECT_URI,
+    '--grant-type', 'authorization_code', '--grant-type', 'refresh_token', '--first-party',
+  );
+  recordSecret(created.client_secret);
+  const web = { clientId: created.client_id, clientSecret: created.client_secret };
+  const service = await t.serviceClient();
+  return { email, web, service };
+}
+
+async function codeFlow(base: string, web: Client, email: string) {
+  const { verifier, challenge } = pkce();
+  const url = authorizeUrl({ client_id: web.clientId, redirect_uri: REDIRECT_URI, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
+  const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
+  const code = redirect.searchParams.get('code');
+  recordSecret(code);
+  const { status, body } = await tokenRequest(base, { grant_type: 'authorization_code', code: code ?? '', redirect_uri: REDIRECT_URI, code_verifier: verifier }, web);
+  expect(status).toBe(200);
+  recordSecret(String(body.refresh_token));
+  return String(body.refresh_token);
+}
+
+/** Opens a login page (an interaction in the store) and returns how to post it later. */
+async function openLoginPage(base: string, web: Client) {
+  const agent = new Agent(base);
+  const { challenge } = pkce();
+  const { response } = await agent.follow(
+    authorizeUrl({ client_id: web.clientId, redirect_uri: REDIRECT_URI, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' }),
+  );
+  const html = await response.text();
+  const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
+  expect(action).toMatch(/\/login$/);
+  return { agent, action: action!, csrf: hiddenInput(html, 'csrf') ?? '' };
+}
+
+async function refresh(base: string, web: Client, token: string) {
+  const answer = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: token }, web);
+  if (typeof answer.body.refresh_token === 'string') recordSecret(answer.body.refresh_token);
+  return answer;
+}
+
+describe('Redis goes away', () => {
+  let redis: OwnRedis;
+  let t: TestServer;
+
+  beforeAll(async () => {
+    redis = await startOwnRedis();
+    t = await startTestServer({ name: 'outage-redis', env: { REDIS_URL: redis.url } });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await redis?.stop();
+  });
+
+  it('keeps issuing client-credentials tokens, answers 503 where the store is needed, and recovers without a restart', async () => {
+    const base = t.server.url;
+    const { email, web, service } = await setUp(t);
+    let refreshToken = await codeFlow(base, web, email);
+    const pending = await openLoginPage(base, web);
+    expect((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, service)).status).toBe(200);
+
+    const load = clientCredentialsLoad(base, service);
+    await sleep(300);
+    await redis.stop();
+    await eventually(async () => (await fetch(`${base}/readyz`)).status === 503);
+
+    // A new sign-in: the authorization request cannot keep its interaction.
+    const { challenge } = pkce();
+    const authorize = await fetch(
+      `${base}${authorizeUrl({ client_id: web.clientId, redirect_uri: REDIRECT_URI, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' })}`,
+      { redirect: 'manual' },
+    );
+    if (authorize.status === 303 || authorize.status === 302) {
+      // RFC 6749 §4.1.2.1: the error goes back to the app.
+      const location = new URL(authorize.headers.get('location') ?? '');
+      expect(location.origin + location.pathname).toBe(REDIRECT_URI);
+      expect(location.searchParams.get('error')).toBe('temporarily_unavailable');
+    } else {
+      expect(authorize.status).toBe(503);
+      const page = await authorize.text();
+      expect(page).toContain('temporarily_unavailable');
+      expectNoInternals(page);
+    }
+
+    // A sign-in already on its login page: posting it needs the interaction.
+    const login = await pending.agent.postForm(pending.action, { csrf: pending.csrf, email, password: PASSWORD });
+    expect(login.status).toBe(503);
+    expect(login.headers.get('retry-after')).toBe('5');
+    const loginPage = await login.text();
+    expect(loginPage).toContain('Sign-in is temporarily unavailable');
+    expectNoInternals(loginPage);
+
+    // Refresh lives in PostgreSQL: it keeps working, or says temporarily_unavailable; never a 500.
+    const during = await refresh(base, web, refreshToken);
+    expect([200, 503]).toContain(during.status);
+    if (during.status === 200) refreshToken = String(during.body.refresh_token);
+    else expect(during.body.error).toBe('temporarily_unavailable');
+
+    await sleep(1000);
+    await redis.start();
+    const recoveredMs = await eventually(ready(base));
+    const statuses = await load.stop();
+
+    expect(statuses.length).toBeGreaterThan(20);
+    expect(statuses.filter((status) => status !== 200)).toEqual([]);
+    expect(recoveredMs).toBeLessThan(10_000);
+    // Back without a restart: a new sign-in works, and the refresh token issued before is intact.
+    await codeFlow(base, web, email);
+    const after = await refresh(base, web, refreshToken);
+    expect(after.status).toBe(200);
+    expect(t.logs.text()).not.toContain('"level":50');
+  });
+});
+
+describe('PostgreSQL goes away', () => {
+  let database: TestDatabase;
+  let proxy: TcpProxy;
+  let t: TestServer;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const url = new URL(database.url);
+    proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+    url.host = `127.0.0.1:${proxy.port}`;
+    t = await startTestServer({ name: 'outage-postgres', env: { DATABASE_URL: url.toString() } });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await proxy?.close();
+    await database?.drop();
+  });
+
+  it('serves cached clients, answers 503 temporarily_unavailable for the rest, and reconnects by itself', async () => {
+    const base = t.server.url;
+    const { email, web, service } = await setUp(t);
+    const refreshToken = await codeFlow(base, web, email);
+    const admin = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'ops admin', '--admin');
+    recordSecret(admin.client_secret);
+    const adminToken = String((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'admin' }, { clientId: admin.client_id, clientSecret: admin.client_secret })).body.access_token);
+    const pending = await openLoginPage(base, web);
+    expect((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, service)).status).toBe(200);
+
+    const load = clientCredentialsLoad(base, service);
+    await sleep(300);
+    await proxy.cut();
+    const readyz = await fetch(`${base}/readyz`);
+    expect(readyz.status).toBe(503);
+    expect(((await readyz.json()) as { failing: string[] }).failing).toEqual(['database']);
+
+    const during = await refresh(base, web, refreshToken);
+    expect(during.status).toBe(503);
+    expect(during.headers.get('retry-after') ?? '5').toBe('5');
+    expect(during.body.error).toBe('temporarily_unavailable');
+    expectNoInternals(JSON.stringify(during.body));
+
+    const adminAnswer = await fetch(`${base}/admin/v1/clients`, { headers: { authorization: `Bearer ${adminToken}` } });
+    expect(adminAnswer.status).toBe(503);
+    expect(adminAnswer.headers.get('content-type')).toContain('application/problem+json');
+    const problem = (await adminAnswer.json()) as { type: string };
+    expect(problem.type).toBe('urn:gatehouse:problem:temporarily_unavailable');
+    expectNoInternals(JSON.stringify(problem));
+
+    const login = await pending.agent.postForm(pending.action, { csrf: pending.csrf, email, password: PASSWORD });
+    expect(login.status).toBe(503);
+    expectNoInternals(await login.text());
+
+    await sleep(1000);
+    await proxy.restore();
+    const recoveredMs = await eventually(ready(base));
+    const statuses = await load.stop();
+
+    expect(statuses.length).toBeGreaterThan(20);
+    expect(statuses.filter((status) => status !== 200)).toEqual([]);
+    expect(recoveredMs).toBeLessThan(10_000);
+    // The refresh token refused during the outage was not spent by it.
+    const after = await refresh(base, web, refreshToken);
+    expect(after.status).toBe(200);
+    expect((await fetch(`${base}/admin/v1/clients`, { headers: { authorization: `Bearer ${adminToken}` } })).status).toBe(200);
+  });
+});
