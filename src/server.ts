@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { Config } from './config/load-config.js';
 import { createAccountService } from './accounts/accounts.js';
 import { createAdminRoutes } from './admin/admin.routes.js';
@@ -33,6 +33,9 @@ export interface RunningServer {
 }
 
 const SHUTDOWN_GRACE_MS = 10_000;
+/** How long shutdown leaves idle keep-alive connections open for requests already on their way. */
+const DRAIN_LINGER_MS = 1000;
+const IDLE_SWEEP_MS = 100;
 const DURABLE_SWEEP_MS = 60 * 60 * 1000;
 
 /**
@@ -78,7 +81,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       audit,
     });
     const activeStore = store;
+    let draining = false;
     const app = createApp({
+      draining: () => draining,
       config,
       logger,
       host,
@@ -111,14 +116,23 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     let closing: Promise<void> | undefined;
     const close = () => {
       closing ??= (async () => {
+        draining = true;
         cache.stop();
         host.stop();
         clearInterval(sweeper);
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
+        // Stop accepting connections, but do not drop the open ones yet (http.Server#close would
+        // drop idle keep-alive connections at once, racing clients that are sending on them):
+        // requests already sent are answered, each answer closing its connection.
+        const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
+        let sweep: NodeJS.Timeout | undefined;
+        const linger = setTimeout(() => {
+          server.closeIdleConnections();
+          sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
+        }, DRAIN_LINGER_MS);
         const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
-        force.unref();
         await closed;
+        clearTimeout(linger);
+        clearInterval(sweep);
         clearTimeout(force);
         await activeStore.close();
         await registry.close();

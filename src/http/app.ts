@@ -29,6 +29,8 @@ export function createApp(deps: {
   /** Gatehouse's own routes (interactions, admin), mounted before the provider. */
   routers: readonly Router[];
   readiness: readonly ReadinessCheck[];
+  /** True once shutdown has begun: every answer then closes its connection. */
+  draining?: () => boolean;
 }): Koa {
   const { config, logger, host } = deps;
   const app = new Koa({ proxy: config.trustProxy, keys: [...config.cookieKeys] });
@@ -37,6 +39,15 @@ export function createApp(deps: {
     logger.warn({ err: { message: error.message } }, 'response stream error');
   });
 
+  const draining = deps.draining;
+  if (draining) {
+    // During shutdown each keep-alive connection gets one more answer, marked to close, so a client
+    // never sends on a connection the server is about to drop.
+    app.use(async (ctx, next) => {
+      await next();
+      if (draining()) ctx.set('Connection', 'close');
+    });
+  }
   app.use(requestLogging(logger));
   app.use(securityHeaders({ hsts: config.issuer.startsWith('https:') }));
   app.use(bodyLimit(config.bodyLimitBytes));
