@@ -26,7 +26,7 @@ import { runRegistrationCommand } from './registration.command.js';
 const USAGE = `Usage: gatehouse <command> [options] [--json]
 
   migrate
-  keys generate [--alg RS256|PS256|ES256|EdDSA] | keys rotate [--alg ALG] | keys list
+  keys generate [--alg RS256|PS256|ES256|EdDSA] | keys rotate [--alg ALG] [--activate-in SECONDS] | keys list
   resources create --identifier URI [--name NAME] [--scope "read:x write:x"] [--access-token-ttl SECONDS]
   resources list | get ID | update ID [--name] [--scope] [--access-token-ttl] | delete ID
   clients create --name NAME [--redirect-uri URI]... [--grant-type TYPE]...
@@ -42,6 +42,10 @@ const USAGE = `Usage: gatehouse <command> [options] [--json]
 users create reads the password from standard input and drops one trailing newline; passwords are
 never taken as arguments (ps and shell history would show them). For example:
   gatehouse users create --email ada@example.com --name "Ada Lovelace" --password-stdin < password.txt
+
+keys rotate publishes the new key at once and signs with it from --activate-in seconds later (300
+unless said; 0 for at once, as after a leak), when the current key retires: every node and every
+resource server that caches the JWKS sees a key before any token carries it.
 
 Every change (clients, resources, users, keys) is recorded in the audit log as cli:<os user>.
 audit tail prints the last rows (100 unless --limit), oldest first; audit verify recomputes the
@@ -467,8 +471,9 @@ async function keysCommand(ctx: Context, sub: string | undefined, args: string[]
       return;
     }
     case 'rotate': {
-      const { values } = parse(args, options, 0);
-      const { created, retired, removed } = await rotateKeys(config.keysDir, parseAlg(values));
+      const { values } = parse(args, { ...options, 'activate-in': { type: 'string' } }, 0);
+      const activateIn = seconds(values, 'activate-in');
+      const { created, retired, removed } = await rotateKeys(config.keysDir, parseAlg(values), activateIn === undefined ? {} : { activateInMs: activateIn * 1000 });
       const out = { ...summarize(created), retired, removed };
       await recordKeyChange(ctx, { action: 'keys.rotate', target: `key:${created.kid}`, details: { created: summarize(created), retired, removed } }, () =>
         printResult(io, json, out),

@@ -12,23 +12,51 @@ export const RETIRED_KEY_RETENTION_MS = 48 * 60 * 60 * 1000;
 const KEY_FILE = /^(?<kid>[A-Za-z0-9_-]{8,64})\.json$/;
 const DIGEST_KEY_FILE = 'client-secret.key';
 
-/** A signing key as stored in keys/: the private JWK plus when it was made and retired. */
+/** How long after `keys rotate` the new key starts signing, unless told otherwise (see rotateKeys). */
+export const DEFAULT_ACTIVATION_DELAY_MS = 5 * 60 * 1000;
+
+/**
+ * A signing key as stored in keys/: the private JWK plus when it was made, when it starts signing
+ * (absent or null: at once) and when it stops (null: not yet).
+ */
 export interface StoredKey {
   kid: string;
   alg: SigningAlg;
   createdAt: string;
+  activatesAt?: string | null;
   retiredAt: string | null;
   jwk: JWK;
 }
+
+/** pending: published, not signing yet; active: signs (the newest active one does); retired: published only. */
+export type KeyState = 'pending' | 'active' | 'retired';
 
 /** What `keys list` shows: no private material. */
 export type KeySummary = {
   kid: string;
   alg: SigningAlg;
   createdAt: string;
+  activatesAt: string | null;
   retiredAt: string | null;
-  status: 'active' | 'retired';
+  status: KeyState;
 };
+
+/** A key's state at `now` (ms since the epoch). */
+export function keyState(key: StoredKey, now = Date.now()): KeyState {
+  if (key.retiredAt !== null && Date.parse(key.retiredAt) <= now) return 'retired';
+  if (key.activatesAt && Date.parse(key.activatesAt) > now) return 'pending';
+  return 'active';
+}
+
+/** The next moment after `now` at which some key changes state, if any: nodes rebuild their signer then. */
+export function nextKeyChange(keys: readonly StoredKey[], now = Date.now()): number | undefined {
+  const moments = keys
+    .flatMap((key) => [key.activatesAt, key.retiredAt])
+    .filter((moment): moment is string => typeof moment === 'string')
+    .map((moment) => Date.parse(moment))
+    .filter((moment) => moment > now);
+  return moments.length > 0 ? Math.min(...moments) : undefined;
+}
 
 export class KeyStoreError extends Error {
   constructor(message: string) {
@@ -46,6 +74,7 @@ function isStoredKey(value: unknown): value is StoredKey {
     (SIGNING_ALGS as readonly string[]).includes(v.alg) &&
     typeof v.createdAt === 'string' &&
     (v.retiredAt === null || typeof v.retiredAt === 'string') &&
+    (v.activatesAt === undefined || v.activatesAt === null || typeof v.activatesAt === 'string') &&
     typeof v.jwk === 'object' &&
     v.jwk !== null
   );
@@ -58,10 +87,14 @@ async function writePrivateFile(file: string, content: string): Promise<void> {
   await rename(tmp, file);
 }
 
-/** Newest active key first, then the retired ones, newest first: oidc-provider signs with the first. */
-function signingOrder(a: StoredKey, b: StoredKey): number {
-  if ((a.retiredAt === null) !== (b.retiredAt === null)) return a.retiredAt === null ? -1 : 1;
-  return b.createdAt.localeCompare(a.createdAt);
+const STATE_ORDER: Record<KeyState, number> = { active: 0, pending: 1, retired: 2 };
+
+/**
+ * Active keys first (the newest first: oidc-provider signs with the first key), then pending ones,
+ * then retired ones, each newest first; as of `now`.
+ */
+function signingOrder(now: number): (a: StoredKey, b: StoredKey) => number {
+  return (a, b) => STATE_ORDER[keyState(a, now)] - STATE_ORDER[keyState(b, now)] || b.createdAt.localeCompare(a.createdAt);
 }
 
 /** Every key in the directory, in signing order. Files that are not keys are ignored. */
@@ -88,7 +121,7 @@ export async function loadKeys(dir: string): Promise<StoredKey[]> {
     }
     keys.push(parsed);
   }
-  return keys.sort(signingOrder);
+  return keys.sort(signingOrder(Date.now()));
 }
 
 /** A cheap fingerprint of the directory (names, sizes, times) to notice changes without reading keys. */
@@ -113,8 +146,9 @@ export function summarize(key: StoredKey): KeySummary {
     kid: key.kid,
     alg: key.alg,
     createdAt: key.createdAt,
+    activatesAt: key.activatesAt ?? null,
     retiredAt: key.retiredAt,
-    status: key.retiredAt === null ? 'active' : 'retired',
+    status: keyState(key),
   };
 }
 
@@ -138,18 +172,27 @@ export async function generateKey(dir: string, alg: SigningAlg = 'RS256'): Promi
 }
 
 /**
- * Makes a new signing key and retires the active ones, whose public halves stay published for
+ * Makes a new signing key and retires the current ones. The new key is published (every node's
+ * JWKS shows it within KEYS_POLL_MS) at once but signs only from `activateInMs` later, when the
+ * current keys retire: no node ever signs with a key another node does not publish yet, and a
+ * resource server that caches the JWKS has that long to see it. Retired keys stay published for
  * RETIRED_KEY_RETENTION_MS; keys retired longer ago than that are deleted.
  */
-export async function rotateKeys(dir: string, alg?: SigningAlg): Promise<{ created: StoredKey; retired: string[]; removed: string[] }> {
+export async function rotateKeys(
+  dir: string,
+  alg?: SigningAlg,
+  options: { activateInMs?: number } = {},
+): Promise<{ created: StoredKey; retired: string[]; removed: string[] }> {
   const existing = await loadKeys(dir);
-  const active = existing.filter((key) => key.retiredAt === null);
-  const created = await newKey(alg ?? active[0]?.alg ?? 'RS256');
-  // The new key is written first: a node that reloads in between still signs with a published key.
-  await saveKey(dir, created);
   const now = new Date();
-  for (const key of active) {
-    await saveKey(dir, { ...key, retiredAt: now.toISOString() });
+  const activatesAt = new Date(now.getTime() + (options.activateInMs ?? DEFAULT_ACTIVATION_DELAY_MS)).toISOString();
+  // Every key that would still sign (or start signing) after the new one activates retires then.
+  const current = existing.filter((key) => key.retiredAt === null || Date.parse(key.retiredAt) > Date.parse(activatesAt));
+  const created = { ...(await newKey(alg ?? existing.find((key) => keyState(key, now.getTime()) === 'active')?.alg ?? 'RS256')), activatesAt };
+  // The new key is written first: a node that reloads in between publishes it, and signs with the old one.
+  await saveKey(dir, created);
+  for (const key of current) {
+    await saveKey(dir, { ...key, retiredAt: activatesAt });
   }
   const removed: string[] = [];
   for (const key of existing) {
@@ -158,11 +201,16 @@ export async function rotateKeys(dir: string, alg?: SigningAlg): Promise<{ creat
       removed.push(key.kid);
     }
   }
-  return { created, retired: active.map((key) => key.kid), removed };
+  return { created, retired: current.map((key) => key.kid), removed };
 }
 
 /** Keys for oidc-provider's `jwks`: every kept key, signing key first. Makes one when asked to and none exist. */
 export async function loadSigningJwks(dir: string, options: { generateIfMissing: boolean }): Promise<JWK[]> {
+  return (await loadSigningKeys(dir, options)).jwks;
+}
+
+/** loadSigningJwks, and when the keys next change state (a pending key activates, an active one retires). */
+export async function loadSigningKeys(dir: string, options: { generateIfMissing: boolean }): Promise<{ jwks: JWK[]; nextChangeAt: number | undefined }> {
   let keys = await loadKeys(dir);
   if (keys.length === 0 && options.generateIfMissing) {
     await generateKey(dir, 'RS256');
@@ -171,10 +219,11 @@ export async function loadSigningJwks(dir: string, options: { generateIfMissing:
   if (keys.length === 0) {
     throw new KeyStoreError(`no signing keys in ${dir}: run "npx gatehouse keys generate" (or mount the keys directory)`);
   }
-  if (keys.every((key) => key.retiredAt !== null)) {
-    throw new KeyStoreError(`every key in ${dir} is retired: run "npx gatehouse keys generate"`);
+  const now = Date.now();
+  if (!keys.some((key) => keyState(key, now) === 'active')) {
+    throw new KeyStoreError(`no key in ${dir} is active (every one is retired or not yet active): run "npx gatehouse keys generate"`);
   }
-  return keys.map((key) => key.jwk);
+  return { jwks: keys.map((key) => key.jwk), nextChangeAt: nextKeyChange(keys, now) };
 }
 
 /**

@@ -4,7 +4,7 @@ import type { JSONWebKeySet } from 'jose';
 import type { JWK, Provider } from 'oidc-provider';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
-import { keysFingerprint, loadSigningJwks } from '../keys/key-store.js';
+import { keysFingerprint, loadSigningKeys } from '../keys/key-store.js';
 import type { Logger } from '../observability/logger.js';
 import { rotationScope } from './adapters/rotation-scope.js';
 import type { ProviderDeps } from './configuration.js';
@@ -42,10 +42,10 @@ export async function createProviderHost(
 
   async function build() {
     const fingerprint = await keysFingerprint(config.keysDir);
-    const jwks = await loadSigningJwks(config.keysDir, { generateIfMissing: !config.production });
+    const { jwks, nextChangeAt } = await loadSigningKeys(config.keysDir, { generateIfMissing: !config.production });
     const provider = createProvider({ ...deps, jwks });
     const publicJwks: JSONWebKeySet = { keys: jwks.map(publicPart) };
-    return { fingerprint, provider, dispatch: compose(provider.middleware), kid: jwks[0]?.kid, publicJwks };
+    return { fingerprint, nextChangeAt, provider, dispatch: compose(provider.middleware), kid: jwks[0]?.kid, publicJwks };
   }
 
   const rotation = rotationScope();
@@ -61,11 +61,13 @@ export async function createProviderHost(
     checking = true;
     try {
       const fingerprint = await keysFingerprint(config.keysDir);
-      if (fingerprint === current.fingerprint) return false;
+      // A pending key's activation (or a retirement) changes who signs without any file changing.
+      const due = current.nextChangeAt !== undefined && Date.now() >= current.nextChangeAt;
+      if (fingerprint === current.fingerprint && !due) return false;
       const next = await build();
       if (next.fingerprint !== fingerprint) return false;
       current = next;
-      logger.info({ kid: next.kid }, 'signing keys changed; provider reloaded');
+      logger.info({ kid: next.kid }, due ? 'signing key changed on schedule; provider reloaded' : 'signing keys changed; provider reloaded');
       return true;
     } catch (error) {
       logger.error({ err: { message: (error as Error).message } }, 'could not reload signing keys; keeping the current ones');

@@ -44,21 +44,28 @@ describe('signing keys and the JWKS', () => {
     expect((await stat(path.join(t.config.keysDir, 'client-secret.key'))).mode & 0o777).toBe(0o600);
   });
 
-  it('after keys rotate, signs new tokens with the new key and keeps the old one published', async () => {
+  it('after keys rotate, publishes the new key first, signs with it from its activation time, and keeps the old one published', async () => {
     const before = await token();
     const oldKid = decodeProtectedHeader(before).kid;
-    const rotated = await t.cli<{ kid: string; retired: string[] }>('keys', 'rotate');
+    const rotated = await t.cli<{ kid: string; retired: string[]; activatesAt: string }>('keys', 'rotate', '--activate-in', '2');
     expect(rotated.kid).not.toBe(oldKid);
     expect(rotated.retired).toContain(oldKid);
 
-    // The running server notices the new key file by itself (KEYS_POLL_MS=200 here).
-    const deadline = Date.now() + 5000;
+    // The running server notices the new key file by itself (KEYS_POLL_MS=200 here) and publishes it...
+    const published = Date.now() + 5000;
+    while (!(await jwks()).keys.some((key) => key.kid === rotated.kid) && Date.now() < published) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect((await jwks()).keys.map((key) => key.kid)).toContain(rotated.kid);
+    // ...but keeps signing with the old key until the new one's activation time.
+    if (Date.now() < Date.parse(rotated.activatesAt) - 300) expect(decodeProtectedHeader(await token()).kid).toBe(oldKid);
+
+    const deadline = Date.parse(rotated.activatesAt) + 5000;
     let after = await token();
     while (decodeProtectedHeader(after).kid !== rotated.kid && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
       after = await token();
     }
     expect(decodeProtectedHeader(after).kid).toBe(rotated.kid);
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(rotated.activatesAt));
 
     const set = await jwks();
     expect(set.keys.map((key) => key.kid)).toEqual(expect.arrayContaining([oldKid, rotated.kid]));

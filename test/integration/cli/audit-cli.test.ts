@@ -83,7 +83,7 @@ describe('gatehouse audit', () => {
     expect(byAction['client.secret_rotate']!.target).toBe(`client:${clientId}`);
     expect(byAction['client.update']!.details).toMatchObject({ before: { client_name: 'audited' }, after: { client_name: 'audited, renamed' } });
     expect(byAction['keys.generate']!.target).toBe(`key:${kids[0]}`);
-    expect(byAction['keys.rotate']!.details).toMatchObject({ created: { kid: kids[1], status: 'active' }, retired: [kids[0]] });
+    expect(byAction['keys.rotate']!.details).toMatchObject({ created: { kid: kids[1], status: 'pending' }, retired: [kids[0]] });
     expect(byAction['user.disable']!.details).toMatchObject({ before: { disabled: false }, after: { disabled: true } });
     expect(byAction['resource.update']!.details).toMatchObject({ before: { name: null }, after: { name: 'Audited API' } });
   });

@@ -211,15 +211,28 @@ describe('gatehouse CLI', () => {
       expect(listed.stdout).not.toMatch(/"(d|p|q|dp|dq|qi|jwk)"/);
       expect((JSON.parse(listed.stdout) as Json[]).map((k) => k.kid)).toEqual([generated.kid]);
 
-      const rotated = await json('keys', 'rotate', '--alg', 'ES256');
-      expect(rotated).toMatchObject({ alg: 'ES256', status: 'active', retired: [generated.kid], removed: [] });
+      const staged = await json('keys', 'rotate');
+      expect(staged).toMatchObject({ alg: 'RS256', status: 'pending', retired: [generated.kid], removed: [] });
+      expect(Date.parse(String(staged.activatesAt)) - Date.now()).toBeGreaterThan(290_000);
+      const during = await json<Json[]>('keys', 'list');
+      expect(during.map((k) => [k.kid, k.status])).toEqual([
+        [generated.kid, 'active'],
+        [staged.kid, 'pending'],
+      ]);
+
+      const rotated = await json('keys', 'rotate', '--alg', 'ES256', '--activate-in', '0');
+      // Rotating at once retires both the key that signed and the one that was about to.
+      expect(rotated).toMatchObject({ alg: 'ES256', status: 'active', removed: [] });
+      expect([...(rotated.retired as string[])].sort()).toEqual([generated.kid, staged.kid].sort());
       expect(rotated.kid).not.toBe(generated.kid);
 
       const after = await json<Json[]>('keys', 'list');
       expect(after.map((k) => [k.kid, k.status])).toEqual([
         [rotated.kid, 'active'],
+        [staged.kid, 'retired'],
         [generated.kid, 'retired'],
       ]);
+      expect((await run('keys', 'rotate', '--activate-in', 'soon')).code).toBe(2);
     });
   });
 });

@@ -10,6 +10,9 @@ import {
   loadDigestKey,
   loadKeys,
   loadSigningJwks,
+  DEFAULT_ACTIVATION_DELAY_MS,
+  keyState,
+  nextKeyChange,
   RETIRED_KEY_RETENTION_MS,
   rotateKeys,
   type StoredKey,
@@ -96,10 +99,32 @@ describe('key store', () => {
     await expect(loadSigningJwks(dir, { generateIfMissing: false })).rejects.toThrow(/run "npx gatehouse keys generate"/);
   });
 
-  it('rotateKeys makes a new active key and keeps the previous one, retired, behind it', async () => {
+  it('rotateKeys publishes the new key at once but lets the current one sign until the activation time', async () => {
     const first = await generateKey(dir);
     await sleep(5);
-    const { created, retired, removed } = await rotateKeys(dir);
+    const before = Date.now();
+    const { created, retired } = await rotateKeys(dir);
+    expect(retired).toEqual([first.kid]);
+    const activatesAt = Date.parse(created.activatesAt!);
+    expect(activatesAt - before).toBeGreaterThanOrEqual(DEFAULT_ACTIVATION_DELAY_MS);
+    expect(activatesAt - before).toBeLessThan(DEFAULT_ACTIVATION_DELAY_MS + 60_000);
+
+    const keys = await loadKeys(dir);
+    expect(keys.map((key) => [key.kid, keyState(key)])).toEqual([
+      [first.kid, 'active'],
+      [created.kid, 'pending'],
+    ]);
+    // The current key retires when the new one activates; both change state then, nothing before.
+    expect(keys[0]?.retiredAt).toBe(created.activatesAt);
+    expect(nextKeyChange(keys)).toBe(activatesAt);
+    expect(keys.map((key) => keyState(key, activatesAt))).toEqual(['retired', 'active']);
+    expect((await loadSigningJwks(dir, { generateIfMissing: false })).map((jwk) => jwk.kid)).toEqual([first.kid, created.kid]);
+  });
+
+  it('rotateKeys with no delay makes the new key sign at once and keeps the previous one, retired, behind it', async () => {
+    const first = await generateKey(dir);
+    await sleep(5);
+    const { created, retired, removed } = await rotateKeys(dir, undefined, { activateInMs: 0 });
     expect(created.kid).not.toBe(first.kid);
     expect(created.alg).toBe('RS256');
     expect(retired).toEqual([first.kid]);
@@ -108,6 +133,7 @@ describe('key store', () => {
     const keys = await loadKeys(dir);
     expect(keys.map((key) => key.kid)).toEqual([created.kid, first.kid]);
     expect(keys[0]?.retiredAt).toBeNull();
+    expect(keys.map((key) => keyState(key))).toEqual(['active', 'retired']);
     expect(typeof keys[1]?.retiredAt).toBe('string');
     expect(Date.now() - Date.parse(keys[1]!.retiredAt!)).toBeLessThan(60_000);
 
@@ -132,7 +158,7 @@ describe('key store', () => {
     await writeFile(path.join(dir, `${recent.kid}.json`), JSON.stringify({ ...recent, retiredAt: lately }), { mode: 0o600 });
     const active = await generateKey(dir);
 
-    const { created, retired, removed } = await rotateKeys(dir);
+    const { created, retired, removed } = await rotateKeys(dir, undefined, { activateInMs: 0 });
     expect(removed).toEqual([stale.kid]);
     expect(retired).toEqual([active.kid]);
     const kids = (await loadKeys(dir)).map((key) => key.kid);
@@ -144,10 +170,12 @@ describe('key store', () => {
     expect(await readdir(dir)).not.toContain(`${stale.kid}.json`);
   });
 
-  it('loadSigningJwks refuses a directory where every key is retired', async () => {
+  it('loadSigningJwks refuses a directory where no key is active (all retired, or not yet active)', async () => {
     const key = await generateKey(dir);
     await writeFile(path.join(dir, `${key.kid}.json`), JSON.stringify({ ...key, retiredAt: new Date().toISOString() }));
-    await expect(loadSigningJwks(dir, { generateIfMissing: true })).rejects.toThrow(/every key .* is retired/);
+    await expect(loadSigningJwks(dir, { generateIfMissing: true })).rejects.toThrow(/no key .* is active/);
+    await writeFile(path.join(dir, `${key.kid}.json`), JSON.stringify({ ...key, activatesAt: new Date(Date.now() + 60_000).toISOString() }));
+    await expect(loadSigningJwks(dir, { generateIfMissing: true })).rejects.toThrow(/no key .* is active/);
   });
 
   it('loadKeys ignores files that are not keys and refuses a corrupt key file', async () => {
