@@ -1,6 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Two groups: the suite proper, then the log audit, which reads what every test server logged.
+// Three groups, one after the other: the suite proper; the soak (alone, so that its memory and file
+// counts are its own); then the log audit, which reads what every test server logged.
 export default defineConfig({
   test: {
     globalSetup: ['test/global-setup.ts'],
@@ -20,9 +21,17 @@ export default defineConfig({
       {
         extends: true,
         test: {
+          name: 'soak',
+          include: ['test/soak/**/*.test.ts'],
+          sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        extends: true,
+        test: {
           name: 'log-audit',
           include: ['test/audit/**/*.test.ts'],
-          sequence: { groupOrder: 1 },
+          sequence: { groupOrder: 2 },
         },
       },
     ],
