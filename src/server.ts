@@ -10,13 +10,14 @@ import { createApp } from './http/app.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
 import { createLoginLimiter } from './interactions/login-limiter.js';
 import { createPages } from './oidc/pages.js';
-import { loadDigestKey } from './keys/key-store.js';
+import { keyState, loadDigestKey, loadKeys } from './keys/key-store.js';
 import type { Logger } from './observability/logger.js';
+import { createMetrics, createMetricsServer } from './observability/metrics.js';
 import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
 import { openServerDatabase, type RegistryDatabase } from './registry/database.js';
 import { migrateToLatest } from './registry/migrate.js';
 import { createRegistryCache, type RegistryCache } from './registry/registry-cache.js';
-import type { EphemeralStore } from './store/ephemeral-store.js';
+import { timedStore, type EphemeralStore } from './store/ephemeral-store.js';
 import { createMemoryStore } from './store/memory-store.js';
 import { connectRedis, createRedisStore } from './store/redis-store.js';
 
@@ -51,7 +52,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   }
   const digestKey = await loadDigestKey(config.keysDir, { generateIfMissing: !config.production });
 
-  const registry = await openServerDatabase(config, logger);
+  const metrics = createMetrics({
+    keyAges: async () => {
+      const now = Date.now();
+      return (await loadKeys(config.keysDir)).map((key) => ({ kid: key.kid, status: keyState(key, now), ageSeconds: (now - Date.parse(key.createdAt)) / 1000 }));
+    },
+  });
+  const registry = await openServerDatabase(config, logger, (seconds, failed) => metrics.dependency('database', 'query', seconds, failed));
   let store: EphemeralStore | undefined;
   try {
     if (!config.production) {
@@ -65,11 +72,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       logger.warn('REDIS_URL is not set: using the in-process store (development only; state is lost on restart)');
       store = createMemoryStore();
     }
+    store = timedStore(store, (operation, seconds, failed) => metrics.dependency('store', operation, seconds, failed));
     const cache = createRegistryCache({ registry, logger, pollMs: config.registryPollMs });
     const accounts = createAccountService({ db: registry.db, logger });
     const pages = createPages();
     const audit = createAuditSink(registry.db, logger);
-    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit });
+    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, metrics });
     const interactions = createInteractionRoutes({
       provider: () => host.provider,
       accounts,
@@ -79,11 +87,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       config,
       logger,
       audit,
+      metrics,
     });
     const activeStore = store;
     let draining = false;
     const app = createApp({
       draining: () => draining,
+      metrics,
+      metricsOnOwnPort: config.metricsPort !== undefined,
       config,
       logger,
       host,
@@ -97,6 +108,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
 
     const server: Server = app.listen(config.port);
     await once(server, 'listening');
+    // METRICS_PORT: /metrics on a port of its own (keep it off the public listener), nothing else there.
+    const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metrics);
+    if (metricsServer) {
+      metricsServer.listen(config.metricsPort);
+      await once(metricsServer, 'listening');
+    }
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 66_000;
     server.requestTimeout = 30_000;
@@ -131,6 +148,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         }, DRAIN_LINGER_MS);
         const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
         await closed;
+        if (metricsServer) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
         clearTimeout(linger);
         clearInterval(sweep);
         clearTimeout(force);

@@ -25,6 +25,8 @@ export interface Config {
   readonly loginLimits: { readonly perAccount: number; readonly perIp: number; readonly windowSeconds: number };
   /** Dynamic client registration (RFC 7591/7592) with initial access tokens from the CLI. */
   readonly registrationEnabled: boolean;
+  /** Serve GET /metrics on this port (all interfaces) instead of the main one; undefined: on the main port. */
+  readonly metricsPort: number | undefined;
 }
 
 /** Thrown by loadConfig; `problems` holds one line per offending variable. */
@@ -93,6 +95,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     registryPollMs: e.REGISTRY_POLL_MS,
     keysPollMs: e.KEYS_POLL_MS,
+    metricsPort: e.METRICS_PORT,
     loginLimits: Object.freeze({
       perAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
       perIp: e.LOGIN_MAX_FAILURES_PER_IP,

@@ -4,6 +4,7 @@ import compose from 'koa-compose';
 import type { Pages } from '../oidc/pages.js';
 import type { Config } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { ProviderHost } from '../oidc/provider-host.js';
 import { healthRoutes, type ReadinessCheck } from './health.routes.js';
 import { requestLogging } from './request-logging.js';
@@ -31,6 +32,9 @@ export function createApp(deps: {
   readiness: readonly ReadinessCheck[];
   /** True once shutdown has begun: every answer then closes its connection. */
   draining?: () => boolean;
+  /** Counted for every request; served at GET /metrics unless `metricsOnOwnPort`. */
+  metrics?: Metrics;
+  metricsOnOwnPort?: boolean;
 }): Koa {
   const { config, logger, host } = deps;
   const app = new Koa({ proxy: config.trustProxy, keys: [...config.cookieKeys] });
@@ -48,7 +52,7 @@ export function createApp(deps: {
       if (draining()) ctx.set('Connection', 'close');
     });
   }
-  app.use(requestLogging(logger));
+  app.use(requestLogging(logger, deps.metrics));
   app.use(securityHeaders({ hsts: config.issuer.startsWith('https:') }));
   app.use(bodyLimit(config.bodyLimitBytes));
   // One dispatch by path: Gatehouse's own routes run only for their own paths, and everything
@@ -61,8 +65,19 @@ export function createApp(deps: {
     ctx.body = deps.pages.stylesheet;
   };
   const routes = deps.routers.map((router) => ({ prefix: router.opts.prefix ?? '', middleware: routerMiddleware(router) }));
+  const { metrics } = deps;
+  const metricsRoute: Koa.Middleware | undefined =
+    metrics && !deps.metricsOnOwnPort
+      ? async (ctx, next) => {
+          if (ctx.method !== 'GET') return next();
+          ctx.type = metrics.registry.contentType;
+          ctx.set('Cache-Control', 'no-store');
+          ctx.body = await metrics.registry.metrics();
+        }
+      : undefined;
   const ownRoute = (path: string): Koa.Middleware | undefined => {
     if (path === '/healthz' || path === '/readyz') return health;
+    if (path === '/metrics') return metricsRoute;
     if (path === '/assets/gatehouse.css') return stylesheet;
     return routes.find(({ prefix }) => path === prefix || path.startsWith(`${prefix}/`))?.middleware;
   };

@@ -1,5 +1,6 @@
 import type { Middleware } from 'koa';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { resolveRequestId } from '../observability/request-id.js';
 import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/unavailable.js';
 
@@ -39,7 +40,18 @@ class RequestState {
  * An error that escapes everything else is logged here once, with its stack, and answered
  * without one.
  */
-export function requestLogging(logger: Logger): Middleware {
+/**
+ * The route a request is counted under: oidc-provider's route name (token, authorization, jwks…), a
+ * Gatehouse route's pattern (/interaction/:uid/login, /admin/v1/clients/:id), or "unmatched".
+ */
+function routeOf(ctx: Parameters<Middleware>[0]): string {
+  const oidcRoute = (ctx as { oidc?: { route?: unknown } }).oidc?.route;
+  if (typeof oidcRoute === 'string') return oidcRoute;
+  const pattern = (ctx as { _matchedRoute?: unknown })._matchedRoute;
+  return typeof pattern === 'string' ? pattern : 'unmatched';
+}
+
+export function requestLogging(logger: Logger, metrics?: Metrics): Middleware {
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const requestId = resolveRequestId(ctx.get('X-Request-Id') || undefined);
@@ -66,8 +78,9 @@ export function requestLogging(logger: Logger): Middleware {
           ? { error: 'server_error', error_description: 'internal error' }
           : { error: 'invalid_request', error_description: err.expose && err.message ? err.message : 'bad request' };
     } finally {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      metrics?.request(routeOf(ctx), ctx.method, ctx.status, ms / 1000);
       if (logger.isLevelEnabled('info')) {
-        const ms = Number(process.hrtime.bigint() - started) / 1e6;
         const clientId = (ctx as { oidc?: { client?: { clientId?: string } } }).oidc?.client?.clientId;
         log().info(
           { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 100) / 100, ...(clientId ? { clientId } : {}) },

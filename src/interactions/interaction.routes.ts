@@ -6,6 +6,7 @@ import type { AuditEntry, AuditSink } from '../audit/audit-log.js';
 import { emailFingerprint } from '../audit/security-events.js';
 import type { Config } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { pageCsp, type Pages } from '../oidc/pages.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import { DependencyUnavailable, isUnreachable, RETRY_AFTER_SECONDS } from '../services/unavailable.js';
@@ -53,6 +54,7 @@ export function createInteractionRoutes(deps: {
   logger: Logger;
   /** Where sign-in successes, failures and lockouts are recorded (optional until every caller passes it). */
   audit?: AuditSink;
+  metrics?: Metrics;
 }): Router {
   const { accounts, limiter, pages, cache, config } = deps;
   // The sink never throws; awaiting it keeps one append per sign-in attempt in flight (backpressure).
@@ -192,6 +194,7 @@ export function createInteractionRoutes(deps: {
       return;
     }
     if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
+      deps.metrics?.signIn('csrf');
       errorPage(ctx, 403, 'This form has expired', 'Reload the sign-in page and try again.', 'csrf_token_invalid');
       return;
     }
@@ -199,6 +202,8 @@ export function createInteractionRoutes(deps: {
     const password = formField(ctx, 'password');
     const limit = await limiter.check(email, ctx.ip);
     if (!limit.allowed) {
+      deps.metrics?.signIn('locked');
+      deps.metrics?.rateLimited('sign_in');
       ctx.set('Retry-After', String(limit.retryAfterSeconds));
       const minutes = Math.ceil(limit.retryAfterSeconds / 60);
       await renderLogin(ctx, 429, uid, interaction, {
@@ -210,6 +215,7 @@ export function createInteractionRoutes(deps: {
     const result = email && password ? await accounts.authenticate(email, password) : ({ ok: false, reason: 'invalid' } as const);
     const clientId = typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null;
     if (!result.ok) {
+      deps.metrics?.signIn('failure');
       await limiter.recordFailure(email, ctx.ip);
       ctx.state.log?.info({ outcome: 'failure', reason: result.reason }, 'sign-in failed');
       // The email typed is kept only as a hash prefix (never in clear): the audit log must not
@@ -226,6 +232,7 @@ export function createInteractionRoutes(deps: {
       return;
     }
     await limiter.recordSuccess(email);
+    deps.metrics?.signIn('success');
     ctx.state.log?.info({ outcome: 'success', accountId: result.user.id }, 'signed in');
     await audit(ctx, { actor: `user:${result.user.id}`, action: 'signin.success', target: `user:${result.user.id}`, details: { client_id: clientId } });
     await finish(ctx, { login: { accountId: result.user.id } });

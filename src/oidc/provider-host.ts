@@ -6,6 +6,7 @@ import type { AuditSink } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import { keysFingerprint, loadSigningKeys } from '../keys/key-store.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { rotationScope } from './adapters/rotation-scope.js';
 import type { ProviderDeps } from './configuration.js';
 import { createProvider } from './provider.js';
@@ -36,7 +37,7 @@ export interface ProviderHost {
  * app.use(host.middleware);
  */
 export async function createProviderHost(
-  deps: Omit<ProviderDeps, 'jwks'> & { config: Config; digestKey: Buffer; logger: Logger; audit?: AuditSink | undefined },
+  deps: Omit<ProviderDeps, 'jwks'> & { config: Config; digestKey: Buffer; logger: Logger; audit?: AuditSink | undefined; metrics?: Metrics | undefined },
 ): Promise<ProviderHost> {
   const { config, logger } = deps;
 

@@ -2,6 +2,7 @@ import { Provider } from 'oidc-provider';
 import type { AuditSink } from '../audit/audit-log.js';
 import { auditRefreshTokenReuse } from '../audit/security-events.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { verifyClientSecret } from '../services/client-secrets.js';
 import { buildConfiguration, type ProviderDeps } from './configuration.js';
 import { registrationAnswers } from './registration.js';
@@ -44,7 +45,7 @@ interface ErrorLike {
  * @example
  * const provider = createProvider({ config, cache, store, jwks, digestKey, logger });
  */
-export function createProvider(deps: ProviderDeps & { logger: Logger; audit?: AuditSink | undefined }): Provider {
+export function createProvider(deps: ProviderDeps & { logger: Logger; audit?: AuditSink | undefined; metrics?: Metrics | undefined }): Provider {
   const provider = new Provider(deps.config.issuer, buildConfiguration(deps));
   provider.proxy = deps.config.trustProxy;
   provider.use(rewriteProtocolErrors);
@@ -76,6 +77,13 @@ export function createProvider(deps: ProviderDeps & { logger: Logger; audit?: Au
         deps.logger.info(fields, 'protocol error');
       }
     });
+  }
+  const { metrics } = deps;
+  if (metrics) {
+    type TokenContext = { oidc?: { params?: { grant_type?: unknown }; client?: { clientId: string } } };
+    const grantOf = (ctx: TokenContext) => (typeof ctx.oidc?.params?.grant_type === 'string' ? ctx.oidc.params.grant_type : 'other');
+    emitter.on('grant.success', (ctx: TokenContext) => metrics.tokenIssued(grantOf(ctx), ctx.oidc?.client?.clientId ?? 'unknown'));
+    emitter.on('grant.error', (ctx: TokenContext, error: ErrorLike) => metrics.tokenError(grantOf(ctx), error?.error ?? 'server_error'));
   }
   // A spent refresh token presented again is a security event: the family is revoked and recorded.
   if (deps.audit) emitter.on('grant.error', auditRefreshTokenReuse(deps.audit));

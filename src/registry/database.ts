@@ -5,7 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
-import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely';
+import { Kysely, PGliteDialect, PostgresDialect, sql, type KyselyConfig, type LogEvent } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
@@ -65,9 +65,17 @@ function createPostgresPool(options: pg.PoolConfig, logger: Logger): pg.Pool {
   return pool;
 }
 
-function openPostgres(url: string, logger: Logger, max: number): RegistryDatabase {
+/** Called after every query with its duration and whether it failed (the Prometheus dependency histogram). */
+export type QueryObserver = (seconds: number, failed: boolean) => void;
+
+function queryLog(observe: QueryObserver | undefined): KyselyConfig['log'] {
+  if (!observe) return undefined;
+  return (event: LogEvent) => observe(event.queryDurationMillis / 1000, event.level === 'error');
+}
+
+function openPostgres(url: string, logger: Logger, max: number, observe?: QueryObserver): RegistryDatabase {
   const pool = createPostgresPool({ connectionString: url, max }, logger);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: queryLog(observe) });
   return { db, kind: 'postgres', ping: pingWith(db), close: () => db.destroy() };
 }
 
@@ -78,9 +86,10 @@ function overSocket(
   logger: Logger,
   kind: RegistryDatabase['kind'],
   afterClose: () => Promise<void> = () => Promise.resolve(),
+  observe?: QueryObserver,
 ): RegistryDatabase {
   const pool = createPostgresPool({ host: paths.socketDir, port: PG_SOCKET_PORT, user: 'postgres', database: 'postgres', max }, logger);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: queryLog(observe) });
   return {
     db,
     kind,
@@ -134,8 +143,8 @@ async function openPglite(dataDir: string, release: () => void): Promise<{ pglit
  * const registry = await openServerDatabase(config, logger);
  * await migrateToLatest(registry.db);
  */
-export async function openServerDatabase(config: Config, logger: Logger): Promise<RegistryDatabase> {
-  if (config.databaseUrl) return openPostgres(config.databaseUrl, logger, 10);
+export async function openServerDatabase(config: Config, logger: Logger, observe?: QueryObserver): Promise<RegistryDatabase> {
+  if (config.databaseUrl) return openPostgres(config.databaseUrl, logger, 10, observe);
 
   const paths = embeddedPaths(config.dataDir);
   const deadline = Date.now() + WAIT_FOR_EMBEDDED_MS;
@@ -161,10 +170,17 @@ export async function openServerDatabase(config: Config, logger: Logger): Promis
   await socketServer.start();
   // The server too goes through the socket: its queue keeps each connection's transaction whole,
   // so the server's queries never run inside a transaction the CLI has open, and the reverse.
-  return overSocket(paths, 4, logger, 'pglite', async () => {
-    await socketServer.stop().catch(() => undefined);
-    await close();
-  });
+  return overSocket(
+    paths,
+    4,
+    logger,
+    'pglite',
+    async () => {
+      await socketServer.stop().catch(() => undefined);
+      await close();
+    },
+    observe,
+  );
 }
 
 /**

@@ -29,3 +29,38 @@ export const uidKey = (model: string, uid: string) => `oidc:${model}:uid:${uid}`
 export const userCodeKey = (model: string, userCode: string) => `oidc:${model}:userCode:${userCode}`;
 
 export const epochSeconds = () => Math.floor(Date.now() / 1000);
+
+/**
+ * The same store, with every operation timed into `observe(operation, seconds, failed)` (the
+ * Prometheus dependency histogram). ping and close pass through untimed.
+ */
+export function timedStore(store: EphemeralStore, observe: (operation: string, seconds: number, failed: boolean) => void): EphemeralStore {
+  const time =
+    <A extends unknown[], R>(operation: string, run: (...args: A) => Promise<R>) =>
+    (...args: A): Promise<R> => {
+      const started = process.hrtime.bigint();
+      const done = (failed: boolean) => observe(operation, Number(process.hrtime.bigint() - started) / 1e9, failed);
+      return run(...args).then(
+        (value) => {
+          done(false);
+          return value;
+        },
+        (error: unknown) => {
+          done(true);
+          throw error;
+        },
+      );
+    };
+  return {
+    kind: store.kind,
+    upsert: time('upsert', (model: string, id: string, payload: AdapterPayload, expiresIn?: number) => store.upsert(model, id, payload, expiresIn)),
+    find: time('find', (model: string, id: string) => store.find(model, id)),
+    findByUid: time('findByUid', (model: string, uid: string) => store.findByUid(model, uid)),
+    findByUserCode: time('findByUserCode', (model: string, userCode: string) => store.findByUserCode(model, userCode)),
+    consume: time('consume', (model: string, id: string) => store.consume(model, id)),
+    destroy: time('destroy', (model: string, id: string) => store.destroy(model, id)),
+    revokeByGrantId: time('revokeByGrantId', (grantId: string) => store.revokeByGrantId(grantId)),
+    ping: (timeoutMs) => store.ping(timeoutMs),
+    close: () => store.close(),
+  };
+}

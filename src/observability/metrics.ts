@@ -1,0 +1,138 @@
+import http from 'node:http';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Where a dependency's time went: the registry database or the ephemeral store. */
+export type DependencyName = 'database' | 'store';
+
+/**
+ * Gatehouse's Prometheus metrics, one registry per server (so several servers in one process, as
+ * in the tests, do not mix their numbers). Label values come from fixed sets or registered client
+ * ids, never from raw request input, so the number of series stays bounded.
+ */
+export interface Metrics {
+  readonly registry: Registry;
+  tokenIssued(grantType: string, clientId: string): void;
+  tokenError(grantType: string, error: string): void;
+  signIn(outcome: 'success' | 'failure' | 'locked' | 'csrf'): void;
+  /** A request refused by a rate limit (today: the sign-in limiter, per account and per IP). */
+  rateLimited(limiter: 'sign_in'): void;
+  request(route: string, method: string, status: number, seconds: number): void;
+  dependency(name: DependencyName, operation: string, seconds: number, failed: boolean): void;
+}
+
+const GRANT_TYPES = new Set(['authorization_code', 'client_credentials', 'refresh_token']);
+const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
+
+/** Times an operation on a dependency and records it, failed or not. */
+export async function timed<T>(metrics: Metrics | undefined, name: DependencyName, operation: string, work: () => Promise<T>): Promise<T> {
+  if (!metrics) return work();
+  const started = process.hrtime.bigint();
+  let failed = true;
+  try {
+    const result = await work();
+    failed = false;
+    return result;
+  } finally {
+    metrics.dependency(name, operation, Number(process.hrtime.bigint() - started) / 1e9, failed);
+  }
+}
+
+/**
+ * @example
+ * const metrics = createMetrics({ keyAges: async () => [{ kid, status: 'active', ageSeconds }] });
+ * metrics.tokenIssued('client_credentials', client.clientId);
+ * ctx.body = await metrics.registry.metrics();
+ */
+export function createMetrics(deps: { keyAges?: () => Promise<Array<{ kid: string; status: string; ageSeconds: number }>> } = {}): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'gatehouse_' });
+  const registers = [registry];
+
+  const tokens = new Counter({
+    name: 'gatehouse_tokens_issued_total',
+    help: 'Token endpoint successes, by grant type and client.',
+    labelNames: ['grant_type', 'client_id'] as const,
+    registers,
+  });
+  const tokenErrors = new Counter({
+    name: 'gatehouse_token_errors_total',
+    help: 'Token endpoint errors, by grant type and OAuth error code.',
+    labelNames: ['grant_type', 'error'] as const,
+    registers,
+  });
+  const signIns = new Counter({
+    name: 'gatehouse_sign_ins_total',
+    help: 'Sign-in attempts on the login page, by outcome.',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const rateLimited = new Counter({
+    name: 'gatehouse_rate_limited_total',
+    help: 'Requests refused by a rate limit (429), by limiter.',
+    labelNames: ['limiter'] as const,
+    registers,
+  });
+  const requests = new Histogram({
+    name: 'gatehouse_http_request_duration_seconds',
+    help: 'HTTP request duration, by route (oidc-provider route name or Gatehouse route pattern), method and status class.',
+    labelNames: ['route', 'method', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers,
+  });
+  const dependencies = new Histogram({
+    name: 'gatehouse_dependency_duration_seconds',
+    help: 'Time spent waiting on PostgreSQL (database) and Redis (store), by operation and outcome.',
+    labelNames: ['dependency', 'operation', 'outcome'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers,
+  });
+  const { keyAges } = deps;
+  if (keyAges) {
+    new Gauge({
+      name: 'gatehouse_signing_key_age_seconds',
+      help: 'Age of each signing key in the keys directory, by kid and state (pending, active, retired).',
+      labelNames: ['kid', 'status'] as const,
+      registers,
+      async collect() {
+        this.reset();
+        for (const key of await keyAges()) this.set({ kid: key.kid, status: key.status }, key.ageSeconds);
+      },
+    });
+  }
+
+  return {
+    registry,
+    tokenIssued(grantType, clientId) {
+      tokens.inc({ grant_type: GRANT_TYPES.has(grantType) ? grantType : 'other', client_id: clientId });
+    },
+    tokenError(grantType, error) {
+      tokenErrors.inc({ grant_type: GRANT_TYPES.has(grantType) ? grantType : 'other', error: /^[a-z_]{1,40}$/.test(error) ? error : 'other' });
+    },
+    signIn(outcome) {
+      signIns.inc({ outcome });
+    },
+    rateLimited(limiter) {
+      rateLimited.inc({ limiter });
+    },
+    request(route, method, status, seconds) {
+      requests.observe({ route, method: METHODS.has(method) ? method : 'other', status: `${Math.floor(status / 100)}xx` }, seconds);
+    },
+    dependency(name, operation, seconds, failed) {
+      dependencies.observe({ dependency: name, operation, outcome: failed ? 'error' : 'ok' }, seconds);
+    },
+  };
+}
+
+/** A listener that answers GET /metrics and 404 for anything else: for METRICS_PORT. */
+export function createMetricsServer(metrics: Metrics): http.Server {
+  return http.createServer((request, response) => {
+    if (request.method !== 'GET' || request.url?.split('?')[0] !== '/metrics') {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => response.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' }).end(text),
+      () => response.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n'),
+    );
+  });
+}

@@ -1,0 +1,106 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUser } from '../../src/services/users.service.js';
+import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
+import { recordSecret } from '../fixtures/log-capture.js';
+import { freePort } from '../fixtures/ports.js';
+import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
+
+const PASSWORD = 'count every sign-in twice 5';
+const REDIRECT = 'http://127.0.0.1:8769/cb';
+
+/** The value of one series in Prometheus text format, or undefined when it is absent. */
+function series(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const labelText = /\{(.*)\}/.exec(line)?.[1] ?? '';
+    if (Object.entries(labels).every(([key, value]) => labelText.includes(`${key}="${value}"`))) return Number(line.split(' ').pop());
+  }
+  return undefined;
+}
+
+describe('GET /metrics (Prometheus)', () => {
+  let t: TestServer;
+  let base: string;
+
+  beforeAll(async () => {
+    t = await startTestServer({ name: 'metrics', env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '2' } });
+    base = t.server.url;
+  });
+  afterAll(() => t.close());
+
+  it('counts tokens by grant and client, token errors by code, sign-ins by outcome, rate-limit hits, latency by route, dependencies and key ages', async () => {
+    const service = await t.serviceClient();
+    for (let i = 0; i < 2; i += 1) expect((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, service)).status).toBe(200);
+    expect((await tokenRequest(base, { grant_type: 'client_credentials' }, { clientId: service.clientId, clientSecret: 'wrong' })).status).toBe(401);
+
+    const email = `count-${randomUUID()}@example.test`;
+    recordSecret(PASSWORD);
+    await createUser(t.server.registry.db, { email, password: PASSWORD, name: 'Counted' });
+    const created = await t.cli<{ client_id: string; client_secret: string }>(
+      'clients', 'create', '--name', 'Metrics App', '--redirect-uri', REDIRECT, '--grant-type', 'authorization_code', '--first-party',
+    );
+    recordSecret(created.client_secret);
+    const { verifier, challenge } = pkce();
+    const authorize = () => authorizeUrl({ client_id: created.client_id, redirect_uri: REDIRECT, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
+    const { redirect } = await signIn(new Agent(base), { url: authorize(), email, password: PASSWORD });
+    const code = redirect.searchParams.get('code') ?? '';
+    recordSecret(code);
+    const exchanged = await tokenRequest(base, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, { clientId: created.client_id, clientSecret: created.client_secret });
+    expect(exchanged.status).toBe(200);
+    recordSecret(String(exchanged.body.id_token));
+    // Wrong passwords until the per-account limit (2 here) answers 429.
+    const agent = new Agent(base);
+    const { response } = await agent.follow(authorize());
+    const html = await response.text();
+    const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1] ?? '';
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      statuses.push((await agent.postForm(action, { csrf: hiddenInput(html, 'csrf') ?? '', email, password: 'not the password at all' })).status);
+    }
+    expect(statuses).toEqual([401, 401, 429]);
+
+    const answer = await fetch(`${base}/metrics`);
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('content-type')).toContain('text/plain');
+    const text = await answer.text();
+
+    expect(series(text, 'gatehouse_tokens_issued_total', { grant_type: 'client_credentials', client_id: service.clientId })).toBe(2);
+    expect(series(text, 'gatehouse_token_errors_total', { grant_type: 'client_credentials', error: 'invalid_client' })).toBe(1);
+    expect(series(text, 'gatehouse_tokens_issued_total', { grant_type: 'authorization_code', client_id: created.client_id })).toBe(1);
+    expect(series(text, 'gatehouse_sign_ins_total', { outcome: 'success' })).toBe(1);
+    expect(series(text, 'gatehouse_sign_ins_total', { outcome: 'failure' })).toBe(2);
+    expect(series(text, 'gatehouse_sign_ins_total', { outcome: 'locked' })).toBe(1);
+    expect(series(text, 'gatehouse_rate_limited_total', { limiter: 'sign_in' })).toBe(1);
+    expect(series(text, 'gatehouse_http_request_duration_seconds_count', { route: 'token', method: 'POST', status: '2xx' })).toBeGreaterThanOrEqual(3);
+    expect(series(text, 'gatehouse_http_request_duration_seconds_count', { route: 'token', method: 'POST', status: '4xx' })).toBe(1);
+    expect(series(text, 'gatehouse_http_request_duration_seconds_count', { route: '/interaction/:uid/login', method: 'POST' })).toBeGreaterThanOrEqual(1);
+    expect(series(text, 'gatehouse_dependency_duration_seconds_count', { dependency: 'database', operation: 'query', outcome: 'ok' })).toBeGreaterThan(0);
+    expect(series(text, 'gatehouse_dependency_duration_seconds_count', { dependency: 'store', operation: 'upsert', outcome: 'ok' })).toBeGreaterThan(0);
+    const [key] = await t.cli<Array<{ kid: string }>>('keys', 'list');
+    expect(series(text, 'gatehouse_signing_key_age_seconds', { kid: key!.kid, status: 'active' })).toBeGreaterThanOrEqual(0);
+    expect(series(text, 'gatehouse_process_resident_memory_bytes')).toBeGreaterThan(0);
+    // Nothing from the requests themselves: no secrets, no emails, no raw paths with ids.
+    expect(text).not.toContain(service.clientSecret);
+    expect(text).not.toContain(email);
+  });
+});
+
+describe('METRICS_PORT', () => {
+  let t: TestServer;
+  let metricsPort: number;
+
+  beforeAll(async () => {
+    metricsPort = await freePort();
+    t = await startTestServer({ name: 'metrics-port', env: { METRICS_PORT: String(metricsPort) } });
+  });
+  afterAll(() => t.close());
+
+  it('serves /metrics on its own port only', async () => {
+    expect((await fetch(`${t.server.url}/metrics`)).status).toBe(404);
+    const answer = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(answer.status).toBe(200);
+    expect(await answer.text()).toContain('gatehouse_http_request_duration_seconds');
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/token`)).status).toBe(404);
+  });
+});
