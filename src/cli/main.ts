@@ -20,7 +20,8 @@ import { createResource, deleteResource, getResource, listResources, resourceToJ
 import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, userToJson } from '../services/users.service.js';
 import { runAuditCommand } from './audit.command.js';
 import { AuditWriteError, isUndefinedTable, recordCliChange } from './cli-audit.js';
-import { printResult, processIo, UsageError, type CliIo } from './output.js';
+import { runDbCommand } from './db.command.js';
+import { printResult, processIo, readStdinPassword, UsageError, type CliIo } from './output.js';
 import { runRegistrationCommand } from './registration.command.js';
 
 const USAGE = `Usage: gatehouse <command> [options] [--json]
@@ -38,6 +39,7 @@ const USAGE = `Usage: gatehouse <command> [options] [--json]
   users list | get ID | disable ID | enable ID | delete ID
   registration token create [--expires-in SECONDS]   (an initial access token for POST /reg; 1 day unless said)
   audit tail [--since ISO-TIME] [--limit N] | audit verify
+  db roles --owner NAME --runtime NAME [--runtime-password-stdin] [--sql]
 
 users create reads the password from standard input and drops one trailing newline; passwords are
 never taken as arguments (ps and shell history would show them). For example:
@@ -47,9 +49,17 @@ keys rotate publishes the new key at once and signs with it from --activate-in s
 unless said; 0 for at once, as after a leak), when the current key retires: every node and every
 resource server that caches the JWKS sees a key before any token carries it.
 
-Every change (clients, resources, users, keys) is recorded in the audit log as cli:<os user>.
+Every change (clients, resources, users, keys, db roles) is recorded in the audit log as cli:<os user>.
 audit tail prints the last rows (100 unless --limit), oldest first; audit verify recomputes the
 hash chain and exits 1 naming the first row where it breaks.
+
+db roles (as a superuser, after migrate) creates the schema owner, which owns every table and runs
+the migrations from then on, and the runtime role the server connects as: SELECT, INSERT, UPDATE
+and DELETE on the registry's tables, INSERT and SELECT only on audit_log, SELECT on the migration
+tables, no DDL. Names are a-z, 0-9 and _; the runtime role's password, if any, is read from
+standard input. Running it again re-asserts the same grants. --sql prints the statements as a psql
+script and changes nothing.
+  gatehouse db roles --owner gatehouse_owner --runtime gatehouse_runtime --runtime-password-stdin < app-password.txt
 
 Every command takes --json and then prints one JSON document on stdout and nothing else.
 `;
@@ -183,9 +193,13 @@ interface Context {
   json: boolean;
 }
 
+/** Errors only, to stderr: stdout is the command's result. */
+function cliLogger(io: CliIo) {
+  return createLogger({ logLevel: 'error' }, { write: (line: string) => io.stderr(line) });
+}
+
 async function withDatabase<T>(ctx: Context, run: (registry: RegistryDatabase) => Promise<T>): Promise<T> {
-  const logger = createLogger({ logLevel: 'error' }, { write: (line: string) => ctx.io.stderr(line) });
-  const registry = await openCliDatabase(ctx.config, logger);
+  const registry = await openCliDatabase(ctx.config, cliLogger(ctx.io));
   try {
     if (!ctx.config.production) await migrateToLatest(registry.db);
     return await run(registry);
@@ -337,21 +351,6 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
   }
 }
 
-/** The password piped to --password-stdin, without the one line ending `echo` or a here-string adds. */
-async function readPassword(io: CliIo): Promise<string> {
-  if (!io.readStdin) throw new UsageError('--password-stdin: standard input cannot be read here');
-  let text: string;
-  try {
-    text = await io.readStdin();
-  } catch (error) {
-    if (error instanceof UsageError) throw new UsageError(`--password-stdin: ${error.message}`);
-    throw error;
-  }
-  const password = text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text;
-  if (password === '') throw new UsageError('--password-stdin: standard input is empty; pipe the password to it');
-  return password;
-}
-
 async function usersCommand(ctx: Context, sub: string | undefined, args: string[]): Promise<void> {
   const { io, json } = ctx;
   const byId = async (run: (registry: RegistryDatabase, id: string) => Promise<void>) => {
@@ -379,7 +378,7 @@ async function usersCommand(ctx: Context, sub: string | undefined, args: string[
       }
       const body = {
         email: str(values, 'email'),
-        password: await readPassword(io),
+        password: await readStdinPassword(io, '--password-stdin'),
         ...(values.name !== undefined ? { name: str(values, 'name') } : {}),
       };
       await withDatabase(ctx, async (registry) => {
@@ -537,6 +536,8 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
         return 0;
       case 'audit':
         return await runAuditCommand({ io, json, withDatabase: (run) => withDatabase(ctx, run) }, sub, rest);
+      case 'db':
+        return await runDbCommand({ io, json, config, openDatabase: () => openCliDatabase(config, cliLogger(io)) }, sub, rest);
       case 'registration':
         return await runRegistrationCommand({ io, json, config, withDatabase: (run) => withDatabase(ctx, run) }, sub, rest);
       default:

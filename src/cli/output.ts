@@ -41,6 +41,24 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * The password piped to a `--…-stdin` flag (named in errors), without the one line ending `echo`
+ * or a here-string adds.
+ */
+export async function readStdinPassword(io: CliIo, flag: string): Promise<string> {
+  if (!io.readStdin) throw new UsageError(`${flag}: standard input cannot be read here`);
+  let text: string;
+  try {
+    text = await io.readStdin();
+  } catch (error) {
+    if (error instanceof UsageError) throw new UsageError(`${flag}: ${error.message}`);
+    throw error;
+  }
+  const password = text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text;
+  if (password === '') throw new UsageError(`${flag}: standard input is empty; pipe the password to it`);
+  return password;
+}
+
 type Printable = Record<string, unknown> | Array<Record<string, unknown>>;
 
 function formatValue(value: unknown): string {
