@@ -31,6 +31,13 @@ export default tseslint.config(
     },
   },
   {
+    // The single-page app example runs in the browser, with oidc-client-ts's browser build as the global `oidc`.
+    files: ['examples/spa/**/*.js'],
+    languageOptions: {
+      globals: { oidc: 'readonly', document: 'readonly', location: 'readonly', history: 'readonly', sessionStorage: 'readonly' },
+    },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },
   },
