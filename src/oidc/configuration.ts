@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { AsymmetricSigningAlgorithm, Configuration, ErrorOut, JWK, KoaContextWithOIDC } from 'oidc-provider';
+import { errors, type AsymmetricSigningAlgorithm, type Configuration, type ErrorOut, type JWK, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/load-config.js';
 import { EXTERNAL_SIGNING, LocalSigningKey } from '../keys/signing-key.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
@@ -116,8 +116,18 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
       devInteractions: { enabled: false },
       externalSigningSupport: EXTERNAL_SIGNING,
       clientCredentials: { enabled: true },
-      introspection: { enabled: true },
-      revocation: { enabled: true },
+      // A client learns about, and may revoke, only its own tokens (oidc-provider's default would let
+      // any confidential client introspect any token; answered as inactive instead).
+      introspection: { enabled: true, allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId },
+      revocation: {
+        enabled: true,
+        allowedPolicy(_ctx, client, token) {
+          if (token.clientId === client.clientId) return true;
+          // RFC 7009 §2.1: refuse a confidential client; a public one is told nothing.
+          if (client.clientAuthMethod === 'none') return false;
+          throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        },
+      },
       userinfo: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,

@@ -126,6 +126,26 @@ describe('sessions, refresh tokens, revocation, logout', () => {
     expect(((await response.json()) as { error: string }).error).toMatch(/invalid_request|invalid_client/);
   });
 
+  it('lets a client introspect and revoke only its own tokens', async () => {
+    const { body } = await signInForTokens();
+    const refreshToken = String(body.refresh_token);
+    const other = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'Nosy Service', '--resource', api, '--scope', 'read');
+    recordSecret(other.client_secret);
+    const call = (endpoint: string, who: { clientId: string; clientSecret: string }) =>
+      fetch(`${base}/token/${endpoint}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${who.clientId}:${who.clientSecret}`).toString('base64')}` },
+        body: new URLSearchParams({ token: refreshToken, token_type_hint: 'refresh_token' }),
+      });
+    const nosy = { clientId: other.client_id, clientSecret: other.client_secret };
+    expect(await (await call('introspection', nosy)).json()).toEqual({ active: false });
+    const revoke = await call('revocation', nosy);
+    expect(revoke.status).toBe(400);
+    expect(((await revoke.json()) as { error: string }).error).toBe('invalid_request');
+    // Untouched, and visible to its own client.
+    expect(((await (await call('introspection', client)).json()) as { active: boolean }).active).toBe(true);
+  });
+
   it('says that a JWT access token is self-contained when it is introspected or revoked', async () => {
     const { verifier, challenge } = pkce();
     const url = authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, scope: 'openid read', resource: api, code_challenge: challenge, code_challenge_method: 'S256' });
