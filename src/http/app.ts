@@ -8,10 +8,13 @@ import type { Metrics } from '../observability/metrics.js';
 import type { ProviderHost } from '../oidc/provider-host.js';
 import { healthRoutes, type ReadinessCheck } from './health.routes.js';
 import { requestLogging } from './request-logging.js';
-import { bodyLimit, securityHeaders } from './security-headers.js';
+import { bodyLimit, securityHeaders, validHost } from './security-headers.js';
 
 function routerMiddleware(router: Router): Koa.Middleware {
-  return compose([router.routes(), router.allowedMethods()]) as unknown as Koa.Middleware;
+  const dispatch = compose([router.routes(), router.allowedMethods()]) as unknown as Koa.Middleware;
+  // A method no route of the router can take (TRACE, CONNECT…) goes on to the provider's 404, as an
+  // unknown path does: koa-router would answer 501 Not Implemented, a server error.
+  return (ctx, next) => (router.methods.includes(ctx.method) ? dispatch(ctx, next) : next());
 }
 
 /**
@@ -54,7 +57,6 @@ export function createApp(deps: {
   }
   app.use(requestLogging(logger, deps.metrics));
   app.use(securityHeaders({ hsts: config.issuer.startsWith('https:') }));
-  app.use(bodyLimit(config.bodyLimitBytes));
   // One dispatch by path: Gatehouse's own routes run only for their own paths, and everything
   // else (the token endpoint above all) goes to the provider without passing through them.
   const health = routerMiddleware(healthRoutes(deps.readiness));
@@ -65,6 +67,11 @@ export function createApp(deps: {
     ctx.body = deps.pages.stylesheet;
   };
   const routes = deps.routers.map((router) => ({ prefix: router.opts.prefix ?? '', middleware: routerMiddleware(router) }));
+  // The Host check and the body limit, in the OAuth error format, guard the provider only: it builds
+  // its links from the request, and the admin API and the sign-in pages read bodies themselves under
+  // the same limit, refusing a larger one in their own formats (a problem document, a page). What
+  // they do not answer still reaches the provider through here.
+  const provider = compose([validHost(), bodyLimit(config.bodyLimitBytes), host.middleware]) as unknown as Koa.Middleware;
   const { metrics } = deps;
   const metricsRoute: Koa.Middleware | undefined =
     metrics && !deps.metricsOnOwnPort
@@ -85,7 +92,7 @@ export function createApp(deps: {
     const own = ownRoute(ctx.path);
     // A route that does not answer (wrong method, unknown sub-path) falls through to the provider,
     // which answers 404/405 in the OAuth error format.
-    return own ? own(ctx, () => host.middleware(ctx, next)) : host.middleware(ctx, next);
+    return own ? own(ctx, () => provider(ctx, next)) : provider(ctx, next);
   });
   return app;
 }

@@ -21,6 +21,22 @@ export function securityHeaders(options: { hsts: boolean }): Middleware {
 }
 
 /**
+ * Refuses a request whose Host header (or absolute request target) makes no URL, such as
+ * `Host: 4294967296`: oidc-provider builds its links (form actions, redirects) from the request and
+ * would fail on it with a 500. 400, in the OAuth error format.
+ */
+export function validHost(): Middleware {
+  return async (ctx, next) => {
+    if (!URL.parse(ctx.href)) {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request', error_description: 'the Host header is not a valid host' };
+      return;
+    }
+    await next();
+  };
+}
+
+/**
  * Refuses bodies over the limit: by Content-Length before anything reads them, and (for chunked
  * bodies, which oidc-provider reads itself, 56 KiB at most) when the provider found one too large.
  * Either way 413, in the OAuth error format.

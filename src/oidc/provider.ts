@@ -6,6 +6,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { verifyClientSecret } from '../services/client-secrets.js';
 import { buildConfiguration, type ProviderDeps } from './configuration.js';
 import { registrationAnswers } from './registration.js';
+import { ignoreResumeQuery } from './resume-query.js';
 import { rewriteProtocolErrors } from './token-errors.js';
 
 const PROVIDER_ERROR_EVENTS = [
@@ -48,6 +49,7 @@ interface ErrorLike {
 export function createProvider(deps: ProviderDeps & { logger: Logger; audit?: AuditSink | undefined; metrics?: Metrics | undefined }): Provider {
   const provider = new Provider(deps.config.issuer, buildConfiguration(deps));
   provider.proxy = deps.config.trustProxy;
+  provider.use(ignoreResumeQuery(provider.pathFor('authorization')));
   provider.use(rewriteProtocolErrors);
   if (deps.config.registrationEnabled) provider.use(registrationAnswers);
 

@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import { containsPattern } from './like.js';
+import { hasNul } from './text.js';
 import type { ClientRow, ClientRowUpdate, Database, NewClientRow, StoredJwks } from './tables.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -52,6 +53,7 @@ export async function insertClient(db: Db, row: NewClientRow): Promise<ClientRec
 }
 
 export async function findClientById(db: Db, clientId: string): Promise<ClientRecord | undefined> {
+  if (hasNul(clientId)) return undefined;
   const row = await db.selectFrom('clients').selectAll().where('client_id', '=', clientId).executeTakeFirst();
   return row && toClientRecord(row);
 }
@@ -95,6 +97,7 @@ export async function listClientsPage(
   db: Db,
   options: { limit: number; after?: string | undefined; nameContains?: string | undefined },
 ): Promise<ClientRecord[]> {
+  if (hasNul(options.after) || hasNul(options.nameContains)) return [];
   let query = db.selectFrom('clients').selectAll().orderBy('client_id').limit(options.limit);
   if (options.after) query = query.where('client_id', '>', options.after);
   if (options.nameContains) query = query.where('client_name', 'ilike', containsPattern(options.nameContains));

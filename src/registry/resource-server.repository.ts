@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import { containsPattern } from './like.js';
+import { hasNul } from './text.js';
 import type { Database, NewResourceServerRow, ResourceServerRow, ResourceServerRowUpdate } from './tables.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -32,6 +33,7 @@ export async function insertResourceServer(db: Db, row: NewResourceServerRow): P
 }
 
 export async function findResourceServer(db: Db, idOrIdentifier: string): Promise<ResourceServer | undefined> {
+  if (hasNul(idOrIdentifier)) return undefined;
   const row = await db
     .selectFrom('resource_servers')
     .selectAll()
@@ -69,6 +71,7 @@ export async function listResourceServersPage(
   db: Db,
   options: { limit: number; after?: string | undefined; contains?: string | undefined },
 ): Promise<ResourceServer[]> {
+  if (hasNul(options.after) || hasNul(options.contains)) return [];
   let query = db.selectFrom('resource_servers').selectAll().orderBy('id').limit(options.limit);
   if (options.after) query = query.where('id', '>', options.after);
   const text = options.contains;

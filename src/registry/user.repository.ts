@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import { containsPattern } from './like.js';
 import { prepareQuery } from './prepared.js';
+import { hasNul } from './text.js';
 import type { Database, NewUserRow, UserRow, UserRowUpdate } from './tables.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -39,6 +40,7 @@ export async function insertUser(db: Db, row: NewUserRow): Promise<UserRecord> {
 const userByIdQuery = (db: Db, id: string) => db.selectFrom('users').selectAll().where('id', '=', id);
 
 export async function findUserById(db: Db, id: string): Promise<UserRecord | undefined> {
+  if (hasNul(id)) return undefined;
   const row = await userByIdQuery(db, id).executeTakeFirst();
   return row && toUserRecord(row);
 }
@@ -47,6 +49,7 @@ export async function findUserById(db: Db, id: string): Promise<UserRecord | und
 export function prepareFindUserById(db: Kysely<Database>): (id: string) => Promise<UserRecord | undefined> {
   const query = prepareQuery(db, 1, (id: string) => userByIdQuery(db, id));
   return async (id) => {
+    if (hasNul(id)) return undefined;
     const [row] = await query.execute(id);
     return row && toUserRecord(row);
   };
@@ -54,6 +57,7 @@ export function prepareFindUserById(db: Kysely<Database>): (id: string) => Promi
 
 /** Looks an email up whatever its case: `lower(email) = lower($1)`, which the unique index serves. */
 export async function findUserByEmail(db: Db, email: string): Promise<UserRecord | undefined> {
+  if (hasNul(email)) return undefined;
   const row = await db
     .selectFrom('users')
     .selectAll()
@@ -133,6 +137,7 @@ export async function listUsersPage(
   db: Db,
   options: { limit: number; after?: string | undefined; emailContains?: string | undefined },
 ): Promise<UserRecord[]> {
+  if (hasNul(options.after) || hasNul(options.emailContains)) return [];
   let query = db.selectFrom('users').selectAll().orderBy('id').limit(options.limit);
   if (options.after) query = query.where('id', '>', options.after);
   const text = options.emailContains;

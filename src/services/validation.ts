@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { hasNul } from '../registry/text.js';
 import type { FieldError } from './errors.js';
 import { ValidationError } from './errors.js';
 
@@ -52,13 +53,42 @@ export const resourceIdentifier = z.string().superRefine((value, ctx) => {
   }
 });
 
-/** Parses with a zod schema, turning its issues into a ValidationError that names each field. */
+/**
+ * Where the input holds a NUL character (in a value or a member name), as field paths: the registry
+ * cannot store one (see hasNul), so it is refused here rather than failing in the database. Walked
+ * without recursion: a JSON body may nest deeper than the stack.
+ */
+function nulFields(input: unknown): string[] {
+  const found: string[] = [];
+  const pending: Array<{ value: unknown; path: string[] }> = [{ value: input, path: [] }];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const { value, path } = next;
+    if (typeof value === 'string') {
+      if (hasNul(value)) found.push(path.length > 0 ? path.join('.') : 'body');
+    } else if (Array.isArray(value)) {
+      value.forEach((item, index) => pending.push({ value: item, path: [...path, String(index)] }));
+    } else if (typeof value === 'object' && value !== null) {
+      for (const [key, item] of Object.entries(value)) {
+        if (hasNul(key)) found.push(path.length > 0 ? path.join('.') : 'body');
+        pending.push({ value: item, path: [...path, key] });
+      }
+    }
+  }
+  return found;
+}
+
+/** Parses with a zod schema, turning its issues (and any NUL character) into a ValidationError that names each field. */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
   const result = schema.safeParse(input);
-  if (result.success) return result.data;
-  const errors: FieldError[] = result.error.issues.map((issue) => ({
-    field: issue.path.length > 0 ? issue.path.map(String).join('.') : 'body',
-    message: issue.message,
-  }));
+  const errors: FieldError[] = nulFields(input).map((field) => ({ field, message: 'must not contain a NUL character' }));
+  if (result.success && errors.length === 0) return result.data;
+  if (!result.success) {
+    errors.push(
+      ...result.error.issues.map((issue) => ({
+        field: issue.path.length > 0 ? issue.path.map(String).join('.') : 'body',
+        message: issue.message,
+      })),
+    );
+  }
   throw new ValidationError(errors);
 }

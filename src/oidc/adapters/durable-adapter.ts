@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { prepareQuery } from '../../registry/prepared.js';
 import type { Database } from '../../registry/tables.js';
+import { hasNul } from '../../registry/text.js';
 import { rethrowUnreachable } from '../../services/unavailable.js';
 import { deferCommit, deferConsume, deferredConsume } from './rotation-scope.js';
 
@@ -113,6 +114,8 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
     },
 
     async find(id: string) {
+      // A token or grant id from a request: one with a NUL byte cannot be stored, so is none of ours.
+      if (hasNul(id)) return undefined;
       const [row] = await findRow.execute(id);
       if (!row) return undefined;
       const payload = row.payload as AdapterPayload;
