@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import { ConfigError, loadConfig, type Config } from './config/load-config.js';
 import { runPrimary } from './cluster.js';
 import { loadDigestKey, loadSigningJwks } from './keys/key-store.js';
-import { createLogger } from './observability/logger.js';
+import { createLogger, wantsPrettyLogs } from './observability/logger.js';
 import { openServerDatabase } from './registry/database.js';
 import { migrateToLatest } from './registry/migrate.js';
 import { startServer } from './server.js';
@@ -67,7 +67,7 @@ async function serve(config: Config, logger: ReturnType<typeof createLogger>): P
 async function main(): Promise<number> {
   const config = readConfig();
   if (!config) return 1;
-  const logger = createLogger(config);
+  const logger = createLogger({ logLevel: config.logLevel, pretty: wantsPrettyLogs(config.nodeEnv, process.stdout) });
   if (config.workers > 1 && cluster.isPrimary) {
     try {
       await preparePrimary(config, logger);

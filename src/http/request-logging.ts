@@ -51,6 +51,16 @@ function routeOf(ctx: Parameters<Middleware>[0]): string {
   return typeof pattern === 'string' ? pattern : 'unmatched';
 }
 
+const GRANT_TYPES = new Set(['authorization_code', 'client_credentials', 'refresh_token']);
+
+/** "ok" below 400, else the answer's own error code (OAuth `error`, problem `type`), never request input. */
+function outcomeOf(ctx: Parameters<Middleware>[0]): string {
+  if (ctx.status < 400) return 'ok';
+  const body = ctx.body as { error?: unknown; type?: unknown } | undefined;
+  const code = typeof body?.error === 'string' ? body.error : typeof body?.type === 'string' ? body.type.split(':').pop() : undefined;
+  return typeof code === 'string' && /^[a-z_]{1,40}$/.test(code) ? code : 'error';
+}
+
 export function requestLogging(logger: Logger, metrics?: Metrics): Middleware {
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
@@ -81,9 +91,20 @@ export function requestLogging(logger: Logger, metrics?: Metrics): Middleware {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       metrics?.request(routeOf(ctx), ctx.method, ctx.status, ms / 1000);
       if (logger.isLevelEnabled('info')) {
-        const clientId = (ctx as { oidc?: { client?: { clientId?: string } } }).oidc?.client?.clientId;
+        const oidc = (ctx as { oidc?: { client?: { clientId?: string }; params?: { grant_type?: unknown } } }).oidc;
+        const clientId = oidc?.client?.clientId;
+        const grant = typeof oidc?.params?.grant_type === 'string' && GRANT_TYPES.has(oidc.params.grant_type) ? oidc.params.grant_type : undefined;
         log().info(
-          { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 100) / 100, ...(clientId ? { clientId } : {}) },
+          {
+            method: ctx.method,
+            path: ctx.path,
+            route: routeOf(ctx),
+            status: ctx.status,
+            outcome: outcomeOf(ctx),
+            ms: Math.round(ms * 100) / 100,
+            ...(clientId ? { clientId } : {}),
+            ...(grant ? { grant } : {}),
+          },
           'request',
         );
       }

@@ -26,11 +26,17 @@ export function securityHeaders(options: { hsts: boolean }): Middleware {
  * would fail on it with a 500. 400, in the OAuth error format.
  */
 export function validHost(): Middleware {
+  // Nearly every request carries the same Host: the last one found valid is not parsed again.
+  let lastValid: string | undefined;
   return async (ctx, next) => {
-    if (!URL.parse(ctx.href)) {
-      ctx.status = 400;
-      ctx.body = { error: 'invalid_request', error_description: 'the Host header is not a valid host' };
-      return;
+    const host = ctx.host;
+    if (host !== lastValid || host === '') {
+      if (!URL.parse(ctx.href)) {
+        ctx.status = 400;
+        ctx.body = { error: 'invalid_request', error_description: 'the Host header is not a valid host' };
+        return;
+      }
+      lastValid = host;
     }
     await next();
   };

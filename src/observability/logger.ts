@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
+import pinoPretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -32,13 +33,28 @@ export const REDACT_PATHS = [
   '*.client_assertion',
 ];
 
+/** Pretty, coloured lines instead of JSON: for a person watching a terminal in development. */
+export function wantsPrettyLogs(nodeEnv: string, stdout: { isTTY?: boolean }): boolean {
+  return nodeEnv === 'development' && stdout.isTTY === true;
+}
+
 /**
- * JSON logger (one object per line) that redacts secrets.
+ * JSON logger (one object per line) that redacts secrets; with `pretty`, the same entries as
+ * readable lines (pino-pretty), for a terminal in development.
  *
  * @example
- * const logger = createLogger({ logLevel: 'info' });
+ * const logger = createLogger({ logLevel: 'info', pretty: wantsPrettyLogs(config.nodeEnv, process.stdout) });
  */
-export function createLogger(options: { logLevel: string }, destination?: DestinationStream): Logger {
+export function createLogger(options: { logLevel: string; pretty?: boolean }, destination?: DestinationStream): Logger {
+  if (options.pretty) {
+    destination = pinoPretty({
+      destination: destination ?? 1,
+      colorize: destination === undefined,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,service',
+      sync: true,
+    });
+  }
   return pino(
     {
       level: options.logLevel,

@@ -100,10 +100,19 @@ export function createMetrics(deps: { keyAges?: () => Promise<Array<{ kid: strin
     });
   }
 
+  // Per-request series are looked up once per label combination and kept: prom-client hashes the
+  // label object on every call otherwise (a few microseconds on the token path).
+  const requestSeries = new Map<string, { observe(value: number): void }>();
+  const tokenSeries = new Map<string, { inc(): void }>();
+
   return {
     registry,
     tokenIssued(grantType, clientId) {
-      tokens.inc({ grant_type: GRANT_TYPES.has(grantType) ? grantType : 'other', client_id: clientId });
+      const grant = GRANT_TYPES.has(grantType) ? grantType : 'other';
+      const key = `${grant} ${clientId}`;
+      let series = tokenSeries.get(key);
+      if (!series) tokenSeries.set(key, (series = tokens.labels({ grant_type: grant, client_id: clientId })));
+      series.inc();
     },
     tokenError(grantType, error) {
       tokenErrors.inc({ grant_type: GRANT_TYPES.has(grantType) ? grantType : 'other', error: /^[a-z_]{1,40}$/.test(error) ? error : 'other' });
@@ -115,7 +124,13 @@ export function createMetrics(deps: { keyAges?: () => Promise<Array<{ kid: strin
       rateLimited.inc({ limiter });
     },
     request(route, method, status, seconds) {
-      requests.observe({ route, method: METHODS.has(method) ? method : 'other', status: `${Math.floor(status / 100)}xx` }, seconds);
+      const key = `${route} ${method} ${status}`;
+      let series = requestSeries.get(key);
+      if (!series) {
+        series = requests.labels({ route, method: METHODS.has(method) ? method : 'other', status: `${Math.floor(status / 100)}xx` });
+        requestSeries.set(key, series);
+      }
+      series.observe(seconds);
     },
     dependency(name, operation, seconds, failed) {
       dependencies.observe({ dependency: name, operation, outcome: failed ? 'error' : 'ok' }, seconds);

@@ -12,8 +12,8 @@ import type { Middleware } from 'koa';
  */
 export function ignoreResumeQuery(authorizationPath: string): Middleware {
   const prefix = `${authorizationPath}/`;
-  return async (ctx, next) => {
+  return (ctx, next) => {
     if (ctx.querystring && ctx.path.startsWith(prefix)) ctx.querystring = '';
-    await next();
+    return next();
   };
 }
