@@ -89,7 +89,8 @@ export function requestLogging(logger: Logger, metrics?: Metrics): Middleware {
           : { error: 'invalid_request', error_description: err.expose && err.message ? err.message : 'bad request' };
     } finally {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      metrics?.request(routeOf(ctx), ctx.method, ctx.status, ms / 1000);
+      const route = routeOf(ctx);
+      metrics?.request(route, ctx.method, ctx.status, ms / 1000);
       if (logger.isLevelEnabled('info')) {
         const oidc = (ctx as { oidc?: { client?: { clientId?: string }; params?: { grant_type?: unknown } } }).oidc;
         const clientId = oidc?.client?.clientId;
@@ -98,7 +99,7 @@ export function requestLogging(logger: Logger, metrics?: Metrics): Middleware {
           {
             method: ctx.method,
             path: ctx.path,
-            route: routeOf(ctx),
+            route,
             status: ctx.status,
             outcome: outcomeOf(ctx),
             ms: Math.round(ms * 100) / 100,

@@ -73,7 +73,8 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
   const isFirstParty = async (clientId: string) => (await cache.getClient(clientId))?.firstParty === true;
 
   return {
-    adapter: createAdapterFactory({ cache, store, db, clients: { db, issuer: config.issuer, digestKey }, idTokenSigningAlg: signingAlg }),
+    // The adapters answer DependencyUnavailable themselves (guardAdapter): they get the plain cache.
+    adapter: createAdapterFactory({ cache: deps.cache, store, db, clients: { db, issuer: config.issuer, digestKey }, idTokenSigningAlg: signingAlg }),
     jwks: { keys: jwks.map((jwk) => new LocalSigningKey(jwk)) },
     cookies: {
       keys: [...config.cookieKeys],

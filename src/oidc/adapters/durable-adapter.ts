@@ -83,8 +83,11 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
     throw new errors.InvalidGrant('refresh token already used');
   }
 
+  // Writes deferred past the adapter call (rotation-scope.ts) are outside guardAdapter: guarded here.
+  const databaseGone = rethrowUnreachable('database');
+
   async function consumeNow(id: string): Promise<void> {
-    if ((await consumeRow.executeCount(id)) === 0n) await refuseReuse(id);
+    if ((await consumeRow.executeCount(id).catch(databaseGone)) === 0n) await refuseReuse(id).catch(databaseGone);
   }
 
   return {
@@ -106,7 +109,6 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
       }
       // Rotation: the old token is spent and its successor stored in one statement, or neither,
       // once the request has succeeded (see rotation-scope.ts).
-      const databaseGone = rethrowUnreachable('database');
       deferCommit(async () => {
         const written = await rotateRow.executeCount(spent, ...row).catch(databaseGone);
         if (written === 0n) await refuseReuse(spent).catch(databaseGone);

@@ -22,11 +22,12 @@ const requests = new AsyncLocalStorage<Scope>();
  * concurrent reuse), the family is revoked and the answer becomes invalid_grant.
  *
  * @example
- * app.use(rotationScope());   // before the provider
+ * app.use(rotationScope(provider.pathFor('token')));   // before the provider
  */
-export function rotationScope(): Middleware {
+export function rotationScope(tokenPath = '/token'): Middleware {
   return (ctx, next) => {
-    if (ctx.method !== 'POST') return next();
+    // Only the token endpoint rotates refresh tokens.
+    if (ctx.method !== 'POST' || ctx.path !== tokenPath) return next();
     const scope: Scope = {};
     return requests.run(scope, async () => {
       await next();

@@ -69,10 +69,10 @@ describe.each(REGISTRY_ENGINES)('refresh-token rotation in one statement on $nam
   let registry: RegistryDatabase;
   let cleanup: () => Promise<void>;
   let refreshTokens: Adapter;
-  type FakeContext = { method: string; status: number; body?: unknown };
+  type FakeContext = { method: string; path: string; status: number; body?: unknown };
   /** Runs `body` as a token request that ends with `status`; answers the context as the client would see it. */
   const inRequest = async (body: () => Promise<void>, status = 200) => {
-    const ctx: FakeContext = { method: 'POST', status: 404 };
+    const ctx: FakeContext = { method: 'POST', path: '/token', status: 404 };
     await rotationScope()(ctx as unknown as Parameters<ReturnType<typeof rotationScope>>[0], async () => {
       await body();
       ctx.status = status;
