@@ -8,7 +8,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { ProviderHost } from '../oidc/provider-host.js';
 import { healthRoutes, type ReadinessCheck } from './health.routes.js';
 import { requestLogging } from './request-logging.js';
-import { bodyLimit, securityHeaders, validHost } from './security-headers.js';
+import { bodyLimit, hostCheck, securityHeaders, type EdgeStep } from './security-headers.js';
 
 function routerMiddleware(router: Router): Koa.Middleware {
   const dispatch = compose([router.routes(), router.allowedMethods()]) as unknown as Koa.Middleware;
@@ -47,16 +47,14 @@ export function createApp(deps: {
   });
 
   const draining = deps.draining;
-  if (draining) {
-    // During shutdown each keep-alive connection gets one more answer, marked to close, so a client
-    // never sends on a connection the server is about to drop.
-    app.use(async (ctx, next) => {
-      await next();
-      if (draining()) ctx.set('Connection', 'close');
-    });
-  }
-  app.use(requestLogging(logger, deps.metrics));
-  app.use(securityHeaders({ hsts: config.issuer.startsWith('https:') }));
+  // During shutdown each keep-alive connection gets one more answer, marked to close, so a client
+  // never sends on a connection the server is about to drop.
+  const closeWhenDraining: EdgeStep = {
+    after(ctx) {
+      if (draining?.()) ctx.set('Connection', 'close');
+    },
+  };
+  app.use(requestLogging(logger, deps.metrics, [closeWhenDraining, securityHeaders({ hsts: config.issuer.startsWith('https:') })]));
   // One dispatch by path: Gatehouse's own routes run only for their own paths, and everything
   // else (the token endpoint above all) goes to the provider without passing through them.
   const health = routerMiddleware(healthRoutes(deps.readiness));
@@ -71,7 +69,13 @@ export function createApp(deps: {
   // its links from the request, and the admin API and the sign-in pages read bodies themselves under
   // the same limit, refusing a larger one in their own formats (a problem document, a page). What
   // they do not answer still reaches the provider through here.
-  const provider = compose([validHost(), bodyLimit(config.bodyLimitBytes), host.middleware]) as unknown as Koa.Middleware;
+  const invalidHost = hostCheck();
+  const limit = bodyLimit(config.bodyLimitBytes);
+  const provider: Koa.Middleware = async (ctx, next) => {
+    if (invalidHost(ctx) || limit.before(ctx)) return;
+    await host.middleware(ctx, next);
+    limit.after(ctx);
+  };
   const { metrics } = deps;
   const metricsRoute: Koa.Middleware | undefined =
     metrics && !deps.metricsOnOwnPort

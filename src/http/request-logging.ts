@@ -1,4 +1,5 @@
 import type { Middleware } from 'koa';
+import type { EdgeStep } from './security-headers.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { resolveRequestId } from '../observability/request-id.js';
@@ -35,12 +36,6 @@ class RequestState {
 }
 
 /**
- * Gives each request an id (X-Request-Id in and out) and a child logger, and logs one JSON line
- * when it ends: method, path without the query string (it may hold codes), status, duration.
- * An error that escapes everything else is logged here once, with its stack, and answered
- * without one.
- */
-/**
  * The route a request is counted under: oidc-provider's route name (token, authorization, jwks…), a
  * Gatehouse route's pattern (/interaction/:uid/login, /admin/v1/clients/:id), or "unmatched".
  */
@@ -61,7 +56,18 @@ function outcomeOf(ctx: Parameters<Middleware>[0]): string {
   return typeof code === 'string' && /^[a-z_]{1,40}$/.test(code) ? code : 'error';
 }
 
-export function requestLogging(logger: Logger, metrics?: Metrics): Middleware {
+/**
+ * Gives each request an id (X-Request-Id in and out) and a child logger, and logs one JSON line
+ * when it ends: method, path without the query string (it may hold codes), status, duration.
+ * An error that escapes everything else is logged here once, with its stack, and answered
+ * without one. `steps` (security headers, the shutdown mark) run first on the way in and last on
+ * the way out, after the error answer is set.
+ */
+export function requestLogging(logger: Logger, metrics?: Metrics, steps: readonly EdgeStep[] = []): Middleware {
+  // Steps run inside this one middleware, not as Koa layers of their own: each layer costs a few
+  // promises per request, and with async context tracking on (oidc-provider's) every promise costs.
+  const before = steps.flatMap((step) => (step.before ? [step.before] : []));
+  const after = steps.flatMap((step) => (step.after ? [step.after] : [])).reverse();
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const requestId = resolveRequestId(ctx.get('X-Request-Id') || undefined);
@@ -69,6 +75,7 @@ export function requestLogging(logger: Logger, metrics?: Metrics): Middleware {
     ctx.state = state;
     const log = () => state.log;
     ctx.set('X-Request-Id', requestId);
+    for (const step of before) step(ctx);
     try {
       await next();
     } catch (error) {
@@ -88,6 +95,7 @@ export function requestLogging(logger: Logger, metrics?: Metrics): Middleware {
           ? { error: 'server_error', error_description: 'internal error' }
           : { error: 'invalid_request', error_description: err.expose && err.message ? err.message : 'bad request' };
     } finally {
+      for (const step of after) step(ctx);
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const route = routeOf(ctx);
       metrics?.request(route, ctx.method, ctx.status, ms / 1000);

@@ -1,67 +1,79 @@
-import type { Middleware } from 'koa';
+import type { Context } from 'koa';
 
-/** Security headers on every response; HSTS only when the issuer is https. */
-export function securityHeaders(options: { hsts: boolean }): Middleware {
-  return async (ctx, next) => {
-    ctx.set('X-Content-Type-Options', 'nosniff');
-    ctx.set('Referrer-Policy', 'no-referrer');
-    ctx.set('X-Frame-Options', 'DENY');
-    ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
-    ctx.set('Cross-Origin-Resource-Policy', 'same-site');
-    if (options.hsts) ctx.set('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
-    try {
-      await next();
-    } finally {
-      ctx.remove('X-Powered-By');
-      if (ctx.response.type === 'text/html' && !ctx.response.get('Content-Security-Policy')) {
-        ctx.set('Content-Security-Policy', "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+/** One piece of the edge middleware (see app.ts): runs before the request goes on, and after its answer is built. */
+export interface EdgeStep {
+  before?(ctx: Context): void;
+  after?(ctx: Context): void;
+}
+
+const PAGE_CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/** Security headers on every response; HSTS only when the issuer is https; a CSP on HTML that set none. */
+export function securityHeaders(options: { hsts: boolean }): EdgeStep {
+  const headers: Array<[string, string]> = [
+    ['X-Content-Type-Options', 'nosniff'],
+    ['Referrer-Policy', 'no-referrer'],
+    ['X-Frame-Options', 'DENY'],
+    ['Cross-Origin-Opener-Policy', 'same-origin'],
+    ['Cross-Origin-Resource-Policy', 'same-site'],
+    ...(options.hsts ? ([['Strict-Transport-Security', 'max-age=31536000; includeSubDomains']] as Array<[string, string]>) : []),
+  ];
+  return {
+    before(ctx) {
+      for (const [name, value] of headers) ctx.set(name, value);
+    },
+    after(ctx) {
+      if (ctx.res.hasHeader('X-Powered-By')) ctx.remove('X-Powered-By');
+      const type = ctx.response.get('Content-Type');
+      if (typeof type === 'string' && type.startsWith('text/html') && !ctx.res.hasHeader('Content-Security-Policy')) {
+        ctx.set('Content-Security-Policy', PAGE_CSP);
       }
-    }
+    },
   };
 }
 
 /**
  * Refuses a request whose Host header (or absolute request target) makes no URL, such as
  * `Host: 4294967296`: oidc-provider builds its links (form actions, redirects) from the request and
- * would fail on it with a 500. 400, in the OAuth error format.
+ * would fail on it with a 500. Answers true (and 400, in the OAuth error format) when it refused.
  */
-export function validHost(): Middleware {
+export function hostCheck(): (ctx: Context) => boolean {
   // Nearly every request carries the same Host: the last one found valid is not parsed again.
   let lastValid: string | undefined;
-  return async (ctx, next) => {
+  return (ctx) => {
     const host = ctx.host;
-    if (host !== lastValid || host === '') {
-      if (!URL.parse(ctx.href)) {
-        ctx.status = 400;
-        ctx.body = { error: 'invalid_request', error_description: 'the Host header is not a valid host' };
-        return;
-      }
-      lastValid = host;
+    if (host === lastValid && host !== '') return false;
+    if (!URL.parse(ctx.href)) {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request', error_description: 'the Host header is not a valid host' };
+      return true;
     }
-    await next();
+    lastValid = host;
+    return false;
   };
 }
 
 /**
- * Refuses bodies over the limit: by Content-Length before anything reads them, and (for chunked
- * bodies, which oidc-provider reads itself, 56 KiB at most) when the provider found one too large.
- * Either way 413, in the OAuth error format.
+ * Refuses bodies over the limit: by Content-Length before anything reads them (`before`), and (for
+ * chunked bodies, which oidc-provider reads itself, 56 KiB at most) when the provider found one too
+ * large (`after`). Either way 413, in the OAuth error format. `before` answers true when it refused.
  */
-export function bodyLimit(limitBytes: number): Middleware {
+export function bodyLimit(limitBytes: number): { before(ctx: Context): boolean; after(ctx: Context): void } {
   const tooLarge = { error: 'invalid_request', error_description: `request body is larger than ${limitBytes} bytes` };
-  return async (ctx, next) => {
-    const length = Number(ctx.get('Content-Length') || 0);
-    if (length > limitBytes) {
-      ctx.status = 413;
-      ctx.body = tooLarge;
-      ctx.set('Connection', 'close');
-      return;
-    }
-    await next();
-    if (ctx.state.entityTooLarge) {
-      ctx.status = 413;
-      ctx.body = tooLarge;
-      ctx.set('Connection', 'close');
-    }
+  const refuse = (ctx: Context) => {
+    ctx.status = 413;
+    ctx.body = tooLarge;
+    ctx.set('Connection', 'close');
+  };
+  return {
+    before(ctx) {
+      const length = ctx.get('Content-Length');
+      if (!(Number(length) > limitBytes)) return false;
+      refuse(ctx);
+      return true;
+    },
+    after(ctx) {
+      if (ctx.state.entityTooLarge) refuse(ctx);
+    },
   };
 }

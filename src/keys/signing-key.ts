@@ -11,10 +11,14 @@ const SIGN_PARAMETERS: Record<string, { digest: string | null; options: Omit<Sig
 
 /**
  * A private signing key that oidc-provider hands the JWS signing input to, through its external
- * signing support. node:crypto signs it synchronously on the calling thread: the same signature
- * jose would make, without WebCrypto's key wrapping and thread-pool hop (about 0.12 ms less CPU per
- * RS256 token, measured in bench/). Gatehouse scales across cores with worker processes, so the
- * thread pool would not add parallelism there.
+ * signing support. node:crypto signs it on the libuv thread pool: the same signature jose would
+ * make, without WebCrypto's key wrapping and algorithm normalisation on the main thread.
+ *
+ * On the pool rather than synchronously on the main thread: under load the pool signs one token
+ * after another with the RSA key's tables hot in the CPU cache, while the main thread serves the
+ * next request; signing inline between requests measured about 0.1 ms more CPU per token
+ * (bench/results/2026-11-23-before-async-signing.md). On more than one core a single process also
+ * signs in parallel.
  *
  * @example
  * const key = new LocalSigningKey(privateJwk);
@@ -52,8 +56,10 @@ export class LocalSigningKey extends ExternalSigningKey {
     return this.#publicKey;
   }
 
-  override sign(data: Buffer): Buffer {
-    return sign(this.#digest, data, this.#signOptions);
+  override sign(data: Buffer): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      sign(this.#digest, data, this.#signOptions, (error, signature) => (error ? reject(error) : resolve(signature)));
+    });
   }
 }
 

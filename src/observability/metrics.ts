@@ -104,6 +104,7 @@ export function createMetrics(deps: { keyAges?: () => Promise<Array<{ kid: strin
   // label object on every call otherwise (a few microseconds on the token path).
   const requestSeries = new Map<string, { observe(value: number): void }>();
   const tokenSeries = new Map<string, { inc(): void }>();
+  const dependencySeries = new Map<string, { observe(value: number): void }>();
 
   return {
     registry,
@@ -133,7 +134,11 @@ export function createMetrics(deps: { keyAges?: () => Promise<Array<{ kid: strin
       series.observe(seconds);
     },
     dependency(name, operation, seconds, failed) {
-      dependencies.observe({ dependency: name, operation, outcome: failed ? 'error' : 'ok' }, seconds);
+      const outcome = failed ? 'error' : 'ok';
+      const key = `${name} ${operation} ${outcome}`;
+      let series = dependencySeries.get(key);
+      if (!series) dependencySeries.set(key, (series = dependencies.labels({ dependency: name, operation, outcome })));
+      series.observe(seconds);
     },
   };
 }

@@ -8,6 +8,7 @@ import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { rethrowUnreachable } from '../services/unavailable.js';
 import { createAdapterFactory } from './adapters/index.js';
 import { findLatestGrantId } from './adapters/durable-adapter.js';
+import { takeReadAheadAccount } from './adapters/rotation-scope.js';
 import { pageCsp, type Pages } from './pages.js';
 import { registrationFeatures } from './registration.js';
 import { createResourceIndicators } from './resource-indicators.js';
@@ -149,8 +150,10 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
-    async findAccount(_ctx, sub) {
-      const account = await accounts.findById(sub);
+    async findAccount(ctx, sub) {
+      // On a refresh the account was read with the refresh token (see durable-adapter.ts).
+      const readAhead = takeReadAheadAccount(ctx, sub);
+      const account = readAhead.found ? readAhead.record : await accounts.findById(sub);
       if (!account || account.disabled) return undefined;
       return {
         accountId: account.id,

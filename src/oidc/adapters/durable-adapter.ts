@@ -2,9 +2,33 @@ import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { prepareQuery } from '../../registry/prepared.js';
 import type { Database } from '../../registry/tables.js';
+
+/** The account columns read with a refresh token (a left join: all null when the account is gone). */
+interface AccountColumns {
+  user_id: string | null;
+  email: string | null;
+  email_verified: boolean | null;
+  name: string | null;
+  disabled: boolean | null;
+  updated_at: Date | null;
+}
+const accountOf = (row: AccountColumns): AccountRecord | undefined =>
+  row.user_id === null || row.email === null || row.updated_at === null
+    ? undefined
+    : { id: row.user_id, email: row.email, emailVerified: row.email_verified === true, name: row.name, disabled: row.disabled !== false, updatedAt: row.updated_at };
 import { hasNul } from '../../registry/text.js';
 import { rethrowUnreachable } from '../../services/unavailable.js';
-import { deferCommit, deferConsume, deferredConsume } from './rotation-scope.js';
+import type { AccountRecord } from '../configuration.js';
+import {
+  deferCommit,
+  deferConsume,
+  deferredConsume,
+  inTokenRequest,
+  keepReadAhead,
+  providerRequest,
+  takeReadAheadGrant,
+  type CurrentRequest,
+} from './rotation-scope.js';
 
 /**
  * Models that must survive a Redis flush: a consent (Grant) and the refresh tokens issued under it,
@@ -15,6 +39,10 @@ export const DURABLE_MODELS = new Set(['Grant', 'RefreshToken', 'InitialAccessTo
 
 const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
 
+/** A stored payload as oidc-provider reads it: `consumed` (epoch seconds) once spent. */
+const withConsumed = (payload: AdapterPayload, consumedAt: Date | null): AdapterPayload =>
+  consumedAt ? { ...payload, consumed: epoch(consumedAt) } : payload;
+
 /** id, grant_id, account_id, client_id, payload (JSON text), expires_at, consumed_at */
 type UpsertArgs = [string, string | null, string | null, string | null, string, Date | null, Date | null];
 
@@ -23,7 +51,7 @@ type UpsertArgs = [string, string | null, string | null, string | null, string, 
  * `consume` is atomic: of two requests presenting the same refresh token at once, one wins and the
  * other is told the token was already used, and the whole family is revoked (reuse detection).
  */
-export function createDurableAdapter(model: string, db: Kysely<Database>): Adapter {
+export function createDurableAdapter(model: string, db: Kysely<Database>, currentRequest: CurrentRequest = providerRequest): Adapter {
   const rows = () => db.selectFrom('oidc_durable').where('model', '=', model);
   // The per-request queries (refresh: find, find the grant, consume, save the next token) are
   // compiled once; see prepareQuery.
@@ -42,6 +70,25 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
       .select(['payload', 'consumed_at'])
       .where('id', '=', id)
       .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)])),
+  );
+  // On the token endpoint a refresh token is always followed by a lookup of its grant and of its
+  // account: all three are read in one statement (one round trip instead of three).
+  const findWithFamily = prepareQuery(db, 1, (id: string) =>
+    db
+      .selectFrom('oidc_durable as token')
+      .leftJoin('oidc_durable as consent', (join) =>
+        join
+          .on('consent.model', '=', 'Grant')
+          .onRef('consent.id', '=', 'token.grant_id')
+          .on((eb) => eb.or([eb('consent.expires_at', 'is', null), eb('consent.expires_at', '>', sql<Date>`now()`)])),
+      )
+      .leftJoin('users', 'users.id', 'token.account_id')
+      .select(['token.payload', 'token.consumed_at', 'token.grant_id', 'token.account_id', 'consent.payload as grant_payload', 'consent.consumed_at as grant_consumed_at'])
+      // What the provider needs of the account (AccountRecord), not its password hash.
+      .select(['users.id as user_id', 'users.email', 'users.email_verified', 'users.name', 'users.disabled', 'users.updated_at'])
+      .where('token.model', '=', model)
+      .where('token.id', '=', id)
+      .where((eb) => eb.or([eb('token.expires_at', 'is', null), eb('token.expires_at', '>', sql<Date>`now()`)])),
   );
   const consumeRow = prepareQuery(db, 1, (id: string) =>
     db
@@ -92,7 +139,8 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
 
   return {
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
-      const spent = model === 'RefreshToken' ? deferredConsume() : undefined;
+      const request = currentRequest();
+      const spent = model === 'RefreshToken' ? deferredConsume(request) : undefined;
       const row: UpsertArgs = [
         id,
         // A Grant is its own family: its rows and its refresh tokens share one grant_id.
@@ -109,7 +157,7 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
       }
       // Rotation: the old token is spent and its successor stored in one statement, or neither,
       // once the request has succeeded (see rotation-scope.ts).
-      deferCommit(async () => {
+      deferCommit(request, async () => {
         const written = await rotateRow.executeCount(spent, ...row).catch(databaseGone);
         if (written === 0n) await refuseReuse(spent).catch(databaseGone);
       });
@@ -118,10 +166,23 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
     async find(id: string) {
       // A token or grant id from a request: one with a NUL byte cannot be stored, so is none of ours.
       if (hasNul(id)) return undefined;
+      const request = currentRequest();
+      if (model === 'Grant') {
+        const readAhead = takeReadAheadGrant(request, id);
+        if (readAhead.found) return readAhead.payload;
+      } else if (model === 'RefreshToken' && inTokenRequest(request)) {
+        const [row] = await findWithFamily.execute(id);
+        if (!row) return undefined;
+        keepReadAhead(request, {
+          ...(row.grant_id ? { grant: { id: row.grant_id, payload: row.grant_payload ? withConsumed(row.grant_payload as AdapterPayload, row.grant_consumed_at) : undefined } } : {}),
+          ...(row.account_id
+            ? { account: { id: row.account_id, record: accountOf(row) } }
+            : {}),
+        });
+        return withConsumed(row.payload as AdapterPayload, row.consumed_at);
+      }
       const [row] = await findRow.execute(id);
-      if (!row) return undefined;
-      const payload = row.payload as AdapterPayload;
-      return row.consumed_at ? { ...payload, consumed: epoch(row.consumed_at) } : payload;
+      return row ? withConsumed(row.payload as AdapterPayload, row.consumed_at) : undefined;
     },
 
     findByUid: () => Promise.resolve(undefined),
@@ -129,7 +190,7 @@ export function createDurableAdapter(model: string, db: Kysely<Database>): Adapt
 
     async consume(id: string) {
       // A refresh token is spent together with the save of its successor (see rotation-scope.ts).
-      if (model === 'RefreshToken' && deferConsume(id, () => consumeNow(id))) return;
+      if (model === 'RefreshToken' && deferConsume(currentRequest(), id, () => consumeNow(id))) return;
       await consumeNow(id);
     },
 

@@ -1,16 +1,28 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Middleware } from 'koa';
-import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import { errors, Provider, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
+import type { AccountRecord } from '../configuration.js';
 import { DependencyUnavailable, RETRY_AFTER_SECONDS } from '../../services/unavailable.js';
 
+/** What one token request keeps between the adapter calls oidc-provider makes for it. */
 interface Scope {
   /** A refresh token oidc-provider asked to consume, with how to consume it on its own. */
   spent?: { id: string; consume(): Promise<void> } | undefined;
   /** Writes the rotation: spends `spent` and stores its successor, or refuses a reuse. */
   commit?: (() => Promise<void>) | undefined;
+  /** Read with the refresh token in the same statement: its grant and its account, each handed out once. */
+  grant?: { id: string; payload: AdapterPayload | undefined } | undefined;
+  account?: { id: string; record: AccountRecord | undefined } | undefined;
 }
 
-const requests = new AsyncLocalStorage<Scope>();
+/**
+ * The request an adapter call belongs to. oidc-provider runs each request's handlers inside its own
+ * AsyncLocalStorage and exposes the context as Provider.ctx: the scope hangs off that, so
+ * Gatehouse adds no second async-context store (each one is paid for on every promise).
+ */
+export type CurrentRequest = () => object | undefined;
+export const providerRequest: CurrentRequest = () => Provider.ctx;
+
+const scopes = new WeakMap<object, Scope>();
 
 /**
  * Koa middleware around the provider that makes refresh-token rotation all or nothing.
@@ -25,35 +37,40 @@ const requests = new AsyncLocalStorage<Scope>();
  * app.use(rotationScope(provider.pathFor('token')));   // before the provider
  */
 export function rotationScope(tokenPath = '/token'): Middleware {
-  return (ctx, next) => {
+  return async (ctx, next) => {
     // Only the token endpoint rotates refresh tokens.
     if (ctx.method !== 'POST' || ctx.path !== tokenPath) return next();
     const scope: Scope = {};
-    return requests.run(scope, async () => {
-      await next();
-      const { spent, commit } = scope;
-      scope.spent = undefined;
-      scope.commit = undefined;
-      if (ctx.status !== 200) return;
-      try {
-        if (commit) await commit();
-        else if (spent) await spent.consume();
-      } catch (error) {
-        if (!(error instanceof errors.InvalidGrant || error instanceof DependencyUnavailable)) throw error;
-        // None of the tokens built for this answer was stored as issued: replace the answer.
-        ctx.status = error.statusCode;
-        ctx.body = { error: error.error, error_description: error.error_description };
-        if (error instanceof DependencyUnavailable) ctx.set('Retry-After', RETRY_AFTER_SECONDS);
-        const { oidc } = ctx as unknown as KoaContextWithOIDC;
-        oidc?.provider.emit('grant.error', ctx, error);
-      }
-    });
+    scopes.set(ctx, scope);
+    await next();
+    scopes.delete(ctx);
+    const { spent, commit } = scope;
+    if (ctx.status !== 200 || (!spent && !commit)) return;
+    try {
+      if (commit) await commit();
+      else if (spent) await spent.consume();
+    } catch (error) {
+      if (!(error instanceof errors.InvalidGrant || error instanceof DependencyUnavailable)) throw error;
+      // None of the tokens built for this answer was stored as issued: replace the answer.
+      ctx.status = error.statusCode;
+      ctx.body = { error: error.error, error_description: error.error_description };
+      if (error instanceof DependencyUnavailable) ctx.set('Retry-After', RETRY_AFTER_SECONDS);
+      const { oidc } = ctx as unknown as KoaContextWithOIDC;
+      oidc?.provider.emit('grant.error', ctx, error);
+    }
   };
 }
 
+const scopeOf = (request: object | undefined) => (request ? scopes.get(request) : undefined);
+
+/** True inside a token request's scope: the adapters may read ahead and defer writes. */
+export function inTokenRequest(request: object | undefined): boolean {
+  return scopeOf(request) !== undefined;
+}
+
 /** Defers consuming a refresh token to the end of this request; false outside a request scope (or when one waits already). */
-export function deferConsume(id: string, consume: () => Promise<void>): boolean {
-  const scope = requests.getStore();
+export function deferConsume(request: object | undefined, id: string, consume: () => Promise<void>): boolean {
+  const scope = scopeOf(request);
   if (!scope || scope.spent || scope.commit) return false;
   scope.spent = { id, consume };
   return true;
@@ -63,14 +80,46 @@ export function deferConsume(id: string, consume: () => Promise<void>): boolean 
  * The refresh token this request deferred consuming, handed to the save of its successor, which
  * then defers the combined write with `deferCommit`.
  */
-export function deferredConsume(): string | undefined {
-  return requests.getStore()?.spent?.id;
+export function deferredConsume(request: object | undefined): string | undefined {
+  return scopeOf(request)?.spent?.id;
 }
 
 /** Defers the rotation's single write to the end of this request (see rotationScope). */
-export function deferCommit(commit: () => Promise<void>): void {
-  const scope = requests.getStore();
+export function deferCommit(request: object | undefined, commit: () => Promise<void>): void {
+  const scope = scopeOf(request);
   if (!scope) throw new Error('deferCommit outside a request scope');
   scope.spent = undefined;
   scope.commit = commit;
+}
+
+/** Keeps what was read with a refresh token (its grant, its account) for this request's next lookups. */
+export function keepReadAhead(
+  request: object | undefined,
+  read: { grant?: { id: string; payload: AdapterPayload | undefined }; account?: { id: string; record: AccountRecord | undefined } },
+): void {
+  const scope = scopeOf(request);
+  if (!scope) return;
+  scope.grant = read.grant;
+  scope.account = read.account;
+}
+
+/**
+ * The grant read ahead for this request, if it is the one asked for; handed out once, so any later
+ * lookup in the request reads the database again. `found: false` means: not read ahead, look it up.
+ */
+export function takeReadAheadGrant(request: object | undefined, id: string): { found: true; payload: AdapterPayload | undefined } | { found: false } {
+  const scope = scopeOf(request);
+  const kept = scope?.grant;
+  if (!scope || kept?.id !== id) return { found: false };
+  scope.grant = undefined;
+  return { found: true, payload: kept.payload };
+}
+
+/** The account read ahead for this request, as takeReadAheadGrant. */
+export function takeReadAheadAccount(request: object | undefined, id: string): { found: true; record: AccountRecord | undefined } | { found: false } {
+  const scope = scopeOf(request);
+  const kept = scope?.account;
+  if (!scope || kept?.id !== id) return { found: false };
+  scope.account = undefined;
+  return { found: true, record: kept.record };
 }

@@ -1,10 +1,12 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errors, type Adapter } from 'oidc-provider';
 import { createDurableAdapter } from '../../../src/oidc/adapters/durable-adapter.js';
 import type { RegistryDatabase } from '../../../src/registry/database.js';
 import { migrateToLatest } from '../../../src/registry/migrate.js';
 import { prepareQuery } from '../../../src/registry/prepared.js';
-import { rotationScope } from '../../../src/oidc/adapters/rotation-scope.js';
+import { rotationScope, takeReadAheadAccount } from '../../../src/oidc/adapters/rotation-scope.js';
+import { insertUser } from '../../../src/registry/user.repository.js';
 import { REGISTRY_ENGINES } from '../../fixtures/registry-engines.js';
 
 describe.each(REGISTRY_ENGINES)('durable grants and refresh tokens on $name', (engine) => {
@@ -69,14 +71,20 @@ describe.each(REGISTRY_ENGINES)('refresh-token rotation in one statement on $nam
   let registry: RegistryDatabase;
   let cleanup: () => Promise<void>;
   let refreshTokens: Adapter;
+  let grants: Adapter;
   type FakeContext = { method: string; path: string; status: number; body?: unknown };
+  // oidc-provider's own async context (Provider.ctx) stands in as this test's store.
+  const requests = new AsyncLocalStorage<FakeContext>();
+  const currentRequest = () => requests.getStore();
   /** Runs `body` as a token request that ends with `status`; answers the context as the client would see it. */
-  const inRequest = async (body: () => Promise<void>, status = 200) => {
+  const inRequest = async (body: (ctx: FakeContext) => Promise<void>, status = 200) => {
     const ctx: FakeContext = { method: 'POST', path: '/token', status: 404 };
-    await rotationScope()(ctx as unknown as Parameters<ReturnType<typeof rotationScope>>[0], async () => {
-      await body();
-      ctx.status = status;
-    });
+    await rotationScope()(ctx as unknown as Parameters<ReturnType<typeof rotationScope>>[0], () =>
+      requests.run(ctx, async () => {
+        await body(ctx);
+        ctx.status = status;
+      }),
+    );
     return ctx;
   };
   const state = async (id: string) =>
@@ -85,10 +93,41 @@ describe.each(REGISTRY_ENGINES)('refresh-token rotation in one statement on $nam
   beforeAll(async () => {
     ({ registry, cleanup } = await engine.open());
     await migrateToLatest(registry.db);
-    refreshTokens = createDurableAdapter('RefreshToken', registry.db);
+    refreshTokens = createDurableAdapter('RefreshToken', registry.db, currentRequest);
+    grants = createDurableAdapter('Grant', registry.db, currentRequest);
   }, 60_000);
   afterAll(async () => {
     await cleanup?.();
+  });
+
+  it('reads a refresh token’s grant and account with it, and hands each out once to the same request', async () => {
+    await insertUser(registry.db, { id: 'acct-5', email: 'five@example.test', password_hash: 'x', name: 'Five' });
+    await grants.upsert('fam-5', { jti: 'fam-5', accountId: 'acct-5', clientId: 'c-5', kind: 'Grant' }, 600);
+    await refreshTokens.upsert('old-5', { jti: 'old-5', grantId: 'fam-5', accountId: 'acct-5' }, 600);
+    await inRequest(async (ctx) => {
+      expect(await refreshTokens.find('old-5')).toMatchObject({ jti: 'old-5', grantId: 'fam-5' });
+      // Gone from the database now: what the request gets next was read with the token.
+      await registry.db.deleteFrom('oidc_durable').where('id', '=', 'fam-5').execute();
+      await registry.db.deleteFrom('users').where('id', '=', 'acct-5').execute();
+      expect(await grants.find('fam-5')).toMatchObject({ jti: 'fam-5', accountId: 'acct-5' });
+      expect(takeReadAheadAccount(ctx, 'acct-5')).toMatchObject({ found: true, record: { id: 'acct-5', email: 'five@example.test', name: 'Five', disabled: false } });
+      // Once: a second lookup reads the database (where both are gone).
+      expect(await grants.find('fam-5')).toBeUndefined();
+      expect(takeReadAheadAccount(ctx, 'acct-5')).toEqual({ found: false });
+    });
+    // Outside a token request nothing is read ahead.
+    expect(takeReadAheadAccount({}, 'acct-5')).toEqual({ found: false });
+  });
+
+  it('reads ahead nothing for an expired grant or a deleted account', async () => {
+    await grants.upsert('fam-6', { jti: 'fam-6', kind: 'Grant' }, 600);
+    await registry.db.updateTable('oidc_durable').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', 'fam-6').execute();
+    await refreshTokens.upsert('old-6', { jti: 'old-6', grantId: 'fam-6', accountId: 'nobody' }, 600);
+    await inRequest(async (ctx) => {
+      expect(await refreshTokens.find('old-6')).toMatchObject({ jti: 'old-6' });
+      expect(await grants.find('fam-6')).toBeUndefined();
+      expect(takeReadAheadAccount(ctx, 'nobody')).toEqual({ found: true, record: undefined });
+    });
   });
 
   it('spends the old token and stores its successor together, once the request has succeeded', async () => {

@@ -19,7 +19,7 @@ describe('LocalSigningKey', () => {
     const key = new LocalSigningKey(jwk);
     const header = Buffer.from(JSON.stringify({ alg, kid: jwk.kid })).toString('base64url');
     const payload = Buffer.from(JSON.stringify({ sub: 'someone' })).toString('base64url');
-    const signature = Buffer.from(key.sign(Buffer.from(`${header}.${payload}`))).toString('base64url');
+    const signature = Buffer.from(await key.sign(Buffer.from(`${header}.${payload}`))).toString('base64url');
 
     const verified = await compactVerify(`${header}.${payload}.${signature}`, await importJWK(publicOnly(jwk), alg));
     expect(new TextDecoder().decode(verified.payload)).toBe('{"sub":"someone"}');
