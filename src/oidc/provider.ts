@@ -3,7 +3,7 @@ import type { AuditSink } from '../audit/audit-log.js';
 import { auditRefreshTokenReuse } from '../audit/security-events.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { verifyClientSecret } from '../services/client-secrets.js';
+import { createSecretVerifier } from '../services/client-secrets.js';
 import { buildConfiguration, type ProviderDeps } from './configuration.js';
 import { registrationAnswers } from './registration.js';
 import { ignoreResumeQuery } from './resume-query.js';
@@ -53,10 +53,10 @@ export function createProvider(deps: ProviderDeps & { logger: Logger; audit?: Au
   provider.use(rewriteProtocolErrors);
   if (deps.config.registrationEnabled) provider.use(registrationAnswers);
 
-  const { digestKey } = deps;
   // The stored "secret" is a digest; compare what the client presented against it, in constant time.
+  const verifySecret = createSecretVerifier(deps.digestKey);
   provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string) {
-    return Promise.resolve(verifyClientSecret(digestKey, actual, this.clientSecret));
+    return Promise.resolve(verifySecret(actual, this.clientSecret));
   };
 
   const emitter: NodeJS.EventEmitter = provider;

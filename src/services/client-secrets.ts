@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const DIGEST_PREFIX = 'hs256$';
 
@@ -26,4 +26,28 @@ export function verifyClientSecret(key: Buffer, presented: string, digest: strin
   const expected = Buffer.from(digest.slice(DIGEST_PREFIX.length), 'base64url');
   const actual = createHmac('sha256', key).update(presented, 'utf8').digest();
   return expected.length === actual.length && timingSafeEqual(expected, actual);
+}
+
+/**
+ * verifyClientSecret that remembers, per stored digest, the secret it last accepted, as its SHA-256:
+ * a client presenting the same secret again is checked with one unkeyed hash instead of an HMAC
+ * (whose key setup is most of its cost). Issued secrets are 256-bit random, so the remembered hash
+ * gives nothing away; a changed secret has a new digest and is verified afresh.
+ *
+ * @example
+ * const verify = createSecretVerifier(digestKey);
+ * if (!verify(presentedSecret, client.secretDigest)) throw new InvalidClient();
+ */
+export function createSecretVerifier(key: Buffer, maxEntries = 10_000): (presented: string, digest: string | null | undefined) => boolean {
+  const accepted = new Map<string, Buffer>();
+  return (presented, digest) => {
+    if (!digest || typeof presented !== 'string') return false;
+    const fingerprint = hash('sha256', presented, 'buffer');
+    const known = accepted.get(digest);
+    if (known && timingSafeEqual(known, fingerprint)) return true;
+    if (!verifyClientSecret(key, presented, digest)) return false;
+    if (accepted.size >= maxEntries) accepted.clear();
+    accepted.set(digest, fingerprint);
+    return true;
+  };
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { digestClientSecret, generateClientSecret, verifyClientSecret } from '../../../src/services/client-secrets.js';
+import { createSecretVerifier, digestClientSecret, generateClientSecret, verifyClientSecret } from '../../../src/services/client-secrets.js';
 
 const KEY = randomBytes(32);
 
@@ -70,5 +70,25 @@ describe('verifyClientSecret', () => {
     ]) {
       expect(verifyClientSecret(KEY, secret, bad), bad).toBe(false);
     }
+  });
+});
+
+describe('createSecretVerifier', () => {
+  const key = Buffer.alloc(32, 7);
+  it('accepts the right secret again from memory, and still refuses a wrong one or a changed digest', () => {
+    const verify = createSecretVerifier(key);
+    const secret = generateClientSecret();
+    const digest = digestClientSecret(key, secret);
+    expect(verify(secret, digest)).toBe(true);
+    expect(verify(secret, digest)).toBe(true);
+    expect(verify(`${secret}x`, digest)).toBe(false);
+    expect(verify(generateClientSecret(), digest)).toBe(false);
+    // A rotated secret: the old one does not match the new digest, remembered or not.
+    const next = generateClientSecret();
+    const nextDigest = digestClientSecret(key, next);
+    expect(verify(secret, nextDigest)).toBe(false);
+    expect(verify(next, nextDigest)).toBe(true);
+    expect(verify(next, digest)).toBe(false);
+    expect(verify(secret, null)).toBe(false);
   });
 });
