@@ -71,10 +71,9 @@ export function createApp(deps: {
   // they do not answer still reaches the provider through here.
   const invalidHost = hostCheck();
   const limit = bodyLimit(config.bodyLimitBytes);
-  const provider: Koa.Middleware = async (ctx, next) => {
-    if (invalidHost(ctx) || limit.before(ctx)) return;
-    await host.middleware(ctx, next);
-    limit.after(ctx);
+  const provider: Koa.Middleware = (ctx, next) => {
+    if (invalidHost(ctx) || limit.before(ctx)) return Promise.resolve();
+    return host.middleware(ctx, next).then(() => limit.after(ctx));
   };
   const { metrics } = deps;
   const metricsRoute: Koa.Middleware | undefined =

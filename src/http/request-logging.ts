@@ -102,20 +102,20 @@ export function requestLogging(logger: Logger, metrics?: Metrics, steps: readonl
       if (logger.isLevelEnabled('info')) {
         const oidc = (ctx as { oidc?: { client?: { clientId?: string }; params?: { grant_type?: unknown } } }).oidc;
         const clientId = oidc?.client?.clientId;
-        const grant = typeof oidc?.params?.grant_type === 'string' && GRANT_TYPES.has(oidc.params.grant_type) ? oidc.params.grant_type : undefined;
-        log().info(
-          {
-            method: ctx.method,
-            path: ctx.path,
-            route,
-            status: ctx.status,
-            outcome: outcomeOf(ctx),
-            ms: Math.round(ms * 100) / 100,
-            ...(clientId ? { clientId } : {}),
-            ...(grant ? { grant } : {}),
-          },
-          'request',
-        );
+        const grant = oidc?.params?.grant_type;
+        const line: Record<string, unknown> = {
+          requestId,
+          method: ctx.method,
+          path: ctx.path,
+          route,
+          status: ctx.status,
+          outcome: outcomeOf(ctx),
+          ms: Math.round(ms * 100) / 100,
+        };
+        if (clientId) line.clientId = clientId;
+        if (typeof grant === 'string' && GRANT_TYPES.has(grant)) line.grant = grant;
+        // The request id as a field of the line, not through a child logger made for one line.
+        logger.info(line, 'request');
       }
     }
   };

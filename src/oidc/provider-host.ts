@@ -7,9 +7,9 @@ import type { Config } from '../config/load-config.js';
 import { keysFingerprint, loadSigningKeys } from '../keys/key-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { rotationScope } from './adapters/rotation-scope.js';
+import { closeRotationScope, openRotationScope } from './adapters/rotation-scope.js';
 import type { ProviderDeps } from './configuration.js';
-import { createProvider } from './provider.js';
+import { answerRewrites, createProvider } from './provider.js';
 
 const PRIVATE_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
 
@@ -49,8 +49,9 @@ export async function createProviderHost(
     return { fingerprint, nextChangeAt, provider, dispatch: compose(provider.middleware), kid: jwks[0]?.kid, publicJwks };
   }
 
-  const rotation = rotationScope();
+  const rewrites = answerRewrites(config);
   let current = await build();
+  const tokenPath = current.provider.pathFor('token');
   // In development the first start may have just generated the key: fingerprint what is there now.
   current.fingerprint = await keysFingerprint(config.keysDir);
   logger.info({ kid: current.kid }, 'signing key loaded');
@@ -85,7 +86,14 @@ export async function createProviderHost(
     get publicJwks() {
       return current.publicJwks;
     },
-    middleware: (ctx, next) => rotation(ctx, () => current.dispatch(ctx, next)),
+    // One async frame around the provider: the rotation scope and the answer rewrites are steps of
+    // it, not Koa layers of their own (each layer costs a few promises per request).
+    async middleware(ctx, next) {
+      const scope = openRotationScope(ctx, tokenPath);
+      await current.dispatch(ctx, next);
+      for (const rewrite of rewrites) await rewrite(ctx);
+      if (scope) await closeRotationScope(ctx, scope);
+    },
     reloadIfKeysChanged,
     start() {
       if (timer) return;

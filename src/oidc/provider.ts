@@ -1,3 +1,4 @@
+import type { Context } from 'koa';
 import { Provider } from 'oidc-provider';
 import type { AuditSink } from '../audit/audit-log.js';
 import { auditRefreshTokenReuse } from '../audit/security-events.js';
@@ -39,6 +40,11 @@ interface ErrorLike {
   cause?: unknown;
 }
 
+/** Changes Gatehouse makes to the provider's answers, in order, once the provider has answered (provider-host.ts). */
+export function answerRewrites(config: Pick<ProviderDeps['config'], 'registrationEnabled'>): Array<(ctx: Context) => void | Promise<void>> {
+  return [rewriteProtocolErrors, ...(config.registrationEnabled ? [registrationAnswers] : [])];
+}
+
 /**
  * Builds the oidc-provider instance: the protocol engine Gatehouse configures but does not
  * re-implement. Client secrets are verified against their stored HMAC digest.
@@ -50,8 +56,6 @@ export function createProvider(deps: ProviderDeps & { logger: Logger; audit?: Au
   const provider = new Provider(deps.config.issuer, buildConfiguration(deps));
   provider.proxy = deps.config.trustProxy;
   provider.use(ignoreResumeQuery(provider.pathFor('authorization')));
-  provider.use(rewriteProtocolErrors);
-  if (deps.config.registrationEnabled) provider.use(registrationAnswers);
 
   // The stored "secret" is a digest; compare what the client presented against it, in constant time.
   const verifySecret = createSecretVerifier(deps.digestKey);

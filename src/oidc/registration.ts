@@ -1,4 +1,4 @@
-import type { Middleware } from 'koa';
+import type { Context } from 'koa';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import { generateClientSecret, isClientSecretDigest } from '../services/client-secrets.js';
 import { newClientId } from '../services/clients.service.js';
@@ -47,12 +47,11 @@ async function registeredMetadata(ctx: KoaContextWithOIDC, body: Body): Promise<
 }
 
 /**
- * Provider post-middleware for the registration endpoints. Answers show the client as the registry
- * keeps it (metadata Gatehouse does not keep is left out, as RFC 7591 §3.2.1 allows), never the
- * stored secret digest: the secret itself only when it was just issued.
+ * Runs on the provider's answer (see provider-host.ts) for the registration endpoints. Answers show
+ * the client as the registry keeps it (metadata Gatehouse does not keep is left out, as RFC 7591
+ * §3.2.1 allows), never the stored secret digest: the secret itself only when it was just issued.
  */
-export const registrationAnswers: Middleware = async (ctx, next) => {
-  await next();
+export async function registrationAnswers(ctx: Context): Promise<void> {
   const { oidc } = ctx as unknown as Partial<KoaContextWithOIDC>;
   if (!oidc?.route || !REGISTRATION_ROUTES.has(oidc.route)) return;
   const body = ctx.body as Body | undefined;
@@ -68,4 +67,4 @@ export const registrationAnswers: Middleware = async (ctx, next) => {
   if ((ctx.status === 200 || ctx.status === 201) && typeof body.client_id === 'string') {
     ctx.body = await registeredMetadata(ctx as unknown as KoaContextWithOIDC, body);
   }
-};
+}

@@ -1,4 +1,4 @@
-import type { Middleware } from 'koa';
+import type { Context } from 'koa';
 
 interface TokenContext {
   oidc?: {
@@ -9,14 +9,14 @@ interface TokenContext {
 }
 
 /**
- * Provider post-middleware for error answers only (a successful answer passes untouched):
+ * Runs on the provider's answer (see provider-host.ts), for error answers only (a successful answer
+ * passes untouched):
  * - a grant the client is not registered for: oidc-provider says invalid_request, RFC 6749 §5.2
  *   names it unauthorized_client;
  * - JWT access tokens cannot be introspected or revoked (they are not stored): the answer says
  *   so, so that a resource server author knows to rely on `exp`.
  */
-export const rewriteProtocolErrors: Middleware = async (ctx, next) => {
-  await next();
+export function rewriteProtocolErrors(ctx: Context): void {
   if (ctx.status < 400) return;
   const { oidc } = ctx as unknown as TokenContext;
   const body = ctx.body as { error?: unknown } | undefined;
@@ -40,4 +40,4 @@ export const rewriteProtocolErrors: Middleware = async (ctx, next) => {
         'JWT access tokens are self-contained and cannot be introspected or revoked: verify them with the JWKS and rely on their exp (they are short-lived)',
     };
   }
-};
+}

@@ -1,10 +1,10 @@
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { errors, Provider, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountRecord } from '../configuration.js';
 import { DependencyUnavailable, RETRY_AFTER_SECONDS } from '../../services/unavailable.js';
 
 /** What one token request keeps between the adapter calls oidc-provider makes for it. */
-interface Scope {
+export interface Scope {
   /** A refresh token oidc-provider asked to consume, with how to consume it on its own. */
   spent?: { id: string; consume(): Promise<void> } | undefined;
   /** Writes the rotation: spends `spent` and stores its successor, or refuses a reuse. */
@@ -25,7 +25,7 @@ export const providerRequest: CurrentRequest = () => Provider.ctx;
 const scopes = new WeakMap<object, Scope>();
 
 /**
- * Koa middleware around the provider that makes refresh-token rotation all or nothing.
+ * Makes refresh-token rotation all or nothing, around the provider's handling of a request.
  * oidc-provider consumes the old token, saves its successor, then builds the access and ID tokens
  * (an opaque access token is stored in Redis). The consume and the save are deferred here and
  * written as one SQL statement only once the request has succeeded: a crash, or a store that
@@ -33,31 +33,46 @@ const scopes = new WeakMap<object, Scope>();
  * whose successor the client did not get. If the write finds the token already spent (a
  * concurrent reuse), the family is revoked and the answer becomes invalid_grant.
  *
+ * `open` before the provider runs (a scope only for POST to the token endpoint), `close` on its
+ * answer; provider-host.ts calls both from its one middleware.
+ *
  * @example
- * app.use(rotationScope(provider.pathFor('token')));   // before the provider
+ * const scope = openRotationScope(ctx, '/token');
+ * await provider(ctx);
+ * if (scope) await closeRotationScope(ctx, scope);
  */
+export function openRotationScope(ctx: Context, tokenPath: string): Scope | undefined {
+  // Only the token endpoint rotates refresh tokens.
+  if (ctx.method !== 'POST' || ctx.path !== tokenPath) return undefined;
+  const scope: Scope = {};
+  scopes.set(ctx, scope);
+  return scope;
+}
+
+export async function closeRotationScope(ctx: Context, scope: Scope): Promise<void> {
+  scopes.delete(ctx);
+  const { spent, commit } = scope;
+  if (ctx.status !== 200 || (!spent && !commit)) return;
+  try {
+    if (commit) await commit();
+    else if (spent) await spent.consume();
+  } catch (error) {
+    if (!(error instanceof errors.InvalidGrant || error instanceof DependencyUnavailable)) throw error;
+    // None of the tokens built for this answer was stored as issued: replace the answer.
+    ctx.status = error.statusCode;
+    ctx.body = { error: error.error, error_description: error.error_description };
+    if (error instanceof DependencyUnavailable) ctx.set('Retry-After', RETRY_AFTER_SECONDS);
+    const { oidc } = ctx as unknown as KoaContextWithOIDC;
+    oidc?.provider.emit('grant.error', ctx, error);
+  }
+}
+
+/** openRotationScope and closeRotationScope as one Koa middleware. */
 export function rotationScope(tokenPath = '/token'): Middleware {
   return async (ctx, next) => {
-    // Only the token endpoint rotates refresh tokens.
-    if (ctx.method !== 'POST' || ctx.path !== tokenPath) return next();
-    const scope: Scope = {};
-    scopes.set(ctx, scope);
+    const scope = openRotationScope(ctx, tokenPath);
     await next();
-    scopes.delete(ctx);
-    const { spent, commit } = scope;
-    if (ctx.status !== 200 || (!spent && !commit)) return;
-    try {
-      if (commit) await commit();
-      else if (spent) await spent.consume();
-    } catch (error) {
-      if (!(error instanceof errors.InvalidGrant || error instanceof DependencyUnavailable)) throw error;
-      // None of the tokens built for this answer was stored as issued: replace the answer.
-      ctx.status = error.statusCode;
-      ctx.body = { error: error.error, error_description: error.error_description };
-      if (error instanceof DependencyUnavailable) ctx.set('Retry-After', RETRY_AFTER_SECONDS);
-      const { oidc } = ctx as unknown as KoaContextWithOIDC;
-      oidc?.provider.emit('grant.error', ctx, error);
-    }
+    if (scope) await closeRotationScope(ctx, scope);
   };
 }
 
