@@ -56,7 +56,8 @@ describe('examples/resource-server: verifies Gatehouse access tokens and enforce
     shortLived = `https://orders-short-${t.config.port}.example.test`;
     other = `https://billing-${t.config.port}.example.test`;
     await t.cli('resources', 'create', '--identifier', audience, '--scope', 'read:orders write:orders');
-    await t.cli('resources', 'create', '--identifier', shortLived, '--scope', 'read:orders', '--access-token-ttl', '1');
+    // Two seconds: exp is whole seconds after iat, so a one-second token may be past exp within a few ms of being issued.
+    await t.cli('resources', 'create', '--identifier', shortLived, '--scope', 'read:orders', '--access-token-ttl', '2');
     await t.cli('resources', 'create', '--identifier', other, '--scope', 'read:orders');
     writer = await client('read:orders write:orders', audience);
     reader = await client('read:orders', audience);
@@ -123,11 +124,11 @@ describe('examples/resource-server: verifies Gatehouse access tokens and enforce
     await invalid(await get(api, `Bearer ${billingToken}`));
     expect((await get(await start({ audience: other }), `Bearer ${billingToken}`)).status).toBe(200);
 
-    // Expired: a resource whose tokens live one second; accepted at first, refused once past exp.
+    // Expired: a resource whose tokens live two seconds; accepted at first, refused once past exp.
     const shortApi = await start({ audience: shortLived });
     const shortToken = await token(await client('read:orders', shortLived), 'read:orders');
     expect((await get(shortApi, `Bearer ${shortToken}`)).status).toBe(200);
-    await new Promise((resolve) => setTimeout(resolve, 2100));
+    await new Promise((resolve) => setTimeout(resolve, 3100));
     await invalid(await get(shortApi, `Bearer ${shortToken}`), 'the access token has expired');
 
     // A good token, but this API trusts another issuer (with the same keys): iss is checked.
