@@ -2,20 +2,6 @@ import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { prepareQuery } from '../../registry/prepared.js';
 import type { Database } from '../../registry/tables.js';
-
-/** The account columns read with a refresh token (a left join: all null when the account is gone). */
-interface AccountColumns {
-  user_id: string | null;
-  email: string | null;
-  email_verified: boolean | null;
-  name: string | null;
-  disabled: boolean | null;
-  updated_at: Date | null;
-}
-const accountOf = (row: AccountColumns): AccountRecord | undefined =>
-  row.user_id === null || row.email === null || row.updated_at === null
-    ? undefined
-    : { id: row.user_id, email: row.email, emailVerified: row.email_verified === true, name: row.name, disabled: row.disabled !== false, updatedAt: row.updated_at };
 import { hasNul } from '../../registry/text.js';
 import { rethrowUnreachable } from '../../services/unavailable.js';
 import type { AccountRecord } from '../configuration.js';
@@ -30,6 +16,20 @@ import {
   type CurrentRequest,
 } from './rotation-scope.js';
 
+/** The account columns read with a refresh token (a left join: all null when the account is gone). */
+interface AccountColumns {
+  user_id: string | null;
+  email: string | null;
+  email_verified: boolean | null;
+  name: string | null;
+  disabled: boolean | null;
+  updated_at: Date | null;
+}
+const accountOf = (row: AccountColumns): AccountRecord | undefined =>
+  row.user_id === null || row.email === null || row.updated_at === null
+    ? undefined
+    : { id: row.user_id, email: row.email, emailVerified: row.email_verified === true, name: row.name, disabled: row.disabled !== false, updatedAt: row.updated_at };
+
 /**
  * Models that must survive a Redis flush: a consent (Grant) and the refresh tokens issued under it,
  * and the tokens of dynamic registration (an initial access token the CLI minted, the registration
@@ -38,6 +38,9 @@ import {
 export const DURABLE_MODELS = new Set(['Grant', 'RefreshToken', 'InitialAccessToken', 'RegistrationAccessToken']);
 
 const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
+
+/** A row (or, with a table alias, that table's row) that has no expiry or has not reached it. */
+const notExpired = (column: string) => sql<boolean>`(${sql.ref(column)} is null or ${sql.ref(column)} > now())`;
 
 /** A stored payload as oidc-provider reads it: `consumed` (epoch seconds) once spent. */
 const withConsumed = (payload: AdapterPayload, consumedAt: Date | null): AdapterPayload =>
@@ -69,18 +72,18 @@ export function createDurableAdapter(model: string, db: Kysely<Database>, curren
     rows()
       .select(['payload', 'consumed_at'])
       .where('id', '=', id)
-      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)])),
+      .where(notExpired('expires_at')),
   );
   // On the token endpoint a refresh token is always followed by a lookup of its grant and of its
   // account: all three are read in one statement (one round trip instead of three).
-  const findWithFamily = prepareQuery(db, 1, (id: string) =>
+  const findWithFamily = model !== 'RefreshToken' ? undefined : prepareQuery(db, 1, (id: string) =>
     db
       .selectFrom('oidc_durable as token')
       .leftJoin('oidc_durable as consent', (join) =>
         join
           .on('consent.model', '=', 'Grant')
           .onRef('consent.id', '=', 'token.grant_id')
-          .on((eb) => eb.or([eb('consent.expires_at', 'is', null), eb('consent.expires_at', '>', sql<Date>`now()`)])),
+          .on(notExpired('consent.expires_at')),
       )
       .leftJoin('users', 'users.id', 'token.account_id')
       .select(['token.payload', 'token.consumed_at', 'token.grant_id', 'token.account_id', 'consent.payload as grant_payload', 'consent.consumed_at as grant_consumed_at'])
@@ -88,7 +91,7 @@ export function createDurableAdapter(model: string, db: Kysely<Database>, curren
       .select(['users.id as user_id', 'users.email', 'users.email_verified', 'users.name', 'users.disabled', 'users.updated_at'])
       .where('token.model', '=', model)
       .where('token.id', '=', id)
-      .where((eb) => eb.or([eb('token.expires_at', 'is', null), eb('token.expires_at', '>', sql<Date>`now()`)])),
+      .where(notExpired('token.expires_at')),
   );
   const consumeRow = prepareQuery(db, 1, (id: string) =>
     db
@@ -170,7 +173,7 @@ export function createDurableAdapter(model: string, db: Kysely<Database>, curren
       if (model === 'Grant') {
         const readAhead = takeReadAheadGrant(request, id);
         if (readAhead.found) return readAhead.payload;
-      } else if (model === 'RefreshToken' && inTokenRequest(request)) {
+      } else if (findWithFamily && inTokenRequest(request)) {
         const [row] = await findWithFamily.execute(id);
         if (!row) return undefined;
         keepReadAhead(request, {
@@ -213,7 +216,7 @@ export async function findLatestGrantId(db: Kysely<Database>, accountId: string,
     .where('model', '=', 'Grant')
     .where('account_id', '=', accountId)
     .where('client_id', '=', clientId)
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .where(notExpired('expires_at'))
     .orderBy('created_at', 'desc')
     .limit(1)
     .executeTakeFirst();

@@ -119,22 +119,25 @@ export function keepReadAhead(
 }
 
 /**
- * The grant read ahead for this request, if it is the one asked for; handed out once, so any later
- * lookup in the request reads the database again. `found: false` means: not read ahead, look it up.
+ * What was read ahead for this request under `kind`, if it is the one asked for; handed out once, so
+ * any later lookup in the request reads the database again. `found: false`: not read ahead, look it up.
  */
-export function takeReadAheadGrant(request: object | undefined, id: string): { found: true; payload: AdapterPayload | undefined } | { found: false } {
+function takeReadAhead<K extends 'grant' | 'account'>(request: object | undefined, kind: K, id: string) {
   const scope = scopeOf(request);
-  const kept = scope?.grant;
-  if (!scope || kept?.id !== id) return { found: false };
-  scope.grant = undefined;
-  return { found: true, payload: kept.payload };
+  const kept = scope?.[kind];
+  if (!scope || !kept || kept.id !== id) return { found: false as const };
+  scope[kind] = undefined;
+  return { found: true as const, kept: kept as NonNullable<Scope[K]> };
 }
 
-/** The account read ahead for this request, as takeReadAheadGrant. */
+/** The grant read ahead for this request (see takeReadAhead). */
+export function takeReadAheadGrant(request: object | undefined, id: string): { found: true; payload: AdapterPayload | undefined } | { found: false } {
+  const taken = takeReadAhead(request, 'grant', id);
+  return taken.found ? { found: true, payload: taken.kept.payload } : taken;
+}
+
+/** The account read ahead for this request (see takeReadAhead). */
 export function takeReadAheadAccount(request: object | undefined, id: string): { found: true; record: AccountRecord | undefined } | { found: false } {
-  const scope = scopeOf(request);
-  const kept = scope?.account;
-  if (!scope || kept?.id !== id) return { found: false };
-  scope.account = undefined;
-  return { found: true, record: kept.record };
+  const taken = takeReadAhead(request, 'account', id);
+  return taken.found ? { found: true, record: taken.kept.record } : taken;
 }
