@@ -23,20 +23,6 @@ export interface Metrics {
 const GRANT_TYPES = new Set(['authorization_code', 'client_credentials', 'refresh_token']);
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
 
-/** Times an operation on a dependency and records it, failed or not. */
-export async function timed<T>(metrics: Metrics | undefined, name: DependencyName, operation: string, work: () => Promise<T>): Promise<T> {
-  if (!metrics) return work();
-  const started = process.hrtime.bigint();
-  let failed = true;
-  try {
-    const result = await work();
-    failed = false;
-    return result;
-  } finally {
-    metrics.dependency(name, operation, Number(process.hrtime.bigint() - started) / 1e9, failed);
-  }
-}
-
 /**
  * @example
  * const metrics = createMetrics({ keyAges: async () => [{ kid, status: 'active', ageSeconds }] });
@@ -102,18 +88,23 @@ export function createMetrics(deps: { keyAges?: () => Promise<Array<{ kid: strin
 
   // Per-request series are looked up once per label combination and kept: prom-client hashes the
   // label object on every call otherwise (a few microseconds on the token path).
-  const requestSeries = new Map<string, { observe(value: number): void }>();
-  const tokenSeries = new Map<string, { inc(): void }>();
-  const dependencySeries = new Map<string, { observe(value: number): void }>();
+  function seriesBy<S>(make: (...labels: string[]) => S): (...labels: string[]) => S {
+    const made = new Map<string, S>();
+    return (...labels) => {
+      const key = labels.join(' ');
+      let series = made.get(key);
+      if (!series) made.set(key, (series = make(...labels)));
+      return series;
+    };
+  }
+  const tokenSeries = seriesBy((grant_type = '', client_id = '') => tokens.labels({ grant_type, client_id }));
+  const requestSeries = seriesBy((route = '', method = '', status = '') => requests.labels({ route, method, status }));
+  const dependencySeries = seriesBy((dependency = '', operation = '', outcome = '') => dependencies.labels({ dependency, operation, outcome }));
 
   return {
     registry,
     tokenIssued(grantType, clientId) {
-      const grant = GRANT_TYPES.has(grantType) ? grantType : 'other';
-      const key = `${grant} ${clientId}`;
-      let series = tokenSeries.get(key);
-      if (!series) tokenSeries.set(key, (series = tokens.labels({ grant_type: grant, client_id: clientId })));
-      series.inc();
+      tokenSeries(GRANT_TYPES.has(grantType) ? grantType : 'other', clientId).inc();
     },
     tokenError(grantType, error) {
       tokenErrors.inc({ grant_type: GRANT_TYPES.has(grantType) ? grantType : 'other', error: /^[a-z_]{1,40}$/.test(error) ? error : 'other' });
@@ -125,20 +116,10 @@ export function createMetrics(deps: { keyAges?: () => Promise<Array<{ kid: strin
       rateLimited.inc({ limiter });
     },
     request(route, method, status, seconds) {
-      const key = `${route} ${method} ${status}`;
-      let series = requestSeries.get(key);
-      if (!series) {
-        series = requests.labels({ route, method: METHODS.has(method) ? method : 'other', status: `${Math.floor(status / 100)}xx` });
-        requestSeries.set(key, series);
-      }
-      series.observe(seconds);
+      requestSeries(route, METHODS.has(method) ? method : 'other', `${Math.floor(status / 100)}xx`).observe(seconds);
     },
     dependency(name, operation, seconds, failed) {
-      const outcome = failed ? 'error' : 'ok';
-      const key = `${name} ${operation} ${outcome}`;
-      let series = dependencySeries.get(key);
-      if (!series) dependencySeries.set(key, (series = dependencies.labels({ dependency: name, operation, outcome })));
-      series.observe(seconds);
+      dependencySeries(name, operation, failed ? 'error' : 'ok').observe(seconds);
     },
   };
 }

@@ -49,7 +49,6 @@ export class DependencyUnavailable extends errors.TemporarilyUnavailable {
   }
 }
 
-
 /** Turns an unreachable dependency into DependencyUnavailable on a promise already under way. */
 export function rethrowUnreachable(dependency: Dependency): (error: unknown) => never {
   return (error) => {
