@@ -50,4 +50,5 @@ USER node
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "dist/src/main.js"]
+# The Node.js options of src/runtime.ts (SERVER_NODE_OPTIONS); test/e2e/dockerfile.test.ts checks they match.
+CMD ["node", "--experimental-async-context-frame", "dist/src/main.js"]

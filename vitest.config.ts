@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { SERVER_NODE_OPTIONS } from './src/runtime.js';
 
 // Three groups, one after the other: the suite proper; the soak (alone, so that its memory and file
 // counts are its own); then the log audit, which reads what every test server logged.
@@ -9,6 +10,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Servers started inside the test processes run with the Node.js options npm start passes.
+    execArgv: [...SERVER_NODE_OPTIONS],
     projects: [
       {
         extends: true,

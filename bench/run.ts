@@ -20,6 +20,7 @@ import { connectProfiler } from './lib/inspector.js';
 import { compareProfiles, summarizeProfile, type CpuProfile } from './profile.js';
 import { evaluateTargets, isResult, pairedRatio, renderMarkdown, type BenchReport, type ScenarioResult } from './report.js';
 import type { LoadResult, LoadSpec } from './load.js';
+import { SERVER_NODE_OPTIONS } from '../src/runtime.js';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const NODE = process.execPath;
@@ -209,7 +210,8 @@ interface Server {
 async function startGatehouse(env: NodeJS.ProcessEnv, port: number, options: { cpus?: string | undefined; quietStdout?: boolean; nodeArgs?: string[] }): Promise<Server> {
   const nodeArgs = options.nodeArgs ?? [];
   const started = performance.now();
-  const child = spawnPinned(options.cpus, NODE, [...nodeArgs, MAIN], {
+  // As npm start and the Docker image start it.
+  const child = spawnPinned(options.cpus, NODE, [...SERVER_NODE_OPTIONS, ...nodeArgs, MAIN], {
     env,
     cwd: REPO,
     stdio: ['ignore', options.quietStdout ? 'ignore' : 'pipe', 'pipe'],
@@ -224,7 +226,8 @@ async function startUpstream(dir: string, port: number, client: { clientId: stri
   const file = path.join(dir, 'upstream.json');
   await writeFile(file, JSON.stringify({ port, ...client, resource: API, scope: 'read write' }), { mode: 0o600 });
   const started = performance.now();
-  const child = spawnPinned(SERVER_CPU ?? ALL_CPUS, NODE, [...nodeArgs, UPSTREAM, file], { env: { ...process.env, NODE_ENV: 'production' }, cwd: REPO });
+  // The same runtime, with the same Node.js options, as Gatehouse: the comparison is of the code.
+  const child = spawnPinned(SERVER_CPU ?? ALL_CPUS, NODE, [...SERVER_NODE_OPTIONS, ...nodeArgs, UPSTREAM, file], { env: { ...process.env, NODE_ENV: 'production' }, cwd: REPO });
   const output = collectOutput(child);
   const base = `http://127.0.0.1:${port}`;
   await waitForOk(`${base}/.well-known/openid-configuration`, child, output, 30_000, 5);
@@ -349,6 +352,7 @@ async function main(): Promise<number> {
       server_cpus: SERVER_CPU ?? 'all',
       load_cpus: LOAD_CPU ?? 'all',
       node_env: 'production',
+      node_options: SERVER_NODE_OPTIONS.join(' '),
       busy_before_start_pct: busyBeforeStart,
     },
     ready_ms: null,

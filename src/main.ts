@@ -5,6 +5,7 @@ import { loadDigestKey, loadSigningJwks } from './keys/key-store.js';
 import { createLogger, wantsPrettyLogs } from './observability/logger.js';
 import { openServerDatabase } from './registry/database.js';
 import { migrateToLatest } from './registry/migrate.js';
+import { missingNodeOptions } from './runtime.js';
 import { startServer } from './server.js';
 
 function readConfig(): Config | undefined {
@@ -68,6 +69,10 @@ async function main(): Promise<number> {
   const config = readConfig();
   if (!config) return 1;
   const logger = createLogger({ logLevel: config.logLevel, pretty: wantsPrettyLogs(config.nodeEnv, process.stdout) });
+  const missing = missingNodeOptions();
+  if (missing.length > 0 && cluster.isPrimary) {
+    logger.warn({ missing }, 'started without the Node.js options Gatehouse runs with (npm start and the Docker image pass them): it works, at more CPU per request');
+  }
   if (config.workers > 1 && cluster.isPrimary) {
     try {
       await preparePrimary(config, logger);

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../fixtures/env.js';
+import { SERVER_NODE_OPTIONS } from '../../src/runtime.js';
 import { REPO_ROOT, runNode } from '../fixtures/process.js';
 
 // `npm run bench -- --quick`, shortened to one second per scenario: it runs end to end on real
@@ -39,6 +40,8 @@ describe('npm run bench -- --quick', { timeout: 240_000 }, () => {
       expect(scenarios[name]!.rps as number, `scenarios.${name}.rps`).toBeGreaterThan(0);
     }
     expect(scenarios.client_credentials!.errors).toBe(0);
+    // Gatehouse and the upstream run as npm start runs the server.
+    expect((report.settings as Json).node_options).toBe(SERVER_NODE_OPTIONS.join(' '));
 
     const references = report.references as Json;
     for (const key of ['jose_rs256_sign_per_s', 'openssl_rsa2048_sign_per_s', 'upstream_client_credentials_rps']) {

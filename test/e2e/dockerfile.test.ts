@@ -9,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
 import { TEST_REDIS_URL } from '../fixtures/env.js';
 import { captureLogs, recordSecret } from '../fixtures/log-capture.js';
 import { freePort } from '../fixtures/ports.js';
+import { SERVER_NODE_OPTIONS } from '../../src/runtime.js';
 
 /*
  * There is no Docker engine on the test machines, so this test replays the Dockerfile: it parses it,
@@ -541,7 +542,7 @@ describe('Dockerfile (static)', () => {
     }
   });
 
-  it('runs as a non-root user in production mode, exposes 3000 and starts dist/src/main.js', () => {
+  it('runs as a non-root user in production mode, exposes 3000 and starts dist/src/main.js with the server\'s Node.js options', () => {
     const final = lineage(finalStage).reverse().flatMap((s) => s.instructions);
     const users = final.filter((i) => i.keyword === 'USER');
     const user = users.at(-1)?.args.trim() ?? 'root';
@@ -551,7 +552,8 @@ describe('Dockerfile (static)', () => {
     expect(final.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.args.split(/\s+/))).toContain('3000');
     const cmd = final.filter((i) => i.keyword === 'CMD').at(-1);
     expect(cmd, 'CMD').toBeDefined();
-    expect(parseExecForm(cmd!.args)).toEqual(['node', 'dist/src/main.js']);
+    // The Node.js options npm start passes too (src/runtime.ts).
+    expect(parseExecForm(cmd!.args)).toEqual(['node', ...SERVER_NODE_OPTIONS, 'dist/src/main.js']);
   });
 
   it('keeps keys, local data and dependencies out of the build context', () => {
@@ -754,6 +756,8 @@ describe('Dockerfile (replayed build and production start)', () => {
         expect(outcome, report('the server did not stop within 20 s of SIGTERM')).not.toBe('timeout');
         await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2_000))]);
         expect(outcome, report('exit after SIGTERM')).toEqual({ code: 0, signal: null });
+        // Started with every Node.js option the server expects (it says so when one is missing).
+        expect(stdout + stderr).not.toContain('started without the Node.js options');
       } finally {
         if (server.exitCode === null && server.signalCode === null) {
           server.kill('SIGKILL');

@@ -6,7 +6,7 @@ import { decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureLogs, recordSecret } from '../fixtures/log-capture.js';
 import { freePort } from '../fixtures/ports.js';
-import { BIN, MAIN, runNode, spawnNode, waitForUrl, type Spawned } from '../fixtures/process.js';
+import { BIN, runNode, SERVER, spawnNode, waitForUrl, type Spawned } from '../fixtures/process.js';
 import { tokenRequest } from '../fixtures/server.js';
 
 // `npm start` with nothing configured: PGlite under ./.data, the in-process store, a key made
@@ -21,7 +21,7 @@ describe('npm start on the embedded defaults', { timeout: 120_000 }, () => {
   beforeAll(async () => {
     cwd = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-embedded-'));
     port = await freePort();
-    server = spawnNode([MAIN], { cwd, env: { PORT: String(port) }, logs });
+    server = spawnNode(SERVER, { cwd, env: { PORT: String(port) }, logs });
     await waitForUrl(`http://localhost:${port}/.well-known/openid-configuration`, server, 60_000);
   }, 90_000);
 

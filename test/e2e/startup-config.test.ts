@@ -2,7 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN, runNode } from '../fixtures/process.js';
+import { SERVER_NODE_OPTIONS } from '../../src/runtime.js';
+import { MAIN, runNode, SERVER } from '../fixtures/process.js';
 
 // The real entry point: a bad environment stops start-up with one line per problem, naming the variable.
 describe('start-up configuration errors', () => {
@@ -17,7 +18,7 @@ describe('start-up configuration errors', () => {
     ['DATABASE_URL', 'nonsense'],
     ['ISSUER', 'not-a-url'],
   ])('refuses %s=%s with one line naming it', async (name, value) => {
-    const { code, stdout, stderr } = await runNode([MAIN], { cwd, env: { [name]: value } });
+    const { code, stdout, stderr } = await runNode(SERVER, { cwd, env: { [name]: value } });
     expect(code).toBe(1);
     expect(stdout).toBe('');
     const lines = stderr.trim().split('\n');
@@ -26,7 +27,7 @@ describe('start-up configuration errors', () => {
   });
 
   it('refuses production on embedded defaults, without COOKIE_KEYS and with a remote http issuer, one line each', async () => {
-    const { code, stderr } = await runNode([MAIN], { cwd, env: { NODE_ENV: 'production', ISSUER: 'http://auth.example.com' } });
+    const { code, stderr } = await runNode(SERVER, { cwd, env: { NODE_ENV: 'production', ISSUER: 'http://auth.example.com' } });
     expect(code).toBe(1);
     const lines = stderr.trim().split('\n');
     expect(lines).toHaveLength(4);
@@ -37,25 +38,37 @@ describe('start-up configuration errors', () => {
   });
 
   it('refuses several workers on the embedded database', async () => {
-    const { code, stderr } = await runNode([MAIN], { cwd, env: { GATEHOUSE_WORKERS: '2' } });
+    const { code, stderr } = await runNode(SERVER, { cwd, env: { GATEHOUSE_WORKERS: '2' } });
     expect(code).toBe(1);
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(stderr).toMatch(/^gatehouse: configuration error: GATEHOUSE_WORKERS: /);
   });
 
+  const withoutKeys = () => ({
+    NODE_ENV: 'production',
+    DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    COOKIE_KEYS: 'a-cookie-key-that-is-long-enough-0123456789',
+    KEYS_DIR: path.join(cwd, 'no-keys-here'),
+  });
+
   it('refuses production without signing keys', async () => {
-    const { code, stderr } = await runNode([MAIN], {
-      cwd,
-      env: {
-        NODE_ENV: 'production',
-        DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
-        REDIS_URL: 'redis://127.0.0.1:6379',
-        COOKIE_KEYS: 'a-cookie-key-that-is-long-enough-0123456789',
-        KEYS_DIR: path.join(cwd, 'no-keys-here'),
-      },
-    });
+    const { code, stdout, stderr } = await runNode(SERVER, { cwd, env: withoutKeys() });
     expect(code).toBe(1);
     expect(stderr).toMatch(/client-secret\.key is missing|no signing keys/);
     expect(stderr).toContain('keys generate');
+    expect(stdout).not.toContain('started without the Node.js options');
+  });
+
+  it('says so, naming them, when started without the Node.js options npm start passes', async () => {
+    const { stdout } = await runNode([MAIN], { cwd, env: withoutKeys() });
+    const warning = stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { level?: string; msg?: string; missing?: string[] })
+      .find((line) => line.msg?.startsWith('started without the Node.js options'));
+    expect(warning, stdout).toBeDefined();
+    expect(warning!.level).toBe('warn');
+    expect(warning!.missing).toEqual([...SERVER_NODE_OPTIONS]);
   });
 });

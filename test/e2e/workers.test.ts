@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
 import { TEST_REDIS_URL } from '../fixtures/env.js';
 import { captureLogs, recordSecret } from '../fixtures/log-capture.js';
 import { freePort } from '../fixtures/ports.js';
-import { MAIN, spawnNode, waitForUrl, type Spawned } from '../fixtures/process.js';
+import { SERVER, spawnNode, waitForUrl, type Spawned } from '../fixtures/process.js';
 import { TEST_COOKIE_KEY } from '../fixtures/server.js';
 
 /** One token request on a connection of its own, so the cluster hands it to any worker. */
@@ -61,7 +61,7 @@ describe('GATEHOUSE_WORKERS=2', { timeout: 60_000 }, () => {
       COOKIE_KEYS: TEST_COOKIE_KEY,
       GATEHOUSE_WORKERS: '2',
     };
-    server = spawnNode([MAIN], { cwd: dir, env, logs });
+    server = spawnNode(SERVER, { cwd: dir, env, logs });
     await waitForUrl(`http://127.0.0.1:${port}/readyz`, server);
   }, 60_000);
 
