@@ -1,11 +1,12 @@
 // The load generator: one scenario per process, pinned by the harness to the CPU the server does not
 // use. Reads its spec (JSON) from the file named by argv[2]; prepares, warms up, prints
-// {"event":"warm"} and waits for "go" on stdin (the harness reads the server's CPU time then),
-// measures, and prints {"event":"result", …}.
+// {"event":"warm"} and waits for "go" on stdin (the harness reads the server's CPU time then; the
+// load goes on meanwhile), measures, and prints {"event":"result", …} as the window closes.
 import { createPrivateKey, randomBytes, sign as rsaSign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import autocannon, { type RequestSpec, type Result } from 'autocannon';
+import { setTimeout as sleep } from 'node:timers/promises';
+import autocannon, { type RequestSpec } from 'autocannon';
 import { Agent, basicAuth, codeFlow, type CodeClient } from './lib/flow.js';
 
 export interface StaticRequest {
@@ -144,41 +145,92 @@ function requestsFor(spec: LoadSpec, state: { exhausted: number }): { requests: 
   }
 }
 
-function summarize(result: Result, seconds: number, cpuPct: number, exhausted: number): LoadResult {
-  const statusCodes: Record<string, number> = {};
-  for (const [code, { count }] of Object.entries(result.statusCodeStats)) statusCodes[code] = count;
-  const completed = result.requests.total;
+/**
+ * What the measured window saw: every response to a request sent after the window opened and
+ * answered before it closed (latency of the 2xx ones, as autocannon's own histogram keeps), and
+ * every connection error or timeout within it.
+ */
+class Window {
+  #openedAt = Number.POSITIVE_INFINITY;
+  #closedAt = Number.POSITIVE_INFINITY;
+  readonly latencies: number[] = [];
+  readonly statusCodes: Record<string, number> = {};
+  responses = 0;
+  ok = 0;
+  failed = 0;
+
+  open(): void {
+    this.#openedAt = performance.now();
+  }
+
+  /** Closes the window; answers its length in seconds. */
+  close(): number {
+    this.#closedAt = performance.now();
+    return (this.#closedAt - this.#openedAt) / 1000;
+  }
+
+  response(status: number, ms: number): void {
+    const now = performance.now();
+    if (now - ms < this.#openedAt || now > this.#closedAt) return;
+    this.responses += 1;
+    this.statusCodes[status] = (this.statusCodes[status] ?? 0) + 1;
+    if (status >= 200 && status < 300) {
+      this.ok += 1;
+      this.latencies.push(ms);
+    }
+  }
+
+  error(): void {
+    const now = performance.now();
+    if (now >= this.#openedAt && now <= this.#closedAt) this.failed += 1;
+  }
+}
+
+function summarize(window: Window, seconds: number, cpuPct: number, exhausted: number): LoadResult {
+  const sorted = [...window.latencies].sort((a, b) => a - b);
+  const round = (ms: number) => Math.round(ms * 10) / 10;
   return {
     event: 'result',
-    completed,
-    ok: result['2xx'],
-    errors: result.errors + result.non2xx,
+    completed: window.responses,
+    ok: window.ok,
+    errors: window.failed + (window.responses - window.ok),
     seconds,
-    rps: completed / seconds,
-    p50_ms: result.latency.p50,
-    p99_ms: result.latency.p99,
-    status_codes: statusCodes,
+    rps: window.responses / seconds,
+    p50_ms: round(percentile(sorted, 50)),
+    p99_ms: round(percentile(sorted, 99)),
+    status_codes: window.statusCodes,
     loadgen_cpu_pct: cpuPct,
     ...(exhausted > 0 ? { pool_exhausted: exhausted } : {}),
   };
 }
 
+/**
+ * One autocannon run for warm-up and measurement alike: the measured window opens on connections
+ * that are already warm (kept alive, as real clients keep theirs) instead of starting with a burst
+ * of new connections while the warm-up's close, which is no part of the steady state measured.
+ */
 async function runAutocannon(spec: LoadSpec): Promise<void> {
   const state = { exhausted: 0 };
   const { requests, prepare } = requestsFor(spec, state);
-  const options = { url: spec.base, connections: spec.connections, timeout: 10, requests };
   if (spec.kind === 'assertion') prepare(Math.ceil(spec.expectedRps * (spec.warmupSeconds + spec.seconds) * 1.3) + spec.connections * 4);
-  if (spec.warmupSeconds > 0) await autocannon({ ...options, duration: spec.warmupSeconds });
+  const window = new Window();
+  // Stopped by hand once the window closes; the duration only bounds a run whose harness went away.
+  const instance = autocannon({ url: spec.base, connections: spec.connections, timeout: 10, requests, duration: spec.warmupSeconds + spec.seconds + 600 });
+  instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => window.response(status, ms));
+  instance.on('reqError', () => window.error());
+  const finished = Promise.resolve(instance);
+  await Promise.race([sleep(spec.warmupSeconds * 1000), finished]);
   state.exhausted = 0;
   write({ event: 'warm' });
   await waitForGo();
   const cpu = process.cpuUsage();
-  const started = performance.now();
-  const result = await autocannon({ ...options, duration: spec.seconds });
-  const seconds = (performance.now() - started) / 1000;
+  window.open();
+  await Promise.race([sleep(spec.seconds * 1000), finished]);
+  const seconds = window.close();
   const used = process.cpuUsage(cpu);
-  // autocannon's own duration counts from its first connection; ours includes the setup too, within a few ms.
-  write(summarize(result, result.duration || seconds, ((used.user + used.system) / 1000 / (seconds * 1000)) * 100, state.exhausted));
+  write(summarize(window, seconds, ((used.user + used.system) / 1000 / (seconds * 1000)) * 100, state.exhausted));
+  instance.stop();
+  await finished;
 }
 
 async function runAuthcode(spec: Extract<LoadSpec, { kind: 'authcode' }>): Promise<void> {

@@ -150,7 +150,7 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push(`${report.date} · Node ${report.node} · ${report.cpu} × ${report.cpus} · commit ${report.commit} · run took ${fmt(report.duration_s)} s${busy}`);
   lines.push('');
   lines.push(
-    `Server on CPU 0, load generator on CPU 1 (unless noted), real PostgreSQL and Redis (themselves unpinned), ${report.settings.seconds} s per scenario after ${report.settings.warmup_seconds} s of warm-up, LOG_LEVEL=${report.settings.log_level}${typeof report.settings.node_options === 'string' && report.settings.node_options ? `, Gatehouse and the upstream both on \`node ${report.settings.node_options}\`` : ''}. This machine drifts ±30%: compare the ratios, which are measured side by side in the same run.`,
+    `Server on CPU 0, load generator on CPU 1 (unless noted), real PostgreSQL and Redis (the server's backends and Redis on the load generator's CPU while measured), ${report.settings.seconds} s per scenario after ${report.settings.warmup_seconds} s of warm-up on the same connections, LOG_LEVEL=${report.settings.log_level}${typeof report.settings.node_options === 'string' && report.settings.node_options ? `, Gatehouse and the upstream both on \`node ${report.settings.node_options}\`` : ''}. This machine drifts ±30%: compare the ratios, which are measured side by side in the same run.`,
   );
   lines.push('');
   lines.push('| scenario | req/s | p50 ms | p99 ms | errors | server CPU ms / 1k req | server CPU % | peak RSS MB | load gen CPU % | others on server CPU % | SQL per req |');

@@ -14,8 +14,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { exportJWK, generateKeyPair } from 'jose';
 import { Agent, basicAuth, codeFlow, type CodeClient } from './lib/flow.js';
-import { CAN_PIN, collectOutput, cpuMs, cpusBusyMs, hasCommand, killAll, processTree, rssMb, run, sampleRss, spawnPinned, stopChild, waitForOk } from './lib/proc.js';
-import { claimRedis, createDatabase, freePort } from './lib/services.js';
+import { CAN_PIN, collectOutput, cpuMs, cpusBusyMs, hasCommand, killAll, placeOnCpus, processTree, rssMb, run, sampleRss, spawnPinned, stopChild, waitForOk } from './lib/proc.js';
+import { claimRedis, createDatabase, freePort, localRedisPid } from './lib/services.js';
 import { connectProfiler } from './lib/inspector.js';
 import { compareProfiles, summarizeProfile, type CpuProfile } from './profile.js';
 import { evaluateTargets, isResult, pairedRatio, renderMarkdown, type BenchReport, type ScenarioResult } from './report.js';
@@ -120,6 +120,8 @@ async function measure(
     onDone?: () => Promise<void>;
     /** PostgreSQL transactions so far in the server's database (each autocommit query is one). */
     dbTransactions?: () => Promise<number>;
+    /** Local processes serving the server (its PostgreSQL backends, Redis): on the load generator's CPUs while measured. */
+    backing?: () => Promise<number[]>;
   },
 ): Promise<ScenarioResult> {
   const specFile = path.join(options.dir, `load-${randomBytes(4).toString('hex')}.json`);
@@ -137,12 +139,15 @@ async function measure(
   let sampler: { stop(): number } | undefined;
   let peak = 0;
   let result: LoadResult | undefined;
+  let putBack: (() => void) | undefined;
   try {
     const lines = createInterface({ input: child.stdout! });
     for await (const line of lines) {
       if (!line.startsWith('{')) continue;
       const message = JSON.parse(line) as { event: string };
       if (message.event === 'warm') {
+        // After the warm-up, which opened the server's database connections.
+        if (options.backing && options.loadCpus) putBack = placeOnCpus(await options.backing(), options.loadCpus);
         await options.onWarm?.();
         xactsBefore = (await options.dbTransactions?.()) ?? 0;
         pids = processTree(target.pid);
@@ -168,6 +173,7 @@ async function measure(
   } finally {
     clearTimeout(limit);
     sampler?.stop();
+    putBack?.();
     await rm(specFile, { force: true });
   }
   if (!result) throw new Error(`the load generator gave no result (exit ${child.exitCode ?? child.signalCode}): ${output().slice(-3000)}`);
@@ -299,6 +305,10 @@ async function main(): Promise<number> {
   cleanups.push(() => database.drop());
   const redis = await claimRedis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', process.env.BENCH_REDIS_URL);
   cleanups.push(() => redis.release());
+  // PostgreSQL and Redis run on this machine too: while a scenario is measured, the server's
+  // database backends and Redis are moved to the load generator's CPU, so the server's CPU is its own.
+  const redisPid = await localRedisPid(redis.url);
+  const backing = async () => [...(await database.backendPids()), ...(redisPid ? [redisPid] : [])];
 
   const port = await freePort();
   const env: NodeJS.ProcessEnv = {
@@ -344,6 +354,7 @@ async function main(): Promise<number> {
     cpus: cpuCount,
     commit: gitCommit(),
     settings: {
+      backing_services_cpus: pinned ? LOAD_CPU : 'all',
       seconds,
       warmup_seconds: warmupSeconds,
       connections: CONNECTIONS,
@@ -383,7 +394,7 @@ async function main(): Promise<number> {
   const countQueries = (name: string) => !quick || ['refresh_token', 'introspection', 'authorization_code'].includes(name);
   const scenario = async (name: string, target: Target, spec: LoadSpec, request: string, loadCpus = LOAD_CPU, serverCpus = SERVER_CPU) => {
     log(`${name}: ${spec.seconds} s, ${spec.connections} connections`);
-    const result = await attempt(name, () => measure(target, spec, { loadCpus, serverCpus, request, dir, ...(countQueries(name) ? { dbTransactions: () => database.transactions() } : {}) }));
+    const result = await attempt(name, () => measure(target, spec, { loadCpus, serverCpus, request, dir, backing, ...(countQueries(name) ? { dbTransactions: () => database.transactions() } : {}) }));
     report.scenarios[name] = result ?? { error: lastError.slice(0, 2000) };
     if (result) log(`${name}: ${result.rps.toFixed(1)}/s p50 ${result.p50_ms} ms p99 ${result.p99_ms} ms errors ${result.errors} cpu ${result.cpu_ms_per_1k.toFixed(0)} ms/1k`);
     return result;
@@ -413,6 +424,7 @@ async function main(): Promise<number> {
           serverCpus: SERVER_CPU,
           request,
           dir,
+          backing,
           onWarm: () => profiler.start(),
           onDone: async () => {
             profile = await profiler.stop();
@@ -476,7 +488,7 @@ async function main(): Promise<number> {
   const cc1 = await scenario('client_credentials', target, ccRequest(gatehouse.base), ccDescription);
   if (cc1) ccRpsEstimate = cc1.rps;
   const up = await attempt('upstream', () =>
-    measure({ pid: upstream.child.pid!, label: 'bare oidc-provider, CPU 0' }, ccRequest(upstream.base), { loadCpus: LOAD_CPU, serverCpus: SERVER_CPU, request: ccDescription, dir }),
+    measure({ pid: upstream.child.pid!, label: 'bare oidc-provider, CPU 0' }, ccRequest(upstream.base), { loadCpus: LOAD_CPU, serverCpus: SERVER_CPU, request: ccDescription, dir, backing }),
   );
   report.references.upstream = up ?? { error: lastError.slice(0, 2000) };
   report.references.upstream_client_credentials_rps = up?.rps ?? null;
@@ -487,7 +499,7 @@ async function main(): Promise<number> {
   const rounds = quick ? 2 : PAIRED_ROUNDS;
   const roundSpec = (base: string): LoadSpec => ({ ...ccRequest(base), seconds: roundSeconds, warmupSeconds: 1 });
   const roundMeasure = (pid: number, label: string, base: string, loadCpus = LOAD_CPU, serverCpus = SERVER_CPU) =>
-    measure({ pid, label }, roundSpec(base), { loadCpus, serverCpus, request: ccDescription, dir });
+    measure({ pid, label }, roundSpec(base), { loadCpus, serverCpus, request: ccDescription, dir, backing });
   await attempt('paired rounds (client_credentials, upstream, openssl)', async () => {
     const vsUpstream: number[] = [];
     const vsSign: number[] = [];
@@ -643,7 +655,7 @@ async function main(): Promise<number> {
     log_info_vs_warn: ccRps !== null && rpsOf('client_credentials_log_info') !== null ? rpsOf('client_credentials_log_info')! / ccRps : null,
   };
   notes.push(
-    'PostgreSQL and Redis run on the same two CPUs, unpinned: their work for a request competes with the server on CPU 0 and with the load generator on CPU 1.',
+    "PostgreSQL and Redis run on this machine: while a scenario is measured, the server's PostgreSQL backends and Redis are moved to the load generator's CPU (CPU 1), so that their work for a request is not charged to the server's CPU, as it would not be with them on machines of their own; PostgreSQL's background processes stay unpinned.",
     'GATEHOUSE_WORKERS=2 runs on both CPUs and the load generator shares them (its CPU % is in the table); workers2_vs_1 divides it by a pinned one-process server.',
     `The ratios cc ÷ upstream, cc ÷ openssl and workers2 ÷ 1 are medians of paired rounds: ${roundSeconds} s of one side, then ${roundSeconds} s of the other (alternating which goes first), repeated, with both servers up and the idle one waiting; the long runs in the first table are single ${seconds} s windows and drift with the machine.`,
     'Server CPU counts every thread of the server process (libuv pool: RSA signing, argon2id), from /proc/<pid>/stat; latency percentiles come from autocannon in whole milliseconds.',

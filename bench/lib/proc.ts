@@ -138,6 +138,45 @@ export function spawnPinned(
   );
 }
 
+/** The CPUs a process may run on ("0-1"), or undefined when it is gone or taskset cannot tell. */
+function cpuList(pid: number): string | undefined {
+  try {
+    // "pid 123's current affinity list: 0,1"
+    return /list:\s*(\S+)/.exec(execFileSync('taskset', ['-c', '-p', String(pid)], { encoding: 'utf8' }))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Moves local processes that serve the server (PostgreSQL backends, Redis), every thread of them,
+ * onto `cpus`, so that what they do for a request is not charged to the server's CPU, as it would
+ * not be with them on machines of their own. Answers how to put each back where it was; a process
+ * that is gone or not ours to move is left alone.
+ */
+export function placeOnCpus(pids: readonly number[], cpus: string): () => void {
+  const moved: Array<{ pid: number; was: string }> = [];
+  for (const pid of pids) {
+    const was = cpuList(pid);
+    if (!was || was === cpus) continue;
+    try {
+      execFileSync('taskset', ['-a', '-c', '-p', cpus, String(pid)], { stdio: 'ignore' });
+      moved.push({ pid, was });
+    } catch {
+      // gone, or not permitted: it stays where it is
+    }
+  }
+  return () => {
+    for (const { pid, was } of moved) {
+      try {
+        execFileSync('taskset', ['-a', '-c', '-p', was, String(pid)], { stdio: 'ignore' });
+      } catch {
+        // gone meanwhile
+      }
+    }
+  };
+}
+
 /** Waits for a child to exit; SIGTERM first, SIGKILL after `graceMs`. */
 export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -17,7 +18,7 @@ export function freePort(): Promise<number> {
 }
 
 /** A database of the bench's own on the PostgreSQL of `adminUrl`, dropped at the end. */
-export async function createDatabase(adminUrl: string): Promise<{ url: string; transactions(): Promise<number>; drop(): Promise<void> }> {
+export async function createDatabase(adminUrl: string): Promise<{ url: string; transactions(): Promise<number>; backendPids(): Promise<number[]>; drop(): Promise<void> }> {
   const name = `gatehouse_bench_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5000 });
   await admin.connect();
@@ -29,16 +30,24 @@ export async function createDatabase(adminUrl: string): Promise<{ url: string; t
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   let stats: pg.Client | undefined;
+  const statsClient = async () => {
+    if (!stats) {
+      stats = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5000 });
+      await stats.connect();
+    }
+    return stats;
+  };
   return {
     url: url.toString(),
     /** Transactions committed or rolled back in the database so far (each autocommit query is one), from pg_stat_database. */
     async transactions() {
-      if (!stats) {
-        stats = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5000 });
-        await stats.connect();
-      }
-      const result = await stats.query<{ n: string }>('select xact_commit + xact_rollback as n from pg_stat_database where datname = $1', [name]);
+      const result = await (await statsClient()).query<{ n: string }>('select xact_commit + xact_rollback as n from pg_stat_database where datname = $1', [name]);
       return Number(result.rows[0]?.n ?? 0);
+    },
+    /** The server processes (backends) of the connections open to this database now. */
+    async backendPids() {
+      const result = await (await statsClient()).query<{ pid: number }>('select pid from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name]);
+      return result.rows.map((row) => row.pid);
     },
     async drop() {
       await stats?.end().catch(() => undefined);
@@ -61,6 +70,21 @@ const LOCK_KEY = 'gatehouse-bench:owner';
  * so that the sessions and codes it leaves behind can be flushed at the end without touching
  * anyone else's keys. When `fixedUrl` is given it is used as is and nothing is flushed.
  */
+/** The pid of the Redis server at `url` when it runs on this machine (its INFO names a process of ours), else undefined. */
+export async function localRedisPid(url: string): Promise<number | undefined> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000 });
+  try {
+    await redis.connect();
+    const pid = Number(/^process_id:(\d+)/m.exec(await redis.info('server'))?.[1]);
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim().startsWith('redis') ? pid : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    redis.disconnect();
+  }
+}
+
 export async function claimRedis(baseUrl: string, fixedUrl: string | undefined): Promise<{ url: string; release(): Promise<void> }> {
   if (fixedUrl) {
     const probe = new Redis(fixedUrl, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000 });

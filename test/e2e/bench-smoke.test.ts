@@ -41,7 +41,9 @@ describe('npm run bench -- --quick', { timeout: 240_000 }, () => {
     }
     expect(scenarios.client_credentials!.errors).toBe(0);
     // Gatehouse and the upstream run as npm start runs the server.
-    expect((report.settings as Json).node_options).toBe(SERVER_NODE_OPTIONS.join(' '));
+    const settings = report.settings as Json;
+    expect(settings.node_options).toBe(SERVER_NODE_OPTIONS.join(' '));
+    expect(settings.backing_services_cpus).toBe(settings.load_cpus);
 
     const references = report.references as Json;
     for (const key of ['jose_rs256_sign_per_s', 'openssl_rsa2048_sign_per_s', 'upstream_client_credentials_rps']) {
