@@ -207,7 +207,7 @@ function summarize(window: Window, seconds: number, cpuPct: number, exhausted: n
 /**
  * One autocannon run for warm-up and measurement alike: the measured window opens on connections
  * that are already warm (kept alive, as real clients keep theirs) instead of starting with a burst
- * of new connections while the warm-up's close, which is no part of the steady state measured.
+ * of new connections while the warm-up's connections close, which is no part of the steady state measured.
  */
 async function runAutocannon(spec: LoadSpec): Promise<void> {
   const state = { exhausted: 0 };

@@ -79,8 +79,17 @@ const log = (message: string) => {
 };
 const notes: string[] = [];
 
+// Processes moved to other CPUs while a scenario runs (placeOnCpus), put back however the harness stops.
+const putBacks = new Set<() => void>();
+const putAllBack = () => {
+  for (const putBack of putBacks) putBack();
+  putBacks.clear();
+};
 // Everything started is killed if the harness stops for any reason.
-process.on('exit', killAll);
+process.on('exit', () => {
+  killAll();
+  putAllBack();
+});
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     log(`${signal}: stopping`);
@@ -92,6 +101,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 const cleanups: Array<() => Promise<void>> = [];
 async function cleanup() {
   killAll();
+  putAllBack();
   while (cleanups.length > 0) {
     try {
       await cleanups.pop()!();
@@ -147,7 +157,10 @@ async function measure(
       const message = JSON.parse(line) as { event: string };
       if (message.event === 'warm') {
         // After the warm-up, which opened the server's database connections.
-        if (options.backing && options.loadCpus) putBack = placeOnCpus(await options.backing(), options.loadCpus);
+        if (options.backing && options.loadCpus) {
+          putBack = placeOnCpus(await options.backing(), options.loadCpus);
+          putBacks.add(putBack);
+        }
         await options.onWarm?.();
         xactsBefore = (await options.dbTransactions?.()) ?? 0;
         pids = processTree(target.pid);
@@ -173,7 +186,10 @@ async function measure(
   } finally {
     clearTimeout(limit);
     sampler?.stop();
-    putBack?.();
+    if (putBack) {
+      putBacks.delete(putBack);
+      putBack();
+    }
     await rm(specFile, { force: true });
   }
   if (!result) throw new Error(`the load generator gave no result (exit ${child.exitCode ?? child.signalCode}): ${output().slice(-3000)}`);

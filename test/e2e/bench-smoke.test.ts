@@ -1,8 +1,10 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../fixtures/env.js';
+import { CAN_PIN, placeOnCpus } from '../../bench/lib/proc.js';
 import { SERVER_NODE_OPTIONS } from '../../src/runtime.js';
 import { REPO_ROOT, runNode } from '../fixtures/process.js';
 
@@ -63,5 +65,20 @@ describe('npm run bench -- --quick', { timeout: 240_000 }, () => {
     const markdown = await readFile(path.join(out, 'latest.md'), 'utf8');
     expect(markdown).toContain('| scenario | req/s | p50 ms | p99 ms | errors |');
     expect(markdown).toContain('| target | wanted | measured |');
+  });
+
+  // How the bench keeps PostgreSQL and Redis off the server's CPU: every thread moved, then put back.
+  it.runIf(CAN_PIN && os.cpus().length >= 2)('moves a process to other CPUs and puts it back', async () => {
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const cpusOf = () => /list:\s*(\S+)/.exec(execFileSync('taskset', ['-c', '-p', String(child.pid)], { encoding: 'utf8' }))?.[1];
+    try {
+      const before = cpusOf();
+      const putBack = placeOnCpus([child.pid!, 2 ** 22 + 1], '1');
+      expect(cpusOf()).toBe('1');
+      putBack();
+      expect(cpusOf()).toBe(before);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
