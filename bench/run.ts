@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { exportJWK, generateKeyPair } from 'jose';
 import { Agent, basicAuth, codeFlow, type CodeClient } from './lib/flow.js';
-import { CAN_PIN, collectOutput, cpuMs, cpusBusyMs, hasCommand, killAll, placeOnCpus, processTree, rssMb, run, sampleRss, spawnPinned, stopChild, waitForOk } from './lib/proc.js';
+import { CAN_PIN, collectOutput, cpuMs, cpusBusyMs, hasCommand, killAll, placeOnCpus, processTree, rssMb, run, sampleRss, setCpus, spawnPinned, stopChild, waitForOk } from './lib/proc.js';
 import { claimRedis, createDatabase, freePort, localRedisPid } from './lib/services.js';
 import { connectProfiler } from './lib/inspector.js';
 import { compareProfiles, summarizeProfile, type CpuProfile } from './profile.js';
@@ -303,7 +303,7 @@ async function main(): Promise<number> {
   const startedAt = performance.now();
   if (process.platform !== 'linux') throw new Error('the bench reads /proc: it runs on Linux');
   if (!pinned) notes.push(CAN_PIN ? 'Only one CPU: nothing was pinned, server and load generator shared it.' : 'taskset (util-linux) is missing: nothing was pinned.');
-  else execFileSync('taskset', ['-a', '-p', '-c', LOAD_CPU!, String(process.pid)], { stdio: 'ignore' });
+  else if (!setCpus(process.pid, LOAD_CPU!)) throw new Error(`could not pin the harness to CPU ${LOAD_CPU}`);
 
   // How busy the machine is before anything starts (one second of /proc/stat, all CPUs, less this process).
   const busy0 = cpusBusyMs(undefined);

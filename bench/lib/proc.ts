@@ -159,22 +159,29 @@ export function placeOnCpus(pids: readonly number[], cpus: string): () => void {
   for (const pid of pids) {
     const was = cpuList(pid);
     if (!was || was === cpus) continue;
-    try {
-      execFileSync('taskset', ['-a', '-c', '-p', cpus, String(pid)], { stdio: 'ignore' });
-      moved.push({ pid, was });
-    } catch {
-      // gone, or not permitted: it stays where it is
-    }
+    // Even a partial move (some threads) is put back.
+    moved.push({ pid, was });
+    setCpus(pid, cpus);
   }
   return () => {
-    for (const { pid, was } of moved) {
-      try {
-        execFileSync('taskset', ['-a', '-c', '-p', was, String(pid)], { stdio: 'ignore' });
-      } catch {
-        // gone meanwhile
-      }
-    }
+    for (const { pid, was } of moved) setCpus(pid, was);
   };
+}
+
+/**
+ * Sets the CPUs of every thread of a process; false when it is gone or not ours. `taskset -a` fails
+ * when a thread ends while it walks them (a process's threads come and go): it is tried again.
+ */
+export function setCpus(pid: number, cpus: string): boolean {
+  for (let attempt = 0; attempt < 5; attempt += 1) {
+    try {
+      execFileSync('taskset', ['-a', '-c', '-p', cpus, String(pid)], { stdio: 'ignore' });
+      return true;
+    } catch {
+      if (cpuList(pid) === undefined) return false;
+    }
+  }
+  return false;
 }
 
 /** Waits for a child to exit; SIGTERM first, SIGKILL after `graceMs`. */
