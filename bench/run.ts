@@ -387,7 +387,7 @@ async function main(): Promise<number> {
     scenarios: {},
     references: { jose_rs256_sign_per_s: null, node_crypto_rs256_sign_per_s: null, openssl_rsa2048_sign_per_s: null, upstream_client_credentials_rps: null, notes: [] },
     paired: {},
-    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, workers2_vs_1: null, log_info_vs_warn: null },
+    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null },
     targets: [],
     notes,
     duration_s: 0,
@@ -610,6 +610,21 @@ async function main(): Promise<number> {
     }
     await scenario(name, target, prepared.spec, prepared.request);
   }
+  // Refresh against the signature rate in paired rounds too (refresh, then openssl, on the same CPU):
+  // the absolute rate drifts with the machine, this ratio much less. Each round has tokens of its own.
+  if (selected('refresh_token') && isResult(report.scenarios.refresh_token) && hasCommand('openssl')) {
+    await attempt('paired rounds (refresh_token, openssl)', async () => {
+      const vsSign: number[] = [];
+      for (let round = 0; round < rounds; round += 1) {
+        const { spec, request } = await specFor('refresh_token', gatehouse.base);
+        const result = await measure(target, { ...spec, seconds: roundSeconds, warmupSeconds: 1 }, { loadCpus: LOAD_CPU, serverCpus: SERVER_CPU, request, dir, backing });
+        const signs = parseOpenssl(await run('openssl', ['speed', '-seconds', '1', 'rsa2048'], { cpus: SERVER_CPU ?? ALL_CPUS, timeoutMs: 60_000 }));
+        if (signs && result.errors === 0) vsSign.push(result.rps / signs);
+        log(`paired round ${round + 1}/${rounds}: refresh ${result.rps.toFixed(0)}/s, openssl ${signs?.toFixed(0) ?? '?'} sign/s`);
+      }
+      report.paired.refresh_vs_sign = pairedRatio(vsSign, roundSeconds);
+    });
+  }
   await stopChild(gatehouse.child, 15_000);
 
   // The same client_credentials load with a log line per request (to /dev/null: a log pipe costs more).
@@ -669,6 +684,7 @@ async function main(): Promise<number> {
     workers2_vs_1:
       report.paired.workers2_vs_1?.median ?? (ccRps !== null && rpsOf('client_credentials_workers2') !== null ? rpsOf('client_credentials_workers2')! / ccRps : null),
     log_info_vs_warn: ccRps !== null && rpsOf('client_credentials_log_info') !== null ? rpsOf('client_credentials_log_info')! / ccRps : null,
+    refresh_vs_sign: report.paired.refresh_vs_sign?.median ?? null,
   };
   notes.push(
     "PostgreSQL and Redis run on this machine: while a scenario is measured, the server's PostgreSQL backends and Redis are moved to the load generator's CPU (CPU 1), so that their work for a request is not charged to the server's CPU, as it would not be with them on machines of their own; PostgreSQL's background processes stay unpinned.",

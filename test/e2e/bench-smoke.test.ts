@@ -54,7 +54,7 @@ describe('npm run bench -- --quick', { timeout: 240_000 }, () => {
     const ratios = report.ratios as Json;
     for (const key of ['cc_vs_sign', 'cc_vs_upstream', 'workers2_vs_1']) expect(typeof ratios[key], `ratios.${key}`).toBe('number');
     const paired = report.paired as Record<string, { median: number; rounds: number[] }>;
-    for (const key of ['cc_vs_sign', 'cc_vs_upstream', 'workers2_vs_1']) {
+    for (const key of ['cc_vs_sign', 'cc_vs_upstream', 'workers2_vs_1', 'refresh_vs_sign']) {
       expect(paired[key]?.rounds, `paired.${key}`).toHaveLength(2);
       expect(ratios[key], `ratios.${key} is the paired median`).toBe(paired[key]!.median);
     }
