@@ -283,6 +283,9 @@ async function inTurn<T>(round: number, first: () => Promise<T>, second: () => P
   return [await first(), b];
 }
 
+/** `openssl speed rsa2048` for `seconds` on the server's CPU: its output. */
+const opensslSpeed = (seconds: number) => run('openssl', ['speed', '-seconds', String(seconds), 'rsa2048'], { cpus: SERVER_CPU ?? ALL_CPUS, timeoutMs: 60_000 });
+
 function parseOpenssl(text: string): number | null {
   // "rsa 2048 bits 0.000585s 0.000017s   1709.4  58823.5" (sign s, verify s, sign/s, verify/s)
   const match = /^rsa\s+2048 bits\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)/m.exec(text);
@@ -478,7 +481,7 @@ async function main(): Promise<number> {
   if (hasCommand('openssl')) {
     await attempt('openssl speed', async () => {
       log('reference: openssl speed rsa2048');
-      const text = await run('openssl', ['speed', '-seconds', String(refSeconds), 'rsa2048'], { cpus: SERVER_CPU ?? ALL_CPUS, timeoutMs: 60_000 });
+      const text = await opensslSpeed(refSeconds);
       report.references.openssl_rsa2048_sign_per_s = parseOpenssl(text);
       if (report.references.openssl_rsa2048_sign_per_s === null) throw new Error(`could not read sign/s from: ${text.slice(-500)}`);
     });
@@ -527,7 +530,7 @@ async function main(): Promise<number> {
       );
       vsUpstream.push(mine.rps / theirs.rps);
       if (hasCommand('openssl')) {
-        const text = await run('openssl', ['speed', '-seconds', '1', 'rsa2048'], { cpus: SERVER_CPU ?? ALL_CPUS, timeoutMs: 60_000 });
+        const text = await opensslSpeed(1);
         const signs = parseOpenssl(text);
         if (signs) vsSign.push(mine.rps / signs);
       }
@@ -618,7 +621,7 @@ async function main(): Promise<number> {
       for (let round = 0; round < rounds; round += 1) {
         const { spec, request } = await specFor('refresh_token', gatehouse.base);
         const result = await measure(target, { ...spec, seconds: roundSeconds, warmupSeconds: 1 }, { loadCpus: LOAD_CPU, serverCpus: SERVER_CPU, request, dir, backing });
-        const signs = parseOpenssl(await run('openssl', ['speed', '-seconds', '1', 'rsa2048'], { cpus: SERVER_CPU ?? ALL_CPUS, timeoutMs: 60_000 }));
+        const signs = parseOpenssl(await opensslSpeed(1));
         if (signs && result.errors === 0) vsSign.push(result.rps / signs);
         log(`paired round ${round + 1}/${rounds}: refresh ${result.rps.toFixed(0)}/s, openssl ${signs?.toFixed(0) ?? '?'} sign/s`);
       }
@@ -689,7 +692,7 @@ async function main(): Promise<number> {
   notes.push(
     "PostgreSQL and Redis run on this machine: while a scenario is measured, the server's PostgreSQL backends and Redis are moved to the load generator's CPU (CPU 1), so that their work for a request is not charged to the server's CPU, as it would not be with them on machines of their own; PostgreSQL's background processes stay unpinned.",
     'GATEHOUSE_WORKERS=2 runs on both CPUs and the load generator shares them (its CPU % is in the table); workers2_vs_1 divides it by a pinned one-process server.',
-    `The ratios cc ÷ upstream, cc ÷ openssl and workers2 ÷ 1 are medians of paired rounds: ${roundSeconds} s of one side, then ${roundSeconds} s of the other (alternating which goes first), repeated, with both servers up and the idle one waiting; the long runs in the first table are single ${seconds} s windows and drift with the machine.`,
+    `The ratios cc ÷ upstream, cc ÷ openssl, workers2 ÷ 1 and refresh per openssl signature are medians of paired rounds: ${roundSeconds} s of one side, then ${roundSeconds} s of the other (alternating which goes first), repeated, with both servers up and the idle one waiting; the long runs in the first table are single ${seconds} s windows and drift with the machine.`,
     'Server CPU counts every thread of the server process (libuv pool: RSA signing, argon2id), from /proc/<pid>/stat; latency percentiles come from autocannon in whole milliseconds.',
   );
   if (busyBeforeStart >= 10) {

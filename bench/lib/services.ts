@@ -63,13 +63,6 @@ export async function createDatabase(adminUrl: string): Promise<{ url: string; t
   };
 }
 
-const LOCK_KEY = 'gatehouse-bench:owner';
-
-/**
- * A Redis logical database of the bench's own (an empty one among 15…8, claimed with a marker key)
- * so that the sessions and codes it leaves behind can be flushed at the end without touching
- * anyone else's keys. When `fixedUrl` is given it is used as is and nothing is flushed.
- */
 /** The pid of the Redis server at `url` when it runs on this machine (its INFO names a process of ours), else undefined. */
 export async function localRedisPid(url: string): Promise<number | undefined> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000 });
@@ -85,6 +78,13 @@ export async function localRedisPid(url: string): Promise<number | undefined> {
   }
 }
 
+const LOCK_KEY = 'gatehouse-bench:owner';
+
+/**
+ * A Redis logical database of the bench's own (an empty one among 15…8, claimed with a marker key)
+ * so that the sessions and codes it leaves behind can be flushed at the end without touching
+ * anyone else's keys. When `fixedUrl` is given it is used as is and nothing is flushed.
+ */
 export async function claimRedis(baseUrl: string, fixedUrl: string | undefined): Promise<{ url: string; release(): Promise<void> }> {
   if (fixedUrl) {
     const probe = new Redis(fixedUrl, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000 });
