@@ -62,11 +62,14 @@ export interface BenchReport {
    * Ratios measured in alternating short rounds (A, B, A, B…), so that the machine's drift hits
    * both sides alike; the official ratio is the median round.
    */
-  paired: Partial<Record<'cc_vs_upstream' | 'cc_vs_sign' | 'workers2_vs_1' | 'refresh_vs_sign', PairedRatio>>;
+  paired: Partial<Record<'cc_vs_upstream' | 'cc_vs_upstream_cpu' | 'cc_vs_sign' | 'workers2_vs_1' | 'refresh_vs_sign', PairedRatio>>;
   ratios: {
     cc_vs_sign: number | null;
     cc_vs_jose_sign: number | null;
+    /** Tokens per CPU-second against the upstream's, both loaded at once on the one CPU (side-by-side rounds). */
     cc_vs_upstream: number | null;
+    /** Requests per second against the upstream's, in paired rounds one after the other. */
+    cc_vs_upstream_rps: number | null;
     workers2_vs_1: number | null;
     log_info_vs_warn: number | null;
     /** Refresh rotations per openssl RSA-2048 signature of the same CPU (each rotation signs two tokens). */
@@ -200,7 +203,11 @@ export function renderMarkdown(report: BenchReport): string {
     paired ? ` (median of ${paired.rounds.length} paired rounds of ${paired.round_seconds} s; ${show(paired.min)}–${show(paired.max)})` : '';
   lines.push(`| client credentials ÷ openssl sign/s | ${report.ratios.cc_vs_sign === null ? '–' : pct(report.ratios.cc_vs_sign)}${spread(report.paired.cc_vs_sign, pct)} |`);
   lines.push(`| client credentials ÷ jose sign/s | ${report.ratios.cc_vs_jose_sign === null ? '–' : `${(report.ratios.cc_vs_jose_sign * 100).toFixed(0)}%`} |`);
-  lines.push(`| client credentials ÷ upstream | ${ratio(report.ratios.cc_vs_upstream)}${spread(report.paired.cc_vs_upstream, ratio)} |`);
+  const sideBySide = report.paired.cc_vs_upstream_cpu;
+  lines.push(
+    `| client credentials ÷ upstream, tokens per CPU-second | ${ratio(report.ratios.cc_vs_upstream)}${sideBySide ? ` (median of ${sideBySide.rounds.length} side-by-side rounds of ${sideBySide.round_seconds} s; ${ratio(sideBySide.min)}–${ratio(sideBySide.max)})` : ''} |`,
+  );
+  lines.push(`| client credentials ÷ upstream, req/s | ${ratio(report.ratios.cc_vs_upstream_rps)}${spread(report.paired.cc_vs_upstream, ratio)} |`);
   lines.push(`| GATEHOUSE_WORKERS=2 ÷ 1 worker | ${ratio(report.ratios.workers2_vs_1)}${spread(report.paired.workers2_vs_1, ratio)} |`);
   lines.push(`| LOG_LEVEL=info ÷ warn (client credentials) | ${ratio(report.ratios.log_info_vs_warn)} |`);
   const per1k = (v: number) => `${(v * 1000).toFixed(0)}`;

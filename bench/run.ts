@@ -390,7 +390,7 @@ async function main(): Promise<number> {
     scenarios: {},
     references: { jose_rs256_sign_per_s: null, node_crypto_rs256_sign_per_s: null, openssl_rsa2048_sign_per_s: null, upstream_client_credentials_rps: null, notes: [] },
     paired: {},
-    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null },
+    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null },
     targets: [],
     notes,
     duration_s: 0,
@@ -539,6 +539,23 @@ async function main(): Promise<number> {
     report.paired.cc_vs_upstream = pairedRatio(vsUpstream, roundSeconds);
     report.paired.cc_vs_sign = pairedRatio(vsSign, roundSeconds);
   });
+  // Both at once: Gatehouse and the upstream loaded together on the one server CPU, each by a load
+  // generator of its own, so that whatever the machine does in a round it does to both. The ratio
+  // is tokens per CPU-second, Gatehouse's over the upstream's: the rate each would reach with the
+  // core to itself, unlike the rates, which depend on how the scheduler shares it out.
+  await attempt('side-by-side rounds (client_credentials, upstream)', async () => {
+    const together: number[] = [];
+    for (let round = 0; round < rounds; round += 1) {
+      // No PostgreSQL or Redis work to move aside here (client credentials makes none), and two
+      // measurements moving the same processes at once would put them back wrongly.
+      const alongside = (pid: number, label: string, base: string) =>
+        measure({ pid, label }, roundSpec(base), { loadCpus: LOAD_CPU, serverCpus: SERVER_CPU, request: ccDescription, dir });
+      const [mine, theirs] = await Promise.all([alongside(gatehouse.child.pid!, 'gatehouse', gatehouse.base), alongside(upstream.child.pid!, 'upstream', upstream.base)]);
+      together.push(theirs.cpu_ms_per_1k / mine.cpu_ms_per_1k);
+      log(`side-by-side round ${round + 1}/${rounds}: gatehouse ${mine.cpu_ms_per_1k.toFixed(0)} ms/1k, upstream ${theirs.cpu_ms_per_1k.toFixed(0)} ms/1k of server CPU`);
+    }
+    report.paired.cc_vs_upstream_cpu = pairedRatio(together, roundSeconds);
+  });
   await stopChild(upstream.child);
 
   async function specFor(name: ScenarioName, base: string): Promise<{ spec: LoadSpec; request: string }> {
@@ -683,7 +700,10 @@ async function main(): Promise<number> {
     cc_vs_sign: report.paired.cc_vs_sign?.median ?? (ccRps !== null && refs.openssl_rsa2048_sign_per_s ? ccRps / refs.openssl_rsa2048_sign_per_s : null),
     cc_vs_jose_sign: ccRps !== null && refs.jose_rs256_sign_per_s ? ccRps / refs.jose_rs256_sign_per_s : null,
     cc_vs_upstream:
-      report.paired.cc_vs_upstream?.median ?? (ccRps !== null && refs.upstream_client_credentials_rps ? ccRps / refs.upstream_client_credentials_rps : null),
+      report.paired.cc_vs_upstream_cpu?.median ??
+      report.paired.cc_vs_upstream?.median ??
+      (ccRps !== null && refs.upstream_client_credentials_rps ? ccRps / refs.upstream_client_credentials_rps : null),
+    cc_vs_upstream_rps: report.paired.cc_vs_upstream?.median ?? null,
     workers2_vs_1:
       report.paired.workers2_vs_1?.median ?? (ccRps !== null && rpsOf('client_credentials_workers2') !== null ? rpsOf('client_credentials_workers2')! / ccRps : null),
     log_info_vs_warn: ccRps !== null && rpsOf('client_credentials_log_info') !== null ? rpsOf('client_credentials_log_info')! / ccRps : null,
@@ -692,7 +712,8 @@ async function main(): Promise<number> {
   notes.push(
     "PostgreSQL and Redis run on this machine: while a scenario is measured, the server's PostgreSQL backends and Redis are moved to the load generator's CPU (CPU 1), so that their work for a request is not charged to the server's CPU, as it would not be with them on machines of their own; PostgreSQL's background processes stay unpinned.",
     'GATEHOUSE_WORKERS=2 runs on both CPUs and the load generator shares them (its CPU % is in the table); workers2_vs_1 divides it by a pinned one-process server.',
-    `The ratios cc ÷ upstream, cc ÷ openssl, workers2 ÷ 1 and refresh per openssl signature are medians of paired rounds: ${roundSeconds} s of one side, then ${roundSeconds} s of the other (alternating which goes first), repeated, with both servers up and the idle one waiting; the long runs in the first table are single ${seconds} s windows and drift with the machine.`,
+    `The ratios cc ÷ openssl, workers2 ÷ 1, refresh per openssl signature and the rate rounds of cc ÷ upstream are medians of paired rounds: ${roundSeconds} s of one side, then ${roundSeconds} s of the other (alternating which goes first), repeated, with both servers up and the idle one waiting; the long runs in the first table are single ${seconds} s windows and drift with the machine.`,
+    `cc ÷ upstream is the median of side-by-side rounds: both servers on the server CPU at once for ${roundSeconds} s, each loaded by its own load generator, compared by tokens per CPU-second (server CPU per token, the upstream's over Gatehouse's): the rate each would reach with the core to itself, measured at the same moments, so that the machine's drift, which moves the paired rate rounds by more than the difference being measured, cancels. The rate rounds are reported beside it.`,
     'Server CPU counts every thread of the server process (libuv pool: RSA signing, argon2id), from /proc/<pid>/stat; latency percentiles come from autocannon in whole milliseconds.',
   );
   if (busyBeforeStart >= 10) {
