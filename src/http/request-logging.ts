@@ -74,7 +74,6 @@ export function requestLogging(logger: Logger, metrics?: Metrics, steps: readonl
     const state = new RequestState(requestId, logger);
     ctx.state = state;
     const log = () => state.log;
-    ctx.set('X-Request-Id', requestId);
     for (const step of before) step(ctx);
     try {
       await next();
@@ -95,7 +94,12 @@ export function requestLogging(logger: Logger, metrics?: Metrics, steps: readonl
           ? { error: 'server_error', error_description: 'internal error' }
           : { error: 'invalid_request', error_description: err.expose && err.message ? err.message : 'bad request' };
     } finally {
-      for (const step of after) step(ctx);
+      // On the way out, with the steps' headers (see securityHeaders); nothing has sent them yet
+      // unless something wrote to the response itself.
+      if (!ctx.headerSent) {
+        ctx.res.setHeader('X-Request-Id', requestId);
+        for (const step of after) step(ctx);
+      }
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const route = routeOf(ctx);
       metrics?.request(route, ctx.method, ctx.status, ms / 1000);

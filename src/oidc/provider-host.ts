@@ -91,8 +91,13 @@ export async function createProviderHost(
     async middleware(ctx, next) {
       const scope = openRotationScope(ctx, tokenPath);
       await current.dispatch(ctx, next);
-      for (const rewrite of rewrites) await rewrite(ctx);
-      if (scope) await closeRotationScope(ctx, scope);
+      // Awaited only when a step has something to wait for: each await is a turn of the microtask queue.
+      for (const rewrite of rewrites) {
+        const pending = rewrite(ctx);
+        if (pending) await pending;
+      }
+      const writing = scope && closeRotationScope(ctx, scope);
+      if (writing) await writing;
     },
     reloadIfKeysChanged,
     start() {

@@ -49,10 +49,14 @@ export function openRotationScope(ctx: Context, tokenPath: string): Scope | unde
   return scope;
 }
 
-export async function closeRotationScope(ctx: Context, scope: Scope): Promise<void> {
+/** Ends the scope; a promise only when there is a rotation to write (most token requests have none). */
+export function closeRotationScope(ctx: Context, scope: Scope): Promise<void> | undefined {
   scopes.delete(ctx);
-  const { spent, commit } = scope;
-  if (ctx.status !== 200 || (!spent && !commit)) return;
+  if (ctx.status !== 200 || (!scope.spent && !scope.commit)) return undefined;
+  return writeRotation(ctx, scope);
+}
+
+async function writeRotation(ctx: Context, { spent, commit }: Scope): Promise<void> {
   try {
     if (commit) await commit();
     else if (spent) await spent.consume();
