@@ -43,16 +43,20 @@ export function securityHeaders(options: { hsts: boolean }): EdgeStep {
  */
 export function hostCheck(): (ctx: Context) => boolean {
   // Nearly every request carries the same Host: the last one found valid is not parsed again.
+  // Compared as the raw header Koa takes the host from (X-Forwarded-Host behind a trusted proxy,
+  // else Host), since ctx.host splits and trims it on every read.
   let lastValid: string | undefined;
   return (ctx) => {
-    const host = ctx.host;
-    if (host === lastValid && host !== '') return false;
+    const { headers } = ctx.req;
+    const forwarded = ctx.app.proxy ? headers['x-forwarded-host'] : undefined;
+    const raw = typeof forwarded === 'string' ? forwarded : headers.host;
+    if (raw !== undefined && raw !== '' && raw === lastValid) return false;
     if (!URL.parse(ctx.href)) {
       ctx.status = 400;
       ctx.body = { error: 'invalid_request', error_description: 'the Host header is not a valid host' };
       return true;
     }
-    lastValid = host;
+    lastValid = raw;
     return false;
   };
 }

@@ -63,10 +63,18 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
   const { config, store, db, pages, jwks, digestKey } = deps;
   // Every registry read the provider makes answers 503 temporarily_unavailable when PostgreSQL is gone.
   const databaseGone = rethrowUnreachable('database');
+  // The cache answers a hit with the same promise every time: it is guarded once, not on every
+  // lookup (a token request makes several).
+  const guarded = new WeakMap<Promise<unknown>, Promise<unknown>>();
+  const guard = <T>(lookup: Promise<T>): Promise<T> => {
+    let answer = guarded.get(lookup) as Promise<T> | undefined;
+    if (!answer) guarded.set(lookup, (answer = lookup.catch(databaseGone)));
+    return answer;
+  };
   const cache: RegistryCache = {
     ...deps.cache,
-    getClient: (clientId) => deps.cache.getClient(clientId).catch(databaseGone),
-    getResourceServer: (identifier) => deps.cache.getResourceServer(identifier).catch(databaseGone),
+    getClient: (clientId) => guard(deps.cache.getClient(clientId)),
+    getResourceServer: (identifier) => guard(deps.cache.getResourceServer(identifier)),
   };
   const accounts = { findById: (id: string) => deps.accounts.findById(id).catch(databaseGone) };
   const signingAlg = (jwks[0]?.alg ?? 'RS256') as AsymmetricSigningAlgorithm;

@@ -3,8 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PGliteDialect, PostgresDialect, sql, type KyselyConfig, type LogEvent } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config/load-config.js';
@@ -117,6 +116,8 @@ async function openPglite(dataDir: string, release: () => void): Promise<{ pglit
   const { pgliteDir } = embeddedPaths(dataDir);
   await mkdir(pgliteDir, { recursive: true });
   try {
+    // Loaded only for the embedded database: a server on PostgreSQL never loads PGlite.
+    const { PGlite } = await import('@electric-sql/pglite');
     const pglite = await PGlite.create(pgliteDir);
     return {
       pglite,
@@ -166,6 +167,7 @@ export async function openServerDatabase(config: Config, logger: Logger, observe
   const started = Date.now();
   const { pglite, close } = await openPglite(config.dataDir, release);
   logger.warn({ dataDir: paths.pgliteDir, ms: Date.now() - started }, 'using the embedded PGlite database (development only: set DATABASE_URL for PostgreSQL)');
+  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   const socketServer = new PGLiteSocketServer({ db: pglite, path: paths.socket, maxConnections: 16 });
   await socketServer.start();
   // The server too goes through the socket: its queue keeps each connection's transaction whole,
