@@ -59,7 +59,7 @@ for (const name of only ?? []) {
 const selected = (name: string) => !only || name === 'client_credentials' || only.has(name);
 
 const CONNECTIONS = 32;
-const PAIRED_ROUNDS = 5;
+const PAIRED_ROUNDS = 7;
 const ROUND_SECONDS = 3;
 const roundSeconds = Math.min(ROUND_SECONDS, seconds);
 const SIGN_IN_CONCURRENCY = 8;
