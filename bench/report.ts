@@ -21,6 +21,11 @@ export interface ScenarioResult {
    * machine; the load generator where it shares them), as a share of one core.
    */
   others_on_server_cpus_pct: number;
+  /**
+   * Time the hypervisor gave the server's virtual CPUs to other machines during the window (steal,
+   * from /proc/stat), as a share of one core: a busy host slows everything down by about this much.
+   */
+  stolen_on_server_cpus_pct?: number;
   /** PostgreSQL transactions (each autocommit query is one) per request, from pg_stat_database; approximate. */
   db_queries_per_request?: number;
   status_codes: Record<string, number>;
@@ -154,30 +159,33 @@ export function renderMarkdown(report: BenchReport): string {
   const lines: string[] = [];
   lines.push(`# Gatehouse benchmark${report.quick ? ' (quick)' : ''}`);
   lines.push('');
-  const busy = typeof report.settings.busy_before_start_pct === 'number' ? ` · CPUs busy with other programs before the start: ${report.settings.busy_before_start_pct}%` : '';
+  const busy = [
+    typeof report.settings.busy_before_start_pct === 'number' ? ` · CPUs busy with other programs before the start: ${report.settings.busy_before_start_pct}%` : '',
+    typeof report.settings.stolen_during_run_pct === 'number' ? ` · CPU time taken by the host (steal) during the run: ${report.settings.stolen_during_run_pct}%` : '',
+  ].join('');
   lines.push(`${report.date} · Node ${report.node} · ${report.cpu} × ${report.cpus} · commit ${report.commit} · run took ${fmt(report.duration_s)} s${busy}`);
   lines.push('');
   lines.push(
     `Server on CPU 0, load generator on CPU 1 (unless noted), real PostgreSQL and Redis (the server's backends and Redis on the load generator's CPU while measured), ${report.settings.seconds} s per scenario after ${report.settings.warmup_seconds} s of warm-up on the same connections, LOG_LEVEL=${report.settings.log_level}${typeof report.settings.node_options === 'string' && report.settings.node_options ? `, Gatehouse and the upstream both on \`node ${report.settings.node_options}\`` : ''}. This machine drifts ±30%: compare the ratios, which are measured side by side in the same run.`,
   );
   lines.push('');
-  lines.push('| scenario | req/s | p50 ms | p99 ms | errors | server CPU ms / 1k req | server CPU % | peak RSS MB | load gen CPU % | others on server CPU % | SQL per req |');
-  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('| scenario | req/s | p50 ms | p99 ms | errors | server CPU ms / 1k req | server CPU % | peak RSS MB | load gen CPU % | others on server CPU % | stolen % | SQL per req |');
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const row = (label: string, value: ScenarioResult | { error: string } | undefined) => {
     if (!value) return;
     if (!isResult(value)) {
-      lines.push(`| ${label} | failed: ${value.error.split('\n')[0]?.slice(0, 120)} | | | | | | | | | |`);
+      lines.push(`| ${label} | failed: ${value.error.split('\n')[0]?.slice(0, 120)} | | | | | | | | | | |`);
       return;
     }
     lines.push(
-      `| ${label} | ${fmt(value.rps, value.rps < 100 ? 1 : 0)} | ${fmt(value.p50_ms, 1)} | ${fmt(value.p99_ms, 1)} | ${fmt(value.errors)} | ${fmt(value.cpu_ms_per_1k)} | ${fmt(value.server_cpu_pct)} | ${fmt(value.rss_peak_mb)} | ${fmt(value.loadgen_cpu_pct)} | ${fmt(value.others_on_server_cpus_pct)} | ${fmt(value.db_queries_per_request, 1)} |`,
+      `| ${label} | ${fmt(value.rps, value.rps < 100 ? 1 : 0)} | ${fmt(value.p50_ms, 1)} | ${fmt(value.p99_ms, 1)} | ${fmt(value.errors)} | ${fmt(value.cpu_ms_per_1k)} | ${fmt(value.server_cpu_pct)} | ${fmt(value.rss_peak_mb)} | ${fmt(value.loadgen_cpu_pct)} | ${fmt(value.others_on_server_cpus_pct)} | ${fmt(value.stolen_on_server_cpus_pct)} | ${fmt(value.db_queries_per_request, 1)} |`,
     );
   };
   for (const [name, value] of Object.entries(report.scenarios)) row(LABELS[name] ?? name, value);
   row('upstream: bare oidc-provider, client_credentials → JWT', report.references.upstream);
   lines.push('');
   lines.push(
-    'Server CPU: user + system time of the server process, all its threads (the libuv pool signs RSA and hashes argon2id), from /proc; % is of one core. Others on server CPU: time the rest of the machine (PostgreSQL, Redis, other programs) used on the server\'s CPU during the window. Load gen CPU near 100% would mean the load generator, not the server, was the limit. SQL per req: PostgreSQL transactions per request (each autocommit query is one), from pg_stat_database, approximate.',
+    'Server CPU: user + system time of the server process, all its threads (the libuv pool signs RSA and hashes argon2id), from /proc; % is of one core. Others on server CPU: time the rest of the machine (PostgreSQL, Redis, other programs) used on the server\'s CPU during the window. Stolen: time the hypervisor gave the server\'s virtual CPU to other machines (steal in /proc/stat); where it is more than a few percent, the host was busy and every number of that row is lower and noisier. Load gen CPU near 100% would mean the load generator, not the server, was the limit. SQL per req: PostgreSQL transactions per request (each autocommit query is one), from pg_stat_database, approximate.',
   );
   lines.push('');
   const code = report.scenarios.authorization_code;

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { exportJWK, generateKeyPair } from 'jose';
 import { Agent, basicAuth, codeFlow, type CodeClient } from './lib/flow.js';
-import { CAN_PIN, collectOutput, cpuMs, cpusBusyMs, hasCommand, killAll, placeOnCpus, processTree, rssMb, run, sampleRss, setCpus, spawnPinned, stopChild, waitForOk } from './lib/proc.js';
+import { CAN_PIN, collectOutput, cpuMs, cpusBusyMs, cpusTimeMs, hasCommand, killAll, placeOnCpus, processTree, rssMb, run, sampleRss, setCpus, spawnPinned, stopChild, waitForOk } from './lib/proc.js';
 import { claimRedis, createDatabase, freePort, localRedisPid } from './lib/services.js';
 import { connectProfiler } from './lib/inspector.js';
 import { compareProfiles, summarizeProfile, type CpuProfile } from './profile.js';
@@ -143,6 +143,8 @@ async function measure(
   let after = 0;
   let busyBefore = 0;
   let busyAfter = 0;
+  let stolenBefore = 0;
+  let stolenAfter = 0;
   let xactsBefore = 0;
   let xactsAfter = 0;
   let pids: number[] = [];
@@ -165,12 +167,12 @@ async function measure(
         xactsBefore = (await options.dbTransactions?.()) ?? 0;
         pids = processTree(target.pid);
         before = cpuMs(pids);
-        busyBefore = cpusBusyMs(options.serverCpus);
+        ({ busy: busyBefore, stolen: stolenBefore } = cpusTimeMs(options.serverCpus));
         sampler = sampleRss(target.pid);
         child.stdin!.write('go\n');
       } else if (message.event === 'result') {
         after = cpuMs(pids);
-        busyAfter = cpusBusyMs(options.serverCpus);
+        ({ busy: busyAfter, stolen: stolenAfter } = cpusTimeMs(options.serverCpus));
         peak = sampler?.stop() ?? 0;
         // PostgreSQL sends its counters to the statistics collector up to a second late.
         if (options.dbTransactions) {
@@ -211,6 +213,7 @@ async function measure(
     loadgen_cpu_pct: result.loadgen_cpu_pct,
     server_cpu_pct: (serverCpu / windowMs) * 100,
     others_on_server_cpus_pct: Math.max(0, (others / windowMs) * 100),
+    stolen_on_server_cpus_pct: Math.max(0, ((stolenAfter - stolenBefore) / windowMs) * 100),
     ...(options.dbTransactions && result.completed > 0 ? { db_queries_per_request: (xactsAfter - xactsBefore) / result.completed } : {}),
     status_codes: result.status_codes,
     server: target.label,
@@ -309,6 +312,7 @@ async function main(): Promise<number> {
   else if (!setCpus(process.pid, LOAD_CPU!)) throw new Error(`could not pin the harness to CPU ${LOAD_CPU}`);
 
   // How busy the machine is before anything starts (one second of /proc/stat, all CPUs, less this process).
+  const stolen0 = cpusTimeMs(undefined).stolen;
   const busy0 = cpusBusyMs(undefined);
   const self0 = process.cpuUsage();
   await sleep(1000);
@@ -720,6 +724,12 @@ async function main(): Promise<number> {
     notes.push(`The machine was busy before the run started (${busyBeforeStart}% of its CPUs in use by other programs): expect lower and noisier numbers, and see "others on server CPU" for each scenario.`);
   }
   report.duration_s = (performance.now() - startedAt) / 1000;
+  // The hypervisor's steal over the whole run, as a share of all CPUs: the host's own load.
+  const stolenPct = Math.round(((cpusTimeMs(undefined).stolen - stolen0) / (report.duration_s * 1000 * cpuCount)) * 100);
+  report.settings.stolen_during_run_pct = stolenPct;
+  if (stolenPct >= 3) {
+    notes.push(`The host took ${stolenPct}% of this virtual machine's CPU time during the run (steal): its CPUs were slower than usual and by varying amounts; see "stolen %" per scenario.`);
+  }
   report.targets = evaluateTargets(report);
   if (failed.length > 0) notes.push(`Failed: ${failed.join(', ')} (see the run's output).`);
 

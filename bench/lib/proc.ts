@@ -254,10 +254,11 @@ export function run(
 }
 
 /**
- * Busy time in ms (everything but idle and iowait) of the given CPUs ("0", "0-1"; undefined: all),
- * from /proc/stat: with the server's own CPU time taken off, what else ran there.
+ * CPU time in ms of the given CPUs ("0", "0-1"; undefined: all), from /proc/stat: `busy` is what
+ * ran there (everything but idle, iowait and steal; with the server's own CPU time taken off, what
+ * else ran there), `stolen` the time the hypervisor gave the virtual CPU to someone else's machine.
  */
-export function cpusBusyMs(cpus: string | undefined): number {
+export function cpusTimeMs(cpus: string | undefined): { busy: number; stolen: number } {
   const wanted = new Set<string>();
   if (cpus) {
     for (const part of cpus.split(',')) {
@@ -265,14 +266,20 @@ export function cpusBusyMs(cpus: string | undefined): number {
       for (let cpu = from; cpu <= to; cpu += 1) wanted.add(`cpu${cpu}`);
     }
   }
-  let ticks = 0;
+  let busy = 0;
+  let stolen = 0;
   for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
     const [name, ...fields] = line.split(/\s+/);
     if (!name || !/^cpu\d*$/.test(name)) continue;
     if (cpus ? !wanted.has(name) : name !== 'cpu') continue;
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
     const values = fields.map(Number);
-    const total = values.slice(0, 8).reduce((a, b) => a + b, 0);
-    ticks += total - (values[3] ?? 0) - (values[4] ?? 0);
+    const steal = values[7] ?? 0;
+    busy += values.slice(0, 8).reduce((a, b) => a + b, 0) - (values[3] ?? 0) - (values[4] ?? 0) - steal;
+    stolen += steal;
   }
-  return (ticks * 1000) / CLK_TCK;
+  return { busy: (busy * 1000) / CLK_TCK, stolen: (stolen * 1000) / CLK_TCK };
 }
+
+/** Busy time in ms of the given CPUs: see cpusTimeMs. */
+export const cpusBusyMs = (cpus: string | undefined): number => cpusTimeMs(cpus).busy;
