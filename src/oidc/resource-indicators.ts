@@ -1,14 +1,21 @@
 import { errors, type AsymmetricSigningAlgorithm, type KoaContextWithOIDC, type ResourceServer as ProviderResourceServer } from 'oidc-provider';
+import type { ClientRecord } from '../registry/client.repository.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
+import type { ResourceServer } from '../registry/resource-server.repository.js';
 import { OIDC_SCOPES } from '../services/validation.js';
 
 type Client = NonNullable<KoaContextWithOIDC['oidc']['client']>;
 
 const isOidcScope = (scope: string) => (OIDC_SCOPES as readonly string[]).includes(scope);
 
-function requestedScopes(ctx: KoaContextWithOIDC): string[] {
-  const scope = ctx.oidc.params?.scope;
-  return typeof scope === 'string' ? scope.split(' ').filter(Boolean) : [];
+const MAX_REMEMBERED_SCOPE_PARAMETERS = 32;
+
+interface Answer {
+  info: ProviderResourceServer;
+  /** The scopes the client may have (its registry record's). */
+  allowed: readonly string[];
+  /** Scope parameters of client-credentials requests already found valid for this pair. */
+  validScopeParameters: Set<string>;
 }
 
 /**
@@ -19,8 +26,48 @@ function requestedScopes(ctx: KoaContextWithOIDC): string[] {
 export function createResourceIndicators(deps: { cache: RegistryCache; signingAlg: () => AsymmetricSigningAlgorithm }) {
   const { cache } = deps;
   // The answer for a resource and a client changes only when one of them does (the cache then hands
-  // out new records): built once per pair. Copied out, since oidc-provider may write to it.
-  const infoOf = new WeakMap<object, WeakMap<object, ProviderResourceServer>>();
+  // out new records): built once per pair, with the scope parameters already found valid for it.
+  // Frozen: oidc-provider copies what it needs out of it, and must not change what the next request gets.
+  const answers = new WeakMap<object, WeakMap<object, Answer>>();
+  const alg = deps.signingAlg();
+
+  function answerFor(resource: ResourceServer, record: ClientRecord | undefined): Answer {
+    let forResource = answers.get(resource);
+    if (!forResource) answers.set(resource, (forResource = new WeakMap()));
+    const key = record ?? resource;
+    let answer = forResource.get(key);
+    if (!answer) {
+      const allowed: readonly string[] = record?.scopes ?? [];
+      const info: ProviderResourceServer = {
+        scope: resource.scopes.filter((scope) => allowed.includes(scope)).join(' '),
+        audience: resource.identifier,
+        accessTokenTTL: resource.accessTokenTtl,
+        accessTokenFormat: 'jwt',
+        jwt: Object.freeze({ sign: Object.freeze({ alg }) }),
+      };
+      answer = { info: Object.freeze(info), allowed, validScopeParameters: new Set() };
+      forResource.set(key, answer);
+    }
+    return answer;
+  }
+
+  /** Client credentials may ask only for scopes the resource offers and the client is allowed. */
+  function checkRequestedScopes(ctx: KoaContextWithOIDC, resource: ResourceServer, answer: Answer): void {
+    const parameter = ctx.oidc.params?.scope;
+    const requested = typeof parameter === 'string' ? parameter : '';
+    if (answer.validScopeParameters.has(requested)) return;
+    for (const scope of requested.split(' ')) {
+      if (scope === '' || isOidcScope(scope)) continue;
+      if (!resource.scopes.includes(scope)) {
+        throw new errors.InvalidScope(`scope "${scope}" is not offered by ${resource.identifier}`, scope);
+      }
+      if (!answer.allowed.includes(scope)) {
+        throw new errors.InvalidScope(`scope "${scope}" is not allowed to this client`, scope);
+      }
+    }
+    // A client sends the same few scope parameters over and over; a bounded set of them is kept.
+    if (answer.validScopeParameters.size < MAX_REMEMBERED_SCOPE_PARAMETERS) answer.validScopeParameters.add(requested);
+  }
 
   async function defaultResource(ctx: KoaContextWithOIDC, client: Client, oneOf?: readonly string[]) {
     if (oneOf) return oneOf;
@@ -39,35 +86,9 @@ export function createResourceIndicators(deps: { cache: RegistryCache; signingAl
   ): Promise<ProviderResourceServer> {
     const resource = await cache.getResourceServer(resourceIndicator);
     if (!resource) throw new errors.InvalidTarget(`${resourceIndicator} is not a registered resource server`);
-    const record = await cache.getClient(client.clientId);
-    const allowed: readonly string[] = record?.scopes ?? [];
-
-    if (ctx.oidc.params?.grant_type === 'client_credentials') {
-      for (const scope of requestedScopes(ctx)) {
-        if (isOidcScope(scope)) continue;
-        if (!resource.scopes.includes(scope)) {
-          throw new errors.InvalidScope(`scope "${scope}" is not offered by ${resourceIndicator}`, scope);
-        }
-        if (!allowed.includes(scope)) {
-          throw new errors.InvalidScope(`scope "${scope}" is not allowed to this client`, scope);
-        }
-      }
-    }
-
-    let forResource = infoOf.get(resource);
-    if (!forResource) infoOf.set(resource, (forResource = new WeakMap()));
-    const key = record ?? resource;
-    let info = forResource.get(key);
-    if (!info) {
-      info = {
-        scope: resource.scopes.filter((scope) => allowed.includes(scope)).join(' '),
-        audience: resource.identifier,
-        accessTokenTTL: resource.accessTokenTtl,
-        accessTokenFormat: 'jwt',
-      };
-      forResource.set(key, info);
-    }
-    return { ...info, jwt: { sign: { alg: deps.signingAlg() } } };
+    const answer = answerFor(resource, await cache.getClient(client.clientId));
+    if (ctx.oidc.params?.grant_type === 'client_credentials') checkRequestedScopes(ctx, resource, answer);
+    return answer.info;
   }
 
   return {

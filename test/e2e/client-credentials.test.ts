@@ -97,6 +97,24 @@ describe('client credentials with RS256 JWT access tokens', () => {
     expect(notAllowed.body.error).toBe('invalid_scope');
   });
 
+  it('refuses a scope taken from the client after it was granted, on the next request after the change', async () => {
+    const { clientId, clientSecret } = await t.serviceClient({ scope: 'read write', resourceScope: 'read write' });
+    const asked = { grant_type: 'client_credentials', scope: 'read write' };
+    for (let i = 0; i < 3; i += 1) expect((await tokenRequest(base, asked, { clientId, clientSecret })).status).toBe(200);
+    await t.cli('clients', 'update', clientId, '--scope', 'read');
+    // The registry cache sees the change within its poll interval (100 ms here).
+    const deadline = Date.now() + 5_000;
+    let answer = await tokenRequest(base, asked, { clientId, clientSecret });
+    while (answer.status === 200 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      answer = await tokenRequest(base, asked, { clientId, clientSecret });
+    }
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toBe('invalid_scope');
+    const narrowed = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, { clientId, clientSecret });
+    expect(narrowed.status).toBe(200);
+  });
+
   it('refuses a grant the client is not registered for with unauthorized_client', async () => {
     const resource = `https://code-only-${randomUUID()}.example.test`;
     await t.cli('resources', 'create', '--identifier', resource, '--scope', 'read');

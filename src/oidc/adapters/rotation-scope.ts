@@ -22,7 +22,10 @@ export interface Scope {
 export type CurrentRequest = () => object | undefined;
 export const providerRequest: CurrentRequest = () => Provider.ctx;
 
-const scopes = new WeakMap<object, Scope>();
+// On the request's context itself, under a symbol of this module: a WeakMap keyed by per-request
+// objects costs the garbage collector an ephemeron per request.
+const SCOPE = Symbol('gatehouse.rotationScope');
+type WithScope = { [SCOPE]?: Scope | undefined };
 
 /**
  * Makes refresh-token rotation all or nothing, around the provider's handling of a request.
@@ -45,13 +48,13 @@ export function openRotationScope(ctx: Context, tokenPath: string): Scope | unde
   // Only the token endpoint rotates refresh tokens.
   if (ctx.method !== 'POST' || ctx.path !== tokenPath) return undefined;
   const scope: Scope = {};
-  scopes.set(ctx, scope);
+  (ctx as WithScope)[SCOPE] = scope;
   return scope;
 }
 
 /** Ends the scope; a promise only when there is a rotation to write (most token requests have none). */
 export function closeRotationScope(ctx: Context, scope: Scope): Promise<void> | undefined {
-  scopes.delete(ctx);
+  (ctx as WithScope)[SCOPE] = undefined;
   if (ctx.status !== 200 || (!scope.spent && !scope.commit)) return undefined;
   return writeRotation(ctx, scope);
 }
@@ -80,7 +83,7 @@ export function rotationScope(tokenPath = '/token'): Middleware {
   };
 }
 
-const scopeOf = (request: object | undefined) => (request ? scopes.get(request) : undefined);
+const scopeOf = (request: object | undefined) => (request as WithScope | undefined)?.[SCOPE];
 
 /** True inside a token request's scope: the adapters may read ahead and defer writes. */
 export function inTokenRequest(request: object | undefined): boolean {
