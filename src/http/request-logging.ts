@@ -60,21 +60,19 @@ function outcomeOf(ctx: Parameters<Middleware>[0]): string {
  * Gives each request an id (X-Request-Id in and out) and a child logger, and logs one JSON line
  * when it ends: method, path without the query string (it may hold codes), status, duration.
  * An error that escapes everything else is logged here once, with its stack, and answered
- * without one. `steps` (security headers, the shutdown mark) run first on the way in and last on
- * the way out, after the error answer is set.
+ * without one. `steps` (security headers, the shutdown mark) run last on the way out, after the
+ * error answer is set.
  */
 export function requestLogging(logger: Logger, metrics?: Metrics, steps: readonly EdgeStep[] = []): Middleware {
   // Steps run inside this one middleware, not as Koa layers of their own: each layer costs a few
   // promises per request, and with async context tracking on (oidc-provider's) every promise costs.
-  const before = steps.flatMap((step) => (step.before ? [step.before] : []));
-  const after = steps.flatMap((step) => (step.after ? [step.after] : [])).reverse();
+  const after = steps.map((step) => step.after).reverse();
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const requestId = resolveRequestId(ctx.get('X-Request-Id') || undefined);
     const state = new RequestState(requestId, logger);
     ctx.state = state;
     const log = () => state.log;
-    for (const step of before) step(ctx);
     try {
       await next();
     } catch (error) {

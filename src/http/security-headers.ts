@@ -1,9 +1,8 @@
 import type { Context } from 'koa';
 
-/** One piece of the edge middleware (see app.ts): runs before the request goes on, and after its answer is built. */
+/** One piece of the edge middleware (see app.ts): runs once the request's answer is built, before it is sent. */
 export interface EdgeStep {
-  before?(ctx: Context): void;
-  after?(ctx: Context): void;
+  after(ctx: Context): void;
 }
 
 const PAGE_CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
