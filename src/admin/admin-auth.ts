@@ -1,7 +1,7 @@
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { Middleware } from 'koa';
 import type { RegistryCache } from '../registry/registry-cache.js';
-import { ADMIN_SCOPE } from '../services/resources.service.js';
+import { ADMIN_SCOPE, adminAudience } from '../registry/resource-server.repository.js';
 import { ApiError } from './problem.js';
 
 /** Who called the admin API: the admin client the token was issued to. */
@@ -28,7 +28,7 @@ const invalidToken = (description: string) =>
  * A person's access token (sub ≠ client_id) never passes, whatever its scope.
  */
 export function requireAdmin(deps: { issuer: string; jwks: () => JSONWebKeySet; cache: RegistryCache }): Middleware {
-  const audience = `${deps.issuer}/admin/v1`;
+  const audience = adminAudience(deps.issuer);
   let keySet: { source: JSONWebKeySet; verify: ReturnType<typeof createLocalJWKSet> } | undefined;
   const currentKeys = () => {
     const source = deps.jwks();

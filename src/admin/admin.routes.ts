@@ -12,7 +12,10 @@ import {
   createClient,
   deleteClient,
   getClient,
+  grantBodySchema,
+  grantClient,
   listClientsPage,
+  revokeClientGrant,
   rotateClientSecret,
   updateClient,
 } from '../services/clients.service.js';
@@ -24,6 +27,7 @@ import {
   resourceToJson,
   updateResource,
 } from '../services/resources.service.js';
+import { parseInput } from '../services/validation.js';
 import { createUser, deleteUser, getUser, listUsersPage, updateUserFields, userToJson } from '../services/users.service.js';
 import { requireAdmin } from './admin-auth.js';
 import { buildOpenApi } from './openapi.js';
@@ -144,9 +148,29 @@ export function createAdminRoutes(deps: {
   router.patch('/clients/:id', async (ctx) => {
     const ifVersion = ifMatchVersion(ctx);
     const before = clientToJson(await getClient(db, ctx.params.id ?? ''));
-    const { client } = await updateClient(services, ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes), { ...(ifVersion !== undefined ? { ifVersion } : {}) });
+    const { client, clientSecret } = await updateClient(services, ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes), { ...(ifVersion !== undefined ? { ifVersion } : {}) });
     await changed();
-    await record(ctx, 'client.update', `client:${client.clientId}`, { before, after: clientToJson(client) });
+    await record(ctx, 'client.update', `client:${client.clientId}`, { before, after: clientToJson(client), ...(clientSecret ? { secret_issued: true } : {}) });
+    ctx.set('ETag', etagOf(client));
+    // A switch to a secret-based method issues a secret: shown this once, as on create.
+    ctx.body = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
+  });
+  // Grants: PUT sets the client's grant at one API (every scope it offers unless `scope` says), DELETE takes it.
+  router.put('/clients/:id/grants/:resource', async (ctx) => {
+    const before = clientToJson(await getClient(db, ctx.params.id ?? ''));
+    const body = parseInput(grantBodySchema, await jsonBody(ctx, config.bodyLimitBytes));
+    const scope = body.scope?.join(' ');
+    const client = await grantClient(services, ctx.params.id ?? '', { resource: ctx.params.resource ?? '', ...(scope !== undefined ? { scope } : {}) });
+    await changed();
+    await record(ctx, 'client.grant', `client:${client.clientId}`, { before: before.grants, after: clientToJson(client).grants });
+    ctx.set('ETag', etagOf(client));
+    ctx.body = clientToJson(client);
+  });
+  router.delete('/clients/:id/grants/:resource', async (ctx) => {
+    const before = clientToJson(await getClient(db, ctx.params.id ?? ''));
+    const client = await revokeClientGrant(services, ctx.params.id ?? '', ctx.params.resource ?? '');
+    await changed();
+    await record(ctx, 'client.revoke_grant', `client:${client.clientId}`, { before: before.grants, after: clientToJson(client).grants });
     ctx.set('ETag', etagOf(client));
     ctx.body = clientToJson(client);
   });

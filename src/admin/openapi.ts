@@ -28,6 +28,8 @@ function crud(options: {
   update: ComponentName;
   item: ComponentName;
   created: ComponentName;
+  /** What PATCH answers, when not `item`. */
+  updated?: ComponentName;
   page: ComponentName;
   filter: [string, string];
   etag?: boolean;
@@ -67,7 +69,7 @@ function crud(options: {
         ...(options.etag ? { parameters: [ifMatch] } : {}),
         requestBody: { required: true, content: json(options.update) },
         responses: {
-          '200': { description: 'Updated', content: json(options.item), ...etagHeader },
+          '200': { description: 'Updated', content: json(options.updated ?? options.item), ...etagHeader },
           '400': problem('Invalid body'),
           '404': problem('Not found'),
           ...(options.etag ? { '412': problem('The client changed since it was read') } : {}),
@@ -97,7 +99,7 @@ function componentSchemas(): Record<string, JsonObject> {
  * and describe its responses: there is no second, hand-written copy of any schema.
  */
 export function buildOpenApi(issuer: string): JsonObject {
-  const clients = crud({ tag: 'clients', id: 'client_id', create: 'ClientCreate', update: 'ClientUpdate', item: 'Client', created: 'ClientCreated', page: 'ClientPage', filter: ['name', 'only clients whose name contains this'], etag: true });
+  const clients = crud({ tag: 'clients', id: 'client_id', create: 'ClientCreate', update: 'ClientUpdate', item: 'Client', created: 'ClientCreated', updated: 'ClientCreated', page: 'ClientPage', filter: ['name', 'only clients whose name contains this'], etag: true });
   const resources = crud({ tag: 'resources', id: 'id', create: 'ResourceCreate', update: 'ResourceUpdate', item: 'Resource', created: 'Resource', page: 'ResourcePage', filter: ['filter', 'only resources whose identifier or name contains this'] });
   const users = crud({ tag: 'users', id: 'id', create: 'UserCreate', update: 'UserUpdate', item: 'User', created: 'User', page: 'UserPage', filter: ['email', 'only users whose email contains this'] });
   return {
@@ -125,6 +127,33 @@ export function buildOpenApi(issuer: string): JsonObject {
           tags: ['clients'],
           summary: 'Rotate the client secret; the new one is shown this once',
           responses: { '200': { description: 'Rotated', content: json('ClientSecret') }, '400': problem('The client has no secret'), '404': problem('Not found'), ...COMMON_ERRORS },
+        },
+      },
+      '/clients/{client_id}/grants/{resource}': {
+        parameters: [
+          ...idParameter('client_id'),
+          { name: 'resource', in: 'path', required: true, schema: { type: 'string' }, description: "the API's identifier (URL-encoded) or id" },
+        ],
+        put: {
+          tags: ['clients'],
+          summary: "Give the client a grant at this API, or replace its scopes there (every scope the API offers unless scope says)",
+          requestBody: { required: true, content: json('GrantUpdate') },
+          responses: {
+            '200': { description: 'The client with its grants', content: json('Client') },
+            '400': problem('Unknown API, or a scope it does not offer'),
+            '404': problem('No such client'),
+            ...COMMON_ERRORS,
+          },
+        },
+        delete: {
+          tags: ['clients'],
+          summary: "Take the client's grant at this API away (not its default resource's)",
+          responses: {
+            '200': { description: 'The client with its grants', content: json('Client') },
+            '400': problem("The API is the client's default resource"),
+            '404': problem('No such client, API or grant'),
+            ...COMMON_ERRORS,
+          },
         },
       },
       '/resources': resources.collection,

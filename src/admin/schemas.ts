@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { clientCreateSchema, clientUpdateSchema } from '../services/clients.service.js';
+import { clientCreateSchema, clientUpdateSchema, grantBodySchema } from '../services/clients.service.js';
 import { resourceCreateSchema, resourceUpdateSchema } from '../services/resources.service.js';
 import { userCreateSchema, userUpdateSchema } from '../services/users.service.js';
 
@@ -15,6 +15,7 @@ export const clientOut = z.object({
   token_endpoint_auth_method: z.string(),
   scope: z.string(),
   default_resource: z.string().nullable(),
+  grants: z.array(z.object({ resource: z.string(), scope: z.string() })),
   jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).nullable(),
   logo_uri: z.string().nullable(),
   first_party: z.boolean(),
@@ -80,6 +81,7 @@ export const COMPONENTS = {
   ClientCreated: { schema: clientCreatedOut, io: 'output' },
   ClientSecret: { schema: clientSecretOut, io: 'output' },
   ClientPage: { schema: page(clientOut), io: 'output' },
+  GrantUpdate: { schema: grantBodySchema, io: 'input' },
   ResourceCreate: { schema: resourceCreateSchema, io: 'input' },
   ResourceUpdate: { schema: resourceUpdateSchema, io: 'input' },
   Resource: { schema: resourceOut, io: 'output' },

@@ -10,7 +10,9 @@ import {
   createClient,
   deleteClient,
   getClient,
+  grantClient,
   listClients,
+  revokeClientGrant,
   rotateClientSecret,
   updateClient,
   type ClientServiceDeps,
@@ -35,11 +37,18 @@ const USAGE = `Usage: gatehouse <command> [options] [--json]
                  [--scope "a b"] [--resource URI] [--jwks-file FILE] [--post-logout-redirect-uri URI]...
                  [--logo-uri URI] [--first-party] [--admin]
   clients list | get ID | update ID [same options as create] | delete ID | rotate-secret ID
+  clients grant ID --resource URI [--scope "a b"] | clients revoke-grant ID --resource URI
   users create --email EMAIL --password-stdin [--name NAME]
   users list | get ID | disable ID | enable ID | delete ID
   registration token create [--expires-in SECONDS]   (an initial access token for POST /reg; 1 day unless said)
   audit tail [--since ISO-TIME] [--limit N] | audit verify
   db roles --owner NAME --runtime NAME [--runtime-password-stdin] [--sql]
+
+A client gets access tokens only for the APIs it holds a grant for, and only with that grant's
+scopes: clients grant gives (or replaces) the grant at one API, every scope the API offers unless
+--scope says which; revoke-grant takes it away. clients create --resource URI --scope S makes
+exactly that grant (and the API the default audience); --scope's OpenID scopes (openid profile
+email offline_access) are the client's own. --admin grants the admin API (scope admin).
 
 users create reads the password from standard input and drops one trailing newline; passwords are
 never taken as arguments (ps and shell history would show them). For example:
@@ -95,6 +104,11 @@ const CLIENT_OPTIONS: Options = {
   'first-party': { type: 'boolean' },
   'no-first-party': { type: 'boolean' },
   admin: { type: 'boolean' },
+};
+const GRANT_OPTIONS: Options = {
+  ...JSON_FLAG,
+  resource: { type: 'string' },
+  scope: { type: 'string' },
 };
 
 function parse(args: string[], options: Options, positionals: number): { values: Values; ids: string[] } {
@@ -284,8 +298,29 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
       });
       return;
     }
+    case 'grant':
+    case 'revoke-grant': {
+      const { values, ids } = parse(args, sub === 'grant' ? GRANT_OPTIONS : { ...JSON_FLAG, resource: { type: 'string' } }, 1);
+      const resource = str(values, 'resource');
+      if (!resource) throw new UsageError(`clients ${sub} needs --resource URI`);
+      const scope = str(values, 'scope');
+      await withDatabase(ctx, async (registry) => {
+        const deps = await clientDeps(ctx, registry);
+        const before = clientToJson(await getClient(registry.db, ids[0] ?? ''));
+        const client =
+          sub === 'grant'
+            ? await grantClient(deps, ids[0] ?? '', { resource, ...(scope !== undefined ? { scope } : {}) })
+            : await revokeClientGrant(deps, ids[0] ?? '', resource);
+        const after = clientToJson(client);
+        const action = sub === 'grant' ? 'client.grant' : 'client.revoke_grant';
+        await recordCliChange(registry.db, { action, target: `client:${client.clientId}`, details: { resource, before: before.grants, after: after.grants } }, () =>
+          printResult(io, json, after),
+        );
+      });
+      return;
+    }
     default:
-      throw new UsageError(`unknown command "clients ${sub ?? ''}": use create, list, get, update, delete or rotate-secret`);
+      throw new UsageError(`unknown command "clients ${sub ?? ''}": use create, list, get, update, delete, rotate-secret, grant or revoke-grant`);
   }
 }
 

@@ -152,7 +152,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
           ctx.body = pages.render('logged-out', { title: 'Signed out', clientName: ctx.oidc.client?.clientName });
         },
       },
-      resourceIndicators: createResourceIndicators({ cache, signingAlg: () => signingAlg }),
+      resourceIndicators: createResourceIndicators({ cache, issuer: config.issuer, signingAlg: () => signingAlg }),
       ...registrationFeatures(config.registrationEnabled),
     },
     interactions: {

@@ -1,7 +1,7 @@
 import { errors, type AsymmetricSigningAlgorithm, type KoaContextWithOIDC, type ResourceServer as ProviderResourceServer } from 'oidc-provider';
-import type { ClientRecord } from '../registry/client.repository.js';
+import type { ClientGrant, ClientRecord } from '../registry/client.repository.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
-import type { ResourceServer } from '../registry/resource-server.repository.js';
+import { ADMIN_RESOURCE_IDENTIFIER, adminAudience, type ResourceServer } from '../registry/resource-server.repository.js';
 import { OIDC_SCOPES } from '../services/validation.js';
 
 type Client = NonNullable<KoaContextWithOIDC['oidc']['client']>;
@@ -12,67 +12,124 @@ const MAX_REMEMBERED_SCOPE_PARAMETERS = 32;
 
 interface Answer {
   info: ProviderResourceServer;
-  /** The scopes the client may have (its registry record's). */
-  allowed: readonly string[];
+  /** The scopes the client may have at this API: its grant's, as far as the API still offers them. */
+  granted: readonly string[];
   /** Scope parameters of client-credentials requests already found valid for this pair. */
   validScopeParameters: Set<string>;
 }
 
+/** The API a token is for: the registry's record and the audience its tokens carry. */
+interface Target {
+  resource: ResourceServer;
+  audience: string;
+}
+
+const nonOidcScopes = (parameter: unknown): string[] =>
+  typeof parameter === 'string' ? parameter.split(' ').filter((scope) => scope !== '' && !isOidcScope(scope)) : [];
+
 /**
- * The `features.resourceIndicators` policy: registered resource servers get RS256 (or the active
- * key's algorithm) JWT access tokens with their own TTL; client credentials must name a resource
- * (or have a default) and may ask only for scopes that the resource offers and the client is allowed.
+ * The `features.resourceIndicators` policy, which is where the authorization model is enforced:
+ * a client gets a token only for an API it holds a grant for (else `invalid_target`), with only
+ * scopes of that grant that the API offers (asking for another is `invalid_scope`, whatever other
+ * APIs the client holds it at). Tokens are RS256 (or the active key's algorithm) JWTs with the API's
+ * own TTL. The admin API is stored as `urn:gatehouse:admin-api` and answered for under this
+ * server's `<issuer>/admin/v1`.
  */
-export function createResourceIndicators(deps: { cache: RegistryCache; signingAlg: () => AsymmetricSigningAlgorithm }) {
+export function createResourceIndicators(deps: { cache: RegistryCache; issuer: string; signingAlg: () => AsymmetricSigningAlgorithm }) {
   const { cache } = deps;
+  const adminIndicator = adminAudience(deps.issuer);
   // The answer for a resource and a client changes only when one of them does (the cache then hands
   // out new records): built once per pair, with the scope parameters already found valid for it.
   // Frozen: oidc-provider copies what it needs out of it, and must not change what the next request gets.
-  const answers = new WeakMap<object, WeakMap<object, Answer>>();
+  const answers = new WeakMap<ResourceServer, WeakMap<ClientRecord, Answer | null>>();
   const alg = deps.signingAlg();
 
-  function answerFor(resource: ResourceServer, record: ClientRecord | undefined): Answer {
-    let forResource = answers.get(resource);
-    if (!forResource) answers.set(resource, (forResource = new WeakMap()));
-    const key = record ?? resource;
-    let answer = forResource.get(key);
-    if (!answer) {
-      const allowed: readonly string[] = record?.scopes ?? [];
-      const info: ProviderResourceServer = {
-        scope: resource.scopes.filter((scope) => allowed.includes(scope)).join(' '),
-        audience: resource.identifier,
-        accessTokenTTL: resource.accessTokenTtl,
-        accessTokenFormat: 'jwt',
-        jwt: Object.freeze({ sign: Object.freeze({ alg }) }),
-      };
-      answer = { info: Object.freeze(info), allowed, validScopeParameters: new Set() };
-      forResource.set(key, answer);
+  /** The registered API an indicator names; the admin API only by this server's own URL for it. */
+  async function targetOf(indicator: string): Promise<Target | undefined> {
+    if (indicator === ADMIN_RESOURCE_IDENTIFIER) return undefined;
+    const stored = indicator === adminIndicator ? ADMIN_RESOURCE_IDENTIFIER : indicator;
+    const resource = await cache.getResourceServer(stored);
+    return resource && { resource, audience: indicator };
+  }
+
+  /** The client's answer at an API, or null when it holds no grant there. */
+  function answerFor(target: Target, record: ClientRecord): Answer | null {
+    let forResource = answers.get(target.resource);
+    if (!forResource) answers.set(target.resource, (forResource = new WeakMap()));
+    let answer = forResource.get(record);
+    if (answer === undefined) {
+      const grant: ClientGrant | undefined = record.grants.find((held) => held.resourceId === target.resource.id);
+      if (!grant) {
+        answer = null;
+      } else {
+        const granted = target.resource.scopes.filter((scope) => grant.scopes.includes(scope));
+        const info: ProviderResourceServer = {
+          scope: granted.join(' '),
+          audience: target.audience,
+          accessTokenTTL: target.resource.accessTokenTtl,
+          accessTokenFormat: 'jwt',
+          jwt: Object.freeze({ sign: Object.freeze({ alg }) }),
+        };
+        answer = { info: Object.freeze(info), granted: Object.freeze(granted), validScopeParameters: new Set() };
+      }
+      forResource.set(record, answer);
     }
     return answer;
   }
 
-  /** Client credentials may ask only for scopes the resource offers and the client is allowed. */
-  function checkRequestedScopes(ctx: KoaContextWithOIDC, resource: ResourceServer, answer: Answer): void {
+  /** Client credentials may ask only for scopes the client holds at this API. */
+  function checkRequestedScopes(ctx: KoaContextWithOIDC, target: Target, answer: Answer): void {
     const parameter = ctx.oidc.params?.scope;
     const requested = typeof parameter === 'string' ? parameter : '';
     if (answer.validScopeParameters.has(requested)) return;
-    for (const scope of requested.split(' ')) {
-      if (scope === '' || isOidcScope(scope)) continue;
-      if (!resource.scopes.includes(scope)) {
-        throw new errors.InvalidScope(`scope "${scope}" is not offered by ${resource.identifier}`, scope);
-      }
-      if (!answer.allowed.includes(scope)) {
-        throw new errors.InvalidScope(`scope "${scope}" is not allowed to this client`, scope);
-      }
+    for (const scope of nonOidcScopes(requested)) {
+      if (!answer.granted.includes(scope)) throw notGranted(scope, target);
     }
     // A client sends the same few scope parameters over and over; a bounded set of them is kept.
     if (answer.validScopeParameters.size < MAX_REMEMBERED_SCOPE_PARAMETERS) answer.validScopeParameters.add(requested);
   }
 
+  function notGranted(scope: string, target: Target): Error {
+    const offered = target.resource.scopes.includes(scope);
+    return new errors.InvalidScope(
+      offered ? `scope "${scope}" is not granted to this client at ${target.audience}` : `scope "${scope}" is not offered by ${target.audience}`,
+      scope,
+    );
+  }
+
+  /**
+   * An authorization request's API scopes must each be granted at one of the APIs it names: the
+   * person is asked to consent per API, and a scope no named API grants would be dropped silently.
+   */
+  async function checkAuthorizationScopes(ctx: KoaContextWithOIDC, record: ClientRecord): Promise<void> {
+    const requested = nonOidcScopes(ctx.oidc.params?.scope);
+    if (requested.length === 0) return;
+    const parameter = ctx.oidc.params?.resource;
+    const indicators = Array.isArray(parameter) ? (parameter as unknown[]) : [parameter];
+    const granted = new Set<string>();
+    let first: Target | undefined;
+    for (const indicator of indicators) {
+      const target = typeof indicator === 'string' ? await targetOf(indicator) : undefined;
+      const answer = target && answerFor(target, record);
+      first ??= target;
+      for (const scope of answer?.granted ?? []) granted.add(scope);
+    }
+    const refused = requested.find((scope) => !granted.has(scope));
+    if (refused !== undefined) {
+      throw first ? notGranted(refused, first) : new errors.InvalidScope(`scope "${refused}" is not granted to this client`, refused);
+    }
+  }
+
+  async function recordOf(client: Client): Promise<ClientRecord> {
+    const record = await cache.getClient(client.clientId);
+    if (!record) throw new errors.InvalidClient('client not found');
+    return record;
+  }
+
   async function defaultResource(ctx: KoaContextWithOIDC, client: Client, oneOf?: readonly string[]) {
     if (oneOf) return oneOf;
     const record = await cache.getClient(client.clientId);
-    if (record?.defaultResource) return record.defaultResource;
+    if (record?.defaultResource) return record.defaultResource === ADMIN_RESOURCE_IDENTIFIER ? adminIndicator : record.defaultResource;
     if (ctx.oidc.params?.grant_type === 'client_credentials') {
       throw new errors.InvalidTarget('the resource parameter is required: this client has no default resource');
     }
@@ -84,10 +141,13 @@ export function createResourceIndicators(deps: { cache: RegistryCache; signingAl
     resourceIndicator: string,
     client: Client,
   ): Promise<ProviderResourceServer> {
-    const resource = await cache.getResourceServer(resourceIndicator);
-    if (!resource) throw new errors.InvalidTarget(`${resourceIndicator} is not a registered resource server`);
-    const answer = answerFor(resource, await cache.getClient(client.clientId));
-    if (ctx.oidc.params?.grant_type === 'client_credentials') checkRequestedScopes(ctx, resource, answer);
+    const target = await targetOf(resourceIndicator);
+    if (!target) throw new errors.InvalidTarget(`${resourceIndicator} is not a registered resource server`);
+    const record = await recordOf(client);
+    const answer = answerFor(target, record);
+    if (!answer) throw new errors.InvalidTarget(`this client holds no grant for ${resourceIndicator}`);
+    if (ctx.oidc.params?.grant_type === 'client_credentials') checkRequestedScopes(ctx, target, answer);
+    else if (ctx.oidc.route === 'authorization') await checkAuthorizationScopes(ctx, record);
     return answer.info;
   }
 

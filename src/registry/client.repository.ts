@@ -1,9 +1,18 @@
 import type { Kysely, Transaction } from 'kysely';
 import { containsPattern } from './like.js';
 import { hasNul } from './text.js';
+import { ADMIN_RESOURCE_ID, ADMIN_SCOPE } from './resource-server.repository.js';
 import type { ClientRow, ClientRowUpdate, Database, NewClientRow, StoredJwks } from './tables.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
+
+/** A client's grant at one API: the scopes it may ask for there. */
+export interface ClientGrant {
+  resourceId: string;
+  /** The API's identifier as stored (the admin API's is `urn:gatehouse:admin-api`). */
+  resource: string;
+  scopes: readonly string[];
+}
 
 /** A registered OAuth client as the registry keeps it (the secret only as a digest). */
 export interface ClientRecord {
@@ -14,11 +23,15 @@ export interface ClientRecord {
   grantTypes: string[];
   redirectUris: string[];
   postLogoutRedirectUris: string[];
+  /** The OpenID Connect scopes it may ask for (API scopes are per grant). */
   scopes: string[];
   defaultResource: string | null;
+  /** The APIs it may get tokens for, with the scopes it may ask for at each, by identifier. */
+  grants: readonly ClientGrant[];
   jwks: StoredJwks | null;
   logoUri: string | null;
   firstParty: boolean;
+  /** Holds the admin API's grant with scope `admin`. */
   admin: boolean;
   version: number;
   secretRotatedAt: Date | null;
@@ -26,7 +39,7 @@ export interface ClientRecord {
   updatedAt: Date;
 }
 
-export function toClientRecord(row: ClientRow): ClientRecord {
+export function toClientRecord(row: ClientRow, grants: readonly ClientGrant[]): ClientRecord {
   return {
     clientId: row.client_id,
     clientName: row.client_name,
@@ -37,10 +50,11 @@ export function toClientRecord(row: ClientRow): ClientRecord {
     postLogoutRedirectUris: row.post_logout_redirect_uris,
     scopes: row.scopes,
     defaultResource: row.default_resource,
+    grants,
     jwks: row.jwks,
     logoUri: row.logo_uri,
     firstParty: row.first_party,
-    admin: row.is_admin,
+    admin: grants.some((grant) => grant.resourceId === ADMIN_RESOURCE_ID && grant.scopes.includes(ADMIN_SCOPE)),
     version: row.version,
     secretRotatedAt: row.secret_rotated_at,
     createdAt: row.created_at,
@@ -48,19 +62,48 @@ export function toClientRecord(row: ClientRow): ClientRecord {
   };
 }
 
+/** The grants of these clients, by client id, each list in identifier order. */
+async function grantsOf(db: Db, clientIds: string[]): Promise<Map<string, ClientGrant[]>> {
+  const found = new Map<string, ClientGrant[]>();
+  if (clientIds.length === 0) return found;
+  const rows = await db
+    .selectFrom('client_grants as g')
+    .innerJoin('resource_servers as r', 'r.id', 'g.resource_id')
+    .select(['g.client_id', 'g.resource_id', 'r.identifier', 'g.scopes'])
+    .where('g.client_id', 'in', clientIds)
+    .orderBy('r.identifier')
+    .execute();
+  for (const row of rows) {
+    const list = found.get(row.client_id) ?? [];
+    list.push(Object.freeze({ resourceId: row.resource_id, resource: row.identifier, scopes: Object.freeze([...row.scopes]) }));
+    found.set(row.client_id, list);
+  }
+  return found;
+}
+
+async function toRecords(db: Db, rows: ClientRow[]): Promise<ClientRecord[]> {
+  const grants = await grantsOf(db, rows.map((row) => row.client_id));
+  return rows.map((row) => toClientRecord(row, Object.freeze(grants.get(row.client_id) ?? [])));
+}
+
+async function toRecord(db: Db, row: ClientRow | undefined): Promise<ClientRecord | undefined> {
+  return row && (await toRecords(db, [row]))[0];
+}
+
 export async function insertClient(db: Db, row: NewClientRow): Promise<ClientRecord> {
-  return toClientRecord(await db.insertInto('clients').values(row).returningAll().executeTakeFirstOrThrow());
+  const inserted = await db.insertInto('clients').values(row).returningAll().executeTakeFirstOrThrow();
+  return toClientRecord(inserted, []);
 }
 
 export async function findClientById(db: Db, clientId: string): Promise<ClientRecord | undefined> {
   if (hasNul(clientId)) return undefined;
   const row = await db.selectFrom('clients').selectAll().where('client_id', '=', clientId).executeTakeFirst();
-  return row && toClientRecord(row);
+  return toRecord(db, row);
 }
 
 export async function listClients(db: Db): Promise<ClientRecord[]> {
   const rows = await db.selectFrom('clients').selectAll().orderBy('created_at').orderBy('client_id').execute();
-  return rows.map(toClientRecord);
+  return toRecords(db, rows);
 }
 
 export async function updateClient(db: Db, clientId: string, update: ClientRowUpdate): Promise<ClientRecord | undefined> {
@@ -70,7 +113,7 @@ export async function updateClient(db: Db, clientId: string, update: ClientRowUp
     .where('client_id', '=', clientId)
     .returningAll()
     .executeTakeFirst();
-  return row && toClientRecord(row);
+  return toRecord(db, row);
 }
 
 export async function deleteClient(db: Db, clientId: string): Promise<boolean> {
@@ -101,7 +144,7 @@ export async function listClientsPage(
   let query = db.selectFrom('clients').selectAll().orderBy('client_id').limit(options.limit);
   if (options.after) query = query.where('client_id', '>', options.after);
   if (options.nameContains) query = query.where('client_name', 'ilike', containsPattern(options.nameContains));
-  return (await query.execute()).map(toClientRecord);
+  return toRecords(db, await query.execute());
 }
 
 /** Updates only if the row is still at the expected version: undefined when it is not (or is gone). */
@@ -118,7 +161,7 @@ export async function updateClientAtVersion(
     .where('version', '=', version)
     .returningAll()
     .executeTakeFirst();
-  return row && toClientRecord(row);
+  return toRecord(db, row);
 }
 
 /** Deletes a client and every grant and refresh token issued to it. */
@@ -128,4 +171,29 @@ export async function deleteClientAndTokens(db: Kysely<Database>, clientId: stri
     const result = await trx.deleteFrom('clients').where('client_id', '=', clientId).executeTakeFirst();
     return result.numDeletedRows > 0n;
   });
+}
+
+/** Sets the client's grant at one API (made or replaced). */
+export async function upsertClientGrant(db: Db, clientId: string, resourceId: string, scopes: readonly string[]): Promise<void> {
+  await db
+    .insertInto('client_grants')
+    .values({ client_id: clientId, resource_id: resourceId, scopes: [...scopes] })
+    .onConflict((oc) => oc.columns(['client_id', 'resource_id']).doUpdateSet({ scopes: [...scopes], updated_at: new Date() }))
+    .execute();
+}
+
+/** Removes the client's grant at one API; false when it held none. */
+export async function deleteClientGrant(db: Db, clientId: string, resourceId: string): Promise<boolean> {
+  const result = await db.deleteFrom('client_grants').where('client_id', '=', clientId).where('resource_id', '=', resourceId).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+/** Replaces every grant of the client with these. */
+export async function replaceClientGrants(db: Db, clientId: string, grants: ReadonlyArray<{ resourceId: string; scopes: readonly string[] }>): Promise<void> {
+  await db.deleteFrom('client_grants').where('client_id', '=', clientId).execute();
+  if (grants.length === 0) return;
+  await db
+    .insertInto('client_grants')
+    .values(grants.map((grant) => ({ client_id: clientId, resource_id: grant.resourceId, scopes: [...grant.scopes] })))
+    .execute();
 }

@@ -5,6 +5,18 @@ import type { Database, NewResourceServerRow, ResourceServerRow, ResourceServerR
 
 type Db = Kysely<Database> | Transaction<Database>;
 
+/**
+ * The admin API's row (made by the client-grants migration): a fixed id and a reserved identifier
+ * that no `resources create` can take (identifiers there are http(s) URLs). Each server answers for
+ * it under its own `<ISSUER>/admin/v1`, so nothing stored depends on the issuer a CLI computed.
+ */
+export const ADMIN_RESOURCE_ID = 'admin';
+export const ADMIN_RESOURCE_IDENTIFIER = 'urn:gatehouse:admin-api';
+export const ADMIN_SCOPE = 'admin';
+
+/** The audience of admin API tokens at a server with this issuer. */
+export const adminAudience = (issuer: string) => `${issuer}/admin/v1`;
+
 /** A registered resource server (API) that receives JWT access tokens. */
 export interface ResourceServer {
   id: string;

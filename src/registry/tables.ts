@@ -30,9 +30,17 @@ export interface ClientTable {
   jwks: ColumnType<StoredJwks | null, string | null, string | null>;
   logo_uri: string | null;
   first_party: boolean;
-  is_admin: boolean;
   version: Generated<number>;
   secret_rotated_at: Timestamp | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+/** What a client may ask for at one API: its grant there (one row per client and API). */
+export interface ClientGrantTable {
+  client_id: string;
+  resource_id: string;
+  scopes: string[];
   created_at: Timestamp;
   updated_at: Timestamp;
 }
@@ -88,6 +96,7 @@ export interface AuditLogTable {
 export interface Database {
   resource_servers: ResourceServerTable;
   clients: ClientTable;
+  client_grants: ClientGrantTable;
   registry_revision: RegistryRevisionTable;
   users: UserTable;
   oidc_durable: OidcDurableTable;
@@ -100,6 +109,7 @@ export type ResourceServerRowUpdate = Updateable<ResourceServerTable>;
 export type ClientRow = Selectable<ClientTable>;
 export type NewClientRow = Insertable<ClientTable>;
 export type ClientRowUpdate = Updateable<ClientTable>;
+export type ClientGrantRow = Selectable<ClientGrantTable>;
 export type UserRow = Selectable<UserTable>;
 export type NewUserRow = Insertable<UserTable>;
 export type UserRowUpdate = Updateable<UserTable>;

@@ -1,21 +1,30 @@
 import { randomBytes } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { z } from 'zod';
 import {
   deleteClientAndTokens,
+  deleteClientGrant,
   findClientById,
   insertClient,
   listClients as listClientRows,
   listClientsPage as listClientsPageRows,
   updateClient as updateClientRow,
+  replaceClientGrants,
   updateClientAtVersion,
+  upsertClientGrant,
   type ClientRecord,
 } from '../registry/client.repository.js';
-import { findResourceServer, listResourceServers } from '../registry/resource-server.repository.js';
+import {
+  ADMIN_RESOURCE_ID,
+  ADMIN_RESOURCE_IDENTIFIER,
+  ADMIN_SCOPE,
+  adminAudience,
+  findResourceServer,
+  type ResourceServer,
+} from '../registry/resource-server.repository.js';
 import type { Database, StoredJwks } from '../registry/tables.js';
 import { digestClientSecret, generateClientSecret } from './client-secrets.js';
 import { NotFoundError, PreconditionFailedError, ValidationError, type FieldError } from './errors.js';
-import { ADMIN_SCOPE, ensureAdminResource } from './resources.service.js';
 import { OIDC_SCOPES, parseInput, redirectUri, scopeString } from './validation.js';
 
 export const GRANT_TYPES = ['authorization_code', 'client_credentials', 'refresh_token'] as const;
@@ -35,6 +44,12 @@ const jwks = z
     });
   });
 
+/** A grant in a request body: the API (identifier or id) and the scopes the client may ask for there. */
+const grantInput = z.strictObject({
+  resource: z.string().min(1).max(2048),
+  scope: scopeString.optional(),
+});
+
 const clientFields = z.strictObject({
   client_name: z.string().trim().min(1, 'must not be empty').max(200),
   redirect_uris: z.array(redirectUri).max(32),
@@ -43,6 +58,7 @@ const clientFields = z.strictObject({
   token_endpoint_auth_method: z.enum(AUTH_METHODS, { error: `must be one of ${AUTH_METHODS.join(', ')}` }),
   scope: scopeString,
   default_resource: z.string().min(1).nullable(),
+  grants: z.array(grantInput).max(100),
   jwks: jwks.nullable(),
   logo_uri: z.url({ protocol: /^https$/, error: 'must be an absolute https URL' }).nullable(),
   first_party: z.boolean(),
@@ -53,9 +69,14 @@ const clientFields = z.strictObject({
 export const clientCreateSchema = clientFields.partial().required({ client_name: true });
 export type ClientCreateInput = z.input<typeof clientCreateSchema>;
 
-/** Update (PATCH): any field but `admin`, which is fixed at creation. */
+/** Update (PATCH): any field but `admin`, which is fixed at creation (the admin grant can be given or taken like any other). */
 export const clientUpdateSchema = clientFields.omit({ admin: true }).partial();
 export type ClientUpdateInput = z.input<typeof clientUpdateSchema>;
+
+/** One grant, as `clients grant` takes it. */
+export const grantSchema = grantInput;
+/** The body of `PUT /admin/v1/clients/{id}/grants/{resource}`. */
+export const grantBodySchema = grantInput.omit({ resource: true });
 
 /** What the registry needs besides the database: where it is and the key secrets are digested with. */
 export interface ClientServiceDeps {
@@ -64,17 +85,19 @@ export interface ClientServiceDeps {
   digestKey: Buffer;
 }
 
+type Db = Kysely<Database> | Transaction<Database>;
+
 interface ClientShape {
   redirectUris: string[];
   grantTypes: string[];
   tokenEndpointAuthMethod: string;
-  scopes: string[];
-  defaultResource: string | null;
   jwks: StoredJwks | null;
 }
 
-/** Rules that involve more than one field, or the registry: checked on create and on the merged update. */
-async function checkClientRules(db: Kysely<Database>, client: ClientShape): Promise<void> {
+const isOidcScope = (scope: string) => (OIDC_SCOPES as readonly string[]).includes(scope);
+
+/** Rules that involve more than one field: checked on create and on the merged update. */
+function checkClientRules(client: ClientShape): void {
   const errors: FieldError[] = [];
   const grants = new Set(client.grantTypes);
   if (grants.has('authorization_code') && client.redirectUris.length === 0) {
@@ -94,28 +117,117 @@ async function checkClientRules(db: Kysely<Database>, client: ClientShape): Prom
   if (client.tokenEndpointAuthMethod === 'private_key_jwt' && !client.jwks) {
     errors.push({ field: 'jwks', message: 'private_key_jwt needs the client public keys (jwks)' });
   }
-  const resources = await listResourceServers(db);
-  if (client.defaultResource && !resources.some((r) => r.identifier === client.defaultResource)) {
-    errors.push({ field: 'default_resource', message: `${client.defaultResource} is not a registered resource server` });
-  }
-  const known = new Set<string>([...OIDC_SCOPES, ...resources.flatMap((r) => r.scopes)]);
-  const unknown = client.scopes.filter((scope) => !known.has(scope));
-  if (unknown.length > 0) {
-    errors.push({ field: 'scope', message: `not defined by any registered resource server: ${unknown.join(' ')}` });
-  }
   if (errors.length > 0) throw new ValidationError(errors);
 }
 
-/**
- * Scopes a client gets when it is created without --scope: the OpenID scopes for sign-in clients
- * and every scope of its default resource.
- */
-async function defaultScopes(db: Kysely<Database>, grantTypes: string[], defaultResource: string | null): Promise<string[]> {
+/** The OpenID scopes a sign-in client gets when it is created without a scope. */
+function defaultOidcScopes(grantTypes: string[]): string[] {
   const scopes: string[] = [];
   if (grantTypes.includes('authorization_code')) scopes.push('openid', 'profile', 'email');
   if (grantTypes.includes('refresh_token')) scopes.push('offline_access');
-  if (defaultResource) scopes.push(...((await findResourceServer(db, defaultResource))?.scopes ?? []));
   return scopes;
+}
+
+/**
+ * Finds the API a grant or default resource names: its identifier or id; the admin API also by
+ * this server's `<ISSUER>/admin/v1`.
+ */
+async function findGrantable(db: Db, issuer: string, name: string): Promise<ResourceServer | undefined> {
+  return findResourceServer(db, name === adminAudience(issuer) ? ADMIN_RESOURCE_IDENTIFIER : name);
+}
+
+/** A client's grants while a change is worked out: by resource id. */
+type GrantMap = Map<string, { resource: ResourceServer; scopes: string[] }>;
+
+/** Checks that every scope is offered by the API; the error names the field. */
+function checkOffered(resource: ResourceServer, scopes: readonly string[], field: string, errors: FieldError[]): void {
+  const missing = scopes.filter((scope) => !resource.scopes.includes(scope));
+  if (missing.length > 0) errors.push({ field, message: `not offered by ${resource.identifier}: ${missing.join(' ')}` });
+}
+
+/** Reads a `grants` list from a body: each API must exist, once, and offer every scope asked. */
+async function readGrants(db: Db, issuer: string, input: ReadonlyArray<z.output<typeof grantInput>>, errors: FieldError[]): Promise<GrantMap> {
+  const grants: GrantMap = new Map();
+  for (const [index, grant] of input.entries()) {
+    const resource = await findGrantable(db, issuer, grant.resource);
+    if (!resource) {
+      errors.push({ field: `grants.${index}.resource`, message: `${grant.resource} is not a registered resource server` });
+      continue;
+    }
+    if (grants.has(resource.id)) {
+      errors.push({ field: `grants.${index}.resource`, message: `${resource.identifier} is granted more than once` });
+      continue;
+    }
+    const scopes = grant.scope ?? [...resource.scopes];
+    checkOffered(resource, scopes, `grants.${index}.scope`, errors);
+    grants.set(resource.id, { resource, scopes });
+  }
+  return grants;
+}
+
+/** The grants a stored client holds, as a GrantMap to change. */
+async function currentGrants(db: Db, client: ClientRecord): Promise<GrantMap> {
+  const grants: GrantMap = new Map();
+  for (const grant of client.grants) {
+    const resource = await findResourceServer(db, grant.resourceId);
+    if (resource) grants.set(resource.id, { resource, scopes: [...grant.scopes] });
+  }
+  return grants;
+}
+
+/**
+ * Works out a client's OpenID scopes, default resource and grants from a create or update body.
+ * `scope` mixes both kinds, as it always has: its OpenID scopes are the client's own, the rest is
+ * the grant at the default resource (a client without one must name the API in `grants`).
+ */
+async function resolveAuthorization(
+  db: Db,
+  issuer: string,
+  input: { scope: string[] | undefined; defaultResource: string | null | undefined; grants: ReadonlyArray<z.output<typeof grantInput>> | undefined },
+  base: { oidcScopes: string[]; defaultResource: string | null; grants: GrantMap; isNew: boolean },
+): Promise<{ oidcScopes: string[]; defaultResource: ResourceServer | null; grants: GrantMap }> {
+  const errors: FieldError[] = [];
+  const grants = input.grants !== undefined ? await readGrants(db, issuer, input.grants, errors) : new Map(base.grants);
+  const oidcScopes = input.scope !== undefined ? input.scope.filter(isOidcScope) : base.oidcScopes;
+  const apiScopes = input.scope?.filter((scope) => !isOidcScope(scope)) ?? [];
+  const defaultName = input.defaultResource !== undefined ? input.defaultResource : base.defaultResource;
+  let defaultResource: ResourceServer | null = null;
+  if (defaultName !== null) {
+    defaultResource = (await findGrantable(db, issuer, defaultName)) ?? null;
+    if (!defaultResource) errors.push({ field: 'default_resource', message: `${defaultName} is not a registered resource server` });
+  }
+  if (defaultResource) {
+    const held = grants.get(defaultResource.id);
+    if (input.scope !== undefined) {
+      checkOffered(defaultResource, apiScopes, 'scope', errors);
+      grants.set(defaultResource.id, { resource: defaultResource, scopes: [...new Set([...(input.grants !== undefined ? (held?.scopes ?? []) : []), ...apiScopes])] });
+    } else if (!held) {
+      if (base.isNew) {
+        // A client created for an API without a scope list may ask for every scope the API offers.
+        grants.set(defaultResource.id, { resource: defaultResource, scopes: [...defaultResource.scopes] });
+      } else {
+        errors.push({
+          field: input.grants !== undefined ? 'grants' : 'default_resource',
+          message: `the default resource ${defaultResource.identifier} must be one of the client's grants (grant it, or give its scopes with scope)`,
+        });
+      }
+    }
+  } else if (apiScopes.length > 0) {
+    errors.push({
+      field: 'scope',
+      message: `${apiScopes.join(' ')}: API scopes are granted per API: name the API (default_resource) or list it in grants`,
+    });
+  }
+  if (errors.length > 0) throw new ValidationError(errors);
+  return { oidcScopes, defaultResource, grants };
+}
+
+async function writeGrants(db: Db, clientId: string, grants: GrantMap): Promise<void> {
+  await replaceClientGrants(
+    db,
+    clientId,
+    [...grants.values()].map((grant) => ({ resourceId: grant.resource.id, scopes: grant.scopes })),
+  );
 }
 
 /**
@@ -131,6 +243,7 @@ export function newClientId(): string {
 
 /** The wire form of a client: RFC 7591 metadata names, never the secret or its digest. */
 export function clientToJson(client: ClientRecord) {
+  const atDefault = client.grants.find((grant) => grant.resource === client.defaultResource);
   return {
     client_id: client.clientId,
     client_name: client.clientName,
@@ -138,8 +251,10 @@ export function clientToJson(client: ClientRecord) {
     post_logout_redirect_uris: client.postLogoutRedirectUris,
     grant_types: client.grantTypes,
     token_endpoint_auth_method: client.tokenEndpointAuthMethod,
-    scope: client.scopes.join(' '),
+    // The OpenID scopes and the grant at the default resource, as `scope` has always said.
+    scope: [...client.scopes, ...(atDefault?.scopes ?? [])].join(' '),
     default_resource: client.defaultResource,
+    grants: client.grants.map((grant) => ({ resource: grant.resource, scope: grant.scopes.join(' ') })),
     jwks: client.jwks,
     logo_uri: client.logoUri,
     first_party: client.firstParty,
@@ -158,53 +273,59 @@ export interface CreatedClient {
   clientSecret: string | undefined;
 }
 
+/** The client as stored now, grants included. */
+async function reread(db: Db, clientId: string): Promise<ClientRecord> {
+  const client = await findClientById(db, clientId);
+  if (!client) throw new NotFoundError(`client ${clientId}`);
+  return client;
+}
+
 export async function createClient(deps: ClientServiceDeps, input: unknown): Promise<CreatedClient> {
   const data = parseInput(clientCreateSchema, input);
-  // One transaction: a refused admin client leaves no admin resource behind.
   return deps.db.transaction().execute(async (db) => {
     const admin = data.admin ?? false;
     const redirectUris = data.redirect_uris ?? [];
     let grantTypes: string[] = data.grant_types ?? (redirectUris.length > 0 ? ['authorization_code'] : ['client_credentials']);
-    let defaultResource = data.default_resource ?? null;
-    let scopes = data.scope ?? (await defaultScopes(db, grantTypes, defaultResource));
-    if (admin) {
-      // An admin client is a service: client credentials, scope admin, the admin API as its default audience.
-      const adminResource = await ensureAdminResource(db, deps.issuer);
-      grantTypes = [...new Set([...grantTypes, 'client_credentials'])];
-      scopes = [...new Set([...scopes, ADMIN_SCOPE])];
-      defaultResource ??= adminResource.identifier;
-    }
+    if (admin) grantTypes = [...new Set([...grantTypes, 'client_credentials'])];
     const method = data.token_endpoint_auth_method ?? (data.jwks ? 'private_key_jwt' : 'client_secret_basic');
-    const shape: ClientShape = {
-      redirectUris,
-      grantTypes,
-      tokenEndpointAuthMethod: method,
-      scopes,
-      defaultResource,
-      jwks: data.jwks ?? null,
-    };
-    await checkClientRules(db, shape);
+    const shape: ClientShape = { redirectUris, grantTypes, tokenEndpointAuthMethod: method, jwks: data.jwks ?? null };
+    checkClientRules(shape);
+    // An admin client is a service: client credentials, the admin API's grant, the admin API as its default audience.
+    const defaultResource = data.default_resource ?? (admin ? ADMIN_RESOURCE_IDENTIFIER : null);
+    const authorization = await resolveAuthorization(
+      db,
+      deps.issuer,
+      { scope: data.scope, defaultResource, grants: data.grants },
+      { oidcScopes: defaultOidcScopes(grantTypes), defaultResource: null, grants: new Map(), isNew: true },
+    );
+    if (admin) {
+      const adminApi = await findResourceServer(db, ADMIN_RESOURCE_ID);
+      if (!adminApi) throw new NotFoundError('the admin API resource (run gatehouse migrate)');
+      const held = authorization.grants.get(ADMIN_RESOURCE_ID)?.scopes ?? [];
+      authorization.grants.set(ADMIN_RESOURCE_ID, { resource: adminApi, scopes: [...new Set([...held, ADMIN_SCOPE])] });
+    }
     const clientSecret = SECRET_METHODS.has(method) ? generateClientSecret() : undefined;
-    const client = await insertClient(db, {
-      client_id: newClientId(),
+    const clientId = newClientId();
+    await insertClient(db, {
+      client_id: clientId,
       client_name: data.client_name,
       secret_digest: clientSecret ? digestClientSecret(deps.digestKey, clientSecret) : null,
       token_endpoint_auth_method: method,
       grant_types: grantTypes,
       redirect_uris: redirectUris,
       post_logout_redirect_uris: data.post_logout_redirect_uris ?? [],
-      scopes,
-      default_resource: defaultResource,
+      scopes: authorization.oidcScopes,
+      default_resource: authorization.defaultResource?.identifier ?? null,
       jwks: shape.jwks ? JSON.stringify(shape.jwks) : null,
       logo_uri: data.logo_uri ?? null,
       first_party: data.first_party ?? false,
-      is_admin: admin,
     });
-    return { client, clientSecret };
+    await writeGrants(db, clientId, authorization.grants);
+    return { client: await reread(db, clientId), clientSecret };
   });
 }
 
-export async function getClient(db: Kysely<Database>, clientId: string): Promise<ClientRecord> {
+export async function getClient(db: Db, clientId: string): Promise<ClientRecord> {
   const client = await findClientById(db, clientId);
   if (!client) throw new NotFoundError(`client ${clientId}`);
   return client;
@@ -225,40 +346,86 @@ export async function updateClient(
   options: { ifVersion?: number } = {},
 ): Promise<CreatedClient> {
   const data = parseInput(clientUpdateSchema, input);
-  const existing = await getClient(deps.db, clientId);
-  const merged: ClientShape = {
-    redirectUris: data.redirect_uris ?? existing.redirectUris,
-    grantTypes: data.grant_types ?? existing.grantTypes,
-    tokenEndpointAuthMethod: data.token_endpoint_auth_method ?? existing.tokenEndpointAuthMethod,
-    scopes: data.scope ?? existing.scopes,
-    defaultResource: data.default_resource !== undefined ? data.default_resource : existing.defaultResource,
-    jwks: data.jwks !== undefined ? data.jwks : existing.jwks,
-  };
-  await checkClientRules(deps.db, merged);
-  const needsSecret = SECRET_METHODS.has(merged.tokenEndpointAuthMethod);
-  const clientSecret = needsSecret && !existing.secretDigest ? generateClientSecret() : undefined;
-  if (options.ifVersion !== undefined && options.ifVersion !== existing.version) throw new PreconditionFailedError(`client ${clientId}`);
-  const changes = {
-    ...(data.client_name !== undefined ? { client_name: data.client_name } : {}),
-    ...(data.post_logout_redirect_uris !== undefined ? { post_logout_redirect_uris: data.post_logout_redirect_uris } : {}),
-    ...(data.logo_uri !== undefined ? { logo_uri: data.logo_uri } : {}),
-    ...(data.first_party !== undefined ? { first_party: data.first_party } : {}),
-    redirect_uris: merged.redirectUris,
-    grant_types: merged.grantTypes,
-    token_endpoint_auth_method: merged.tokenEndpointAuthMethod,
-    scopes: merged.scopes,
-    default_resource: merged.defaultResource,
-    jwks: merged.jwks ? JSON.stringify(merged.jwks) : null,
-    ...(clientSecret ? { secret_digest: digestClientSecret(deps.digestKey, clientSecret), secret_rotated_at: new Date() } : {}),
-    ...(!needsSecret ? { secret_digest: null } : {}),
-  };
-  // Written only at the version that was read: a concurrent update in between makes this one fail.
-  const updated = await updateClientAtVersion(deps.db, clientId, existing.version, changes);
-  if (!updated) {
-    if (options.ifVersion !== undefined) throw new PreconditionFailedError(`client ${clientId}`);
-    throw new NotFoundError(`client ${clientId}`);
-  }
-  return { client: updated, clientSecret };
+  return deps.db.transaction().execute(async (db) => {
+    const existing = await getClient(db, clientId);
+    const merged: ClientShape = {
+      redirectUris: data.redirect_uris ?? existing.redirectUris,
+      grantTypes: data.grant_types ?? existing.grantTypes,
+      tokenEndpointAuthMethod: data.token_endpoint_auth_method ?? existing.tokenEndpointAuthMethod,
+      jwks: data.jwks !== undefined ? data.jwks : existing.jwks,
+    };
+    checkClientRules(merged);
+    const authorization = await resolveAuthorization(
+      db,
+      deps.issuer,
+      { scope: data.scope, defaultResource: data.default_resource, grants: data.grants },
+      { oidcScopes: existing.scopes, defaultResource: existing.defaultResource, grants: await currentGrants(db, existing), isNew: false },
+    );
+    const needsSecret = SECRET_METHODS.has(merged.tokenEndpointAuthMethod);
+    const clientSecret = needsSecret && !existing.secretDigest ? generateClientSecret() : undefined;
+    if (options.ifVersion !== undefined && options.ifVersion !== existing.version) throw new PreconditionFailedError(`client ${clientId}`);
+    const changes = {
+      ...(data.client_name !== undefined ? { client_name: data.client_name } : {}),
+      ...(data.post_logout_redirect_uris !== undefined ? { post_logout_redirect_uris: data.post_logout_redirect_uris } : {}),
+      ...(data.logo_uri !== undefined ? { logo_uri: data.logo_uri } : {}),
+      ...(data.first_party !== undefined ? { first_party: data.first_party } : {}),
+      redirect_uris: merged.redirectUris,
+      grant_types: merged.grantTypes,
+      token_endpoint_auth_method: merged.tokenEndpointAuthMethod,
+      scopes: authorization.oidcScopes,
+      default_resource: authorization.defaultResource?.identifier ?? null,
+      jwks: merged.jwks ? JSON.stringify(merged.jwks) : null,
+      ...(clientSecret ? { secret_digest: digestClientSecret(deps.digestKey, clientSecret), secret_rotated_at: new Date() } : {}),
+      ...(!needsSecret ? { secret_digest: null } : {}),
+    };
+    // Written only at the version that was read: a concurrent update in between makes this one fail.
+    const updated = await updateClientAtVersion(db, clientId, existing.version, changes);
+    if (!updated) {
+      if (options.ifVersion !== undefined) throw new PreconditionFailedError(`client ${clientId}`);
+      throw new NotFoundError(`client ${clientId}`);
+    }
+    await writeGrants(db, clientId, authorization.grants);
+    return { client: await reread(db, clientId), clientSecret };
+  });
+}
+
+/**
+ * Gives the client a grant at one API, or replaces the scopes of the grant it holds there. Without
+ * a scope list it may ask for every scope the API offers now.
+ */
+export async function grantClient(deps: ClientServiceDeps, clientId: string, input: unknown): Promise<ClientRecord> {
+  const data = parseInput(grantSchema, input);
+  return deps.db.transaction().execute(async (db) => {
+    const client = await getClient(db, clientId);
+    const errors: FieldError[] = [];
+    const grants = await readGrants(db, deps.issuer, [data], errors);
+    if (errors.length > 0) throw new ValidationError(errors.map((error) => ({ ...error, field: error.field.replace(/^grants\.0\./, '') })));
+    for (const grant of grants.values()) await upsertClientGrant(db, client.clientId, grant.resource.id, grant.scopes);
+    await touchClient(db, client.clientId);
+    return reread(db, client.clientId);
+  });
+}
+
+/** Takes the client's grant at one API away; its default resource cannot be (change that first). */
+export async function revokeClientGrant(deps: ClientServiceDeps, clientId: string, resourceName: string): Promise<ClientRecord> {
+  return deps.db.transaction().execute(async (db) => {
+    const client = await getClient(db, clientId);
+    const resource = await findGrantable(db, deps.issuer, resourceName);
+    if (!resource) throw new NotFoundError(`resource server ${resourceName}`);
+    if (client.defaultResource === resource.identifier) {
+      throw new ValidationError([
+        { field: 'resource', message: `${resource.identifier} is the client's default resource: change or clear its default resource first` },
+      ]);
+    }
+    if (!(await deleteClientGrant(db, client.clientId, resource.id))) throw new NotFoundError(`grant of client ${clientId} at ${resource.identifier}`);
+    await touchClient(db, client.clientId);
+    return reread(db, client.clientId);
+  });
+}
+
+/** A grant change is a change of the client: its version moves (ETags, the provider's client cache). */
+async function touchClient(db: Db, clientId: string): Promise<void> {
+  await updateClientRow(db, clientId, {});
 }
 
 /** Deletes the client and revokes its grants and refresh tokens. */
@@ -290,7 +457,7 @@ export async function rotateClientSecret(deps: ClientServiceDeps, clientId: stri
   return { client: updated, clientSecret };
 }
 
-/** What a client registering itself (RFC 7591/7592) may say about itself: no audience, no first-party or admin standing. */
+/** What a client registering itself (RFC 7591/7592) may say about itself: no audience, grants, first-party or admin standing. */
 const registeredClientSchema = clientFields
   .pick({
     client_name: true,
@@ -305,12 +472,10 @@ const registeredClientSchema = clientFields
   .partial()
   .required({ client_name: true });
 
-const isOidcScope = (scope: string) => (OIDC_SCOPES as readonly string[]).includes(scope);
-
 /**
  * Creates or replaces a client registered through the registration endpoint (RFC 7591/7592), under
  * the client_id the endpoint chose, with the same rules as the CLI. The client may ask only for
- * OpenID scopes; the API scopes, default resource and first-party standing an administrator gave it
+ * OpenID scopes; the grants, default resource and first-party standing an administrator gave it
  * are kept across its own updates. `issuedSecret` is a secret just issued to it (stored only as a
  * digest); without one, a secret-based client keeps the digest it has.
  */
@@ -334,19 +499,9 @@ export async function saveRegisteredClient(
     const existing = await findClientById(db, clientId);
     const redirectUris = data.redirect_uris ?? [];
     const grantTypes = data.grant_types ?? (redirectUris.length > 0 ? ['authorization_code'] : ['client_credentials']);
-    const defaultResource = existing?.defaultResource ?? null;
-    const oidcScopes = data.scope ?? (await defaultScopes(db, grantTypes, null));
-    const grantedScopes = existing?.scopes.filter((scope) => !isOidcScope(scope)) ?? [];
     const method = data.token_endpoint_auth_method ?? (data.jwks ? 'private_key_jwt' : 'client_secret_basic');
-    const shape: ClientShape = {
-      redirectUris,
-      grantTypes,
-      tokenEndpointAuthMethod: method,
-      scopes: [...new Set([...oidcScopes, ...grantedScopes])],
-      defaultResource,
-      jwks: data.jwks ?? null,
-    };
-    await checkClientRules(db, shape);
+    const shape: ClientShape = { redirectUris, grantTypes, tokenEndpointAuthMethod: method, jwks: data.jwks ?? null };
+    checkClientRules(shape);
     let secretDigest: string | null = null;
     if (SECRET_METHODS.has(method)) {
       secretDigest = issuedSecret ? digestClientSecret(deps.digestKey, issuedSecret) : (existing?.secretDigest ?? null);
@@ -359,12 +514,12 @@ export async function saveRegisteredClient(
       grant_types: grantTypes,
       redirect_uris: redirectUris,
       post_logout_redirect_uris: data.post_logout_redirect_uris ?? [],
-      scopes: shape.scopes,
+      scopes: data.scope ?? defaultOidcScopes(grantTypes),
       jwks: shape.jwks ? JSON.stringify(shape.jwks) : null,
       logo_uri: data.logo_uri ?? null,
     };
     if (!existing) {
-      return insertClient(db, { ...row, client_id: clientId, default_resource: null, first_party: false, is_admin: false });
+      return insertClient(db, { ...row, client_id: clientId, default_resource: null, first_party: false });
     }
     const rotated = issuedSecret ? { secret_rotated_at: new Date() } : {};
     const updated = await updateClientRow(db, clientId, { ...row, ...rotated });

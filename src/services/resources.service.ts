@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { countClientsWithDefaultResource } from '../registry/client.repository.js';
 import {
+  ADMIN_RESOURCE_ID,
   deleteResourceServer,
   findResourceServer,
   insertResourceServer,
@@ -16,7 +17,6 @@ import { ConflictError, isUniqueViolation, NotFoundError, ValidationError } from
 import { OIDC_SCOPES, parseInput, resourceIdentifier, scopeString } from './validation.js';
 
 export const DEFAULT_ACCESS_TOKEN_TTL = 600;
-export const ADMIN_SCOPE = 'admin';
 
 const resourceScopes = scopeString.superRefine((scopes, ctx) => {
   for (const scope of scopes) {
@@ -85,6 +85,9 @@ export function listResources(db: Kysely<Database>): Promise<ResourceServer[]> {
 export async function updateResource(db: Kysely<Database>, idOrIdentifier: string, input: unknown): Promise<ResourceServer> {
   const data = parseInput(resourceUpdateSchema, input);
   const existing = await getResource(db, idOrIdentifier);
+  if (existing.id === ADMIN_RESOURCE_ID && data.scope !== undefined) {
+    throw new ValidationError([{ field: 'scope', message: "the admin API's scope is fixed (admin)" }]);
+  }
   const updated = await updateResourceServer(db, existing.id, {
     ...(data.name !== undefined ? { name: data.name } : {}),
     ...(data.scope !== undefined ? { scopes: data.scope } : {}),
@@ -96,26 +99,17 @@ export async function updateResource(db: Kysely<Database>, idOrIdentifier: strin
 
 export async function deleteResource(db: Kysely<Database>, idOrIdentifier: string): Promise<void> {
   const existing = await getResource(db, idOrIdentifier);
+  if (existing.id === ADMIN_RESOURCE_ID) {
+    throw new ValidationError([{ field: 'identifier', message: 'the admin API cannot be deleted (take its grant from clients instead)' }]);
+  }
   const users = await countClientsWithDefaultResource(db, existing.identifier);
   if (users > 0) {
     throw new ValidationError([
       { field: 'identifier', message: `${existing.identifier} is the default resource of ${users} client(s); change them first` },
     ]);
   }
+  // Its grants go with it (client_grants cascades), in the same statement.
   await deleteResourceServer(db, existing.id);
-}
-
-/** The admin API's own resource server, `<issuer>/admin/v1` with scope `admin`; made when missing. */
-export async function ensureAdminResource(db: Kysely<Database> | Transaction<Database>, issuer: string): Promise<ResourceServer> {
-  const identifier = `${issuer}/admin/v1`;
-  await db
-    .insertInto('resource_servers')
-    .values({ id: randomUUID(), identifier, name: 'Gatehouse admin API', scopes: [ADMIN_SCOPE], access_token_ttl: 300 })
-    .onConflict((oc) => oc.column('identifier').doNothing())
-    .execute();
-  const resource = await findResourceServer(db, identifier);
-  if (!resource) throw new NotFoundError(`resource server ${identifier}`);
-  return resource;
 }
 
 /** One page of resource servers (cursor = the last id seen), optionally filtered by identifier or name. */

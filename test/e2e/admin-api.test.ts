@@ -81,9 +81,7 @@ describe('admin API', () => {
     });
 
     it('answers 403 insufficient_scope to an admin client token without the admin scope', async () => {
-      const resource = `https://other-${randomUUID()}.example.test`;
-      await t.cli('resources', 'create', '--identifier', resource, '--scope', 'read');
-      const admin = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'admin-no-scope', '--admin', '--scope', 'read');
+      const admin = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'admin-no-scope', '--admin');
       await t.server.cache.refresh();
       // A token for the admin API without the admin scope: ask for no scope at all.
       const { body } = await tokenRequest(base, { grant_type: 'client_credentials' }, { clientId: admin.client_id, clientSecret: admin.client_secret });
@@ -99,8 +97,10 @@ describe('admin API', () => {
       await createUser(t.server.registry.db, { email, password });
       const redirectUri = 'http://127.0.0.1:8770/cb';
       const app = await t.cli<{ client_id: string; client_secret: string }>(
-        'clients', 'create', '--name', 'sneaky', '--redirect-uri', redirectUri, '--scope', 'openid admin',
+        'clients', 'create', '--name', 'sneaky', '--redirect-uri', redirectUri, '--scope', 'openid',
       );
+      // Even a client that holds the admin API's grant gets only a person's token from a sign-in.
+      await t.cli('clients', 'grant', app.client_id, '--resource', 'urn:gatehouse:admin-api', '--scope', 'admin');
       const { verifier, challenge } = pkce();
       const url = authorizeUrl({ client_id: app.client_id, redirect_uri: redirectUri, scope: 'openid admin', resource: `${t.config.issuer}/admin/v1`, code_challenge: challenge, code_challenge_method: 'S256' });
       const { redirect } = await signIn(new Agent(base), { url, email, password });

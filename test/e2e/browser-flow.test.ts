@@ -106,10 +106,12 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
       '--grant-type', 'authorization_code',
       '--grant-type', 'refresh_token',
       '--auth-method', 'client_secret_basic',
-      '--scope', `${SCOPE} ${API_SCOPE}`,
+      '--scope', SCOPE,
     );
     recordSecret(created.client_secret);
     clientId = created.client_id;
+    // The API's scope is a grant at that API (no default resource: the app names it with resource=).
+    await t.cli('clients', 'grant', clientId, '--resource', API, '--scope', API_SCOPE);
     config = await discovery(new URL(issuer), clientId, created.client_secret, ClientSecretBasic(created.client_secret), {
       execute: [allowInsecureRequests],
     });

@@ -49,8 +49,9 @@ describe('client credentials with RS256 JWT access tokens', () => {
     const resource = `https://ttl-${randomUUID()}.example.test`;
     await t.cli('resources', 'create', '--identifier', resource, '--scope', 'x', '--access-token-ttl', '120');
     const created = await t.cli<{ client_id: string; client_secret: string }>(
-      'clients', 'create', '--name', 'no default', '--scope', 'x',
+      'clients', 'create', '--name', 'no default',
     );
+    await t.cli('clients', 'grant', created.client_id, '--resource', resource, '--scope', 'x');
     const auth = { clientId: created.client_id, clientSecret: created.client_secret };
     const { status, body } = await tokenRequest(base, { grant_type: 'client_credentials', resource, scope: 'x' }, auth);
     expect(status).toBe(200);

@@ -920,7 +920,7 @@ describe('hostile input', () => {
         { weight: 2, arbitrary: fc.constantFrom(...realIds) },
         { weight: 1, arbitrary: shortHostile.map((value) => `/${rawish(value)}`) },
       );
-      const knownFields = ['client_name', 'redirect_uris', 'post_logout_redirect_uris', 'grant_types', 'token_endpoint_auth_method', 'scope', 'default_resource', 'jwks', 'logo_uri', 'first_party', 'admin', 'identifier', 'name', 'access_token_ttl', 'email', 'password', 'disabled', 'email_verified'];
+      const knownFields = ['client_name', 'redirect_uris', 'post_logout_redirect_uris', 'grant_types', 'token_endpoint_auth_method', 'scope', 'default_resource', 'grants', 'jwks', 'logo_uri', 'first_party', 'admin', 'identifier', 'name', 'access_token_ttl', 'email', 'password', 'disabled', 'email_verified'];
       const jsonish = fc.oneof(hostileValue, fc.jsonValue({ maxDepth: 3 }), fc.array(hostileValue, { maxLength: 3 }), fc.constantFrom(1e308, -0, 2 ** 63, Number.MAX_SAFE_INTEGER + 2, true, null));
       // Every object body carries a member no schema knows (each is strict), so none can be valid.
       const unknownKey = fc.oneof(fc.constantFrom('__proto__', 'constructor', 'id', 'client_secret', 'secret_digest', 'password_hash', 'version', 'is_admin'), shortHostile).filter((key) => !knownFields.includes(key));

@@ -118,17 +118,16 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
     expect(created.body).toMatchObject({ client_name: name, grant_types: ['client_credentials'], response_types: [], client_secret_expires_at: 0 });
     const auth = { clientId, clientSecret };
 
-    // At once on this node: a JWT access token for the API it names (it has no default resource).
-    const token = await tokenRequest(base, { grant_type: 'client_credentials', resource }, auth);
+    // It works at once on this node, but holds no grant at any API: an administrator grants those.
+    const ungranted = await tokenRequest(base, { grant_type: 'client_credentials', resource }, auth);
+    expect(ungranted.status).toBe(400);
+    expect(ungranted.body.error).toBe('invalid_target');
+    await t.cli('clients', 'grant', clientId, '--resource', resource, '--scope', 'read:orders');
+    const token = await tokenEventually({ grant_type: 'client_credentials', resource }, auth, 200);
     expect(token.status).toBe(200);
     const claims = JSON.parse(Buffer.from(String(token.body.access_token).split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
     expect(claims).toMatchObject({ aud: resource, client_id: clientId });
     expect(claims.scope).toBeUndefined();
-    // API scopes are an administrator's to grant.
-    const scoped = await tokenRequest(base, { grant_type: 'client_credentials', resource, scope: 'read:orders' }, auth);
-    expect(scoped.status).toBe(400);
-    expect(scoped.body.error).toBe('invalid_scope');
-    await t.cli('clients', 'update', clientId, '--scope', 'read:orders');
     const granted = await tokenEventually({ grant_type: 'client_credentials', resource, scope: 'read:orders' }, auth, 200);
     expect(granted.status).toBe(200);
 
@@ -187,9 +186,10 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
     expect((await call('GET', clientUri, rat)).status).toBe(401);
     // The secret still works, and the scope an administrator granted survives the client's own update.
     expect((await tokenRequest(base, { grant_type: 'client_credentials', resource, scope: 'read:orders' }, auth)).status).toBe(200);
-    const stored = await t.cli<{ redirect_uris: string[]; scope: string }>('clients', 'get', clientId);
+    const stored = await t.cli<{ redirect_uris: string[]; scope: string; grants: unknown[] }>('clients', 'get', clientId);
     expect(stored.redirect_uris).toEqual(update.redirect_uris);
-    expect(stored.scope.split(' ')).toEqual(expect.arrayContaining(['openid', 'read:orders']));
+    expect(stored.scope.split(' ')).toContain('openid');
+    expect(stored.grants).toEqual([{ resource, scope: 'read:orders' }]);
 
     // RFC 7592 delete: gone at once.
     const deleted = await fetch(clientUri, { method: 'DELETE', headers: { authorization: `Bearer ${rotated}` } });
@@ -230,7 +230,8 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
     const clientSecret = String(updated.body.client_secret);
     expect(clientSecret).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const auth = { clientId: String(created.body.client_id), clientSecret };
-    expect((await tokenRequest(base, { grant_type: 'client_credentials', resource }, auth)).status).toBe(200);
+    await t.cli('clients', 'grant', auth.clientId, '--resource', resource);
+    expect((await tokenEventually({ grant_type: 'client_credentials', resource }, auth, 200)).status).toBe(200);
     const reread = await call('GET', String(created.body.registration_client_uri), String(updated.body.registration_access_token));
     expect(reread.body).not.toHaveProperty('client_secret');
     expect(reread.body.client_secret_expires_at).toBe(0);

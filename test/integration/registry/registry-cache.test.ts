@@ -150,7 +150,6 @@ describe('registry cache over PostgreSQL', () => {
         jwks: JSON.stringify({ keys: [{ kty: 'OKP', crv: 'Ed25519', x: 'x' }] }),
         logo_uri: null,
         first_party: false,
-        is_admin: false,
       });
       // A miss remembered for good would be a client that cannot authenticate until a restart.
       await vi.waitFor(async () => expect((await cache.getClient(clientId))?.clientName).toBe('late'), { timeout: 1000, interval: 20 });

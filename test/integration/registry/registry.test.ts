@@ -108,7 +108,9 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
       const { client } = await createClient(deps, { client_name: 'svc', default_resource: identifier });
       expect(client.grantTypes).toEqual(['client_credentials']);
       expect(client.defaultResource).toBe(identifier);
-      expect(client.scopes).toEqual(['orders:read', 'orders:write']);
+      expect(client.scopes).toEqual([]);
+      expect(client.grants).toEqual([expect.objectContaining({ resource: identifier, scopes: ['orders:read', 'orders:write'] })]);
+      expect(clientToJson(client).scope).toBe('orders:read orders:write');
     });
 
     const invalid: Array<{ what: string; input: Record<string, unknown>; field: string | RegExp }> = [
