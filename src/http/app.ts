@@ -8,6 +8,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { ProviderHost } from '../oidc/provider-host.js';
 import { healthRoutes, type ReadinessCheck } from './health.routes.js';
 import { requestLogging } from './request-logging.js';
+import { retryAfterOnUnavailable } from './retry-after.js';
 import { bodyLimit, hostCheck, securityHeaders, type EdgeStep } from './security-headers.js';
 
 function routerMiddleware(router: Router): Koa.Middleware {
@@ -54,7 +55,7 @@ export function createApp(deps: {
       if (draining?.()) ctx.set('Connection', 'close');
     },
   };
-  app.use(requestLogging(logger, deps.metrics, [closeWhenDraining, securityHeaders({ hsts: config.issuer.startsWith('https:') })]));
+  app.use(requestLogging(logger, deps.metrics, [closeWhenDraining, retryAfterOnUnavailable, securityHeaders({ hsts: config.issuer.startsWith('https:') })]));
   // One dispatch by path: Gatehouse's own routes run only for their own paths, and everything
   // else (the token endpoint above all) goes to the provider without passing through them.
   const health = routerMiddleware(healthRoutes(deps.readiness));

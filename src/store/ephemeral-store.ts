@@ -13,8 +13,12 @@ export interface EphemeralStore {
   find(model: string, id: string): Promise<AdapterPayload | undefined>;
   findByUid(model: string, uid: string): Promise<AdapterPayload | undefined>;
   findByUserCode(model: string, userCode: string): Promise<AdapterPayload | undefined>;
-  /** Marks the entry consumed (epoch seconds), keeping its expiry. */
-  consume(model: string, id: string): Promise<void>;
+  /**
+   * Marks the entry consumed (epoch seconds), keeping its expiry, if no one has: a compare-and-set,
+   * so of concurrent calls for one entry exactly one answers `consumed`. The others answer `spent`
+   * with the entry as it is (its grantId says what to revoke); `missing` when there is no live entry.
+   */
+  consume(model: string, id: string): Promise<ConsumeOutcome>;
   destroy(model: string, id: string): Promise<void>;
   /** Deletes every entry, of any model, that carries this grantId. */
   revokeByGrantId(grantId: string): Promise<void>;
@@ -22,6 +26,9 @@ export interface EphemeralStore {
   ping(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
+
+/** What a consume did: see EphemeralStore.consume. */
+export type ConsumeOutcome = { result: 'consumed' } | { result: 'spent'; payload: AdapterPayload } | { result: 'missing' };
 
 export const storeKey = (model: string, id: string) => `oidc:${model}:${id}`;
 export const grantKey = (grantId: string) => `oidc:grant:${grantId}`;

@@ -71,9 +71,12 @@ export function createMemoryStore(now: () => number = Date.now): EphemeralStore 
       return id === undefined ? undefined : read(storeKey(model, id));
     },
     async consume(model, id) {
-      const key = storeKey(model, id);
-      const value = alive(entries, key);
-      if (value) value.consumed = epochSeconds();
+      // Read and set with no await between them: atomic in this one thread.
+      const value = alive(entries, storeKey(model, id));
+      if (!value) return { result: 'missing' };
+      if (value.consumed) return { result: 'spent', payload: structuredClone(value) };
+      value.consumed = epochSeconds();
+      return { result: 'consumed' };
     },
     async destroy(model, id) {
       entries.delete(storeKey(model, id));

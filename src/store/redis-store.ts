@@ -2,12 +2,20 @@ import { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
 import { epochSeconds, grantKey, storeKey, uidKey, userCodeKey, type AdapterPayload, type EphemeralStore } from './ephemeral-store.js';
 
-// Marks a hash consumed only if it still exists, so an expired entry is not brought back without a TTL.
+// Compare-and-set: marks a hash consumed only if it exists (an expired entry is not brought back
+// without a TTL) and no one marked it before. Answers 1 when this call consumed it, 0 when there is
+// no entry, and the stored payload and consumed time when it was consumed already.
 const CONSUME_SCRIPT = `
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'consumed', ARGV[1])
+local payload = redis.call('HGET', KEYS[1], 'payload')
+if not payload then
+  return 0
 end
-return 0`;
+local consumed = redis.call('HGET', KEYS[1], 'consumed')
+if consumed then
+  return {payload, consumed}
+end
+redis.call('HSET', KEYS[1], 'consumed', ARGV[1])
+return 1`;
 
 // Adds a key to its grant's index and keeps the index alive as long as its longest-lived entry:
 // a new index takes the entry's TTL, a timed index only ever grows its TTL, and an entry without
@@ -98,7 +106,10 @@ export function createRedisStore(redis: Redis): EphemeralStore {
     findByUid: (model, uid) => findPointer(model, uidKey(model, uid)),
     findByUserCode: (model, userCode) => findPointer(model, userCodeKey(model, userCode)),
     async consume(model, id) {
-      await redis.eval(CONSUME_SCRIPT, 1, storeKey(model, id), String(epochSeconds()));
+      const answer = (await redis.eval(CONSUME_SCRIPT, 1, storeKey(model, id), String(epochSeconds()))) as number | [string, string];
+      if (answer === 1) return { result: 'consumed' };
+      const spent = Array.isArray(answer) ? parse(answer) : undefined;
+      return spent ? { result: 'spent', payload: spent } : { result: 'missing' };
     },
     async destroy(model, id) {
       await redis.del(storeKey(model, id));

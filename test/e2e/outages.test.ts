@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RETRY_AFTER_SECONDS } from '../../src/services/unavailable.js';
 import { createUser } from '../../src/services/users.service.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
@@ -64,16 +65,34 @@ async function setUp(t: TestServer) {
   return { email, web, service };
 }
 
-async function codeFlow(base: string, web: Client, email: string) {
+/** Signs in and returns the code with its verifier, not yet exchanged. */
+async function obtainCode(base: string, web: Client, email: string) {
   const { verifier, challenge } = pkce();
   const url = authorizeUrl({ client_id: web.clientId, redirect_uri: REDIRECT_URI, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
   const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
   const code = redirect.searchParams.get('code');
+  expect(code).toBeTruthy();
   recordSecret(code);
-  const { status, body } = await tokenRequest(base, { grant_type: 'authorization_code', code: code ?? '', redirect_uri: REDIRECT_URI, code_verifier: verifier }, web);
+  return { code: code!, verifier };
+}
+
+function exchangeCode(base: string, web: Client, { code, verifier }: { code: string; verifier: string }) {
+  return tokenRequest(base, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier }, web);
+}
+
+async function codeFlow(base: string, web: Client, email: string) {
+  const { status, body } = await exchangeCode(base, web, await obtainCode(base, web, email));
   expect(status).toBe(200);
   recordSecret(String(body.refresh_token));
   return String(body.refresh_token);
+}
+
+/** A 503 in the OAuth error format that says when to try again, and nothing of the server's insides. */
+function expectUnavailable(answer: { status: number; body: Record<string, unknown>; headers: Headers }) {
+  expect(answer.status).toBe(503);
+  expect(answer.headers.get('retry-after')).toBe(RETRY_AFTER_SECONDS);
+  expect(answer.body.error).toBe('temporarily_unavailable');
+  expectNoInternals(JSON.stringify(answer.body));
 }
 
 /** Opens a login page (an interaction in the store) and returns how to post it later. */
@@ -112,6 +131,7 @@ describe('Redis goes away', () => {
     const base = t.server.url;
     const { email, web, service } = await setUp(t);
     let refreshToken = await codeFlow(base, web, email);
+    const unexchanged = await obtainCode(base, web, email);
     const pending = await openLoginPage(base, web);
     expect((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, service)).status).toBe(200);
 
@@ -133,6 +153,7 @@ describe('Redis goes away', () => {
       expect(location.searchParams.get('error')).toBe('temporarily_unavailable');
     } else {
       expect(authorize.status).toBe(503);
+      expect(authorize.headers.get('retry-after')).toBe(RETRY_AFTER_SECONDS);
       const page = await authorize.text();
       expect(page).toContain('temporarily_unavailable');
       expectNoInternals(page);
@@ -141,16 +162,19 @@ describe('Redis goes away', () => {
     // A sign-in already on its login page: posting it needs the interaction.
     const login = await pending.agent.postForm(pending.action, { csrf: pending.csrf, email, password: PASSWORD });
     expect(login.status).toBe(503);
-    expect(login.headers.get('retry-after')).toBe('5');
+    expect(login.headers.get('retry-after')).toBe(RETRY_AFTER_SECONDS);
     const loginPage = await login.text();
     expect(loginPage).toContain('Sign-in is temporarily unavailable');
     expectNoInternals(loginPage);
+
+    // A code lives in the store: its exchange is refused for now, saying when to try again.
+    expectUnavailable(await exchangeCode(base, web, unexchanged));
 
     // Refresh lives in PostgreSQL: it keeps working, or says temporarily_unavailable; never a 500.
     const during = await refresh(base, web, refreshToken);
     expect([200, 503]).toContain(during.status);
     if (during.status === 200) refreshToken = String(during.body.refresh_token);
-    else expect(during.body.error).toBe('temporarily_unavailable');
+    else expectUnavailable(during);
 
     await sleep(1000);
     await redis.start();
@@ -191,6 +215,11 @@ describe('PostgreSQL goes away', () => {
     const base = t.server.url;
     const { email, web, service } = await setUp(t);
     const refreshToken = await codeFlow(base, web, email);
+    const unexchanged = await obtainCode(base, web, email);
+    // Registered but never used: not in the registry cache when PostgreSQL goes.
+    const uncached = await t.serviceClient();
+    const uncachedWeb = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'Ops App 2', '--redirect-uri', REDIRECT_URI, '--first-party');
+    recordSecret(uncachedWeb.client_secret);
     const admin = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'ops admin', '--admin');
     recordSecret(admin.client_secret);
     const adminToken = String((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'admin' }, { clientId: admin.client_id, clientSecret: admin.client_secret })).body.access_token);
@@ -202,16 +231,30 @@ describe('PostgreSQL goes away', () => {
     await proxy.cut();
     const readyz = await fetch(`${base}/readyz`);
     expect(readyz.status).toBe(503);
+    expect(readyz.headers.get('retry-after')).toBe(RETRY_AFTER_SECONDS);
     expect(((await readyz.json()) as { failing: string[] }).failing).toEqual(['database']);
 
     const during = await refresh(base, web, refreshToken);
-    expect(during.status).toBe(503);
-    expect(during.headers.get('retry-after') ?? '5').toBe('5');
-    expect(during.body.error).toBe('temporarily_unavailable');
-    expectNoInternals(JSON.stringify(during.body));
+    expectUnavailable(during);
+    // The code is in Redis, its grant in PostgreSQL.
+    expectUnavailable(await exchangeCode(base, web, unexchanged));
+    expectUnavailable(await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, uncached));
+
+    // An authorization request for a client the cache does not hold: a page, saying when to try again.
+    const { challenge } = pkce();
+    const authorize = await fetch(
+      `${base}${authorizeUrl({ client_id: uncachedWeb.client_id, redirect_uri: REDIRECT_URI, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' })}`,
+      { redirect: 'manual' },
+    );
+    expect(authorize.status).toBe(503);
+    expect(authorize.headers.get('retry-after')).toBe(RETRY_AFTER_SECONDS);
+    const authorizePage = await authorize.text();
+    expect(authorizePage).toContain('temporarily_unavailable');
+    expectNoInternals(authorizePage);
 
     const adminAnswer = await fetch(`${base}/admin/v1/clients`, { headers: { authorization: `Bearer ${adminToken}` } });
     expect(adminAnswer.status).toBe(503);
+    expect(adminAnswer.headers.get('retry-after')).toBe(RETRY_AFTER_SECONDS);
     expect(adminAnswer.headers.get('content-type')).toContain('application/problem+json');
     const problem = (await adminAnswer.json()) as { type: string };
     expect(problem.type).toBe('urn:gatehouse:problem:temporarily_unavailable');
@@ -219,6 +262,7 @@ describe('PostgreSQL goes away', () => {
 
     const login = await pending.agent.postForm(pending.action, { csrf: pending.csrf, email, password: PASSWORD });
     expect(login.status).toBe(503);
+    expect(login.headers.get('retry-after')).toBe(RETRY_AFTER_SECONDS);
     expectNoInternals(await login.text());
 
     await sleep(1000);

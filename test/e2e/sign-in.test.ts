@@ -189,3 +189,58 @@ describe('authorization code + PKCE sign-in', () => {
     expect(typeof body.id_token).toBe('string');
   });
 });
+
+describe.each([{ store: 'redis' as const }, { store: 'memory' as const }])('an authorization code redeemed concurrently, on the $store store', ({ store }) => {
+  let t: TestServer;
+  let base: string;
+  let email: string;
+  const redirectUri = 'http://127.0.0.1:8765/callback';
+
+  beforeAll(async () => {
+    t = await startTestServer({ name: `code-race-${store}`, store });
+    base = t.server.url;
+    email = `race-${randomUUID()}@example.test`;
+    recordSecret(PASSWORD);
+    await createUser(t.server.registry.db, { email, password: PASSWORD, name: 'Katherine Johnson' });
+  });
+  afterAll(() => t.close());
+
+  it('lets exactly one of eight parallel redemptions win, refuses the rest with invalid_grant and revokes what the winner got', async () => {
+    const created = await t.cli<{ client_id: string; client_secret: string }>(
+      'clients', 'create', '--name', 'Racing App', '--redirect-uri', redirectUri,
+      '--grant-type', 'authorization_code', '--grant-type', 'refresh_token', '--first-party',
+    );
+    recordSecret(created.client_secret);
+    const client = { clientId: created.client_id, clientSecret: created.client_secret };
+
+    for (let trial = 0; trial < 10; trial += 1) {
+      const { verifier, challenge } = pkce();
+      const url = authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
+      const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
+      const code = redirect.searchParams.get('code');
+      expect(code).toBeTruthy();
+      recordSecret(code);
+
+      const form = { grant_type: 'authorization_code', code: code!, redirect_uri: redirectUri, code_verifier: verifier };
+      const answers = await Promise.all(Array.from({ length: 8 }, () => tokenRequest(base, form, client)));
+      for (const answer of answers) recordSecret(answer.body.refresh_token as string | undefined);
+
+      const winners = answers.filter((answer) => answer.status === 200);
+      expect(winners, `trial ${trial}: ${answers.map((answer) => answer.status).join(' ')}`).toHaveLength(1);
+      for (const loser of answers.filter((answer) => answer.status !== 200)) {
+        expect(loser.status).toBe(400);
+        expect(loser.body.error).toBe('invalid_grant');
+      }
+
+      // What the winner got is revoked with the grant: its refresh token and its access token.
+      const [winner] = winners;
+      expect(typeof winner!.body.refresh_token).toBe('string');
+      const refreshed = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: String(winner!.body.refresh_token) }, client);
+      expect(refreshed.status).toBe(400);
+      expect(refreshed.body.error).toBe('invalid_grant');
+      const userinfo = await fetch(`${base}/me`, { headers: { authorization: `Bearer ${String(winner!.body.access_token)}` } });
+      expect(userinfo.status).toBe(401);
+    }
+    expect(t.logs.text()).not.toContain('"level":50');
+  });
+});

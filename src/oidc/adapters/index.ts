@@ -14,10 +14,17 @@ import { createStoreAdapter } from './store-adapter.js';
  */
 export function createAdapterFactory(deps: ClientAdapterDeps & { store: EphemeralStore; db: Kysely<Database> }): (model: string) => Adapter {
   const clientAdapter = guardAdapter(createClientAdapter(deps), 'database');
+  // What oidc-provider's own revocation of a grant reaches: the consent and its refresh tokens share
+  // its grant_id in the registry; codes and opaque tokens are indexed by it in the store.
+  const durableFamily = guardAdapter(createDurableAdapter('Grant', deps.db), 'database');
+  const storeGone = rethrowUnreachable('store');
+  const revokeGrant = async (grantId: string) => {
+    await Promise.all([durableFamily.revokeByGrantId(grantId), deps.store.revokeByGrantId(grantId).catch(storeGone)]);
+  };
   return (model: string) => {
     if (model === 'Client') return clientAdapter;
     if (DURABLE_MODELS.has(model)) return guardAdapter(createDurableAdapter(model, deps.db), 'database');
-    return guardAdapter(createStoreAdapter(model, deps.store), 'store');
+    return guardAdapter(createStoreAdapter(model, deps.store, revokeGrant), 'store');
   };
 }
 

@@ -1,14 +1,48 @@
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { EphemeralStore } from '../../store/ephemeral-store.js';
 
-/** oidc-provider's adapter for one model, backed by the ephemeral store. */
-export function createStoreAdapter(model: string, store: EphemeralStore): Adapter {
+/**
+ * The one-time grant sources the token endpoint redeems, with the name oidc-provider gives each in
+ * its errors. Only the authorization code is enabled today; the device code and the CIBA request
+ * are redeemed the same way.
+ */
+const REDEEMED = new Map([
+  ['AuthorizationCode', 'authorization code'],
+  ['DeviceCode', 'device code'],
+  ['BackchannelAuthenticationRequest', 'backchannel authentication request'],
+]);
+
+/** Revokes a grant: its consent and refresh tokens (registry) and its codes and opaque tokens (store). */
+export type RevokeGrant = (grantId: string) => Promise<void>;
+
+/**
+ * oidc-provider's adapter for one model, backed by the ephemeral store.
+ *
+ * Redeeming a code is atomic. Reliance on oidc-provider (9.x, lib/helpers/grant_source.js): the
+ * token endpoint reads the code, refuses it if `consumed` (revoking its grant), and only then calls
+ * `adapter.consume`; an error thrown there is the answer. Two requests with one code can both read
+ * it unconsumed, so `consume` is the store's compare-and-set: the loser is refused with
+ * invalid_grant and revokes the grant, as oidc-provider does for a replay it sees, so the winner's
+ * refresh and opaque access tokens die too (each use of them looks the grant up again).
+ */
+export function createStoreAdapter(model: string, store: EphemeralStore, revokeGrant: RevokeGrant): Adapter {
+  const label = REDEEMED.get(model);
   return {
     upsert: (id: string, payload: AdapterPayload, expiresIn?: number) => store.upsert(model, id, payload, expiresIn),
     find: (id: string) => store.find(model, id),
     findByUid: (uid: string) => store.findByUid(model, uid),
     findByUserCode: (userCode: string) => store.findByUserCode(model, userCode),
-    consume: (id: string) => store.consume(model, id),
+    async consume(id: string) {
+      const outcome = await store.consume(model, id);
+      if (outcome.result === 'consumed' || label === undefined) return;
+      if (outcome.result === 'missing') {
+        // Gone since the provider read it: revoked (by a concurrent replay) or expired.
+        throw new errors.InvalidGrant(`${label} not found`);
+      }
+      const { grantId } = outcome.payload;
+      if (typeof grantId === 'string') await revokeGrant(grantId);
+      throw new errors.InvalidGrant(`${label} already consumed`);
+    },
     destroy: (id: string) => store.destroy(model, id),
     revokeByGrantId: (grantId: string) => store.revokeByGrantId(grantId),
   };

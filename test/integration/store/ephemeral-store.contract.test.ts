@@ -148,7 +148,7 @@ describe.each(implementations)('ephemeral store contract: $name', ({ make }) => 
     const key = id();
     await store.upsert('AuthorizationCode', key, { jti: key, grantId: id() }, 1);
     const before = epochNow();
-    await store.consume('AuthorizationCode', key);
+    expect(await store.consume('AuthorizationCode', key)).toEqual({ result: 'consumed' });
     const after = epochNow();
     const found = await store.find('AuthorizationCode', key);
     expect(found?.jti).toBe(key);
@@ -160,9 +160,32 @@ describe.each(implementations)('ephemeral store contract: $name', ({ make }) => 
     expect(await store.find('AuthorizationCode', key)).toBeUndefined();
   });
 
-  it('consume of a missing id does nothing and does not create it', async () => {
+  it('consume is a compare-and-set: a second consume is told the entry was spent, with its grant, and changes nothing', async () => {
     const key = id();
-    await store.consume('AuthorizationCode', key);
+    const grantId = id();
+    await store.upsert('AuthorizationCode', key, { jti: key, grantId }, 60);
+    expect(await store.consume('AuthorizationCode', key)).toEqual({ result: 'consumed' });
+    const spent = await store.find('AuthorizationCode', key);
+    expect(await store.consume('AuthorizationCode', key)).toEqual({ result: 'spent', payload: { jti: key, grantId, consumed: spent!.consumed } });
+    expect(await store.find('AuthorizationCode', key)).toEqual(spent);
+  });
+
+  it('lets exactly one of many concurrent consumes of one entry win', async () => {
+    for (let round = 0; round < 10; round += 1) {
+      const key = id();
+      const grantId = id();
+      await store.upsert('AuthorizationCode', key, { jti: key, grantId }, 60);
+      const outcomes = await Promise.all(Array.from({ length: 8 }, () => store.consume('AuthorizationCode', key)));
+      expect(outcomes.filter((outcome) => outcome.result === 'consumed')).toHaveLength(1);
+      for (const outcome of outcomes.filter((outcome) => outcome.result !== 'consumed')) {
+        expect(outcome).toMatchObject({ result: 'spent', payload: { jti: key, grantId, consumed: expect.any(Number) } });
+      }
+    }
+  });
+
+  it('consume of a missing id answers missing and does not create it', async () => {
+    const key = id();
+    expect(await store.consume('AuthorizationCode', key)).toEqual({ result: 'missing' });
     expect(await store.find('AuthorizationCode', key)).toBeUndefined();
     if (subject.exists) expect(await subject.exists(storeKey('AuthorizationCode', key))).toBe(false);
   });
@@ -171,7 +194,7 @@ describe.each(implementations)('ephemeral store contract: $name', ({ make }) => 
     const key = id();
     await store.upsert('AuthorizationCode', key, { jti: key }, 1);
     await subject.advance(1500);
-    await store.consume('AuthorizationCode', key);
+    expect(await store.consume('AuthorizationCode', key)).toEqual({ result: 'missing' });
     expect(await store.find('AuthorizationCode', key)).toBeUndefined();
     if (subject.exists) expect(await subject.exists(storeKey('AuthorizationCode', key))).toBe(false);
   });
