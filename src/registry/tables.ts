@@ -62,7 +62,10 @@ export interface UserTable {
   updated_at: Timestamp;
 }
 
-/** oidc-provider's durable models (Grant, RefreshToken), one row per model instance. */
+/**
+ * oidc-provider's durable models (Grant, RefreshToken, InitialAccessToken, RegistrationAccessToken),
+ * one row per model instance. A token's `id` is the digest of its value (oidc/adapters/token-digest.ts).
+ */
 export interface OidcDurableTable {
   model: string;
   id: string;

@@ -8,7 +8,7 @@ import { ValidationError } from './errors.js';
 export const DEFAULT_INITIAL_ACCESS_TOKEN_TTL = 24 * 3600;
 const MAX_INITIAL_ACCESS_TOKEN_TTL = 365 * 24 * 3600;
 
-/** An initial access token, shown once: the registry keeps it only until it expires. */
+/** An initial access token, shown once: the registry keeps only its digest, until it expires. */
 export interface InitialAccessTokenIssued {
   token: string;
   expiresAt: Date;

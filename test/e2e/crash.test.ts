@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import { loadConfig } from '../../src/config/load-config.js';
+import { digestTokenValue } from '../../src/oidc/adapters/token-digest.js';
 import { openCliDatabase, type RegistryDatabase } from '../../src/registry/database.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { registerPersonAndApp, signInForTokens, startNodes, type NodeGroup } from '../fixtures/nodes.js';
@@ -84,13 +85,15 @@ describe('kill -9 during refresh-token rotation', { timeout: 120_000 }, () => {
     const liveIds = new Set(
       (await registry.db.selectFrom('oidc_durable').select('id').where('model', '=', 'RefreshToken').where('consumed_at', 'is', null).execute()).map((row) => row.id),
     );
+    // Stored under the digest of the value (see token-digest.ts).
+    const isLive = (token: string) => liveIds.has(digestTokenValue(token));
     let held = 0;
     let lostWithAnswer = 0;
     const renewed: string[] = [];
     // Live ones first: the chains share the person's grant, and presenting a spent token revokes it all.
-    const ordered = [...families].sort((a, b) => Number(liveIds.has(b.current)) - Number(liveIds.has(a.current)));
+    const ordered = [...families].sort((a, b) => Number(isLive(b.current)) - Number(isLive(a.current)));
     for (const family of ordered) {
-      const live = liveIds.has(family.current);
+      const live = isLive(family.current);
       const { status, body } = await tokenRequest(node!.base, { grant_type: 'refresh_token', refresh_token: family.current }, web);
       expect(status, `a ${live ? 'live' : 'spent'} token`).toBe(live ? 200 : 400);
       if (status === 200) {

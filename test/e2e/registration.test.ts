@@ -202,6 +202,40 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
     expect(gone.rowCount).toBe(0);
   });
 
+  it('keeps initial and registration access tokens only as digests: a value read from the database is refused at /reg', async () => {
+    type Row = { id: string; payload: Record<string, unknown> };
+    /** What a reader of the table holds: each row's id and the strings of its payload. */
+    const storedValues = (rows: Row[]) => rows.flatMap((row) => [row.id, ...Object.values(row.payload).filter((value): value is string => typeof value === 'string')]);
+
+    const iat = await initialAccessToken('--expires-in', '600');
+    const iatRows = (await db.query<Row>("select id, payload from oidc_durable where model = 'InitialAccessToken'")).rows;
+    expect(iatRows.length).toBeGreaterThan(0);
+    for (const value of storedValues(iatRows)) {
+      const refused = await call('POST', endpoint, value, serviceMetadata());
+      expect(refused.status, value).toBe(401);
+      expect(refused.body.error, value).toBe('invalid_token');
+    }
+    expect(JSON.stringify(iatRows)).not.toContain(iat);
+
+    const created = await call('POST', endpoint, iat, serviceMetadata());
+    expect(created.status).toBe(201);
+    const rat = String(created.body.registration_access_token);
+    const clientUri = String(created.body.registration_client_uri);
+    const ratRows = (await db.query<Row>("select id, payload from oidc_durable where model = 'RegistrationAccessToken' and client_id = $1", [created.body.client_id])).rows;
+    expect(ratRows).toHaveLength(1);
+    for (const value of storedValues(ratRows)) {
+      for (const method of ['GET', 'DELETE']) {
+        const refused = await call(method, clientUri, value);
+        expect(refused.status, `${method} ${value}`).toBe(401);
+        expect(refused.body.error, `${method} ${value}`).toBe('invalid_token');
+      }
+    }
+    expect(JSON.stringify(ratRows)).not.toContain(rat);
+    // The tokens themselves still work.
+    expect((await call('GET', clientUri, rat)).status).toBe(200);
+    expect((await call('POST', endpoint, iat, serviceMetadata())).status).toBe(201);
+  });
+
   it('registers a public sign-in client (PKCE is always required) without a secret', async () => {
     const iat = await initialAccessToken();
     const created = await call('POST', endpoint, iat, {

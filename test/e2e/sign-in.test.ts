@@ -121,6 +121,45 @@ describe('authorization code + PKCE sign-in', () => {
     expect(after.body.error).toBe('invalid_grant');
   });
 
+  it('keeps refresh tokens only as digests: a value read from the database is refused at /token, the token itself works', async () => {
+    const client = await webClient({ refresh: true, resource: true, name: 'Stored Token App' });
+    const { verifier, challenge } = pkce();
+    const url = authorizeUrl({
+      client_id: client.clientId,
+      redirect_uri: redirectUri,
+      scope: 'openid offline_access photos:read',
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      prompt: 'consent',
+    });
+    const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
+    const { status, body } = await exchange(client, redirect.searchParams.get('code')!, verifier);
+    expect(status).toBe(200);
+    expect(typeof body.refresh_token).toBe('string');
+    const refresh = String(body.refresh_token);
+    recordSecret(refresh);
+
+    // What a reader of the database (or of a backup) finds: neither in the id nor in the payload.
+    const rows = await t.server.registry.db.selectFrom('oidc_durable').select(['id', 'payload']).where('model', '=', 'RefreshToken').where('client_id', '=', client.clientId).execute();
+    expect(rows).toHaveLength(1);
+    const stored = [rows[0]!.id, ...Object.values(rows[0]!.payload).filter((value): value is string => typeof value === 'string')];
+    for (const value of stored) {
+      const refused = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: value }, client);
+      expect(refused.status, value).toBe(400);
+      expect(refused.body.error, value).toBe('invalid_grant');
+    }
+    expect(JSON.stringify(rows)).not.toContain(refresh);
+
+    // The refusals revoked nothing: the token rotates, and reuse of the spent one still revokes the family.
+    const rotated = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh }, client);
+    expect(rotated.status).toBe(200);
+    const next = String(rotated.body.refresh_token);
+    recordSecret(next);
+    const reuse = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh }, client);
+    expect(reuse.body.error).toBe('invalid_grant');
+    expect((await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: next }, client)).body.error).toBe('invalid_grant');
+  });
+
   it('does not ask again for scopes already consented to, even from a new session', async () => {
     const client = await webClient({ name: 'Returning App' });
     const url = () =>

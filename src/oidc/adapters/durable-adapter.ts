@@ -15,6 +15,7 @@ import {
   takeReadAheadGrant,
   type CurrentRequest,
 } from './rotation-scope.js';
+import { DIGESTED_MODELS, digestTokenValue, withoutTokenValue } from './token-digest.js';
 
 /** The account columns read with a refresh token (a left join: all null when the account is gone). */
 interface AccountColumns {
@@ -46,6 +47,10 @@ const notExpired = (column: string) => sql<boolean>`(${sql.ref(column)} is null 
 const withConsumed = (payload: AdapterPayload, consumedAt: Date | null): AdapterPayload =>
   consumedAt ? { ...payload, consumed: epoch(consumedAt) } : payload;
 
+/** A stored token's payload as oidc-provider reads it: with its value (`jti`), which is not stored. */
+const asToken = (payload: AdapterPayload, consumedAt: Date | null, value: string): AdapterPayload =>
+  consumedAt ? { ...payload, jti: value, consumed: epoch(consumedAt) } : { ...payload, jti: value };
+
 /** id, grant_id, account_id, client_id, payload (JSON text), expires_at, consumed_at */
 type UpsertArgs = [string, string | null, string | null, string | null, string, Date | null, Date | null];
 
@@ -53,8 +58,15 @@ type UpsertArgs = [string, string | null, string | null, string | null, string, 
  * oidc-provider adapter for one durable model, in the registry's `oidc_durable` table.
  * `consume` is atomic: of two requests presenting the same refresh token at once, one wins and the
  * other is told the token was already used, and the whole family is revoked (reuse detection).
+ * A token model (DIGESTED_MODELS) is stored under the digest of the token's value and without it:
+ * every method digests the id oidc-provider passes, and `find` gives the value back as `jti`.
  */
 export function createDurableAdapter(model: string, db: Kysely<Database>, currentRequest: CurrentRequest = providerRequest): Adapter {
+  const digested = DIGESTED_MODELS.has(model);
+  /** The stored id of what oidc-provider calls `id`. */
+  const storedId = digested ? digestTokenValue : (id: string) => id;
+  const found = (payload: AdapterPayload, consumedAt: Date | null, id: string) =>
+    digested ? asToken(payload, consumedAt, id) : withConsumed(payload, consumedAt);
   const rows = () => db.selectFrom('oidc_durable').where('model', '=', model);
   // The per-request queries (refresh: find, find the grant, consume, save the next token) are
   // compiled once; see prepareQuery.
@@ -126,7 +138,7 @@ export function createDurableAdapter(model: string, db: Kysely<Database>, curren
       );
   });
 
-  /** Someone spent the token between our read and this write: a concurrent reuse. Revokes the family. */
+  /** Someone spent the token between our read and this write: a concurrent reuse. Revokes the family. `id` is the stored id. */
   async function refuseReuse(id: string): Promise<never> {
     const row = await rows().select('grant_id').where('id', '=', id).executeTakeFirst();
     if (row?.grant_id) await db.deleteFrom('oidc_durable').where('grant_id', '=', row.grant_id).execute();
@@ -136,6 +148,7 @@ export function createDurableAdapter(model: string, db: Kysely<Database>, curren
   // Writes deferred past the adapter call (rotation-scope.ts) are outside guardAdapter: guarded here.
   const databaseGone = rethrowUnreachable('database');
 
+  /** `id` is the stored id. */
   async function consumeNow(id: string): Promise<void> {
     if ((await consumeRow.executeCount(id).catch(databaseGone)) === 0n) await refuseReuse(id).catch(databaseGone);
   }
@@ -143,14 +156,15 @@ export function createDurableAdapter(model: string, db: Kysely<Database>, curren
   return {
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
       const request = currentRequest();
+      // The stored id of the token this request consumed, if any (see consume).
       const spent = model === 'RefreshToken' ? deferredConsume(request) : undefined;
       const row: UpsertArgs = [
-        id,
+        storedId(id),
         // A Grant is its own family: its rows and its refresh tokens share one grant_id.
         model === 'Grant' ? id : (payload.grantId ?? null),
         payload.accountId ?? null,
         payload.clientId ?? null,
-        JSON.stringify(payload),
+        JSON.stringify(digested ? withoutTokenValue(payload) : payload),
         expiresIn === undefined ? null : new Date(Date.now() + expiresIn * 1000),
         payload.consumed ? new Date(Number(payload.consumed) * 1000) : null,
       ];
@@ -174,7 +188,7 @@ export function createDurableAdapter(model: string, db: Kysely<Database>, curren
         const readAhead = takeReadAheadGrant(request, id);
         if (readAhead.found) return readAhead.payload;
       } else if (findWithFamily && inTokenRequest(request)) {
-        const [row] = await findWithFamily.execute(id);
+        const [row] = await findWithFamily.execute(storedId(id));
         if (!row) return undefined;
         keepReadAhead(request, {
           ...(row.grant_id ? { grant: { id: row.grant_id, payload: row.grant_payload ? withConsumed(row.grant_payload as AdapterPayload, row.grant_consumed_at) : undefined } } : {}),
@@ -182,23 +196,24 @@ export function createDurableAdapter(model: string, db: Kysely<Database>, curren
             ? { account: { id: row.account_id, record: accountOf(row) } }
             : {}),
         });
-        return withConsumed(row.payload as AdapterPayload, row.consumed_at);
+        return found(row.payload as AdapterPayload, row.consumed_at, id);
       }
-      const [row] = await findRow.execute(id);
-      return row ? withConsumed(row.payload as AdapterPayload, row.consumed_at) : undefined;
+      const [row] = await findRow.execute(storedId(id));
+      return row ? found(row.payload as AdapterPayload, row.consumed_at, id) : undefined;
     },
 
     findByUid: () => Promise.resolve(undefined),
     findByUserCode: () => Promise.resolve(undefined),
 
     async consume(id: string) {
+      const stored = storedId(id);
       // A refresh token is spent together with the save of its successor (see rotation-scope.ts).
-      if (model === 'RefreshToken' && deferConsume(currentRequest(), id, () => consumeNow(id))) return;
-      await consumeNow(id);
+      if (model === 'RefreshToken' && deferConsume(currentRequest(), stored, () => consumeNow(stored))) return;
+      await consumeNow(stored);
     },
 
     async destroy(id: string) {
-      await db.deleteFrom('oidc_durable').where('model', '=', model).where('id', '=', id).execute();
+      await db.deleteFrom('oidc_durable').where('model', '=', model).where('id', '=', storedId(id)).execute();
     },
 
     async revokeByGrantId(grantId: string) {

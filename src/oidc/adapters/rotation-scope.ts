@@ -5,7 +5,7 @@ import { DependencyUnavailable, RETRY_AFTER_SECONDS } from '../../services/unava
 
 /** What one token request keeps between the adapter calls oidc-provider makes for it. */
 export interface Scope {
-  /** A refresh token oidc-provider asked to consume, with how to consume it on its own. */
+  /** A refresh token oidc-provider asked to consume (by its stored id), with how to consume it on its own. */
   spent?: { id: string; consume(): Promise<void> } | undefined;
   /** Writes the rotation: spends `spent` and stores its successor, or refuses a reuse. */
   commit?: (() => Promise<void>) | undefined;
