@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tailAudit } from '../../src/audit/audit-log.js';
 import { createUser } from '../../src/services/users.service.js';
 import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -187,5 +188,42 @@ describe('authorization code + PKCE sign-in', () => {
     const { status, body } = await exchange(client, redirect.searchParams.get('code')!, verifier);
     expect(status).toBe(200);
     expect(typeof body.id_token).toBe('string');
+  });
+});
+
+describe('the client IP behind a trusted proxy (TRUST_PROXY, PROXY_HOPS)', () => {
+  // X-Forwarded-For as a client would forge it ahead of what the proxy appended: "1.2.3.4" is the
+  // client's own text, "10.0.0.5" the address the (one) proxy saw.
+  const FORWARDED_FOR = '1.2.3.4, 10.0.0.5';
+
+  it.each([
+    { hops: undefined, seenAs: '10.0.0.5' },
+    { hops: '1', seenAs: '10.0.0.5' },
+    { hops: '2', seenAs: '1.2.3.4' },
+  ])('PROXY_HOPS=$hops: a failed sign-in is audited from $seenAs', async ({ hops, seenAs }) => {
+    const t = await startTestServer({ name: 'sign-in-proxy-hops', env: { TRUST_PROXY: 'true', ...(hops ? { PROXY_HOPS: hops } : {}) } });
+    try {
+      const redirectUri = 'http://127.0.0.1:8765/callback';
+      const created = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'Proxied App', '--redirect-uri', redirectUri);
+      recordSecret(created.client_secret);
+      const agent = new Agent(t.server.url);
+      const { response, url } = await agent.follow(
+        authorizeUrl({ client_id: created.client_id, redirect_uri: redirectUri, code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
+      );
+      const csrf = /name="csrf" value="([^"]*)"/.exec(await response.text())?.[1] ?? '';
+      const requestId = `proxy-hops-${randomUUID()}`;
+      const wrong = 'not the password of anyone here 7';
+      recordSecret(wrong);
+      const login = await agent.postForm(
+        `${new URL(url).pathname}/login`,
+        { csrf, email: `nobody-${randomUUID()}@example.test`, password: wrong },
+        { 'x-forwarded-for': FORWARDED_FOR, 'x-request-id': requestId },
+      );
+      expect(login.status).toBe(401);
+      const rows = (await tailAudit(t.server.registry.db, { limit: 1000 })).filter((row) => row.requestId === requestId);
+      expect(rows.map((row) => [row.action, row.ip])).toEqual([['signin.failure', seenAs]]);
+    } finally {
+      await t.close();
+    }
   });
 });
