@@ -4,6 +4,7 @@ import * as createUsersAndGrants from './2026_11_23_130000_create_users_and_gran
 import * as createAuditLog from './2026_11_23_140000_create_audit_log.js';
 import * as clientGrants from './2026_12_03_100000_client_grants.js';
 import * as digestStoredTokens from './2026_12_03_110000_digest_stored_tokens.js';
+import * as normaliseEmails from './2026_12_03_120000_normalise_emails.js';
 
 /** Every migration, by name; names sort in the order they run. Add new ones here; never edit old ones. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '2026_11_23_140000_create_audit_log': createAuditLog,
   '2026_12_03_100000_client_grants': clientGrants,
   '2026_12_03_110000_digest_stored_tokens': digestStoredTokens,
+  '2026_12_03_120000_normalise_emails': normaliseEmails,
 };

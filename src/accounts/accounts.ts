@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from '../observability/logger.js';
+import { normaliseEmail } from '../registry/email.js';
 import type { Database } from '../registry/tables.js';
 import { findUserByEmail, prepareFindUserById, recordLogin, type UserRecord } from '../registry/user.repository.js';
 import { hashPassword, isOverlongPassword, needsRehash, verifyDummy, verifyPassword } from './passwords.js';
@@ -39,7 +40,9 @@ export function createAccountService({ db, logger }: AccountServiceDeps): Accoun
     async authenticate(email, password) {
       // Caps the work an attacker can ask for; the same answer whether or not the email exists.
       if (isOverlongPassword(password)) return { ok: false, reason: 'invalid' };
-      const user = email.length <= MAX_EMAIL_LENGTH ? await findUserByEmail(db, email.trim()) : undefined;
+      // Measured in the normalised form the lookup uses (NFKC may shorten or lengthen it).
+      const key = normaliseEmail(email);
+      const user = key.length <= MAX_EMAIL_LENGTH ? await findUserByEmail(db, key) : undefined;
       if (!user) {
         await verifyDummy(password);
         return { ok: false, reason: 'invalid' };

@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto';
+import { normaliseEmail } from '../registry/email.js';
 import type { AuditSink } from './audit-log.js';
 
 /**
  * What the audit log keeps of an email typed at sign-in: the first 16 hex digits of the SHA-256 of
- * the trimmed, lower-cased address. Failed sign-ins are recorded without the address in clear, so
+ * the normalised address (normaliseEmail). Failed sign-ins are recorded without the address in clear, so
  * the log does not list which addresses were tried (nor a password typed into the email field), yet
  * failures against one account still share a target.
  */
 export function emailFingerprint(email: string): string {
-  return `email-sha256:${createHash('sha256').update(email.trim().toLowerCase()).digest('hex').slice(0, 16)}`;
+  return `email-sha256:${createHash('sha256').update(normaliseEmail(email)).digest('hex').slice(0, 16)}`;
 }
 
 /** The message oidc-provider (and the durable adapter, for a race) gives a spent refresh token. */

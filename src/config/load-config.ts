@@ -17,6 +17,11 @@ export interface Config {
   readonly production: boolean;
   readonly logLevel: string;
   readonly trustProxy: boolean;
+  /**
+   * Behind TRUST_PROXY, how many proxies of ours append to X-Forwarded-For: the client IP is the
+   * entry this many places from the right (what a client wrote to the left of it is not trusted).
+   */
+  readonly proxyHops: number;
   readonly workers: number;
   readonly bodyLimitBytes: number;
   readonly registryPollMs: number;
@@ -91,6 +96,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     production,
     logLevel: e.LOG_LEVEL,
     trustProxy: e.TRUST_PROXY,
+    proxyHops: e.PROXY_HOPS,
     workers: e.GATEHOUSE_WORKERS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     registryPollMs: e.REGISTRY_POLL_MS,

@@ -54,6 +54,7 @@ export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   TRUST_PROXY: booleanFlag.default(false),
+  PROXY_HOPS: integerIn(1, 10).default(1),
   GATEHOUSE_WORKERS: integerIn(1, 64).default(1),
   BODY_LIMIT_BYTES: integerIn(1024, 10 * 1024 * 1024).default(64 * 1024),
   REGISTRY_POLL_MS: integerIn(50, 60_000).default(250),

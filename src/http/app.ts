@@ -41,7 +41,10 @@ export function createApp(deps: {
   metricsOnOwnPort?: boolean;
 }): Koa {
   const { config, logger, host } = deps;
-  const app = new Koa({ proxy: config.trustProxy, keys: [...config.cookieKeys] });
+  // Behind TRUST_PROXY the client IP is the X-Forwarded-For entry PROXY_HOPS from the right (Koa
+  // keeps the last maxIpsCount entries and takes the first of them): each proxy of ours appends
+  // the address it was reached from, so anything further left was written by the client.
+  const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.proxyHops, keys: [...config.cookieKeys] });
   app.silent = true;
   app.on('error', (error: Error) => {
     logger.warn({ err: { message: error.message } }, 'response stream error');

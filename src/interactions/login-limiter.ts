@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract, type RateLimiterRes } from 'rate-limiter-flexible';
+import { normaliseEmail } from '../registry/email.js';
 
 /** Failed sign-ins allowed per account and per client IP within the window. */
 export interface LoginLimits {
@@ -18,7 +19,8 @@ export interface LoginLimiter {
   recordSuccess(email: string): Promise<void>;
 }
 
-const accountKey = (email: string) => email.trim().toLowerCase();
+/** An account's count is kept under its normalised email: the same key whatever spelling finds the account. */
+const accountKey = normaliseEmail;
 
 function isLimiterRes(value: unknown): value is RateLimiterRes {
   return typeof value === 'object' && value !== null && 'msBeforeNext' in value;

@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { normaliseEmail } from './email.js';
 import { containsPattern } from './like.js';
 import { prepareQuery } from './prepared.js';
 import { hasNul } from './text.js';
@@ -33,8 +34,10 @@ export function toUserRecord(row: UserRow): UserRecord {
   };
 }
 
+/** Inserts a person; the email is stored in its normalised form (normaliseEmail), whatever the caller gave. */
 export async function insertUser(db: Db, row: NewUserRow): Promise<UserRecord> {
-  return toUserRecord(await db.insertInto('users').values(row).returningAll().executeTakeFirstOrThrow());
+  const values = { ...row, email: normaliseEmail(row.email) };
+  return toUserRecord(await db.insertInto('users').values(values).returningAll().executeTakeFirstOrThrow());
 }
 
 const userByIdQuery = (db: Db, id: string) => db.selectFrom('users').selectAll().where('id', '=', id);
@@ -55,14 +58,13 @@ export function prepareFindUserById(db: Kysely<Database>): (id: string) => Promi
   };
 }
 
-/** Looks an email up whatever its case: `lower(email) = lower($1)`, which the unique index serves. */
+/**
+ * Looks a person up by email: the stored email is already in normalised form (normaliseEmail), so
+ * the given one is normalised the same way and compared with `=`, which the unique index serves.
+ */
 export async function findUserByEmail(db: Db, email: string): Promise<UserRecord | undefined> {
   if (hasNul(email)) return undefined;
-  const row = await db
-    .selectFrom('users')
-    .selectAll()
-    .where((eb) => eb(eb.fn('lower', ['email']), '=', eb.fn('lower', [eb.val(email)])))
-    .executeTakeFirst();
+  const row = await db.selectFrom('users').selectAll().where('email', '=', normaliseEmail(email)).executeTakeFirst();
   return row && toUserRecord(row);
 }
 
@@ -140,7 +142,7 @@ export async function listUsersPage(
   if (hasNul(options.after) || hasNul(options.emailContains)) return [];
   let query = db.selectFrom('users').selectAll().orderBy('id').limit(options.limit);
   if (options.after) query = query.where('id', '>', options.after);
-  const text = options.emailContains;
-  if (text) query = query.where('email', 'ilike', containsPattern(text));
+  const text = options.emailContains && normaliseEmail(options.emailContains);
+  if (text) query = query.where('email', 'like', containsPattern(text));
   return (await query.execute()).map(toUserRecord);
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { hashPassword, passwordProblem } from '../accounts/passwords.js';
+import { normaliseEmail } from '../registry/email.js';
 import type { Database } from '../registry/tables.js';
 import {
   deleteDurableRowsOfAccount,
@@ -21,10 +22,10 @@ const requiredString = (what: string) =>
   z.string({ error: (issue) => (issue.input === undefined ? 'is required' : `must be ${what}`) });
 
 export const userCreateSchema = z.strictObject({
+  // Normalised first (normaliseEmail: NFKC, lower case), so what is checked is what is stored.
   email: requiredString('a string')
-    .trim()
-    .max(254, 'must be at most 254 characters')
-    .pipe(z.email('must be an email address, such as name@example.com')),
+    .transform(normaliseEmail)
+    .pipe(z.string().max(254, 'must be at most 254 characters').pipe(z.email('must be an email address, such as name@example.com'))),
   name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
   password: requiredString('a string').superRefine((password, ctx) => {
     const problem = passwordProblem(password);
@@ -51,7 +52,10 @@ export type UserJson = ReturnType<typeof userToJson>;
 
 const emailTaken = (email: string) => new ConflictError('email', `a user with the email ${email} already exists`);
 
-/** Creates a user with an argon2id hash of the password; the email is kept as given (trimmed), unique whatever its case. */
+/**
+ * Creates a user with an argon2id hash of the password. The email is stored normalised (normaliseEmail):
+ * one that differs from a stored one only by case, width or composition is taken.
+ */
 export async function createUser(db: Kysely<Database>, input: unknown): Promise<UserRecord> {
   const data = parseInput(userCreateSchema, input);
   // Checked first so a taken email costs no hash; the unique index still decides a race.

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tailAudit } from '../../src/audit/audit-log.js';
 import { createUser } from '../../src/services/users.service.js';
 import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -281,5 +282,88 @@ describe.each([{ store: 'redis' as const }, { store: 'memory' as const }])('an a
       expect(userinfo.status).toBe(401);
     }
     expect(t.logs.text()).not.toContain('"level":50');
+  });
+});
+
+describe('the client IP behind a trusted proxy (TRUST_PROXY, PROXY_HOPS)', () => {
+  // X-Forwarded-For as a client would forge it ahead of what the proxy appended: "1.2.3.4" is the
+  // client's own text, "10.0.0.5" the address the (one) proxy saw.
+  const FORWARDED_FOR = '1.2.3.4, 10.0.0.5';
+
+  it.each([
+    { hops: undefined, seenAs: '10.0.0.5' },
+    { hops: '1', seenAs: '10.0.0.5' },
+    { hops: '2', seenAs: '1.2.3.4' },
+  ])('PROXY_HOPS=$hops: a failed sign-in is audited from $seenAs', async ({ hops, seenAs }) => {
+    const t = await startTestServer({ name: 'sign-in-proxy-hops', env: { TRUST_PROXY: 'true', ...(hops ? { PROXY_HOPS: hops } : {}) } });
+    try {
+      const redirectUri = 'http://127.0.0.1:8765/callback';
+      const created = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'Proxied App', '--redirect-uri', redirectUri);
+      recordSecret(created.client_secret);
+      const agent = new Agent(t.server.url);
+      const { response, url } = await agent.follow(
+        authorizeUrl({ client_id: created.client_id, redirect_uri: redirectUri, code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
+      );
+      const csrf = /name="csrf" value="([^"]*)"/.exec(await response.text())?.[1] ?? '';
+      const requestId = `proxy-hops-${randomUUID()}`;
+      const wrong = 'not the password of anyone here 7';
+      recordSecret(wrong);
+      const login = await agent.postForm(
+        `${new URL(url).pathname}/login`,
+        { csrf, email: `nobody-${randomUUID()}@example.test`, password: wrong },
+        { 'x-forwarded-for': FORWARDED_FOR, 'x-request-id': requestId },
+      );
+      expect(login.status).toBe(401);
+      const rows = (await tailAudit(t.server.registry.db, { limit: 1000 })).filter((row) => row.requestId === requestId);
+      expect(rows.map((row) => [row.action, row.ip])).toEqual([['signin.failure', seenAs]]);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('the sign-in lockout under other spellings of the email', () => {
+  let t: TestServer;
+  let clientId: string;
+  const redirectUri = 'http://127.0.0.1:8765/callback';
+
+  beforeAll(async () => {
+    t = await startTestServer({ name: 'sign-in-spellings', env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '3' } });
+    const created = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'Spelling App', '--redirect-uri', redirectUri);
+    recordSecret(created.client_secret);
+    clientId = created.client_id;
+  });
+  afterAll(() => t.close());
+
+  /** One sign-in attempt on a fresh login page: the status of the answer to the form. */
+  async function attempt(email: string, password: string): Promise<number> {
+    const agent = new Agent(t.server.url);
+    const { response, url } = await agent.follow(
+      authorizeUrl({ client_id: clientId, redirect_uri: redirectUri, code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
+    );
+    const csrf = /name="csrf" value="([^"]*)"/.exec(await response.text())?.[1] ?? '';
+    return (await agent.postForm(`${new URL(url).pathname}/login`, { csrf, email, password })).status;
+  }
+
+  it('holds for every spelling of the locked address, and a dotted capital I signs in to no one', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const email = `victim-${tag}@example.test`;
+    recordSecret(PASSWORD);
+    await createUser(t.server.registry.db, { email, password: PASSWORD });
+    const wrong = 'a wrong guess at the passphrase 3';
+    recordSecret(wrong);
+    // Three failures, each under another spelling of the same address: the account is locked.
+    for (const spelling of [email, `ＶＩＣＴＩＭ-${tag}@example.test`, ` Victim-${tag.toUpperCase()}@EXAMPLE.test`]) {
+      expect(await attempt(spelling, wrong), spelling).toBe(401);
+    }
+    // The right password under any spelling that is this address: still locked.
+    for (const spelling of [email, `ｖｉｃｔｉｍ-${tag}@ｅｘａｍｐｌｅ．ｔｅｓｔ`, `VICTIM-${tag.toUpperCase()}@example.test`]) {
+      expect(await attempt(spelling, PASSWORD), spelling).toBe(429);
+    }
+    // U+0130 lower-cases to i + U+0307 (PostgreSQL's lower() made it a plain i): another address,
+    // which nobody has, so the right password of the locked account opens nothing.
+    for (const spelling of [`vİctim-${tag}@example.test`, `VİCTİM-${tag.toUpperCase()}@example.test`]) {
+      expect(await attempt(spelling, PASSWORD), spelling).toBe(401);
+    }
   });
 });

@@ -2,13 +2,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { hash, type Algorithm } from '@node-rs/argon2';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createAccountService, type AccountService } from '../../../src/accounts/accounts.js';
-import { needsRehash, verifyPassword } from '../../../src/accounts/passwords.js';
+import { hashPassword, needsRehash, verifyPassword } from '../../../src/accounts/passwords.js';
 import { loadConfig } from '../../../src/config/load-config.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { openCliDatabase, type RegistryDatabase } from '../../../src/registry/database.js';
 import { migrateToLatest } from '../../../src/registry/migrate.js';
 import { insertUser } from '../../../src/registry/user.repository.js';
-import { ConflictError, NotFoundError, ValidationError } from '../../../src/services/errors.js';
+import { ConflictError, isUniqueViolation, NotFoundError, ValidationError } from '../../../src/services/errors.js';
 import {
   createUser,
   deleteUser,
@@ -73,10 +73,10 @@ describe('users and accounts on PostgreSQL', () => {
   }
 
   describe('users service', () => {
-    it('createUser keeps the email as given (trimmed) and only an argon2id hash of the password', async () => {
+    it('createUser keeps the email in its normalised form (trimmed, NFKC, lower case) and only an argon2id hash of the password', async () => {
       const password = newPassword();
-      const user = await createUser(registry.db, { email: '  Ada.Lovelace@Example.test ', name: 'Ada Lovelace', password });
-      expect(user).toMatchObject({ email: 'Ada.Lovelace@Example.test', name: 'Ada Lovelace', emailVerified: false, disabled: false, lastLoginAt: null });
+      const user = await createUser(registry.db, { email: '  Ada.Lovelace@Ｅｘａｍｐｌｅ.test ', name: 'Ada Lovelace', password });
+      expect(user).toMatchObject({ email: 'ada.lovelace@example.test', name: 'Ada Lovelace', emailVerified: false, disabled: false, lastLoginAt: null });
       expect(user.id).toMatch(/^[0-9a-f-]{36}$/);
       expect(user.passwordHash).toMatch(CURRENT_HASH);
       expect(await verifyPassword(user.passwordHash, password)).toBe(true);
@@ -94,6 +94,35 @@ describe('users and accounts on PostgreSQL', () => {
       expect(error).toBeInstanceOf(ConflictError);
       expect((error as ConflictError).field).toBe('email');
       expect(await countUsers()).toBe(1);
+    });
+
+    it.each([
+      { what: 'full-width letters', spelling: 'ｇｒａｃｅ@ｅｘａｍｐｌｅ．ｔｅｓｔ' },
+      { what: 'a ligature', spelling: 'ﬁnn@example.test', taken: 'finn@example.test' },
+      { what: 'the Kelvin sign', spelling: '\u212aate@example.test', taken: 'kate@example.test' },
+      { what: 'case and space', spelling: ' GRACE@example.TEST' },
+    ])('refuses an email that differs from a taken one only by $what (ConflictError), and writes nothing', async ({ spelling, taken }) => {
+      await createUser(registry.db, { email: taken ?? 'grace@example.test', password: newPassword() });
+      const error = await refusal(createUser(registry.db, { email: spelling, password: newPassword() }));
+      expect(error).toBeInstanceOf(ConflictError);
+      expect((error as ConflictError).field).toBe('email');
+      expect(await countUsers()).toBe(1);
+    });
+
+    it('stores every spelling of an address as one: the unique index refuses a second row whatever the repository is given', async () => {
+      // Rows made without the users service (an import, an older Gatehouse) go through insertUser too.
+      const row = (email: string) => ({ id: randomUUID(), email, password_hash: 'not-a-real-hash', created_at: new Date(), updated_at: new Date() });
+      for (const [first, second] of [
+        ['josé@example.test', 'JOSE\u0301@example.test'],
+        ['straße@example.test', 'STRAẞE@example.test'],
+        ['vİctim@example.test', 'vi\u0307ctim@example.test'],
+      ] as const) {
+        const stored = await insertUser(registry.db, row(first));
+        expect(stored.email).toBe(first.normalize('NFKC').toLowerCase());
+        const error = await refusal(insertUser(registry.db, row(second)));
+        expect(isUniqueViolation(error), String(error)).toBe(true);
+      }
+      expect(await countUsers()).toBe(3);
     });
 
     it.each([
@@ -165,6 +194,31 @@ describe('users and accounts on PostgreSQL', () => {
       expect(result.user.passwordHash).toBe(created.passwordHash);
       expect(await accounts.findById(created.id)).toEqual(result.user);
       expect(await accounts.findById(randomUUID())).toBeUndefined();
+    });
+
+    it.each([
+      { what: 'full-width letters', stored: 'victim@example.test', spellings: ['ｖｉｃｔｉｍ@ｅｘａｍｐｌｅ．ｔｅｓｔ', 'ＶＩＣＴＩＭ@example.test'] },
+      { what: 'a combining accent', stored: 'josé@example.test', spellings: ['jose\u0301@example.test', 'JOSE\u0301@EXAMPLE.test', 'JOSÉ@example.test'] },
+      { what: 'capital sharp s', stored: 'straße@example.test', spellings: ['STRAẞE@example.test', 'Straße@example.test'] },
+      { what: 'dotted capital I', stored: 'i\u0307pek@example.test', spellings: ['İpek@example.test', 'İPEK@EXAMPLE.TEST'] },
+    ])('finds the person whatever the spelling ($what)', async ({ stored, spellings }) => {
+      const password = newPassword();
+      // Such addresses are not accepted by the users service (it takes ASCII addresses only), but
+      // may be in the table (imported, or stored by an older Gatehouse and migrated).
+      const user = await insertUser(registry.db, { id: randomUUID(), email: stored, password_hash: await hashPassword(password), created_at: new Date(), updated_at: new Date() });
+      for (const spelling of spellings) {
+        const result = await accounts.authenticate(spelling, password);
+        expect(result.ok && result.user.id, spelling).toBe(user.id);
+      }
+    });
+
+    it('does not take a dotted capital I for an i, nor ss for ß: those are other addresses, for the lookup as for the sign-in limiter', async () => {
+      const password = newPassword();
+      await createUser(registry.db, { email: 'victim@example.test', password });
+      await insertUser(registry.db, { id: randomUUID(), email: 'straße@example.test', password_hash: await hashPassword(password), created_at: new Date(), updated_at: new Date() });
+      for (const spelling of ['vİctim@example.test', 'VİCTIM@example.test', 'STRASSE@example.test']) {
+        expect(await accounts.authenticate(spelling, password), spelling).toEqual({ ok: false, reason: 'invalid' });
+      }
     });
 
     it('answers invalid for a wrong password, an unknown email, an empty or an over-long password', async () => {

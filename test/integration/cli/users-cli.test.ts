@@ -53,7 +53,8 @@ describe('gatehouse users', () => {
     expect(result.stdout).not.toContain('argon2');
     const created = JSON.parse(result.stdout) as Json;
     expect(Object.keys(created).sort()).toEqual(USER_KEYS);
-    expect(created).toMatchObject({ email: 'Ada@Example.test', name: 'Ada Lovelace', email_verified: false, disabled: false, last_login_at: null });
+    // Stored (and shown) in its normalised form: trimmed, NFKC, lower case.
+    expect(created).toMatchObject({ email: 'ada@example.test', name: 'Ada Lovelace', email_verified: false, disabled: false, last_login_at: null });
 
     // Exactly one trailing newline was dropped: the password as typed signs in, with a newline it does not.
     expect((await signIn('ada@example.test', password)).ok).toBe(true);

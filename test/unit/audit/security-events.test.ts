@@ -63,10 +63,12 @@ describe('auditRefreshTokenReuse', () => {
 });
 
 describe('emailFingerprint', () => {
-  it('is a short SHA-256 prefix of the trimmed, lower-cased address, never the address', () => {
+  it('is a short SHA-256 prefix of the normalised address, never the address', () => {
     const print = emailFingerprint('  Ada@Example.com ');
     expect(print).toMatch(/^email-sha256:[0-9a-f]{16}$/);
     expect(print).toBe(emailFingerprint('ada@example.com'));
+    // Every spelling the lookup and the limiter take for this address shares its fingerprint.
+    expect(emailFingerprint('ａｄａ@ｅｘａｍｐｌｅ．ｃｏｍ')).toBe(print);
     expect(print).not.toContain('ada');
     expect(emailFingerprint('grace@example.com')).not.toBe(print);
   });

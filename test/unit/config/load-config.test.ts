@@ -94,6 +94,8 @@ describe('loadConfig refuses malformed values', () => {
     { name: 'LOG_LEVEL', value: 'loud', says: /must be one of fatal, error, warn, info, debug, trace, silent/ },
     { name: 'NODE_ENV', value: 'staging', says: /./ },
     { name: 'TRUST_PROXY', value: 'maybe', says: /must be true or false/ },
+    { name: 'PROXY_HOPS', value: '0', says: /whole number from 1 to 10/ },
+    { name: 'PROXY_HOPS', value: 'two', says: /whole number from 1 to 10/ },
     { name: 'REGISTRATION_ENABLED', value: 'maybe', says: /must be true or false/ },
   ];
 
