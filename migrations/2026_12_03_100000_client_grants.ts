@@ -75,14 +75,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     const grants = new Map<string, string[]>();
     const defaultResource = client.default_resource ? byIdentifier.get(client.default_resource) : undefined;
     // A scope the default resource offers was meant for it; only the others are looked for elsewhere.
-    const elsewhere = defaultResource ? apiScopes.filter((scope) => !defaultResource.scopes.includes(scope)) : apiScopes;
+    // An admin client's `admin` was the admin API's, whatever other API defines a scope of that name.
+    const adminClient = client.is_admin || client.default_resource === ADMIN_IDENTIFIER;
+    const elsewhere = apiScopes.filter((scope) => !defaultResource?.scopes.includes(scope) && !(adminClient && scope === 'admin'));
     if (defaultResource) grants.set(defaultResource.id, defaultResource.scopes.filter((scope) => apiScopes.includes(scope)));
     for (const resource of others) {
       if (resource === defaultResource) continue;
       const shared = resource.scopes.filter((scope) => elsewhere.includes(scope));
       if (shared.length > 0) grants.set(resource.id, shared);
     }
-    if (client.is_admin || client.default_resource === ADMIN_IDENTIFIER) {
+    if (adminClient) {
       grants.set(ADMIN_ID, client.is_admin ? ['admin'] : []);
     }
     for (const [resourceId, scopes] of grants) {

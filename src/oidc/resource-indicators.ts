@@ -89,12 +89,14 @@ export function createResourceIndicators(deps: { cache: RegistryCache; issuer: s
     if (answer.validScopeParameters.size < MAX_REMEMBERED_SCOPE_PARAMETERS) answer.validScopeParameters.add(requested);
   }
 
+  // One answer whether the API offers the scope or not, and whether it exists or not: a client
+  // learns nothing about the registry beyond its own grants.
   function notGranted(scope: string, target: Target): Error {
-    const offered = target.resource.scopes.includes(scope);
-    return new errors.InvalidScope(
-      offered ? `scope "${scope}" is not granted to this client at ${target.audience}` : `scope "${scope}" is not offered by ${target.audience}`,
-      scope,
-    );
+    return new errors.InvalidScope(`scope "${scope}" is not granted to this client at ${target.audience}`, scope);
+  }
+
+  function noGrant(indicator: string): Error {
+    return new errors.InvalidTarget(`this client holds no grant for ${indicator}`);
   }
 
   /**
@@ -133,6 +135,11 @@ export function createResourceIndicators(deps: { cache: RegistryCache; issuer: s
     if (ctx.oidc.params?.grant_type === 'client_credentials') {
       throw new errors.InvalidTarget('the resource parameter is required: this client has no default resource');
     }
+    // API scopes are granted per API: asked for without naming one, they would be dropped silently.
+    const apiScopes = ctx.oidc.route === 'authorization' ? nonOidcScopes(ctx.oidc.params?.scope) : [];
+    if (apiScopes.length > 0) {
+      throw new errors.InvalidTarget(`scope "${apiScopes[0]}" is an API scope: name the API with the resource parameter`);
+    }
     return undefined;
   }
 
@@ -142,10 +149,10 @@ export function createResourceIndicators(deps: { cache: RegistryCache; issuer: s
     client: Client,
   ): Promise<ProviderResourceServer> {
     const target = await targetOf(resourceIndicator);
-    if (!target) throw new errors.InvalidTarget(`${resourceIndicator} is not a registered resource server`);
+    if (!target) throw noGrant(resourceIndicator);
     const record = await recordOf(client);
     const answer = answerFor(target, record);
-    if (!answer) throw new errors.InvalidTarget(`this client holds no grant for ${resourceIndicator}`);
+    if (!answer) throw noGrant(resourceIndicator);
     if (ctx.oidc.params?.grant_type === 'client_credentials') checkRequestedScopes(ctx, target, answer);
     else if (ctx.oidc.route === 'authorization') await checkAuthorizationScopes(ctx, record);
     return answer.info;

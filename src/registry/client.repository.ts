@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { containsPattern } from './like.js';
 import { hasNul } from './text.js';
 import { ADMIN_RESOURCE_ID, ADMIN_SCOPE } from './resource-server.repository.js';
@@ -93,6 +93,13 @@ async function toRecord(db: Db, row: ClientRow | undefined): Promise<ClientRecor
 export async function insertClient(db: Db, row: NewClientRow): Promise<ClientRecord> {
   const inserted = await db.insertInto('clients').values(row).returningAll().executeTakeFirstOrThrow();
   return toClientRecord(inserted, []);
+}
+
+/** Locks the client's row for the rest of the transaction; false when there is no such client. */
+export async function lockClientRow(db: Transaction<Database>, clientId: string): Promise<boolean> {
+  if (hasNul(clientId)) return false;
+  const row = await db.selectFrom('clients').select('client_id').where('client_id', '=', clientId).forUpdate().executeTakeFirst();
+  return row !== undefined;
 }
 
 export async function findClientById(db: Db, clientId: string): Promise<ClientRecord | undefined> {
@@ -196,4 +203,13 @@ export async function replaceClientGrants(db: Db, clientId: string, grants: Read
     .insertInto('client_grants')
     .values(grants.map((grant) => ({ client_id: clientId, resource_id: grant.resourceId, scopes: [...grant.scopes] })))
     .execute();
+}
+
+/** Keeps in every grant at this API only the scopes it still offers. */
+export async function pruneGrantScopes(db: Db, resourceId: string, offered: readonly string[]): Promise<void> {
+  await sql`
+    update client_grants set
+      scopes = array(select scope from unnest(scopes) as scope where scope = any(${sql.val([...offered])}::text[])),
+      updated_at = now()
+    where resource_id = ${resourceId} and not (scopes <@ ${sql.val([...offered])}::text[])`.execute(db);
 }

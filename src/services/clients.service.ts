@@ -6,6 +6,7 @@ import {
   deleteClientGrant,
   findClientById,
   insertClient,
+  lockClientRow,
   listClients as listClientRows,
   listClientsPage as listClientsPageRows,
   updateClient as updateClientRow,
@@ -347,7 +348,7 @@ export async function updateClient(
 ): Promise<CreatedClient> {
   const data = parseInput(clientUpdateSchema, input);
   return deps.db.transaction().execute(async (db) => {
-    const existing = await getClient(db, clientId);
+    const existing = await lockClient(db, clientId);
     const merged: ClientShape = {
       redirectUris: data.redirect_uris ?? existing.redirectUris,
       grantTypes: data.grant_types ?? existing.grantTypes,
@@ -396,7 +397,7 @@ export async function updateClient(
 export async function grantClient(deps: ClientServiceDeps, clientId: string, input: unknown): Promise<ClientRecord> {
   const data = parseInput(grantSchema, input);
   return deps.db.transaction().execute(async (db) => {
-    const client = await getClient(db, clientId);
+    const client = await lockClient(db, clientId);
     const errors: FieldError[] = [];
     const grants = await readGrants(db, deps.issuer, [data], errors);
     if (errors.length > 0) throw new ValidationError(errors.map((error) => ({ ...error, field: error.field.replace(/^grants\.0\./, '') })));
@@ -409,7 +410,7 @@ export async function grantClient(deps: ClientServiceDeps, clientId: string, inp
 /** Takes the client's grant at one API away; its default resource cannot be (change that first). */
 export async function revokeClientGrant(deps: ClientServiceDeps, clientId: string, resourceName: string): Promise<ClientRecord> {
   return deps.db.transaction().execute(async (db) => {
-    const client = await getClient(db, clientId);
+    const client = await lockClient(db, clientId);
     const resource = await findGrantable(db, deps.issuer, resourceName);
     if (!resource) throw new NotFoundError(`resource server ${resourceName}`);
     if (client.defaultResource === resource.identifier) {
@@ -421,6 +422,16 @@ export async function revokeClientGrant(deps: ClientServiceDeps, clientId: strin
     await touchClient(db, client.clientId);
     return reread(db, client.clientId);
   });
+}
+
+/**
+ * Reads the client for a change, holding its row until the transaction ends: every change of a
+ * client and its grants takes this lock first, so two changes are applied one after the other,
+ * each on what the other wrote (no deadlock, no grant removed from under a new default resource).
+ */
+async function lockClient(db: Transaction<Database>, clientId: string): Promise<ClientRecord> {
+  if (!(await lockClientRow(db, clientId))) throw new NotFoundError(`client ${clientId}`);
+  return getClient(db, clientId);
 }
 
 /** A grant change is a change of the client: its version moves (ETags, the provider's client cache). */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { z } from 'zod';
-import { countClientsWithDefaultResource } from '../registry/client.repository.js';
+import { countClientsWithDefaultResource, pruneGrantScopes } from '../registry/client.repository.js';
 import {
   ADMIN_RESOURCE_ID,
   deleteResourceServer,
@@ -72,7 +72,7 @@ export async function createResource(db: Kysely<Database>, input: unknown): Prom
   }
 }
 
-export async function getResource(db: Kysely<Database>, idOrIdentifier: string): Promise<ResourceServer> {
+export async function getResource(db: Kysely<Database> | Transaction<Database>, idOrIdentifier: string): Promise<ResourceServer> {
   const found = await findResourceServer(db, idOrIdentifier);
   if (!found) throw new NotFoundError(`resource server ${idOrIdentifier}`);
   return found;
@@ -84,17 +84,21 @@ export function listResources(db: Kysely<Database>): Promise<ResourceServer[]> {
 
 export async function updateResource(db: Kysely<Database>, idOrIdentifier: string, input: unknown): Promise<ResourceServer> {
   const data = parseInput(resourceUpdateSchema, input);
-  const existing = await getResource(db, idOrIdentifier);
-  if (existing.id === ADMIN_RESOURCE_ID && data.scope !== undefined) {
-    throw new ValidationError([{ field: 'scope', message: "the admin API's scope is fixed (admin)" }]);
-  }
-  const updated = await updateResourceServer(db, existing.id, {
-    ...(data.name !== undefined ? { name: data.name } : {}),
-    ...(data.scope !== undefined ? { scopes: data.scope } : {}),
-    ...(data.access_token_ttl !== undefined ? { access_token_ttl: data.access_token_ttl } : {}),
+  return db.transaction().execute(async (trx) => {
+    const existing = await getResource(trx, idOrIdentifier);
+    if (existing.id === ADMIN_RESOURCE_ID && data.scope !== undefined) {
+      throw new ValidationError([{ field: 'scope', message: "the admin API's scope is fixed (admin)" }]);
+    }
+    const updated = await updateResourceServer(trx, existing.id, {
+      ...(data.name !== undefined ? { name: data.name } : {}),
+      ...(data.scope !== undefined ? { scopes: data.scope } : {}),
+      ...(data.access_token_ttl !== undefined ? { access_token_ttl: data.access_token_ttl } : {}),
+    });
+    if (!updated) throw new NotFoundError(`resource server ${idOrIdentifier}`);
+    // A scope the API no longer offers leaves every grant: offered again later, it is not granted again by itself.
+    if (data.scope !== undefined) await pruneGrantScopes(trx, existing.id, updated.scopes);
+    return updated;
   });
-  if (!updated) throw new NotFoundError(`resource server ${idOrIdentifier}`);
-  return updated;
 }
 
 export async function deleteResource(db: Kysely<Database>, idOrIdentifier: string): Promise<void> {

@@ -86,6 +86,9 @@ describe('per-client API grants', () => {
         expect(other.body.error).toBe('invalid_target');
         expect(other.body).not.toHaveProperty('access_token');
       }
+      // An API that is not registered answers the same: a client learns nothing of the registry.
+      const unknown = await tokenRequest(base, { grant_type: 'client_credentials', resource: 'https://nowhere.example.test' }, auth);
+      expect(unknown.body).toEqual({ error: 'invalid_target', error_description: 'this client holds no grant for https://nowhere.example.test' });
     });
 
     it('refuses a scope not granted at that API with invalid_scope, whatever other APIs the client holds it at', async () => {
@@ -94,6 +97,9 @@ describe('per-client API grants', () => {
       expect(notHere.status).toBe(400);
       expect(notHere.body.error).toBe('invalid_scope');
       expect(String(notHere.body.error_description)).toContain('not granted');
+      // Not offered there at all: the same words, so a client learns nothing of the registry.
+      const notOffered = await tokenRequest(base, { grant_type: 'client_credentials', resource: billing, scope: 'write' }, auth);
+      expect(notOffered.body).toMatchObject({ error: 'invalid_scope', error_description: notHere.body.error_description?.toString().replace('"read"', '"write"') });
       const elsewhere = await tokenRequest(base, { grant_type: 'client_credentials', resource: orders, scope: 'pay' }, auth);
       expect(elsewhere.status).toBe(400);
       expect(elsewhere.body.error).toBe('invalid_scope');
@@ -204,6 +210,37 @@ describe('per-client API grants', () => {
       expect(duplicate.status).toBe(400);
       expect(duplicate.body.errors).toEqual([expect.objectContaining({ field: 'grants.1.resource' })]);
       expect((await admin('GET', `/clients/${id}`)).body.grants).toEqual([{ resource: billing, scope: 'read' }]);
+    });
+
+    it('applies concurrent grant changes one after the other: no 5xx, and the default resource keeps its grant', async () => {
+      const created = await admin('POST', '/clients', { client_name: 'racing grants', default_resource: orders, scope: 'read' });
+      const id = String(created.body.client_id);
+      for (let round = 0; round < 5; round += 1) {
+        const answers = await Promise.all([
+          admin('PUT', `/clients/${id}/grants/${encodeURIComponent(billing)}`, { scope: 'pay' }),
+          admin('PATCH', `/clients/${id}`, { grants: [{ resource: orders, scope: 'read' }, { resource: billing, scope: 'read' }] }),
+          admin('DELETE', `/clients/${id}/grants/${encodeURIComponent(billing)}`),
+          admin('PATCH', `/clients/${id}`, { default_resource: round % 2 === 0 ? billing : orders, scope: 'read' }),
+          admin('DELETE', `/clients/${id}/grants/${encodeURIComponent(orders)}`),
+        ]);
+        for (const answer of answers) expect([200, 400, 404], JSON.stringify(answer.body)).toContain(answer.status);
+        const now = await admin('GET', `/clients/${id}`);
+        const grants = now.body.grants as Array<{ resource: string }>;
+        expect(grants.map((grant) => grant.resource), `round ${round}`).toContain(now.body.default_resource);
+      }
+    });
+
+    it('narrowing an API takes the scopes it no longer offers out of every grant, for good', async () => {
+      const api = `https://narrowing-${randomUUID().slice(0, 8)}.example.test`;
+      await t.cli('resources', 'create', '--identifier', api, '--scope', 'read write');
+      const auth = await service([[api, 'read write']]);
+      await t.cli('resources', 'update', api, '--scope', 'read');
+      expect((await t.cli<ClientJson>('clients', 'get', auth.clientId)).grants).toEqual([{ resource: api, scope: 'read' }]);
+      // Offered again, the scope is not granted again by itself.
+      await t.cli('resources', 'update', api, '--scope', 'read write');
+      expect((await t.cli<ClientJson>('clients', 'get', auth.clientId)).grants).toEqual([{ resource: api, scope: 'read' }]);
+      const refused = await tokenEventually({ grant_type: 'client_credentials', resource: api, scope: 'write' }, auth, (s) => s !== 200);
+      expect(refused.body.error).toBe('invalid_scope');
     });
 
     it('shows the secret issued by a switch from none to a secret method, once', async () => {
@@ -352,6 +389,8 @@ describe('per-client API grants', () => {
         [{ scope: 'openid read', resource: billing }, 'invalid_target'],
         [{ scope: 'openid write', resource: orders }, 'invalid_scope'],
         [{ scope: 'openid pay', resource: orders }, 'invalid_scope'],
+        // An API scope that names no API would be dropped silently: refused instead.
+        [{ scope: 'openid read' }, 'invalid_target'],
       ];
       for (const [params, error] of cases) {
         const { response } = await agent.follow(authorize(params).url);

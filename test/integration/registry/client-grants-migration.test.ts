@@ -30,6 +30,8 @@ describe.each(REGISTRY_ENGINES)('client grants migration on $name', (engine) => 
     await resource('orders', 'https://orders.example.test', ['read', 'write']);
     await resource('billing', 'https://billing.example.test', ['read', 'pay']);
     await resource('unrelated', 'https://unrelated.example.test', ['other']);
+    // An API that also defines a scope named admin: only the admin API's admin made admins.
+    await resource('ops', 'https://ops.example.test', ['admin', 'deploy']);
     // Two admin API rows, made by CLIs that computed different issuers (the old bug).
     await resource('old-admin-1', 'http://localhost:3000/admin/v1', ['admin'], 'Gatehouse admin API', 300);
     await resource('old-admin-2', 'http://localhost:3101/admin/v1', ['admin'], 'Gatehouse admin API', 300);
@@ -82,12 +84,16 @@ describe.each(REGISTRY_ENGINES)('client grants migration on $name', (engine) => 
     }
     // admin-2's `write` was an orders scope: kept as a grant there, as the old model allowed it.
     expect((await grantsOf('admin-2'))['https://orders.example.test']).toEqual(['write']);
+    // Their `admin` was the admin API's: the ops API, which defines an admin scope too, is not granted.
+    expect(await grantsOf('admin-1')).toEqual({ [ADMIN_RESOURCE_IDENTIFIER]: ['admin'] });
+    expect(Object.keys(await grantsOf('admin-2')).sort()).toEqual(['https://orders.example.test', ADMIN_RESOURCE_IDENTIFIER]);
   });
 
   it('never makes a client an admin because its scope list said admin', async () => {
     const client = await findClientById(registry.db, 'not-admin-with-admin-scope');
     expect(client?.admin).toBe(false);
-    expect(await grantsOf('not-admin-with-admin-scope')).toEqual({});
+    // The flat list's `admin` could only ever be used at an ordinary API that defines it.
+    expect(await grantsOf('not-admin-with-admin-scope')).toEqual({ 'https://ops.example.test': ['admin'] });
   });
 
   it('drops clients.is_admin and keeps every client and resource server', async () => {
@@ -98,6 +104,7 @@ describe.each(REGISTRY_ENGINES)('client grants migration on $name', (engine) => 
     const resources = await sql<{ identifier: string }>`select identifier from resource_servers order by identifier`.execute(registry.db);
     expect(resources.rows.map((row) => row.identifier)).toEqual([
       'https://billing.example.test',
+      'https://ops.example.test',
       'https://orders.example.test',
       'https://unrelated.example.test',
       ADMIN_RESOURCE_IDENTIFIER,
