@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { sealLegacyAuditChain } from '../audit/audit-log.js';
 import { ConfigError, loadConfig, type Config } from '../config/load-config.js';
+import { loadAuditKeyring, type AuditKeyring } from '../keys/audit-key.js';
 import { generateKey, loadDigestKey, loadKeys, rotateKeys, SIGNING_ALGS, summarize, type SigningAlg } from '../keys/key-store.js';
 import { createLogger } from '../observability/logger.js';
 import { openCliDatabase, type RegistryDatabase } from '../registry/database.js';
@@ -19,7 +21,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../services/error
 import { createResource, deleteResource, getResource, listResources, resourceToJson, updateResource } from '../services/resources.service.js';
 import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, userToJson } from '../services/users.service.js';
 import { runAuditCommand } from './audit.command.js';
-import { AuditWriteError, isUndefinedTable, recordCliChange } from './cli-audit.js';
+import { AuditWriteError, isUndefinedTable, recordCliChange, type CliRegistry } from './cli-audit.js';
 import { runDbCommand } from './db.command.js';
 import { printResult, processIo, readStdinPassword, UsageError, type CliIo } from './output.js';
 import { runRegistrationCommand } from './registration.command.js';
@@ -198,11 +200,17 @@ function cliLogger(io: CliIo) {
   return createLogger({ logLevel: 'error' }, { write: (line: string) => io.stderr(line) });
 }
 
-async function withDatabase<T>(ctx: Context, run: (registry: RegistryDatabase) => Promise<T>): Promise<T> {
+/** The audit keys of KEYS_DIR (made on first use outside production), read once per command. */
+function auditKeysOf(config: Config): () => Promise<AuditKeyring> {
+  let keyring: Promise<AuditKeyring> | undefined;
+  return () => (keyring ??= loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production }));
+}
+
+async function withDatabase<T>(ctx: Context, run: (registry: CliRegistry) => Promise<T>): Promise<T> {
   const registry = await openCliDatabase(ctx.config, cliLogger(ctx.io));
   try {
     if (!ctx.config.production) await migrateToLatest(registry.db);
-    return await run(registry);
+    return await run(Object.assign(registry, { auditKeys: auditKeysOf(ctx.config) }));
   } finally {
     await registry.close();
   }
@@ -226,7 +234,7 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
       await withDatabase(ctx, async (registry) => {
         const { client, clientSecret } = await createClient(await clientDeps(ctx, registry), body);
         const out = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
-        await recordCliChange(registry.db, { action: 'client.create', target: `client:${client.clientId}`, details: { after: clientToJson(client) } }, () =>
+        await recordCliChange(registry, { action: 'client.create', target: `client:${client.clientId}`, details: { after: clientToJson(client) } }, () =>
           printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined),
         );
       });
@@ -256,7 +264,7 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
         const { client, clientSecret } = await updateClient(await clientDeps(ctx, registry), ids[0] ?? '', body);
         const out = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
         const details = { before, after: clientToJson(client), ...(clientSecret ? { secret_issued: true } : {}) };
-        await recordCliChange(registry.db, { action: 'client.update', target: `client:${client.clientId}`, details }, () =>
+        await recordCliChange(registry, { action: 'client.update', target: `client:${client.clientId}`, details }, () =>
           printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined),
         );
       });
@@ -267,7 +275,7 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
       await withDatabase(ctx, async (registry) => {
         const before = clientToJson(await getClient(registry.db, ids[0] ?? ''));
         await deleteClient(registry.db, ids[0] ?? '');
-        await recordCliChange(registry.db, { action: 'client.delete', target: `client:${before.client_id}`, details: { before } }, () =>
+        await recordCliChange(registry, { action: 'client.delete', target: `client:${before.client_id}`, details: { before } }, () =>
           printResult(io, json, { client_id: ids[0], deleted: true }),
         );
       });
@@ -278,7 +286,7 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
       await withDatabase(ctx, async (registry) => {
         const { client, clientSecret } = await rotateClientSecret(await clientDeps(ctx, registry), ids[0] ?? '');
         const details = { secret_rotated_at: client.secretRotatedAt?.toISOString() ?? null };
-        await recordCliChange(registry.db, { action: 'client.secret_rotate', target: `client:${client.clientId}`, details }, () =>
+        await recordCliChange(registry, { action: 'client.secret_rotate', target: `client:${client.clientId}`, details }, () =>
           printResult(io, json, { client_id: client.clientId, client_secret: clientSecret }, json ? undefined : SECRET_NOTE),
         );
       });
@@ -307,7 +315,7 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
       const input = body(values);
       await withDatabase(ctx, async (registry) => {
         const after = resourceToJson(await createResource(registry.db, input));
-        await recordCliChange(registry.db, { action: 'resource.create', target: `resource:${after.id}`, details: { after } }, () => printResult(io, json, after));
+        await recordCliChange(registry, { action: 'resource.create', target: `resource:${after.id}`, details: { after } }, () => printResult(io, json, after));
       });
       return;
     }
@@ -329,7 +337,7 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
       await withDatabase(ctx, async (registry) => {
         const before = resourceToJson(await getResource(registry.db, ids[0] ?? ''));
         const after = resourceToJson(await updateResource(registry.db, ids[0] ?? '', input));
-        await recordCliChange(registry.db, { action: 'resource.update', target: `resource:${after.id}`, details: { before, after } }, () =>
+        await recordCliChange(registry, { action: 'resource.update', target: `resource:${after.id}`, details: { before, after } }, () =>
           printResult(io, json, after),
         );
       });
@@ -340,7 +348,7 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
       await withDatabase(ctx, async (registry) => {
         const before = resourceToJson(await getResource(registry.db, ids[0] ?? ''));
         await deleteResource(registry.db, ids[0] ?? '');
-        await recordCliChange(registry.db, { action: 'resource.delete', target: `resource:${before.id}`, details: { before } }, () =>
+        await recordCliChange(registry, { action: 'resource.delete', target: `resource:${before.id}`, details: { before } }, () =>
           printResult(io, json, { id: ids[0], deleted: true }),
         );
       });
@@ -353,7 +361,7 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
 
 async function usersCommand(ctx: Context, sub: string | undefined, args: string[]): Promise<void> {
   const { io, json } = ctx;
-  const byId = async (run: (registry: RegistryDatabase, id: string) => Promise<void>) => {
+  const byId = async (run: (registry: CliRegistry, id: string) => Promise<void>) => {
     const { ids } = parse(args, JSON_FLAG, 1);
     await withDatabase(ctx, (registry) => run(registry, ids[0] ?? ''));
   };
@@ -383,7 +391,7 @@ async function usersCommand(ctx: Context, sub: string | undefined, args: string[
       };
       await withDatabase(ctx, async (registry) => {
         const after = userToJson(await createUser(registry.db, body));
-        await recordCliChange(registry.db, { action: 'user.create', target: `user:${after.id}`, details: { after } }, () => printResult(io, json, after));
+        await recordCliChange(registry, { action: 'user.create', target: `user:${after.id}`, details: { after } }, () => printResult(io, json, after));
       });
       return;
     }
@@ -404,7 +412,7 @@ async function usersCommand(ctx: Context, sub: string | undefined, args: string[
       await byId(async (registry, id) => {
         const before = userToJson(await getUser(registry.db, id));
         const after = userToJson(await (sub === 'disable' ? disableUser : enableUser)(registry.db, id));
-        await recordCliChange(registry.db, { action: `user.${sub}`, target: `user:${after.id}`, details: { before, after } }, () =>
+        await recordCliChange(registry, { action: `user.${sub}`, target: `user:${after.id}`, details: { before, after } }, () =>
           printResult(io, json, after),
         );
       });
@@ -413,7 +421,7 @@ async function usersCommand(ctx: Context, sub: string | undefined, args: string[
       await byId(async (registry, id) => {
         const before = userToJson(await getUser(registry.db, id));
         await deleteUser(registry.db, id);
-        await recordCliChange(registry.db, { action: 'user.delete', target: `user:${before.id}`, details: { before } }, () =>
+        await recordCliChange(registry, { action: 'user.delete', target: `user:${before.id}`, details: { before } }, () =>
           printResult(io, json, { id, deleted: true }),
         );
       });
@@ -444,7 +452,7 @@ async function recordKeyChange(ctx: Context, entry: Parameters<typeof recordCliC
     shown = true;
   };
   try {
-    await withDatabase(ctx, (registry) => recordCliChange(registry.db, entry, showOnce));
+    await withDatabase(ctx, (registry) => recordCliChange(registry, entry, showOnce));
   } catch (error) {
     showOnce();
     if (isUndefinedTable(error)) {
@@ -463,6 +471,7 @@ async function keysCommand(ctx: Context, sub: string | undefined, args: string[]
       const { values } = parse(args, options, 0);
       const key = await generateKey(config.keysDir, parseAlg(values) ?? 'RS256');
       await loadDigestKey(config.keysDir, { generateIfMissing: true });
+      await loadAuditKeyring(config.keysDir, { generateIfMissing: true });
       const out = { ...summarize(key), keys_dir: config.keysDir };
       await recordKeyChange(ctx, { action: 'keys.generate', target: `key:${key.kid}`, details: { created: summarize(key), keys_dir: config.keysDir } }, () =>
         printResult(io, json, out),
@@ -516,7 +525,9 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
         const registry = await openCliDatabase(config, logger);
         try {
           const applied = await migrateToLatest(registry.db);
-          printResult(io, json, { applied, status: applied.length > 0 ? 'migrated' : 'up to date' });
+          // An upgraded log's unkeyed rows are sealed by a keyed row after them (needs the audit key).
+          const sealed = await sealLegacyAuditChain(registry.db, await loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production }));
+          printResult(io, json, { applied, status: applied.length > 0 ? 'migrated' : 'up to date', ...(sealed ? { audit_log: 'unkeyed rows sealed' } : {}) });
         } finally {
           await registry.close();
         }
@@ -535,7 +546,7 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
         await usersCommand(ctx, sub, rest);
         return 0;
       case 'audit':
-        return await runAuditCommand({ io, json, withDatabase: (run) => withDatabase(ctx, run) }, sub, rest);
+        return await runAuditCommand({ io, json, config, withDatabase: (run) => withDatabase(ctx, run) }, sub, rest);
       case 'db':
         return await runDbCommand({ io, json, config, openDatabase: () => openCliDatabase(config, cliLogger(io)) }, sub, rest);
       case 'registration':

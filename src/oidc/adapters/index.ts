@@ -5,6 +5,7 @@ import { rethrowUnreachable, type Dependency } from '../../services/unavailable.
 import type { EphemeralStore } from '../../store/ephemeral-store.js';
 import { createClientAdapter, type ClientAdapterDeps } from './client-adapter.js';
 import { createDurableAdapter, DURABLE_MODELS } from './durable-adapter.js';
+import { providerRequest } from './rotation-scope.js';
 import { createStoreAdapter } from './store-adapter.js';
 
 /**
@@ -13,7 +14,7 @@ import { createStoreAdapter } from './store-adapter.js';
  * ephemeral store.
  */
 export function createAdapterFactory(deps: ClientAdapterDeps & { store: EphemeralStore; db: Kysely<Database> }): (model: string) => Adapter {
-  const clientAdapter = guardAdapter(createClientAdapter(deps), 'database');
+  const clientAdapter = guardAdapter(createClientAdapter({ currentRequest: providerRequest, ...deps }), 'database');
   return (model: string) => {
     if (model === 'Client') return clientAdapter;
     if (DURABLE_MODELS.has(model)) return guardAdapter(createDurableAdapter(model, deps.db), 'database');
