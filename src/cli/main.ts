@@ -40,7 +40,7 @@ const USAGE = `Usage: gatehouse <command> [options] [--json]
   users create --email EMAIL --password-stdin [--name NAME]
   users list | get ID | disable ID | enable ID | delete ID
   registration token create [--expires-in SECONDS]   (an initial access token for POST /reg; 1 day unless said)
-  audit tail [--since ISO-TIME] [--limit N] | audit verify
+  audit tail [--since ISO-TIME] [--limit N] | audit verify [--checkpoint FILE] | audit checkpoint | audit rotate-key
   db roles --owner NAME --runtime NAME [--runtime-password-stdin] [--sql]
 
 users create reads the password from standard input and drops one trailing newline; passwords are
@@ -53,7 +53,12 @@ resource server that caches the JWKS sees a key before any token carries it.
 
 Every change (clients, resources, users, keys, db roles) is recorded in the audit log as cli:<os user>.
 audit tail prints the last rows (100 unless --limit), oldest first; audit verify recomputes the
-hash chain and exits 1 naming the first row where it breaks.
+keyed hash chain (HMAC-SHA-256 with the audit keys in KEYS_DIR) and exits 1 naming the first row
+where it breaks. audit checkpoint verifies the chain and prints its head (seq, hash, time) signed
+with the audit key: keep it outside the database; audit verify --checkpoint FILE (the JWS or that
+--json output) also exits 1 when the log has lost the newest rows or a row before the checkpoint
+changed. audit rotate-key makes a new audit key, which keys every row from its own record on; old
+keys stay in KEYS_DIR to verify the rows they keyed.
 
 db roles (as a superuser, after migrate) creates the schema owner, which owns every table and runs
 the migrations from then on, and the runtime role the server connects as: SELECT, INSERT, UPDATE
