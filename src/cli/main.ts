@@ -3,7 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { sealLegacyAuditChain } from '../audit/audit-log.js';
 import { ConfigError, loadConfig, type Config } from '../config/load-config.js';
 import { loadAuditKeyring, type AuditKeyring } from '../keys/audit-key.js';
-import { generateKey, loadDigestKey, loadKeys, rotateKeys, SIGNING_ALGS, summarize, type SigningAlg } from '../keys/key-store.js';
+import { generateKey, KeyStoreError, loadDigestKey, loadKeys, rotateKeys, SIGNING_ALGS, summarize, type SigningAlg } from '../keys/key-store.js';
 import { createLogger } from '../observability/logger.js';
 import { openCliDatabase, type RegistryDatabase } from '../registry/database.js';
 import { migrateToLatest } from '../registry/migrate.js';
@@ -531,7 +531,12 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
         try {
           const applied = await migrateToLatest(registry.db);
           // An upgraded log's unkeyed rows are sealed by a keyed row after them (needs the audit key).
-          const sealed = await sealLegacyAuditChain(registry.db, await loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production }));
+          const auditKeys = await loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production }).catch((error: unknown) => {
+            if (!(error instanceof KeyStoreError)) throw error;
+            io.stderr(`gatehouse: note: ${error.message}; until then the audit log's rows are not keyed\n`);
+            return undefined;
+          });
+          const sealed = auditKeys ? await sealLegacyAuditChain(registry.db, auditKeys) : false;
           printResult(io, json, { applied, status: applied.length > 0 ? 'migrated' : 'up to date', ...(sealed ? { audit_log: 'unkeyed rows sealed' } : {}) });
         } finally {
           await registry.close();
