@@ -130,6 +130,55 @@ describe('gatehouse audit', () => {
     expectOneLineError(human, 1, new RegExp(`seq ${target}`));
   });
 
+  it('upgrading production: migrate says the audit key is missing, and audit rotate-key makes it and seals the unkeyed rows', async () => {
+    const database = await createTestDatabase();
+    const keysDir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-upgrade-keys-'));
+    try {
+      const production = {
+        ...env,
+        NODE_ENV: 'production',
+        DATABASE_URL: database.url,
+        REDIS_URL: TEST_REDIS_URL,
+        COOKIE_KEYS: 'audit-cli-cookie-key-0123456789abcdefghij',
+        ISSUER: 'https://issuer.audit.test',
+        KEYS_DIR: keysDir,
+      };
+      const migrated = await runCliCapture(['migrate', '--json'], production);
+      expect(migrated.code).toBe(0);
+      expect(JSON.parse(migrated.stdout)).toMatchObject({ status: 'migrated' });
+      expectOneLineError(migrated, 0, /no audit key .*audit rotate-key/);
+      // Rows as the version before the key wrote them: unkeyed SHA-256 hashes.
+      const client = new pg.Client({ connectionString: database.url });
+      await client.connect();
+      try {
+        let prev = AUDIT_GENESIS_HASH;
+        for (let i = 0; i < 2; i += 1) {
+          const content = { at: new Date(Date.UTC(2026, 10, 30, 9, 0, i)), actor: 'cli:old', action: 'client.update', target: null, request_id: null, ip: null, details: { i } };
+          const hash = auditRowHash(prev, content);
+          await client.query(`insert into audit_log (at, actor, action, details, prev_hash, hash) values ($1, $2, $3, $4::jsonb, $5, $6)`, [
+            content.at,
+            content.actor,
+            content.action,
+            JSON.stringify(content.details),
+            prev,
+            hash,
+          ]);
+          prev = hash;
+        }
+      } finally {
+        await client.end();
+      }
+      expectOneLineError(await runCliCapture(['audit', 'verify'], production), 1, /no audit key/);
+      const rotated = await cliJson<{ kid: string }>(['audit', 'rotate-key'], production);
+      expect(await cliJson(['audit', 'verify'], production)).toMatchObject({ ok: true, rows: 3, legacy_rows: 2 });
+      const rows = await cliJson<AuditRow[]>(['audit', 'tail'], production);
+      expect(rows.map((r) => r.kid)).toEqual([null, null, rotated.kid]);
+    } finally {
+      await database.drop();
+      await rm(keysDir, { recursive: true, force: true });
+    }
+  });
+
   it('a key made before the first migrate is said on stderr, not refused', async () => {
     const database = await createTestDatabase();
     try {
