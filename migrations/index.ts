@@ -5,6 +5,7 @@ import * as createAuditLog from './2026_11_23_140000_create_audit_log.js';
 import * as clientGrants from './2026_12_03_100000_client_grants.js';
 import * as digestStoredTokens from './2026_12_03_110000_digest_stored_tokens.js';
 import * as normaliseEmails from './2026_12_03_120000_normalise_emails.js';
+import * as keyAuditChain from './2026_12_03_130000_key_audit_chain.js';
 
 /** Every migration, by name; names sort in the order they run. Add new ones here; never edit old ones. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '2026_12_03_100000_client_grants': clientGrants,
   '2026_12_03_110000_digest_stored_tokens': digestStoredTokens,
   '2026_12_03_120000_normalise_emails': normaliseEmails,
+  '2026_12_03_130000_key_audit_chain': keyAuditChain,
 };

@@ -1,6 +1,7 @@
 import cluster from 'node:cluster';
 import { ConfigError, loadConfig, type Config } from './config/load-config.js';
 import { runPrimary } from './cluster.js';
+import { loadAuditKeyring } from './keys/audit-key.js';
 import { loadDigestKey, loadSigningJwks } from './keys/key-store.js';
 import { createLogger, wantsPrettyLogs } from './observability/logger.js';
 import { openServerDatabase } from './registry/database.js';
@@ -29,6 +30,7 @@ function readConfig(): Config | undefined {
 /** What the workers would race over, done once by the primary: dev migrations and first keys. */
 async function preparePrimary(config: Config, logger: ReturnType<typeof createLogger>): Promise<void> {
   await loadDigestKey(config.keysDir, { generateIfMissing: !config.production });
+  await loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production });
   await loadSigningJwks(config.keysDir, { generateIfMissing: !config.production });
   if (!config.production) {
     const registry = await openServerDatabase(config, logger);

@@ -4,12 +4,13 @@ import net, { type AddressInfo } from 'node:net';
 import type { Config } from './config/load-config.js';
 import { createAccountService } from './accounts/accounts.js';
 import { createAdminRoutes } from './admin/admin.routes.js';
-import { createAuditSink } from './audit/audit-log.js';
+import { createAuditSink, sealLegacyAuditChain } from './audit/audit-log.js';
 import { purgeExpiredDurableRows } from './oidc/adapters/durable-adapter.js';
 import { createApp } from './http/app.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
 import { createLoginLimiter } from './interactions/login-limiter.js';
 import { createPages } from './oidc/pages.js';
+import { loadAuditKeyring } from './keys/audit-key.js';
 import { keyState, loadDigestKey, loadKeys } from './keys/key-store.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics, createMetricsServer } from './observability/metrics.js';
@@ -51,6 +52,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     logger.warn('COOKIE_KEYS is not set: using random cookie keys for this start (sessions end on restart)');
   }
   const digestKey = await loadDigestKey(config.keysDir, { generateIfMissing: !config.production });
+  const auditKeys = await loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production });
 
   const metrics = createMetrics({
     keyAges: async () => {
@@ -65,6 +67,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       const applied = await migrateToLatest(registry.db);
       if (applied.length > 0) logger.info({ applied }, 'migrations applied');
     }
+    // Rows from before the audit chain was keyed are sealed by a keyed row after them.
+    await sealLegacyAuditChain(registry.db, auditKeys).then(
+      (sealed) => sealed && logger.info('audit log: the rows written before the chain was keyed are sealed by a keyed row'),
+      (error: unknown) => logger.warn({ err: { message: (error as Error)?.message ?? String(error) } }, 'audit log: unkeyed rows could not be sealed'),
+    );
     const redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;
     if (redis) {
       store = createRedisStore(redis);
@@ -76,7 +83,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     const cache = createRegistryCache({ registry, logger, pollMs: config.registryPollMs });
     const accounts = createAccountService({ db: registry.db, logger });
     const pages = createPages();
-    const audit = createAuditSink(registry.db, logger);
+    const audit = createAuditSink(registry.db, auditKeys, logger);
     const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, metrics });
     const interactions = createInteractionRoutes({
       provider: () => host.provider,

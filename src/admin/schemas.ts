@@ -70,7 +70,9 @@ export const auditEntryOut = z.object({
   ip: z.string().nullable(),
   details: z.record(z.string(), z.unknown()),
   prev_hash: z.string(),
+  /** HMAC-SHA-256 with the audit key `kid` (SHA-256 for a row from before the chain was keyed, whose kid is null). */
   hash: z.string(),
+  kid: z.string().nullable(),
 });
 
 /** Every schema the document names, by component name. */

@@ -1,5 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
+import type { AuditKey, AuditKeyring } from '../keys/audit-key.js';
 import type { Logger } from '../observability/logger.js';
 import type { AuditLogRow, Database } from '../registry/tables.js';
 
@@ -40,6 +41,8 @@ export interface AuditRecord {
   details: Record<string, unknown>;
   prevHash: string;
   hash: string;
+  /** The audit key the row's hash is an HMAC with; null for a row written before the chain was keyed. */
+  kid: string | null;
 }
 
 /** Key names (compared lower-case, without `_` and `-`) that never reach the log. */
@@ -116,10 +119,30 @@ interface HashedContent {
   details: Record<string, unknown>;
 }
 
-/** sha256(prev_hash + canonical JSON of the row's content), hex. */
+/**
+ * The hash of a row written before the chain was keyed (kid null): sha256(prev_hash + canonical
+ * JSON of the row's content), hex. Anyone can recompute it, so such rows are trusted only as the
+ * prefix that the first keyed row seals (see verifyAuditChain).
+ */
 export function auditRowHash(prevHash: string, content: HashedContent): string {
   const canonical = canonicalJson({ ...content, at: content.at.toISOString() });
   return createHash('sha256').update(prevHash).update(canonical).digest('hex');
+}
+
+/**
+ * The hash of a keyed row: HMAC-SHA-256 with the audit key over prev_hash and the canonical JSON of
+ * the row's content and kid, hex. Without the key (kept in KEYS_DIR, not in the database) no row can
+ * be rewritten or forged with a hash that verifies.
+ */
+export function auditRowMac(key: AuditKey, prevHash: string, content: HashedContent): string {
+  const canonical = canonicalJson({ ...content, at: content.at.toISOString(), kid: key.kid });
+  return createHmac('sha256', key.secret).update(prevHash).update(canonical).digest('hex');
+}
+
+function sameHash(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 function toAuditRecord(row: AuditLogRow): AuditRecord {
@@ -134,6 +157,7 @@ function toAuditRecord(row: AuditLogRow): AuditRecord {
     details: row.details,
     prevHash: row.prev_hash,
     hash: row.hash,
+    kid: row.kid,
   };
 }
 
@@ -150,23 +174,34 @@ export function auditToJson(record: AuditRecord) {
     details: record.details,
     prev_hash: record.prevHash,
     hash: record.hash,
+    kid: record.kid,
   };
 }
 
 export type AuditJson = ReturnType<typeof auditToJson>;
 
-async function appendIn(trx: Transaction<Database>, entry: AuditEntry): Promise<AuditRecord> {
+/** The key a new row is keyed with: the newest known, after reloading when the last row names a key this process has not seen. */
+async function keyForAppend(keyring: AuditKeyring, headKid: string | null): Promise<AuditKey> {
+  if (headKid !== null && !keyring.keys().some((key) => key.kid === headKid)) await keyring.reload();
+  const keys = keyring.keys();
+  const current = keys[keys.length - 1];
+  if (!current) throw new Error('audit log: no audit key');
+  return current;
+}
+
+async function appendIn(trx: Transaction<Database>, keyring: AuditKeyring, entry: AuditEntry): Promise<AuditRecord> {
   // Held until this transaction ends: the next appender reads the last hash only after we commit.
   await sql`select pg_advisory_xact_lock(${AUDIT_APPEND_LOCK})`.execute(trx);
   // A statement after the lock sees every row committed before it (read committed takes a new
   // snapshot per statement). The time comes from the database, to the millisecond, so that it
   // reads back exactly as it was hashed and follows seq order whichever node appends.
-  const { rows } = await sql<{ prev_hash: string | null; at: Date }>`
-    select (select hash from audit_log order by seq desc limit 1) as prev_hash,
-           date_trunc('milliseconds', clock_timestamp()) as at`.execute(trx);
+  const { rows } = await sql<{ prev_hash: string | null; kid: string | null; at: Date }>`
+    select head_row.hash as prev_hash, head_row.kid, date_trunc('milliseconds', clock_timestamp()) as at
+    from (select 1) as one left join (select hash, kid from audit_log order by seq desc limit 1) as head_row on true`.execute(trx);
   const head = rows[0];
   if (!head) throw new Error('audit log: no answer for the chain head');
   const prevHash = head.prev_hash ?? AUDIT_GENESIS_HASH;
+  const key = await keyForAppend(keyring, head.kid);
   // Through JSON first, so that what is redacted and hashed is exactly what jsonb gives back
   // (plain objects only, no undefined, Dates as text).
   const details = redactSecrets(JSON.parse(JSON.stringify(entry.details ?? {})) as Record<string, unknown>);
@@ -181,23 +216,24 @@ async function appendIn(trx: Transaction<Database>, entry: AuditEntry): Promise<
   };
   const row = await trx
     .insertInto('audit_log')
-    .values({ ...content, details: JSON.stringify(details), prev_hash: prevHash, hash: auditRowHash(prevHash, content) })
+    .values({ ...content, details: JSON.stringify(details), prev_hash: prevHash, hash: auditRowMac(key, prevHash, content), kid: key.kid })
     .returningAll()
     .executeTakeFirstOrThrow();
   return toAuditRecord(row);
 }
 
 /**
- * Appends one row to the audit log, chained to the last one. Appends are serialized across
- * processes by a transaction-scoped advisory lock (PostgreSQL and PGlite). Given a transaction, the
- * row is written in it (and the lock held until it ends), so a change and its record commit together.
+ * Appends one row to the audit log, chained to the last one and keyed with the newest audit key.
+ * Appends are serialized across processes by a transaction-scoped advisory lock (PostgreSQL and
+ * PGlite). Given a transaction, the row is written in it (and the lock held until it ends), so a
+ * change and its record commit together.
  *
  * @example
- * await appendAudit(db, { actor: 'cli:ada', action: 'client.create', target: clientId, details: { after } });
+ * await appendAudit(db, auditKeys, { actor: 'cli:ada', action: 'client.create', target: clientId, details: { after } });
  */
-export function appendAudit(db: Db, entry: AuditEntry): Promise<AuditRecord> {
-  if (db.isTransaction) return appendIn(db as Transaction<Database>, entry);
-  return db.transaction().execute((trx) => appendIn(trx, entry));
+export function appendAudit(db: Db, keyring: AuditKeyring, entry: AuditEntry): Promise<AuditRecord> {
+  if (db.isTransaction) return appendIn(db as Transaction<Database>, keyring, entry);
+  return db.transaction().execute((trx) => appendIn(trx, keyring, entry));
 }
 
 export const AUDIT_TAIL_DEFAULT_LIMIT = 100;
@@ -219,33 +255,57 @@ export async function tailAudit(db: Db, options: { since?: Date | undefined; lim
   return rows.reverse().map(toAuditRecord);
 }
 
-export type AuditVerification = { ok: true; rows: number } | { ok: false; brokenAt: number; reason: string };
+/** The last row of a chain that verified: what a checkpoint anchors. */
+export interface AuditHead {
+  seq: number;
+  hash: string;
+  at: Date;
+}
+
+export type AuditVerification =
+  | {
+      ok: true;
+      rows: number;
+      /** Rows written before the chain was keyed (kid null): the prefix the first keyed row seals. */
+      legacyRows: number;
+      /** The last row, or null for an empty log. */
+      head: AuditHead | null;
+    }
+  | { ok: false; brokenAt: number; reason: string };
 
 const VERIFY_BATCH = 1000;
 
 /**
  * Recomputes the chain in seq order and reports the first row where it breaks: a row whose
- * content no longer matches its hash (edited), or whose prev_hash is not the hash of the row
- * before it (a row before it was removed, inserted or reordered). Removing the newest rows
- * cannot be seen from the chain alone.
+ * content no longer matches its hash (edited, or its hash recomputed without the key), whose
+ * prev_hash is not the hash of the row before it (a row before it was removed, inserted or
+ * reordered), that is keyed with a key not in the keyring or older than the key of the row before
+ * it, or that is unkeyed after the chain was keyed. Unkeyed rows (from before the key) are accepted
+ * only as the prefix of the log, and counted. Removing the newest rows cannot be seen from the chain
+ * alone: verify against a checkpoint for that (see audit-checkpoint.ts).
  */
-export async function verifyAuditChain(db: Db): Promise<AuditVerification> {
+export async function verifyAuditChain(db: Db, keyring: AuditKeyring): Promise<AuditVerification> {
+  const keys = keyring.keys();
+  const keyIndex = new Map(keys.map((key, index) => [key.kid, index]));
   let expectedPrev = AUDIT_GENESIS_HASH;
   let lastSeq: number | undefined;
+  let head: AuditHead | null = null;
   let count = 0;
+  let legacy = 0;
+  // The index of the key of the last keyed row; -1 while the chain is still in its unkeyed prefix.
+  let lastKey = -1;
   for (;;) {
     let query = db.selectFrom('audit_log').selectAll().orderBy('seq', 'asc').limit(VERIFY_BATCH);
     if (lastSeq !== undefined) query = query.where('seq', '>', lastSeq);
     const rows = (await query.execute()).map(toAuditRecord);
     for (const row of rows) {
+      const broken = (reason: string) => ({ ok: false as const, brokenAt: row.seq, reason });
       if (row.prevHash !== expectedPrev) {
-        return {
-          ok: false,
-          brokenAt: row.seq,
-          reason: count === 0 ? 'the first row does not start from the genesis hash (rows before it were removed)' : 'prev_hash is not the hash of the row before it (a row was removed or reordered)',
-        };
+        return broken(
+          count === 0 ? 'the first row does not start from the genesis hash (rows before it were removed)' : 'prev_hash is not the hash of the row before it (a row was removed or reordered)',
+        );
       }
-      const recomputed = auditRowHash(row.prevHash, {
+      const content: HashedContent = {
         at: row.at,
         actor: row.actor,
         action: row.action,
@@ -253,14 +313,57 @@ export async function verifyAuditChain(db: Db): Promise<AuditVerification> {
         request_id: row.requestId,
         ip: row.ip,
         details: row.details,
-      });
-      if (recomputed !== row.hash) return { ok: false, brokenAt: row.seq, reason: 'hash does not match the row content (the row was altered)' };
+      };
+      if (row.kid === null) {
+        if (lastKey >= 0) return broken('an unkeyed row after the chain was keyed (it was inserted without the audit key)');
+        if (!sameHash(auditRowHash(row.prevHash, content), row.hash)) return broken('hash does not match the row content (the row was altered)');
+        legacy += 1;
+      } else {
+        const index = keyIndex.get(row.kid);
+        const key = index === undefined ? undefined : keys[index];
+        if (index === undefined || !key) return broken(`keyed with audit key ${row.kid}, which is not in KEYS_DIR (a forged row, or the wrong keys directory)`);
+        if (index < lastKey) return broken(`keyed with audit key ${row.kid}, older than the key of the row before it (the chain never goes back to a retired key)`);
+        if (!sameHash(auditRowMac(key, row.prevHash, content), row.hash)) return broken('hash does not match the row content (the row was altered)');
+        lastKey = index;
+      }
       expectedPrev = row.hash;
       lastSeq = row.seq;
+      head = { seq: row.seq, hash: row.hash, at: row.at };
       count += 1;
     }
-    if (rows.length < VERIFY_BATCH) return { ok: true, rows: count };
+    if (rows.length < VERIFY_BATCH) {
+      // Unkeyed rows are trusted only as what the first keyed row seals: a log that is all unkeyed
+      // could have been rewritten whole by whoever can write to the database.
+      if (legacy > 0 && lastKey < 0) {
+        return {
+          ok: false,
+          brokenAt: head?.seq ?? 0,
+          reason: 'no row is keyed: unkeyed rows are trusted only before a keyed row (run gatehouse migrate, which seals them, on an upgraded log)',
+        };
+      }
+      return { ok: true, rows: count, legacyRows: legacy, head };
+    }
   }
+}
+
+/**
+ * Seals the unkeyed rows of a log written before the chain was keyed: when the last row is unkeyed,
+ * appends a keyed `audit.chain_keyed` row after it. Its HMAC covers the last unkeyed hash, so none of
+ * those rows can change from then on without the key. Returns whether a row was appended.
+ */
+export async function sealLegacyAuditChain(db: Kysely<Database>, keyring: AuditKeyring): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${AUDIT_APPEND_LOCK})`.execute(trx);
+    const last = await trx.selectFrom('audit_log').select(['kid']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    if (!last || last.kid !== null) return false;
+    const { count } = await trx
+      .selectFrom('audit_log')
+      .select((eb) => eb.fn.countAll<string>().as('count'))
+      .where('kid', 'is', null)
+      .executeTakeFirstOrThrow();
+    await appendIn(trx, keyring, { actor: 'system', action: 'audit.chain_keyed', details: { legacy_rows: Number(count) } });
+    return true;
+  });
 }
 
 /** Records security events from request paths: never throws into the request. */
@@ -273,14 +376,14 @@ export interface AuditSink {
  * logged as an error, never thrown, so auditing cannot break a sign-in or a token request.
  *
  * @example
- * const audit = createAuditSink(registry.db, logger);
+ * const audit = createAuditSink(registry.db, auditKeys, logger);
  * await audit.record({ actor: `user:${id}`, action: 'signin.success', ip: ctx.ip });
  */
-export function createAuditSink(db: Kysely<Database>, logger: Logger): AuditSink {
+export function createAuditSink(db: Kysely<Database>, keyring: AuditKeyring, logger: Logger): AuditSink {
   return {
     async record(entry) {
       try {
-        await appendAudit(db, entry);
+        await appendAudit(db, keyring, entry);
       } catch (error) {
         logger.error({ err: { message: (error as Error)?.message ?? String(error) }, action: entry.action }, 'audit record could not be written');
       }

@@ -1,7 +1,12 @@
 import os from 'node:os';
-import type { Kysely } from 'kysely';
 import { appendAudit, type AuditEntry } from '../audit/audit-log.js';
-import type { Database } from '../registry/tables.js';
+import type { AuditKeyring } from '../keys/audit-key.js';
+import type { RegistryDatabase } from '../registry/database.js';
+
+/** The registry as CLI commands get it: with the audit keys of KEYS_DIR, read when first needed. */
+export interface CliRegistry extends RegistryDatabase {
+  auditKeys(): Promise<AuditKeyring>;
+}
 
 /** The change was made, but its audit record could not be written. */
 export class AuditWriteError extends Error {
@@ -24,10 +29,10 @@ export function cliActor(): string {
  * Records a change the CLI made, then shows its result. The result is shown even when the record
  * fails (it may hold a secret shown only once); the failure is then thrown as an AuditWriteError.
  */
-export async function recordCliChange(db: Kysely<Database>, entry: Omit<AuditEntry, 'actor'>, show: () => void): Promise<void> {
+export async function recordCliChange(registry: CliRegistry, entry: Omit<AuditEntry, 'actor'>, show: () => void): Promise<void> {
   let failure: unknown;
   try {
-    await appendAudit(db, { ...entry, actor: cliActor() });
+    await appendAudit(registry.db, await registry.auditKeys(), { ...entry, actor: cliActor() });
   } catch (error) {
     failure = error;
   }

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { appendAudit } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
+import { loadAuditKeyring } from '../keys/audit-key.js';
 import type { RegistryDatabase } from '../registry/database.js';
 import {
   applyDatabaseRolesPlan,
@@ -100,11 +101,12 @@ export async function runDbCommand(deps: DbCommandDeps, sub: string | undefined,
       else io.stdout(script);
       return 0;
     }
+    const auditKeys = await loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production });
     const plan = await registry.db.transaction().execute(async (trx) => {
       const planned = await planDatabaseRoles(trx, options);
       await applyDatabaseRolesPlan(trx, planned);
       // In the same transaction: the change and its record commit together.
-      await appendAudit(trx, {
+      await appendAudit(trx, auditKeys, {
         actor: cliActor(),
         action: 'db.roles',
         target: `database:${planned.database}`,

@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { sealLegacyAuditChain } from '../audit/audit-log.js';
 import { ConfigError, loadConfig, type Config } from '../config/load-config.js';
-import { generateKey, loadDigestKey, loadKeys, rotateKeys, SIGNING_ALGS, summarize, type SigningAlg } from '../keys/key-store.js';
+import { loadAuditKeyring, type AuditKeyring } from '../keys/audit-key.js';
+import { generateKey, KeyStoreError, loadDigestKey, loadKeys, rotateKeys, SIGNING_ALGS, summarize, type SigningAlg } from '../keys/key-store.js';
 import { createLogger } from '../observability/logger.js';
 import { openCliDatabase, type RegistryDatabase } from '../registry/database.js';
 import { migrateToLatest } from '../registry/migrate.js';
@@ -21,7 +23,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../services/error
 import { createResource, deleteResource, getResource, listResources, resourceToJson, updateResource } from '../services/resources.service.js';
 import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, userToJson } from '../services/users.service.js';
 import { runAuditCommand } from './audit.command.js';
-import { AuditWriteError, isUndefinedTable, recordCliChange } from './cli-audit.js';
+import { AuditWriteError, isUndefinedTable, recordCliChange, type CliRegistry } from './cli-audit.js';
 import { runDbCommand } from './db.command.js';
 import { printResult, processIo, readStdinPassword, UsageError, type CliIo } from './output.js';
 import { runRegistrationCommand } from './registration.command.js';
@@ -41,7 +43,7 @@ const USAGE = `Usage: gatehouse <command> [options] [--json]
   users create --email EMAIL --password-stdin [--name NAME]
   users list | get ID | disable ID | enable ID | delete ID
   registration token create [--expires-in SECONDS]   (an initial access token for POST /reg; 1 day unless said)
-  audit tail [--since ISO-TIME] [--limit N] | audit verify
+  audit tail [--since ISO-TIME] [--limit N] | audit verify [--checkpoint FILE] | audit checkpoint | audit rotate-key
   db roles --owner NAME --runtime NAME [--runtime-password-stdin] [--sql]
 
 A client gets access tokens only for the APIs it holds a grant for, and only with that grant's
@@ -60,7 +62,12 @@ resource server that caches the JWKS sees a key before any token carries it.
 
 Every change (clients, resources, users, keys, db roles) is recorded in the audit log as cli:<os user>.
 audit tail prints the last rows (100 unless --limit), oldest first; audit verify recomputes the
-hash chain and exits 1 naming the first row where it breaks.
+keyed hash chain (HMAC-SHA-256 with the audit keys in KEYS_DIR) and exits 1 naming the first row
+where it breaks. audit checkpoint verifies the chain and prints its head (seq, hash, time) signed
+with the audit key: keep it outside the database; audit verify --checkpoint FILE (the JWS or that
+--json output) also exits 1 when the log has lost the newest rows or a row before the checkpoint
+changed. audit rotate-key makes a new audit key, which keys every row from its own record on; old
+keys stay in KEYS_DIR to verify the rows they keyed.
 
 db roles (as a superuser, after migrate) creates the schema owner, which owns every table and runs
 the migrations from then on, and the runtime role the server connects as: SELECT, INSERT, UPDATE
@@ -212,11 +219,17 @@ function cliLogger(io: CliIo) {
   return createLogger({ logLevel: 'error' }, { write: (line: string) => io.stderr(line) });
 }
 
-async function withDatabase<T>(ctx: Context, run: (registry: RegistryDatabase) => Promise<T>): Promise<T> {
+/** The audit keys of KEYS_DIR (made on first use outside production), read once per command. */
+function auditKeysOf(config: Config): () => Promise<AuditKeyring> {
+  let keyring: Promise<AuditKeyring> | undefined;
+  return () => (keyring ??= loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production }));
+}
+
+async function withDatabase<T>(ctx: Context, run: (registry: CliRegistry) => Promise<T>): Promise<T> {
   const registry = await openCliDatabase(ctx.config, cliLogger(ctx.io));
   try {
     if (!ctx.config.production) await migrateToLatest(registry.db);
-    return await run(registry);
+    return await run(Object.assign(registry, { auditKeys: auditKeysOf(ctx.config) }));
   } finally {
     await registry.close();
   }
@@ -240,7 +253,7 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
       await withDatabase(ctx, async (registry) => {
         const { client, clientSecret } = await createClient(await clientDeps(ctx, registry), body);
         const out = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
-        await recordCliChange(registry.db, { action: 'client.create', target: `client:${client.clientId}`, details: { after: clientToJson(client) } }, () =>
+        await recordCliChange(registry, { action: 'client.create', target: `client:${client.clientId}`, details: { after: clientToJson(client) } }, () =>
           printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined),
         );
       });
@@ -270,7 +283,7 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
         const { client, clientSecret } = await updateClient(await clientDeps(ctx, registry), ids[0] ?? '', body);
         const out = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
         const details = { before, after: clientToJson(client), ...(clientSecret ? { secret_issued: true } : {}) };
-        await recordCliChange(registry.db, { action: 'client.update', target: `client:${client.clientId}`, details }, () =>
+        await recordCliChange(registry, { action: 'client.update', target: `client:${client.clientId}`, details }, () =>
           printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined),
         );
       });
@@ -281,7 +294,7 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
       await withDatabase(ctx, async (registry) => {
         const before = clientToJson(await getClient(registry.db, ids[0] ?? ''));
         await deleteClient(registry.db, ids[0] ?? '');
-        await recordCliChange(registry.db, { action: 'client.delete', target: `client:${before.client_id}`, details: { before } }, () =>
+        await recordCliChange(registry, { action: 'client.delete', target: `client:${before.client_id}`, details: { before } }, () =>
           printResult(io, json, { client_id: ids[0], deleted: true }),
         );
       });
@@ -292,7 +305,7 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
       await withDatabase(ctx, async (registry) => {
         const { client, clientSecret } = await rotateClientSecret(await clientDeps(ctx, registry), ids[0] ?? '');
         const details = { secret_rotated_at: client.secretRotatedAt?.toISOString() ?? null };
-        await recordCliChange(registry.db, { action: 'client.secret_rotate', target: `client:${client.clientId}`, details }, () =>
+        await recordCliChange(registry, { action: 'client.secret_rotate', target: `client:${client.clientId}`, details }, () =>
           printResult(io, json, { client_id: client.clientId, client_secret: clientSecret }, json ? undefined : SECRET_NOTE),
         );
       });
@@ -313,7 +326,7 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
             : await revokeClientGrant(deps, ids[0] ?? '', resource);
         const after = clientToJson(client);
         const action = sub === 'grant' ? 'client.grant' : 'client.revoke_grant';
-        await recordCliChange(registry.db, { action, target: `client:${client.clientId}`, details: { resource, before: before.grants, after: after.grants } }, () =>
+        await recordCliChange(registry, { action, target: `client:${client.clientId}`, details: { resource, before: before.grants, after: after.grants } }, () =>
           printResult(io, json, after),
         );
       });
@@ -342,7 +355,7 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
       const input = body(values);
       await withDatabase(ctx, async (registry) => {
         const after = resourceToJson(await createResource(registry.db, input));
-        await recordCliChange(registry.db, { action: 'resource.create', target: `resource:${after.id}`, details: { after } }, () => printResult(io, json, after));
+        await recordCliChange(registry, { action: 'resource.create', target: `resource:${after.id}`, details: { after } }, () => printResult(io, json, after));
       });
       return;
     }
@@ -364,7 +377,7 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
       await withDatabase(ctx, async (registry) => {
         const before = resourceToJson(await getResource(registry.db, ids[0] ?? ''));
         const after = resourceToJson(await updateResource(registry.db, ids[0] ?? '', input));
-        await recordCliChange(registry.db, { action: 'resource.update', target: `resource:${after.id}`, details: { before, after } }, () =>
+        await recordCliChange(registry, { action: 'resource.update', target: `resource:${after.id}`, details: { before, after } }, () =>
           printResult(io, json, after),
         );
       });
@@ -375,7 +388,7 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
       await withDatabase(ctx, async (registry) => {
         const before = resourceToJson(await getResource(registry.db, ids[0] ?? ''));
         await deleteResource(registry.db, ids[0] ?? '');
-        await recordCliChange(registry.db, { action: 'resource.delete', target: `resource:${before.id}`, details: { before } }, () =>
+        await recordCliChange(registry, { action: 'resource.delete', target: `resource:${before.id}`, details: { before } }, () =>
           printResult(io, json, { id: ids[0], deleted: true }),
         );
       });
@@ -388,7 +401,7 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
 
 async function usersCommand(ctx: Context, sub: string | undefined, args: string[]): Promise<void> {
   const { io, json } = ctx;
-  const byId = async (run: (registry: RegistryDatabase, id: string) => Promise<void>) => {
+  const byId = async (run: (registry: CliRegistry, id: string) => Promise<void>) => {
     const { ids } = parse(args, JSON_FLAG, 1);
     await withDatabase(ctx, (registry) => run(registry, ids[0] ?? ''));
   };
@@ -418,7 +431,7 @@ async function usersCommand(ctx: Context, sub: string | undefined, args: string[
       };
       await withDatabase(ctx, async (registry) => {
         const after = userToJson(await createUser(registry.db, body));
-        await recordCliChange(registry.db, { action: 'user.create', target: `user:${after.id}`, details: { after } }, () => printResult(io, json, after));
+        await recordCliChange(registry, { action: 'user.create', target: `user:${after.id}`, details: { after } }, () => printResult(io, json, after));
       });
       return;
     }
@@ -439,7 +452,7 @@ async function usersCommand(ctx: Context, sub: string | undefined, args: string[
       await byId(async (registry, id) => {
         const before = userToJson(await getUser(registry.db, id));
         const after = userToJson(await (sub === 'disable' ? disableUser : enableUser)(registry.db, id));
-        await recordCliChange(registry.db, { action: `user.${sub}`, target: `user:${after.id}`, details: { before, after } }, () =>
+        await recordCliChange(registry, { action: `user.${sub}`, target: `user:${after.id}`, details: { before, after } }, () =>
           printResult(io, json, after),
         );
       });
@@ -448,7 +461,7 @@ async function usersCommand(ctx: Context, sub: string | undefined, args: string[
       await byId(async (registry, id) => {
         const before = userToJson(await getUser(registry.db, id));
         await deleteUser(registry.db, id);
-        await recordCliChange(registry.db, { action: 'user.delete', target: `user:${before.id}`, details: { before } }, () =>
+        await recordCliChange(registry, { action: 'user.delete', target: `user:${before.id}`, details: { before } }, () =>
           printResult(io, json, { id, deleted: true }),
         );
       });
@@ -479,7 +492,7 @@ async function recordKeyChange(ctx: Context, entry: Parameters<typeof recordCliC
     shown = true;
   };
   try {
-    await withDatabase(ctx, (registry) => recordCliChange(registry.db, entry, showOnce));
+    await withDatabase(ctx, (registry) => recordCliChange(registry, entry, showOnce));
   } catch (error) {
     showOnce();
     if (isUndefinedTable(error)) {
@@ -498,6 +511,7 @@ async function keysCommand(ctx: Context, sub: string | undefined, args: string[]
       const { values } = parse(args, options, 0);
       const key = await generateKey(config.keysDir, parseAlg(values) ?? 'RS256');
       await loadDigestKey(config.keysDir, { generateIfMissing: true });
+      await loadAuditKeyring(config.keysDir, { generateIfMissing: true });
       const out = { ...summarize(key), keys_dir: config.keysDir };
       await recordKeyChange(ctx, { action: 'keys.generate', target: `key:${key.kid}`, details: { created: summarize(key), keys_dir: config.keysDir } }, () =>
         printResult(io, json, out),
@@ -551,7 +565,14 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
         const registry = await openCliDatabase(config, logger);
         try {
           const applied = await migrateToLatest(registry.db);
-          printResult(io, json, { applied, status: applied.length > 0 ? 'migrated' : 'up to date' });
+          // An upgraded log's unkeyed rows are sealed by a keyed row after them (needs the audit key).
+          const auditKeys = await loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production }).catch((error: unknown) => {
+            if (!(error instanceof KeyStoreError)) throw error;
+            io.stderr(`gatehouse: note: ${error.message}; until then the audit log's rows are not keyed\n`);
+            return undefined;
+          });
+          const sealed = auditKeys ? await sealLegacyAuditChain(registry.db, auditKeys) : false;
+          printResult(io, json, { applied, status: applied.length > 0 ? 'migrated' : 'up to date', ...(sealed ? { audit_log: 'unkeyed rows sealed' } : {}) });
         } finally {
           await registry.close();
         }
@@ -570,7 +591,7 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
         await usersCommand(ctx, sub, rest);
         return 0;
       case 'audit':
-        return await runAuditCommand({ io, json, withDatabase: (run) => withDatabase(ctx, run) }, sub, rest);
+        return await runAuditCommand({ io, json, config, withDatabase: (run) => withDatabase(ctx, run) }, sub, rest);
       case 'db':
         return await runDbCommand({ io, json, config, openDatabase: () => openCliDatabase(config, cliLogger(io)) }, sub, rest);
       case 'registration':

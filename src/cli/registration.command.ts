@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/load-config.js';
-import type { RegistryDatabase } from '../registry/database.js';
-import { recordCliChange } from './cli-audit.js';
+import { recordCliChange, type CliRegistry } from './cli-audit.js';
 import { printResult, UsageError, type CliIo } from './output.js';
 
 /** What the registration commands need from the CLI: its output, the configuration and a way to open the registry. */
@@ -9,7 +8,7 @@ export interface RegistrationCommandDeps {
   io: CliIo;
   json: boolean;
   config: Config;
-  withDatabase<T>(run: (registry: RegistryDatabase) => Promise<T>): Promise<T>;
+  withDatabase<T>(run: (registry: CliRegistry) => Promise<T>): Promise<T>;
 }
 
 const TOKEN_NOTE = 'initial_access_token is shown this once: hand it to whoever registers clients (POST /reg, Authorization: Bearer …); it registers clients until it expires.';
@@ -46,7 +45,7 @@ export async function runRegistrationCommand(deps: RegistrationCommandDeps, sub:
   await deps.withDatabase(async (registry) => {
     const { token, expiresAt } = await createInitialAccessToken({ db: registry.db, issuer: config.issuer }, expiresIn);
     const out = { initial_access_token: token, expires_at: expiresAt.toISOString() };
-    await recordCliChange(registry.db, { action: 'registration.token_create', details: { expires_at: out.expires_at } }, () =>
+    await recordCliChange(registry, { action: 'registration.token_create', details: { expires_at: out.expires_at } }, () =>
       printResult(io, json, out, json ? undefined : TOKEN_NOTE),
     );
   });

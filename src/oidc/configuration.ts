@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { errors, type AsymmetricSigningAlgorithm, type Configuration, type ErrorOut, type JWK, type KoaContextWithOIDC } from 'oidc-provider';
+import type { AuditSink } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import { EXTERNAL_SIGNING, LocalSigningKey } from '../keys/signing-key.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
@@ -40,6 +41,8 @@ export interface ProviderDeps {
   jwks: JWK[];
   /** Keys client-secret digests (keys/client-secret.key). */
   digestKey: Buffer;
+  /** Where changes made through the provider (dynamic registration) are recorded. */
+  audit?: AuditSink | undefined;
 }
 
 const ASYMMETRIC_ALGS: AsymmetricSigningAlgorithm[] = ['RS256', 'PS256', 'ES256', 'EdDSA'];
@@ -83,7 +86,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
 
   return {
     // The adapters answer DependencyUnavailable themselves (guardAdapter): they get the plain cache.
-    adapter: createAdapterFactory({ cache: deps.cache, store, db, clients: { db, issuer: config.issuer, digestKey }, idTokenSigningAlg: signingAlg }),
+    adapter: createAdapterFactory({ cache: deps.cache, store, db, clients: { db, issuer: config.issuer, digestKey }, idTokenSigningAlg: signingAlg, audit: deps.audit }),
     jwks: { keys: jwks.map((jwk) => new LocalSigningKey(jwk)) },
     cookies: {
       keys: [...config.cookieKeys],

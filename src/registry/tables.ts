@@ -93,6 +93,8 @@ export interface AuditLogTable {
   details: ColumnType<Record<string, unknown>, string | undefined, never>;
   prev_hash: ColumnType<string, string, never>;
   hash: ColumnType<string, string, never>;
+  /** The audit key the hash is an HMAC with; null for rows from before the chain was keyed. */
+  kid: ColumnType<string | null, string | null | undefined, never>;
 }
 
 /** Every table of the registry, as Kysely sees it. */

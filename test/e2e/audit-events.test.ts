@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tailAudit, verifyAuditChain, type AuditRecord } from '../../src/audit/audit-log.js';
+import { loadAuditKeyring } from '../../src/keys/audit-key.js';
 import { emailFingerprint } from '../../src/audit/security-events.js';
 import { createUser } from '../../src/services/users.service.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
@@ -135,6 +136,6 @@ describe('security events in the audit log', () => {
     const all = JSON.stringify(await tailAudit(t.server.registry.db, { limit: 1000 }));
     expect(all).not.toContain(PASSWORD);
     expect(all).not.toMatch(/@example\.test/);
-    expect(await verifyAuditChain(t.server.registry.db)).toMatchObject({ ok: true });
+    expect(await verifyAuditChain(t.server.registry.db, await loadAuditKeyring(t.config.keysDir, { generateIfMissing: false }))).toMatchObject({ ok: true });
   });
 });

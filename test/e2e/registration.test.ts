@@ -236,6 +236,47 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
     expect((await call('POST', endpoint, iat, serviceMetadata())).status).toBe(201);
   });
 
+  it('records the client\'s own create, update and delete in the audit log as registration:<client id>, and nothing for a refused change', async () => {
+    const iat = await initialAccessToken('--expires-in', '600');
+    const name = `audited ${randomUUID()}`;
+    const created = await call('POST', endpoint, iat, serviceMetadata(name));
+    expect(created.status).toBe(201);
+    const clientId = String(created.body.client_id);
+    const clientUri = String(created.body.registration_client_uri);
+    const refused = await call('PUT', clientUri, String(created.body.registration_access_token), {
+      ...serviceMetadata(name),
+      client_id: clientId,
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: ['http://audited.example.test/callback'],
+    });
+    expect(refused.status).toBe(400);
+    const updated = await call('PUT', clientUri, String(created.body.registration_access_token), { ...serviceMetadata(`${name}, renamed`), client_id: clientId });
+    expect(updated.status).toBe(200);
+    const deleted = await fetch(clientUri, { method: 'DELETE', headers: { authorization: `Bearer ${String(updated.body.registration_access_token)}` } });
+    expect(deleted.status).toBe(204);
+
+    const rows = (
+      await db.query<{ actor: string; action: string; target: string; request_id: string | null; ip: string | null; details: Record<string, unknown> }>(
+        'select actor, action, target, request_id, ip, details from audit_log where target = $1 order by seq',
+        [`client:${clientId}`],
+      )
+    ).rows;
+    expect(rows.map((row) => [row.actor, row.action])).toEqual([
+      [`registration:${clientId}`, 'client.create'],
+      [`registration:${clientId}`, 'client.update'],
+      [`registration:${clientId}`, 'client.delete'],
+    ]);
+    expect(rows.map((row) => row.request_id)).toEqual([created.headers.get('x-request-id'), updated.headers.get('x-request-id'), deleted.headers.get('x-request-id')]);
+    for (const row of rows) expect(row.ip).toMatch(/127\.0\.0\.1/);
+    expect(rows[0]!.details).toMatchObject({ after: { client_id: clientId, client_name: name } });
+    expect(rows[1]!.details).toMatchObject({ before: { client_name: name }, after: { client_name: `${name}, renamed` } });
+    expect(rows[2]!.details).toMatchObject({ before: { client_id: clientId, client_name: `${name}, renamed` } });
+    expect(JSON.stringify(rows)).not.toContain(String(created.body.client_secret));
+    expect(JSON.stringify(rows)).not.toContain('hs256$');
+    expect(await t.cli('audit', 'verify')).toMatchObject({ ok: true });
+  });
+
   it('registers a public sign-in client (PKCE is always required) without a secret', async () => {
     const iat = await initialAccessToken();
     const created = await call('POST', endpoint, iat, {

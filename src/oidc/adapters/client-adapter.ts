@@ -1,8 +1,9 @@
 import { errors, type Adapter, type AdapterPayload, type ClientAuthMethod } from 'oidc-provider';
-import type { ClientRecord } from '../../registry/client.repository.js';
+import type { AuditSink } from '../../audit/audit-log.js';
+import { findClientById, type ClientRecord } from '../../registry/client.repository.js';
 import type { RegistryCache } from '../../registry/registry-cache.js';
 import { isClientSecretDigest } from '../../services/client-secrets.js';
-import { deleteClient, saveRegisteredClient, type ClientServiceDeps } from '../../services/clients.service.js';
+import { clientToJson, deleteClient, saveRegisteredClient, type ClientServiceDeps } from '../../services/clients.service.js';
 import { NotFoundError, ValidationError } from '../../services/errors.js';
 import { OIDC_SCOPES } from '../../services/validation.js';
 
@@ -58,6 +59,10 @@ export interface ClientAdapterDeps {
   cache: RegistryCache;
   clients: ClientServiceDeps;
   idTokenSigningAlg: string;
+  /** Records each registration change (actor `registration:<client id>`), as the admin API records its own. */
+  audit?: AuditSink | undefined;
+  /** The request being served (oidc-provider's Provider.ctx): its request id and address go into the record. */
+  currentRequest?: (() => { ip?: string; state?: { requestId?: unknown } } | undefined) | undefined;
 }
 
 /** Refuses metadata Gatehouse could not keep, naming it, so the answer never promises what a later read would not show. */
@@ -78,6 +83,20 @@ function refuseUnkept(metadata: AdapterPayload, idTokenSigningAlg: string): void
  */
 export function createClientAdapter(deps: ClientAdapterDeps): Adapter {
   const { cache } = deps;
+  // A change the client made to itself through the registration endpoints (RFC 7591/7592).
+  const record = async (action: string, clientId: string, details: { before?: unknown; after?: unknown }) => {
+    if (!deps.audit) return;
+    const request = deps.currentRequest?.();
+    const requestId = request?.state?.requestId;
+    await deps.audit.record({
+      actor: `registration:${clientId}`,
+      action,
+      target: `client:${clientId}`,
+      requestId: typeof requestId === 'string' ? requestId : null,
+      ip: request?.ip ?? null,
+      details,
+    });
+  };
   // The cache hands out the same record until the client changes: its metadata is built once.
   const metadataOf = new WeakMap<ClientRecord, AdapterPayload>();
   const readOnly = () => Promise.reject(new Error('the Client model is never consumed'));
@@ -96,19 +115,26 @@ export function createClientAdapter(deps: ClientAdapterDeps): Adapter {
       const input = Object.fromEntries(KEPT.filter((key) => metadata[key] !== undefined).map((key) => [key, metadata[key]]));
       // oidc-provider hands back the client_secret the adapter gave it (the digest) unless it just issued one.
       const issued = typeof metadata.client_secret === 'string' && !isClientSecretDigest(metadata.client_secret) ? metadata.client_secret : undefined;
+      const before = deps.audit ? await findClientById(deps.clients.db, id) : undefined;
+      let saved: ClientRecord;
       try {
-        await saveRegisteredClient(deps.clients, id, input, issued);
+        saved = await saveRegisteredClient(deps.clients, id, input, issued);
       } catch (error) {
         // oidc-provider answers a description that starts with "redirect_uris" as invalid_redirect_uri.
         if (error instanceof ValidationError) throw new errors.InvalidClientMetadata(error.message);
         throw error;
       }
+      await (before
+        ? record('client.update', id, { before: clientToJson(before), after: clientToJson(saved) })
+        : record('client.create', id, { after: clientToJson(saved) }));
       await cache.refresh();
     },
 
     async destroy(id: string) {
+      const before = deps.audit ? await findClientById(deps.clients.db, id) : undefined;
       try {
         await deleteClient(deps.clients.db, id);
+        await record('client.delete', id, before ? { before: clientToJson(before) } : {});
       } catch (error) {
         if (!(error instanceof NotFoundError)) throw error;
       }

@@ -5,6 +5,7 @@ import { rethrowUnreachable, type Dependency } from '../../services/unavailable.
 import type { EphemeralStore } from '../../store/ephemeral-store.js';
 import { createClientAdapter, type ClientAdapterDeps } from './client-adapter.js';
 import { createDurableAdapter, DURABLE_MODELS } from './durable-adapter.js';
+import { providerRequest } from './rotation-scope.js';
 import { createStoreAdapter } from './store-adapter.js';
 
 /**
@@ -13,7 +14,7 @@ import { createStoreAdapter } from './store-adapter.js';
  * ephemeral store.
  */
 export function createAdapterFactory(deps: ClientAdapterDeps & { store: EphemeralStore; db: Kysely<Database> }): (model: string) => Adapter {
-  const clientAdapter = guardAdapter(createClientAdapter(deps), 'database');
+  const clientAdapter = guardAdapter(createClientAdapter({ currentRequest: providerRequest, ...deps }), 'database');
   // What oidc-provider's own revocation of a grant reaches: the consent and its refresh tokens share
   // its grant_id in the registry; codes and opaque tokens are indexed by it in the store.
   const durableFamily = guardAdapter(createDurableAdapter('Grant', deps.db), 'database');

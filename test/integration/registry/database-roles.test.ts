@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../../../migrations/index.js';
 import { appendAudit, tailAudit, verifyAuditChain } from '../../../src/audit/audit-log.js';
+import { loadAuditKeyring } from '../../../src/keys/audit-key.js';
 import { scramSha256Verifier } from '../../../src/registry/database-roles.js';
 import { migrateToLatest, migrationState } from '../../../src/registry/migrate.js';
 import type { Database } from '../../../src/registry/tables.js';
@@ -348,10 +349,11 @@ describe('gatehouse db roles: least privilege for the database', () => {
 
     const db = kyselyFor(runtimeUrl());
     destroyLater.push(db);
-    const record = await appendAudit(db, { actor: 'system', action: 'roles.test', target: clientId });
+    const auditKeys = await loadAuditKeyring(env.KEYS_DIR!, { generateIfMissing: false });
+    const record = await appendAudit(db, auditKeys, { actor: 'system', action: 'roles.test', target: clientId });
     const tail = await tailAudit(db, { limit: 1 });
     expect(tail.map((row) => row.seq)).toEqual([record.seq]);
-    expect(await verifyAuditChain(db)).toMatchObject({ ok: true });
+    expect(await verifyAuditChain(db, auditKeys)).toMatchObject({ ok: true });
 
     // What the server does at start outside production: read the migration state, find nothing pending, change nothing.
     expect(await migrationState(db)).toEqual({ pending: [], unknown: [] });
