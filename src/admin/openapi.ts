@@ -15,8 +15,8 @@ const COMMON_ERRORS = {
 
 const listParameters = (filter: string, description: string) => [
   { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
-  { name: 'cursor', in: 'query', schema: { type: 'string' }, description: 'next_cursor of the previous page' },
-  { name: filter, in: 'query', schema: { type: 'string' }, description },
+  { name: 'cursor', in: 'query', schema: { type: 'string', maxLength: 256 }, description: 'next_cursor of the previous page' },
+  { name: filter, in: 'query', schema: { type: 'string', maxLength: 256 }, description },
 ];
 const idParameter = (name: string) => [{ name, in: 'path', required: true, schema: { type: 'string' } }];
 const ifMatch = { name: 'If-Match', in: 'header', schema: { type: 'string' }, description: 'the ETag of the client as read; a stale one gets 412' };
@@ -136,7 +136,7 @@ export function buildOpenApi(issuer: string): JsonObject {
           tags: ['audit'],
           summary: 'Read the audit log, oldest first (append-only, hash-chained)',
           parameters: [
-            { name: 'since', in: 'query', schema: { type: 'string', format: 'date-time' } },
+            { name: 'since', in: 'query', schema: { type: 'string' }, description: 'entries at or after this time: an RFC 3339 date-time or a date (YYYY-MM-DD), years 0001 to 9999' },
             { name: 'cursor', in: 'query', schema: { type: 'string' }, description: 'next_cursor of the previous page' },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
           ],

@@ -330,5 +330,51 @@ describe('admin API', () => {
       const wrongType = await fetch(`${base}/admin/v1/clients`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body: 'x' });
       expect(wrongType.status).toBe(415);
     });
+
+    it('answers every out-of-range, NUL-carrying or oversized query value with a 400 naming the field, and logs no stack for it', async () => {
+      const huge = 'x'.repeat(300);
+      const cases: Array<[string, string]> = [
+        ['/audit?cursor=99999999999999999999999', 'cursor'],
+        ['/audit?cursor=9007199254740992', 'cursor'],
+        ['/audit?cursor=-1', 'cursor'],
+        ['/audit?since=-271821-04-20', 'since'],
+        ['/audit?since=275760-09-13', 'since'],
+        ['/audit?since=12', 'since'],
+        ['/audit?since=2026-01-01%00', 'since'],
+        ['/audit?limit=99999999999999999999999', 'limit'],
+        ['/audit?limit=1e2', 'limit'],
+        [`/audit?since=${huge}`, 'since'],
+        ['/clients?cursor=a%00b', 'cursor'],
+        ['/clients?name=a%00b', 'name'],
+        [`/clients?name=${huge}`, 'name'],
+        [`/clients?cursor=${huge}`, 'cursor'],
+        ['/resources?filter=a%00b', 'filter'],
+        ['/resources?cursor=a%00b', 'cursor'],
+        ['/users?email=a%00b', 'email'],
+        ['/users?cursor=a%00b', 'cursor'],
+        ['/users?limit=-5', 'limit'],
+        ['/users?limit=3&limit=4', 'limit'],
+      ];
+      const requestIds: string[] = [];
+      for (const [path, field] of cases) {
+        const { status, headers, body } = await call('GET', path);
+        expect(status, path).toBe(400);
+        expect(headers.get('content-type'), path).toMatch(/^application\/problem\+json/);
+        expect((body.errors as Array<{ field: string }>).map((e) => e.field), path).toEqual([field]);
+        expectDocumented(path.split('?')[0] ?? '', 'get', 400, body);
+        requestIds.push(String(body.request_id));
+      }
+      // A header out of range is a client's mistake too: a version no client ever had.
+      const created = await call('POST', '/clients', { body: { client_name: 'if-match range', grant_types: ['client_credentials'] } });
+      const stale = await call('PATCH', `/clients/${String(created.body.client_id)}`, { body: { client_name: 'x' }, headers: { 'if-match': '"99999999999999999999999"' } });
+      expect(stale.status).toBe(412);
+      requestIds.push(String(stale.body.request_id));
+      const logged = t.logs.entries().filter((entry) => requestIds.includes(String(entry.requestId)));
+      expect(logged.length).toBeGreaterThan(0);
+      for (const entry of logged) {
+        expect(JSON.stringify(entry), 'no stack for a client mistake').not.toMatch(/stack|\bat .*\.js:\d+/);
+        expect(['error', 'fatal'], 'a client mistake is not an error').not.toContain(entry.level);
+      }
+    });
   });
 });
