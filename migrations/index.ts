@@ -2,10 +2,12 @@ import type { Migration } from 'kysely/migration';
 import * as createRegistry from './2026_11_23_120000_create_registry.js';
 import * as createUsersAndGrants from './2026_11_23_130000_create_users_and_grants.js';
 import * as createAuditLog from './2026_11_23_140000_create_audit_log.js';
+import * as addUserSessionsValidAfter from './2026_12_03_140000_add_user_sessions_valid_after.js';
 
 /** Every migration, by name; names sort in the order they run. Add new ones here; never edit old ones. */
 export const MIGRATIONS: Record<string, Migration> = {
   '2026_11_23_120000_create_registry': createRegistry,
   '2026_11_23_130000_create_users_and_grants': createUsersAndGrants,
   '2026_11_23_140000_create_audit_log': createAuditLog,
+  '2026_12_03_140000_add_user_sessions_valid_after': addUserSessionsValidAfter,
 };

@@ -243,8 +243,11 @@ export function createAdminRoutes(deps: {
   });
   router.patch('/users/:id', async (ctx) => {
     const before = userToJson(await getUser(db, ctx.params.id ?? ''));
-    const after = userToJson(await updateUserFields(db, ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes)));
-    await record(ctx, 'user.update', `user:${after.id}`, { before, after });
+    const body = await jsonBody(ctx, config.bodyLimitBytes);
+    const after = userToJson(await updateUserFields(db, ctx.params.id ?? '', body));
+    // A password change ended the person's sessions, consents and refresh tokens (unless kept).
+    const sessionsEnded = body.password !== undefined && body.keep_sessions !== true;
+    await record(ctx, 'user.update', `user:${after.id}`, { before, after, ...(sessionsEnded ? { sessions_ended: true } : {}) });
     ctx.body = after;
   });
   router.delete('/users/:id', async (ctx) => {

@@ -4,6 +4,7 @@ import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/services/users.service.js';
 import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
+import { cliJson } from '../fixtures/cli.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 
@@ -232,6 +233,138 @@ describe('admin API', () => {
       expect((await rows()).length).toBeGreaterThan(0);
       expect((await call('DELETE', `/clients/${client.clientId}`)).status).toBe(204);
       expect(await rows()).toEqual([]);
+    });
+  });
+
+  describe('password changes', () => {
+    /** A second server on the in-process store: a session there is ended the same way. */
+    let memory: { t: TestServer; token: string };
+
+    beforeAll(async () => {
+      const other = await startTestServer({ name: 'admin-api-memory-store', env: { REDIS_URL: '' } });
+      expect(other.server.store).not.toBe(t.server.store);
+      const admin = await other.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'admin memory', '--admin');
+      await other.server.cache.refresh();
+      const issued = await tokenRequest(other.server.url, { grant_type: 'client_credentials', scope: 'admin' }, { clientId: admin.client_id, clientSecret: admin.client_secret });
+      memory = { t: other, token: String(issued.body.access_token) };
+    });
+    afterAll(() => memory.t.close());
+
+    const stores = () => [
+      { store: 'Redis', t, token },
+      { store: 'in-process', t: memory.t, token: memory.token },
+    ];
+
+    /**
+     * A person signed in in a browser (cookie jar) to an app holding their refresh token; `silent()`
+     * asks for a sign-in with prompt=none and tells whether the browser session still stands.
+     */
+    async function signedInPerson(server: TestServer, adminToken: string) {
+      const url = server.server.url;
+      const email = `pw-${randomUUID()}@example.test`;
+      const password = 'the first password of this person 1';
+      recordSecret(password);
+      const user = await createUser(server.server.registry.db, { email, password });
+      const redirectUri = 'http://127.0.0.1:8772/cb';
+      const created = await fetch(`${url}/admin/v1/clients`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ client_name: 'password app', redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'] }),
+      });
+      const app = (await created.json()) as Json;
+      recordSecret(String(app.client_secret));
+      const client = { clientId: String(app.client_id), clientSecret: String(app.client_secret) };
+      await server.server.cache.refresh();
+      const agent = new Agent(url);
+      const { verifier, challenge } = pkce();
+      const authorize = { client_id: client.clientId, redirect_uri: redirectUri, code_challenge: challenge, code_challenge_method: 'S256' };
+      const { redirect } = await signIn(agent, { url: authorizeUrl({ ...authorize, scope: 'openid offline_access', prompt: 'consent' }), email, password });
+      const tokens = await tokenRequest(url, { grant_type: 'authorization_code', code: redirect.searchParams.get('code') ?? '', redirect_uri: redirectUri, code_verifier: verifier }, client);
+      expect(tokens.status).toBe(200);
+      const refreshToken = String(tokens.body.refresh_token);
+      recordSecret(refreshToken);
+      return {
+        user,
+        email,
+        refresh: () => tokenRequest(url, { grant_type: 'refresh_token', refresh_token: refreshToken }, client),
+        async silent(): Promise<{ code: string | null; error: string | null }> {
+          const { url: landed } = await agent.follow(authorizeUrl({ ...authorize, scope: 'openid', prompt: 'none' }));
+          expect(landed.startsWith(redirectUri), landed).toBe(true);
+          const params = new URL(landed).searchParams;
+          return { code: params.get('code'), error: params.get('error') };
+        },
+        async signInAgain(newPassword: string) {
+          const { redirect: back } = await signIn(agent, { url: authorizeUrl({ ...authorize, scope: 'openid' }), email, password: newPassword });
+          return back.searchParams.get('code');
+        },
+      };
+    }
+
+    const patchPassword = (server: TestServer, adminToken: string, id: string, body: Json) =>
+      fetch(`${server.server.url}/admin/v1/users/${id}`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+
+    it('ends the person’s browser session, consents and refresh tokens on a password change through the admin API', async () => {
+      for (const { store, t: server, token: adminToken } of stores()) {
+        const person = await signedInPerson(server, adminToken);
+        const newPassword = 'the second password of this person 2';
+        recordSecret(newPassword);
+        const changed = await patchPassword(server, adminToken, person.user.id, { password: newPassword });
+        expect(changed.status, store).toBe(200);
+        const refreshed = await person.refresh();
+        expect(refreshed.status, store).toBe(400);
+        expect(refreshed.body.error, store).toBe('invalid_grant');
+        expect(await person.silent(), store).toEqual({ code: null, error: 'login_required' });
+        const grants = await server.server.registry.db.selectFrom('oidc_durable').select('id').where('account_id', '=', person.user.id).execute();
+        expect(grants, store).toEqual([]);
+        // Signing in again (at once, with the new password) gives a session that stands.
+        expect(await person.signInAgain(newPassword), store).toEqual(expect.any(String));
+        expect((await person.silent()).code, store).toEqual(expect.any(String));
+      }
+    });
+
+    it('keeps them with keep_sessions: true, and refuses keep_sessions without a password or a disable', async () => {
+      for (const { store, t: server, token: adminToken } of stores()) {
+        const person = await signedInPerson(server, adminToken);
+        const alone = await patchPassword(server, adminToken, person.user.id, { keep_sessions: true });
+        expect(alone.status, store).toBe(400);
+        expect(((await alone.json()) as { errors: Array<{ field: string }> }).errors.map((e) => e.field), store).toEqual(['keep_sessions']);
+        const newPassword = 'the kept password of this person 3';
+        recordSecret(newPassword);
+        const changed = await patchPassword(server, adminToken, person.user.id, { password: newPassword, keep_sessions: true });
+        expect(changed.status, store).toBe(200);
+        expectDocumented('/users/{id}', 'patch', 200, await changed.json());
+        const refreshed = await person.refresh();
+        expect(refreshed.status, store).toBe(200);
+        recordSecret(String(refreshed.body.refresh_token));
+        expect((await person.silent()).code, store).toEqual(expect.any(String));
+      }
+    });
+
+    it('does the same from the CLI: users set-password ends them, --keep-sessions keeps them', async () => {
+      const ended = await signedInPerson(t, token);
+      const out = await cliJson<Json>(['users', 'set-password', ended.user.id, '--password-stdin'], t.env, { stdin: 'a password set from the cli 4\n' });
+      expect(out).toMatchObject({ id: ended.user.id, sessions_ended: true });
+      expect((await ended.refresh()).body.error).toBe('invalid_grant');
+      expect(await ended.silent()).toEqual({ code: null, error: 'login_required' });
+
+      const kept = await signedInPerson(t, token);
+      const keptOut = await cliJson<Json>(['users', 'set-password', kept.user.id, '--password-stdin', '--keep-sessions'], t.env, { stdin: 'a password set from the cli 5\n' });
+      expect(keptOut).toMatchObject({ id: kept.user.id, sessions_ended: false });
+      const refreshed = await kept.refresh();
+      expect(refreshed.status).toBe(200);
+      recordSecret(String(refreshed.body.refresh_token));
+      expect((await kept.silent()).code).toEqual(expect.any(String));
+    });
+
+    it('ends the browser session of a person who is disabled, and enabling them does not revive it', async () => {
+      const person = await signedInPerson(t, token);
+      expect((await call('PATCH', `/users/${person.user.id}`, { body: { disabled: true } })).status).toBe(200);
+      expect((await call('PATCH', `/users/${person.user.id}`, { body: { disabled: false } })).status).toBe(200);
+      expect(await person.silent()).toEqual({ code: null, error: 'login_required' });
     });
   });
 
