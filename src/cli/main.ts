@@ -39,7 +39,9 @@ const USAGE = `Usage: gatehouse <command> [options] [--json]
   users list | get ID | disable ID | enable ID | delete ID
   users set-password ID --password-stdin [--keep-sessions]
         (ends the person's browser sessions, consents and refresh tokens unless --keep-sessions)
-  registration token create [--expires-in SECONDS]   (an initial access token for POST /reg; 1 day unless said)
+  registration token create [--expires-in SECONDS]   (an initial access token for POST /reg; 1 day unless said,
+                                                     at most REGISTRATION_TOKEN_MAX_TTL_SECONDS, 30 days by default)
+  registration token list | revoke ID                (ids derived from the tokens, never their values)
   audit tail [--since ISO-TIME] [--limit N] | audit verify
   db roles --owner NAME --runtime NAME [--runtime-password-stdin] [--sql]
 
@@ -182,6 +184,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   access_token_ttl: '--access-token-ttl',
   email: '--email',
   password: '--password-stdin',
+  expires_in: '--expires-in',
 };
 
 function flagFor(field: string): string {

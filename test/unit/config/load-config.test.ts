@@ -47,6 +47,11 @@ describe('loadConfig defaults', () => {
     expect(loadConfig({ REGISTRATION_ENABLED: 'false' }).registrationEnabled).toBe(false);
   });
 
+  it('caps initial access tokens at 30 days unless REGISTRATION_TOKEN_MAX_TTL_SECONDS says otherwise', () => {
+    expect(loadConfig({}).registrationTokenMaxTtlSeconds).toBe(30 * 86_400);
+    expect(loadConfig({ REGISTRATION_TOKEN_MAX_TTL_SECONDS: '3600' }).registrationTokenMaxTtlSeconds).toBe(3600);
+  });
+
   it('derives the default issuer from PORT', () => {
     const config = loadConfig({ PORT: '8081' });
     expect(config.port).toBe(8081);
@@ -95,6 +100,9 @@ describe('loadConfig refuses malformed values', () => {
     { name: 'NODE_ENV', value: 'staging', says: /./ },
     { name: 'TRUST_PROXY', value: 'maybe', says: /must be true or false/ },
     { name: 'REGISTRATION_ENABLED', value: 'maybe', says: /must be true or false/ },
+    { name: 'REGISTRATION_TOKEN_MAX_TTL_SECONDS', value: '59', says: /whole number from 60 to 31536000/ },
+    { name: 'REGISTRATION_TOKEN_MAX_TTL_SECONDS', value: '31536001', says: /whole number from 60 to 31536000/ },
+    { name: 'REGISTRATION_TOKEN_MAX_TTL_SECONDS', value: '30d', says: /whole number from 60 to 31536000/ },
   ];
 
   it.each(cases)('$name=$value gives exactly one problem line naming $name', ({ name, value, says }) => {
