@@ -24,6 +24,12 @@ import {
   resourceToJson,
   updateResource,
 } from '../services/resources.service.js';
+import {
+  createInitialAccessTokenFromInput,
+  initialAccessTokenToJson,
+  listInitialAccessTokens,
+  revokeInitialAccessToken,
+} from '../services/registration.service.js';
 import { createUser, deleteUser, getUser, listUsersPage, updateUserFields, userToJson } from '../services/users.service.js';
 import { requireAdmin } from './admin-auth.js';
 import { buildOpenApi } from './openapi.js';
@@ -254,6 +260,27 @@ export function createAdminRoutes(deps: {
     const before = userToJson(await getUser(db, ctx.params.id ?? ''));
     await deleteUser(db, ctx.params.id ?? '');
     await record(ctx, 'user.delete', `user:${before.id}`, { before });
+    ctx.status = 204;
+  });
+
+  // Initial access tokens of dynamic registration: listed by an id derived from the stored token, never a value.
+  router.get('/registration-tokens', async (ctx) => {
+    ctx.body = { data: (await listInitialAccessTokens(db)).map(initialAccessTokenToJson) };
+  });
+  router.post('/registration-tokens', async (ctx) => {
+    const issued = await createInitialAccessTokenFromInput(
+      { db, issuer: config.issuer, maxTtl: config.registrationTokenMaxTtlSeconds },
+      await jsonBody(ctx, config.bodyLimitBytes),
+    );
+    const expiresAt = issued.expiresAt.toISOString();
+    await record(ctx, 'registration.token_create', `initial_access_token:${issued.id}`, { after: { id: issued.id, expires_at: expiresAt } });
+    ctx.status = 201;
+    ctx.body = { id: issued.id, initial_access_token: issued.token, expires_at: expiresAt };
+  });
+  router.delete('/registration-tokens/:id', async (ctx) => {
+    const id = ctx.params.id ?? '';
+    await revokeInitialAccessToken(db, id);
+    await record(ctx, 'registration.token_revoke', `initial_access_token:${id}`, {});
     ctx.status = 204;
   });
 

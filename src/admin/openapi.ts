@@ -131,6 +131,31 @@ export function buildOpenApi(issuer: string): JsonObject {
       '/resources/{id}': resources.item,
       '/users': users.collection,
       '/users/{id}': users.item,
+      '/registration-tokens': {
+        get: {
+          tags: ['registration'],
+          summary: 'List the initial access tokens of dynamic registration (ids and times, never a token)',
+          responses: { '200': { description: 'Every stored token', content: json('RegistrationTokenList') }, ...COMMON_ERRORS },
+        },
+        post: {
+          tags: ['registration'],
+          summary: 'Mint an initial access token; shown this once',
+          requestBody: { required: true, content: json('RegistrationTokenCreate') },
+          responses: {
+            '201': { description: 'Minted', content: json('RegistrationTokenCreated') },
+            '400': problem('Invalid body, or expires_in above REGISTRATION_TOKEN_MAX_TTL_SECONDS'),
+            ...COMMON_ERRORS,
+          },
+        },
+      },
+      '/registration-tokens/{id}': {
+        parameters: idParameter('id'),
+        delete: {
+          tags: ['registration'],
+          summary: 'Revoke an initial access token by its listed id: /reg refuses it from then on',
+          responses: { '204': { description: 'Revoked' }, '404': problem('No token has this id'), ...COMMON_ERRORS },
+        },
+      },
       '/audit': {
         get: {
           tags: ['audit'],

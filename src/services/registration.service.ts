@@ -4,7 +4,9 @@ import { Provider } from 'oidc-provider';
 import { createDurableAdapter } from '../oidc/adapters/durable-adapter.js';
 import { deleteInitialAccessTokenRow, listInitialAccessTokenRows } from '../registry/initial-access-token.repository.js';
 import type { Database } from '../registry/tables.js';
+import { z } from 'zod';
 import { NotFoundError, ValidationError } from './errors.js';
+import { parseInput } from './validation.js';
 
 /** How long an initial access token lives when the command does not say (never beyond the cap). */
 export const DEFAULT_INITIAL_ACCESS_TOKEN_TTL = 24 * 3600;
@@ -113,4 +115,19 @@ export async function revokeInitialAccessToken(db: Kysely<Database>, id: string)
 /** The wire form of a listed token (CLI --json). */
 export function initialAccessTokenToJson(token: InitialAccessTokenListed) {
   return { id: token.id, created_at: token.createdAt.toISOString(), expires_at: token.expiresAt?.toISOString() ?? null, expired: token.expired };
+}
+
+/** The admin API's body for a new token: its lifetime in seconds, 1 day (or the cap, if shorter) unless given. */
+export const initialAccessTokenCreateSchema = z.strictObject({
+  expires_in: z
+    .number({ error: 'must be a whole number of seconds' })
+    .int('must be a whole number of seconds')
+    .min(1, 'must be at least 1 second')
+    .optional()
+    .describe('seconds until it expires; at most REGISTRATION_TOKEN_MAX_TTL_SECONDS (30 days unless configured)'),
+});
+
+/** createInitialAccessToken for a request body (the admin API). */
+export function createInitialAccessTokenFromInput(deps: { db: Kysely<Database>; issuer: string; maxTtl?: number }, input: unknown) {
+  return createInitialAccessToken(deps, parseInput(initialAccessTokenCreateSchema, input).expires_in);
 }

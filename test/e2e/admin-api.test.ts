@@ -368,6 +368,43 @@ describe('admin API', () => {
     });
   });
 
+  describe('registration tokens', () => {
+    it('mints, lists (ids and times, never a token), refuses a lifetime above the cap, and revokes by id', async () => {
+      const minted = await call('POST', '/registration-tokens', { body: { expires_in: 600 } });
+      expect(minted.status).toBe(201);
+      expectDocumented('/registration-tokens', 'post', 201, minted.body);
+      const value = String(minted.body.initial_access_token);
+      recordSecret(value);
+      const id = String(minted.body.id);
+      expect(id).toMatch(/^[0-9a-f]{32}$/);
+
+      const listed = await call('GET', '/registration-tokens');
+      expect(listed.status).toBe(200);
+      expectDocumented('/registration-tokens', 'get', 200, listed.body);
+      expect((listed.body.data as Json[]).find((token) => token.id === id)).toMatchObject({ expires_at: minted.body.expires_at, expired: false });
+      expect(JSON.stringify(listed.body)).not.toContain(value);
+
+      const tooLong = await call('POST', '/registration-tokens', { body: { expires_in: 30 * 86_400 + 1 } });
+      expect(tooLong.status).toBe(400);
+      expectDocumented('/registration-tokens', 'post', 400, tooLong.body);
+      expect((tooLong.body.errors as Array<{ field: string; message: string }>)[0]).toMatchObject({ field: 'expires_in', message: expect.stringMatching(/at most 2592000/) });
+      const notNumber = await call('POST', '/registration-tokens', { body: { expires_in: 'soon' } });
+      expect((notNumber.body.errors as Array<{ field: string }>).map((e) => e.field)).toEqual(['expires_in']);
+      expect((await call('GET', '/registration-tokens')).body.data).toHaveLength((listed.body.data as Json[]).length);
+
+      const byValue = await call('DELETE', `/registration-tokens/${encodeURIComponent(value)}`);
+      expect(byValue.status).toBe(404);
+      expect(JSON.stringify(byValue.body)).not.toContain(value);
+      const revoked = await call('DELETE', `/registration-tokens/${id}`);
+      expect(revoked.status).toBe(204);
+      expectDocumented('/registration-tokens/{id}', 'delete', 204, revoked.body);
+      expect(((await call('GET', '/registration-tokens')).body.data as Json[]).map((token) => token.id)).not.toContain(id);
+      const again = await call('DELETE', `/registration-tokens/${id}`);
+      expect(again.status).toBe(404);
+      expectDocumented('/registration-tokens/{id}', 'delete', 404, again.body);
+    });
+  });
+
   describe('audit log', () => {
     it('records every admin change with who, what, target, before/after minus secrets and the request id', async () => {
       const created = await call('POST', '/clients', { body: { client_name: 'audited', grant_types: ['client_credentials'] } }, );
