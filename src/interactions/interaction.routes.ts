@@ -38,6 +38,7 @@ async function waitOutCutoffSecond(cutoff: Date | null | undefined): Promise<voi
   if (until - Date.now() > 1000) return;
   for (let wait = until - Date.now(); wait > 0; wait = until - Date.now()) await new Promise((resolve) => setTimeout(resolve, wait + 1));
 }
+
 const MAX_FIELD = 1024;
 
 const REASONS: Record<string, string> = {
