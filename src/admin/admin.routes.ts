@@ -28,6 +28,12 @@ import {
   updateResource,
 } from '../services/resources.service.js';
 import { parseInput } from '../services/validation.js';
+import {
+  createInitialAccessTokenFromInput,
+  initialAccessTokenToJson,
+  listInitialAccessTokens,
+  revokeInitialAccessToken,
+} from '../services/registration.service.js';
 import { createUser, deleteUser, getUser, listUsersPage, updateUserFields, userToJson } from '../services/users.service.js';
 import { requireAdmin } from './admin-auth.js';
 import { buildOpenApi } from './openapi.js';
@@ -51,23 +57,51 @@ async function jsonBody(ctx: Context, limitBytes: number): Promise<Record<string
   return body as Record<string, unknown>;
 }
 
+const MAX_QUERY_LENGTH = 256;
+
+const badQuery = (field: string, message: string) =>
+  new ApiError(400, 'validation_failed', `${field} is not valid`, { errors: [{ field, message }] });
+
+/**
+ * One query parameter as given: undefined when absent or empty; refused when repeated, longer than
+ * 256 characters or carrying a NUL byte (PostgreSQL text cannot hold one). A client's mistake is a
+ * 400 naming the field here, never a database error later.
+ */
+function queryValue(ctx: Context, name: string): string | undefined {
+  const value = ctx.query[name];
+  if (Array.isArray(value)) throw badQuery(name, 'must be given once');
+  if (value === undefined || value === '') return undefined;
+  if (value.length > MAX_QUERY_LENGTH) throw badQuery(name, `must be at most ${MAX_QUERY_LENGTH} characters`);
+  if (value.includes('\u0000')) throw badQuery(name, 'must not contain a NUL character');
+  return value;
+}
+
 function pageQuery(ctx: Context, filter: string): { limit: number; cursor: string | undefined; filter: string | undefined } {
-  const one = (name: string) => {
-    const value = ctx.query[name];
-    if (Array.isArray(value)) throw new ApiError(400, 'validation_failed', `${name} given more than once`, { errors: [{ field: name, message: 'must be given once' }] });
-    return value === undefined || value === '' ? undefined : value;
-  };
-  const rawLimit = one('limit');
-  const limit = rawLimit === undefined ? 50 : Number(rawLimit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
-    throw new ApiError(400, 'validation_failed', 'limit is out of range', { errors: [{ field: 'limit', message: `must be a whole number from 1 to ${MAX_LIMIT}` }] });
+  const rawLimit = queryValue(ctx, 'limit');
+  const limit = rawLimit === undefined ? 50 : /^\d{1,3}$/.test(rawLimit) ? Number(rawLimit) : Number.NaN;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw badQuery('limit', `must be a whole number from 1 to ${MAX_LIMIT}`);
+  return { limit, cursor: queryValue(ctx, 'cursor'), filter: queryValue(ctx, filter) };
+}
+
+/** RFC 3339 date-times and plain dates, years 0001 to 9999 (PostgreSQL holds more, JavaScript and people less). */
+const TIME = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:\d{2})?)?$/;
+
+/** A point in time from a query parameter, or a 400 naming it. */
+function timeQuery(field: string, value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const date = TIME.test(value) ? new Date(value) : undefined;
+  if (!date || Number.isNaN(date.getTime()) || value.startsWith('0000')) {
+    throw badQuery(field, 'must be an ISO 8601 date or time from year 0001 to 9999, such as 2026-01-31T12:00:00Z');
   }
-  const cursor = one('cursor');
-  const text = one(filter);
-  if ((cursor?.length ?? 0) > 256 || (text?.length ?? 0) > 256) {
-    throw new ApiError(400, 'validation_failed', 'query value too long', { errors: [{ field: cursor && cursor.length > 256 ? 'cursor' : filter, message: 'must be at most 256 characters' }] });
-  }
-  return { limit, cursor, filter: text };
+  return date;
+}
+
+/** A cursor that is a sequence number: digits only, at most 2^53 - 1. */
+function seqCursor(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const seq = /^\d{1,16}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(seq)) throw badQuery('cursor', 'must be the next_cursor of a previous page');
+  return seq;
 }
 
 const etagOf = (client: ClientRecord) => `W/"${client.version}"`;
@@ -76,7 +110,8 @@ const etagOf = (client: ClientRecord) => `W/"${client.version}"`;
 function ifMatchVersion(ctx: Context): number | undefined {
   const header = ctx.get('If-Match');
   if (!header) return undefined;
-  const match = /^(?:W\/)?"(\d+)"$/.exec(header.trim());
+  // A version no client can have (more digits than an integer column holds) is just as stale.
+  const match = /^(?:W\/)?"(\d{1,9})"$/.exec(header.trim());
   if (!match) throw new ApiError(412, 'precondition_failed', 'If-Match does not match the current version: read the client again');
   return Number(match[1]);
 }
@@ -238,8 +273,11 @@ export function createAdminRoutes(deps: {
   });
   router.patch('/users/:id', async (ctx) => {
     const before = userToJson(await getUser(db, ctx.params.id ?? ''));
-    const after = userToJson(await updateUserFields(db, ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes)));
-    await record(ctx, 'user.update', `user:${after.id}`, { before, after });
+    const body = await jsonBody(ctx, config.bodyLimitBytes);
+    const after = userToJson(await updateUserFields(db, ctx.params.id ?? '', body));
+    // A password change ended the person's sessions, consents and refresh tokens (unless kept).
+    const sessionsEnded = body.password !== undefined && body.keep_sessions !== true;
+    await record(ctx, 'user.update', `user:${after.id}`, { before, after, ...(sessionsEnded ? { sessions_ended: true } : {}) });
     ctx.body = after;
   });
   router.delete('/users/:id', async (ctx) => {
@@ -249,17 +287,33 @@ export function createAdminRoutes(deps: {
     ctx.status = 204;
   });
 
+  // Initial access tokens of dynamic registration: listed by an id derived from the stored token, never a value.
+  router.get('/registration-tokens', async (ctx) => {
+    ctx.body = { data: (await listInitialAccessTokens(db)).map(initialAccessTokenToJson) };
+  });
+  router.post('/registration-tokens', async (ctx) => {
+    const issued = await createInitialAccessTokenFromInput(
+      { db, issuer: config.issuer, maxTtl: config.registrationTokenMaxTtlSeconds },
+      await jsonBody(ctx, config.bodyLimitBytes),
+    );
+    const expiresAt = issued.expiresAt.toISOString();
+    await record(ctx, 'registration.token_create', `initial_access_token:${issued.id}`, { after: { id: issued.id, expires_at: expiresAt } });
+    ctx.status = 201;
+    ctx.body = { id: issued.id, initial_access_token: issued.token, expires_at: expiresAt };
+  });
+  router.delete('/registration-tokens/:id', async (ctx) => {
+    const id = ctx.params.id ?? '';
+    await revokeInitialAccessToken(db, id);
+    await record(ctx, 'registration.token_revoke', `initial_access_token:${id}`, {});
+    ctx.status = 204;
+  });
+
   // The audit log, oldest first: `since` (ISO time), `cursor` (the last seq seen), `limit`.
   router.get('/audit', async (ctx) => {
     const { limit, cursor, filter: since } = pageQuery(ctx, 'since');
-    const sinceDate = since === undefined ? undefined : new Date(since);
-    if (sinceDate && Number.isNaN(sinceDate.getTime())) {
-      throw new ApiError(400, 'validation_failed', 'since is not a time', { errors: [{ field: 'since', message: 'must be an ISO 8601 time' }] });
-    }
-    if (cursor !== undefined && !/^\d+$/.test(cursor)) {
-      throw new ApiError(400, 'validation_failed', 'cursor is not valid', { errors: [{ field: 'cursor', message: 'must be the next_cursor of a previous page' }] });
-    }
-    const rows = await tailAudit(db, { since: sinceDate, limit: limit + 1, afterSeq: cursor === undefined ? 0 : Number(cursor) });
+    const sinceDate = timeQuery('since', since);
+    const afterSeq = seqCursor(cursor);
+    const rows = await tailAudit(db, { since: sinceDate, limit: limit + 1, afterSeq: afterSeq ?? 0 });
     const items = rows.slice(0, limit);
     ctx.body = { data: items.map(auditToJson), next_cursor: rows.length > limit ? String(items.at(-1)?.seq) : null };
   });

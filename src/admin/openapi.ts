@@ -15,8 +15,8 @@ const COMMON_ERRORS = {
 
 const listParameters = (filter: string, description: string) => [
   { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
-  { name: 'cursor', in: 'query', schema: { type: 'string' }, description: 'next_cursor of the previous page' },
-  { name: filter, in: 'query', schema: { type: 'string' }, description },
+  { name: 'cursor', in: 'query', schema: { type: 'string', maxLength: 256 }, description: 'next_cursor of the previous page' },
+  { name: filter, in: 'query', schema: { type: 'string', maxLength: 256 }, description },
 ];
 const idParameter = (name: string) => [{ name, in: 'path', required: true, schema: { type: 'string' } }];
 const ifMatch = { name: 'If-Match', in: 'header', schema: { type: 'string' }, description: 'the ETag of the client as read; a stale one gets 412' };
@@ -160,12 +160,37 @@ export function buildOpenApi(issuer: string): JsonObject {
       '/resources/{id}': resources.item,
       '/users': users.collection,
       '/users/{id}': users.item,
+      '/registration-tokens': {
+        get: {
+          tags: ['registration'],
+          summary: 'List the initial access tokens of dynamic registration (ids and times, never a token)',
+          responses: { '200': { description: 'Every stored token', content: json('RegistrationTokenList') }, ...COMMON_ERRORS },
+        },
+        post: {
+          tags: ['registration'],
+          summary: 'Mint an initial access token; shown this once',
+          requestBody: { required: true, content: json('RegistrationTokenCreate') },
+          responses: {
+            '201': { description: 'Minted', content: json('RegistrationTokenCreated') },
+            '400': problem('Invalid body, or expires_in above REGISTRATION_TOKEN_MAX_TTL_SECONDS'),
+            ...COMMON_ERRORS,
+          },
+        },
+      },
+      '/registration-tokens/{id}': {
+        parameters: idParameter('id'),
+        delete: {
+          tags: ['registration'],
+          summary: 'Revoke an initial access token by its listed id: /reg refuses it from then on',
+          responses: { '204': { description: 'Revoked' }, '404': problem('No token has this id'), ...COMMON_ERRORS },
+        },
+      },
       '/audit': {
         get: {
           tags: ['audit'],
           summary: 'Read the audit log, oldest first (append-only, hash-chained)',
           parameters: [
-            { name: 'since', in: 'query', schema: { type: 'string', format: 'date-time' } },
+            { name: 'since', in: 'query', schema: { type: 'string' }, description: 'entries at or after this time: an RFC 3339 date-time or a date (YYYY-MM-DD), years 0001 to 9999' },
             { name: 'cursor', in: 'query', schema: { type: 'string' }, description: 'next_cursor of the previous page' },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
           ],

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { clientCreateSchema, clientUpdateSchema, grantBodySchema } from '../services/clients.service.js';
+import { initialAccessTokenCreateSchema } from '../services/registration.service.js';
 import { resourceCreateSchema, resourceUpdateSchema } from '../services/resources.service.js';
 import { userCreateSchema, userUpdateSchema } from '../services/users.service.js';
 
@@ -49,6 +50,18 @@ export const userOut = z.object({
   updated_at: timestamp,
 });
 
+export const registrationTokenOut = z.object({
+  id: z.string().describe('derived from the stored token (SHA-256), never the token itself'),
+  created_at: timestamp,
+  expires_at: timestamp.nullable(),
+  expired: z.boolean(),
+});
+export const registrationTokenCreatedOut = z.object({
+  id: z.string(),
+  initial_access_token: z.string().describe('shown this once'),
+  expires_at: timestamp,
+});
+
 const page = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), next_cursor: z.string().nullable() });
 
 export const problemOut = z.object({
@@ -93,5 +106,8 @@ export const COMPONENTS = {
   User: { schema: userOut, io: 'output' },
   UserPage: { schema: page(userOut), io: 'output' },
   AuditPage: { schema: page(auditEntryOut), io: 'output' },
+  RegistrationTokenCreate: { schema: initialAccessTokenCreateSchema, io: 'input' },
+  RegistrationTokenList: { schema: z.object({ data: z.array(registrationTokenOut) }), io: 'output' },
+  RegistrationTokenCreated: { schema: registrationTokenCreatedOut, io: 'output' },
   Problem: { schema: problemOut, io: 'output' },
 } as const satisfies Record<string, { schema: z.ZodType; io: 'input' | 'output' }>;

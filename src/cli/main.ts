@@ -21,7 +21,7 @@ import {
 } from '../services/clients.service.js';
 import { ConflictError, NotFoundError, ValidationError } from '../services/errors.js';
 import { createResource, deleteResource, getResource, listResources, resourceToJson, updateResource } from '../services/resources.service.js';
-import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, userToJson } from '../services/users.service.js';
+import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, updateUserFields, userToJson } from '../services/users.service.js';
 import { runAuditCommand } from './audit.command.js';
 import { AuditWriteError, isUndefinedTable, recordCliChange, type CliRegistry } from './cli-audit.js';
 import { runDbCommand } from './db.command.js';
@@ -42,7 +42,11 @@ const USAGE = `Usage: gatehouse <command> [options] [--json]
   clients grant ID --resource URI [--scope "a b"] | clients revoke-grant ID --resource URI
   users create --email EMAIL --password-stdin [--name NAME]
   users list | get ID | disable ID | enable ID | delete ID
-  registration token create [--expires-in SECONDS]   (an initial access token for POST /reg; 1 day unless said)
+  users set-password ID --password-stdin [--keep-sessions]
+        (ends the person's browser sessions, consents and refresh tokens unless --keep-sessions)
+  registration token create [--expires-in SECONDS]   (an initial access token for POST /reg; 1 day unless said,
+                                                     at most REGISTRATION_TOKEN_MAX_TTL_SECONDS, 30 days by default)
+  registration token list | revoke ID                (ids derived from the tokens, never their values)
   audit tail [--since ISO-TIME] [--limit N] | audit verify [--checkpoint FILE] | audit checkpoint | audit rotate-key
   db roles --owner NAME --runtime NAME [--runtime-password-stdin] [--sql]
 
@@ -52,7 +56,7 @@ scopes: clients grant gives (or replaces) the grant at one API, every scope the 
 exactly that grant (and the API the default audience); --scope's OpenID scopes (openid profile
 email offline_access) are the client's own. --admin grants the admin API (scope admin).
 
-users create reads the password from standard input and drops one trailing newline; passwords are
+users create and users set-password read the password from standard input and drops one trailing newline; passwords are
 never taken as arguments (ps and shell history would show them). For example:
   gatehouse users create --email ada@example.com --name "Ada Lovelace" --password-stdin < password.txt
 
@@ -201,6 +205,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   access_token_ttl: '--access-token-ttl',
   email: '--email',
   password: '--password-stdin',
+  expires_in: '--expires-in',
 };
 
 function flagFor(field: string): string {
@@ -447,6 +452,27 @@ async function usersCommand(ctx: Context, sub: string | undefined, args: string[
     case 'get':
       await byId(async (registry, id) => printResult(io, json, userToJson(await getUser(registry.db, id))));
       return;
+    case 'set-password': {
+      if (args.some((arg) => arg === '--password' || arg.startsWith('--password='))) {
+        throw new UsageError('passwords are never taken as arguments: pipe the password to --password-stdin');
+      }
+      const { values, ids } = parse(args, { ...JSON_FLAG, 'password-stdin': { type: 'boolean' }, 'keep-sessions': { type: 'boolean' } }, 1);
+      if (values['password-stdin'] !== true) {
+        throw new UsageError('users set-password needs --password-stdin: pipe the password to it (passwords are never taken as arguments)');
+      }
+      const id = ids[0] ?? '';
+      const keepSessions = values['keep-sessions'] === true;
+      const password = await readStdinPassword(io, '--password-stdin');
+      await withDatabase(ctx, async (registry) => {
+        const before = userToJson(await getUser(registry.db, id));
+        const after = userToJson(await updateUserFields(registry.db, id, { password, ...(keepSessions ? { keep_sessions: true } : {}) }));
+        const out = { ...after, sessions_ended: !keepSessions };
+        await recordCliChange(registry, { action: 'user.password_set', target: `user:${after.id}`, details: { before, after, sessions_ended: !keepSessions } }, () =>
+          printResult(io, json, out),
+        );
+      });
+      return;
+    }
     case 'disable':
     case 'enable':
       await byId(async (registry, id) => {
@@ -467,7 +493,7 @@ async function usersCommand(ctx: Context, sub: string | undefined, args: string[
       });
       return;
     default:
-      throw new UsageError(`unknown command "users ${sub ?? ''}": use create, list, get, disable, enable or delete`);
+      throw new UsageError(`unknown command "users ${sub ?? ''}": use create, list, get, set-password, disable, enable or delete`);
   }
 }
 

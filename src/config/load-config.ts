@@ -30,6 +30,8 @@ export interface Config {
   readonly loginLimits: { readonly perAccount: number; readonly perIp: number; readonly windowSeconds: number };
   /** Dynamic client registration (RFC 7591/7592) with initial access tokens from the CLI. */
   readonly registrationEnabled: boolean;
+  /** The longest an initial access token may live (`registration token create --expires-in`); 30 days unless said. */
+  readonly registrationTokenMaxTtlSeconds: number;
   /** Serve GET /metrics on this port (all interfaces) instead of the main one; undefined: on the main port. */
   readonly metricsPort: number | undefined;
 }
@@ -108,5 +110,6 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       windowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
     }),
     registrationEnabled: e.REGISTRATION_ENABLED,
+    registrationTokenMaxTtlSeconds: e.REGISTRATION_TOKEN_MAX_TTL_SECONDS,
   });
 }

@@ -16,11 +16,29 @@ import { describeScopes } from './scopes.js';
 
 /** What sign-in needs from the accounts service. */
 export interface Authenticator {
-  authenticate(email: string, password: string): Promise<{ ok: true; user: { id: string; email: string } } | { ok: false; reason: string }>;
+  authenticate(
+    email: string,
+    password: string,
+  ): Promise<{ ok: true; user: { id: string; email: string; sessionsValidAfter?: Date | null } } | { ok: false; reason: string }>;
   findById(id: string): Promise<{ id: string; email: string } | undefined>;
 }
 
 const SIGN_IN_FAILED = 'Wrong email or password.';
+
+/**
+ * oidc-provider keeps a sign-in's time in whole seconds, and a session of the same second as the
+ * account's cutoff (a password change) counts as before it (see sessionEnded): a sign-in that follows
+ * a password change within that second waits for the next one, at most a second, so its session is
+ * not ended at once.
+ */
+async function waitOutCutoffSecond(cutoff: Date | null | undefined): Promise<void> {
+  if (!cutoff) return;
+  const until = Math.ceil(cutoff.getTime() / 1000) * 1000;
+  // A cutoff in the future (another node's clock) is not waited for beyond a second.
+  if (until - Date.now() > 1000) return;
+  for (let wait = until - Date.now(); wait > 0; wait = until - Date.now()) await new Promise((resolve) => setTimeout(resolve, wait + 1));
+}
+
 const MAX_FIELD = 1024;
 
 const REASONS: Record<string, string> = {
@@ -235,6 +253,7 @@ export function createInteractionRoutes(deps: {
     deps.metrics?.signIn('success');
     ctx.state.log?.info({ outcome: 'success', accountId: result.user.id }, 'signed in');
     await audit(ctx, { actor: `user:${result.user.id}`, action: 'signin.success', target: `user:${result.user.id}`, details: { client_id: clientId } });
+    await waitOutCutoffSecond(result.user.sessionsValidAfter);
     await finish(ctx, { login: { accountId: result.user.id } });
   });
 

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { errors, type AsymmetricSigningAlgorithm, type Configuration, type ErrorOut, type JWK, type KoaContextWithOIDC } from 'oidc-provider';
+import { errors, type AsymmetricSigningAlgorithm, type Configuration, type ErrorOut, type JWK, type KoaContextWithOIDC, type Session } from 'oidc-provider';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import { EXTERNAL_SIGNING, LocalSigningKey } from '../keys/signing-key.js';
@@ -22,6 +22,24 @@ export interface AccountRecord {
   name: string | null;
   disabled: boolean;
   updatedAt: Date;
+  /** Browser sessions that signed in before this time are over (a password change, a disable). */
+  sessionsValidAfter?: Date | null;
+}
+
+/**
+ * Whether a browser session that signed in at `loginTs` (epoch seconds, as oidc-provider keeps it)
+ * is over for this account. The login time is known to the second only: a session of the same second
+ * as the cutoff counts as before it (the sign-in page waits out that second, see interaction.routes.ts).
+ */
+export function sessionEnded(account: Pick<AccountRecord, 'sessionsValidAfter'>, loginTs: number | undefined): boolean {
+  const cutoff = account.sessionsValidAfter;
+  return cutoff != null && (loginTs ?? 0) * 1000 < cutoff.getTime();
+}
+
+/** Signs the browser session out in this request: the login prompt follows, and the stored session is replaced. */
+function endBrowserSession(session: Session): void {
+  for (const key of ['accountId', 'loginTs', 'amr', 'acr', 'authorizations', 'transient'] as const) Reflect.deleteProperty(session, key);
+  session.resetIdentifier();
 }
 
 /** How the provider finds a signed-in person (the accounts service satisfies it). */
@@ -165,6 +183,13 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
       // On a refresh the account was read with the refresh token (see durable-adapter.ts).
       const readAhead = takeReadAheadAccount(ctx, sub);
       const account = readAhead.found ? readAhead.record : await accounts.findById(sub);
+      // A browser session of a person who is gone, disabled, or changed their password since signing
+      // in is over: they sign in again (prompt=none gets login_required).
+      const session = ctx.oidc?.session;
+      if (session?.accountId === sub && (!account || account.disabled || sessionEnded(account, session.loginTs))) {
+        endBrowserSession(session);
+        return undefined;
+      }
       if (!account || account.disabled) return undefined;
       return {
         accountId: account.id,

@@ -58,6 +58,8 @@ export interface UserTable {
   password_hash: string;
   disabled: Generated<boolean>;
   last_login_at: Timestamp | null;
+  /** Browser sessions that signed in before this time are over (a password change, a disable). */
+  sessions_valid_after: Timestamp | null;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

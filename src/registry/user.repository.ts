@@ -16,6 +16,8 @@ export interface UserRecord {
   passwordHash: string;
   disabled: boolean;
   lastLoginAt: Date | null;
+  /** Browser sessions that signed in before this time are over (see users.service.ts). */
+  sessionsValidAfter: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -29,6 +31,7 @@ export function toUserRecord(row: UserRow): UserRecord {
     passwordHash: row.password_hash,
     disabled: row.disabled,
     lastLoginAt: row.last_login_at,
+    sessionsValidAfter: row.sessions_valid_after,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -1,34 +1,75 @@
+import { createHash } from 'node:crypto';
+import { digestTokenValue } from '../oidc/adapters/token-digest.js';
 import type { Kysely } from 'kysely';
 import { Provider } from 'oidc-provider';
 import { createDurableAdapter } from '../oidc/adapters/durable-adapter.js';
+import { deleteInitialAccessTokenRow, listInitialAccessTokenRows } from '../registry/initial-access-token.repository.js';
 import type { Database } from '../registry/tables.js';
-import { ValidationError } from './errors.js';
+import { z } from 'zod';
+import { NotFoundError, ValidationError } from './errors.js';
+import { parseInput } from './validation.js';
 
-/** How long an initial access token lives when the command does not say. */
+/** How long an initial access token lives when the command does not say (never beyond the cap). */
 export const DEFAULT_INITIAL_ACCESS_TOKEN_TTL = 24 * 3600;
-const MAX_INITIAL_ACCESS_TOKEN_TTL = 365 * 24 * 3600;
+/** The cap when the configuration gives none (REGISTRATION_TOKEN_MAX_TTL_SECONDS). */
+export const DEFAULT_INITIAL_ACCESS_TOKEN_MAX_TTL = 30 * 24 * 3600;
 
 /** An initial access token, shown once: the registry keeps only its digest, until it expires. */
 export interface InitialAccessTokenIssued {
+  /** The token's listing id (not the token): what `registration token revoke` takes. */
+  id: string;
   token: string;
   expiresAt: Date;
 }
+
+/** An initial access token as listed: never its value. */
+export interface InitialAccessTokenListed {
+  id: string;
+  createdAt: Date;
+  expiresAt: Date | null;
+  expired: boolean;
+}
+
+/**
+ * The id a token is listed and revoked by: the first 128 bits of SHA-256 over the key the registry
+ * stores it under (itself a digest of the value), in hex: short, and no token.
+ */
+export function initialAccessTokenId(storedId: string): string {
+  return createHash('sha256').update(storedId).digest('hex').slice(0, 32);
+}
+
+/** The key the durable adapter stores a token under: the digest of its value (token-digest.ts). */
+const storedKeyOf = (value: string): string => digestTokenValue(value);
+
+const describeTtl = (seconds: number) =>
+  seconds % 86_400 === 0 ? `${seconds / 86_400} day${seconds === 86_400 ? '' : 's'}` : `${seconds} seconds`;
 
 /**
  * Mints an initial access token for the registration endpoint (RFC 7591 §3). It is oidc-provider's
  * own InitialAccessToken model, saved through the same durable adapter the server reads it with, by a
  * provider built only for this (no signing keys, no other model): the server finds it as if it had
- * issued it. It may register clients until it expires.
+ * issued it. It may register clients until it expires, at most `maxTtl` seconds from now
+ * (REGISTRATION_TOKEN_MAX_TTL_SECONDS), or until it is revoked.
  *
  * @example
- * const { token, expiresAt } = await createInitialAccessToken({ db, issuer }, 3600);
+ * const { id, token, expiresAt } = await createInitialAccessToken({ db, issuer, maxTtl: config.registrationTokenMaxTtlSeconds }, 3600);
  */
 export async function createInitialAccessToken(
-  deps: { db: Kysely<Database>; issuer: string },
-  expiresIn: number = DEFAULT_INITIAL_ACCESS_TOKEN_TTL,
+  deps: { db: Kysely<Database>; issuer: string; maxTtl?: number },
+  expiresIn?: number,
 ): Promise<InitialAccessTokenIssued> {
-  if (!Number.isSafeInteger(expiresIn) || expiresIn < 1 || expiresIn > MAX_INITIAL_ACCESS_TOKEN_TTL) {
-    throw new ValidationError([{ field: 'expires_in', message: `must be a whole number of seconds from 1 to ${MAX_INITIAL_ACCESS_TOKEN_TTL}` }]);
+  const maxTtl = deps.maxTtl ?? DEFAULT_INITIAL_ACCESS_TOKEN_MAX_TTL;
+  const ttl = expiresIn ?? Math.min(DEFAULT_INITIAL_ACCESS_TOKEN_TTL, maxTtl);
+  if (!Number.isSafeInteger(ttl) || ttl < 1) {
+    throw new ValidationError([{ field: 'expires_in', message: 'must be a whole number of seconds, at least 1' }]);
+  }
+  if (ttl > maxTtl) {
+    throw new ValidationError([
+      {
+        field: 'expires_in',
+        message: `${ttl} seconds is longer than an initial access token may live here: at most ${maxTtl} (${describeTtl(maxTtl)}, REGISTRATION_TOKEN_MAX_TTL_SECONDS)`,
+      },
+    ]);
   }
   const provider = new Provider(deps.issuer, {
     jwks: { keys: [] },
@@ -38,9 +79,53 @@ export async function createInitialAccessToken(
     },
     features: { devInteractions: { enabled: false }, registration: { enabled: true, initialAccessToken: true } },
   });
-  const value = await new provider.InitialAccessToken({ expiresIn }).save();
+  const value = await new provider.InitialAccessToken({ expiresIn: ttl }).save();
   // Read back as the registration endpoint will read it: proves the row is one the server accepts.
   const saved = await provider.InitialAccessToken.find(value);
   if (!saved?.exp) throw new Error('the initial access token was not stored');
-  return { token: value, expiresAt: new Date(saved.exp * 1000) };
+  return { id: initialAccessTokenId(storedKeyOf(value)), token: value, expiresAt: new Date(saved.exp * 1000) };
+}
+
+/** Every initial access token the registry holds, by listing id, with its times: never a token value. */
+export async function listInitialAccessTokens(db: Kysely<Database>, now: Date = new Date()): Promise<InitialAccessTokenListed[]> {
+  return (await listInitialAccessTokenRows(db)).map((row) => {
+    // The token's own expiry (exp) is in whole seconds and ends it first: shown as create showed it.
+    const expiresAt = row.expiresAt && new Date(Math.floor(row.expiresAt.getTime() / 1000) * 1000);
+    return {
+      id: initialAccessTokenId(row.storedId),
+      createdAt: row.createdAt,
+      expiresAt,
+      expired: expiresAt !== null && expiresAt.getTime() <= now.getTime(),
+    };
+  });
+}
+
+/** Revokes an initial access token by its listing id: the registration endpoint refuses it (401) from then on. */
+export async function revokeInitialAccessToken(db: Kysely<Database>, id: string): Promise<void> {
+  const wanted = /^[0-9a-f]{32}$/.test(id) ? id : undefined;
+  const row = wanted && (await listInitialAccessTokenRows(db)).find((stored) => initialAccessTokenId(stored.storedId) === wanted);
+  if (!row || !(await deleteInitialAccessTokenRow(db, row.storedId))) {
+    // Not echoed unless it has an id's form: what was given may be a token pasted by mistake.
+    throw new NotFoundError(`initial access token ${wanted ?? 'with that id'} (give an id from registration token list)`);
+  }
+}
+
+/** The wire form of a listed token (CLI --json). */
+export function initialAccessTokenToJson(token: InitialAccessTokenListed) {
+  return { id: token.id, created_at: token.createdAt.toISOString(), expires_at: token.expiresAt?.toISOString() ?? null, expired: token.expired };
+}
+
+/** The admin API's body for a new token: its lifetime in seconds, 1 day (or the cap, if shorter) unless given. */
+export const initialAccessTokenCreateSchema = z.strictObject({
+  expires_in: z
+    .number({ error: 'must be a whole number of seconds' })
+    .int('must be a whole number of seconds')
+    .min(1, 'must be at least 1 second')
+    .optional()
+    .describe('seconds until it expires; at most REGISTRATION_TOKEN_MAX_TTL_SECONDS (30 days unless configured)'),
+});
+
+/** createInitialAccessToken for a request body (the admin API). */
+export function createInitialAccessTokenFromInput(deps: { db: Kysely<Database>; issuer: string; maxTtl?: number }, input: unknown) {
+  return createInitialAccessToken(deps, parseInput(initialAccessTokenCreateSchema, input).expires_in);
 }

@@ -87,14 +87,16 @@ export function listUsers(db: Kysely<Database>): Promise<UserRecord[]> {
 }
 
 async function setDisabled(db: Kysely<Database>, id: string, disabled: boolean): Promise<UserRecord> {
-  const user = await updateUser(db, id, { disabled });
+  // Disabling ends the person's browser sessions for good: enabling them again does not revive one.
+  const user = await updateUser(db, id, disabled ? { disabled, sessions_valid_after: new Date() } : { disabled });
   if (!user) throw new NotFoundError(`user ${id}`);
   return user;
 }
 
 /**
- * A disabled user cannot sign in. Their grants are kept, so enabling them restores their apps; the
- * provider's findAccount must treat a disabled user as unknown so their refresh tokens stop working meanwhile.
+ * A disabled user cannot sign in, and their browser sessions end. Their grants are kept, so enabling
+ * them restores their apps; the provider's findAccount treats a disabled user as unknown so their
+ * refresh tokens stop working meanwhile.
  */
 export function disableUser(db: Kysely<Database>, id: string): Promise<UserRecord> {
   return setDisabled(db, id, true);
@@ -112,31 +114,55 @@ export async function deleteUser(db: Kysely<Database>, id: string): Promise<void
   });
 }
 
-export const userUpdateSchema = z.strictObject({
-  name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters').nullable().optional(),
-  disabled: z.boolean().optional(),
-  email_verified: z.boolean().optional(),
-  password: z
-    .string()
-    .superRefine((password, ctx) => {
-      const problem = passwordProblem(password);
-      if (problem) ctx.addIssue({ code: 'custom', message: problem });
-    })
-    .optional(),
-});
+export const userUpdateSchema = z
+  .strictObject({
+    name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters').nullable().optional(),
+    disabled: z.boolean().optional(),
+    email_verified: z.boolean().optional(),
+    password: z
+      .string()
+      .superRefine((password, ctx) => {
+        const problem = passwordProblem(password);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional(),
+    keep_sessions: z
+      .boolean()
+      .optional()
+      .describe(
+        'With password or disabled: true, keep the person signed in: their browser sessions, consents and refresh tokens survive (by default a password change ends all three, disabling ends the sessions)',
+      ),
+  })
+  .superRefine((data, ctx) => {
+    if (data.keep_sessions !== undefined && data.password === undefined && data.disabled !== true) {
+      ctx.addIssue({ code: 'custom', path: ['keep_sessions'], message: 'only goes with password or disabled: true' });
+    }
+  });
 export type UserUpdateInput = z.input<typeof userUpdateSchema>;
 
-/** Changes a user's name, disabled flag, verified flag or password (hashed here, never stored in clear). */
+/**
+ * Changes a user's name, disabled flag, verified flag or password (hashed here, never stored in clear).
+ * A password change ends the person's browser sessions (those signed in before it must sign in
+ * again) and, in the same transaction, deletes their grants and refresh tokens; disabling ends their
+ * sessions. `keep_sessions: true` keeps all of them.
+ */
 export async function updateUserFields(db: Kysely<Database>, id: string, input: unknown): Promise<UserRecord> {
   const data = parseInput(userUpdateSchema, input);
-  const user = await updateUser(db, id, {
-    ...(data.name !== undefined ? { name: data.name } : {}),
-    ...(data.disabled !== undefined ? { disabled: data.disabled } : {}),
-    ...(data.email_verified !== undefined ? { email_verified: data.email_verified } : {}),
-    ...(data.password !== undefined ? { password_hash: await hashPassword(data.password) } : {}),
+  const passwordHash = data.password !== undefined ? await hashPassword(data.password) : undefined;
+  const keep = data.keep_sessions === true;
+  const endsSessions = !keep && (passwordHash !== undefined || data.disabled === true);
+  return db.transaction().execute(async (trx) => {
+    const user = await updateUser(trx, id, {
+      ...(data.name !== undefined ? { name: data.name } : {}),
+      ...(data.disabled !== undefined ? { disabled: data.disabled } : {}),
+      ...(data.email_verified !== undefined ? { email_verified: data.email_verified } : {}),
+      ...(passwordHash !== undefined ? { password_hash: passwordHash } : {}),
+      ...(endsSessions ? { sessions_valid_after: new Date() } : {}),
+    });
+    if (!user) throw new NotFoundError(`user ${id}`);
+    if (passwordHash !== undefined && !keep) await deleteDurableRowsOfAccount(trx, id);
+    return user;
   });
-  if (!user) throw new NotFoundError(`user ${id}`);
-  return user;
 }
 
 /** One page of users (cursor = the last id seen), optionally filtered by email. */

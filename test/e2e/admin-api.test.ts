@@ -4,6 +4,7 @@ import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/services/users.service.js';
 import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
+import { cliJson } from '../fixtures/cli.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 
@@ -235,6 +236,176 @@ describe('admin API', () => {
     });
   });
 
+  describe('password changes', () => {
+    /** A second server on the in-process store: a session there is ended the same way. */
+    let memory: { t: TestServer; token: string };
+
+    beforeAll(async () => {
+      const other = await startTestServer({ name: 'admin-api-memory-store', env: { REDIS_URL: '' } });
+      expect(other.server.store).not.toBe(t.server.store);
+      const admin = await other.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'admin memory', '--admin');
+      await other.server.cache.refresh();
+      const issued = await tokenRequest(other.server.url, { grant_type: 'client_credentials', scope: 'admin' }, { clientId: admin.client_id, clientSecret: admin.client_secret });
+      memory = { t: other, token: String(issued.body.access_token) };
+    });
+    afterAll(() => memory.t.close());
+
+    const stores = () => [
+      { store: 'Redis', t, token },
+      { store: 'in-process', t: memory.t, token: memory.token },
+    ];
+
+    /**
+     * A person signed in in a browser (cookie jar) to an app holding their refresh token; `silent()`
+     * asks for a sign-in with prompt=none and tells whether the browser session still stands.
+     */
+    async function signedInPerson(server: TestServer, adminToken: string) {
+      const url = server.server.url;
+      const email = `pw-${randomUUID()}@example.test`;
+      const password = 'the first password of this person 1';
+      recordSecret(password);
+      const user = await createUser(server.server.registry.db, { email, password });
+      const redirectUri = 'http://127.0.0.1:8772/cb';
+      const created = await fetch(`${url}/admin/v1/clients`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ client_name: 'password app', redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'] }),
+      });
+      const app = (await created.json()) as Json;
+      recordSecret(String(app.client_secret));
+      const client = { clientId: String(app.client_id), clientSecret: String(app.client_secret) };
+      await server.server.cache.refresh();
+      const agent = new Agent(url);
+      const { verifier, challenge } = pkce();
+      const authorize = { client_id: client.clientId, redirect_uri: redirectUri, code_challenge: challenge, code_challenge_method: 'S256' };
+      const { redirect } = await signIn(agent, { url: authorizeUrl({ ...authorize, scope: 'openid offline_access', prompt: 'consent' }), email, password });
+      const tokens = await tokenRequest(url, { grant_type: 'authorization_code', code: redirect.searchParams.get('code') ?? '', redirect_uri: redirectUri, code_verifier: verifier }, client);
+      expect(tokens.status).toBe(200);
+      const refreshToken = String(tokens.body.refresh_token);
+      recordSecret(refreshToken);
+      return {
+        user,
+        email,
+        refresh: () => tokenRequest(url, { grant_type: 'refresh_token', refresh_token: refreshToken }, client),
+        async silent(): Promise<{ code: string | null; error: string | null }> {
+          const { url: landed } = await agent.follow(authorizeUrl({ ...authorize, scope: 'openid', prompt: 'none' }));
+          expect(landed.startsWith(redirectUri), landed).toBe(true);
+          const params = new URL(landed).searchParams;
+          return { code: params.get('code'), error: params.get('error') };
+        },
+        async signInAgain(newPassword: string) {
+          const { redirect: back } = await signIn(agent, { url: authorizeUrl({ ...authorize, scope: 'openid' }), email, password: newPassword });
+          return back.searchParams.get('code');
+        },
+      };
+    }
+
+    const patchPassword = (server: TestServer, adminToken: string, id: string, body: Json) =>
+      fetch(`${server.server.url}/admin/v1/users/${id}`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+
+    it('ends the person’s browser session, consents and refresh tokens on a password change through the admin API', async () => {
+      for (const { store, t: server, token: adminToken } of stores()) {
+        const person = await signedInPerson(server, adminToken);
+        const newPassword = 'the second password of this person 2';
+        recordSecret(newPassword);
+        const changed = await patchPassword(server, adminToken, person.user.id, { password: newPassword });
+        expect(changed.status, store).toBe(200);
+        const refreshed = await person.refresh();
+        expect(refreshed.status, store).toBe(400);
+        expect(refreshed.body.error, store).toBe('invalid_grant');
+        expect(await person.silent(), store).toEqual({ code: null, error: 'login_required' });
+        const grants = await server.server.registry.db.selectFrom('oidc_durable').select('id').where('account_id', '=', person.user.id).execute();
+        expect(grants, store).toEqual([]);
+        // Signing in again (at once, with the new password) gives a session that stands.
+        expect(await person.signInAgain(newPassword), store).toEqual(expect.any(String));
+        expect((await person.silent()).code, store).toEqual(expect.any(String));
+      }
+    });
+
+    it('keeps them with keep_sessions: true, and refuses keep_sessions without a password or a disable', async () => {
+      for (const { store, t: server, token: adminToken } of stores()) {
+        const person = await signedInPerson(server, adminToken);
+        const alone = await patchPassword(server, adminToken, person.user.id, { keep_sessions: true });
+        expect(alone.status, store).toBe(400);
+        expect(((await alone.json()) as { errors: Array<{ field: string }> }).errors.map((e) => e.field), store).toEqual(['keep_sessions']);
+        const newPassword = 'the kept password of this person 3';
+        recordSecret(newPassword);
+        const changed = await patchPassword(server, adminToken, person.user.id, { password: newPassword, keep_sessions: true });
+        expect(changed.status, store).toBe(200);
+        expectDocumented('/users/{id}', 'patch', 200, await changed.json());
+        const refreshed = await person.refresh();
+        expect(refreshed.status, store).toBe(200);
+        recordSecret(String(refreshed.body.refresh_token));
+        expect((await person.silent()).code, store).toEqual(expect.any(String));
+      }
+    });
+
+    it('does the same from the CLI: users set-password ends them, --keep-sessions keeps them', async () => {
+      const ended = await signedInPerson(t, token);
+      const out = await cliJson<Json>(['users', 'set-password', ended.user.id, '--password-stdin'], t.env, { stdin: 'a password set from the cli 4\n' });
+      expect(out).toMatchObject({ id: ended.user.id, sessions_ended: true });
+      expect((await ended.refresh()).body.error).toBe('invalid_grant');
+      expect(await ended.silent()).toEqual({ code: null, error: 'login_required' });
+
+      const kept = await signedInPerson(t, token);
+      const keptOut = await cliJson<Json>(['users', 'set-password', kept.user.id, '--password-stdin', '--keep-sessions'], t.env, { stdin: 'a password set from the cli 5\n' });
+      expect(keptOut).toMatchObject({ id: kept.user.id, sessions_ended: false });
+      const refreshed = await kept.refresh();
+      expect(refreshed.status).toBe(200);
+      recordSecret(String(refreshed.body.refresh_token));
+      expect((await kept.silent()).code).toEqual(expect.any(String));
+    });
+
+    it('ends the browser session of a person who is disabled, and enabling them does not revive it', async () => {
+      const person = await signedInPerson(t, token);
+      expect((await call('PATCH', `/users/${person.user.id}`, { body: { disabled: true } })).status).toBe(200);
+      expect((await call('PATCH', `/users/${person.user.id}`, { body: { disabled: false } })).status).toBe(200);
+      expect(await person.silent()).toEqual({ code: null, error: 'login_required' });
+    });
+  });
+
+  describe('registration tokens', () => {
+    it('mints, lists (ids and times, never a token), refuses a lifetime above the cap, and revokes by id', async () => {
+      const minted = await call('POST', '/registration-tokens', { body: { expires_in: 600 } });
+      expect(minted.status).toBe(201);
+      expectDocumented('/registration-tokens', 'post', 201, minted.body);
+      const value = String(minted.body.initial_access_token);
+      recordSecret(value);
+      const id = String(minted.body.id);
+      expect(id).toMatch(/^[0-9a-f]{32}$/);
+
+      const listed = await call('GET', '/registration-tokens');
+      expect(listed.status).toBe(200);
+      expectDocumented('/registration-tokens', 'get', 200, listed.body);
+      expect((listed.body.data as Json[]).find((token) => token.id === id)).toMatchObject({ expires_at: minted.body.expires_at, expired: false });
+      expect(JSON.stringify(listed.body)).not.toContain(value);
+
+      const tooLong = await call('POST', '/registration-tokens', { body: { expires_in: 30 * 86_400 + 1 } });
+      expect(tooLong.status).toBe(400);
+      expectDocumented('/registration-tokens', 'post', 400, tooLong.body);
+      expect((tooLong.body.errors as Array<{ field: string; message: string }>)[0]).toMatchObject({ field: 'expires_in', message: expect.stringMatching(/at most 2592000/) });
+      const notNumber = await call('POST', '/registration-tokens', { body: { expires_in: 'soon' } });
+      expect((notNumber.body.errors as Array<{ field: string }>).map((e) => e.field)).toEqual(['expires_in']);
+      expect((await call('GET', '/registration-tokens')).body.data).toHaveLength((listed.body.data as Json[]).length);
+
+      // Not an id (the CLI's test shows a token value is refused too; here it would reach the request log's path).
+      const notAnId = await call('DELETE', `/registration-tokens/${'A'.repeat(43)}`);
+      expect(notAnId.status).toBe(404);
+      expect(JSON.stringify(notAnId.body)).not.toContain('A'.repeat(43));
+      const revoked = await call('DELETE', `/registration-tokens/${id}`);
+      expect(revoked.status).toBe(204);
+      expectDocumented('/registration-tokens/{id}', 'delete', 204, revoked.body);
+      expect(((await call('GET', '/registration-tokens')).body.data as Json[]).map((token) => token.id)).not.toContain(id);
+      const again = await call('DELETE', `/registration-tokens/${id}`);
+      expect(again.status).toBe(404);
+      expectDocumented('/registration-tokens/{id}', 'delete', 404, again.body);
+    });
+  });
+
   describe('audit log', () => {
     it('records every admin change with who, what, target, before/after minus secrets and the request id', async () => {
       const created = await call('POST', '/clients', { body: { client_name: 'audited', grant_types: ['client_credentials'] } }, );
@@ -329,6 +500,52 @@ describe('admin API', () => {
       expect(unknown.headers.get('content-type')).toMatch(/problem\+json/);
       const wrongType = await fetch(`${base}/admin/v1/clients`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body: 'x' });
       expect(wrongType.status).toBe(415);
+    });
+
+    it('answers every out-of-range, NUL-carrying or oversized query value with a 400 naming the field, and logs no stack for it', async () => {
+      const huge = 'x'.repeat(300);
+      const cases: Array<[string, string]> = [
+        ['/audit?cursor=99999999999999999999999', 'cursor'],
+        ['/audit?cursor=9007199254740992', 'cursor'],
+        ['/audit?cursor=-1', 'cursor'],
+        ['/audit?since=-271821-04-20', 'since'],
+        ['/audit?since=275760-09-13', 'since'],
+        ['/audit?since=12', 'since'],
+        ['/audit?since=2026-01-01%00', 'since'],
+        ['/audit?limit=99999999999999999999999', 'limit'],
+        ['/audit?limit=1e2', 'limit'],
+        [`/audit?since=${huge}`, 'since'],
+        ['/clients?cursor=a%00b', 'cursor'],
+        ['/clients?name=a%00b', 'name'],
+        [`/clients?name=${huge}`, 'name'],
+        [`/clients?cursor=${huge}`, 'cursor'],
+        ['/resources?filter=a%00b', 'filter'],
+        ['/resources?cursor=a%00b', 'cursor'],
+        ['/users?email=a%00b', 'email'],
+        ['/users?cursor=a%00b', 'cursor'],
+        ['/users?limit=-5', 'limit'],
+        ['/users?limit=3&limit=4', 'limit'],
+      ];
+      const requestIds: string[] = [];
+      for (const [path, field] of cases) {
+        const { status, headers, body } = await call('GET', path);
+        expect(status, path).toBe(400);
+        expect(headers.get('content-type'), path).toMatch(/^application\/problem\+json/);
+        expect((body.errors as Array<{ field: string }>).map((e) => e.field), path).toEqual([field]);
+        expectDocumented(path.split('?')[0] ?? '', 'get', 400, body);
+        requestIds.push(String(body.request_id));
+      }
+      // A header out of range is a client's mistake too: a version no client ever had.
+      const created = await call('POST', '/clients', { body: { client_name: 'if-match range', grant_types: ['client_credentials'] } });
+      const stale = await call('PATCH', `/clients/${String(created.body.client_id)}`, { body: { client_name: 'x' }, headers: { 'if-match': '"99999999999999999999999"' } });
+      expect(stale.status).toBe(412);
+      requestIds.push(String(stale.body.request_id));
+      const logged = t.logs.entries().filter((entry) => requestIds.includes(String(entry.requestId)));
+      expect(logged.length).toBeGreaterThan(0);
+      for (const entry of logged) {
+        expect(JSON.stringify(entry), 'no stack for a client mistake').not.toMatch(/stack|\bat .*\.js:\d+/);
+        expect(['error', 'fatal'], 'a client mistake is not an error').not.toContain(entry.level);
+      }
     });
   });
 });

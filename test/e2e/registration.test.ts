@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCliCapture } from '../fixtures/cli.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 
@@ -347,6 +348,90 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
     expect((await call('POST', endpoint, token, serviceMetadata())).status).toBe(201);
   });
 
+  interface ListedToken {
+    id: string;
+    created_at: string;
+    expires_at: string | null;
+    expired: boolean;
+  }
+
+  it('lists initial access tokens by an id that is not the token, with their expiry and never a value', async () => {
+    const first = await t.cli<{ id: string; initial_access_token: string; expires_at: string }>('registration', 'token', 'create', '--expires-in', '600');
+    const second = await t.cli<{ id: string; initial_access_token: string; expires_at: string }>('registration', 'token', 'create');
+    recordSecret(first.initial_access_token);
+    recordSecret(second.initial_access_token);
+    expect(first.id).toMatch(/^[0-9a-f]{32}$/);
+    expect(first.id).not.toBe(second.id);
+    const listed = await t.cli<ListedToken[]>('registration', 'token', 'list');
+    expect(listed.find((token) => token.id === first.id)).toEqual({ id: first.id, created_at: expect.any(String), expires_at: first.expires_at, expired: false });
+    expect(listed.find((token) => token.id === second.id)).toMatchObject({ expires_at: second.expires_at, expired: false });
+    // One day unless said.
+    expect(Date.parse(second.expires_at) - Date.parse(listed.find((token) => token.id === second.id)!.created_at)).toBeGreaterThan(86_000_000);
+    for (const token of [first.initial_access_token, second.initial_access_token]) {
+      expect(JSON.stringify(listed)).not.toContain(token);
+      expect(listed.map((entry) => entry.id)).not.toContain(token);
+      for (const entry of listed) expect(token).not.toContain(entry.id);
+    }
+    const people = await t.cliRaw('registration', 'token', 'list');
+    expect(people.code).toBe(0);
+    expect(people.stdout).toContain(first.id);
+    expect(people.stdout).not.toContain(first.initial_access_token);
+  });
+
+  it('revokes an initial access token by its listed id: /reg answers 401 at once, other tokens keep working', async () => {
+    const doomed = await t.cli<{ id: string; initial_access_token: string }>('registration', 'token', 'create', '--expires-in', '600');
+    const other = await t.cli<{ id: string; initial_access_token: string }>('registration', 'token', 'create', '--expires-in', '600');
+    recordSecret(doomed.initial_access_token);
+    recordSecret(other.initial_access_token);
+    expect((await call('POST', endpoint, doomed.initial_access_token, serviceMetadata())).status).toBe(201);
+    // The token value is not an id: refused, and it still works.
+    const byValue = await t.cliRaw('registration', 'token', 'revoke', doomed.initial_access_token);
+    expect(byValue.code).toBe(1);
+    expect(byValue.stderr).toMatch(/not found/);
+    expect(byValue.stderr).not.toContain(doomed.initial_access_token);
+    expect((await call('POST', endpoint, doomed.initial_access_token, serviceMetadata())).status).toBe(201);
+
+    expect(await t.cli('registration', 'token', 'revoke', doomed.id)).toEqual({ id: doomed.id, revoked: true });
+    const refused = await call('POST', endpoint, doomed.initial_access_token, serviceMetadata());
+    expect(refused.status).toBe(401);
+    expect(refused.body.error).toBe('invalid_token');
+    expect((await t.cli<ListedToken[]>('registration', 'token', 'list')).map((token) => token.id)).not.toContain(doomed.id);
+    expect((await call('POST', endpoint, other.initial_access_token, serviceMetadata())).status).toBe(201);
+    const again = await t.cliRaw('registration', 'token', 'revoke', doomed.id, '--json');
+    expect(again.code).toBe(1);
+    expect(again.stdout).toBe('');
+    expect(again.stderr).toMatch(/initial access token [0-9a-f]{32} .*not found/);
+    const audit = await db.query<{ action: string; target: string }>(`select action, target from audit_log where action = 'registration.token_revoke'`);
+    expect(audit.rows).toContainEqual({ action: 'registration.token_revoke', target: `initial_access_token:${doomed.id}` });
+  });
+
+  it('refuses a lifetime above REGISTRATION_TOKEN_MAX_TTL_SECONDS (30 days unless configured) and stores nothing', async () => {
+    const count = async () => (await t.cli<ListedToken[]>('registration', 'token', 'list')).length;
+    const before = await count();
+    const over = await t.cliRaw('registration', 'token', 'create', '--expires-in', String(30 * 86_400 + 1));
+    expect(over.code).toBe(1);
+    expect(over.stdout).toBe('');
+    expect(over.stderr).toMatch(/--expires-in: 2592001 seconds is longer than an initial access token may live here: at most 2592000 \(30 days, REGISTRATION_TOKEN_MAX_TTL_SECONDS\)/);
+    const yearLong = await t.cliRaw('registration', 'token', 'create', '--expires-in', String(365 * 86_400));
+    expect(yearLong.code).toBe(1);
+    const atCap = await t.cli<{ initial_access_token: string; expires_at: string }>('registration', 'token', 'create', '--expires-in', String(30 * 86_400));
+    recordSecret(atCap.initial_access_token);
+    expect(await count()).toBe(before + 1);
+
+    const capped = { ...t.env, REGISTRATION_TOKEN_MAX_TTL_SECONDS: '600' };
+    const overConfigured = await runCliCapture(['registration', 'token', 'create', '--expires-in', '601', '--json'], capped);
+    expect(overConfigured.code).toBe(1);
+    expect(overConfigured.stderr).toMatch(/at most 600 \(600 seconds, REGISTRATION_TOKEN_MAX_TTL_SECONDS\)/);
+    // Without --expires-in, the default (1 day) gives way to a shorter cap.
+    const byDefault = await runCliCapture(['registration', 'token', 'create', '--json'], capped);
+    expect(byDefault.code).toBe(0);
+    const issued = JSON.parse(byDefault.stdout) as { id: string; initial_access_token: string; expires_at: string };
+    recordSecret(issued.initial_access_token);
+    const listed = (await t.cli<ListedToken[]>('registration', 'token', 'list')).find((token) => token.id === issued.id);
+    expect(Date.parse(issued.expires_at) - Date.parse(listed!.created_at)).toBeLessThanOrEqual(601_000);
+    expect(await count()).toBe(before + 2);
+  });
+
   it('says how to call the token command', async () => {
     const bad = await t.cliRaw('registration', 'token', 'create', '--expires-in', 'soon');
     expect(bad.code).toBe(2);
@@ -354,5 +439,9 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
     const unknown = await t.cliRaw('registration', 'tokens');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('registration token create');
+    expect(unknown.stderr).toContain('registration token list');
+    const noId = await t.cliRaw('registration', 'token', 'revoke');
+    expect(noId.code).toBe(2);
+    expect(noId.stderr).toContain('expected one ID');
   });
 });

@@ -16,8 +16,10 @@ import {
   enableUser,
   getUser,
   listUsers,
+  updateUserFields,
   userToJson,
 } from '../../../src/services/users.service.js';
+import { sessionEnded } from '../../../src/oidc/configuration.js';
 import { createTestDatabase, type TestDatabase } from '../../fixtures/database.js';
 import { captureLogs, recordSecret, type LogCapture } from '../../fixtures/log-capture.js';
 
@@ -177,6 +179,57 @@ describe('users and accounts on PostgreSQL', () => {
       const left = await registry.db.selectFrom('oidc_durable').select('id').orderBy('id').execute();
       expect(left.map((r) => r.id)).toEqual(['grant-2', 'grant-ghost', 'refresh-3']);
       expect((await getUser(registry.db, other.id)).email).toBe('staying@example.test');
+    });
+
+    it('a password change ends the sessions signed in before it and deletes the grants and refresh tokens; keep_sessions keeps them; other changes do neither', async () => {
+      const user = await createUser(registry.db, { email: 'changing@example.test', password: newPassword() });
+      const other = await createUser(registry.db, { email: 'bystander@example.test', password: newPassword() });
+      const rows = (accountId: string, tag: string) => [
+        { model: 'Grant', id: `grant-${tag}`, grant_id: `grant-${tag}`, account_id: accountId, client_id: 'app', payload: '{}' },
+        { model: 'RefreshToken', id: `refresh-${tag}`, grant_id: `grant-${tag}`, account_id: accountId, client_id: 'app', payload: '{}' },
+      ];
+      const left = async () => (await registry.db.selectFrom('oidc_durable').select('id').orderBy('id').execute()).map((r) => r.id);
+      await registry.db.insertInto('oidc_durable').values([...rows(user.id, 'a'), ...rows(other.id, 'b')]).execute();
+      expect(user.sessionsValidAfter).toBeNull();
+
+      // Not a password change: nothing ends.
+      const renamed = await updateUserFields(registry.db, user.id, { name: 'Renamed', email_verified: true });
+      expect(renamed.sessionsValidAfter).toBeNull();
+      expect(await left()).toEqual(['grant-a', 'grant-b', 'refresh-a', 'refresh-b']);
+
+      const kept = await updateUserFields(registry.db, user.id, { password: newPassword(), keep_sessions: true });
+      expect(kept.sessionsValidAfter).toBeNull();
+      expect(await left()).toEqual(['grant-a', 'grant-b', 'refresh-a', 'refresh-b']);
+
+      const before = Math.floor(Date.now() / 1000) - 1;
+      const changed = await updateUserFields(registry.db, user.id, { password: newPassword() });
+      expect(changed.sessionsValidAfter).toBeInstanceOf(Date);
+      expect(await left()).toEqual(['grant-b', 'refresh-b']);
+      expect((await getUser(registry.db, other.id)).sessionsValidAfter).toBeNull();
+      // A session that signed in before the change is over; one that signs in in a later second is not.
+      expect(sessionEnded(changed, before)).toBe(true);
+      expect(sessionEnded(changed, Math.ceil(changed.sessionsValidAfter!.getTime() / 1000))).toBe(false);
+      expect(sessionEnded(await getUser(registry.db, other.id), before)).toBe(false);
+
+      // keep_sessions only goes with a password or a disable; a refused update changes nothing.
+      const refused = await refusal(updateUserFields(registry.db, other.id, { keep_sessions: true, name: 'x' }));
+      expect(refused).toBeInstanceOf(ValidationError);
+      expect((refused as ValidationError).errors.map((e) => e.field)).toEqual(['keep_sessions']);
+      expect(await refusal(updateUserFields(registry.db, 'ghost', { password: newPassword() }))).toBeInstanceOf(NotFoundError);
+      expect(await left()).toEqual(['grant-b', 'refresh-b']);
+    });
+
+    it('disabling ends the sessions (so enabling does not revive them) but keeps the grants', async () => {
+      const user = await createUser(registry.db, { email: 'paused-sessions@example.test', password: newPassword() });
+      await registry.db.insertInto('oidc_durable').values({ model: 'Grant', id: 'grant-p', grant_id: 'grant-p', account_id: user.id, client_id: 'app', payload: '{}' }).execute();
+      const before = Math.floor(Date.now() / 1000) - 1;
+      expect((await disableUser(registry.db, user.id)).sessionsValidAfter).toBeInstanceOf(Date);
+      const enabled = await enableUser(registry.db, user.id);
+      expect(sessionEnded(enabled, before)).toBe(true);
+      expect((await registry.db.selectFrom('oidc_durable').select('id').execute()).map((r) => r.id)).toEqual(['grant-p']);
+      // Through the service's update too, unless kept.
+      const again = await updateUserFields(registry.db, user.id, { disabled: true, keep_sessions: true });
+      expect(again.sessionsValidAfter).toEqual(enabled.sessionsValidAfter);
     });
   });
 

@@ -169,6 +169,9 @@ describe('gatehouse users', () => {
       { what: 'enable of an unknown id', args: () => ['users', 'enable', randomUUID()], mentions: /user [0-9a-f-]{36} not found/, code: 1 },
       { what: 'delete of an unknown id', args: () => ['users', 'delete', randomUUID()], mentions: /user [0-9a-f-]{36} not found/, code: 1 },
       { what: 'get without an id', args: () => ['users', 'get'], mentions: /one ID/, code: 2 },
+      { what: 'set-password of an unknown id', args: () => ['users', 'set-password', randomUUID(), '--password-stdin'], stdin: newPassword, mentions: /user [0-9a-f-]{36} not found/, code: 1 },
+      { what: 'set-password without --password-stdin', args: () => ['users', 'set-password', randomUUID()], mentions: /needs --password-stdin/, code: 2 },
+      { what: 'set-password without an id', args: () => ['users', 'set-password', '--password-stdin'], stdin: newPassword, mentions: /one ID/, code: 2 },
       { what: 'an unknown subcommand', args: () => ['users', 'frobnicate'], mentions: /unknown command "users frobnicate"/, code: 2 },
     ];
 
@@ -186,6 +189,8 @@ describe('gatehouse users', () => {
         ['users', 'create', '--email', 'x@example.test', '--password', password],
         ['users', 'create', '--email', 'x@example.test', `--password=${password}`],
         ['users', 'create', '--email', 'x@example.test', '--password-stdin', password],
+        ['users', 'set-password', 'some-id', '--password', password],
+        ['users', 'set-password', 'some-id', `--password=${password}`],
       ]) {
         const line = expectOneLineError(await run(args, password), /--password-stdin/, 2);
         expect(line).not.toContain(password);

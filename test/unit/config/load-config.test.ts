@@ -47,6 +47,11 @@ describe('loadConfig defaults', () => {
     expect(loadConfig({ REGISTRATION_ENABLED: 'false' }).registrationEnabled).toBe(false);
   });
 
+  it('caps initial access tokens at 30 days unless REGISTRATION_TOKEN_MAX_TTL_SECONDS says otherwise', () => {
+    expect(loadConfig({}).registrationTokenMaxTtlSeconds).toBe(30 * 86_400);
+    expect(loadConfig({ REGISTRATION_TOKEN_MAX_TTL_SECONDS: '3600' }).registrationTokenMaxTtlSeconds).toBe(3600);
+  });
+
   it('derives the default issuer from PORT', () => {
     const config = loadConfig({ PORT: '8081' });
     expect(config.port).toBe(8081);
@@ -97,6 +102,9 @@ describe('loadConfig refuses malformed values', () => {
     { name: 'PROXY_HOPS', value: '0', says: /whole number from 1 to 10/ },
     { name: 'PROXY_HOPS', value: 'two', says: /whole number from 1 to 10/ },
     { name: 'REGISTRATION_ENABLED', value: 'maybe', says: /must be true or false/ },
+    { name: 'REGISTRATION_TOKEN_MAX_TTL_SECONDS', value: '59', says: /whole number from 60 to 31536000/ },
+    { name: 'REGISTRATION_TOKEN_MAX_TTL_SECONDS', value: '31536001', says: /whole number from 60 to 31536000/ },
+    { name: 'REGISTRATION_TOKEN_MAX_TTL_SECONDS', value: '30d', says: /whole number from 60 to 31536000/ },
   ];
 
   it.each(cases)('$name=$value gives exactly one problem line naming $name', ({ name, value, says }) => {
