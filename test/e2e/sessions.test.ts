@@ -51,6 +51,8 @@ describe('sessions, refresh tokens, revocation, logout', () => {
       '--grant-type', 'authorization_code', '--grant-type', 'refresh_token',
     );
     recordSecret(created.client_secret);
+    // The app asks for the API by name (resource=): it holds a grant there.
+    await t.cli('clients', 'grant', created.client_id, '--resource', api, '--scope', 'read');
     client = { clientId: created.client_id, clientSecret: created.client_secret };
     const spaCreated = await t.cli<{ client_id: string }>(
       'clients', 'create', '--name', 'SPA', '--redirect-uri', REDIRECT, '--auth-method', 'none', '--grant-type', 'authorization_code', '--grant-type', 'refresh_token',
