@@ -35,7 +35,7 @@ export function createApp(deps: {
   readiness: readonly ReadinessCheck[];
   /** True once shutdown has begun: every answer then closes its connection. */
   draining?: () => boolean;
-  /** Counted for every request; served at GET /metrics unless `metricsOnOwnPort`. */
+  /** Counted for every request; served at GET /metrics unless `metricsOnOwnPort` or in production. */
   metrics?: Metrics;
   metricsOnOwnPort?: boolean;
 }): Koa {
@@ -76,8 +76,9 @@ export function createApp(deps: {
     return host.middleware(ctx, next).then(() => limit.after(ctx));
   };
   const { metrics } = deps;
+  // Never on the main port in production (loadConfig requires METRICS_PORT there).
   const metricsRoute: Koa.Middleware | undefined =
-    metrics && !deps.metricsOnOwnPort
+    metrics && !deps.metricsOnOwnPort && !config.production
       ? async (ctx, next) => {
           if (ctx.method !== 'GET') return next();
           ctx.type = metrics.registry.contentType;
