@@ -9,6 +9,7 @@ import type { ProviderHost } from '../oidc/provider-host.js';
 import { healthRoutes, type ReadinessCheck } from './health.routes.js';
 import { requestLogging } from './request-logging.js';
 import { bodyLimit, hostCheck, securityHeaders, type EdgeStep } from './security-headers.js';
+import { discardUnreadBody } from './unread-body.js';
 
 function routerMiddleware(router: Router): Koa.Middleware {
   const dispatch = compose([router.routes(), router.allowedMethods()]) as unknown as Koa.Middleware;
@@ -54,7 +55,8 @@ export function createApp(deps: {
       if (draining?.()) ctx.set('Connection', 'close');
     },
   };
-  app.use(requestLogging(logger, deps.metrics, [closeWhenDraining, securityHeaders({ hsts: config.issuer.startsWith('https:') })]));
+  // The last step listed runs first: the unread body is seen to after everything else set its headers.
+  app.use(requestLogging(logger, deps.metrics, [discardUnreadBody(), closeWhenDraining, securityHeaders({ hsts: config.issuer.startsWith('https:') })]));
   // One dispatch by path: Gatehouse's own routes run only for their own paths, and everything
   // else (the token endpoint above all) goes to the provider without passing through them.
   const health = routerMiddleware(healthRoutes(deps.readiness));
