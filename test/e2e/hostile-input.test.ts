@@ -561,9 +561,10 @@ describe('hostile input', () => {
       csrf: hiddenInput(consentHtml, 'csrf') ?? '',
     };
 
-    // The logout confirmation path is the action of the form /session/end answers with.
-    const logoutForm = await (await fetch(`${base}${paths.endSession}`)).text();
-    paths.endSessionConfirm = /<form method="post" action="([^"]+)"/.exec(logoutForm)?.[1] ?? '';
+    // The logout confirmation path is the action of the form /session/end answers a signed-in browser
+    // with (a browser without a session is sent on without one).
+    const logoutForm = await (await fetch(`${base}${paths.endSession}`, { headers: { cookie: signedIn.cookie } })).text();
+    paths.endSessionConfirm = /<form[^>]* method="post" action="([^"]+)"/.exec(logoutForm)?.[1] ?? '';
     expect(paths.endSessionConfirm).toMatch(/^http/);
     paths.endSessionConfirm = new URL(paths.endSessionConfirm).pathname;
 
@@ -1440,6 +1441,34 @@ describe('hostile input', () => {
             }
           }
           expect(browser.cookies.has('_session')).toBe(false);
+        }
+      });
+
+      it('sends a browser whose session is already gone on without a page or a new session cookie', async () => {
+        const browser = new Agent(base);
+        await signIn(browser, {
+          url: authorizeUrl({ client_id: web.clientId, redirect_uri: REDIRECT, code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
+          email: user.email,
+          password: PASSWORD,
+          consent: 'allow',
+        });
+        const stale = new Map(browser.cookies);
+        expect(stale.has('_session')).toBe(true);
+        const ended = await logout(browser, {});
+        expect(ended.status).toBe(303);
+        // The same browser as it was before (its cookie names a session that no longer exists), and one with no cookie at all.
+        const gone = new Agent(base);
+        for (const [name, value] of stale) gone.cookies.set(name, value);
+        for (const agent of [gone, new Agent(base)]) {
+          for (const [params, target] of [
+            [{}, `${paths.endSession}/success`],
+            [{ client_id: web.clientId, post_logout_redirect_uri: POST_LOGOUT, state: 'xyz' }, `${POST_LOGOUT}?state=xyz`],
+          ] as const) {
+            const response = await agent.request(`${paths.endSession}?${new URLSearchParams(params)}`);
+            expect(response.status).toBe(303);
+            expect(response.headers.get('location')).toBe(target);
+            expect(response.headers.getSetCookie().filter((cookie) => cookie.startsWith('_session'))).toEqual([]);
+          }
         }
       });
 
