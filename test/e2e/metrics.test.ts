@@ -118,15 +118,27 @@ describe('in production', () => {
   let metricsPort: number;
   let database: TestDatabase;
   let keysDir: string;
+  let labelled: { clientId: string; clientSecret: string };
+  const LABELLED_API = 'https://labelled-api.example.test';
 
   beforeAll(async () => {
     // Production neither migrates nor makes keys by itself: done first, as an operator would.
     database = await createTestDatabase();
     keysDir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-metrics-keys-'));
     const setup = { NODE_ENV: 'test', DATABASE_URL: database.url, KEYS_DIR: keysDir, LOG_LEVEL: 'silent' };
-    for (const command of [['migrate'], ['keys', 'generate']]) expect((await runCliCapture([...command, '--json'], setup)).code).toBe(0);
+    for (const command of [['migrate'], ['keys', 'generate'], ['resources', 'create', '--identifier', LABELLED_API, '--scope', 'read']]) {
+      expect((await runCliCapture([...command, '--json'], setup)).code).toBe(0);
+    }
+    // A client that exists before the start, named in METRICS_CLIENT_IDS.
+    const created = await runCliCapture(['clients', 'create', '--name', 'labelled', '--resource', LABELLED_API, '--scope', 'read', '--json'], setup);
+    const { client_id, client_secret } = JSON.parse(created.stdout) as { client_id: string; client_secret: string };
+    recordSecret(client_secret);
+    labelled = { clientId: client_id, clientSecret: client_secret };
     metricsPort = await freePort();
-    t = await startTestServer({ name: 'metrics-production', env: { NODE_ENV: 'production', DATABASE_URL: database.url, KEYS_DIR: keysDir, METRICS_PORT: String(metricsPort) } });
+    t = await startTestServer({
+      name: 'metrics-production',
+      env: { NODE_ENV: 'production', DATABASE_URL: database.url, KEYS_DIR: keysDir, METRICS_PORT: String(metricsPort), METRICS_CLIENT_IDS: `${client_id},not-a-client` },
+    });
   });
   afterAll(async () => {
     await t.close();
@@ -146,5 +158,17 @@ describe('in production', () => {
     const text = await answer.text();
     expect(series(text, 'gatehouse_tokens_issued_total', { grant_type: 'client_credentials', client_id: 'other' })).toBe(1);
     expect(text).not.toContain(service.clientId);
+  });
+
+  it('labels the clients METRICS_CLIENT_IDS names, and only them', async () => {
+    for (let i = 0; i < 2; i += 1) expect((await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'read' }, labelled)).status).toBe(200);
+    const unlisted = await t.serviceClient();
+    expect((await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'read' }, unlisted)).status).toBe(200);
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(series(text, 'gatehouse_tokens_issued_total', { grant_type: 'client_credentials', client_id: labelled.clientId })).toBe(2);
+    // The first test's client and this one: both "other".
+    expect(series(text, 'gatehouse_tokens_issued_total', { grant_type: 'client_credentials', client_id: 'other' })).toBe(2);
+    expect(text).not.toContain(unlisted.clientId);
+    expect(text).not.toContain('not-a-client');
   });
 });
