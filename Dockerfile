@@ -35,8 +35,10 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts
 
 FROM base AS runtime
+# Production serves GET /metrics only on METRICS_PORT (and requires it): publish it to Prometheus, not to the world.
 ENV NODE_ENV=production \
     PORT=3000 \
+    METRICS_PORT=9464 \
     KEYS_DIR=/app/keys
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/package.json ./package.json
@@ -47,7 +49,7 @@ COPY --from=build /app/views ./views
 RUN mkdir -p /app/keys && chown node:node /app/keys
 VOLUME ["/app/keys"]
 USER node
-EXPOSE 3000
+EXPOSE 3000 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # The Node.js options of src/runtime.ts (SERVER_NODE_OPTIONS); test/e2e/dockerfile.test.ts checks they match.

@@ -345,6 +345,8 @@ async function main(): Promise<number> {
     KEYS_DIR: path.join(dir, 'keys'),
     COOKIE_KEYS: randomBytes(32).toString('base64url'),
     LOG_LEVEL: 'warn',
+    // Required in production (the main port never serves /metrics there); nothing reads it here.
+    METRICS_PORT: String(await freePort()),
   };
   const cli = async <T = Record<string, unknown>>(cliArgs: string[], input?: string): Promise<T> =>
     JSON.parse(await run(NODE, [BIN, ...cliArgs, '--json'], { env, cwd: dir, ...(input === undefined ? {} : { input }) })) as T;

@@ -55,6 +55,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const auditKeys = await loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production });
 
   const metrics = createMetrics({
+    clientIds: config.metricsClientIds,
     keyAges: async () => {
       const now = Date.now();
       return (await loadKeys(config.keysDir)).map((key) => ({ kid: key.kid, status: keyState(key, now), ageSeconds: (now - Date.parse(key.createdAt)) / 1000 }));

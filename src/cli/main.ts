@@ -573,7 +573,7 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
   }
   let config: Config;
   try {
-    config = loadConfig(io.env, io.cwd);
+    config = loadConfig(io.env, io.cwd, { server: false });
   } catch (error) {
     if (error instanceof ConfigError) {
       io.stderr(`gatehouse: configuration error: ${error.problems.join('; ')}\n`);

@@ -32,8 +32,19 @@ export interface Config {
   readonly registrationEnabled: boolean;
   /** The longest an initial access token may live (`registration token create --expires-in`); 30 days unless said. */
   readonly registrationTokenMaxTtlSeconds: number;
-  /** Serve GET /metrics on this port (all interfaces) instead of the main one; undefined: on the main port. */
+  /** Serve GET /metrics on this port (all interfaces) instead of the main one; undefined: on the main port (never in production). */
   readonly metricsPort: number | undefined;
+  /**
+   * Clients whose token counts carry their own `client_id` label value (METRICS_CLIENT_IDS, at most
+   * 100); every other client is counted under `client_id="other"`, so the series stay bounded.
+   */
+  readonly metricsClientIds: readonly string[];
+}
+
+/** What is loading the configuration: the server, or a CLI command (which serves nothing). */
+export interface LoadOptions {
+  /** True (the default) adds the rules that only concern a running server: METRICS_PORT in production. */
+  server?: boolean;
 }
 
 /** Thrown by loadConfig; `problems` holds one line per offending variable. */
@@ -53,7 +64,7 @@ export class ConfigError extends Error {
  * @example
  * const config = loadConfig(process.env);
  */
-export function loadConfig(env: Record<string, string | undefined>, cwd: string = process.cwd()): Config {
+export function loadConfig(env: Record<string, string | undefined>, cwd: string = process.cwd(), options: LoadOptions = {}): Config {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
   const parsed = envSchema.safeParse(present);
   if (!parsed.success) {
@@ -82,6 +93,9 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
       problems.push(`ISSUER: must use https in production unless it is localhost (got ${url.origin})`);
     }
+    if (options.server !== false && e.METRICS_PORT === undefined) {
+      problems.push('METRICS_PORT: required in production (GET /metrics is served only on that port there, never on the public one)');
+    }
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -104,6 +118,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     registryPollMs: e.REGISTRY_POLL_MS,
     keysPollMs: e.KEYS_POLL_MS,
     metricsPort: e.METRICS_PORT,
+    metricsClientIds: Object.freeze(e.METRICS_CLIENT_IDS ?? []),
     loginLimits: Object.freeze({
       perAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
       perIp: e.LOGIN_MAX_FAILURES_PER_IP,

@@ -31,6 +31,9 @@ const integerIn = (min: number, max: number) =>
     .transform(Number)
     .refine((n) => n >= min && n <= max, `must be a whole number from ${min} to ${max}`);
 
+/** At most this many clients get a `client_id` label value of their own in the metrics. */
+export const MAX_METRICS_CLIENT_IDS = 100;
+
 /** The environment variables Gatehouse reads, as the contract names them. */
 export const envSchema = z.object({
   PORT: integerIn(0, 65535).default(3000),
@@ -65,6 +68,11 @@ export const envSchema = z.object({
   REGISTRATION_ENABLED: booleanFlag.default(false),
   REGISTRATION_TOKEN_MAX_TTL_SECONDS: integerIn(60, 365 * 86_400).default(30 * 86_400),
   METRICS_PORT: integerIn(1, 65_535).optional(),
+  METRICS_CLIENT_IDS: z
+    .string()
+    .transform((value) => [...new Set(value.split(',').map((id) => id.trim()).filter(Boolean))])
+    .refine((ids) => ids.length <= MAX_METRICS_CLIENT_IDS, `must list at most ${MAX_METRICS_CLIENT_IDS} client ids (each is a label value of its own)`)
+    .optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;

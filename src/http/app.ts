@@ -10,6 +10,7 @@ import { healthRoutes, type ReadinessCheck } from './health.routes.js';
 import { requestLogging } from './request-logging.js';
 import { retryAfterOnUnavailable } from './retry-after.js';
 import { bodyLimit, hostCheck, securityHeaders, type EdgeStep } from './security-headers.js';
+import { discardUnreadBody } from './unread-body.js';
 
 function routerMiddleware(router: Router): Koa.Middleware {
   const dispatch = compose([router.routes(), router.allowedMethods()]) as unknown as Koa.Middleware;
@@ -36,7 +37,7 @@ export function createApp(deps: {
   readiness: readonly ReadinessCheck[];
   /** True once shutdown has begun: every answer then closes its connection. */
   draining?: () => boolean;
-  /** Counted for every request; served at GET /metrics unless `metricsOnOwnPort`. */
+  /** Counted for every request; served at GET /metrics unless `metricsOnOwnPort` or in production. */
   metrics?: Metrics;
   metricsOnOwnPort?: boolean;
 }): Koa {
@@ -58,7 +59,8 @@ export function createApp(deps: {
       if (draining?.()) ctx.set('Connection', 'close');
     },
   };
-  app.use(requestLogging(logger, deps.metrics, [closeWhenDraining, retryAfterOnUnavailable, securityHeaders({ hsts: config.issuer.startsWith('https:') })]));
+  // The last step listed runs first: the unread body is seen to after everything else set its headers.
+  app.use(requestLogging(logger, deps.metrics, [discardUnreadBody(), closeWhenDraining, retryAfterOnUnavailable, securityHeaders({ hsts: config.issuer.startsWith('https:') })]));
   // One dispatch by path: Gatehouse's own routes run only for their own paths, and everything
   // else (the token endpoint above all) goes to the provider without passing through them.
   const health = routerMiddleware(healthRoutes(deps.readiness));
@@ -80,8 +82,9 @@ export function createApp(deps: {
     return host.middleware(ctx, next).then(() => limit.after(ctx));
   };
   const { metrics } = deps;
+  // Never on the main port in production (loadConfig requires METRICS_PORT there).
   const metricsRoute: Koa.Middleware | undefined =
-    metrics && !deps.metricsOnOwnPort
+    metrics && !deps.metricsOnOwnPort && !config.production
       ? async (ctx, next) => {
           if (ctx.method !== 'GET') return next();
           ctx.type = metrics.registry.contentType;

@@ -6,8 +6,10 @@ export type DependencyName = 'database' | 'store';
 
 /**
  * Gatehouse's Prometheus metrics, one registry per server (so several servers in one process, as
- * in the tests, do not mix their numbers). Label values come from fixed sets or registered client
- * ids, never from raw request input, so the number of series stays bounded.
+ * in the tests, do not mix their numbers). Label values come from fixed sets, never from raw request
+ * input, so the number of series stays bounded: a token's `client_id` label is the client's id only
+ * for the clients named in `clientIds` (METRICS_CLIENT_IDS), `other` for every other one (dynamic
+ * registration would otherwise add a series per client, kept after the client is gone).
  */
 export interface Metrics {
   readonly registry: Registry;
@@ -25,18 +27,20 @@ const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIO
 
 /**
  * @example
- * const metrics = createMetrics({ keyAges: async () => [{ kid, status: 'active', ageSeconds }] });
+ * const metrics = createMetrics({ keyAges: async () => [{ kid, status: 'active', ageSeconds }], clientIds: config.metricsClientIds });
  * metrics.tokenIssued('client_credentials', client.clientId);
  * ctx.body = await metrics.registry.metrics();
  */
-export function createMetrics(deps: { keyAges?: () => Promise<Array<{ kid: string; status: string; ageSeconds: number }>> } = {}): Metrics {
+export function createMetrics(
+  deps: { keyAges?: () => Promise<Array<{ kid: string; status: string; ageSeconds: number }>>; clientIds?: readonly string[] } = {},
+): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'gatehouse_' });
   const registers = [registry];
 
   const tokens = new Counter({
     name: 'gatehouse_tokens_issued_total',
-    help: 'Token endpoint successes, by grant type and client.',
+    help: 'Token endpoint successes, by grant type and client (client_id is "other" for every client not listed in METRICS_CLIENT_IDS).',
     labelNames: ['grant_type', 'client_id'] as const,
     registers,
   });
@@ -101,10 +105,11 @@ export function createMetrics(deps: { keyAges?: () => Promise<Array<{ kid: strin
   const requestSeries = seriesBy((route = '', method = '', status = '') => requests.labels({ route, method, status }));
   const dependencySeries = seriesBy((dependency = '', operation = '', outcome = '') => dependencies.labels({ dependency, operation, outcome }));
 
+  const labelledClients = new Set(deps.clientIds);
   return {
     registry,
     tokenIssued(grantType, clientId) {
-      tokenSeries(GRANT_TYPES.has(grantType) ? grantType : 'other', clientId).inc();
+      tokenSeries(GRANT_TYPES.has(grantType) ? grantType : 'other', labelledClients.has(clientId) ? clientId : 'other').inc();
     },
     tokenError(grantType, error) {
       tokenErrors.inc({ grant_type: GRANT_TYPES.has(grantType) ? grantType : 'other', error: /^[a-z_]{1,40}$/.test(error) ? error : 'other' });

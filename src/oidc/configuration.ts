@@ -169,6 +169,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
           ctx.body = pages.render('logout', { title: 'Sign out', form, clientName: ctx.oidc.client?.clientName });
         },
         postLogoutSuccessSource(ctx) {
+          ctx.set('Content-Security-Policy', pageCsp());
           ctx.type = 'html';
           ctx.body = pages.render('logged-out', { title: 'Signed out', clientName: ctx.oidc.client?.clientName });
         },

@@ -10,6 +10,7 @@ import { createSecretVerifier } from '../services/client-secrets.js';
 import { buildConfiguration, type ProviderDeps } from './configuration.js';
 import { registrationAnswers } from './registration.js';
 import { ignoreResumeQuery } from './resume-query.js';
+import { endSessionWithoutSession, selfSubmittingPageCsp } from './self-submitting-pages.js';
 import { rewriteProtocolErrors } from './token-errors.js';
 
 const PROVIDER_ERROR_EVENTS = [
@@ -86,6 +87,10 @@ export function createProvider(deps: ProviderDeps & { logger: Logger; audit?: Au
   const provider = new Provider(deps.config.issuer, buildConfiguration(deps));
   provider.proxy = deps.config.trustProxy;
   provider.use(ignoreResumeQuery(provider.pathFor('authorization')));
+  // Pages that submit themselves (form_post) run under a CSP with their script's hash; a browser
+  // with no session is not given one by /session/end.
+  provider.use(selfSubmittingPageCsp(provider.pathFor('authorization')));
+  provider.use(endSessionWithoutSession(provider));
 
   rememberBuiltClients(provider, deps.cache);
 

@@ -44,12 +44,26 @@ const SCOPE = 'openid profile email offline_access';
 const API = 'https://photos-api.example.test';
 const API_SCOPE = 'photos:read';
 
-/** A tiny relying party: /callback and /bye answer with a plain page and remember what they saw. */
+/**
+ * A tiny relying party: /callback and /bye answer with a plain page and remember what they saw,
+ * including the form a POST to /callback carried (response_mode=form_post).
+ */
 async function startRelyingParty() {
   const hits: string[] = [];
+  const posts: URLSearchParams[] = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     hits.push(url.pathname);
+    if (url.pathname === '/callback' && req.method === 'POST') {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        posts.push(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+        res.end('<!doctype html><title>callback</title><h1>Signed in (form_post)</h1>');
+      });
+      return;
+    }
     if (url.pathname === '/callback' || url.pathname === '/bye') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       res.end(`<!doctype html><title>${url.pathname.slice(1)}</title><h1>${url.pathname === '/bye' ? 'Signed out' : 'Signed in'}</h1>`);
@@ -66,6 +80,7 @@ async function startRelyingParty() {
   return {
     origin,
     hits,
+    posts,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -133,7 +148,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     await t?.close();
   }, 60_000);
 
-  async function authorizationUrl() {
+  async function authorizationUrl(extra: Record<string, string> = {}) {
     const verifier = randomPKCECodeVerifier();
     recordSecret(verifier);
     const state = randomState();
@@ -147,6 +162,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
       state,
       nonce,
       prompt: 'consent',
+      ...extra,
     });
     return { url, verifier, state, nonce };
   }
@@ -262,4 +278,108 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     await expect.poll(() => page.title()).toBe('Sign in · Gatehouse');
     expect(await page.getByLabel('Password').isVisible()).toBe(true);
   }, 120_000);
+
+  /** Every answer from Gatehouse a page gets while `run` runs: its URL, CSP and Set-Cookie headers. */
+  async function answersDuring(on: Page, run: () => Promise<unknown>) {
+    const seen: Array<{ url: string; status: number; csp: string | undefined; setCookies: string[] }> = [];
+    const pending: Array<Promise<void>> = [];
+    const record = (response: Awaited<ReturnType<Page['waitForResponse']>>) => {
+      if (new URL(response.url()).origin !== issuer) return;
+      pending.push(
+        response.headersArray().then((headers) => {
+          seen.push({
+            url: response.url(),
+            status: response.status(),
+            csp: headers.find((header) => header.name.toLowerCase() === 'content-security-policy')?.value,
+            setCookies: headers.filter((header) => header.name.toLowerCase() === 'set-cookie').map((header) => header.value),
+          });
+        }),
+      );
+    };
+    on.on('response', record);
+    try {
+      await run();
+    } finally {
+      on.off('response', record);
+    }
+    await Promise.all(pending);
+    return seen;
+  }
+
+  it('signs out at /session/end without a session: the signed-out page or the app, never a blank page, and no session cookie', async () => {
+    const fresh = await browser!.newContext({ viewport: VIEWPORT, locale: 'en-US' });
+    try {
+      const tab = await fresh.newPage();
+      // Nothing to end: straight to Gatehouse's signed-out page.
+      const plain = await answersDuring(tab, async () => {
+        await tab.goto(`${issuer}/session/end`);
+        await tab.getByRole('heading', { name: 'Signed out' }).waitFor();
+      });
+      expect(new URL(tab.url()).pathname).toBe('/session/end/success');
+      // An app that names itself and a registered post_logout_redirect_uri gets its browser back, with its state.
+      const state = randomState();
+      const back = await answersDuring(tab, async () => {
+        await tab.goto(`${issuer}/session/end?${new URLSearchParams({ client_id: clientId, post_logout_redirect_uri: postLogoutRedirectUri, state })}`);
+        await tab.waitForURL((url) => url.href.startsWith(postLogoutRedirectUri));
+      });
+      expect(new URL(tab.url()).searchParams.get('state')).toBe(state);
+      expect(rp!.hits).toContain('/bye');
+
+      const answers = [...plain, ...back];
+      expect(answers.length).toBeGreaterThan(0);
+      for (const answer of answers) {
+        expect(answer.setCookies.filter((cookie) => cookie.startsWith('_session')), answer.url).toEqual([]);
+        expect(answer.csp ?? '', answer.url).not.toContain('unsafe-inline');
+      }
+      expect((await fresh.cookies(issuer)).map((cookie) => cookie.name).filter((name) => name.startsWith('_session'))).toEqual([]);
+    } finally {
+      await fresh.close();
+    }
+  }, 60_000);
+
+  it('answers response_mode=form_post with a page that posts the code to the app under a hash-based CSP', async () => {
+    const fresh = await browser!.newContext({ viewport: VIEWPORT, locale: 'en-US' });
+    try {
+      const tab = await fresh.newPage();
+      const request = await authorizationUrl({ response_mode: 'form_post' });
+      await tab.goto(request.url.href);
+      await tab.getByLabel('Email').fill(EMAIL);
+      await tab.getByLabel('Password').fill(PASSWORD);
+      await tab.getByRole('button', { name: 'Sign in' }).click();
+      await tab.getByRole('button', { name: 'Allow' }).waitFor();
+      const before = rp!.posts.length;
+      const answers = await answersDuring(tab, () =>
+        Promise.all([tab.waitForURL((url) => url.href.startsWith(redirectUri)), tab.getByRole('button', { name: 'Allow' }).click()]),
+      );
+      await tab.getByRole('heading', { name: 'Signed in (form_post)' }).waitFor();
+
+      // The app got the code by POST, with its state and the issuer, and can redeem it.
+      const posted = rp!.posts.slice(before);
+      expect(posted).toHaveLength(1);
+      const form = posted[0]!;
+      expect(form.get('state')).toBe(request.state);
+      expect(form.get('iss')).toBe(issuer);
+      const code = form.get('code');
+      expect(code).toBeTruthy();
+      recordSecret(code);
+      const callback = new URL(redirectUri);
+      for (const [name, value] of form) callback.searchParams.set(name, value);
+      const tokens = await authorizationCodeGrant(config, callback, { pkceCodeVerifier: request.verifier, expectedState: request.state, expectedNonce: request.nonce, idTokenExpected: true });
+      recordSecret(tokens.access_token);
+      recordSecret(tokens.id_token);
+      recordSecret(tokens.refresh_token);
+      expect(tokens.claims()?.sub).toBe(userId);
+
+      // The self-submitting page: its script allowed by its hash alone, the app's origin as a form target.
+      const page = answers.find((answer) => answer.status === 200 && answer.csp?.includes("'sha256-"));
+      expect(page, JSON.stringify(answers)).toBeDefined();
+      const directives = Object.fromEntries(page!.csp!.split(';').map((directive) => directive.trim().split(/\s+/)).map(([name, ...values]) => [name, values]));
+      expect(directives['script-src']).toEqual([expect.stringMatching(/^'sha256-[A-Za-z0-9+/]+=*'$/)]);
+      expect(directives['form-action']).toContain(rp!.origin);
+      expect(directives['default-src']).toEqual(["'none'"]);
+      for (const answer of answers) expect(answer.csp ?? '', answer.url).not.toContain('unsafe-inline');
+    } finally {
+      await fresh.close();
+    }
+  }, 60_000);
 });

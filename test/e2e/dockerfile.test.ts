@@ -550,6 +550,9 @@ describe('Dockerfile (static)', () => {
     const env = Object.assign({}, ...final.filter((i) => i.keyword === 'ENV').map((i) => parseEnv(i.args))) as Record<string, string>;
     expect(env.NODE_ENV).toBe('production');
     expect(final.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.args.split(/\s+/))).toContain('3000');
+    // Production requires METRICS_PORT (GET /metrics is never on the public port there): the image sets and exposes it.
+    expect(env.METRICS_PORT).toMatch(/^\d+$/);
+    expect(final.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.args.split(/\s+/))).toContain(env.METRICS_PORT);
     const cmd = final.filter((i) => i.keyword === 'CMD').at(-1);
     expect(cmd, 'CMD').toBeDefined();
     // The Node.js options npm start passes too (src/runtime.ts).
@@ -643,6 +646,7 @@ describe('Dockerfile (replayed build and production start)', () => {
     async () => {
       database = await createTestDatabase();
       const port = await freePort();
+      const metricsPort = await freePort();
       const issuer = `http://localhost:${port}`;
       const keysVolume = path.join(scratch, 'keys-volume'); // what `-v gatehouse-keys:/app/keys` mounts
       await mkdir(keysVolume);
@@ -657,6 +661,7 @@ describe('Dockerfile (replayed build and production start)', () => {
         REDIS_URL: TEST_REDIS_URL,
         COOKIE_KEYS: COOKIE_KEY,
         LOG_LEVEL: 'info',
+        METRICS_PORT: String(metricsPort),
       };
       expect(env.NODE_ENV).toBe('production');
       const node = node22;
@@ -749,6 +754,14 @@ describe('Dockerfile (replayed build and production start)', () => {
         const { payload } = await jwtVerify(token, jwks, { issuer, audience: resource });
         expect(payload.client_id).toBe(created.client_id);
         expect(payload.scope).toBe('read');
+
+        // Metrics on METRICS_PORT only, with no client id as a label value.
+        expect((await fetch(`${issuer}/metrics`)).status, report('GET /metrics on the main port')).toBe(404);
+        const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+        expect(metrics.status, report('GET /metrics on METRICS_PORT')).toBe(200);
+        const metricsText = await metrics.text();
+        expect(metricsText).toContain('gatehouse_tokens_issued_total{grant_type="client_credentials",client_id="other"} 1');
+        expect(metricsText).not.toContain(created.client_id);
 
         server.kill('SIGTERM');
         const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 20_000));

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import fc from 'fast-check';
 import { exportJWK, exportSPKI, generateKeyPair, importJWK, SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/services/users.service.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
+import { runNode } from '../fixtures/process.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 
 // Fixed, so that CI sees the same inputs every run; fast-check prints the seed and the path of any
@@ -62,6 +64,45 @@ function send(port: number, sent: Sent): Promise<Answer> {
     });
     request.setTimeout(15_000, () => request.destroy(new Error(`no answer to ${sent.method} ${sent.path.slice(0, 200)}`)));
     request.end(sent.body);
+  });
+}
+
+/**
+ * Sends a request with a body of `total` bytes on a raw socket, `chunk` bytes at a time (waiting
+ * `pauseMs` between chunks when given), as fast as the server takes them; stops when the server
+ * closes. Answers what came back and how much of the body the server took before it closed, if it did.
+ */
+function upload(port: number, path: string, headers: Record<string, string>, total: number, options: { chunk?: number; pauseMs?: number } = {}) {
+  const { chunk = 64 * 1024, pauseMs } = options;
+  return new Promise<{ answer: string; written: number; closedByServer: boolean }>((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let answer = '';
+    let written = 0;
+    let closed = false;
+    socket.setEncoding('latin1');
+    socket.on('data', (data: string) => {
+      answer += data;
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      closed = true;
+      resolve({ answer, written, closedByServer: written < total });
+    });
+    const head = Object.entries({ host: `localhost:${port}`, 'content-length': String(total), ...headers }).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+    socket.write(`POST ${path} HTTP/1.1\r\n${head}\r\n`);
+    const piece = Buffer.alloc(chunk, 'x');
+    const next = () => {
+      while (!closed && written < total) {
+        const part = piece.subarray(0, Math.min(chunk, total - written));
+        written += part.length;
+        const more = socket.write(part);
+        if (pauseMs !== undefined) return void setTimeout(next, pauseMs);
+        if (!more) return void socket.once('drain', next);
+      }
+      // The whole body went out: the server answered and kept the connection; say so and hang up.
+      if (!closed) setTimeout(() => socket.end(), 200);
+    };
+    next();
   });
 }
 
@@ -520,9 +561,10 @@ describe('hostile input', () => {
       csrf: hiddenInput(consentHtml, 'csrf') ?? '',
     };
 
-    // The logout confirmation path is the action of the form /session/end answers with.
-    const logoutForm = await (await fetch(`${base}${paths.endSession}`)).text();
-    paths.endSessionConfirm = /<form method="post" action="([^"]+)"/.exec(logoutForm)?.[1] ?? '';
+    // The logout confirmation path is the action of the form /session/end answers a signed-in browser
+    // with (a browser without a session is sent on without one).
+    const logoutForm = await (await fetch(`${base}${paths.endSession}`, { headers: { cookie: signedIn.cookie } })).text();
+    paths.endSessionConfirm = /<form[^>]* method="post" action="([^"]+)"/.exec(logoutForm)?.[1] ?? '';
     expect(paths.endSessionConfirm).toMatch(/^http/);
     paths.endSessionConfirm = new URL(paths.endSessionConfirm).pathname;
 
@@ -1110,6 +1152,64 @@ describe('hostile input', () => {
       }
     });
 
+    it('lets fetch read the 413 to a 5 MiB body (no EPIPE or reset) on the token endpoint, the admin API and the login page, and keeps serving', async () => {
+      // Node's fetch in a process of its own, as an outside client: it writes its whole body before it reads.
+      // The token endpoint twice: with a Content-Length (refused before reading) and chunked (oidc-provider reads 56 KiB of it).
+      const requests = [paths.token, `${paths.token}#chunked`, '/admin/v1/clients', `/interaction/${pending.uid}/login`].map((path) => {
+        const toAdmin = path.startsWith('/admin/');
+        return { url: `${issuer}${path}`, headers: { 'content-type': toAdmin ? 'application/json' : FORM, ...(toAdmin ? { authorization: `Bearer ${admin.token}` } : {}) } };
+      });
+      const script = `
+        const body = Buffer.alloc(5 * 1024 * 1024, 'x');
+        const chunked = () => new ReadableStream({ start(controller) { for (let i = 0; i < 80; i += 1) controller.enqueue(body.subarray(0, 64 * 1024)); controller.close(); } });
+        const results = [];
+        for (let round = 0; round < 3; round += 1) {
+          for (const { url, headers } of JSON.parse(process.env.REQUESTS)) {
+            try {
+              const response = await fetch(url, url.endsWith('#chunked') ? { method: 'POST', headers, body: chunked(), duplex: 'half' } : { method: 'POST', headers, body });
+              results.push({ url, status: response.status, type: response.headers.get('content-type'), text: await response.text() });
+            } catch (error) {
+              results.push({ url, error: String(error.cause?.code ?? error.cause?.message ?? error.message) });
+            }
+          }
+        }
+        console.log(JSON.stringify(results));`;
+      const run = await runNode(['--input-type=module', '-e', script], { cwd: process.cwd(), env: { REQUESTS: JSON.stringify(requests) } });
+      expect(run.code, run.stderr).toBe(0);
+      const results = JSON.parse(run.stdout) as Array<{ url: string; status?: number; type?: string; text?: string; error?: string }>;
+      expect(results).toHaveLength(12);
+      for (const result of results) {
+        expect({ url: result.url, status: result.status, error: result.error }).toEqual({ url: result.url, status: 413, error: undefined });
+        const path = new URL(result.url).pathname;
+        if (path.startsWith('/admin/')) expect(JSON.parse(result.text!)).toMatchObject({ type: 'urn:gatehouse:problem:body_too_large', status: 413 });
+        else if (path === paths.token) expect(JSON.parse(result.text!)).toMatchObject({ error: 'invalid_request' });
+        else expect(result.type).toMatch(/^text\/html/);
+      }
+      expect((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, service)).status).toBe(200);
+    });
+
+    it('reads an oversized body only up to a bound: 64 MiB is cut off after the 413, and the server keeps serving', async () => {
+      const total = 64 * 1024 * 1024;
+      for (const [path, headers] of [
+        [paths.token, { 'content-type': FORM }],
+        // Refused before anything reads the body: Node alone would read all of it.
+        ['/admin/v1/clients', { 'content-type': 'application/json' }],
+      ] as const) {
+        const result = await upload(port, path, headers, total);
+        expect(result.answer, path).toMatch(/^HTTP\/1\.1 (413|401) /);
+        expect(result.closedByServer, `${path}: the server read all ${total} bytes`).toBe(true);
+        expect(result.written).toBeLessThan(total);
+      }
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    });
+
+    it('does not wait for ever on a body that trickles in after the answer: the connection is closed', async () => {
+      // A byte every 100 ms of a declared 1 MiB: the server's time bound, not the size, ends it.
+      const result = await upload(port, '/admin/v1/clients', { 'content-type': 'application/json' }, 1024 * 1024, { chunk: 1, pauseMs: 100 });
+      expect(result.answer).toMatch(/^HTTP\/1\.1 401 /);
+      expect(result.closedByServer).toBe(true);
+    });
+
     it('answers a query on the resume endpoint without an interaction with a page, not a 500', async () => {
       const redirect = encodeURIComponent(REDIRECT);
       for (const query of [`client_id=${web.clientId}`, `client_id=${web.clientId}&redirect_uri=${redirect}&redirect_uri=${redirect}`, `client_id=${publicWeb.clientId}&response_mode=form_post&state=x`]) {
@@ -1343,6 +1443,34 @@ describe('hostile input', () => {
             }
           }
           expect(browser.cookies.has('_session')).toBe(false);
+        }
+      });
+
+      it('sends a browser whose session is already gone on without a page or a new session cookie', async () => {
+        const browser = new Agent(base);
+        await signIn(browser, {
+          url: authorizeUrl({ client_id: web.clientId, redirect_uri: REDIRECT, code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
+          email: user.email,
+          password: PASSWORD,
+          consent: 'allow',
+        });
+        const stale = new Map(browser.cookies);
+        expect(stale.has('_session')).toBe(true);
+        const ended = await logout(browser, {});
+        expect(ended.status).toBe(303);
+        // The same browser as it was before (its cookie names a session that no longer exists), and one with no cookie at all.
+        const gone = new Agent(base);
+        for (const [name, value] of stale) gone.cookies.set(name, value);
+        for (const agent of [gone, new Agent(base)]) {
+          for (const [params, target] of [
+            [{}, `${paths.endSession}/success`],
+            [{ client_id: web.clientId, post_logout_redirect_uri: POST_LOGOUT, state: 'xyz' }, `${POST_LOGOUT}?state=xyz`],
+          ] as const) {
+            const response = await agent.request(`${paths.endSession}?${new URLSearchParams(params)}`);
+            expect(response.status).toBe(303);
+            expect(response.headers.get('location')).toBe(target);
+            expect(response.headers.getSetCookie().filter((cookie) => cookie.startsWith('_session'))).toEqual([]);
+          }
         }
       });
 

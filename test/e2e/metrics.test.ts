@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/services/users.service.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
+import { runCliCapture } from '../fixtures/cli.js';
+import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { freePort } from '../fixtures/ports.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
@@ -29,7 +34,7 @@ describe('GET /metrics (Prometheus)', () => {
   });
   afterAll(() => t.close());
 
-  it('counts tokens by grant and client, token errors by code, sign-ins by outcome, rate-limit hits, latency by route, dependencies and key ages', async () => {
+  it('counts tokens by grant (clients under "other"), token errors by code, sign-ins by outcome, rate-limit hits, latency by route, dependencies and key ages', async () => {
     const service = await t.serviceClient();
     for (let i = 0; i < 2; i += 1) expect((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, service)).status).toBe(200);
     expect((await tokenRequest(base, { grant_type: 'client_credentials' }, { clientId: service.clientId, clientSecret: 'wrong' })).status).toBe(401);
@@ -65,9 +70,12 @@ describe('GET /metrics (Prometheus)', () => {
     expect(answer.headers.get('content-type')).toContain('text/plain');
     const text = await answer.text();
 
-    expect(series(text, 'gatehouse_tokens_issued_total', { grant_type: 'client_credentials', client_id: service.clientId })).toBe(2);
+    // No client's id is a label value unless METRICS_CLIENT_IDS names it: every client counts as "other".
+    expect(series(text, 'gatehouse_tokens_issued_total', { grant_type: 'client_credentials', client_id: 'other' })).toBe(2);
     expect(series(text, 'gatehouse_token_errors_total', { grant_type: 'client_credentials', error: 'invalid_client' })).toBe(1);
-    expect(series(text, 'gatehouse_tokens_issued_total', { grant_type: 'authorization_code', client_id: created.client_id })).toBe(1);
+    expect(series(text, 'gatehouse_tokens_issued_total', { grant_type: 'authorization_code', client_id: 'other' })).toBe(1);
+    expect(text).not.toContain(service.clientId);
+    expect(text).not.toContain(created.client_id);
     expect(series(text, 'gatehouse_sign_ins_total', { outcome: 'success' })).toBe(1);
     expect(series(text, 'gatehouse_sign_ins_total', { outcome: 'failure' })).toBe(2);
     expect(series(text, 'gatehouse_sign_ins_total', { outcome: 'locked' })).toBe(1);
@@ -102,5 +110,65 @@ describe('METRICS_PORT', () => {
     expect(answer.status).toBe(200);
     expect(await answer.text()).toContain('gatehouse_http_request_duration_seconds');
     expect((await fetch(`http://127.0.0.1:${metricsPort}/token`)).status).toBe(404);
+  });
+});
+
+describe('in production', () => {
+  let t: TestServer;
+  let metricsPort: number;
+  let database: TestDatabase;
+  let keysDir: string;
+  let labelled: { clientId: string; clientSecret: string };
+  const LABELLED_API = 'https://labelled-api.example.test';
+
+  beforeAll(async () => {
+    // Production neither migrates nor makes keys by itself: done first, as an operator would.
+    database = await createTestDatabase();
+    keysDir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-metrics-keys-'));
+    const setup = { NODE_ENV: 'test', DATABASE_URL: database.url, KEYS_DIR: keysDir, LOG_LEVEL: 'silent' };
+    for (const command of [['migrate'], ['keys', 'generate'], ['resources', 'create', '--identifier', LABELLED_API, '--scope', 'read']]) {
+      expect((await runCliCapture([...command, '--json'], setup)).code).toBe(0);
+    }
+    // A client that exists before the start, named in METRICS_CLIENT_IDS.
+    const created = await runCliCapture(['clients', 'create', '--name', 'labelled', '--resource', LABELLED_API, '--scope', 'read', '--json'], setup);
+    const { client_id, client_secret } = JSON.parse(created.stdout) as { client_id: string; client_secret: string };
+    recordSecret(client_secret);
+    labelled = { clientId: client_id, clientSecret: client_secret };
+    metricsPort = await freePort();
+    t = await startTestServer({
+      name: 'metrics-production',
+      env: { NODE_ENV: 'production', DATABASE_URL: database.url, KEYS_DIR: keysDir, METRICS_PORT: String(metricsPort), METRICS_CLIENT_IDS: `${client_id},not-a-client` },
+    });
+  });
+  afterAll(async () => {
+    await t.close();
+    await database.drop();
+    await rm(keysDir, { recursive: true, force: true });
+  });
+
+  it('answers 404 for /metrics on the main port and serves it on METRICS_PORT', async () => {
+    expect(t.config.production).toBe(true);
+    const service = await t.serviceClient();
+    expect((await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'read' }, service)).status).toBe(200);
+    const main = await fetch(`${t.server.url}/metrics`);
+    expect(main.status).toBe(404);
+    expect(await main.text()).not.toContain('gatehouse_');
+    const answer = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(answer.status).toBe(200);
+    const text = await answer.text();
+    expect(series(text, 'gatehouse_tokens_issued_total', { grant_type: 'client_credentials', client_id: 'other' })).toBe(1);
+    expect(text).not.toContain(service.clientId);
+  });
+
+  it('labels the clients METRICS_CLIENT_IDS names, and only them', async () => {
+    for (let i = 0; i < 2; i += 1) expect((await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'read' }, labelled)).status).toBe(200);
+    const unlisted = await t.serviceClient();
+    expect((await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'read' }, unlisted)).status).toBe(200);
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(series(text, 'gatehouse_tokens_issued_total', { grant_type: 'client_credentials', client_id: labelled.clientId })).toBe(2);
+    // The first test's client and this one: both "other".
+    expect(series(text, 'gatehouse_tokens_issued_total', { grant_type: 'client_credentials', client_id: 'other' })).toBe(2);
+    expect(text).not.toContain(unlisted.clientId);
+    expect(text).not.toContain('not-a-client');
   });
 });

@@ -26,15 +26,16 @@ describe('start-up configuration errors', () => {
     expect(lines[0]).toMatch(new RegExp(`^gatehouse: configuration error: ${name}: `));
   });
 
-  it('refuses production on embedded defaults, without COOKIE_KEYS and with a remote http issuer, one line each', async () => {
+  it('refuses production on embedded defaults, without COOKIE_KEYS, METRICS_PORT and with a remote http issuer, one line each', async () => {
     const { code, stderr } = await runNode(SERVER, { cwd, env: { NODE_ENV: 'production', ISSUER: 'http://auth.example.com' } });
     expect(code).toBe(1);
     const lines = stderr.trim().split('\n');
-    expect(lines).toHaveLength(4);
+    expect(lines).toHaveLength(5);
     expect(lines.some((line) => line.includes('DATABASE_URL: required in production'))).toBe(true);
     expect(lines.some((line) => line.includes('REDIS_URL: required in production'))).toBe(true);
     expect(lines.some((line) => line.includes('COOKIE_KEYS: required in production'))).toBe(true);
     expect(lines.some((line) => line.includes('ISSUER: must use https in production'))).toBe(true);
+    expect(lines.some((line) => line.includes('METRICS_PORT: required in production'))).toBe(true);
   });
 
   it('refuses several workers on the embedded database', async () => {
@@ -50,6 +51,15 @@ describe('start-up configuration errors', () => {
     REDIS_URL: 'redis://127.0.0.1:6379',
     COOKIE_KEYS: 'a-cookie-key-that-is-long-enough-0123456789',
     KEYS_DIR: path.join(cwd, 'no-keys-here'),
+    METRICS_PORT: '9464',
+  });
+
+  it('refuses production without METRICS_PORT (GET /metrics is never served on the public port there), in one line naming it', async () => {
+    const { METRICS_PORT: _metricsPort, ...env } = withoutKeys();
+    const { code, stdout, stderr } = await runNode(SERVER, { cwd, env });
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr.trim().split('\n')).toEqual(['gatehouse: configuration error: METRICS_PORT: required in production (GET /metrics is served only on that port there, never on the public one)']);
   });
 
   it('refuses production without signing keys', async () => {

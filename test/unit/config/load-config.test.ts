@@ -9,6 +9,7 @@ const PRODUCTION = {
   REDIS_URL: 'redis://cache.internal:6379',
   COOKIE_KEYS: COOKIE_KEY,
   ISSUER: 'https://auth.example.com',
+  METRICS_PORT: '9464',
 };
 
 /** Runs loadConfig expecting a ConfigError and returns its problem lines. */
@@ -188,14 +189,39 @@ describe('loadConfig in production', () => {
 
   it('gives each missing production setting its own distinct line, all at once', () => {
     const problems = problemsOf({ NODE_ENV: 'production', ISSUER: 'http://auth.example.com' });
-    expect(problems).toHaveLength(4);
-    expect(new Set(problems).size).toBe(4);
-    expect(problems.map((line) => line.split(':')[0])).toEqual(['DATABASE_URL', 'REDIS_URL', 'COOKIE_KEYS', 'ISSUER']);
+    expect(problems).toHaveLength(5);
+    expect(new Set(problems).size).toBe(5);
+    expect(problems.map((line) => line.split(':')[0])).toEqual(['DATABASE_URL', 'REDIS_URL', 'COOKIE_KEYS', 'ISSUER', 'METRICS_PORT']);
+  });
+
+  it('requires METRICS_PORT for the server (GET /metrics never on the public port), not for the CLI', () => {
+    const problems = problemsOf({ ...PRODUCTION, METRICS_PORT: undefined });
+    expect(problems).toEqual(['METRICS_PORT: required in production (GET /metrics is served only on that port there, never on the public one)']);
+    expect(loadConfig({ ...PRODUCTION, METRICS_PORT: undefined }, '/srv/gatehouse', { server: false }).metricsPort).toBeUndefined();
+    expect(loadConfig(PRODUCTION).metricsPort).toBe(9464);
   });
 
   it('does not apply the production rules outside production', () => {
     const config = loadConfig({ NODE_ENV: 'test', ISSUER: 'http://auth.example.com' });
     expect(config.production).toBe(false);
     expect(config.issuer).toBe('http://auth.example.com');
+  });
+});
+
+describe('METRICS_CLIENT_IDS', () => {
+  it('labels no client by default', () => {
+    expect(loadConfig({}, '/srv/gatehouse').metricsClientIds).toEqual([]);
+  });
+
+  it('takes a comma-separated list, trimmed and without repeats', () => {
+    expect(loadConfig({ METRICS_CLIENT_IDS: ' billing, web ,,billing' }, '/srv/gatehouse').metricsClientIds).toEqual(['billing', 'web']);
+  });
+
+  it('refuses more than 100 ids, naming the variable', () => {
+    const ids = Array.from({ length: 101 }, (_, i) => `client-${i}`).join(',');
+    const problems = problemsOf({ METRICS_CLIENT_IDS: ids });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^METRICS_CLIENT_IDS: must list at most 100 client ids/);
+    expect(loadConfig({ METRICS_CLIENT_IDS: ids.split(',').slice(0, 100).join(',') }, '/srv/gatehouse').metricsClientIds).toHaveLength(100);
   });
 });

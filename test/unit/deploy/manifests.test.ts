@@ -120,5 +120,9 @@ describe('deploy/docker-compose.yml', () => {
     expect(gatehouse.environment?.NODE_ENV).toBe('production');
     expect(gatehouse.environment?.DATABASE_URL).toMatch(/@postgres:5432\//);
     expect(gatehouse.environment?.REDIS_URL).toBe('redis://redis:6379');
+    // Production requires METRICS_PORT; it is published on the host's loopback only, not to the world.
+    expect(gatehouse.environment?.METRICS_PORT).toBe('9464');
+    expect(gatehouse.ports).toContain('127.0.0.1:9464:9464');
+    expect(gatehouse.ports?.filter((port) => String(port).endsWith(':9464'))).toEqual(['127.0.0.1:9464:9464']);
   });
 });
