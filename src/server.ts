@@ -24,6 +24,10 @@ import { connectRedis, createRedisStore } from './store/redis-store.js';
 
 /** A running Gatehouse: its address and what closes it. */
 export interface RunningServer {
+  /**
+   * Its address on this machine, by the name the default issuer (`http://localhost:PORT`) uses:
+   * the Host is pinned to the issuer's, so with another ISSUER requests must name that one.
+   */
   readonly url: string;
   readonly port: number;
   readonly registry: RegistryDatabase;
@@ -166,7 +170,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       return closing;
     };
 
-    return { url: `http://127.0.0.1:${port}`, port, registry, store: activeStore, cache, host, close };
+    return { url: `http://localhost:${port}`, port, registry, store: activeStore, cache, host, close };
   } catch (error) {
     await store?.close().catch(() => undefined);
     await registry.close().catch(() => undefined);

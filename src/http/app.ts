@@ -9,7 +9,7 @@ import type { ProviderHost } from '../oidc/provider-host.js';
 import { healthRoutes, type ReadinessCheck } from './health.routes.js';
 import { requestLogging } from './request-logging.js';
 import { retryAfterOnUnavailable } from './retry-after.js';
-import { bodyLimit, hostCheck, securityHeaders, type EdgeStep } from './security-headers.js';
+import { bodyLimit, hostCheck, securityHeaders, type EdgeStep, type HostVerdict } from './security-headers.js';
 import { discardUnreadBody } from './unread-body.js';
 
 function routerMiddleware(router: Router): Koa.Middleware {
@@ -17,6 +17,26 @@ function routerMiddleware(router: Router): Koa.Middleware {
   // A method no route of the router can take (TRACE, CONNECT…) goes on to the provider's 404, as an
   // unknown path does: koa-router would answer 501 Not Implemented, a server error.
   return (ctx, next) => (router.methods.includes(ctx.method) ? dispatch(ctx, next) : next());
+}
+
+const ADMIN_PREFIX = '/admin/v1';
+
+/** A refused Host, in the format of the route it was sent to: a problem document on the admin API, else an OAuth error. */
+function refuseHost(ctx: Koa.Context, refused: NonNullable<HostVerdict>): void {
+  ctx.status = refused.status;
+  if (ctx.path === ADMIN_PREFIX || ctx.path.startsWith(`${ADMIN_PREFIX}/`)) {
+    ctx.type = 'application/problem+json';
+    ctx.body = {
+      type: `urn:gatehouse:problem:${refused.status === 421 ? 'misdirected_request' : 'bad_request'}`,
+      title: refused.status === 421 ? 'Misdirected Request' : 'Bad Request',
+      status: refused.status,
+      detail: refused.description,
+      errors: [],
+      request_id: ctx.state.requestId,
+    };
+  } else {
+    ctx.body = { error: 'invalid_request', error_description: refused.description };
+  }
 }
 
 /**
@@ -71,14 +91,12 @@ export function createApp(deps: {
     ctx.body = deps.pages.stylesheet;
   };
   const routes = deps.routers.map((router) => ({ prefix: router.opts.prefix ?? '', middleware: routerMiddleware(router) }));
-  // The Host check and the body limit, in the OAuth error format, guard the provider only: it builds
-  // its links from the request, and the admin API and the sign-in pages read bodies themselves under
-  // the same limit, refusing a larger one in their own formats (a problem document, a page). What
-  // they do not answer still reaches the provider through here.
-  const invalidHost = hostCheck();
+  // The body limit, in the OAuth error format, guards the provider only: the admin API and the
+  // sign-in pages read bodies themselves under the same limit, refusing a larger one in their own
+  // formats (a problem document, a page). What they do not answer still reaches the provider.
   const limit = bodyLimit(config.bodyLimitBytes);
   const provider: Koa.Middleware = (ctx, next) => {
-    if (invalidHost(ctx) || limit.before(ctx)) return Promise.resolve();
+    if (limit.before(ctx)) return Promise.resolve();
     return host.middleware(ctx, next).then(() => limit.after(ctx));
   };
   const { metrics } = deps;
@@ -98,11 +116,25 @@ export function createApp(deps: {
     if (path === '/assets/gatehouse.css') return stylesheet;
     return routes.find(({ prefix }) => path === prefix || path.startsWith(`${prefix}/`))?.middleware;
   };
+  // The Host is pinned to the issuer's on every route (see hostCheck), except the three an
+  // orchestrator or a scraper reaches by the pod's address, which build no URL from the request.
+  const checkHost = hostCheck(config.issuer);
+  const unpinned = new Set(['/healthz', '/readyz', '/metrics']);
+  const refusedHost = (ctx: Koa.Context): boolean => {
+    const refused = checkHost(ctx);
+    if (refused) refuseHost(ctx, refused);
+    return refused !== undefined;
+  };
+  // What those three do not answer (another method) goes on to the provider: checked then.
+  const unpinnedToProvider: Koa.Middleware = (ctx, next) => (refusedHost(ctx) ? Promise.resolve() : provider(ctx, next));
   app.use((ctx, next) => {
+    const pinned = !unpinned.has(ctx.path);
+    if (pinned && refusedHost(ctx)) return Promise.resolve();
     const own = ownRoute(ctx.path);
     // A route that does not answer (wrong method, unknown sub-path) falls through to the provider,
     // which answers 404/405 in the OAuth error format.
-    return own ? own(ctx, () => provider(ctx, next)) : provider(ctx, next);
+    const toProvider = pinned ? provider : unpinnedToProvider;
+    return own ? own(ctx, () => toProvider(ctx, next)) : toProvider(ctx, next);
   });
   return app;
 }

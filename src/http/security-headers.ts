@@ -35,28 +35,43 @@ export function securityHeaders(options: { hsts: boolean }): EdgeStep {
   };
 }
 
+/** What the Host check answers: nothing to say, or a refusal (its status) to render in the route's format. */
+export type HostVerdict = undefined | { status: 400 | 421; description: string };
+
+const ABSOLUTE_TARGET = /^https?:\/\//i;
+
 /**
- * Refuses a request whose Host header (or absolute request target) makes no URL, such as
- * `Host: 4294967296`: oidc-provider builds its links (form actions, redirects) from the request and
- * would fail on it with a 500. Answers true (and 400, in the OAuth error format) when it refused.
+ * Pins the host to the issuer's: a request whose Host (or, behind TRUST_PROXY, X-Forwarded-Host)
+ * is not the issuer's host and port is refused, 421 Misdirected Request, and one whose host makes
+ * no URL (`Host: 4294967296`), 400. oidc-provider builds every URL it hands out (discovery,
+ * registration answers, redirects, form actions) and the audiences it accepts in a client
+ * assertion from the request's host: pinned, they are always the issuer's own.
+ *
+ * Exact: `localhost` and `127.0.0.1` are different hosts (an issuer names one of them), and so are
+ * two ports. An absolute request target (`GET http://other.example/token`), from which Koa would
+ * build the URL instead, must name the issuer's host too.
  */
-export function hostCheck(): (ctx: Context) => boolean {
-  // Nearly every request carries the same Host: the last one found valid is not parsed again.
-  // Compared as the raw header Koa takes the host from (X-Forwarded-Host behind a trusted proxy,
-  // else Host), since ctx.host splits and trims it on every read.
-  let lastValid: string | undefined;
+export function hostCheck(issuer: string): (ctx: Context) => HostVerdict {
+  const pinned = new URL(issuer);
+  const expected = pinned.host;
+  // The same host with its default port written out (`example.com:443` for an https issuer).
+  const withPort = `${pinned.hostname}:${pinned.port || (pinned.protocol === 'https:' ? '443' : '80')}`;
+  const misdirected: HostVerdict = { status: 421, description: `this server answers only for ${expected}` };
+  const invalid: HostVerdict = { status: 400, description: 'the Host header is not a valid host' };
+  const ours = (host: string) => host === expected || host === withPort;
   return (ctx) => {
-    const { headers } = ctx.req;
+    const { headers, url } = ctx.req;
+    // Fast path, nearly every request: the raw header Koa takes the host from is the issuer's, and
+    // the target is a path.
     const forwarded = ctx.app.proxy ? headers['x-forwarded-host'] : undefined;
-    const raw = typeof forwarded === 'string' ? forwarded : headers.host;
-    if (raw !== undefined && raw !== '' && raw === lastValid) return false;
-    if (!URL.parse(ctx.href)) {
-      ctx.status = 400;
-      ctx.body = { error: 'invalid_request', error_description: 'the Host header is not a valid host' };
-      return true;
-    }
-    lastValid = raw;
-    return false;
+    const raw = forwarded || headers.host;
+    if (raw === expected && url?.charCodeAt(0) === 47) return undefined;
+    // Otherwise judge what Koa (and so oidc-provider) makes of it: ctx.host, the URL of ctx.href.
+    const href = URL.parse(ctx.href);
+    if (!href) return invalid;
+    if (!ours(ctx.host.toLowerCase())) return misdirected;
+    if (url !== undefined && ABSOLUTE_TARGET.test(url) && !ours(href.host)) return misdirected;
+    return undefined;
   };
 }
 

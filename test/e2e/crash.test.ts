@@ -36,14 +36,14 @@ describe('kill -9 during refresh-token rotation', { timeout: 120_000 }, () => {
     const [node] = group.nodes;
     const { email, web } = await registerPersonAndApp(group);
     const families: Family[] = [];
-    for (let i = 0; i < FAMILIES; i += 1) families.push({ current: (await signInForTokens(node!.base, web, email)).refresh_token, rotations: 0, failures: [] });
+    for (let i = 0; i < FAMILIES; i += 1) families.push({ current: (await signInForTokens(node!, web, email)).refresh_token, rotations: 0, failures: [] });
 
     let crashed = false;
     const loops = families.map(async (family) => {
       while (!crashed) {
         const sent = family.current;
         try {
-          const { status, body } = await tokenRequest(node!.base, { grant_type: 'refresh_token', refresh_token: sent }, web);
+          const { status, body } = await tokenRequest(node!.base, { grant_type: 'refresh_token', refresh_token: sent }, web, node!.fetch);
           if (status !== 200) {
             family.failures.push(`${status} ${JSON.stringify(body)}`);
             return;
@@ -94,7 +94,7 @@ describe('kill -9 during refresh-token rotation', { timeout: 120_000 }, () => {
     const ordered = [...families].sort((a, b) => Number(isLive(b.current)) - Number(isLive(a.current)));
     for (const family of ordered) {
       const live = isLive(family.current);
-      const { status, body } = await tokenRequest(node!.base, { grant_type: 'refresh_token', refresh_token: family.current }, web);
+      const { status, body } = await tokenRequest(node!.base, { grant_type: 'refresh_token', refresh_token: family.current }, web, node!.fetch);
       expect(status, `a ${live ? 'live' : 'spent'} token`).toBe(live ? 200 : 400);
       if (status === 200) {
         held += 1;
@@ -110,10 +110,10 @@ describe('kill -9 during refresh-token rotation', { timeout: 120_000 }, () => {
 
     // A token spent before the crash is refused, and presenting it revokes the grant's tokens (reuse detection).
     const spent = families.find((family) => family.previous)!.previous!;
-    const reuse = await tokenRequest(node!.base, { grant_type: 'refresh_token', refresh_token: spent }, web);
+    const reuse = await tokenRequest(node!.base, { grant_type: 'refresh_token', refresh_token: spent }, web, node!.fetch);
     expect(reuse.status).toBe(400);
     expect(reuse.body.error).toBe('invalid_grant');
-    if (renewed[0]) expect((await tokenRequest(node!.base, { grant_type: 'refresh_token', refresh_token: renewed[0] }, web)).status).toBe(400);
+    if (renewed[0]) expect((await tokenRequest(node!.base, { grant_type: 'refresh_token', refresh_token: renewed[0] }, web, node!.fetch)).status).toBe(400);
     process.stdout.write(`crash: ${rotations} rotations before kill -9; ${held}/${FAMILIES} held tokens worked after restart; ready in ${readyMs} ms\n`);
   });
 });

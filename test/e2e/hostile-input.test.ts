@@ -49,7 +49,8 @@ const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 4 });
 function send(port: number, sent: Sent): Promise<Answer> {
   return new Promise((resolve, reject) => {
     let answered = false;
-    const headers: Record<string, string> = { ...sent.headers };
+    // The issuer's host unless the request names another (the Host is pinned to the issuer's).
+    const headers: Record<string, string> = { host: `localhost:${port}`, ...sent.headers };
     if (sent.body !== undefined) headers['content-length'] = String(sent.body.length);
     const request = http.request({ host: '127.0.0.1', port, method: sent.method, path: sent.path, headers, agent: keepAlive }, (response) => {
       answered = true;
@@ -1131,7 +1132,7 @@ describe('hostile input', () => {
       const sent: Sent = { method: 'GET', path: paths.endSession, headers: { host: '4294967296', cookie: pending.cookie }, payloads: [] };
       expect((await send(port, sent)).status).toBe(400);
       // A valid Host still works.
-      expect((await send(port, { method: 'GET', path: paths.discovery, headers: { host: 'localhost' }, payloads: [] })).status).toBe(200);
+      expect((await send(port, { method: 'GET', path: paths.discovery, headers: { host: `localhost:${port}` }, payloads: [] })).status).toBe(200);
     });
 
     it('answers 413 to a body over the limit, on every endpoint that reads one', async () => {
@@ -1483,5 +1484,180 @@ describe('hostile input', () => {
         expect(location.searchParams.get('state')).toBe('xyz');
       });
     });
+  });
+});
+
+describe('the Host is pinned to the issuer', () => {
+  let t: TestServer;
+  let port: number;
+  let issuerHost: string;
+  let service: { clientId: string; clientSecret: string };
+  let admin: { token: string };
+  let initialAccessToken: string;
+  let signer: { clientId: string; privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey']; kid: string };
+  let interactionPath: string;
+  const OTHER_HOSTS = (p: number) => ['evil.example', `evil.example:${p}`, `127.0.0.1:${p}`, `localhost:${p + 1}`, 'localhost'];
+
+  beforeAll(async () => {
+    t = await startTestServer({ name: 'host-pinning', env: { REGISTRATION_ENABLED: 'true' } });
+    port = t.server.port;
+    issuerHost = new URL(t.config.issuer).host;
+    const created = await t.serviceClient();
+    service = { clientId: created.clientId, clientSecret: created.clientSecret };
+    const adminCreated = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', `admin ${randomUUID()}`, '--admin');
+    recordSecret(adminCreated.client_secret);
+    const iat = await t.cli<{ initial_access_token: string }>('registration', 'token', 'create');
+    recordSecret(iat.initial_access_token);
+    initialAccessToken = iat.initial_access_token;
+
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const kid = 'pinned-host-key';
+    const dir = await mkdtemp(`${t.config.dataDir}-pin-jwks-`);
+    await writeFile(`${dir}/jwks.json`, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] }));
+    const keyCreated = await t.cli<{ client_id: string }>(
+      'clients', 'create', '--name', 'Pinned Signer', '--auth-method', 'private_key_jwt', '--jwks-file', `${dir}/jwks.json`, '--resource', created.resource, '--scope', 'read',
+    );
+    signer = { clientId: keyCreated.client_id, privateKey, kid };
+    await t.server.cache.refresh();
+    const adminGrant = await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'admin' }, { clientId: adminCreated.client_id, clientSecret: adminCreated.client_secret });
+    expect(adminGrant.status).toBe(200);
+    admin = { token: String(adminGrant.body.access_token) };
+
+    const web = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'Pinned Web', '--redirect-uri', REDIRECT);
+    recordSecret(web.client_secret);
+    const started = await fetch(`${t.server.url}${authorizeUrl({ client_id: web.client_id, redirect_uri: REDIRECT, code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`, { redirect: 'manual' });
+    interactionPath = new URL(started.headers.get('location') ?? '', t.server.url).pathname;
+    expect(interactionPath).toMatch(/^\/interaction\/[\w-]+$/);
+  });
+  afterAll(() => t.close());
+
+  const basic = (client: { clientId: string; clientSecret: string }) => `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`;
+
+  /** One of each kind of route, with what a legitimate caller would send. */
+  function requests(host: string): Array<Sent & { format: 'oauth' | 'problem' }> {
+    const form = (body: string) => Buffer.from(body);
+    return [
+      { method: 'GET', path: '/.well-known/openid-configuration', headers: { host }, payloads: [], format: 'oauth' },
+      { method: 'GET', path: '/jwks', headers: { host }, payloads: [], format: 'oauth' },
+      { method: 'POST', path: '/token', headers: { host, 'content-type': FORM, authorization: basic(service) }, body: form('grant_type=client_credentials&scope=read'), payloads: [], format: 'oauth' },
+      {
+        method: 'POST',
+        path: '/reg',
+        headers: { host, 'content-type': 'application/json', authorization: `Bearer ${initialAccessToken}` },
+        body: Buffer.from(JSON.stringify({ client_name: 'pinned', grant_types: ['client_credentials'], response_types: [], token_endpoint_auth_method: 'client_secret_basic' })),
+        payloads: [],
+        format: 'oauth',
+      },
+      { method: 'GET', path: interactionPath, headers: { host }, payloads: [], format: 'oauth' },
+      { method: 'GET', path: '/assets/gatehouse.css', headers: { host }, payloads: [], format: 'oauth' },
+      { method: 'GET', path: '/admin/v1/clients?limit=1', headers: { host, authorization: `Bearer ${admin.token}` }, payloads: [], format: 'problem' },
+    ];
+  }
+
+  it("answers a Host that is not the issuer's with 421 on every route, in the route's format, and does nothing", async () => {
+    const clientsBefore = await t.server.registry.db.selectFrom('clients').select('client_id').execute();
+    for (const host of OTHER_HOSTS(port)) {
+      for (const sent of requests(host)) {
+        const answer = await send(port, sent);
+        const what = `${sent.method} ${sent.path} with Host ${host}`;
+        expect(answer.status, `${what}: ${answer.text.slice(0, 200)}`).toBe(421);
+        const body = JSON.parse(answer.text) as Record<string, unknown>;
+        if (sent.format === 'problem') {
+          expect(String(answer.headers['content-type']), what).toMatch(/^application\/problem\+json/);
+          expect(body, what).toMatchObject({ type: 'urn:gatehouse:problem:misdirected_request', status: 421, detail: `this server answers only for ${issuerHost}` });
+        } else {
+          expect(body, what).toEqual({ error: 'invalid_request', error_description: `this server answers only for ${issuerHost}` });
+        }
+        // Nothing was issued, and no URL of the other host was built.
+        expect(answer.text, what).not.toMatch(/access_token|client_secret|registration_access_token/);
+        expect(answer.headers.location, what).toBeUndefined();
+      }
+    }
+    expect(await t.server.registry.db.selectFrom('clients').select('client_id').execute()).toEqual(clientsBefore);
+    // An absolute request target naming another host is refused too, whatever the Host header says.
+    expect((await send(port, { method: 'GET', path: 'http://evil.example/.well-known/openid-configuration', headers: { host: issuerHost }, payloads: [] })).status).toBe(421);
+  });
+
+  it("serves the issuer's host (in any case), whose discovery names only the issuer", async () => {
+    for (const host of [issuerHost, issuerHost.toUpperCase()]) {
+      const answer = await send(port, { method: 'GET', path: '/.well-known/openid-configuration', headers: { host }, payloads: [] });
+      expect(answer.status).toBe(200);
+      const discovery = JSON.parse(answer.text) as Record<string, unknown>;
+      for (const [key, value] of Object.entries(discovery)) {
+        if (typeof value === 'string' && /^https?:/.test(value)) expect(value.startsWith(`${t.config.issuer}/`) || value === t.config.issuer, `${key}: ${value}`).toBe(true);
+      }
+    }
+    for (const sent of requests(issuerHost).filter((request) => request.path !== '/reg')) {
+      // The interaction page answers its own 400 here: this request carries no interaction cookie.
+      expect((await send(port, sent)).status, `${sent.method} ${sent.path}`).toBe(sent.path === interactionPath ? 400 : 200);
+    }
+  });
+
+  it('leaves the health endpoints and /metrics reachable by any Host (an orchestrator probes the pod address)', async () => {
+    for (const host of OTHER_HOSTS(port)) {
+      for (const path of ['/healthz', '/readyz', '/metrics']) {
+        expect((await send(port, { method: 'GET', path, headers: { host }, payloads: [] })).status, `${path} with Host ${host}`).toBe(200);
+      }
+      // What they do not answer goes on to the provider, pinned like the rest.
+      expect((await send(port, { method: 'POST', path: '/healthz', headers: { host }, payloads: [] })).status, `POST /healthz with Host ${host}`).toBe(421);
+    }
+  });
+
+  it("refuses a private_key_jwt assertion whose aud is another server's token endpoint (sent with that server's Host or not)", async () => {
+    const assertion = (aud: string) => {
+      const now = Math.floor(Date.now() / 1000);
+      return new SignJWT({ iss: signer.clientId, sub: signer.clientId, aud, jti: randomUUID(), iat: now, exp: now + 60 })
+        .setProtectedHeader({ alg: 'ES256', kid: signer.kid, typ: 'JWT' })
+        .sign(signer.privateKey);
+    };
+    const ask = async (host: string, aud: string) => {
+      const jwt = await assertion(aud);
+      recordSecret(jwt);
+      const body = new URLSearchParams({ grant_type: 'client_credentials', scope: 'read', client_assertion_type: ASSERTION_TYPE, client_assertion: jwt });
+      const answer = await send(port, { method: 'POST', path: '/token', headers: { host, 'content-type': FORM }, body: Buffer.from(body.toString()), payloads: [] });
+      recordIssued(answer);
+      return { status: answer.status, body: JSON.parse(answer.text) as Record<string, unknown> };
+    };
+    for (const other of ['other.example', `evil.example:${port}`]) {
+      const aud = `http://${other}/token`;
+      // Sent to this server under the other's name: the Host is refused before any assertion is read.
+      expect(await ask(other, aud)).toEqual({ status: 421, body: { error: 'invalid_request', error_description: `this server answers only for ${issuerHost}` } });
+      // Sent under this server's name: not one of its audiences.
+      const refused = await ask(issuerHost, aud);
+      expect(refused.status).toBe(401);
+      expect(refused.body.error).toBe('invalid_client');
+      expect(refused.body.access_token).toBeUndefined();
+    }
+    // This server's own token endpoint and issuer are its audiences.
+    for (const aud of [`${t.config.issuer}/token`, t.config.issuer]) {
+      const accepted = await ask(issuerHost, aud);
+      expect(accepted.status, aud).toBe(200);
+      expect(typeof accepted.body.access_token).toBe('string');
+    }
+  });
+});
+
+describe('the forwarded host behind TRUST_PROXY is pinned to the issuer', () => {
+  let t: TestServer;
+  let port: number;
+  beforeAll(async () => {
+    t = await startTestServer({ name: 'host-pinning-proxy', env: { ISSUER: 'https://auth.example.test', TRUST_PROXY: 'true' } });
+    port = t.server.port;
+  });
+  afterAll(() => t.close());
+
+  it("answers an X-Forwarded-Host that is not the issuer's with 421, and serves the issuer's", async () => {
+    const discovery = (headers: Record<string, string>) => send(port, { method: 'GET', path: '/.well-known/openid-configuration', headers: { 'x-forwarded-proto': 'https', ...headers }, payloads: [] });
+    for (const forwarded of ['evil.example', 'evil.example, auth.example.test', 'auth.example.test:8443', `localhost:${port}`]) {
+      // The Host beside it is the issuer's: the forwarded one is what Koa (and oidc-provider) would use.
+      const answer = await discovery({ host: 'auth.example.test', 'x-forwarded-host': forwarded });
+      expect(answer.status, forwarded).toBe(421);
+      expect(JSON.parse(answer.text)).toEqual({ error: 'invalid_request', error_description: 'this server answers only for auth.example.test' });
+    }
+    // No forwarded host: the Host decides.
+    expect((await discovery({ host: 'evil.example' })).status).toBe(421);
+    const served = await discovery({ host: `localhost:${port}`, 'x-forwarded-host': 'auth.example.test' });
+    expect(served.status).toBe(200);
+    expect(JSON.parse(served.text)).toMatchObject({ issuer: 'https://auth.example.test', token_endpoint: 'https://auth.example.test/token' });
   });
 });

@@ -30,7 +30,7 @@ describe('graceful shutdown under load', { timeout: 120_000 }, () => {
     );
     const client = { clientId: service.client_id, clientSecret: service.client_secret };
     const { email, web } = await registerPersonAndApp(group);
-    const refreshTokens = await Promise.all([1, 2, 3, 4].map(async () => (await signInForTokens(node!.base, web, email)).refresh_token));
+    const refreshTokens = await Promise.all([1, 2, 3, 4].map(async () => (await signInForTokens(node!, web, email)).refresh_token));
 
     const answered: number[] = [];
     const refused: string[] = [];
@@ -42,7 +42,7 @@ describe('graceful shutdown under load', { timeout: 120_000 }, () => {
     const serviceLoops = Array.from({ length: 12 }, async () => {
       for (;;) {
         try {
-          answered.push((await tokenRequest(node!.base, { grant_type: 'client_credentials', scope: 'read' }, client)).status);
+          answered.push((await tokenRequest(node!.base, { grant_type: 'client_credentials', scope: 'read' }, client, node!.fetch)).status);
         } catch (error) {
           until(failureKind(error), error);
           return;
@@ -53,7 +53,7 @@ describe('graceful shutdown under load', { timeout: 120_000 }, () => {
       let token = first;
       for (;;) {
         try {
-          const { status, body } = await tokenRequest(node!.base, { grant_type: 'refresh_token', refresh_token: token }, web);
+          const { status, body } = await tokenRequest(node!.base, { grant_type: 'refresh_token', refresh_token: token }, web, node!.fetch);
           answered.push(status);
           if (status !== 200) return;
           recordSecret(String(body.refresh_token));

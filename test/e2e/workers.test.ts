@@ -23,7 +23,8 @@ function tokenOnNewConnection(port: number, clientId: string, clientSecret: stri
         method: 'POST',
         agent: false,
         auth: `${clientId}:${clientSecret}`,
-        headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+        // The issuer's host (http://localhost:PORT): the Host is pinned to it.
+        headers: { host: `localhost:${port}`, 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
       },
       (response) => {
         let text = '';

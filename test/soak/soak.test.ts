@@ -33,6 +33,7 @@ describe('soak: mixed traffic against one server', { timeout: (SOAK_SECONDS + 12
   it(`stays within ${MAX_RSS_GROWTH_MB} MB of RSS growth and ${MAX_FD_GROWTH} open files over ${SOAK_SECONDS} s`, async () => {
     const [node] = group.nodes;
     const base = node!.base;
+    const via = node!.fetch;
     const pid = node!.process.child.pid!;
     await cliJson(['resources', 'create', '--identifier', 'https://api.soak.test', '--scope', 'read'], group.env);
     const created = await cliJson<{ client_id: string; client_secret: string }>(
@@ -43,7 +44,7 @@ describe('soak: mixed traffic against one server', { timeout: (SOAK_SECONDS + 12
     const admin = await cliJson<{ client_id: string; client_secret: string }>(['clients', 'create', '--name', 'soak admin', '--admin'], group.env);
     const { email, web } = await registerPersonAndApp(group);
     const adminToken = async () =>
-      String((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'admin' }, { clientId: admin.client_id, clientSecret: admin.client_secret })).body.access_token);
+      String((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'admin' }, { clientId: admin.client_id, clientSecret: admin.client_secret }, via)).body.access_token);
 
     const counts = new Map<string, number>();
     const failures: string[] = [];
@@ -52,22 +53,22 @@ describe('soak: mixed traffic against one server', { timeout: (SOAK_SECONDS + 12
       if (!ok && failures.length < 20) failures.push(`${kind}: ${detail}`);
     };
     const until = Date.now() + SOAK_SECONDS * 1000;
-    let refreshToken = (await signInForTokens(base, web, email)).refresh_token;
+    let refreshToken = (await signInForTokens(node!, web, email)).refresh_token;
     let bearer = await adminToken();
 
     // One step of the mix: mostly service tokens, then reads, refreshes, admin reads and, now and then, a whole sign-in.
     async function step(worker: number, n: number) {
       const pick = (worker * 7 + n) % 20;
       if (pick < 9) {
-        const { status } = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, service);
+        const { status } = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, service, via);
         count('client_credentials', status === 200, String(status));
       } else if (pick < 12) {
-        const response = await fetch(`${base}${pick === 9 ? '/jwks' : '/.well-known/openid-configuration'}`);
+        const response = await via(`${base}${pick === 9 ? '/jwks' : '/.well-known/openid-configuration'}`);
         await response.arrayBuffer();
         count('jwks/discovery', response.status === 200, String(response.status));
       } else if (pick < 14 && worker === 0) {
         // One refresh chain at a time, as one app would.
-        const { status, body } = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refreshToken }, web);
+        const { status, body } = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refreshToken }, web, via);
         count('refresh_token', status === 200, JSON.stringify(body));
         if (status === 200) {
           refreshToken = String(body.refresh_token);
@@ -75,7 +76,7 @@ describe('soak: mixed traffic against one server', { timeout: (SOAK_SECONDS + 12
           recordSecret(String(body.id_token));
         }
       } else if (pick < 16) {
-        const response = await fetch(`${base}/token/introspection`, {
+        const response = await via(`${base}/token/introspection`, {
           method: 'POST',
           headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${web.clientId}:${web.clientSecret}`).toString('base64')}` },
           body: new URLSearchParams({ token: refreshToken, token_type_hint: 'refresh_token' }),
@@ -83,18 +84,18 @@ describe('soak: mixed traffic against one server', { timeout: (SOAK_SECONDS + 12
         await response.arrayBuffer();
         count('introspection', response.status === 200, String(response.status));
       } else if (pick < 18) {
-        let response = await fetch(`${base}/admin/v1/clients?limit=20`, { headers: { authorization: `Bearer ${bearer}` } });
+        let response = await via(`${base}/admin/v1/clients?limit=20`, { headers: { authorization: `Bearer ${bearer}` } });
         if (response.status === 401) {
           bearer = await adminToken();
-          response = await fetch(`${base}/admin/v1/clients?limit=20`, { headers: { authorization: `Bearer ${bearer}` } });
+          response = await via(`${base}/admin/v1/clients?limit=20`, { headers: { authorization: `Bearer ${bearer}` } });
         }
         await response.arrayBuffer();
         count('admin', response.status === 200, String(response.status));
       } else if (pick === 19 && n % 5 === 0) {
-        const tokens = await signInForTokens(base, web, email);
+        const tokens = await signInForTokens(node!, web, email);
         count('sign-in', Boolean(tokens.id_token), 'no id_token');
       } else {
-        const { status } = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, service);
+        const { status } = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, service, via);
         count('client_credentials', status === 200, String(status));
       }
     }

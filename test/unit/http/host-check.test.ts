@@ -2,53 +2,61 @@ import type { Context } from 'koa';
 import { describe, expect, it } from 'vitest';
 import { hostCheck } from '../../../src/http/security-headers.js';
 
-/** The parts of a Koa context the check reads, with the URL Koa would build from them; counts the parses. */
-function request(headers: Record<string, string>, options: { proxy?: boolean } = {}) {
-  const state = { hrefReads: 0 };
-  const host = (options.proxy && headers['x-forwarded-host']) || headers.host || '';
+/** The parts of a Koa context the check reads, with the host and URL Koa would take from them. */
+function request(headers: Record<string, string>, options: { proxy?: boolean; url?: string } = {}) {
+  const url = options.url ?? '/token';
+  const raw = (options.proxy && headers['x-forwarded-host']) || headers.host || '';
+  const host = raw.split(/\s*,\s*/, 1)[0] ?? '';
   const ctx = {
-    req: { headers },
+    req: { headers, url },
     app: { proxy: options.proxy ?? false },
+    host,
     get href() {
-      state.hrefReads += 1;
-      return `http://${host}/token`;
+      return /^https?:\/\//i.test(url) ? url : `http://${host}${url}`;
     },
-    status: 404,
-    body: undefined as unknown,
   };
-  return { ctx: ctx as unknown as Context & { body: unknown }, state };
+  return ctx as unknown as Context;
 }
 
 describe('hostCheck', () => {
-  it('parses a Host once, then lets the same one through unparsed', () => {
-    const check = hostCheck();
-    const first = request({ host: 'login.example.test' });
-    expect(check(first.ctx)).toBe(false);
-    expect(first.state.hrefReads).toBe(1);
-    const second = request({ host: 'login.example.test' });
-    expect(check(second.ctx)).toBe(false);
-    expect(second.state.hrefReads).toBe(0);
+  const check = hostCheck('http://localhost:3000');
+
+  it("lets the issuer's own host through, in any case and with its default port written out", () => {
+    expect(check(request({ host: 'localhost:3000' }))).toBeUndefined();
+    expect(check(request({ host: 'LocalHost:3000' }))).toBeUndefined();
+    expect(check(request({ host: 'localhost:3000' }, { url: 'http://localhost:3000/token' }))).toBeUndefined();
+    const https = hostCheck('https://auth.example.com');
+    expect(https(request({ host: 'auth.example.com' }))).toBeUndefined();
+    expect(https(request({ host: 'auth.example.com:443' }))).toBeUndefined();
   });
 
-  it('refuses a Host that makes no URL with 400 in the OAuth format, every time', () => {
-    const check = hostCheck();
-    for (let i = 0; i < 2; i += 1) {
-      const { ctx } = request({ host: '4294967296' });
-      expect(check(ctx)).toBe(true);
-      expect(ctx.status).toBe(400);
-      expect(ctx.body).toMatchObject({ error: 'invalid_request' });
-    }
-    // A valid Host after it still passes.
-    expect(check(request({ host: 'localhost' }).ctx)).toBe(false);
+  it.each([
+    ['another name', 'evil.example'],
+    ['another port', 'localhost:3001'],
+    ['no port (80)', 'localhost'],
+    ['the loopback address for localhost', '127.0.0.1:3000'],
+    ['IPv6 loopback for localhost', '[::1]:3000'],
+    ['a trailing dot', 'localhost.:3000'],
+    ['an empty Host', ''],
+  ])('refuses %s with 421', (_what, host) => {
+    expect(check(request({ host }))).toMatchObject({ status: 421, description: 'this server answers only for localhost:3000' });
   });
 
-  it('behind a trusted proxy judges X-Forwarded-Host, even when the Host beside it passed before', () => {
-    const check = hostCheck();
-    expect(check(request({ host: 'localhost' }, { proxy: true }).ctx)).toBe(false);
-    const forwarded = request({ host: 'localhost', 'x-forwarded-host': '4294967296' }, { proxy: true });
-    expect(check(forwarded.ctx)).toBe(true);
-    expect(forwarded.ctx.status).toBe(400);
-    // Without a trusted proxy the header is not Koa's host, so the check does not read it.
-    expect(check(request({ host: 'localhost', 'x-forwarded-host': '4294967296' }).ctx)).toBe(false);
+  it('refuses a Host that makes no URL with 400', () => {
+    expect(check(request({ host: '4294967296' }))).toMatchObject({ status: 400 });
+  });
+
+  it('refuses an absolute request target naming another host, whatever the Host header', () => {
+    expect(check(request({ host: 'localhost:3000' }, { url: 'http://evil.example/token' }))).toMatchObject({ status: 421 });
+  });
+
+  it('behind a trusted proxy judges X-Forwarded-Host (its first value, as Koa does), else the Host', () => {
+    expect(check(request({ host: 'evil.example', 'x-forwarded-host': 'localhost:3000' }, { proxy: true }))).toBeUndefined();
+    expect(check(request({ host: 'localhost:3000', 'x-forwarded-host': 'evil.example' }, { proxy: true }))).toMatchObject({ status: 421 });
+    expect(check(request({ host: 'localhost:3000', 'x-forwarded-host': 'evil.example, localhost:3000' }, { proxy: true }))).toMatchObject({ status: 421 });
+    expect(check(request({ host: 'localhost:3000' }, { proxy: true }))).toBeUndefined();
+    // Without a trusted proxy the header is not Koa's host: the Host decides.
+    expect(check(request({ host: 'localhost:3000', 'x-forwarded-host': 'evil.example' }))).toBeUndefined();
+    expect(check(request({ host: 'evil.example', 'x-forwarded-host': 'localhost:3000' }))).toMatchObject({ status: 421 });
   });
 });
