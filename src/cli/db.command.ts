@@ -3,16 +3,11 @@ import { appendAudit } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import { loadAuditKeyring } from '../keys/audit-key.js';
 import type { RegistryDatabase } from '../registry/database.js';
-import {
-  applyDatabaseRolesPlan,
-  databaseRolesScript,
-  planDatabaseRoles,
-  roleNameProblem,
-  runtimePasswordProblem,
-  scramSha256Verifier,
-  type DatabaseRolesOptions,
-} from '../registry/database-roles.js';
 import { cliActor } from './cli-audit.js';
+import { roleNameProblem, runtimePasswordProblem } from './db-roles/role-names.js';
+import { planDatabaseRoles, type DatabaseRolesOptions } from './db-roles/roles-plan.js';
+import { applyDatabaseRolesPlan, databaseRolesScript } from './db-roles/roles-script.js';
+import { scramSha256Verifier } from './db-roles/scram-verifier.js';
 import { printResult, readStdinPassword, UsageError, type CliIo } from './output.js';
 
 /** What the db commands need from the CLI: its output, the configuration and a way to open the registry. */
