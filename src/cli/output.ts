@@ -1,3 +1,5 @@
+import { isatty } from 'node:tty';
+
 /** Where a command writes; injectable so tests run the CLI in-process. */
 export interface CliIo {
   env: Record<string, string | undefined>;
@@ -6,6 +8,8 @@ export interface CliIo {
   stderr: (text: string) => void;
   /** All of standard input, as text; only commands that take --password-stdin read it. */
   readStdin?: () => Promise<string>;
+  /** The width help text is wrapped to (the terminal's, else 100). */
+  columns?: number;
 }
 
 /** More than any password: a file piped in by mistake is refused, not read into memory. */
@@ -30,6 +34,7 @@ export function processIo(): CliIo {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
     readStdin: readProcessStdin,
+    ...(isatty(1) && process.stdout.columns ? { columns: process.stdout.columns } : {}),
   };
 }
 

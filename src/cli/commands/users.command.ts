@@ -1,0 +1,140 @@
+import type { Command } from 'commander';
+import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, updateUserFields, userToJson } from '../../services/users.service.js';
+import { recordCliChange, type CliRegistry } from '../cli-audit.js';
+import { withDatabase, type Context } from '../context.js';
+import { group, handle, str, takesPasswordOnStdin, type CliRuntime } from '../define.js';
+import { printResult, readStdinPassword, UsageError } from '../output.js';
+
+const PASSWORD_HELP = `
+The password is read from standard input, without one trailing newline; passwords are never taken
+as arguments (ps and shell history would show them). For example:
+  gatehouse users create --email ada@example.com --name "Ada Lovelace" --password-stdin < password.txt
+`;
+
+const PASSWORD_STDIN = 'read the password from standard input';
+
+/** `gatehouse users create | list | get | set-password | disable | enable | delete`: the people who sign in. */
+export function usersCommand(runtime: CliRuntime): Command {
+  const users = group('users', 'manage the people who sign in');
+  const byId = (ctx: Context, ids: string[], run: (registry: CliRegistry, id: string) => Promise<void>) =>
+    withDatabase(ctx, (registry) => run(registry, ids[0] ?? ''));
+
+  const create = users
+    .command('create')
+    .usage('--email EMAIL --password-stdin [options]')
+    .description('Adds a person who signs in with an email and a password.')
+    .option('--email <EMAIL>', 'their email (stored trimmed and lower case)')
+    .option('--name <NAME>', 'their name')
+    .option('--password-stdin', PASSWORD_STDIN)
+    .addHelpText('after', PASSWORD_HELP)
+    .action(
+      handle(runtime, async (ctx, values) => {
+        const { io, json } = ctx;
+        if (str(values, 'email') === undefined) throw new UsageError('users create needs --email EMAIL');
+        if (values['password-stdin'] !== true) {
+          throw new UsageError('users create needs --password-stdin: pipe the password to it (passwords are never taken as arguments)');
+        }
+        const body = {
+          email: str(values, 'email'),
+          password: await readStdinPassword(io, '--password-stdin'),
+          ...(values.name !== undefined ? { name: str(values, 'name') } : {}),
+        };
+        await withDatabase(ctx, async (registry) => {
+          const after = userToJson(await createUser(registry.db, body));
+          await recordCliChange(registry, { action: 'user.create', target: `user:${after.id}`, details: { after } }, () => printResult(io, json, after));
+        });
+      }),
+    );
+  takesPasswordOnStdin(create, { flag: '--password-stdin', what: 'the password' });
+
+  users
+    .command('list')
+    .description('Lists the people (never a password or its hash).')
+    .action(
+      handle(runtime, async (ctx) => {
+        const { io, json } = ctx;
+        await withDatabase(ctx, async (registry) => {
+          const users = (await listUsers(registry.db)).map(userToJson);
+          if (json) printResult(io, true, users);
+          else printResult(io, false, users.map((u) => ({ id: u.id, email: u.email, name: u.name, disabled: u.disabled })));
+        });
+      }),
+    );
+
+  users
+    .command('get')
+    .description('Shows one person.')
+    .argument('<ID>', 'the person\'s id')
+    .action(
+      handle(runtime, async (ctx, _values, ids) => {
+        const { io, json } = ctx;
+        await byId(ctx, ids, async (registry, id) => printResult(io, json, userToJson(await getUser(registry.db, id))));
+      }),
+    );
+
+  const setPassword = users
+    .command('set-password')
+    .usage('ID --password-stdin [options]')
+    .description('Sets a person\'s password; ends their browser sessions, consents and refresh tokens unless --keep-sessions.')
+    .argument('<ID>', 'the person\'s id')
+    .option('--password-stdin', PASSWORD_STDIN)
+    .option('--keep-sessions', 'leave their sessions, consents and refresh tokens as they are')
+    .addHelpText('after', PASSWORD_HELP)
+    .action(
+      handle(runtime, async (ctx, values, ids) => {
+        const { io, json } = ctx;
+        if (values['password-stdin'] !== true) {
+          throw new UsageError('users set-password needs --password-stdin: pipe the password to it (passwords are never taken as arguments)');
+        }
+        const id = ids[0] ?? '';
+        const keepSessions = values['keep-sessions'] === true;
+        const password = await readStdinPassword(io, '--password-stdin');
+        await withDatabase(ctx, async (registry) => {
+          const before = userToJson(await getUser(registry.db, id));
+          const after = userToJson(await updateUserFields(registry.db, id, { password, ...(keepSessions ? { keep_sessions: true } : {}) }));
+          const out = { ...after, sessions_ended: !keepSessions };
+          await recordCliChange(registry, { action: 'user.password_set', target: `user:${after.id}`, details: { before, after, sessions_ended: !keepSessions } }, () =>
+            printResult(io, json, out),
+          );
+        });
+      }),
+    );
+  takesPasswordOnStdin(setPassword, { flag: '--password-stdin', what: 'the password' });
+
+  for (const sub of ['disable', 'enable'] as const) {
+    users
+      .command(sub)
+      .description(sub === 'disable' ? 'Stops a person from signing in.' : 'Lets a disabled person sign in again.')
+      .argument('<ID>', 'the person\'s id')
+      .action(
+        handle(runtime, async (ctx, _values, ids) => {
+          const { io, json } = ctx;
+          await byId(ctx, ids, async (registry, id) => {
+            const before = userToJson(await getUser(registry.db, id));
+            const after = userToJson(await (sub === 'disable' ? disableUser : enableUser)(registry.db, id));
+            await recordCliChange(registry, { action: `user.${sub}`, target: `user:${after.id}`, details: { before, after } }, () =>
+              printResult(io, json, after),
+            );
+          });
+        }),
+      );
+  }
+
+  users
+    .command('delete')
+    .description('Deletes a person.')
+    .argument('<ID>', 'the person\'s id')
+    .action(
+      handle(runtime, async (ctx, _values, ids) => {
+        const { io, json } = ctx;
+        await byId(ctx, ids, async (registry, id) => {
+          const before = userToJson(await getUser(registry.db, id));
+          await deleteUser(registry.db, id);
+          await recordCliChange(registry, { action: 'user.delete', target: `user:${before.id}`, details: { before } }, () =>
+            printResult(io, json, { id, deleted: true }),
+          );
+        });
+      }),
+    );
+  return users;
+}
