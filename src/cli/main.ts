@@ -4,6 +4,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../services/error
 import { createRuntime } from './define.js';
 import { processIo, UsageError, type CliIo } from './output.js';
 import { createProgram, USAGE_EXIT_CODE } from './program.js';
+import { PromptInterruptedError } from './prompt.js';
 
 /** Field names in service errors are wire names; say them as the CLI flags the user typed. */
 const FLAG_FOR_FIELD: Record<string, string> = {
@@ -31,7 +32,7 @@ function flagFor(field: string): string {
 
 /**
  * Runs one CLI command line (the words after `gatehouse`); returns the exit code: 0 ok, 1 refused or
- * failed, 2 usage (see the program's help).
+ * failed, 2 usage (see the program's help), 130 interrupted at a password prompt.
  *
  * @example
  * process.exitCode = await runCli(process.argv.slice(2));
@@ -56,6 +57,10 @@ function reportError(io: CliIo, error: unknown): number {
   if (error instanceof ConfigError) {
     io.stderr(`gatehouse: configuration error: ${error.problems.join('; ')}\n`);
     return 1;
+  }
+  if (error instanceof PromptInterruptedError) {
+    io.stderr('gatehouse: interrupted\n');
+    return 130;
   }
   if (error instanceof ValidationError) {
     io.stderr(`gatehouse: ${error.errors.map((e) => `${flagFor(e.field)}: ${e.message}`).join('; ')}\n`);

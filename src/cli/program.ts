@@ -22,7 +22,8 @@ nothing else. Errors are one line on stderr, starting "gatehouse: " and naming t
 
 Exit codes: 0 done; 1 refused or failed (a rule, a missing record, the configuration, the
 database); 2 the command line itself (an unknown command or option, a missing or extra argument,
-or a group named without a command, whose commands are then listed on stdout).
+or a group named without a command, whose commands are then listed on stdout); 130 Ctrl-C at a
+password prompt.
 
 Run gatehouse <command> --help for a command's options.
 `;

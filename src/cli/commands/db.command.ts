@@ -57,7 +57,7 @@ async function dbRoles(deps: DbCommandDeps, values: Values): Promise<number> {
 
   const options: DatabaseRolesOptions = { owner: parsed.owner, runtime: parsed.runtime };
   if (parsed.passwordStdin) {
-    const password = await readStdinPassword(io, PASSWORD_FLAG);
+    const password = await readStdinPassword(io, PASSWORD_FLAG, "runtime role's password");
     const problem = runtimePasswordProblem(password);
     if (problem) throw new UsageError(`${PASSWORD_FLAG}: the password ${problem}`);
     options.runtimePasswordVerifier = scramSha256Verifier(password);
@@ -122,8 +122,8 @@ Run as a superuser, after migrate: creates the schema owner, which owns every ta
 migrations from then on, and the runtime role the server connects as: SELECT, INSERT, UPDATE and
 DELETE on the registry's tables, INSERT and SELECT only on audit_log, SELECT on the migration
 tables, no DDL. Names are a-z, 0-9 and _; the runtime role's password, if any, is read from
-standard input. Running it again re-asserts the same grants. --sql prints the statements as a psql
-script and changes nothing.
+standard input (on a terminal: asked for, not shown). Running it again re-asserts the same grants.
+--sql prints the statements as a psql script and changes nothing.
   gatehouse db roles --owner gatehouse_owner --runtime gatehouse_runtime --runtime-password-stdin < app-password.txt
 `;
 
@@ -136,7 +136,7 @@ export function dbCommand(runtime: CliRuntime): Command {
     .description('Creates the schema owner and the least-privilege runtime role, in one transaction recorded in the audit log.')
     .option('--owner <NAME>', 'the role that owns the schema and runs the migrations')
     .option('--runtime <NAME>', 'the role the server connects as')
-    .option(PASSWORD_FLAG, "read the runtime role's password from standard input")
+    .option(PASSWORD_FLAG, "read the runtime role's password from standard input (on a terminal: asked for, not shown)")
     .option('--sql', 'print the statements as a psql script and change nothing')
     .addHelpText('after', ROLES_HELP)
     .action(

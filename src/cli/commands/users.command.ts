@@ -7,11 +7,12 @@ import { printResult, readStdinPassword, UsageError } from '../output.js';
 
 const PASSWORD_HELP = `
 The password is read from standard input, without one trailing newline; passwords are never taken
-as arguments (ps and shell history would show them). For example:
+as arguments (ps and shell history would show them). On a terminal, it is asked for twice and not
+shown. For example:
   gatehouse users create --email ada@example.com --name "Ada Lovelace" --password-stdin < password.txt
 `;
 
-const PASSWORD_STDIN = 'read the password from standard input';
+const PASSWORD_STDIN = 'read the password from standard input (on a terminal: asked for, not shown)';
 
 /** `gatehouse users create | list | get | set-password | disable | enable | delete`: the people who sign in. */
 export function usersCommand(runtime: CliRuntime): Command {
