@@ -4,6 +4,7 @@ import { Command, type CommanderError } from 'commander';
 import { commandPath } from './command-tree.js';
 import { auditCommand } from './commands/audit.command.js';
 import { clientsCommand } from './commands/clients.command.js';
+import { completionCommand } from './commands/completion.command.js';
 import { dbCommand } from './commands/db.command.js';
 import { keysCommand } from './commands/keys.command.js';
 import { migrateCommand } from './commands/migrate.command.js';
@@ -154,6 +155,7 @@ export function createProgram(runtime: CliRuntime): Command {
     registrationCommand(runtime),
     auditCommand(runtime),
     dbCommand(runtime),
+    completionCommand(runtime),
   ]) {
     program.addCommand(command);
   }

@@ -48,6 +48,7 @@ describe('the command definitions', () => {
         'registration token create',
         'registration token list',
         'registration token revoke',
+        'completion',
       ]),
     );
   });
@@ -129,6 +130,8 @@ describe('usage errors: exit 2, one line on stderr, nothing on stdout', () => {
     [['clients', 'create', '--nme', 'x'], "gatehouse: unknown option '--nme' (did you mean --name?)"],
     [['clients', 'create', '--colour=blue'], "gatehouse: unknown option '--colour'"],
     [['clients', 'create', '--name'], "gatehouse: option '--name <NAME>' argument missing"],
+    [['completion'], 'gatehouse: expected one SHELL (bash or zsh), got 0'],
+    [['completion', 'fish'], "gatehouse: command-argument value 'fish' is invalid for argument 'SHELL'. Allowed choices are bash, zsh."],
     [['users', 'create', '--password=hunter2-hunter2'], 'gatehouse: passwords are never taken as arguments: pipe the password to --password-stdin'],
     [['users', 'create', '--password-stdin', 'hunter2-hunter2'], 'gatehouse: users create takes no arguments but its options (the password goes to --password-stdin)'],
     [['users', 'set-password', 'some-id', '--password', 'hunter2-hunter2'], 'gatehouse: passwords are never taken as arguments: pipe the password to --password-stdin'],
