@@ -51,7 +51,7 @@ export function handle(runtime: CliRuntime, run: Handler): (...args: unknown[]) 
 
 /** A group of commands (`gatehouse clients …`); what a group named alone does is set up by the program. */
 export function group(name: string, summary: string): Command {
-  return new Command(name).summary(summary).description(`${summary}.`);
+  return new Command(name).summary(summary).description(`${summary[0]?.toUpperCase() ?? ''}${summary.slice(1)}.`);
 }
 
 /** Collects a repeatable option's values in order: `--redirect-uri A --redirect-uri B` → [A, B]. */

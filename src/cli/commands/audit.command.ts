@@ -177,21 +177,25 @@ export function auditCommand(runtime: CliRuntime): Command {
 
   audit
     .command('tail')
+    .summary('print the last rows of the audit log')
     .description('Prints the last rows of the audit log, oldest first.')
     .option('--since <ISO-TIME>', 'only rows from then on, e.g. 2026-11-23T14:00:00Z')
     .option('--limit <N>', `at most N rows (100 unless said, at most ${AUDIT_TAIL_MAX_LIMIT})`)
     .action(handle(runtime, (ctx, values) => runAuditCommand(deps(ctx), 'tail', values)));
   audit
     .command('verify')
+    .summary('recompute the keyed hash chain')
     .description('Recomputes the keyed hash chain; exits 1 naming the first row where it breaks.')
     .option('--checkpoint <FILE>', 'also check that the log still holds this checkpoint (the JWS, or audit checkpoint --json output)')
     .action(handle(runtime, (ctx, values) => runAuditCommand(deps(ctx), 'verify', values)));
   audit
     .command('checkpoint')
+    .summary("print the chain's head, signed")
     .description('Verifies the chain and prints its head (seq, hash, time) signed with the audit key: keep it outside the database.')
     .action(handle(runtime, (ctx, values) => runAuditCommand(deps(ctx), 'checkpoint', values)));
   audit
     .command('rotate-key')
+    .summary('make a new audit key')
     .description('Makes a new audit key, which keys every row from its own record on; old keys stay to verify their rows.')
     .action(handle(runtime, (ctx, values) => runAuditCommand(deps(ctx), 'rotate-key', values)));
   return audit;

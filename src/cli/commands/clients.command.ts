@@ -113,6 +113,7 @@ export function clientsCommand(runtime: CliRuntime): Command {
 
   clients
     .command('list')
+    .summary('list the clients (never a secret)')
     .description('Lists the clients (never a secret).')
     .action(
       handle(runtime, async (ctx) => {
@@ -127,6 +128,7 @@ export function clientsCommand(runtime: CliRuntime): Command {
 
   clients
     .command('get')
+    .summary('show one client and its grants')
     .description('Shows one client, its grants included (never its secret).')
     .argument('<ID>', 'the client_id')
     .action(
@@ -159,6 +161,7 @@ export function clientsCommand(runtime: CliRuntime): Command {
 
   clients
     .command('delete')
+    .summary('delete a client, its grants and its refresh tokens')
     .description('Deletes a client, its grants and its refresh tokens.')
     .argument('<ID>', 'the client_id')
     .action(
@@ -176,6 +179,7 @@ export function clientsCommand(runtime: CliRuntime): Command {
 
   clients
     .command('rotate-secret')
+    .summary('give a confidential client a new secret, printed once')
     .description('Gives a confidential client a new secret, printed this once; the old one stops working.')
     .argument('<ID>', 'the client_id')
     .action(
@@ -194,6 +198,7 @@ export function clientsCommand(runtime: CliRuntime): Command {
   for (const sub of ['grant', 'revoke-grant'] as const) {
     const command = clients
       .command(sub)
+      .summary(sub === 'grant' ? "give (or replace) the client's grant at one API" : "take away the client's grant at one API")
       .usage('ID --resource URI [options]')
       .description(
         sub === 'grant'

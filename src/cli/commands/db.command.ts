@@ -132,6 +132,7 @@ export function dbCommand(runtime: CliRuntime): Command {
   const db = group('db', 'set up the PostgreSQL roles Gatehouse runs as');
   const roles = db
     .command('roles')
+    .summary('create the schema owner and the least-privilege runtime role')
     .usage('--owner NAME --runtime NAME [options]')
     .description('Creates the schema owner and the least-privilege runtime role, in one transaction recorded in the audit log.')
     .option('--owner <NAME>', 'the role that owns the schema and runs the migrations')

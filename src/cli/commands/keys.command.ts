@@ -51,6 +51,7 @@ export function keysCommand(runtime: CliRuntime): Command {
 
   keys
     .command('generate')
+    .summary('generate a signing key in KEYS_DIR')
     .description('Generates a signing key (and the client-secret and audit keys, if missing) in KEYS_DIR.')
     .addOption(alg())
     .action(
@@ -68,6 +69,7 @@ export function keysCommand(runtime: CliRuntime): Command {
 
   keys
     .command('rotate')
+    .summary('publish a new signing key, signing from --activate-in on')
     .description('Makes a new signing key: published at once, signing from --activate-in seconds later.')
     .addOption(alg())
     .option('--activate-in <SECONDS>', 'when the new key starts signing and the current one retires (300 unless said; 0 for at once)')
@@ -86,6 +88,7 @@ export function keysCommand(runtime: CliRuntime): Command {
 
   keys
     .command('list')
+    .summary('list the signing keys')
     .description('Lists the signing keys (never private key material).')
     .action(
       handle(runtime, async (ctx) => {

@@ -81,6 +81,7 @@ export function registrationCommand(runtime: CliRuntime): Command {
 
   token
     .command('create')
+    .summary('mint an initial access token, printed once')
     .description(
       'Mints an initial access token for POST /reg, printed once: 1 day unless --expires-in, at most REGISTRATION_TOKEN_MAX_TTL_SECONDS (30 days by default).',
     )
@@ -88,10 +89,12 @@ export function registrationCommand(runtime: CliRuntime): Command {
     .action(handle(runtime, (ctx, values, ids) => runRegistrationCommand(deps(ctx), 'create', values, ids)));
   token
     .command('list')
+    .summary('list the tokens by their ids')
     .description('Lists the tokens by ids derived from them (never their values).')
     .action(handle(runtime, (ctx, values, ids) => runRegistrationCommand(deps(ctx), 'list', values, ids)));
   token
     .command('revoke')
+    .summary('end a token')
     .description('Ends a token: /reg refuses it at once.')
     .argument('<ID>', 'its id, from registration token list')
     .action(handle(runtime, (ctx, values, ids) => runRegistrationCommand(deps(ctx), 'revoke', values, ids)));

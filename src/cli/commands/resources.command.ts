@@ -29,7 +29,7 @@ function resourceOptions(command: Command, { forUpdate }: { forUpdate: boolean }
 export function resourcesCommand(runtime: CliRuntime): Command {
   const resources = group('resources', 'register and manage the APIs (resource servers) tokens are issued for');
 
-  resourceOptions(resources.command('create').usage('--identifier URI [options]'), { forUpdate: false })
+  resourceOptions(resources.command('create').summary('register an API').usage('--identifier URI [options]'), { forUpdate: false })
     .description('Registers an API (resource server).')
     .action(
       handle(runtime, async (ctx, values) => {
@@ -45,6 +45,7 @@ export function resourcesCommand(runtime: CliRuntime): Command {
 
   resources
     .command('list')
+    .summary('list the APIs')
     .description('Lists the APIs.')
     .action(
       handle(runtime, async (ctx) => {
@@ -55,6 +56,7 @@ export function resourcesCommand(runtime: CliRuntime): Command {
 
   resources
     .command('get')
+    .summary('show one API')
     .description('Shows one API.')
     .argument('<ID>', 'the API\'s id or identifier')
     .action(
@@ -64,7 +66,7 @@ export function resourcesCommand(runtime: CliRuntime): Command {
       }),
     );
 
-  resourceOptions(resources.command('update'), { forUpdate: true })
+  resourceOptions(resources.command('update').summary("change an API's name, scopes or token lifetime"), { forUpdate: true })
     .description('Changes what is given; the identifier never changes (create a new API instead).')
     .argument('<ID>', 'the API\'s id or identifier')
     .action(
@@ -85,6 +87,7 @@ export function resourcesCommand(runtime: CliRuntime): Command {
 
   resources
     .command('delete')
+    .summary('delete an API and every grant at it')
     .description('Deletes an API and every grant at it (refused while a client has it as its default).')
     .argument('<ID>', 'the API\'s id or identifier')
     .action(

@@ -22,6 +22,7 @@ export function usersCommand(runtime: CliRuntime): Command {
 
   const create = users
     .command('create')
+    .summary('add a person who signs in with a password')
     .usage('--email EMAIL --password-stdin [options]')
     .description('Adds a person who signs in with an email and a password.')
     .option('--email <EMAIL>', 'their email (stored trimmed and lower case)')
@@ -50,6 +51,7 @@ export function usersCommand(runtime: CliRuntime): Command {
 
   users
     .command('list')
+    .summary('list the people')
     .description('Lists the people (never a password or its hash).')
     .action(
       handle(runtime, async (ctx) => {
@@ -64,6 +66,7 @@ export function usersCommand(runtime: CliRuntime): Command {
 
   users
     .command('get')
+    .summary('show one person')
     .description('Shows one person.')
     .argument('<ID>', 'the person\'s id')
     .action(
@@ -75,6 +78,7 @@ export function usersCommand(runtime: CliRuntime): Command {
 
   const setPassword = users
     .command('set-password')
+    .summary("set a person's password")
     .usage('ID --password-stdin [options]')
     .description('Sets a person\'s password; ends their browser sessions, consents and refresh tokens unless --keep-sessions.')
     .argument('<ID>', 'the person\'s id')
@@ -105,6 +109,7 @@ export function usersCommand(runtime: CliRuntime): Command {
   for (const sub of ['disable', 'enable'] as const) {
     users
       .command(sub)
+      .summary(sub === 'disable' ? 'stop a person from signing in' : 'let a disabled person sign in again')
       .description(sub === 'disable' ? 'Stops a person from signing in.' : 'Lets a disabled person sign in again.')
       .argument('<ID>', 'the person\'s id')
       .action(
@@ -123,6 +128,7 @@ export function usersCommand(runtime: CliRuntime): Command {
 
   users
     .command('delete')
+    .summary('delete a person')
     .description('Deletes a person.')
     .argument('<ID>', 'the person\'s id')
     .action(
