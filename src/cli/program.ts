@@ -11,7 +11,7 @@ import { migrateCommand } from './commands/migrate.command.js';
 import { registrationCommand } from './commands/registration.command.js';
 import { resourcesCommand } from './commands/resources.command.js';
 import { usersCommand } from './commands/users.command.js';
-import { passwordInputOf, type CliRuntime } from './define.js';
+import { jsonRequested, passwordInputOf, type CliRuntime } from './define.js';
 import { UsageError } from './output.js';
 
 /** Exit code of a command line that is not a command: unknown command or option, missing or extra argument, a group named alone. */
@@ -23,8 +23,8 @@ nothing else. Errors are one line on stderr, starting "gatehouse: " and naming t
 
 Exit codes: 0 done; 1 refused or failed (a rule, a missing record, the configuration, the
 database); 2 the command line itself (an unknown command or option, a missing or extra argument,
-or a group named without a command, whose commands are then listed on stdout); 130 Ctrl-C at a
-password prompt.
+or a group named without a command, whose commands are then listed: on stdout, or on stderr with
+--json); 130 Ctrl-C at a password prompt.
 
 Run gatehouse <command> --help for a command's options.
 `;
@@ -55,12 +55,15 @@ function alternatives(group: Command): string {
   return words.length > 1 ? `${words.slice(0, -1).join(', ')} or ${words.at(-1)}` : words.join('');
 }
 
-/** A group named alone lists its commands (stdout, exit 2); a group given an unknown command says which commands there are. */
+/**
+ * A group named alone lists its commands (on stdout, or stderr with --json, whose stdout is JSON or
+ * nothing) and exits 2; a group given an unknown command says which commands there are.
+ */
 function groupAction(runtime: CliRuntime, group: Command): () => void {
   return () => {
     const [unknown] = group.args;
     if (unknown === undefined) {
-      group.outputHelp();
+      group.outputHelp({ error: jsonRequested(group) });
       runtime.exitCode = USAGE_EXIT_CODE;
       return;
     }

@@ -1,7 +1,7 @@
 import { Argument, Command } from 'commander';
 import { describeCommands } from '../command-tree.js';
 import { bashCompletion, zshCompletion } from '../completion.js';
-import type { CliRuntime } from '../define.js';
+import { jsonRequested, type CliRuntime } from '../define.js';
 
 const COMPLETION_HELP = `
 Loads in the current shell with  source <(gatehouse completion bash)  (zsh: after compinit), or
@@ -22,6 +22,7 @@ export function completionCommand(runtime: CliRuntime): Command {
       let program = command;
       while (program.parent) program = program.parent;
       const commands = describeCommands(program);
-      runtime.io.stdout(shell === 'zsh' ? zshCompletion(commands) : bashCompletion(commands));
+      const script = shell === 'zsh' ? zshCompletion(commands) : bashCompletion(commands);
+      runtime.io.stdout(jsonRequested(command) ? `${JSON.stringify({ shell, script }, null, 2)}\n` : script);
     });
 }

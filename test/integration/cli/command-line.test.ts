@@ -83,6 +83,11 @@ describe('gatehouse completion', () => {
     expect(await complete('registration', 'token', 'r')).toEqual(['revoke']);
   });
 
+  it('with --json: one JSON document holding the script', async () => {
+    const result = await runCliCapture(['completion', '--json', 'bash'], {});
+    expect(expectJsonResult(result, 'completion bash --json')).toEqual({ shell: 'bash', script: await script('bash') });
+  });
+
   it('zsh: a script for compinit naming every command and option of the definitions', async () => {
     const zsh = await script('zsh');
     expect(zsh.startsWith('#compdef gatehouse\n')).toBe(true);
