@@ -113,7 +113,18 @@ export interface AdminRoute {
   handler: (ctx: Context, input: RouteInput<AnyObject, AnyObject, AnyObject, z.ZodType>) => Promise<void> | void;
 }
 
-/** Declares a route: the handler's input is typed from the schemas. */
+/**
+ * Declares a route: the handler's input is typed from the schemas.
+ *
+ * @example
+ * defineRoute({
+ *   method: 'get', path: '/users/:id', operationId: 'getUser', tag: 'users',
+ *   summary: 'Get a user', description: 'One user, by id.',
+ *   params: z.object({ id: z.string() }),
+ *   responses: { 200: { description: 'Found', body: userOut }, 404: 'No such user', ...AUTH_ERRORS },
+ *   async handler(ctx, { params }) { ctx.body = userToJson(await getUser(db, params.id)); },
+ * });
+ */
 export function defineRoute<P extends AnyObject = Empty, Q extends AnyObject = Empty, H extends AnyObject = Empty, B extends z.ZodType = z.ZodUndefined>(
   spec: RouteSpec<P, Q, H, B>,
 ): AdminRoute {
