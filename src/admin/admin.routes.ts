@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import coBody from 'co-body';
 import type { Context } from 'koa';
 import type { JSONWebKeySet } from 'jose';
-import { auditToJson, tailAudit, type AuditSink } from '../audit/audit-log.js';
+import { auditToJson, tailAudit, type AuditActor, type AuditWriter } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import type { RegistryDatabase } from '../registry/database.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
@@ -130,25 +130,17 @@ export function createAdminRoutes(deps: {
   cache: RegistryCache;
   jwks: () => JSONWebKeySet;
   digestKey: Buffer;
-  audit: AuditSink;
+  audit: AuditWriter;
 }): Router {
   const { config, cache } = deps;
   const db = deps.registry.db;
-  const services = { db, issuer: config.issuer, digestKey: deps.digestKey };
+  const services = { db, issuer: config.issuer, digestKey: deps.digestKey, audit: deps.audit };
   const router = new Router({ prefix: '/admin/v1' });
   const openapi = buildOpenApi(config.issuer);
   // A change is seen at once by this node (others see it within REGISTRY_POLL_MS).
   const changed = () => cache.refresh().catch(() => undefined);
-  // Who changed what: the admin client, the target, before and after (secrets are removed by the log).
-  const record = (ctx: Context, action: string, target: string, details: { before?: unknown; after?: unknown }) =>
-    deps.audit.record({
-      actor: `client:${ctx.state.admin?.clientId ?? 'unknown'}`,
-      action,
-      target,
-      requestId: ctx.state.requestId ?? null,
-      ip: ctx.ip,
-      details,
-    });
+  // Who makes a change, as the services record it (in the change's transaction): the admin client, with the request.
+  const by = (ctx: Context): AuditActor => ({ actor: `admin:${ctx.state.admin?.clientId ?? 'unknown'}`, requestId: ctx.state.requestId ?? null, ip: ctx.ip });
 
   router.use(problemDetails);
   router.get('/openapi.json', (ctx) => {
@@ -167,9 +159,8 @@ export function createAdminRoutes(deps: {
     ctx.body = { data: page.items.map(clientToJson), next_cursor: page.nextCursor };
   });
   router.post('/clients', async (ctx) => {
-    const { client, clientSecret } = await createClient(services, await jsonBody(ctx, config.bodyLimitBytes));
+    const { client, clientSecret } = await createClient(services, by(ctx), await jsonBody(ctx, config.bodyLimitBytes));
     await changed();
-    await record(ctx, 'client.create', `client:${client.clientId}`, { after: clientToJson(client) });
     ctx.status = 201;
     ctx.set('ETag', etagOf(client));
     ctx.set('Location', `/admin/v1/clients/${client.clientId}`);
@@ -182,44 +173,35 @@ export function createAdminRoutes(deps: {
   });
   router.patch('/clients/:id', async (ctx) => {
     const ifVersion = ifMatchVersion(ctx);
-    const before = clientToJson(await getClient(db, ctx.params.id ?? ''));
-    const { client, clientSecret } = await updateClient(services, ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes), { ...(ifVersion !== undefined ? { ifVersion } : {}) });
+    const { client, clientSecret } = await updateClient(services, by(ctx), ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes), { ...(ifVersion !== undefined ? { ifVersion } : {}) });
     await changed();
-    await record(ctx, 'client.update', `client:${client.clientId}`, { before, after: clientToJson(client), ...(clientSecret ? { secret_issued: true } : {}) });
     ctx.set('ETag', etagOf(client));
     // A switch to a secret-based method issues a secret: shown this once, as on create.
     ctx.body = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
   });
   // Grants: PUT sets the client's grant at one API (every scope it offers unless `scope` says), DELETE takes it.
   router.put('/clients/:id/grants/:resource', async (ctx) => {
-    const before = clientToJson(await getClient(db, ctx.params.id ?? ''));
     const body = parseInput(grantBodySchema, await jsonBody(ctx, config.bodyLimitBytes));
     const scope = body.scope?.join(' ');
-    const client = await grantClient(services, ctx.params.id ?? '', { resource: ctx.params.resource ?? '', ...(scope !== undefined ? { scope } : {}) });
+    const client = await grantClient(services, by(ctx), ctx.params.id ?? '', { resource: ctx.params.resource ?? '', ...(scope !== undefined ? { scope } : {}) });
     await changed();
-    await record(ctx, 'client.grant', `client:${client.clientId}`, { before: before.grants, after: clientToJson(client).grants });
     ctx.set('ETag', etagOf(client));
     ctx.body = clientToJson(client);
   });
   router.delete('/clients/:id/grants/:resource', async (ctx) => {
-    const before = clientToJson(await getClient(db, ctx.params.id ?? ''));
-    const client = await revokeClientGrant(services, ctx.params.id ?? '', ctx.params.resource ?? '');
+    const client = await revokeClientGrant(services, by(ctx), ctx.params.id ?? '', ctx.params.resource ?? '');
     await changed();
-    await record(ctx, 'client.revoke_grant', `client:${client.clientId}`, { before: before.grants, after: clientToJson(client).grants });
     ctx.set('ETag', etagOf(client));
     ctx.body = clientToJson(client);
   });
   router.delete('/clients/:id', async (ctx) => {
-    const before = clientToJson(await getClient(db, ctx.params.id ?? ''));
-    await deleteClient(db, ctx.params.id ?? '');
+    await deleteClient(services, by(ctx), ctx.params.id ?? '');
     await changed();
-    await record(ctx, 'client.delete', `client:${before.client_id}`, { before });
     ctx.status = 204;
   });
   router.post('/clients/:id/secret', async (ctx) => {
-    const { client, clientSecret } = await rotateClientSecret(services, ctx.params.id ?? '');
+    const { client, clientSecret } = await rotateClientSecret(services, by(ctx), ctx.params.id ?? '');
     await changed();
-    await record(ctx, 'client.secret_rotate', `client:${client.clientId}`, {});
     ctx.body = { client_id: client.clientId, client_secret: clientSecret };
   });
 
@@ -230,9 +212,8 @@ export function createAdminRoutes(deps: {
     ctx.body = { data: page.items.map(resourceToJson), next_cursor: page.nextCursor };
   });
   router.post('/resources', async (ctx) => {
-    const resource = await createResource(db, await jsonBody(ctx, config.bodyLimitBytes));
+    const resource = await createResource(services, by(ctx), await jsonBody(ctx, config.bodyLimitBytes));
     await changed();
-    await record(ctx, 'resource.create', `resource:${resource.id}`, { after: resourceToJson(resource) });
     ctx.status = 201;
     ctx.set('Location', `/admin/v1/resources/${resource.id}`);
     ctx.body = resourceToJson(resource);
@@ -241,17 +222,13 @@ export function createAdminRoutes(deps: {
     ctx.body = resourceToJson(await getResource(db, ctx.params.id ?? ''));
   });
   router.patch('/resources/:id', async (ctx) => {
-    const before = resourceToJson(await getResource(db, ctx.params.id ?? ''));
-    const resource = await updateResource(db, ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes));
+    const resource = await updateResource(services, by(ctx), ctx.params.id ?? '', await jsonBody(ctx, config.bodyLimitBytes));
     await changed();
-    await record(ctx, 'resource.update', `resource:${resource.id}`, { before, after: resourceToJson(resource) });
     ctx.body = resourceToJson(resource);
   });
   router.delete('/resources/:id', async (ctx) => {
-    const before = resourceToJson(await getResource(db, ctx.params.id ?? ''));
-    await deleteResource(db, ctx.params.id ?? '');
+    await deleteResource(services, by(ctx), ctx.params.id ?? '');
     await changed();
-    await record(ctx, 'resource.delete', `resource:${before.id}`, { before });
     ctx.status = 204;
   });
 
@@ -262,8 +239,7 @@ export function createAdminRoutes(deps: {
     ctx.body = { data: page.items.map(userToJson), next_cursor: page.nextCursor };
   });
   router.post('/users', async (ctx) => {
-    const user = await createUser(db, await jsonBody(ctx, config.bodyLimitBytes));
-    await record(ctx, 'user.create', `user:${user.id}`, { after: userToJson(user) });
+    const user = await createUser(services, by(ctx), await jsonBody(ctx, config.bodyLimitBytes));
     ctx.status = 201;
     ctx.set('Location', `/admin/v1/users/${user.id}`);
     ctx.body = userToJson(user);
@@ -272,18 +248,11 @@ export function createAdminRoutes(deps: {
     ctx.body = userToJson(await getUser(db, ctx.params.id ?? ''));
   });
   router.patch('/users/:id', async (ctx) => {
-    const before = userToJson(await getUser(db, ctx.params.id ?? ''));
     const body = await jsonBody(ctx, config.bodyLimitBytes);
-    const after = userToJson(await updateUserFields(db, ctx.params.id ?? '', body));
-    // A password change ended the person's sessions, consents and refresh tokens (unless kept).
-    const sessionsEnded = body.password !== undefined && body.keep_sessions !== true;
-    await record(ctx, 'user.update', `user:${after.id}`, { before, after, ...(sessionsEnded ? { sessions_ended: true } : {}) });
-    ctx.body = after;
+    ctx.body = userToJson(await updateUserFields(services, by(ctx), ctx.params.id ?? '', body));
   });
   router.delete('/users/:id', async (ctx) => {
-    const before = userToJson(await getUser(db, ctx.params.id ?? ''));
-    await deleteUser(db, ctx.params.id ?? '');
-    await record(ctx, 'user.delete', `user:${before.id}`, { before });
+    await deleteUser(services, by(ctx), ctx.params.id ?? '');
     ctx.status = 204;
   });
 
@@ -293,18 +262,17 @@ export function createAdminRoutes(deps: {
   });
   router.post('/registration-tokens', async (ctx) => {
     const issued = await createInitialAccessTokenFromInput(
-      { db, issuer: config.issuer, maxTtl: config.registrationTokenMaxTtlSeconds },
+      { ...services, maxTtl: config.registrationTokenMaxTtlSeconds },
+      by(ctx),
       await jsonBody(ctx, config.bodyLimitBytes),
     );
     const expiresAt = issued.expiresAt.toISOString();
-    await record(ctx, 'registration.token_create', `initial_access_token:${issued.id}`, { after: { id: issued.id, expires_at: expiresAt } });
     ctx.status = 201;
     ctx.body = { id: issued.id, initial_access_token: issued.token, expires_at: expiresAt };
   });
   router.delete('/registration-tokens/:id', async (ctx) => {
     const id = ctx.params.id ?? '';
-    await revokeInitialAccessToken(db, id);
-    await record(ctx, 'registration.token_revoke', `initial_access_token:${id}`, {});
+    await revokeInitialAccessToken(services, by(ctx), id);
     ctx.status = 204;
   });
 
