@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import type { JSONWebKeySet } from 'jose';
-import type { AuditSink } from '../audit/audit-log.js';
+import type { AuditWriter } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import type { RegistryDatabase } from '../registry/database.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
@@ -60,7 +60,7 @@ export function createAdminRoutes(deps: {
   cache: RegistryCache;
   jwks: () => JSONWebKeySet;
   digestKey: Buffer;
-  audit: AuditSink;
+  audit: AuditWriter;
 }): Router {
   const { config, cache } = deps;
   const db = deps.registry.db;
@@ -68,19 +68,11 @@ export function createAdminRoutes(deps: {
     config,
     db,
     cache,
-    services: { db, issuer: config.issuer, digestKey: deps.digestKey },
+    services: { db, issuer: config.issuer, digestKey: deps.digestKey, audit: deps.audit },
     // A change is seen at once by this node (others see it within REGISTRY_POLL_MS).
     changed: () => cache.refresh().catch(() => undefined),
-    // Who changed what: the admin client, the target, before and after (secrets are removed by the log).
-    record: (ctx, action, target, details) =>
-      deps.audit.record({
-        actor: `client:${ctx.state.admin?.clientId ?? 'unknown'}`,
-        action,
-        target,
-        requestId: ctx.state.requestId ?? null,
-        ip: ctx.ip,
-        details,
-      }),
+    // Who makes a change, as the services record it (in the change's transaction): the admin client, with the request.
+    by: (ctx) => ({ actor: `admin:${ctx.state.admin?.clientId ?? 'unknown'}`, requestId: ctx.state.requestId ?? null, ip: ctx.ip }),
   };
   const routes = adminApiRoutes(routeDeps);
   const document = buildAdminDocument(config.issuer, routes);

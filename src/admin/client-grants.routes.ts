@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { clientToJson, getClient, grantBodySchema, grantClient, revokeClientGrant } from '../services/clients.service.js';
+import { clientToJson, grantBodySchema, grantClient, revokeClientGrant } from '../services/clients.service.js';
 import { etagOf } from './clients.routes.js';
 import { idParam } from './params.js';
 import { AUTH_ERRORS, BODY_ERRORS, defineRoute, type AdminRoute, type AdminRouteDeps } from './route.js';
@@ -15,7 +15,7 @@ const grantParams = z.object({
  * says), DELETE takes it.
  */
 export function clientGrantRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  const { db, services, changed, record } = deps;
+  const { services, changed, by } = deps;
   return [
     defineRoute({
       method: 'put',
@@ -35,12 +35,10 @@ export function clientGrantRoutes(deps: AdminRouteDeps): AdminRoute[] {
         ...AUTH_ERRORS,
       },
       async handler(ctx, { params, body }) {
-        const before = clientToJson(await getClient(db, params.id));
         // As sent: grantClient parses it (unique scope tokens) as it does for the CLI.
         const scope = body.scope;
-        const client = await grantClient(services, params.id, { resource: params.resource, ...(scope !== undefined ? { scope } : {}) });
+        const client = await grantClient(services, by(ctx), params.id, { resource: params.resource, ...(scope !== undefined ? { scope } : {}) });
         await changed();
-        await record(ctx, 'client.grant', `client:${client.clientId}`, { before: before.grants, after: clientToJson(client).grants });
         ctx.set('ETag', etagOf(client));
         ctx.body = clientToJson(client);
       },
@@ -61,10 +59,8 @@ export function clientGrantRoutes(deps: AdminRouteDeps): AdminRoute[] {
         ...AUTH_ERRORS,
       },
       async handler(ctx, { params }) {
-        const before = clientToJson(await getClient(db, params.id));
-        const client = await revokeClientGrant(services, params.id, params.resource);
+        const client = await revokeClientGrant(services, by(ctx), params.id, params.resource);
         await changed();
-        await record(ctx, 'client.revoke_grant', `client:${client.clientId}`, { before: before.grants, after: clientToJson(client).grants });
         ctx.set('ETag', etagOf(client));
         ctx.body = clientToJson(client);
       },

@@ -33,7 +33,7 @@ export const clientParams = z.object({ id: idParam('the client_id') });
 
 /** Clients: list with a cursor and a name filter, create, get, PATCH (If-Match), delete, rotate the secret. */
 export function clientRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  const { db, services, changed, record } = deps;
+  const { db, services, changed, by } = deps;
   const secretShownOnce = (ctx: Context, client: ClientRecord, clientSecret: string | undefined) => {
     ctx.set('ETag', etagOf(client));
     ctx.body = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
@@ -72,9 +72,8 @@ export function clientRoutes(deps: AdminRouteDeps): AdminRoute[] {
         ...AUTH_ERRORS,
       },
       async handler(ctx, { body }) {
-        const { client, clientSecret } = await createClient(services, body);
+        const { client, clientSecret } = await createClient(services, by(ctx), body);
         await changed();
-        await record(ctx, 'client.create', `client:${client.clientId}`, { after: clientToJson(client) });
         ctx.status = 201;
         ctx.set('Location', `/admin/v1/clients/${client.clientId}`);
         secretShownOnce(ctx, client, clientSecret);
@@ -118,10 +117,8 @@ export function clientRoutes(deps: AdminRouteDeps): AdminRoute[] {
       },
       async handler(ctx, { params, headers, body }) {
         const ifVersion = ifMatchVersion(headers['If-Match']);
-        const before = clientToJson(await getClient(db, params.id));
-        const { client, clientSecret } = await updateClient(services, params.id, body, { ...(ifVersion !== undefined ? { ifVersion } : {}) });
+        const { client, clientSecret } = await updateClient(services, by(ctx), params.id, body, { ...(ifVersion !== undefined ? { ifVersion } : {}) });
         await changed();
-        await record(ctx, 'client.update', `client:${client.clientId}`, { before, after: clientToJson(client), ...(clientSecret ? { secret_issued: true } : {}) });
         // A switch to a secret-based method issues a secret: shown this once, as on create.
         secretShownOnce(ctx, client, clientSecret);
       },
@@ -137,10 +134,8 @@ export function clientRoutes(deps: AdminRouteDeps): AdminRoute[] {
       params: clientParams,
       responses: { 204: { description: 'Deleted' }, 404: 'No such client', ...AUTH_ERRORS },
       async handler(ctx, { params }) {
-        const before = clientToJson(await getClient(db, params.id));
-        await deleteClient(db, params.id);
+        await deleteClient(services, by(ctx), params.id);
         await changed();
-        await record(ctx, 'client.delete', `client:${before.client_id}`, { before });
         ctx.status = 204;
       },
     }),
@@ -160,9 +155,8 @@ export function clientRoutes(deps: AdminRouteDeps): AdminRoute[] {
         ...AUTH_ERRORS,
       },
       async handler(ctx, { params }) {
-        const { client, clientSecret } = await rotateClientSecret(services, params.id);
+        const { client, clientSecret } = await rotateClientSecret(services, by(ctx), params.id);
         await changed();
-        await record(ctx, 'client.secret_rotate', `client:${client.clientId}`, {});
         ctx.body = { client_id: client.clientId, client_secret: clientSecret };
       },
     }),

@@ -12,7 +12,7 @@ import { registrationTokenCreatedOut, registrationTokenList } from './schemas.js
 
 /** Initial access tokens of dynamic registration: listed by an id derived from the stored token, never a value. */
 export function registrationTokenRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  const { db, config, record } = deps;
+  const { db, config, services, by } = deps;
   return [
     defineRoute({
       method: 'get',
@@ -41,9 +41,8 @@ export function registrationTokenRoutes(deps: AdminRouteDeps): AdminRoute[] {
         ...AUTH_ERRORS,
       },
       async handler(ctx, { body }) {
-        const issued = await createInitialAccessTokenFromInput({ db, issuer: config.issuer, maxTtl: config.registrationTokenMaxTtlSeconds }, body);
+        const issued = await createInitialAccessTokenFromInput({ ...services, maxTtl: config.registrationTokenMaxTtlSeconds }, by(ctx), body);
         const expiresAt = issued.expiresAt.toISOString();
-        await record(ctx, 'registration.token_create', `initial_access_token:${issued.id}`, { after: { id: issued.id, expires_at: expiresAt } });
         ctx.status = 201;
         ctx.set('Location', `/admin/v1/registration-tokens/${issued.id}`);
         ctx.body = { id: issued.id, initial_access_token: issued.token, expires_at: expiresAt };
@@ -60,8 +59,7 @@ export function registrationTokenRoutes(deps: AdminRouteDeps): AdminRoute[] {
       responses: { 204: { description: 'Revoked' }, 404: 'No token has this id', ...AUTH_ERRORS },
       async handler(ctx, { params }) {
         const id = params.id;
-        await revokeInitialAccessToken(db, id);
-        await record(ctx, 'registration.token_revoke', `initial_access_token:${id}`, {});
+        await revokeInitialAccessToken(services, by(ctx), id);
         ctx.status = 204;
       },
     }),

@@ -17,7 +17,7 @@ const resourceParams = z.object({ id: idParam("the resource server's id or its i
 
 /** Resource servers (APIs): list with a cursor and a filter, create, get, PATCH, delete. */
 export function resourceRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  const { db, changed, record } = deps;
+  const { db, services, changed, by } = deps;
   return [
     defineRoute({
       method: 'get',
@@ -50,9 +50,8 @@ export function resourceRoutes(deps: AdminRouteDeps): AdminRoute[] {
         ...AUTH_ERRORS,
       },
       async handler(ctx, { body }) {
-        const resource = await createResource(db, body);
+        const resource = await createResource(services, by(ctx), body);
         await changed();
-        await record(ctx, 'resource.create', `resource:${resource.id}`, { after: resourceToJson(resource) });
         ctx.status = 201;
         ctx.set('Location', `/admin/v1/resources/${resource.id}`);
         ctx.body = resourceToJson(resource);
@@ -88,10 +87,8 @@ export function resourceRoutes(deps: AdminRouteDeps): AdminRoute[] {
         ...AUTH_ERRORS,
       },
       async handler(ctx, { params, body }) {
-        const before = resourceToJson(await getResource(db, params.id));
-        const resource = await updateResource(db, params.id, body);
+        const resource = await updateResource(services, by(ctx), params.id, body);
         await changed();
-        await record(ctx, 'resource.update', `resource:${resource.id}`, { before, after: resourceToJson(resource) });
         ctx.body = resourceToJson(resource);
       },
     }),
@@ -105,10 +102,8 @@ export function resourceRoutes(deps: AdminRouteDeps): AdminRoute[] {
       params: resourceParams,
       responses: { 204: { description: 'Deleted' }, 400: 'The admin API, or a resource a client still needs', 404: 'No such resource server', ...AUTH_ERRORS },
       async handler(ctx, { params }) {
-        const before = resourceToJson(await getResource(db, params.id));
-        await deleteResource(db, params.id);
+        await deleteResource(services, by(ctx), params.id);
         await changed();
-        await record(ctx, 'resource.delete', `resource:${before.id}`, { before });
         ctx.status = 204;
       },
     }),

@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
+import type { AuditActor } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Database } from '../registry/tables.js';
@@ -53,8 +54,8 @@ export interface AdminRouteDeps {
   services: ClientServiceDeps;
   /** A change is seen at once by this node (others see it within REGISTRY_POLL_MS). */
   changed: () => Promise<unknown>;
-  /** Who changed what: the admin client, the target, before and after (secrets are removed by the log). */
-  record: (ctx: Context, action: string, target: string, details: Record<string, unknown>) => Promise<void>;
+  /** Who makes a change: the admin client, with the request; the services write the audit row in the change's transaction. */
+  by: (ctx: Context) => AuditActor;
 }
 
 type AnyObject = z.ZodObject;

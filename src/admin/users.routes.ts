@@ -17,7 +17,7 @@ const userParams = z.object({ id: idParam("the user's id") });
 
 /** People: list with a cursor and an email filter, create, get, PATCH (name, flags, password), delete. */
 export function userRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  const { db, record } = deps;
+  const { db, services, by } = deps;
   return [
     defineRoute({
       method: 'get',
@@ -50,8 +50,7 @@ export function userRoutes(deps: AdminRouteDeps): AdminRoute[] {
         ...AUTH_ERRORS,
       },
       async handler(ctx, { body }) {
-        const user = await createUser(db, body);
-        await record(ctx, 'user.create', `user:${user.id}`, { after: userToJson(user) });
+        const user = await createUser(services, by(ctx), body);
         ctx.status = 201;
         ctx.set('Location', `/admin/v1/users/${user.id}`);
         ctx.body = userToJson(user);
@@ -88,12 +87,8 @@ export function userRoutes(deps: AdminRouteDeps): AdminRoute[] {
         ...AUTH_ERRORS,
       },
       async handler(ctx, { params, body }) {
-        const before = userToJson(await getUser(db, params.id));
-        const after = userToJson(await updateUserFields(db, params.id, body));
-        // A password change ended the person's sessions, consents and refresh tokens (unless kept).
-        const sessionsEnded = body.password !== undefined && body.keep_sessions !== true;
-        await record(ctx, 'user.update', `user:${after.id}`, { before, after, ...(sessionsEnded ? { sessions_ended: true } : {}) });
-        ctx.body = after;
+        // A password change ends the person's sessions, consents and refresh tokens (unless kept).
+        ctx.body = userToJson(await updateUserFields(services, by(ctx), params.id, body));
       },
     }),
     defineRoute({
@@ -106,9 +101,7 @@ export function userRoutes(deps: AdminRouteDeps): AdminRoute[] {
       params: userParams,
       responses: { 204: { description: 'Deleted' }, 404: 'No such user', ...AUTH_ERRORS },
       async handler(ctx, { params }) {
-        const before = userToJson(await getUser(db, params.id));
-        await deleteUser(db, params.id);
-        await record(ctx, 'user.delete', `user:${before.id}`, { before });
+        await deleteUser(services, by(ctx), params.id);
         ctx.status = 204;
       },
     }),

@@ -1,10 +1,9 @@
 import { parseArgs } from 'node:util';
-import { appendAudit } from '../audit/audit-log.js';
+import { createAuditWriter } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import { loadAuditKeyring } from '../keys/audit-key.js';
 import type { RegistryDatabase } from '../registry/database.js';
 import {
-  applyDatabaseRolesPlan,
   databaseRolesScript,
   planDatabaseRoles,
   roleNameProblem,
@@ -12,6 +11,7 @@ import {
   scramSha256Verifier,
   type DatabaseRolesOptions,
 } from '../registry/database-roles.js';
+import { applyDatabaseRoles } from '../services/database-roles.service.js';
 import { cliActor } from './cli-audit.js';
 import { printResult, readStdinPassword, UsageError, type CliIo } from './output.js';
 
@@ -102,25 +102,7 @@ export async function runDbCommand(deps: DbCommandDeps, sub: string | undefined,
       return 0;
     }
     const auditKeys = await loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production });
-    const plan = await registry.db.transaction().execute(async (trx) => {
-      const planned = await planDatabaseRoles(trx, options);
-      await applyDatabaseRolesPlan(trx, planned);
-      // In the same transaction: the change and its record commit together.
-      await appendAudit(trx, auditKeys, {
-        actor: cliActor(),
-        action: 'db.roles',
-        target: `database:${planned.database}`,
-        details: {
-          owner: planned.owner,
-          runtime: planned.runtime,
-          schema: planned.schema,
-          created: planned.create,
-          reassigned: planned.reassign,
-          runtime_password_set: options.runtimePasswordVerifier !== undefined,
-        },
-      });
-      return planned;
-    });
+    const plan = await applyDatabaseRoles({ db: registry.db, audit: createAuditWriter(auditKeys) }, cliActor(), options);
     const out = {
       status: 'applied',
       database: plan.database,

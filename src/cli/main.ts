@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { sealLegacyAuditChain } from '../audit/audit-log.js';
+import { createAuditWriter, sealLegacyAuditChain } from '../audit/audit-log.js';
 import { ConfigError, loadConfig, type Config } from '../config/load-config.js';
 import { loadAuditKeyring, type AuditKeyring } from '../keys/audit-key.js';
-import { generateKey, KeyStoreError, loadDigestKey, loadKeys, rotateKeys, SIGNING_ALGS, summarize, type SigningAlg } from '../keys/key-store.js';
+import { KeyStoreError, loadDigestKey, loadKeys, SIGNING_ALGS, summarize, type SigningAlg } from '../keys/key-store.js';
 import { createLogger } from '../observability/logger.js';
-import { openCliDatabase, type RegistryDatabase } from '../registry/database.js';
+import { openCliDatabase } from '../registry/database.js';
 import { migrateToLatest } from '../registry/migrate.js';
 import {
   clientToJson,
@@ -21,9 +21,10 @@ import {
 } from '../services/clients.service.js';
 import { ConflictError, NotFoundError, ValidationError } from '../services/errors.js';
 import { createResource, deleteResource, getResource, listResources, resourceToJson, updateResource } from '../services/resources.service.js';
-import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, updateUserFields, userToJson } from '../services/users.service.js';
+import { generateSigningKey, rotateSigningKeys, type KeysServiceDeps } from '../services/keys.service.js';
+import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, setUserPassword, userToJson } from '../services/users.service.js';
 import { runAuditCommand } from './audit.command.js';
-import { AuditWriteError, isUndefinedTable, recordCliChange, type CliRegistry } from './cli-audit.js';
+import { cliActor, type CliRegistry } from './cli-audit.js';
 import { runDbCommand } from './db.command.js';
 import { printResult, processIo, readStdinPassword, UsageError, type CliIo } from './output.js';
 import { runRegistrationCommand } from './registration.command.js';
@@ -234,15 +235,16 @@ async function withDatabase<T>(ctx: Context, run: (registry: CliRegistry) => Pro
   const registry = await openCliDatabase(ctx.config, cliLogger(ctx.io));
   try {
     if (!ctx.config.production) await migrateToLatest(registry.db);
-    return await run(Object.assign(registry, { auditKeys: auditKeysOf(ctx.config) }));
+    const auditKeys = auditKeysOf(ctx.config);
+    return await run(Object.assign(registry, { auditKeys, audit: createAuditWriter(auditKeys) }));
   } finally {
     await registry.close();
   }
 }
 
-async function clientDeps(ctx: Context, registry: RegistryDatabase): Promise<ClientServiceDeps> {
+async function clientDeps(ctx: Context, registry: CliRegistry): Promise<ClientServiceDeps> {
   const digestKey = await loadDigestKey(ctx.config.keysDir, { generateIfMissing: !ctx.config.production });
-  return { db: registry.db, issuer: ctx.config.issuer, digestKey };
+  return { db: registry.db, issuer: ctx.config.issuer, digestKey, audit: registry.audit };
 }
 
 const SECRET_NOTE = 'client_secret is shown this once: store it now (it is kept only as a digest).';
@@ -256,11 +258,9 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
       const body = await clientBody(io, values);
       if (values.admin === true) body.admin = true;
       await withDatabase(ctx, async (registry) => {
-        const { client, clientSecret } = await createClient(await clientDeps(ctx, registry), body);
+        const { client, clientSecret } = await createClient(await clientDeps(ctx, registry), cliActor(), body);
         const out = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
-        await recordCliChange(registry, { action: 'client.create', target: `client:${client.clientId}`, details: { after: clientToJson(client) } }, () =>
-          printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined),
-        );
+        printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined);
       });
       return;
     }
@@ -284,35 +284,25 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
       const body = await clientBody(io, values);
       if (Object.keys(body).length === 0) throw new UsageError('clients update needs at least one option to change');
       await withDatabase(ctx, async (registry) => {
-        const before = clientToJson(await getClient(registry.db, ids[0] ?? ''));
-        const { client, clientSecret } = await updateClient(await clientDeps(ctx, registry), ids[0] ?? '', body);
+        const { client, clientSecret } = await updateClient(await clientDeps(ctx, registry), cliActor(), ids[0] ?? '', body);
         const out = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
-        const details = { before, after: clientToJson(client), ...(clientSecret ? { secret_issued: true } : {}) };
-        await recordCliChange(registry, { action: 'client.update', target: `client:${client.clientId}`, details }, () =>
-          printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined),
-        );
+        printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined);
       });
       return;
     }
     case 'delete': {
       const { ids } = parse(args, JSON_FLAG, 1);
       await withDatabase(ctx, async (registry) => {
-        const before = clientToJson(await getClient(registry.db, ids[0] ?? ''));
-        await deleteClient(registry.db, ids[0] ?? '');
-        await recordCliChange(registry, { action: 'client.delete', target: `client:${before.client_id}`, details: { before } }, () =>
-          printResult(io, json, { client_id: ids[0], deleted: true }),
-        );
+        await deleteClient(registry, cliActor(), ids[0] ?? '');
+        printResult(io, json, { client_id: ids[0], deleted: true });
       });
       return;
     }
     case 'rotate-secret': {
       const { ids } = parse(args, JSON_FLAG, 1);
       await withDatabase(ctx, async (registry) => {
-        const { client, clientSecret } = await rotateClientSecret(await clientDeps(ctx, registry), ids[0] ?? '');
-        const details = { secret_rotated_at: client.secretRotatedAt?.toISOString() ?? null };
-        await recordCliChange(registry, { action: 'client.secret_rotate', target: `client:${client.clientId}`, details }, () =>
-          printResult(io, json, { client_id: client.clientId, client_secret: clientSecret }, json ? undefined : SECRET_NOTE),
-        );
+        const { client, clientSecret } = await rotateClientSecret(await clientDeps(ctx, registry), cliActor(), ids[0] ?? '');
+        printResult(io, json, { client_id: client.clientId, client_secret: clientSecret }, json ? undefined : SECRET_NOTE);
       });
       return;
     }
@@ -324,16 +314,11 @@ async function clientsCommand(ctx: Context, sub: string | undefined, args: strin
       const scope = str(values, 'scope');
       await withDatabase(ctx, async (registry) => {
         const deps = await clientDeps(ctx, registry);
-        const before = clientToJson(await getClient(registry.db, ids[0] ?? ''));
         const client =
           sub === 'grant'
-            ? await grantClient(deps, ids[0] ?? '', { resource, ...(scope !== undefined ? { scope } : {}) })
-            : await revokeClientGrant(deps, ids[0] ?? '', resource);
-        const after = clientToJson(client);
-        const action = sub === 'grant' ? 'client.grant' : 'client.revoke_grant';
-        await recordCliChange(registry, { action, target: `client:${client.clientId}`, details: { resource, before: before.grants, after: after.grants } }, () =>
-          printResult(io, json, after),
-        );
+            ? await grantClient(deps, cliActor(), ids[0] ?? '', { resource, ...(scope !== undefined ? { scope } : {}) })
+            : await revokeClientGrant(deps, cliActor(), ids[0] ?? '', resource);
+        printResult(io, json, clientToJson(client));
       });
       return;
     }
@@ -359,8 +344,7 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
       if (!str(values, 'identifier')) throw new UsageError('resources create needs --identifier URI');
       const input = body(values);
       await withDatabase(ctx, async (registry) => {
-        const after = resourceToJson(await createResource(registry.db, input));
-        await recordCliChange(registry, { action: 'resource.create', target: `resource:${after.id}`, details: { after } }, () => printResult(io, json, after));
+        printResult(io, json, resourceToJson(await createResource(registry, cliActor(), input)));
       });
       return;
     }
@@ -380,22 +364,15 @@ async function resourcesCommand(ctx: Context, sub: string | undefined, args: str
       const input = body(values);
       if (Object.keys(input).length === 0) throw new UsageError('resources update needs at least one option to change');
       await withDatabase(ctx, async (registry) => {
-        const before = resourceToJson(await getResource(registry.db, ids[0] ?? ''));
-        const after = resourceToJson(await updateResource(registry.db, ids[0] ?? '', input));
-        await recordCliChange(registry, { action: 'resource.update', target: `resource:${after.id}`, details: { before, after } }, () =>
-          printResult(io, json, after),
-        );
+        printResult(io, json, resourceToJson(await updateResource(registry, cliActor(), ids[0] ?? '', input)));
       });
       return;
     }
     case 'delete': {
       const { ids } = parse(args, JSON_FLAG, 1);
       await withDatabase(ctx, async (registry) => {
-        const before = resourceToJson(await getResource(registry.db, ids[0] ?? ''));
-        await deleteResource(registry.db, ids[0] ?? '');
-        await recordCliChange(registry, { action: 'resource.delete', target: `resource:${before.id}`, details: { before } }, () =>
-          printResult(io, json, { id: ids[0], deleted: true }),
-        );
+        await deleteResource(registry, cliActor(), ids[0] ?? '');
+        printResult(io, json, { id: ids[0], deleted: true });
       });
       return;
     }
@@ -435,8 +412,7 @@ async function usersCommand(ctx: Context, sub: string | undefined, args: string[
         ...(values.name !== undefined ? { name: str(values, 'name') } : {}),
       };
       await withDatabase(ctx, async (registry) => {
-        const after = userToJson(await createUser(registry.db, body));
-        await recordCliChange(registry, { action: 'user.create', target: `user:${after.id}`, details: { after } }, () => printResult(io, json, after));
+        printResult(io, json, userToJson(await createUser(registry, cliActor(), body)));
       });
       return;
     }
@@ -464,32 +440,21 @@ async function usersCommand(ctx: Context, sub: string | undefined, args: string[
       const keepSessions = values['keep-sessions'] === true;
       const password = await readStdinPassword(io, '--password-stdin');
       await withDatabase(ctx, async (registry) => {
-        const before = userToJson(await getUser(registry.db, id));
-        const after = userToJson(await updateUserFields(registry.db, id, { password, ...(keepSessions ? { keep_sessions: true } : {}) }));
-        const out = { ...after, sessions_ended: !keepSessions };
-        await recordCliChange(registry, { action: 'user.password_set', target: `user:${after.id}`, details: { before, after, sessions_ended: !keepSessions } }, () =>
-          printResult(io, json, out),
-        );
+        const after = userToJson(await setUserPassword(registry, cliActor(), id, password, { keepSessions }));
+        printResult(io, json, { ...after, sessions_ended: !keepSessions });
       });
       return;
     }
     case 'disable':
     case 'enable':
       await byId(async (registry, id) => {
-        const before = userToJson(await getUser(registry.db, id));
-        const after = userToJson(await (sub === 'disable' ? disableUser : enableUser)(registry.db, id));
-        await recordCliChange(registry, { action: `user.${sub}`, target: `user:${after.id}`, details: { before, after } }, () =>
-          printResult(io, json, after),
-        );
+        printResult(io, json, userToJson(await (sub === 'disable' ? disableUser : enableUser)(registry, cliActor(), id)));
       });
       return;
     case 'delete':
       await byId(async (registry, id) => {
-        const before = userToJson(await getUser(registry.db, id));
-        await deleteUser(registry.db, id);
-        await recordCliChange(registry, { action: 'user.delete', target: `user:${before.id}`, details: { before } }, () =>
-          printResult(io, json, { id, deleted: true }),
-        );
+        await deleteUser(registry, cliActor(), id);
+        printResult(io, json, { id, deleted: true });
       });
       return;
     default:
@@ -506,27 +471,9 @@ function parseAlg(values: Values): SigningAlg | undefined {
   return alg as SigningAlg;
 }
 
-/**
- * Records a key change, which is made on disk before the registry is opened: a rotation must not
- * wait on the database. The first `keys generate` of a production install runs before `migrate`,
- * so a registry without the audit table is said on stderr, not an error.
- */
-async function recordKeyChange(ctx: Context, entry: Parameters<typeof recordCliChange>[1], show: () => void): Promise<void> {
-  let shown = false;
-  const showOnce = () => {
-    if (!shown) show();
-    shown = true;
-  };
-  try {
-    await withDatabase(ctx, (registry) => recordCliChange(registry, entry, showOnce));
-  } catch (error) {
-    showOnce();
-    if (isUndefinedTable(error)) {
-      ctx.io.stderr(`gatehouse: ${entry.action} was not recorded in the audit log: the registry has no audit table yet (run gatehouse migrate)\n`);
-      return;
-    }
-    throw error instanceof AuditWriteError ? error : new AuditWriteError(entry.action, error);
-  }
+/** The keys service on KEYS_DIR: the registry is opened only after a key change is on disk, to record it (see KeysServiceDeps). */
+function keysDeps(ctx: Context): KeysServiceDeps {
+  return { keysDir: ctx.config.keysDir, withRegistry: (run) => withDatabase(ctx, run) };
 }
 
 async function keysCommand(ctx: Context, sub: string | undefined, args: string[]): Promise<void> {
@@ -535,23 +482,22 @@ async function keysCommand(ctx: Context, sub: string | undefined, args: string[]
   switch (sub) {
     case 'generate': {
       const { values } = parse(args, options, 0);
-      const key = await generateKey(config.keysDir, parseAlg(values) ?? 'RS256');
-      await loadDigestKey(config.keysDir, { generateIfMissing: true });
-      await loadAuditKeyring(config.keysDir, { generateIfMissing: true });
-      const out = { ...summarize(key), keys_dir: config.keysDir };
-      await recordKeyChange(ctx, { action: 'keys.generate', target: `key:${key.kid}`, details: { created: summarize(key), keys_dir: config.keysDir } }, () =>
-        printResult(io, json, out),
-      );
+      const { key, unrecorded } = await generateSigningKey(keysDeps(ctx), cliActor(), parseAlg(values) ?? 'RS256');
+      printResult(io, json, { ...summarize(key), keys_dir: config.keysDir });
+      if (unrecorded) io.stderr(`gatehouse: ${unrecorded}\n`);
       return;
     }
     case 'rotate': {
       const { values } = parse(args, { ...options, 'activate-in': { type: 'string' } }, 0);
       const activateIn = seconds(values, 'activate-in');
-      const { created, retired, removed } = await rotateKeys(config.keysDir, parseAlg(values), activateIn === undefined ? {} : { activateInMs: activateIn * 1000 });
-      const out = { ...summarize(created), retired, removed };
-      await recordKeyChange(ctx, { action: 'keys.rotate', target: `key:${created.kid}`, details: { created: summarize(created), retired, removed } }, () =>
-        printResult(io, json, out),
+      const { created, retired, removed, unrecorded } = await rotateSigningKeys(
+        keysDeps(ctx),
+        cliActor(),
+        parseAlg(values),
+        activateIn === undefined ? {} : { activateInMs: activateIn * 1000 },
       );
+      printResult(io, json, { ...summarize(created), retired, removed });
+      if (unrecorded) io.stderr(`gatehouse: ${unrecorded}\n`);
       return;
     }
     case 'list': {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApiRoutes, buildAdminDocument } from '../../src/admin/admin.routes.js';
 import type { AdminRouteDeps } from '../../src/admin/route.js';
 import { createUser } from '../../src/services/users.service.js';
+import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
 import { cliJson } from '../fixtures/cli.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -100,7 +101,7 @@ describe('admin API', () => {
       const email = `admin-person-${randomUUID()}@example.test`;
       const password = 'people are not admin clients 1';
       recordSecret(password);
-      await createUser(t.server.registry.db, { email, password });
+      await createUser(t.services, TEST_ACTOR, { email, password });
       const redirectUri = 'http://127.0.0.1:8770/cb';
       const app = await t.cli<{ client_id: string; client_secret: string }>(
         'clients', 'create', '--name', 'sneaky', '--redirect-uri', redirectUri, '--scope', 'openid',
@@ -223,7 +224,7 @@ describe('admin API', () => {
       const email = `admin-del-${randomUUID()}@example.test`;
       const password = 'deleted clients lose tokens 3';
       recordSecret(password);
-      await createUser(t.server.registry.db, { email, password });
+      await createUser(t.services, TEST_ACTOR, { email, password });
       const redirectUri = 'http://127.0.0.1:8771/cb';
       const created = await call('POST', '/clients', {
         body: { client_name: 'to delete', redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'] },
@@ -271,7 +272,7 @@ describe('admin API', () => {
       const email = `pw-${randomUUID()}@example.test`;
       const password = 'the first password of this person 1';
       recordSecret(password);
-      const user = await createUser(server.server.registry.db, { email, password });
+      const user = await createUser(server.services, TEST_ACTOR, { email, password });
       const redirectUri = 'http://127.0.0.1:8772/cb';
       const created = await fetch(`${url}/admin/v1/clients`, {
         method: 'POST',
@@ -433,7 +434,7 @@ describe('admin API', () => {
       } while (cursor);
       const mine = entries.filter((entry) => entry.target === `client:${id}`);
       expect(mine.map((entry) => entry.action)).toEqual(['client.create', 'client.update', 'client.secret_rotate', 'client.delete']);
-      for (const entry of mine) expect(String(entry.actor)).toMatch(/^client:/);
+      for (const entry of mine) expect(String(entry.actor)).toMatch(/^admin:/);
       const update = mine[1]!;
       expect(update.request_id).toBe(`audit-${id}`);
       expect(update.details).toMatchObject({ before: { client_name: 'audited' }, after: { client_name: 'audited again' } });
