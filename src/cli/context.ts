@@ -1,3 +1,4 @@
+import { createAuditWriter } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import { loadAuditKeyring, type AuditKeyring } from '../keys/audit-key.js';
 import { createLogger } from '../observability/logger.js';
@@ -29,7 +30,8 @@ export async function withDatabase<T>(ctx: Context, run: (registry: CliRegistry)
   const registry = await openCliDatabase(ctx.config, cliLogger(ctx.io));
   try {
     if (!ctx.config.production) await migrateToLatest(registry.db);
-    return await run(Object.assign(registry, { auditKeys: auditKeysOf(ctx.config) }));
+    const auditKeys = auditKeysOf(ctx.config);
+    return await run(Object.assign(registry, { auditKeys, audit: createAuditWriter(auditKeys) }));
   } finally {
     await registry.close();
   }

@@ -11,8 +11,8 @@ import {
 } from '../../audit/audit-checkpoint.js';
 import { AUDIT_TAIL_MAX_LIMIT, auditToJson, tailAudit, verifyAuditChain } from '../../audit/audit-log.js';
 import type { Config } from '../../config/load-config.js';
-import { generateAuditKey } from '../../keys/audit-key.js';
-import { recordCliChange, type CliRegistry } from '../cli-audit.js';
+import { rotateAuditKey } from '../../services/keys.service.js';
+import { cliActor, type CliRegistry } from '../cli-audit.js';
 import { withDatabase, type Context } from '../context.js';
 import { group, handle, str, type CliRuntime, type Values } from '../define.js';
 import { printResult, UsageError, type CliIo } from '../output.js';
@@ -145,14 +145,9 @@ export async function runAuditCommand(deps: AuditCommandDeps, sub: 'tail' | 'ver
       return 0;
     }
     case 'rotate-key': {
-      const key = await generateAuditKey(config.keysDir);
-      const out = { kid: key.kid, created_at: key.createdAt, keys_dir: config.keysDir };
       // The record is the first row keyed with the new key: from it on, every node keys with it.
-      await deps.withDatabase((registry) =>
-        recordCliChange(registry, { action: 'audit.key_rotate', target: `audit-key:${key.kid}`, details: { created: { kid: key.kid, created_at: key.createdAt } } }, () =>
-          printResult(io, json, out),
-        ),
-      );
+      const { key } = await rotateAuditKey({ keysDir: config.keysDir, withRegistry: (run) => deps.withDatabase(run) }, cliActor());
+      printResult(io, json, { kid: key.kid, created_at: key.createdAt, keys_dir: config.keysDir });
       return 0;
     }
   }

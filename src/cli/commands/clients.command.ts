@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { loadDigestKey } from '../../keys/key-store.js';
-import type { RegistryDatabase } from '../../registry/database.js';
 import {
   AUTH_METHODS,
   clientToJson,
@@ -16,7 +15,7 @@ import {
   updateClient,
   type ClientServiceDeps,
 } from '../../services/clients.service.js';
-import { recordCliChange } from '../cli-audit.js';
+import { cliActor, type CliRegistry } from '../cli-audit.js';
 import { withDatabase, type Context } from '../context.js';
 import { choiceOption, collect, group, handle, list, str, type CliRuntime, type Values } from '../define.js';
 import { printResult, UsageError, type CliIo } from '../output.js';
@@ -56,9 +55,9 @@ async function clientBody(io: CliIo, values: Values): Promise<Record<string, unk
   return Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined));
 }
 
-async function clientDeps(ctx: Context, registry: RegistryDatabase): Promise<ClientServiceDeps> {
+async function clientDeps(ctx: Context, registry: CliRegistry): Promise<ClientServiceDeps> {
   const digestKey = await loadDigestKey(ctx.config.keysDir, { generateIfMissing: !ctx.config.production });
-  return { db: registry.db, issuer: ctx.config.issuer, digestKey };
+  return { db: registry.db, issuer: ctx.config.issuer, digestKey, audit: registry.audit };
 }
 
 /** The options of clients create, and of clients update (where --admin is refused, so not shown). */
@@ -102,11 +101,9 @@ export function clientsCommand(runtime: CliRuntime): Command {
         const body = await clientBody(io, values);
         if (values.admin === true) body.admin = true;
         await withDatabase(ctx, async (registry) => {
-          const { client, clientSecret } = await createClient(await clientDeps(ctx, registry), body);
+          const { client, clientSecret } = await createClient(await clientDeps(ctx, registry), cliActor(), body);
           const out = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
-          await recordCliChange(registry, { action: 'client.create', target: `client:${client.clientId}`, details: { after: clientToJson(client) } }, () =>
-            printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined),
-          );
+          printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined);
         });
       }),
     );
@@ -148,13 +145,9 @@ export function clientsCommand(runtime: CliRuntime): Command {
         const body = await clientBody(io, values);
         if (Object.keys(body).length === 0) throw new UsageError('clients update needs at least one option to change');
         await withDatabase(ctx, async (registry) => {
-          const before = clientToJson(await getClient(registry.db, ids[0] ?? ''));
-          const { client, clientSecret } = await updateClient(await clientDeps(ctx, registry), ids[0] ?? '', body);
+          const { client, clientSecret } = await updateClient(await clientDeps(ctx, registry), cliActor(), ids[0] ?? '', body);
           const out = { ...clientToJson(client), ...(clientSecret ? { client_secret: clientSecret } : {}) };
-          const details = { before, after: clientToJson(client), ...(clientSecret ? { secret_issued: true } : {}) };
-          await recordCliChange(registry, { action: 'client.update', target: `client:${client.clientId}`, details }, () =>
-            printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined),
-          );
+          printResult(io, json, out, clientSecret && !json ? SECRET_NOTE : undefined);
         });
       }),
     );
@@ -168,11 +161,8 @@ export function clientsCommand(runtime: CliRuntime): Command {
       handle(runtime, async (ctx, _values, ids) => {
         const { io, json } = ctx;
         await withDatabase(ctx, async (registry) => {
-          const before = clientToJson(await getClient(registry.db, ids[0] ?? ''));
-          await deleteClient(registry.db, ids[0] ?? '');
-          await recordCliChange(registry, { action: 'client.delete', target: `client:${before.client_id}`, details: { before } }, () =>
-            printResult(io, json, { client_id: ids[0], deleted: true }),
-          );
+          await deleteClient(registry, cliActor(), ids[0] ?? '');
+          printResult(io, json, { client_id: ids[0], deleted: true });
         });
       }),
     );
@@ -186,11 +176,8 @@ export function clientsCommand(runtime: CliRuntime): Command {
       handle(runtime, async (ctx, _values, ids) => {
         const { io, json } = ctx;
         await withDatabase(ctx, async (registry) => {
-          const { client, clientSecret } = await rotateClientSecret(await clientDeps(ctx, registry), ids[0] ?? '');
-          const details = { secret_rotated_at: client.secretRotatedAt?.toISOString() ?? null };
-          await recordCliChange(registry, { action: 'client.secret_rotate', target: `client:${client.clientId}`, details }, () =>
-            printResult(io, json, { client_id: client.clientId, client_secret: clientSecret }, json ? undefined : SECRET_NOTE),
-          );
+          const { client, clientSecret } = await rotateClientSecret(await clientDeps(ctx, registry), cliActor(), ids[0] ?? '');
+          printResult(io, json, { client_id: client.clientId, client_secret: clientSecret }, json ? undefined : SECRET_NOTE);
         });
       }),
     );
@@ -216,16 +203,11 @@ export function clientsCommand(runtime: CliRuntime): Command {
         const scope = str(values, 'scope');
         await withDatabase(ctx, async (registry) => {
           const deps = await clientDeps(ctx, registry);
-          const before = clientToJson(await getClient(registry.db, ids[0] ?? ''));
           const client =
             sub === 'grant'
-              ? await grantClient(deps, ids[0] ?? '', { resource, ...(scope !== undefined ? { scope } : {}) })
-              : await revokeClientGrant(deps, ids[0] ?? '', resource);
-          const after = clientToJson(client);
-          const action = sub === 'grant' ? 'client.grant' : 'client.revoke_grant';
-          await recordCliChange(registry, { action, target: `client:${client.clientId}`, details: { resource, before: before.grants, after: after.grants } }, () =>
-            printResult(io, json, after),
-          );
+              ? await grantClient(deps, cliActor(), ids[0] ?? '', { resource, ...(scope !== undefined ? { scope } : {}) })
+              : await revokeClientGrant(deps, cliActor(), ids[0] ?? '', resource);
+          printResult(io, json, clientToJson(client));
         });
       }),
     );

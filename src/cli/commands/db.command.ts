@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
-import { appendAudit } from '../../audit/audit-log.js';
+import { createAuditWriter } from '../../audit/audit-log.js';
 import type { Config } from '../../config/load-config.js';
 import { loadAuditKeyring } from '../../keys/audit-key.js';
 import { openCliDatabase, type RegistryDatabase } from '../../registry/database.js';
+import { roleNameProblem, runtimePasswordProblem } from '../../services/database-roles.names.js';
+import { planDatabaseRoles, type DatabaseRolesOptions } from '../../services/database-roles.plan.js';
+import { applyDatabaseRoles } from '../../services/database-roles.service.js';
 import { cliActor } from '../cli-audit.js';
 import { cliLogger } from '../context.js';
-import { roleNameProblem, runtimePasswordProblem } from '../db-roles/role-names.js';
-import { planDatabaseRoles, type DatabaseRolesOptions } from '../db-roles/roles-plan.js';
-import { applyDatabaseRolesPlan, databaseRolesScript } from '../db-roles/roles-script.js';
+import { databaseRolesScript } from '../db-roles/roles-script.js';
 import { scramSha256Verifier } from '../db-roles/scram-verifier.js';
 import { group, handle, str, takesPasswordOnStdin, type CliRuntime, type Values } from '../define.js';
 import { printResult, readStdinPassword, UsageError, type CliIo } from '../output.js';
@@ -76,25 +77,7 @@ async function dbRoles(deps: DbCommandDeps, values: Values): Promise<number> {
       return 0;
     }
     const auditKeys = await loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production });
-    const plan = await registry.db.transaction().execute(async (trx) => {
-      const planned = await planDatabaseRoles(trx, options);
-      await applyDatabaseRolesPlan(trx, planned);
-      // In the same transaction: the change and its record commit together.
-      await appendAudit(trx, auditKeys, {
-        actor: cliActor(),
-        action: 'db.roles',
-        target: `database:${planned.database}`,
-        details: {
-          owner: planned.owner,
-          runtime: planned.runtime,
-          schema: planned.schema,
-          created: planned.create,
-          reassigned: planned.reassign,
-          runtime_password_set: options.runtimePasswordVerifier !== undefined,
-        },
-      });
-      return planned;
-    });
+    const plan = await applyDatabaseRoles({ db: registry.db, audit: createAuditWriter(auditKeys) }, cliActor(), options);
     const out = {
       status: 'applied',
       database: plan.database,

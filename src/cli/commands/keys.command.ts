@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { loadAuditKeyring } from '../../keys/audit-key.js';
-import { generateKey, loadDigestKey, loadKeys, rotateKeys, SIGNING_ALGS, summarize, type SigningAlg } from '../../keys/key-store.js';
-import { AuditWriteError, isUndefinedTable, recordCliChange } from '../cli-audit.js';
+import { loadKeys, SIGNING_ALGS, summarize, type SigningAlg } from '../../keys/key-store.js';
+import { generateSigningKey, rotateSigningKeys, type KeysServiceDeps } from '../../services/keys.service.js';
+import { cliActor } from '../cli-audit.js';
 import { withDatabase, type Context } from '../context.js';
 import { choiceOption, group, handle, seconds, str, type CliRuntime, type Values } from '../define.js';
 import { printResult, UsageError } from '../output.js';
@@ -15,27 +15,9 @@ function parseAlg(values: Values): SigningAlg | undefined {
   return alg as SigningAlg;
 }
 
-/**
- * Records a key change, which is made on disk before the registry is opened: a rotation must not
- * wait on the database. The first `keys generate` of a production install runs before `migrate`,
- * so a registry without the audit table is said on stderr, not an error.
- */
-async function recordKeyChange(ctx: Context, entry: Parameters<typeof recordCliChange>[1], show: () => void): Promise<void> {
-  let shown = false;
-  const showOnce = () => {
-    if (!shown) show();
-    shown = true;
-  };
-  try {
-    await withDatabase(ctx, (registry) => recordCliChange(registry, entry, showOnce));
-  } catch (error) {
-    showOnce();
-    if (isUndefinedTable(error)) {
-      ctx.io.stderr(`gatehouse: ${entry.action} was not recorded in the audit log: the registry has no audit table yet (run gatehouse migrate)\n`);
-      return;
-    }
-    throw error instanceof AuditWriteError ? error : new AuditWriteError(entry.action, error);
-  }
+/** The keys service on KEYS_DIR: the registry is opened only after a key change is on disk, to record it (see KeysServiceDeps). */
+function keysDeps(ctx: Context): KeysServiceDeps {
+  return { keysDir: ctx.config.keysDir, withRegistry: (run) => withDatabase(ctx, run) };
 }
 
 const ROTATE_HELP = `
@@ -57,13 +39,9 @@ export function keysCommand(runtime: CliRuntime): Command {
     .action(
       handle(runtime, async (ctx, values) => {
         const { io, json, config } = ctx;
-        const key = await generateKey(config.keysDir, parseAlg(values) ?? 'RS256');
-        await loadDigestKey(config.keysDir, { generateIfMissing: true });
-        await loadAuditKeyring(config.keysDir, { generateIfMissing: true });
-        const out = { ...summarize(key), keys_dir: config.keysDir };
-        await recordKeyChange(ctx, { action: 'keys.generate', target: `key:${key.kid}`, details: { created: summarize(key), keys_dir: config.keysDir } }, () =>
-          printResult(io, json, out),
-        );
+        const { key, unrecorded } = await generateSigningKey(keysDeps(ctx), cliActor(), parseAlg(values) ?? 'RS256');
+        printResult(io, json, { ...summarize(key), keys_dir: config.keysDir });
+        if (unrecorded) io.stderr(`gatehouse: ${unrecorded}\n`);
       }),
     );
 
@@ -76,13 +54,16 @@ export function keysCommand(runtime: CliRuntime): Command {
     .addHelpText('after', ROTATE_HELP)
     .action(
       handle(runtime, async (ctx, values) => {
-        const { io, json, config } = ctx;
+        const { io, json } = ctx;
         const activateIn = seconds(values, 'activate-in');
-        const { created, retired, removed } = await rotateKeys(config.keysDir, parseAlg(values), activateIn === undefined ? {} : { activateInMs: activateIn * 1000 });
-        const out = { ...summarize(created), retired, removed };
-        await recordKeyChange(ctx, { action: 'keys.rotate', target: `key:${created.kid}`, details: { created: summarize(created), retired, removed } }, () =>
-          printResult(io, json, out),
+        const { created, retired, removed, unrecorded } = await rotateSigningKeys(
+          keysDeps(ctx),
+          cliActor(),
+          parseAlg(values),
+          activateIn === undefined ? {} : { activateInMs: activateIn * 1000 },
         );
+        printResult(io, json, { ...summarize(created), retired, removed });
+        if (unrecorded) io.stderr(`gatehouse: ${unrecorded}\n`);
       }),
     );
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Config } from '../../config/load-config.js';
-import { recordCliChange, type CliRegistry } from '../cli-audit.js';
+import { cliActor, type CliRegistry } from '../cli-audit.js';
 import { withDatabase, type Context } from '../context.js';
 import { group, handle, str, type CliRuntime, type Values } from '../define.js';
 import { printResult, UsageError, type CliIo } from '../output.js';
@@ -46,25 +46,19 @@ export async function runRegistrationCommand(
   if (verb === 'revoke') {
     const id = ids[0] ?? '';
     await deps.withDatabase(async (registry) => {
-      await service.revokeInitialAccessToken(registry.db, id);
-      await recordCliChange(registry, { action: 'registration.token_revoke', target: `initial_access_token:${id}`, details: {} }, () =>
-        printResult(io, json, { id, revoked: true }),
-      );
+      await service.revokeInitialAccessToken(registry, cliActor(), id);
+      printResult(io, json, { id, revoked: true });
     });
     return 0;
   }
   const expiresIn = parseExpiresIn(str(options, 'expires-in'));
   await deps.withDatabase(async (registry) => {
     const { id, token, expiresAt } = await service.createInitialAccessToken(
-      { db: registry.db, issuer: config.issuer, maxTtl: config.registrationTokenMaxTtlSeconds },
+      { db: registry.db, audit: registry.audit, issuer: config.issuer, maxTtl: config.registrationTokenMaxTtlSeconds },
+      cliActor(),
       expiresIn,
     );
-    const out = { id, initial_access_token: token, expires_at: expiresAt.toISOString() };
-    await recordCliChange(
-      registry,
-      { action: 'registration.token_create', target: `initial_access_token:${id}`, details: { expires_at: out.expires_at } },
-      () => printResult(io, json, out, json ? undefined : TOKEN_NOTE),
-    );
+    printResult(io, json, { id, initial_access_token: token, expires_at: expiresAt.toISOString() }, json ? undefined : TOKEN_NOTE);
   });
   if (!config.registrationEnabled) {
     io.stderr('gatehouse: note: REGISTRATION_ENABLED is not true here; the server takes registrations only where it is\n');

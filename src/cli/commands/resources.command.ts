@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { createResource, deleteResource, getResource, listResources, resourceToJson, updateResource } from '../../services/resources.service.js';
-import { recordCliChange } from '../cli-audit.js';
+import { cliActor } from '../cli-audit.js';
 import { withDatabase } from '../context.js';
 import { group, handle, seconds, str, type CliRuntime, type Values } from '../define.js';
 import { printResult, UsageError } from '../output.js';
@@ -37,8 +37,7 @@ export function resourcesCommand(runtime: CliRuntime): Command {
         if (!str(values, 'identifier')) throw new UsageError('resources create needs --identifier URI');
         const input = body(values);
         await withDatabase(ctx, async (registry) => {
-          const after = resourceToJson(await createResource(registry.db, input));
-          await recordCliChange(registry, { action: 'resource.create', target: `resource:${after.id}`, details: { after } }, () => printResult(io, json, after));
+          printResult(io, json, resourceToJson(await createResource(registry, cliActor(), input)));
         });
       }),
     );
@@ -76,11 +75,7 @@ export function resourcesCommand(runtime: CliRuntime): Command {
         const input = body(values);
         if (Object.keys(input).length === 0) throw new UsageError('resources update needs at least one option to change');
         await withDatabase(ctx, async (registry) => {
-          const before = resourceToJson(await getResource(registry.db, ids[0] ?? ''));
-          const after = resourceToJson(await updateResource(registry.db, ids[0] ?? '', input));
-          await recordCliChange(registry, { action: 'resource.update', target: `resource:${after.id}`, details: { before, after } }, () =>
-            printResult(io, json, after),
-          );
+          printResult(io, json, resourceToJson(await updateResource(registry, cliActor(), ids[0] ?? '', input)));
         });
       }),
     );
@@ -94,11 +89,8 @@ export function resourcesCommand(runtime: CliRuntime): Command {
       handle(runtime, async (ctx, _values, ids) => {
         const { io, json } = ctx;
         await withDatabase(ctx, async (registry) => {
-          const before = resourceToJson(await getResource(registry.db, ids[0] ?? ''));
-          await deleteResource(registry.db, ids[0] ?? '');
-          await recordCliChange(registry, { action: 'resource.delete', target: `resource:${before.id}`, details: { before } }, () =>
-            printResult(io, json, { id: ids[0], deleted: true }),
-          );
+          await deleteResource(registry, cliActor(), ids[0] ?? '');
+          printResult(io, json, { id: ids[0], deleted: true });
         });
       }),
     );

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, updateUserFields, userToJson } from '../../services/users.service.js';
-import { recordCliChange, type CliRegistry } from '../cli-audit.js';
+import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, setUserPassword, userToJson } from '../../services/users.service.js';
+import { cliActor, type CliRegistry } from '../cli-audit.js';
 import { withDatabase, type Context } from '../context.js';
 import { group, handle, str, takesPasswordOnStdin, type CliRuntime } from '../define.js';
 import { printResult, readStdinPassword, UsageError } from '../output.js';
@@ -42,8 +42,7 @@ export function usersCommand(runtime: CliRuntime): Command {
           ...(values.name !== undefined ? { name: str(values, 'name') } : {}),
         };
         await withDatabase(ctx, async (registry) => {
-          const after = userToJson(await createUser(registry.db, body));
-          await recordCliChange(registry, { action: 'user.create', target: `user:${after.id}`, details: { after } }, () => printResult(io, json, after));
+          printResult(io, json, userToJson(await createUser(registry, cliActor(), body)));
         });
       }),
     );
@@ -95,12 +94,8 @@ export function usersCommand(runtime: CliRuntime): Command {
         const keepSessions = values['keep-sessions'] === true;
         const password = await readStdinPassword(io, '--password-stdin');
         await withDatabase(ctx, async (registry) => {
-          const before = userToJson(await getUser(registry.db, id));
-          const after = userToJson(await updateUserFields(registry.db, id, { password, ...(keepSessions ? { keep_sessions: true } : {}) }));
-          const out = { ...after, sessions_ended: !keepSessions };
-          await recordCliChange(registry, { action: 'user.password_set', target: `user:${after.id}`, details: { before, after, sessions_ended: !keepSessions } }, () =>
-            printResult(io, json, out),
-          );
+          const after = userToJson(await setUserPassword(registry, cliActor(), id, password, { keepSessions }));
+          printResult(io, json, { ...after, sessions_ended: !keepSessions });
         });
       }),
     );
@@ -116,11 +111,7 @@ export function usersCommand(runtime: CliRuntime): Command {
         handle(runtime, async (ctx, _values, ids) => {
           const { io, json } = ctx;
           await byId(ctx, ids, async (registry, id) => {
-            const before = userToJson(await getUser(registry.db, id));
-            const after = userToJson(await (sub === 'disable' ? disableUser : enableUser)(registry.db, id));
-            await recordCliChange(registry, { action: `user.${sub}`, target: `user:${after.id}`, details: { before, after } }, () =>
-              printResult(io, json, after),
-            );
+            printResult(io, json, userToJson(await (sub === 'disable' ? disableUser : enableUser)(registry, cliActor(), id)));
           });
         }),
       );
@@ -135,11 +126,8 @@ export function usersCommand(runtime: CliRuntime): Command {
       handle(runtime, async (ctx, _values, ids) => {
         const { io, json } = ctx;
         await byId(ctx, ids, async (registry, id) => {
-          const before = userToJson(await getUser(registry.db, id));
-          await deleteUser(registry.db, id);
-          await recordCliChange(registry, { action: 'user.delete', target: `user:${before.id}`, details: { before } }, () =>
-            printResult(io, json, { id, deleted: true }),
-          );
+          await deleteUser(registry, cliActor(), id);
+          printResult(io, json, { id, deleted: true });
         });
       }),
     );

@@ -1,20 +1,4 @@
-import { sql, type Transaction } from 'kysely';
-import type { Database } from '../../registry/tables.js';
-import type { DatabaseRolesPlan, Db } from './roles-plan.js';
-
-/** Every statement's SQL, checked to carry no bound parameter: the script must stand on its own. */
-function compileStatements(db: Db, plan: DatabaseRolesPlan): Array<{ comment: string; text: string }> {
-  return plan.statements.map(({ comment, query }) => {
-    const compiled = query.compile(db);
-    if (compiled.parameters.length > 0) throw new Error(`a roles statement has bound parameters: ${compiled.sql}`);
-    return { comment, text: compiled.sql };
-  });
-}
-
-/** Runs the plan's statements in order; give it a transaction, so that all of them happen or none. */
-export async function applyDatabaseRolesPlan(trx: Transaction<Database>, plan: DatabaseRolesPlan): Promise<void> {
-  for (const { text } of compileStatements(trx, plan)) await sql.raw(text).execute(trx);
-}
+import { compileStatements, type DatabaseRolesPlan, type Db } from '../../services/database-roles.plan.js';
 
 /**
  * The plan as a SQL script for psql (`psql -v ON_ERROR_STOP=1 -f roles.sql`): the very statements

@@ -466,7 +466,7 @@ describe('gatehouse db roles: least privilege for the database', () => {
     expect(created.status, await created.clone().text()).toBe(201);
     expect(await revision(admin)).toBeGreaterThan(beforeAdmin);
     const { rows } = await admin.query<{ actor: string }>(`select actor from audit_log where action = 'resource.create' and details->'after'->>'identifier' = $1`, [identifier]);
-    expect(rows).toEqual([{ actor: `client:${adminClient.client_id}` }]);
+    expect(rows).toEqual([{ actor: `admin:${adminClient.client_id}` }]);
     expect(server.logs.text()).not.toMatch(/migrations applied|permission denied/);
   });
 });

@@ -1,8 +1,8 @@
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { DEFAULT_MIGRATION_LOCK_TABLE, DEFAULT_MIGRATION_TABLE } from 'kysely/migration';
-import { migrationState } from '../../registry/migrate.js';
-import type { Database } from '../../registry/tables.js';
-import { roleNameProblem } from './role-names.js';
+import { migrationState } from '../registry/migrate.js';
+import type { Database } from '../registry/tables.js';
+import { roleNameProblem } from './database-roles.names.js';
 
 export type Db = Kysely<Database> | Transaction<Database>;
 
@@ -274,4 +274,18 @@ export async function planDatabaseRoles(db: Db, options: DatabaseRolesOptions): 
   add('New functions: executable.', sql`${defaults} GRANT EXECUTE ON FUNCTIONS TO ${r}`);
 
   return { database, schema, owner, runtime, create, reassign, readWrite, appendOnly, readOnly, sequences, statements };
+}
+
+/** Every statement's SQL, checked to carry no bound parameter: the script must stand on its own. */
+export function compileStatements(db: Db, plan: DatabaseRolesPlan): Array<{ comment: string; text: string }> {
+  return plan.statements.map(({ comment, query }) => {
+    const compiled = query.compile(db);
+    if (compiled.parameters.length > 0) throw new Error(`a roles statement has bound parameters: ${compiled.sql}`);
+    return { comment, text: compiled.sql };
+  });
+}
+
+/** Runs the plan's statements in order; give it a transaction, so that all of them happen or none. */
+export async function applyDatabaseRolesPlan(trx: Transaction<Database>, plan: DatabaseRolesPlan): Promise<void> {
+  for (const { text } of compileStatements(trx, plan)) await sql.raw(text).execute(trx);
 }
