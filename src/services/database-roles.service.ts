@@ -1,4 +1,4 @@
-import { applyDatabaseRolesPlan, planDatabaseRoles, type DatabaseRolesOptions, type DatabaseRolesPlan } from '../registry/database-roles.js';
+import { applyDatabaseRolesPlan, planDatabaseRoles, type DatabaseRolesOptions, type DatabaseRolesPlan } from './database-roles.plan.js';
 import { recordChange, type AuditActor, type RegistryServiceDeps } from './changes.js';
 
 /**

@@ -1,19 +1,17 @@
-import { parseArgs } from 'node:util';
-import { createAuditWriter } from '../audit/audit-log.js';
-import type { Config } from '../config/load-config.js';
-import { loadAuditKeyring } from '../keys/audit-key.js';
-import type { RegistryDatabase } from '../registry/database.js';
-import {
-  databaseRolesScript,
-  planDatabaseRoles,
-  roleNameProblem,
-  runtimePasswordProblem,
-  scramSha256Verifier,
-  type DatabaseRolesOptions,
-} from '../registry/database-roles.js';
-import { applyDatabaseRoles } from '../services/database-roles.service.js';
-import { cliActor } from './cli-audit.js';
-import { printResult, readStdinPassword, UsageError, type CliIo } from './output.js';
+import type { Command } from 'commander';
+import { createAuditWriter } from '../../audit/audit-log.js';
+import type { Config } from '../../config/load-config.js';
+import { loadAuditKeyring } from '../../keys/audit-key.js';
+import { openCliDatabase, type RegistryDatabase } from '../../registry/database.js';
+import { roleNameProblem, runtimePasswordProblem } from '../../services/database-roles.names.js';
+import { planDatabaseRoles, type DatabaseRolesOptions } from '../../services/database-roles.plan.js';
+import { applyDatabaseRoles } from '../../services/database-roles.service.js';
+import { cliActor } from '../cli-audit.js';
+import { cliLogger } from '../context.js';
+import { databaseRolesScript } from '../db-roles/roles-script.js';
+import { scramSha256Verifier } from '../db-roles/scram-verifier.js';
+import { group, handle, str, takesPasswordOnStdin, type CliRuntime, type Values } from '../define.js';
+import { printResult, readStdinPassword, UsageError, type CliIo } from '../output.js';
 
 /** What the db commands need from the CLI: its output, the configuration and a way to open the registry. */
 export interface DbCommandDeps {
@@ -33,32 +31,10 @@ interface RolesArgs {
   sqlOnly: boolean;
 }
 
-function parseRolesArgs(args: string[]): RolesArgs {
-  // Never echo what may be a password typed where it does not belong.
-  if (args.some((arg) => /^--[^=]*password/.test(arg) && arg !== PASSWORD_FLAG)) {
-    throw new UsageError(`passwords are never taken as arguments: pipe the runtime role's password to ${PASSWORD_FLAG}`);
-  }
-  let values: { owner?: string; runtime?: string; 'runtime-password-stdin'?: boolean; sql?: boolean };
-  try {
-    const parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean' },
-        sql: { type: 'boolean' },
-        owner: { type: 'string' },
-        runtime: { type: 'string' },
-        'runtime-password-stdin': { type: 'boolean' },
-      },
-    });
-    if (parsed.positionals.length > 0) throw new UsageError(`db roles takes no arguments but its options (a password goes to ${PASSWORD_FLAG})`);
-    values = parsed.values;
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    throw new UsageError((error as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-  const { owner, runtime } = values;
+/** The options of db roles, checked: two valid, different role names. */
+function checkRolesArgs(values: Values): RolesArgs {
+  const owner = str(values, 'owner');
+  const runtime = str(values, 'runtime');
   if (owner === undefined || runtime === undefined) throw new UsageError('db roles needs --owner NAME and --runtime NAME');
   for (const [flag, name] of [['--owner', owner], ['--runtime', runtime]] as const) {
     const problem = roleNameProblem(name);
@@ -75,15 +51,14 @@ function parseRolesArgs(args: string[]): RolesArgs {
  * role only what the server needs (see planDatabaseRoles), in one transaction recorded in the audit
  * log. With --sql it changes nothing and prints the same statements as a psql script. Returns the exit code.
  */
-export async function runDbCommand(deps: DbCommandDeps, sub: string | undefined, args: string[]): Promise<number> {
+async function dbRoles(deps: DbCommandDeps, values: Values): Promise<number> {
   const { io, json, config } = deps;
-  if (sub !== 'roles') throw new UsageError(`unknown command "db ${sub ?? ''}": use db roles`);
-  const parsed = parseRolesArgs(args);
+  const parsed = checkRolesArgs(values);
   if (!config.databaseUrl) throw new Error('db roles needs DATABASE_URL: the embedded database (PGlite) has no roles to set up');
 
   const options: DatabaseRolesOptions = { owner: parsed.owner, runtime: parsed.runtime };
   if (parsed.passwordStdin) {
-    const password = await readStdinPassword(io, PASSWORD_FLAG);
+    const password = await readStdinPassword(io, PASSWORD_FLAG, "runtime role's password");
     const problem = runtimePasswordProblem(password);
     if (problem) throw new UsageError(`${PASSWORD_FLAG}: the password ${problem}`);
     options.runtimePasswordVerifier = scramSha256Verifier(password);
@@ -123,4 +98,36 @@ export async function runDbCommand(deps: DbCommandDeps, sub: string | undefined,
   } finally {
     await registry.close();
   }
+}
+
+const ROLES_HELP = `
+Run as a superuser, after migrate: creates the schema owner, which owns every table and runs the
+migrations from then on, and the runtime role the server connects as: SELECT, INSERT, UPDATE and
+DELETE on the registry's tables, INSERT and SELECT only on audit_log, SELECT on the migration
+tables, no DDL. Names are a-z, 0-9 and _; the runtime role's password, if any, is read from
+standard input (on a terminal: asked for, not shown). Running it again re-asserts the same grants.
+--sql prints the statements as a psql script and changes nothing.
+  gatehouse db roles --owner gatehouse_owner --runtime gatehouse_runtime --runtime-password-stdin < app-password.txt
+`;
+
+/** `gatehouse db roles`: the database roles the server and the migrations run as (PostgreSQL only). */
+export function dbCommand(runtime: CliRuntime): Command {
+  const db = group('db', 'set up the PostgreSQL roles Gatehouse runs as');
+  const roles = db
+    .command('roles')
+    .summary('create the schema owner and the least-privilege runtime role')
+    .usage('--owner NAME --runtime NAME [options]')
+    .description('Creates the schema owner and the least-privilege runtime role, in one transaction recorded in the audit log.')
+    .option('--owner <NAME>', 'the role that owns the schema and runs the migrations')
+    .option('--runtime <NAME>', 'the role the server connects as')
+    .option(PASSWORD_FLAG, "read the runtime role's password from standard input (on a terminal: asked for, not shown)")
+    .option('--sql', 'print the statements as a psql script and change nothing')
+    .addHelpText('after', ROLES_HELP)
+    .action(
+      handle(runtime, (ctx, values) =>
+        dbRoles({ io: ctx.io, json: ctx.json, config: ctx.config, openDatabase: () => openCliDatabase(ctx.config, cliLogger(ctx.io)) }, values),
+      ),
+    );
+  takesPasswordOnStdin(roles, { flag: PASSWORD_FLAG, what: "the runtime role's password" });
+  return db;
 }
