@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { errors, type AsymmetricSigningAlgorithm, type Configuration, type ErrorOut, type JWK, type KoaContextWithOIDC, type Session } from 'oidc-provider';
+import { sessionEnded, type AccountRecord } from '../accounts/account-record.js';
 import type { AuditSink, AuditWriter } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import { EXTERNAL_SIGNING, LocalSigningKey } from '../keys/signing-key.js';
@@ -13,28 +14,6 @@ import { takeReadAheadAccount } from './adapters/rotation-scope.js';
 import { pageCsp, type Pages } from './pages.js';
 import { registrationFeatures } from './registration.js';
 import { createResourceIndicators } from './resource-indicators.js';
-
-/** The part of a user the provider needs: who they are and the claims their scopes allow. */
-export interface AccountRecord {
-  id: string;
-  email: string;
-  emailVerified: boolean;
-  name: string | null;
-  disabled: boolean;
-  updatedAt: Date;
-  /** Browser sessions that signed in before this time are over (a password change, a disable). */
-  sessionsValidAfter?: Date | null;
-}
-
-/**
- * Whether a browser session that signed in at `loginTs` (epoch seconds, as oidc-provider keeps it)
- * is over for this account. The login time is known to the second only: a session of the same second
- * as the cutoff counts as before it (the sign-in page waits out that second, see interaction.routes.ts).
- */
-export function sessionEnded(account: Pick<AccountRecord, 'sessionsValidAfter'>, loginTs: number | undefined): boolean {
-  const cutoff = account.sessionsValidAfter;
-  return cutoff != null && (loginTs ?? 0) * 1000 < cutoff.getTime();
-}
 
 /** Signs the browser session out in this request: the login prompt follows, and the stored session is replaced. */
 function endBrowserSession(session: Session): void {

@@ -4,7 +4,7 @@ import { prepareQuery } from '../../registry/prepared.js';
 import type { Database } from '../../registry/tables.js';
 import { hasNul } from '../../registry/text.js';
 import { rethrowUnreachable } from '../../services/unavailable.js';
-import type { AccountRecord } from '../configuration.js';
+import type { AccountRecord } from '../../accounts/account-record.js';
 import {
   deferCommit,
   deferConsume,

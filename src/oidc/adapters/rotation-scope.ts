@@ -1,6 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import { errors, Provider, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
-import type { AccountRecord } from '../configuration.js';
+import type { AccountRecord } from '../../accounts/account-record.js';
 import { DependencyUnavailable, RETRY_AFTER_SECONDS } from '../../services/unavailable.js';
 
 /** What one token request keeps between the adapter calls oidc-provider makes for it. */
