@@ -15,7 +15,7 @@ import {
   takeReadAheadGrant,
   type CurrentRequest,
 } from './rotation-scope.js';
-import { DIGESTED_MODELS, digestTokenValue, withoutTokenValue } from './token-digest.js';
+import { DIGESTED_MODELS, digestTokenValue, withoutTokenValue } from '../../registry/token-digest.js';
 
 /** The account columns read with a refresh token (a left join: all null when the account is gone). */
 interface AccountColumns {
