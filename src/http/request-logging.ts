@@ -3,7 +3,8 @@ import type { EdgeStep } from './security-headers.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { resolveRequestId } from '../observability/request-id.js';
-import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/unavailable.js';
+import { matchedRoutePattern } from '../oidc/upstream.js';
+import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
 
 declare module 'koa' {
   interface DefaultState {
@@ -42,8 +43,7 @@ class RequestState {
 function routeOf(ctx: Parameters<Middleware>[0]): string {
   const oidcRoute = (ctx as { oidc?: { route?: unknown } }).oidc?.route;
   if (typeof oidcRoute === 'string') return oidcRoute;
-  const pattern = (ctx as { _matchedRoute?: unknown })._matchedRoute;
-  return typeof pattern === 'string' ? pattern : 'unmatched';
+  return matchedRoutePattern(ctx) ?? 'unmatched';
 }
 
 const GRANT_TYPES = new Set(['authorization_code', 'client_credentials', 'refresh_token']);

@@ -1,4 +1,4 @@
-import { RETRY_AFTER_SECONDS } from '../services/unavailable.js';
+import { RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
 import type { EdgeStep } from './security-headers.js';
 
 /**

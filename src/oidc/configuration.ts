@@ -3,17 +3,16 @@ import { errors, type AsymmetricSigningAlgorithm, type Configuration, type Error
 import { sessionEnded, type AccountRecord } from '../accounts/account-record.js';
 import type { AuditSink, AuditWriter } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
-import { EXTERNAL_SIGNING, LocalSigningKey } from '../keys/signing-key.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Database } from '../registry/tables.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
-import { rethrowUnreachable } from '../services/unavailable.js';
 import { createAdapterFactory } from './adapters/index.js';
 import { findLatestGrantId } from './adapters/durable-adapter.js';
 import { takeReadAheadAccount } from './adapters/rotation-scope.js';
 import { pageCsp, type Pages } from './pages.js';
 import { registrationFeatures } from './registration.js';
 import { createResourceIndicators } from './resource-indicators.js';
+import { EXTERNAL_SIGNING, providerSigningKey, rethrowUnreachable } from './upstream.js';
 
 /** Signs the browser session out in this request: the login prompt follows, and the stored session is replaced. */
 function endBrowserSession(session: Session): void {
@@ -86,7 +85,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
   return {
     // The adapters answer DependencyUnavailable themselves (guardAdapter): they get the plain cache.
     adapter: createAdapterFactory({ cache: deps.cache, store, db, clients: { db, issuer: config.issuer, digestKey, audit: deps.auditWriter }, idTokenSigningAlg: signingAlg }),
-    jwks: { keys: jwks.map((jwk) => new LocalSigningKey(jwk)) },
+    jwks: { keys: jwks.map(providerSigningKey) },
     cookies: {
       keys: [...config.cookieKeys],
       long: { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies },

@@ -1,7 +1,8 @@
 import type { Context, Middleware } from 'koa';
-import { errors, Provider, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
+import { errors, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountRecord } from '../../accounts/account-record.js';
-import { DependencyUnavailable, RETRY_AFTER_SECONDS } from '../../services/unavailable.js';
+import { RETRY_AFTER_SECONDS } from '../../services/dependency-outage.js';
+import { DependencyUnavailable } from '../upstream.js';
 
 /** What one token request keeps between the adapter calls oidc-provider makes for it. */
 export interface Scope {
@@ -15,12 +16,11 @@ export interface Scope {
 }
 
 /**
- * The request an adapter call belongs to. oidc-provider runs each request's handlers inside its own
- * AsyncLocalStorage and exposes the context as Provider.ctx: the scope hangs off that, so
- * Gatehouse adds no second async-context store (each one is paid for on every promise).
+ * The request an adapter call belongs to: oidc-provider's Provider.ctx (upstream.ts,
+ * currentProviderRequest). The scope hangs off that, so Gatehouse adds no second async-context
+ * store (each one is paid for on every promise).
  */
 export type CurrentRequest = () => object | undefined;
-export const providerRequest: CurrentRequest = () => Provider.ctx;
 
 // On the request's context itself, under a symbol of this module: a WeakMap keyed by per-request
 // objects costs the garbage collector an ephemeron per request.
