@@ -1,8 +1,9 @@
 import { constants, createPrivateKey, createPublicKey, sign, type KeyObject, type SignKeyObjectInput } from 'node:crypto';
 import type { JWK } from 'jose';
+import { SIGNING_ALGS, type SigningAlg } from './key-store.js';
 
 /** How node:crypto signs for each JWS algorithm Gatehouse keys use (RFC 7518 §3, RFC 8037). */
-const SIGN_PARAMETERS: Record<string, { digest: string | null; options: Omit<SignKeyObjectInput, 'key'> }> = {
+const SIGN_PARAMETERS: Record<SigningAlg, { digest: string | null; options: Omit<SignKeyObjectInput, 'key'> }> = {
   RS256: { digest: 'sha256', options: {} },
   PS256: { digest: 'sha256', options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } },
   ES256: { digest: 'sha256', options: { dsaEncoding: 'ieee-p1363' } },
@@ -34,8 +35,8 @@ export class LocalSigner {
   readonly #signOptions: SignKeyObjectInput;
 
   constructor(jwk: JWK) {
-    const parameters = jwk.alg ? SIGN_PARAMETERS[jwk.alg] : undefined;
-    if (!parameters || !jwk.kid) throw new TypeError(`signing key needs a kid and one of ${Object.keys(SIGN_PARAMETERS).join(', ')} as alg`);
+    const parameters = (SIGNING_ALGS as readonly unknown[]).includes(jwk.alg) ? SIGN_PARAMETERS[jwk.alg as SigningAlg] : undefined;
+    if (!parameters || !jwk.kid) throw new TypeError(`signing key needs a kid and one of ${SIGNING_ALGS.join(', ')} as alg`);
     const privateKey = createPrivateKey({ key: jwk as never, format: 'jwk' });
     this.publicKey = createPublicKey(privateKey);
     this.#digest = parameters.digest;

@@ -3,6 +3,7 @@ import { errors, type AsymmetricSigningAlgorithm, type Configuration, type Error
 import { sessionEnded, type AccountRecord } from '../accounts/account-record.js';
 import type { AuditSink, AuditWriter } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
+import { SIGNING_ALGS } from '../keys/key-store.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Database } from '../registry/tables.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
@@ -43,7 +44,8 @@ export interface ProviderDeps {
   audit?: AuditSink | undefined;
 }
 
-const ASYMMETRIC_ALGS: AsymmetricSigningAlgorithm[] = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+/** What the provider signs and verifies with: the algorithms Gatehouse's keys take. */
+const ASYMMETRIC_ALGS: AsymmetricSigningAlgorithm[] = [...SIGNING_ALGS];
 
 /** Claims a user's scopes release, in the ID token and at userinfo. */
 export function accountClaims(account: AccountRecord) {
