@@ -1,5 +1,5 @@
 import type { Middleware } from 'koa';
-import type { EdgeStep } from './security-headers.js';
+import type { EdgeStep } from './edge-step.js';
 import { isGrantType } from '../config/protocol.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
