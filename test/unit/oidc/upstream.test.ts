@@ -120,6 +120,10 @@ beforeAll(async () => {
     findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
     expiresWithSession: () => false,
     rotateRefreshToken: () => true,
+    ttl: { AccessToken: 600, Grant: 3600, IdToken: 600, RefreshToken: 3600 },
+    renderError: (ctx, out) => {
+      ctx.body = out;
+    },
   });
   compareClientSecretsWith(provider, (presented, stored) => verifyClientSecret(DIGEST_KEY, presented, stored));
   // The resume-route workaround, only on requests that ask for it, so the bug itself stays observable.
@@ -253,7 +257,11 @@ describe('clients', () => {
   it('looks clients up through the static Client.find, which rememberBuiltClients replaces', async () => {
     const record = { clientId: 'app' } as unknown as ClientRecord;
     const cache = { getClient: async (id: string) => (id === 'app' ? record : undefined) } as unknown as RegistryCache;
-    const fresh = new Provider(ISSUER, { adapter: recordingAdapter, jwks: { keys: [signingKey] }, features: { externalSigningSupport: EXTERNAL_SIGNING } });
+    const fresh = new Provider(ISSUER, {
+      adapter: recordingAdapter,
+      jwks: { keys: [signingKey] },
+      features: { devInteractions: { enabled: false }, externalSigningSupport: EXTERNAL_SIGNING },
+    });
     rememberBuiltClients(fresh, cache);
     const kept = await fresh.Client.find('app');
     expect(kept?.clientId).toBe('app');
@@ -395,6 +403,8 @@ describe('external signing', () => {
   });
 
   it('refuses a provider whose ack names another draft', () => {
-    expect(() => new Provider(ISSUER, { jwks: { keys: [signingKey] }, features: { externalSigningSupport: { enabled: true, ack: 'experimental-00' } } })).toThrow();
+    expect(() => new Provider(ISSUER, { jwks: { keys: [signingKey] }, features: { externalSigningSupport: { enabled: true, ack: 'experimental-00' } } })).toThrow(
+      /unacknowledged version of an experimental feature/,
+    );
   });
 });
