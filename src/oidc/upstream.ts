@@ -168,6 +168,25 @@ export function ignoreResumeQuery(authorizationPath: string): Middleware {
   };
 }
 
+/** The directives of a Content-Security-Policy, by name. */
+function cspDirectives(csp: string): Map<string, string[]> {
+  const parsed = new Map<string, string[]>();
+  for (const directive of csp.split(';')) {
+    const [name, ...values] = directive.trim().split(/\s+/);
+    if (name) parsed.set(name.toLowerCase(), values);
+  }
+  return parsed;
+}
+
+/**
+ * The script hashes oidc-provider added to the answer's CSP: its self-submitting pages (form_post,
+ * web_message) push the SHA-256 of their inline script onto a `script-src` directive they find on
+ * the answer, and add none when there is no such directive.
+ */
+export function providerScriptHashes(csp: string): string[] {
+  return (cspDirectives(csp).get('script-src') ?? []).filter((value) => value.startsWith("'sha256-"));
+}
+
 /** The pattern of the @koa/router route that matched the request (`/admin/v1/clients/:id`), from its undocumented `_matchedRoute`. */
 export function matchedRoutePattern(ctx: Context): string | undefined {
   const pattern = (ctx as { _matchedRoute?: unknown })._matchedRoute;

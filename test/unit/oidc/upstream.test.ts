@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +23,7 @@ import {
   isRefreshTokenReuse,
   issuedClientSecret,
   matchedRoutePattern,
+  providerScriptHashes,
   providerSigningKey,
   refreshTokenReused,
   rememberBuiltClients,
@@ -129,6 +131,11 @@ beforeAll(async () => {
   // The resume-route workaround, only on requests that ask for it, so the bug itself stays observable.
   const workaround = ignoreResumeQuery(provider.pathFor('authorization'));
   provider.use((ctx, next) => (ctx.get('X-Workaround') ? workaround(ctx, next) : next()));
+  // A CSP with a script-src, set before the provider answers, as selfSubmittingPageCsp sets one.
+  provider.use((ctx, next) => {
+    if (ctx.get('X-Preset-Csp')) ctx.set('Content-Security-Policy', "default-src 'self'; script-src 'none'");
+    return next();
+  });
   (provider as unknown as NodeJS.EventEmitter).on('grant.error', (_ctx: unknown, error: (typeof grantErrors)[number]) => grantErrors.push(error));
   rows.set('Client:app', {
     client_id: 'app',
@@ -362,6 +369,28 @@ describe('routes', () => {
     const worked = await fetch(resume, { headers: { 'X-Workaround': '1' } });
     expect(worked.status).toBeGreaterThanOrEqual(400);
     expect(worked.status).toBeLessThan(500);
+  });
+
+  it('adds the hash of a self-submitting page’s script to a script-src it finds, where providerScriptHashes reads it', async () => {
+    const query = new URLSearchParams({
+      client_id: 'app',
+      response_type: 'code',
+      response_mode: 'form_post',
+      redirect_uri: 'https://rp.example/cb',
+      scope: 'openid',
+      prompt: 'none',
+      state: 'xyz',
+    });
+    const page = await fetch(`${base}${provider.pathFor('authorization')}?${query}`, { headers: { 'X-Preset-Csp': '1' }, redirect: 'manual' });
+    // The error (login_required: no session) posted back to the client by a page that submits itself.
+    const html = await page.text();
+    expect(html).toContain('name="error" value="login_required"');
+    expect(html).toContain('action="https://rp.example/cb"');
+    const scripts = [...html.matchAll(/<script[^>]*>([\s\S]*?)<\/script>/g)].map(([, script]) => script!);
+    expect(scripts).toHaveLength(1);
+    const expected = `'sha256-${createHash('sha256').update(scripts[0]!).digest('base64')}'`;
+    expect(providerScriptHashes(page.headers.get('content-security-policy') ?? '')).toEqual([expected]);
+    expect(providerScriptHashes("default-src 'self'")).toEqual([]);
   });
 
   it("reads koa-router's matched route pattern", async () => {
