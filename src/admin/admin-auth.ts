@@ -1,5 +1,6 @@
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { Middleware } from 'koa';
+import { SIGNING_ALGS } from '../keys/key-store.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import { ADMIN_SCOPE, adminAudience } from '../registry/resource-server.repository.js';
 import { ApiError } from './problem.js';
@@ -46,7 +47,7 @@ export function requireAdmin(deps: { issuer: string; jwks: () => JSONWebKeySet; 
         issuer: deps.issuer,
         audience,
         typ: 'at+jwt',
-        algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+        algorithms: [...SIGNING_ALGS],
       }));
     } catch (error) {
       const expired = error instanceof joseErrors.JWTExpired;

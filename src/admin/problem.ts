@@ -1,6 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError, type FieldError } from '../services/errors.js';
-import { DependencyUnavailable, isUnreachable, RETRY_AFTER_SECONDS } from '../services/unavailable.js';
+import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
 
 /** An admin API refusal, rendered as an RFC 9457 problem document. `code` is stable; `detail` is for people. */
 export class ApiError extends Error {
@@ -66,7 +66,7 @@ function toApiError(error: unknown): ApiError | undefined {
     return new ApiError(409, 'conflict', error.message, { errors: [{ field: error.field, message: error.message.slice(error.field.length + 2) }] });
   }
   if (error instanceof PreconditionFailedError) return new ApiError(412, 'precondition_failed', `${error.message}: read it again and retry`);
-  if (error instanceof DependencyUnavailable || isUnreachable(error)) {
+  if (isUnreachable(error)) {
     return new ApiError(503, 'temporarily_unavailable', 'the registry database is unreachable: nothing was changed, try again shortly', {
       headers: { 'Retry-After': RETRY_AFTER_SECONDS },
     });

@@ -1,6 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { AuditKey, AuditKeyring } from '../keys/audit-key.js';
+import { PRIVATE_JWK_MEMBERS } from '../keys/jwk.js';
 import type { Logger } from '../observability/logger.js';
 import type { AuditLogRow, Database } from '../registry/tables.js';
 
@@ -53,8 +54,6 @@ export interface AuditRecord {
 const SECRET_KEYS = new Set(['authorization', 'cookie', 'setcookie', 'jwk', 'privatejwk', 'digestkey']);
 /** …nor any key ending in one of these: client_secret, new_password, password_hash, refresh_token, secret_digest, client_assertion, private_key. */
 const SECRET_SUFFIXES = ['secret', 'password', 'passwordhash', 'secretdigest', 'token', 'assertion', 'privatekey'];
-/** A JWK's private members (RFC 7518): dropped from any object with a `kty`. */
-const PRIVATE_JWK_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
 
 function isSecretKey(key: string): boolean {
   const normalized = key.toLowerCase().replace(/[-_]/g, '');
@@ -81,6 +80,7 @@ function redact(value: unknown, ancestors: Set<object>): unknown {
   const jwk = typeof value.kty === 'string';
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {
+    // A JWK's private members are dropped from any object with a `kty`.
     if (isSecretKey(key) || (jwk && PRIVATE_JWK_MEMBERS.has(key))) continue;
     out[key] = redact(item, ancestors);
   }

@@ -12,9 +12,6 @@ export function emailFingerprint(email: string): string {
   return `email-sha256:${createHash('sha256').update(normaliseEmail(email)).digest('hex').slice(0, 16)}`;
 }
 
-/** The message oidc-provider (and the durable adapter, for a race) gives a spent refresh token. */
-export const REFRESH_TOKEN_REUSED = 'refresh token already used';
-
 /** What the listener reads from oidc-provider's context: a structural subset of KoaContextWithOIDC. */
 interface GrantErrorContext {
   ip?: string;
@@ -26,23 +23,26 @@ interface GrantErrorContext {
 }
 
 interface GrantError {
-  error?: string;
-  error_detail?: string;
-  message?: string;
+  error?: unknown;
+  error_detail?: unknown;
+  message?: unknown;
 }
 
 /**
  * A listener for oidc-provider's `grant.error` event that records `refresh_token.reuse` when a
  * spent refresh token is presented (oidc-provider then revokes the whole grant; the durable adapter
- * says the same for two requests racing with one token). Never throws.
+ * says the same for two requests racing with one token). Which errors say so is oidc-provider's
+ * wording, told by `isReuse` (oidc/upstream.ts, isRefreshTokenReuse). Never throws.
  *
  * @example
- * provider.on('grant.error', auditRefreshTokenReuse(audit));
+ * provider.on('grant.error', auditRefreshTokenReuse(audit, isRefreshTokenReuse));
  */
-export function auditRefreshTokenReuse(sink: AuditSink): (ctx: GrantErrorContext | undefined, error: GrantError | undefined) => void {
+export function auditRefreshTokenReuse(
+  sink: AuditSink,
+  isReuse: (error: GrantError | undefined) => boolean,
+): (ctx: GrantErrorContext | undefined, error: GrantError | undefined) => void {
   return (ctx, error) => {
-    if (error?.error !== 'invalid_grant') return;
-    if (error.error_detail !== REFRESH_TOKEN_REUSED && error.message !== REFRESH_TOKEN_REUSED) return;
+    if (!isReuse(error)) return;
     const clientId = ctx?.oidc?.client?.clientId ?? null;
     const refreshToken = ctx?.oidc?.entities?.RefreshToken;
     const grantId = refreshToken?.grantId ?? null;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { envSchema, isLoopbackHost } from './schema.js';
+import { isLoopbackHostname } from './protocol.js';
+import { envSchema } from './schema.js';
 
 /** The validated, frozen configuration every other module receives. */
 export interface Config {
@@ -90,7 +91,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       problems.push('COOKIE_KEYS: required in production (comma-separated secrets of 32+ characters; the first signs)');
     }
     const url = new URL(issuer);
-    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    if (url.protocol === 'http:' && !isLoopbackHostname(url.hostname)) {
       problems.push(`ISSUER: must use https in production unless it is localhost (got ${url.origin})`);
     }
     if (options.server !== false && e.METRICS_PORT === undefined) {

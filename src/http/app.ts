@@ -9,7 +9,10 @@ import type { ProviderHost } from '../oidc/provider-host.js';
 import { healthRoutes, type ReadinessCheck } from './health.routes.js';
 import { requestLogging } from './request-logging.js';
 import { retryAfterOnUnavailable } from './retry-after.js';
-import { bodyLimit, hostCheck, securityHeaders, type EdgeStep, type HostVerdict } from './security-headers.js';
+import { bodyLimit } from './body-limit.js';
+import type { EdgeStep } from './edge-step.js';
+import { hostCheck, type HostVerdict } from './host-check.js';
+import { securityHeaders } from './security-headers.js';
 import { discardUnreadBody } from './unread-body.js';
 
 function routerMiddleware(router: Router): Koa.Middleware {

@@ -1,9 +1,11 @@
 import type { Middleware } from 'koa';
-import type { EdgeStep } from './security-headers.js';
+import type { EdgeStep } from './edge-step.js';
+import { isGrantType } from '../config/protocol.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { resolveRequestId } from '../observability/request-id.js';
-import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/unavailable.js';
+import { matchedRoutePattern } from '../oidc/upstream.js';
+import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
 
 declare module 'koa' {
   interface DefaultState {
@@ -42,11 +44,8 @@ class RequestState {
 function routeOf(ctx: Parameters<Middleware>[0]): string {
   const oidcRoute = (ctx as { oidc?: { route?: unknown } }).oidc?.route;
   if (typeof oidcRoute === 'string') return oidcRoute;
-  const pattern = (ctx as { _matchedRoute?: unknown })._matchedRoute;
-  return typeof pattern === 'string' ? pattern : 'unmatched';
+  return matchedRoutePattern(ctx) ?? 'unmatched';
 }
-
-const GRANT_TYPES = new Set(['authorization_code', 'client_credentials', 'refresh_token']);
 
 /** "ok" below 400, else the answer's own error code (OAuth `error`, problem `type`), never request input. */
 function outcomeOf(ctx: Parameters<Middleware>[0]): string {
@@ -115,7 +114,7 @@ export function requestLogging(logger: Logger, metrics?: Metrics, steps: readonl
           ms: Math.round(ms * 100) / 100,
         };
         if (clientId) line.clientId = clientId;
-        if (typeof grant === 'string' && GRANT_TYPES.has(grant)) line.grant = grant;
+        if (isGrantType(grant)) line.grant = grant;
         // The request id as a field of the line, not through a child logger made for one line.
         logger.info(line, 'request');
       }

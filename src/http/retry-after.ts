@@ -1,5 +1,5 @@
-import { RETRY_AFTER_SECONDS } from '../services/unavailable.js';
-import type { EdgeStep } from './security-headers.js';
+import { RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
+import type { EdgeStep } from './edge-step.js';
 
 /**
  * Every 503 says when to try again (RFC 9110 §10.2.3), whoever built it: Gatehouse's own answers

@@ -1,4 +1,4 @@
-import type { EdgeStep } from './security-headers.js';
+import type { EdgeStep } from './edge-step.js';
 
 /** How much of a body nobody read is read and discarded after the answer, at most. */
 export const DISCARD_MAX_BYTES = 8 * 1024 * 1024;

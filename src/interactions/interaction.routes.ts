@@ -9,7 +9,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { pageCsp, type Pages } from '../oidc/pages.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
-import { DependencyUnavailable, isUnreachable, RETRY_AFTER_SECONDS } from '../services/unavailable.js';
+import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
 import { createCsrf } from './csrf.js';
 import type { LoginLimiter } from './login-limiter.js';
 import { describeScopes } from './scopes.js';
@@ -158,7 +158,7 @@ export function createInteractionRoutes(deps: {
         errorPage(ctx, 400, 'This sign-in link has expired', 'Go back to the app and start signing in again.', 'session_not_found');
         return;
       }
-      if (error instanceof DependencyUnavailable || isUnreachable(error)) {
+      if (isUnreachable(error)) {
         ctx.set('Retry-After', RETRY_AFTER_SECONDS);
         errorPage(ctx, 503, 'Sign-in is temporarily unavailable', 'Gatehouse cannot reach its storage right now. Nothing was changed: try again in a moment.', 'temporarily_unavailable');
         return;

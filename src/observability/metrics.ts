@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { isGrantType } from '../config/protocol.js';
 
 /** Where a dependency's time went: the registry database or the ephemeral store. */
 export type DependencyName = 'database' | 'store';
@@ -22,7 +23,6 @@ export interface Metrics {
   dependency(name: DependencyName, operation: string, seconds: number, failed: boolean): void;
 }
 
-const GRANT_TYPES = new Set(['authorization_code', 'client_credentials', 'refresh_token']);
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
 
 /**
@@ -109,10 +109,10 @@ export function createMetrics(
   return {
     registry,
     tokenIssued(grantType, clientId) {
-      tokenSeries(GRANT_TYPES.has(grantType) ? grantType : 'other', labelledClients.has(clientId) ? clientId : 'other').inc();
+      tokenSeries(isGrantType(grantType) ? grantType : 'other', labelledClients.has(clientId) ? clientId : 'other').inc();
     },
     tokenError(grantType, error) {
-      tokenErrors.inc({ grant_type: GRANT_TYPES.has(grantType) ? grantType : 'other', error: /^[a-z_]{1,40}$/.test(error) ? error : 'other' });
+      tokenErrors.inc({ grant_type: isGrantType(grantType) ? grantType : 'other', error: /^[a-z_]{1,40}$/.test(error) ? error : 'other' });
     },
     signIn(outcome) {
       signIns.inc({ outcome });

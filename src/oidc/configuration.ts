@@ -1,40 +1,19 @@
 import type { Kysely } from 'kysely';
 import { errors, type AsymmetricSigningAlgorithm, type Configuration, type ErrorOut, type JWK, type KoaContextWithOIDC, type Session } from 'oidc-provider';
+import { sessionEnded, type AccountRecord } from '../accounts/account-record.js';
 import type { AuditSink, AuditWriter } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
-import { EXTERNAL_SIGNING, LocalSigningKey } from '../keys/signing-key.js';
+import { SIGNING_ALGS } from '../keys/key-store.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Database } from '../registry/tables.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
-import { rethrowUnreachable } from '../services/unavailable.js';
 import { createAdapterFactory } from './adapters/index.js';
 import { findLatestGrantId } from './adapters/durable-adapter.js';
 import { takeReadAheadAccount } from './adapters/rotation-scope.js';
 import { pageCsp, type Pages } from './pages.js';
 import { registrationFeatures } from './registration.js';
 import { createResourceIndicators } from './resource-indicators.js';
-
-/** The part of a user the provider needs: who they are and the claims their scopes allow. */
-export interface AccountRecord {
-  id: string;
-  email: string;
-  emailVerified: boolean;
-  name: string | null;
-  disabled: boolean;
-  updatedAt: Date;
-  /** Browser sessions that signed in before this time are over (a password change, a disable). */
-  sessionsValidAfter?: Date | null;
-}
-
-/**
- * Whether a browser session that signed in at `loginTs` (epoch seconds, as oidc-provider keeps it)
- * is over for this account. The login time is known to the second only: a session of the same second
- * as the cutoff counts as before it (the sign-in page waits out that second, see interaction.routes.ts).
- */
-export function sessionEnded(account: Pick<AccountRecord, 'sessionsValidAfter'>, loginTs: number | undefined): boolean {
-  const cutoff = account.sessionsValidAfter;
-  return cutoff != null && (loginTs ?? 0) * 1000 < cutoff.getTime();
-}
+import { EXTERNAL_SIGNING, providerSigningKey, rethrowUnreachable } from './upstream.js';
 
 /** Signs the browser session out in this request: the login prompt follows, and the stored session is replaced. */
 function endBrowserSession(session: Session): void {
@@ -65,7 +44,8 @@ export interface ProviderDeps {
   audit?: AuditSink | undefined;
 }
 
-const ASYMMETRIC_ALGS: AsymmetricSigningAlgorithm[] = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+/** What the provider signs and verifies with: the algorithms Gatehouse's keys take. */
+const ASYMMETRIC_ALGS: AsymmetricSigningAlgorithm[] = [...SIGNING_ALGS];
 
 /** Claims a user's scopes release, in the ID token and at userinfo. */
 export function accountClaims(account: AccountRecord) {
@@ -107,7 +87,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
   return {
     // The adapters answer DependencyUnavailable themselves (guardAdapter): they get the plain cache.
     adapter: createAdapterFactory({ cache: deps.cache, store, db, clients: { db, issuer: config.issuer, digestKey, audit: deps.auditWriter }, idTokenSigningAlg: signingAlg }),
-    jwks: { keys: jwks.map((jwk) => new LocalSigningKey(jwk)) },
+    jwks: { keys: jwks.map(providerSigningKey) },
     cookies: {
       keys: [...config.cookieKeys],
       long: { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies },

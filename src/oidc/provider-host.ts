@@ -4,6 +4,7 @@ import type { JSONWebKeySet } from 'jose';
 import type { JWK, Provider } from 'oidc-provider';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
+import { publicJwk } from '../keys/jwk.js';
 import { keysFingerprint, loadSigningKeys } from '../keys/key-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -11,11 +12,9 @@ import { closeRotationScope, openRotationScope } from './adapters/rotation-scope
 import type { ProviderDeps } from './configuration.js';
 import { answerRewrites, createProvider } from './provider.js';
 
-const PRIVATE_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
-
 /** A signing key's public half, as the JWKS endpoint publishes it. */
 function publicPart(jwk: JWK): JSONWebKeySet['keys'][number] {
-  return Object.fromEntries(Object.entries(jwk).filter(([name]) => !PRIVATE_MEMBERS.has(name))) as JSONWebKeySet['keys'][number];
+  return publicJwk(jwk) as JSONWebKeySet['keys'][number];
 }
 
 /** Holds the current provider and swaps in a new one when the signing keys on disk change. */

@@ -3,15 +3,13 @@ import { Provider } from 'oidc-provider';
 import type { AuditSink } from '../audit/audit-log.js';
 import { auditRefreshTokenReuse } from '../audit/security-events.js';
 import type { Logger } from '../observability/logger.js';
-import type { ClientRecord } from '../registry/client.repository.js';
-import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createSecretVerifier } from '../services/client-secrets.js';
 import { buildConfiguration, type ProviderDeps } from './configuration.js';
 import { registrationAnswers } from './registration.js';
-import { ignoreResumeQuery } from './resume-query.js';
 import { endSessionWithoutSession, selfSubmittingPageCsp } from './self-submitting-pages.js';
 import { rewriteProtocolErrors } from './token-errors.js';
+import { compareClientSecretsWith, ignoreResumeQuery, isBodyTooLarge, isRefreshTokenReuse, rememberBuiltClients } from './upstream.js';
 
 const PROVIDER_ERROR_EVENTS = [
   'server_error',
@@ -48,34 +46,6 @@ export function answerRewrites(config: Pick<ProviderDeps['config'], 'registratio
   return [rewriteProtocolErrors, ...(config.registrationEnabled ? [registrationAnswers] : [])];
 }
 
-type ProviderClient = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>;
-
-/**
- * oidc-provider builds a Client from the adapter's metadata and, to tell whether it built one from
- * the same metadata before, serialises and hashes all of it on every request that names a client.
- * The registry cache hands out the same record until the client changes (or the cache is dropped):
- * the Client built while that record was current is kept for it, and the next request takes it
- * without the hash. A changed client is a new record, so it is built afresh.
- */
-export function rememberBuiltClients(provider: Provider, cache: RegistryCache): void {
-  const Client = provider.Client;
-  const build = Client.find.bind(Client);
-  const built = new WeakMap<ClientRecord, ProviderClient>();
-  Client.find = async (id: string) => {
-    let record: ClientRecord | undefined;
-    try {
-      record = typeof id === 'string' && id.length > 0 ? await cache.getClient(id) : undefined;
-    } catch {
-      // Left to the provider's own lookup below, whose adapter answers an outage as 503.
-    }
-    const known = record && built.get(record);
-    if (known) return known;
-    const client = await build(id);
-    if (record && client) built.set(record, client);
-    return client;
-  };
-}
-
 /**
  * Builds the oidc-provider instance: the protocol engine Gatehouse configures but does not
  * re-implement. Client secrets are verified against their stored HMAC digest.
@@ -95,16 +65,13 @@ export function createProvider(deps: ProviderDeps & { logger: Logger; audit?: Au
   rememberBuiltClients(provider, deps.cache);
 
   // The stored "secret" is a digest; compare what the client presented against it, in constant time.
-  const verifySecret = createSecretVerifier(deps.digestKey);
-  provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string) {
-    return Promise.resolve(verifySecret(actual, this.clientSecret));
-  };
+  compareClientSecretsWith(provider, createSecretVerifier(deps.digestKey));
 
   const emitter: NodeJS.EventEmitter = provider;
   for (const event of PROVIDER_ERROR_EVENTS) {
     emitter.on(event, (ctx: { state?: { requestId?: string; entityTooLarge?: boolean } } | undefined, error: ErrorLike) => {
       // oidc-provider reads bodies itself (56 KiB at most) and calls an oversized one a parse failure.
-      if (ctx?.state && (error?.cause as { message?: string } | undefined)?.message === 'request entity too large') {
+      if (ctx?.state && isBodyTooLarge(error)) {
         ctx.state.entityTooLarge = true;
       }
       const fields = {
@@ -129,6 +96,6 @@ export function createProvider(deps: ProviderDeps & { logger: Logger; audit?: Au
     emitter.on('grant.error', (ctx: TokenContext, error: ErrorLike) => metrics.tokenError(grantOf(ctx), error?.error ?? 'server_error'));
   }
   // A spent refresh token presented again is a security event: the family is revoked and recorded.
-  if (deps.audit) emitter.on('grant.error', auditRefreshTokenReuse(deps.audit));
+  if (deps.audit) emitter.on('grant.error', auditRefreshTokenReuse(deps.audit, isRefreshTokenReuse));
   return provider;
 }

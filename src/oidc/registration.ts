@@ -1,7 +1,8 @@
 import type { Context } from 'koa';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
-import { generateClientSecret, isClientSecretDigest } from '../services/client-secrets.js';
+import { generateClientSecret } from '../services/client-secrets.js';
 import { newClientId } from '../services/clients.service.js';
+import { isClientSecretUpdateRefusal, issuedClientSecret } from './upstream.js';
 
 type Features = NonNullable<Configuration['features']>;
 
@@ -36,7 +37,7 @@ async function registeredMetadata(ctx: KoaContextWithOIDC, body: Body): Promise<
   const metadata: Body = stored.metadata();
   delete metadata.client_secret;
   // A secret appears only where oidc-provider just issued it (registration, or an update that needs one).
-  const issued = typeof body.client_secret === 'string' && !isClientSecretDigest(body.client_secret) ? body.client_secret : undefined;
+  const issued = issuedClientSecret(body);
   return {
     ...metadata,
     ...(stored.clientSecret ? { client_secret_expires_at: 0 } : {}),
@@ -57,7 +58,7 @@ export async function registrationAnswers(ctx: Context): Promise<void> {
   const body = ctx.body as Body | undefined;
   if (!body || typeof body !== 'object') return;
 
-  if (oidc.route === 'client_update' && ctx.status === 400 && /^provided client_secret does not match/.test(String(body.error_description))) {
+  if (oidc.route === 'client_update' && ctx.status === 400 && isClientSecretUpdateRefusal(body.error_description)) {
     ctx.body = {
       error: 'invalid_request',
       error_description: 'client_secret is not taken in an update: Gatehouse keeps only a digest of it to compare with. Leave it out (RFC 7592 §2.2 makes it optional)',

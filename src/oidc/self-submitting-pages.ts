@@ -2,16 +2,7 @@ import { decodeJwt } from 'jose';
 import type { Context, Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
 import { pageCsp } from './pages.js';
-
-/** The directives of a Content-Security-Policy, by name. */
-function directives(csp: string): Map<string, string[]> {
-  const parsed = new Map<string, string[]>();
-  for (const directive of csp.split(';')) {
-    const [name, ...values] = directive.trim().split(/\s+/);
-    if (name) parsed.set(name.toLowerCase(), values);
-  }
-  return parsed;
-}
+import { providerScriptHashes } from './upstream.js';
 
 /**
  * Provider pre-middleware for the authorization endpoint (and its resume path): the page of
@@ -19,7 +10,7 @@ function directives(csp: string): Map<string, string[]> {
  * at all) blocks, and posts to the client's redirect_uri, which `form-action 'self'` blocks.
  *
  * oidc-provider adds the SHA-256 of that script to a `script-src` directive it finds on the answer
- * (its form_post renderer does so for exactly this), so a CSP with `script-src 'none'` is set before
+ * (its form_post renderer does so for exactly this; upstream.ts, providerScriptHashes), so a CSP with `script-src 'none'` is set before
  * the provider runs. When the provider answered with such a page, the answer's CSP is rebuilt: the
  * pages' CSP, that script's hash as the only script allowed (never 'unsafe-inline'), and the origin
  * of the redirect_uri (which the provider has checked) as a form target. Any other HTML answer keeps
@@ -39,7 +30,7 @@ export function selfSubmittingPageCsp(authorizationPath: string): Middleware {
       ctx.remove('Content-Security-Policy');
       return;
     }
-    const hashes = (directives(ctx.response.get('Content-Security-Policy')).get('script-src') ?? []).filter((value) => value.startsWith("'sha256-"));
+    const hashes = providerScriptHashes(ctx.response.get('Content-Security-Policy'));
     if (hashes.length === 0) return;
     const redirectUri = (ctx as { oidc?: { params?: { redirect_uri?: unknown } } }).oidc?.params?.redirect_uri;
     ctx.set('Content-Security-Policy', `${pageCsp(typeof redirectUri === 'string' ? [redirectUri] : [])}; script-src ${hashes.join(' ')}`);

@@ -16,6 +16,26 @@ export interface StoredInitialAccessToken {
   expiresAt: Date | null;
 }
 
+/**
+ * Stores a new initial access token as the durable adapter would: under `storedId` (the digest of
+ * its value), with the payload oidc-provider reads back, until `expiresAt`.
+ */
+export async function insertInitialAccessTokenRow(db: Db, row: { storedId: string; payload: Record<string, unknown>; expiresAt: Date }): Promise<void> {
+  await db
+    .insertInto('oidc_durable')
+    .values({
+      model: MODEL,
+      id: row.storedId,
+      grant_id: null,
+      account_id: null,
+      client_id: null,
+      payload: JSON.stringify(row.payload),
+      expires_at: row.expiresAt,
+      consumed_at: null,
+    })
+    .execute();
+}
+
 /** Every stored initial access token (expired ones too, until the purge removes them), oldest first. */
 export async function listInitialAccessTokenRows(db: Db): Promise<StoredInitialAccessToken[]> {
   const rows = await db

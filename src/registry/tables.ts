@@ -66,7 +66,7 @@ export interface UserTable {
 
 /**
  * oidc-provider's durable models (Grant, RefreshToken, InitialAccessToken, RegistrationAccessToken),
- * one row per model instance. A token's `id` is the digest of its value (oidc/adapters/token-digest.ts).
+ * one row per model instance. A token's `id` is the digest of its value (registry/token-digest.ts).
  */
 export interface OidcDurableTable {
   model: string;

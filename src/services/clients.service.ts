@@ -24,22 +24,22 @@ import {
   type ResourceServer,
 } from '../registry/resource-server.repository.js';
 import type { Database, StoredJwks } from '../registry/tables.js';
+import { GRANT_TYPES } from '../config/protocol.js';
+import { PRIVATE_JWK_MEMBERS } from '../keys/jwk.js';
 import { recordChange, type AuditActor, type AuditWriter } from './changes.js';
 import { digestClientSecret, generateClientSecret } from './client-secrets.js';
 import { NotFoundError, PreconditionFailedError, ValidationError, type FieldError } from './errors.js';
 import { OIDC_SCOPES, parseInput, redirectUri, scopeString } from './validation.js';
 
-export const GRANT_TYPES = ['authorization_code', 'client_credentials', 'refresh_token'] as const;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
-const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth'];
 
 const jwks = z
   .object({ keys: z.array(z.record(z.string(), z.unknown())).min(1, 'must hold at least one key').max(10) })
   .superRefine((set, ctx) => {
     set.keys.forEach((key, index) => {
       if (typeof key.kty !== 'string') ctx.addIssue({ code: 'custom', path: ['keys', index], message: 'each key needs a kty' });
-      const leaked = PRIVATE_JWK_MEMBERS.filter((member) => member in key);
+      const leaked = [...PRIVATE_JWK_MEMBERS].filter((member) => member in key);
       if (leaked.length > 0) {
         ctx.addIssue({ code: 'custom', path: ['keys', index], message: `must be a public key (found private member ${leaked.join(', ')})` });
       }

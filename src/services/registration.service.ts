@@ -1,10 +1,8 @@
-import { createHash } from 'node:crypto';
-import { digestTokenValue } from '../oidc/adapters/token-digest.js';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { Provider } from 'oidc-provider';
-import { createDurableAdapter } from '../oidc/adapters/durable-adapter.js';
-import { deleteInitialAccessTokenRow, listInitialAccessTokenRows } from '../registry/initial-access-token.repository.js';
+import { deleteInitialAccessTokenRow, insertInitialAccessTokenRow, listInitialAccessTokenRows } from '../registry/initial-access-token.repository.js';
 import type { Database } from '../registry/tables.js';
+import { digestTokenValue } from '../registry/token-digest.js';
 import { z } from 'zod';
 import { recordChange, type AuditActor, type RegistryServiceDeps } from './changes.js';
 import { NotFoundError, ValidationError } from './errors.js';
@@ -42,21 +40,40 @@ export function initialAccessTokenId(storedId: string): string {
 /** The key the durable adapter stores a token under: the digest of its value (token-digest.ts). */
 const storedKeyOf = (value: string): string => digestTokenValue(value);
 
+/**
+ * What oidc-provider's InitialAccessToken model stores for a token without policies, in its opaque
+ * format: `iat`, `exp` (epoch seconds) and `kind`; its value (`jti`) is the row's key and is not
+ * kept (token-digest.ts). Written here, without oidc-provider, so that the CLI never loads it:
+ * oidc/upstream.ts lists this as a reliance on the provider's internals, and its contract test
+ * checks that the provider's own model saves the same and accepts a token minted here.
+ */
+export function initialAccessTokenPayload(issuedAt: number, expiresAt: number): { iat: number; exp: number; kind: 'InitialAccessToken' } {
+  return { iat: issuedAt, exp: expiresAt, kind: 'InitialAccessToken' };
+}
+
+/**
+ * A new token value as oidc-provider makes its opaque ones: 256 random bits, 43 base64url characters
+ * (its default formats.bitsOfOpaqueRandomness).
+ */
+export function newInitialAccessTokenValue(): string {
+  return randomBytes(32).toString('base64url');
+}
+
 const describeTtl = (seconds: number) =>
   seconds % 86_400 === 0 ? `${seconds / 86_400} day${seconds === 86_400 ? '' : 's'}` : `${seconds} seconds`;
 
 /**
- * Mints an initial access token for the registration endpoint (RFC 7591 §3). It is oidc-provider's
- * own InitialAccessToken model, saved through the same durable adapter the server reads it with, by a
- * provider built only for this (no signing keys, no other model): the server finds it as if it had
- * issued it. It may register clients until it expires, at most `maxTtl` seconds from now
- * (REGISTRATION_TOKEN_MAX_TTL_SECONDS), or until it is revoked. Saved and recorded as
- * `registration.token_create` by `by` in one transaction.
+ * Mints an initial access token for the registration endpoint (RFC 7591 §3): a row of
+ * oidc-provider's InitialAccessToken model as its durable adapter stores one (initialAccessTokenPayload),
+ * so the server finds it as if it had issued it. It may register clients until it expires, at most
+ * `maxTtl` seconds from now (REGISTRATION_TOKEN_MAX_TTL_SECONDS), or until it is revoked. Saved and
+ * recorded as `registration.token_create` by `by` in one transaction.
  *
  * @example
  * const { id, token, expiresAt } = await createInitialAccessToken({ db, audit, issuer, maxTtl: config.registrationTokenMaxTtlSeconds }, by, 3600);
  */
 export async function createInitialAccessToken(
+  // `issuer` is no longer needed to mint (no provider is built); callers still pass it.
   deps: RegistryServiceDeps & { issuer: string; maxTtl?: number },
   by: AuditActor,
   expiresIn?: number,
@@ -75,20 +92,13 @@ export async function createInitialAccessToken(
     ]);
   }
   return deps.db.transaction().execute(async (trx) => {
-    const provider = new Provider(deps.issuer, {
-      jwks: { keys: [] },
-      adapter: (model: string) => {
-        if (model !== 'InitialAccessToken') throw new Error(`this provider only mints initial access tokens, not ${model}`);
-        // The durable adapter on this transaction: the token and its audit row commit together.
-        return createDurableAdapter(model, trx);
-      },
-      features: { devInteractions: { enabled: false }, registration: { enabled: true, initialAccessToken: true } },
-    });
-    const value = await new provider.InitialAccessToken({ expiresIn: ttl }).save();
-    // Read back as the registration endpoint will read it: proves the row is one the server accepts.
-    const saved = await provider.InitialAccessToken.find(value);
-    if (!saved?.exp) throw new Error('the initial access token was not stored');
-    const issued = { id: initialAccessTokenId(storedKeyOf(value)), token: value, expiresAt: new Date(saved.exp * 1000) };
+    const now = Date.now();
+    const issuedAt = Math.floor(now / 1000);
+    const value = newInitialAccessTokenValue();
+    const payload = initialAccessTokenPayload(issuedAt, issuedAt + ttl);
+    // The token and its audit row commit together.
+    await insertInitialAccessTokenRow(trx, { storedId: storedKeyOf(value), payload, expiresAt: new Date(now + ttl * 1000) });
+    const issued = { id: initialAccessTokenId(storedKeyOf(value)), token: value, expiresAt: new Date(payload.exp * 1000) };
     await recordChange(deps.audit, trx, by, {
       action: 'registration.token_create',
       target: `initial_access_token:${issued.id}`,

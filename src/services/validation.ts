@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isLoopbackHostname } from '../config/protocol.js';
 import { hasNul } from '../registry/text.js';
 import type { FieldError } from './errors.js';
 import { ValidationError } from './errors.js';
@@ -8,10 +9,6 @@ export const OIDC_SCOPES = ['openid', 'profile', 'email', 'offline_access'] as c
 
 /** RFC 6749 §3.3 scope-token. */
 export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/;
-
-export function isLoopbackHostname(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
-}
 
 /** Why a redirect URI is unacceptable, or undefined when it is fine. */
 export function redirectUriProblem(value: string): string | undefined {

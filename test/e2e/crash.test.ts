@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import { loadConfig } from '../../src/config/load-config.js';
-import { digestTokenValue } from '../../src/oidc/adapters/token-digest.js';
+import { digestTokenValue } from '../../src/registry/token-digest.js';
 import { openCliDatabase, type RegistryDatabase } from '../../src/registry/database.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { registerPersonAndApp, signInForTokens, startNodes, type NodeGroup } from '../fixtures/nodes.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RETRY_AFTER_SECONDS } from '../../src/services/unavailable.js';
+import { RETRY_AFTER_SECONDS } from '../../src/services/dependency-outage.js';
 import { createUser } from '../../src/services/users.service.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
+import { GRANT_TYPES } from '../../config/protocol.js';
 import { loadDigestKey } from '../../keys/key-store.js';
 import {
   AUTH_METHODS,
@@ -8,7 +9,6 @@ import {
   deleteClient,
   getClient,
   grantClient,
-  GRANT_TYPES,
   listClients,
   revokeClientGrant,
   rotateClientSecret,

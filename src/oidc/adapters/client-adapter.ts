@@ -2,10 +2,10 @@ import { errors, type Adapter, type AdapterPayload, type ClientAuthMethod } from
 import type { AuditActor } from '../../audit/audit-log.js';
 import type { ClientRecord } from '../../registry/client.repository.js';
 import type { RegistryCache } from '../../registry/registry-cache.js';
-import { isClientSecretDigest } from '../../services/client-secrets.js';
 import { deleteClient, saveRegisteredClient, type ClientServiceDeps } from '../../services/clients.service.js';
 import { NotFoundError, ValidationError } from '../../services/errors.js';
 import { OIDC_SCOPES } from '../../services/validation.js';
+import { issuedClientSecret } from '../upstream.js';
 
 /**
  * Client metadata as oidc-provider expects it. `client_secret` carries the stored digest:
@@ -108,7 +108,7 @@ export function createClientAdapter(deps: ClientAdapterDeps): Adapter {
       refuseUnkept(metadata, deps.idTokenSigningAlg);
       const input = Object.fromEntries(KEPT.filter((key) => metadata[key] !== undefined).map((key) => [key, metadata[key]]));
       // oidc-provider hands back the client_secret the adapter gave it (the digest) unless it just issued one.
-      const issued = typeof metadata.client_secret === 'string' && !isClientSecretDigest(metadata.client_secret) ? metadata.client_secret : undefined;
+      const issued = issuedClientSecret(metadata);
       try {
         await saveRegisteredClient(deps.clients, registration(id), id, input, issued);
       } catch (error) {

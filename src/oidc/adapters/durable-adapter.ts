@@ -1,21 +1,20 @@
 import { sql, type Kysely } from 'kysely';
-import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { prepareQuery } from '../../registry/prepared.js';
 import type { Database } from '../../registry/tables.js';
 import { hasNul } from '../../registry/text.js';
-import { rethrowUnreachable } from '../../services/unavailable.js';
-import type { AccountRecord } from '../configuration.js';
+import type { AccountRecord } from '../../accounts/account-record.js';
 import {
   deferCommit,
   deferConsume,
   deferredConsume,
   inTokenRequest,
   keepReadAhead,
-  providerRequest,
   takeReadAheadGrant,
   type CurrentRequest,
 } from './rotation-scope.js';
-import { DIGESTED_MODELS, digestTokenValue, withoutTokenValue } from './token-digest.js';
+import { DIGESTED_MODELS, digestTokenValue, withoutTokenValue } from '../../registry/token-digest.js';
+import { currentProviderRequest, refreshTokenReused, rethrowUnreachable } from '../upstream.js';
 
 /** The account columns read with a refresh token (a left join: all null when the account is gone). */
 interface AccountColumns {
@@ -61,7 +60,7 @@ type UpsertArgs = [string, string | null, string | null, string | null, string, 
  * A token model (DIGESTED_MODELS) is stored under the digest of the token's value and without it:
  * every method digests the id oidc-provider passes, and `find` gives the value back as `jti`.
  */
-export function createDurableAdapter(model: string, db: Kysely<Database>, currentRequest: CurrentRequest = providerRequest): Adapter {
+export function createDurableAdapter(model: string, db: Kysely<Database>, currentRequest: CurrentRequest = currentProviderRequest): Adapter {
   const digested = DIGESTED_MODELS.has(model);
   /** The stored id of what oidc-provider calls `id`. */
   const storedId = digested ? digestTokenValue : (id: string) => id;
@@ -142,7 +141,7 @@ export function createDurableAdapter(model: string, db: Kysely<Database>, curren
   async function refuseReuse(id: string): Promise<never> {
     const row = await rows().select('grant_id').where('id', '=', id).executeTakeFirst();
     if (row?.grant_id) await db.deleteFrom('oidc_durable').where('grant_id', '=', row.grant_id).execute();
-    throw new errors.InvalidGrant('refresh token already used');
+    throw refreshTokenReused();
   }
 
   // Writes deferred past the adapter call (rotation-scope.ts) are outside guardAdapter: guarded here.

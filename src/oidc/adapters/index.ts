@@ -1,12 +1,12 @@
 import type { Adapter } from 'oidc-provider';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../registry/tables.js';
-import { rethrowUnreachable, type Dependency } from '../../services/unavailable.js';
+import type { Dependency } from '../../services/dependency-outage.js';
 import type { EphemeralStore } from '../../store/ephemeral-store.js';
 import { createClientAdapter, type ClientAdapterDeps } from './client-adapter.js';
 import { createDurableAdapter, DURABLE_MODELS } from './durable-adapter.js';
-import { providerRequest } from './rotation-scope.js';
 import { createStoreAdapter } from './store-adapter.js';
+import { currentProviderRequest, rethrowUnreachable } from '../upstream.js';
 
 /**
  * oidc-provider's `adapter` option: Client comes from the registry (cached), the durable models
@@ -14,7 +14,7 @@ import { createStoreAdapter } from './store-adapter.js';
  * ephemeral store.
  */
 export function createAdapterFactory(deps: ClientAdapterDeps & { store: EphemeralStore; db: Kysely<Database> }): (model: string) => Adapter {
-  const clientAdapter = guardAdapter(createClientAdapter({ currentRequest: providerRequest, ...deps }), 'database');
+  const clientAdapter = guardAdapter(createClientAdapter({ currentRequest: currentProviderRequest, ...deps }), 'database');
   // What oidc-provider's own revocation of a grant reaches: the consent and its refresh tokens share
   // its grant_id in the registry; codes and opaque tokens are indexed by it in the store.
   const durableFamily = guardAdapter(createDurableAdapter('Grant', deps.db), 'database');

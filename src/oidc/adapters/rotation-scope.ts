@@ -1,10 +1,14 @@
 import type { Context, Middleware } from 'koa';
-import { errors, Provider, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
-import type { AccountRecord } from '../configuration.js';
-import { DependencyUnavailable, RETRY_AFTER_SECONDS } from '../../services/unavailable.js';
+import { errors, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
+import type { AccountRecord } from '../../accounts/account-record.js';
+import { RETRY_AFTER_SECONDS } from '../../services/dependency-outage.js';
+import { DependencyUnavailable } from '../upstream.js';
 
-/** What one token request keeps between the adapter calls oidc-provider makes for it. */
-export interface Scope {
+/**
+ * What one token request keeps between the adapter calls oidc-provider makes for it: the refresh
+ * token rotation it defers, and the grant and account read ahead with the refresh token.
+ */
+export interface TokenRequestState {
   /** A refresh token oidc-provider asked to consume (by its stored id), with how to consume it on its own. */
   spent?: { id: string; consume(): Promise<void> } | undefined;
   /** Writes the rotation: spends `spent` and stores its successor, or refuses a reuse. */
@@ -15,17 +19,16 @@ export interface Scope {
 }
 
 /**
- * The request an adapter call belongs to. oidc-provider runs each request's handlers inside its own
- * AsyncLocalStorage and exposes the context as Provider.ctx: the scope hangs off that, so
- * Gatehouse adds no second async-context store (each one is paid for on every promise).
+ * The request an adapter call belongs to: oidc-provider's Provider.ctx (upstream.ts,
+ * currentProviderRequest). The scope hangs off that, so Gatehouse adds no second async-context
+ * store (each one is paid for on every promise).
  */
 export type CurrentRequest = () => object | undefined;
-export const providerRequest: CurrentRequest = () => Provider.ctx;
 
 // On the request's context itself, under a symbol of this module: a WeakMap keyed by per-request
 // objects costs the garbage collector an ephemeron per request.
 const SCOPE = Symbol('gatehouse.rotationScope');
-type WithScope = { [SCOPE]?: Scope | undefined };
+type WithScope = { [SCOPE]?: TokenRequestState | undefined };
 
 /**
  * Makes refresh-token rotation all or nothing, around the provider's handling of a request.
@@ -44,22 +47,22 @@ type WithScope = { [SCOPE]?: Scope | undefined };
  * await provider(ctx);
  * if (scope) await closeRotationScope(ctx, scope);
  */
-export function openRotationScope(ctx: Context, tokenPath: string): Scope | undefined {
+export function openRotationScope(ctx: Context, tokenPath: string): TokenRequestState | undefined {
   // Only the token endpoint rotates refresh tokens.
   if (ctx.method !== 'POST' || ctx.path !== tokenPath) return undefined;
-  const scope: Scope = {};
+  const scope: TokenRequestState = {};
   (ctx as WithScope)[SCOPE] = scope;
   return scope;
 }
 
 /** Ends the scope; a promise only when there is a rotation to write (most token requests have none). */
-export function closeRotationScope(ctx: Context, scope: Scope): Promise<void> | undefined {
+export function closeRotationScope(ctx: Context, scope: TokenRequestState): Promise<void> | undefined {
   (ctx as WithScope)[SCOPE] = undefined;
   if (ctx.status !== 200 || (!scope.spent && !scope.commit)) return undefined;
   return writeRotation(ctx, scope);
 }
 
-async function writeRotation(ctx: Context, { spent, commit }: Scope): Promise<void> {
+async function writeRotation(ctx: Context, { spent, commit }: TokenRequestState): Promise<void> {
   try {
     if (commit) await commit();
     else if (spent) await spent.consume();
@@ -134,7 +137,7 @@ function takeReadAhead<K extends 'grant' | 'account'>(request: object | undefine
   const kept = scope?.[kind];
   if (!scope || !kept || kept.id !== id) return { found: false as const };
   scope[kind] = undefined;
-  return { found: true as const, kept: kept as NonNullable<Scope[K]> };
+  return { found: true as const, kept: kept as NonNullable<TokenRequestState[K]> };
 }
 
 /** The grant read ahead for this request (see takeReadAhead). */

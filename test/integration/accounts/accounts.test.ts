@@ -19,7 +19,7 @@ import {
   updateUserFields,
   userToJson,
 } from '../../../src/services/users.service.js';
-import { sessionEnded } from '../../../src/oidc/configuration.js';
+import { sessionEnded } from '../../../src/accounts/account-record.js';
 import { createTestDatabase, type TestDatabase } from '../../fixtures/database.js';
 import { TEST_ACTOR, testServices } from '../../fixtures/services.js';
 import { captureLogs, recordSecret, type LogCapture } from '../../fixtures/log-capture.js';

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errors, type Adapter } from 'oidc-provider';
 import { createDurableAdapter } from '../../../src/oidc/adapters/durable-adapter.js';
-import { digestTokenValue } from '../../../src/oidc/adapters/token-digest.js';
+import { digestTokenValue } from '../../../src/registry/token-digest.js';
 import type { RegistryDatabase } from '../../../src/registry/database.js';
 import { Migrator } from 'kysely/migration';
 import { sql } from 'kysely';

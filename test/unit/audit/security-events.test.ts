@@ -2,6 +2,7 @@ import { errors, type Provider } from 'oidc-provider';
 import { describe, expect, it } from 'vitest';
 import type { AuditEntry, AuditSink } from '../../../src/audit/audit-log.js';
 import { auditRefreshTokenReuse, emailFingerprint } from '../../../src/audit/security-events.js';
+import { isRefreshTokenReuse } from '../../../src/oidc/upstream.js';
 
 function fakeSink() {
   const entries: AuditEntry[] = [];
@@ -26,7 +27,7 @@ const ctx = {
 describe('auditRefreshTokenReuse', () => {
   it('records refresh_token.reuse for a spent refresh token, as oidc-provider reports it', () => {
     const { sink, entries } = fakeSink();
-    auditRefreshTokenReuse(sink)(ctx, new errors.InvalidGrant('refresh token already used'));
+    auditRefreshTokenReuse(sink, isRefreshTokenReuse)(ctx, new errors.InvalidGrant('refresh token already used'));
     expect(entries).toEqual([
       {
         actor: 'client:app-1',
@@ -41,7 +42,7 @@ describe('auditRefreshTokenReuse', () => {
 
   it('ignores every other grant error', () => {
     const { sink, entries } = fakeSink();
-    const listener = auditRefreshTokenReuse(sink);
+    const listener = auditRefreshTokenReuse(sink, isRefreshTokenReuse);
     listener(ctx, new errors.InvalidGrant('refresh token not found'));
     listener(ctx, new errors.InvalidGrant('grant request is invalid'));
     listener(ctx, new errors.InvalidClient('client authentication failed'));
@@ -51,13 +52,13 @@ describe('auditRefreshTokenReuse', () => {
 
   it('records what it can when the context lacks the client or the token', () => {
     const { sink, entries } = fakeSink();
-    auditRefreshTokenReuse(sink)({}, { error: 'invalid_grant', error_detail: 'refresh token already used' });
+    auditRefreshTokenReuse(sink, isRefreshTokenReuse)({}, { error: 'invalid_grant', error_detail: 'refresh token already used' });
     expect(entries).toMatchObject([{ actor: 'anonymous', action: 'refresh_token.reuse', target: null, requestId: null, ip: null }]);
   });
 
   it('fits the provider grant.error event', () => {
     // Compile-time: the listener is accepted where oidc-provider's typings expect one.
-    const attach = (provider: Provider, sink: AuditSink) => provider.on('grant.error', auditRefreshTokenReuse(sink));
+    const attach = (provider: Provider, sink: AuditSink) => provider.on('grant.error', auditRefreshTokenReuse(sink, isRefreshTokenReuse));
     expect(typeof attach).toBe('function');
   });
 });

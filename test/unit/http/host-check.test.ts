@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { describe, expect, it } from 'vitest';
-import { hostCheck } from '../../../src/http/security-headers.js';
+import { hostCheck } from '../../../src/http/host-check.js';
 
 /** The parts of a Koa context the check reads, with the host and URL Koa would take from them. */
 function request(headers: Record<string, string>, options: { proxy?: boolean; url?: string } = {}) {

@@ -3,7 +3,7 @@ import { Socket } from 'node:net';
 import type { Context } from 'koa';
 import { describe, expect, it } from 'vitest';
 import { retryAfterOnUnavailable } from '../../../src/http/retry-after.js';
-import { RETRY_AFTER_SECONDS } from '../../../src/services/unavailable.js';
+import { RETRY_AFTER_SECONDS } from '../../../src/services/dependency-outage.js';
 
 /** A response with `status` and the given headers, as the edge step sees it on the way out. */
 function answered(status: number, headers: Record<string, string> = {}) {

@@ -1,7 +1,7 @@
 import { compactVerify, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { SIGNING_ALGS } from '../../../src/keys/key-store.js';
-import { LocalSigningKey } from '../../../src/keys/signing-key.js';
+import { LocalSigner } from '../../../src/keys/signing-key.js';
 
 async function privateJwk(alg: string): Promise<JWK> {
   const { privateKey } = await generateKeyPair(alg, { extractable: true });
@@ -13,10 +13,10 @@ function publicOnly(jwk: JWK): JWK {
   return rest;
 }
 
-describe('LocalSigningKey', () => {
+describe('LocalSigner', () => {
   it.each(SIGNING_ALGS)('makes %s signatures that jose verifies with the published key', async (alg) => {
     const jwk = await privateJwk(alg);
-    const key = new LocalSigningKey(jwk);
+    const key = new LocalSigner(jwk);
     const header = Buffer.from(JSON.stringify({ alg, kid: jwk.kid })).toString('base64url');
     const payload = Buffer.from(JSON.stringify({ sub: 'someone' })).toString('base64url');
     const signature = Buffer.from(await key.sign(Buffer.from(`${header}.${payload}`))).toString('base64url');
@@ -27,17 +27,18 @@ describe('LocalSigningKey', () => {
 
   it('exposes only the public half and names its kid and alg', async () => {
     const jwk = await privateJwk('RS256');
-    const key = new LocalSigningKey(jwk);
+    const key = new LocalSigner(jwk);
     expect(key.kid).toBe(jwk.kid);
     expect(key.alg).toBe('RS256');
-    expect([key.kty, key.n, key.e]).toEqual([jwk.kty, jwk.n, jwk.e]);
-    expect(key.keyObject().type).toBe('public');
+    expect(key.publicKey.type).toBe('public');
+    const published = key.publicKey.export({ format: 'jwk' });
+    expect([published.kty, published.n, published.e]).toEqual([jwk.kty, jwk.n, jwk.e]);
   });
 
   it('refuses a key without a kid or with an algorithm Gatehouse does not sign with', async () => {
     const { kid: _kid, ...withoutKid } = await privateJwk('RS256');
-    expect(() => new LocalSigningKey(withoutKid)).toThrow(/kid/);
+    expect(() => new LocalSigner(withoutKid)).toThrow(/kid/);
     const rs512 = { ...(await privateJwk('RS256')), alg: 'RS512' };
-    expect(() => new LocalSigningKey(rs512)).toThrow(/alg/);
+    expect(() => new LocalSigner(rs512)).toThrow(/alg/);
   });
 });

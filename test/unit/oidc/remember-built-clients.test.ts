@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { Provider } from 'oidc-provider';
-import { rememberBuiltClients } from '../../../src/oidc/provider.js';
+import { rememberBuiltClients } from '../../../src/oidc/upstream.js';
 import type { ClientRecord } from '../../../src/registry/client.repository.js';
 import type { RegistryCache } from '../../../src/registry/registry-cache.js';
 

@@ -1,5 +1,4 @@
 import { hash } from 'node:crypto';
-import type { AdapterPayload } from 'oidc-provider';
 
 /**
  * The durable models whose id is a bearer credential: the token's own value, which oidc-provider
@@ -31,8 +30,8 @@ export function digestTokenValue(value: string): string {
 }
 
 /** The payload to store for a digested model: everything but the token's value. */
-export function withoutTokenValue(payload: AdapterPayload): AdapterPayload {
-  if (!('jti' in payload)) return payload;
+export function withoutTokenValue<P extends { jti?: unknown }>(payload: P): Omit<P, 'jti'> {
+  if (!('jti' in payload)) return payload as Omit<P, 'jti'>;
   const { jti: _value, ...rest } = payload;
   return rest;
 }

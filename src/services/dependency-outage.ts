@@ -1,4 +1,8 @@
-import { errors } from 'oidc-provider';
+/**
+ * Telling an outage of a backing service (the registry database, the ephemeral store) from every
+ * other error, so that callers answer 503 with Retry-After instead of 500. oidc-provider's own form
+ * of that answer, DependencyUnavailable, is in oidc/upstream.ts.
+ */
 
 /** Which backing service a request needed and could not reach. */
 export type Dependency = 'database' | 'store';
@@ -21,7 +25,8 @@ const GONE_MESSAGES = [
 
 /**
  * True when `error` says a backing service could not be reached (refused, reset, timed out, shut
- * down), as opposed to a bug or a refused query. SQLSTATE class 08 is "connection exception",
+ * down), or was caused by such an error (oidc/upstream.ts's DependencyUnavailable keeps it as its
+ * cause), as opposed to a bug or a refused query. SQLSTATE class 08 is "connection exception",
  * 57P01–57P03 the server shutting down or not yet accepting connections, 53300 too many connections.
  */
 export function isUnreachable(error: unknown): boolean {
@@ -31,29 +36,6 @@ export function isUnreachable(error: unknown): boolean {
   if (name === 'MaxRetriesPerRequestError') return true;
   if (typeof message === 'string' && GONE_MESSAGES.some((gone) => message.includes(gone))) return true;
   return cause !== undefined && cause !== error && isUnreachable(cause);
-}
-
-/**
- * oidc-provider's `temporarily_unavailable`, answered 503 (its own class answers 400): the
- * request may succeed if retried once the database or store is back. Nothing was changed.
- */
-export class DependencyUnavailable extends errors.TemporarilyUnavailable {
-  readonly dependency: Dependency;
-
-  constructor(dependency: Dependency) {
-    super(`the ${dependency === 'database' ? 'registry database' : 'session store'} is unreachable: try again shortly`);
-    this.dependency = dependency;
-    this.status = 503;
-    this.statusCode = 503;
-    this.expose = true;
-  }
-}
-
-/** Turns an unreachable dependency into DependencyUnavailable on a promise already under way. */
-export function rethrowUnreachable(dependency: Dependency): (error: unknown) => never {
-  return (error) => {
-    throw isUnreachable(error) ? new DependencyUnavailable(dependency) : error;
-  };
 }
 
 /** What a 503 tells the caller to wait before retrying, in seconds (RFC 9110 Retry-After). */

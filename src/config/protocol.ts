@@ -1,0 +1,23 @@
+/**
+ * Protocol facts that layers from observability/ up to http/ all need, defined once here, in the
+ * lowest layer, so that each of them can import them.
+ */
+
+/** The OAuth grant types Gatehouse serves: what a client may register, and the label values metrics and logs keep. */
+export const GRANT_TYPES = ['authorization_code', 'client_credentials', 'refresh_token'] as const;
+export type GrantType = (typeof GRANT_TYPES)[number];
+
+const GRANT_TYPE_SET: ReadonlySet<string> = new Set(GRANT_TYPES);
+
+/** True for a grant type of GRANT_TYPES (a request's `grant_type` may be anything). */
+export function isGrantType(value: unknown): value is GrantType {
+  return typeof value === 'string' && GRANT_TYPE_SET.has(value);
+}
+
+/**
+ * True for a loopback host name as URL.hostname gives it: `localhost`, `[::1]`, or 127.0.0.0/8 in
+ * dotted form. Where http is allowed: a development issuer, a native app's redirect URI (RFC 8252 §7.3).
+ */
+export function isLoopbackHostname(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}

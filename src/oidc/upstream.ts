@@ -1,0 +1,239 @@
+import type { Context, Middleware } from 'koa';
+import { errors, ExternalSigningKey, Provider, type JWK } from 'oidc-provider';
+import { LocalSigner } from '../keys/signing-key.js';
+import type { ClientRecord } from '../registry/client.repository.js';
+import type { RegistryCache } from '../registry/registry-cache.js';
+import { isClientSecretDigest } from '../services/client-secrets.js';
+import { isUnreachable, type Dependency } from '../services/dependency-outage.js';
+
+/*
+ * Everything Gatehouse relies on inside oidc-provider (and koa-router) beyond their documented
+ * configuration, each behind a name. test/unit/oidc/upstream.test.ts checks every one of them
+ * against the installed version, in process: when an upgrade changes one, that test says which.
+ * docs/upgrading-oidc-provider.md says how to upgrade.
+ *
+ * One reliance has no code of its own here, because it is an order, not a value: the refresh grant
+ * (lib/actions/grants/refresh_token.js) consumes the presented refresh token and then saves its
+ * successor, both in the request's Provider.ctx, and stores nothing else of the durable models in
+ * between. The durable adapter defers the consume and writes it with that save as one statement
+ * (oidc/adapters/rotation-scope.ts): atomic rotation depends on that order.
+ *
+ * Another lives below this layer so that the CLI never loads oidc-provider: the row that
+ * oidc-provider's InitialAccessToken model stores (services/registration.service.ts,
+ * initialAccessTokenPayload, re-exported here), which the CLI and the admin API write directly.
+ *
+ * This module sits between services/ and oidc/adapters/ in the import order: the adapters use it,
+ * and it uses nothing of oidc/.
+ */
+
+export { initialAccessTokenPayload } from '../services/registration.service.js';
+
+/** The oidc-provider version range these reliances were checked against (package.json pins the same). */
+export const CHECKED_AGAINST = '~9.13.3';
+
+// --- The request an adapter call belongs to -------------------------------------------------
+
+/**
+ * The Koa context of the request oidc-provider is serving, or undefined outside one. oidc-provider
+ * runs each request inside its own AsyncLocalStorage and exposes it as the static `Provider.ctx`;
+ * the adapters hang per-request state off it instead of adding a second async-context store.
+ */
+export const currentProviderRequest = (): object | undefined => Provider.ctx;
+
+// --- Errors ------------------------------------------------------------------------------------
+
+/** What oidc-provider's refresh grant says of a spent refresh token (its `error_detail`); the durable adapter says the same of a race. */
+export const REFRESH_TOKEN_REUSED = 'refresh token already used';
+
+/** The error the refresh grant throws for a spent refresh token: invalid_grant, with REFRESH_TOKEN_REUSED as its detail. */
+export function refreshTokenReused(): InstanceType<typeof errors.InvalidGrant> {
+  return new errors.InvalidGrant(REFRESH_TOKEN_REUSED);
+}
+
+/** True for the error a `grant.error` listener gets when a spent refresh token was presented (then the whole grant is revoked). */
+export function isRefreshTokenReuse(error: { error?: unknown; error_detail?: unknown; message?: unknown } | undefined): boolean {
+  return error?.error === 'invalid_grant' && (error.error_detail === REFRESH_TOKEN_REUSED || error.message === REFRESH_TOKEN_REUSED);
+}
+
+/**
+ * oidc-provider reads bodies itself (56 KiB at most) and calls an oversized one a parse failure
+ * (invalid_request, 400): the only sign it was too large is the message of the error's cause.
+ */
+export function isBodyTooLarge(error: { cause?: unknown } | undefined): boolean {
+  return (error?.cause as { message?: unknown } | undefined)?.message === 'request entity too large';
+}
+
+/**
+ * True for oidc-provider's answer to a registration update (RFC 7592) that carries a client_secret
+ * other than the stored one: the stored one is a digest here, so any secret sent is refused so.
+ */
+export function isClientSecretUpdateRefusal(errorDescription: unknown): boolean {
+  return typeof errorDescription === 'string' && errorDescription.startsWith('provided client_secret does not match');
+}
+
+/**
+ * oidc-provider's `temporarily_unavailable`, answered 503 (its own class answers 400): the
+ * request may succeed if retried once the database or store is back. Nothing was changed. The error
+ * that says the service is unreachable is kept as its `cause` (so isUnreachable knows this one too),
+ * not handed to the provider's constructor, which would copy its message into `error_detail`.
+ */
+export class DependencyUnavailable extends errors.TemporarilyUnavailable {
+  readonly dependency: Dependency;
+
+  constructor(dependency: Dependency, cause?: unknown) {
+    super(`the ${dependency === 'database' ? 'registry database' : 'session store'} is unreachable: try again shortly`);
+    this.dependency = dependency;
+    this.status = 503;
+    this.statusCode = 503;
+    this.expose = true;
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+/** Turns an unreachable database or store into DependencyUnavailable on a promise already under way. */
+export function rethrowUnreachable(dependency: Dependency): (error: unknown) => never {
+  return (error) => {
+    throw isUnreachable(error) ? new DependencyUnavailable(dependency, error) : error;
+  };
+}
+
+// --- Clients -----------------------------------------------------------------------------------
+
+type ProviderClient = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>;
+
+/**
+ * Replaces `provider.Client.find`. oidc-provider builds a Client from the adapter's metadata and, to
+ * tell whether it built one from the same metadata before, serialises and hashes all of it on every
+ * request that names a client. The registry cache hands out the same record until the client
+ * changes (or the cache is dropped): the Client built while that record was current is kept for it,
+ * and the next request takes it without the hash. A changed client is a new record, so it is built
+ * afresh.
+ */
+export function rememberBuiltClients(provider: Provider, cache: RegistryCache): void {
+  const Client = provider.Client;
+  const build = Client.find.bind(Client);
+  const built = new WeakMap<ClientRecord, ProviderClient>();
+  Client.find = async (id: string) => {
+    let record: ClientRecord | undefined;
+    try {
+      record = typeof id === 'string' && id.length > 0 ? await cache.getClient(id) : undefined;
+    } catch {
+      // Left to the provider's own lookup below, whose adapter answers an outage as 503.
+    }
+    const known = record && built.get(record);
+    if (known) return known;
+    const client = await build(id);
+    if (record && client) built.set(record, client);
+    return client;
+  };
+}
+
+/**
+ * Replaces `Client.prototype.compareClientSecret`, which oidc-provider awaits to check a presented
+ * secret against the client's `client_secret` (here the stored digest): `verify` compares them.
+ */
+export function compareClientSecretsWith(provider: Provider, verify: (presented: string, stored: string | undefined) => boolean): void {
+  provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string) {
+    return Promise.resolve(verify(actual, this.clientSecret));
+  };
+}
+
+/**
+ * The client_secret oidc-provider just issued, from the metadata it hands the Client adapter's
+ * upsert (or the registration answer): it echoes the `client_secret` the adapter gave it (the stored
+ * digest) unless it issued a new one. Undefined when it only echoed.
+ */
+export function issuedClientSecret(metadata: { client_secret?: unknown }): string | undefined {
+  const secret = metadata.client_secret;
+  return typeof secret === 'string' && !isClientSecretDigest(secret) ? secret : undefined;
+}
+
+// --- Routes ------------------------------------------------------------------------------------
+
+/**
+ * Provider pre-middleware: the resume endpoint (GET <authorization endpoint>/:uid) takes its
+ * parameters from the stored interaction, and oidc-provider never sends a query to it. Only its
+ * error handler reads one, and oidc-provider 9.13 crashes there (a 500) on a query naming a known
+ * client_id: it recovers the redirect_uri into parameters that resume has not assembled. So a query
+ * on a resume request is dropped; an expired or unknown interaction then gets the error page.
+ *
+ * @example
+ * provider.use(ignoreResumeQuery(provider.pathFor('authorization')));
+ */
+export function ignoreResumeQuery(authorizationPath: string): Middleware {
+  const prefix = `${authorizationPath}/`;
+  return (ctx, next) => {
+    if (ctx.querystring && ctx.path.startsWith(prefix)) ctx.querystring = '';
+    return next();
+  };
+}
+
+/** The directives of a Content-Security-Policy, by name. */
+function cspDirectives(csp: string): Map<string, string[]> {
+  const parsed = new Map<string, string[]>();
+  for (const directive of csp.split(';')) {
+    const [name, ...values] = directive.trim().split(/\s+/);
+    if (name) parsed.set(name.toLowerCase(), values);
+  }
+  return parsed;
+}
+
+/**
+ * The script hashes oidc-provider added to the answer's CSP: its self-submitting pages (form_post,
+ * web_message) push the SHA-256 of their inline script onto a `script-src` directive they find on
+ * the answer, and add none when there is no such directive.
+ */
+export function providerScriptHashes(csp: string): string[] {
+  return (cspDirectives(csp).get('script-src') ?? []).filter((value) => value.startsWith("'sha256-"));
+}
+
+/** The pattern of the @koa/router route that matched the request (`/admin/v1/clients/:id`), from its undocumented `_matchedRoute`. */
+export function matchedRoutePattern(ctx: Context): string | undefined {
+  const pattern = (ctx as { _matchedRoute?: unknown })._matchedRoute;
+  return typeof pattern === 'string' ? pattern : undefined;
+}
+
+// --- Signing -----------------------------------------------------------------------------------
+
+/**
+ * oidc-provider's `features.externalSigningSupport`: experimental, so it takes an acknowledgement of
+ * the draft version it implements, which changes when that feature does.
+ */
+export const EXTERNAL_SIGNING = { enabled: true, ack: 'experimental-01' } as const;
+
+/** A LocalSigner in the form oidc-provider's external signing support takes in `jwks.keys`. */
+class ProviderSigningKey extends ExternalSigningKey {
+  readonly #signer: LocalSigner;
+
+  constructor(signer: LocalSigner) {
+    super();
+    this.#signer = signer;
+  }
+
+  override get kid(): string {
+    return this.#signer.kid;
+  }
+
+  override get alg(): string {
+    return this.#signer.alg;
+  }
+
+  override keyObject() {
+    return this.#signer.publicKey;
+  }
+
+  override sign(data: Buffer): Promise<Buffer> {
+    return this.#signer.sign(data);
+  }
+}
+
+/**
+ * A private JWK as a key oidc-provider signs with through EXTERNAL_SIGNING: node:crypto signs on the
+ * libuv pool (keys/signing-key.ts).
+ *
+ * @example
+ * new Provider(issuer, { jwks: { keys: jwks.map(providerSigningKey) }, features: { externalSigningSupport: EXTERNAL_SIGNING } });
+ */
+export function providerSigningKey(jwk: JWK): ExternalSigningKey {
+  return new ProviderSigningKey(new LocalSigner(jwk as ConstructorParameters<typeof LocalSigner>[0]));
+}

@@ -1,0 +1,439 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Router from '@koa/router';
+import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, type JSONWebKeySet } from 'jose';
+import Koa from 'koa';
+import { errors, Provider, type Adapter, type AdapterPayload, type ExternalSigningKey } from 'oidc-provider';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestClientSecret, verifyClientSecret } from '../../../src/services/client-secrets.js';
+import { isUnreachable } from '../../../src/services/dependency-outage.js';
+import { newInitialAccessTokenValue } from '../../../src/services/registration.service.js';
+import {
+  CHECKED_AGAINST,
+  compareClientSecretsWith,
+  currentProviderRequest,
+  DependencyUnavailable,
+  EXTERNAL_SIGNING,
+  ignoreResumeQuery,
+  initialAccessTokenPayload,
+  isBodyTooLarge,
+  isClientSecretUpdateRefusal,
+  isRefreshTokenReuse,
+  issuedClientSecret,
+  matchedRoutePattern,
+  providerScriptHashes,
+  providerSigningKey,
+  refreshTokenReused,
+  rememberBuiltClients,
+} from '../../../src/oidc/upstream.js';
+import type { ClientRecord } from '../../../src/registry/client.repository.js';
+import type { RegistryCache } from '../../../src/registry/registry-cache.js';
+
+/*
+ * The contract test of src/oidc/upstream.ts: each reliance on oidc-provider's (and koa-router's)
+ * internals, checked against the installed version on a bare provider in this process. A failure
+ * here after an upgrade names the reliance that changed: see docs/upgrading-oidc-provider.md.
+ */
+
+const ISSUER = 'https://op.example';
+const DIGEST_KEY = Buffer.alloc(32, 7);
+const CLIENT_SECRET = 'the-client-secret';
+const epoch = () => Math.floor(Date.now() / 1000);
+
+/** One adapter call, with the request it was made in (Provider.ctx, through currentProviderRequest). */
+interface Call {
+  model: string;
+  method: 'upsert' | 'find' | 'findByUid' | 'consume' | 'destroy' | 'revokeByGrantId';
+  id: string;
+  payload?: AdapterPayload | undefined;
+  request: object | undefined;
+}
+
+const calls: Call[] = [];
+const rows = new Map<string, AdapterPayload>();
+/** Set to make the next RefreshToken lookup find the database unreachable. */
+let refreshTokenStoreDown = false;
+
+/**
+ * An in-memory adapter that records every call. The Client model behaves as Gatehouse's does: it
+ * keeps a client_secret the provider issued only as its digest, and hands the digest out.
+ */
+function recordingAdapter(model: string): Adapter {
+  const key = (id: string) => `${model}:${id}`;
+  const note = (method: Call['method'], id: string, payload?: AdapterPayload) =>
+    calls.push({ model, method, id, payload: payload && structuredClone(payload), request: currentProviderRequest() });
+  return {
+    async upsert(id, payload) {
+      note('upsert', id, payload);
+      const issued = model === 'Client' ? issuedClientSecret(payload) : undefined;
+      rows.set(key(id), structuredClone(issued ? { ...payload, client_secret: digestClientSecret(DIGEST_KEY, issued) } : payload));
+    },
+    async find(id) {
+      note('find', id);
+      if (model === 'RefreshToken' && refreshTokenStoreDown) {
+        refreshTokenStoreDown = false;
+        throw new DependencyUnavailable('database', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }));
+      }
+      const payload = rows.get(key(id));
+      return payload && structuredClone(payload);
+    },
+    async findByUid(uid) {
+      note('findByUid', uid);
+      return [...rows].find(([stored, payload]) => stored.startsWith(`${model}:`) && payload.uid === uid)?.[1];
+    },
+    findByUserCode: () => Promise.resolve(undefined),
+    async consume(id) {
+      note('consume', id);
+      const payload = rows.get(key(id));
+      if (payload) payload.consumed = epoch();
+    },
+    async destroy(id) {
+      note('destroy', id);
+      rows.delete(key(id));
+    },
+    async revokeByGrantId(grantId) {
+      note('revokeByGrantId', grantId);
+      for (const [stored, payload] of rows) if (payload.grantId === grantId) rows.delete(stored);
+    },
+  };
+}
+
+let provider: Provider;
+let server: Server;
+let base: string;
+let signingKey: ExternalSigningKey;
+const grantErrors: Array<{ error?: string; error_detail?: string; message?: string; cause?: unknown }> = [];
+
+beforeAll(async () => {
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+  signingKey = providerSigningKey({ ...(await exportJWK(privateKey)), alg: 'RS256', kid: 'contract-key', use: 'sig' });
+  provider = new Provider(ISSUER, {
+    adapter: recordingAdapter,
+    jwks: { keys: [signingKey] },
+    features: {
+      devInteractions: { enabled: false },
+      externalSigningSupport: EXTERNAL_SIGNING,
+      registration: { enabled: true, initialAccessToken: true },
+      registrationManagement: { enabled: true },
+    },
+    scopes: ['openid', 'offline_access'],
+    findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
+    expiresWithSession: () => false,
+    rotateRefreshToken: () => true,
+    ttl: { AccessToken: 600, Grant: 3600, IdToken: 600, RefreshToken: 3600 },
+    renderError: (ctx, out) => {
+      ctx.body = out;
+    },
+  });
+  compareClientSecretsWith(provider, (presented, stored) => verifyClientSecret(DIGEST_KEY, presented, stored));
+  // The resume-route workaround, only on requests that ask for it, so the bug itself stays observable.
+  const workaround = ignoreResumeQuery(provider.pathFor('authorization'));
+  provider.use((ctx, next) => (ctx.get('X-Workaround') ? workaround(ctx, next) : next()));
+  // A CSP with a script-src, set before the provider answers, as selfSubmittingPageCsp sets one.
+  provider.use((ctx, next) => {
+    if (ctx.get('X-Preset-Csp')) ctx.set('Content-Security-Policy', "default-src 'self'; script-src 'none'");
+    return next();
+  });
+  (provider as unknown as NodeJS.EventEmitter).on('grant.error', (_ctx: unknown, error: (typeof grantErrors)[number]) => grantErrors.push(error));
+  rows.set('Client:app', {
+    client_id: 'app',
+    client_secret: digestClientSecret(DIGEST_KEY, CLIENT_SECRET),
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: ['https://rp.example/cb'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  });
+  server = createServer(provider.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => server?.close(resolve));
+});
+
+const basic = (secret = CLIENT_SECRET) => `Basic ${Buffer.from(`app:${secret}`).toString('base64')}`;
+
+function token(body: Record<string, string>, secret = CLIENT_SECRET) {
+  return fetch(`${base}${provider.pathFor('token')}`, {
+    method: 'POST',
+    headers: { authorization: basic(secret), 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(body),
+  });
+}
+
+/** A consent and a refresh token under it, made through the provider's own models. */
+async function issueRefreshToken(): Promise<{ grantId: string; value: string }> {
+  const grant = new provider.Grant({ clientId: 'app', accountId: 'user-1' });
+  grant.addOIDCScope('openid offline_access');
+  const grantId = await grant.save();
+  const client = await provider.Client.find('app');
+  const refreshToken = new provider.RefreshToken({
+    client: client!,
+    accountId: 'user-1',
+    grantId,
+    scope: 'openid offline_access',
+    gty: 'authorization_code',
+    expiresWithSession: false,
+  });
+  return { grantId, value: await refreshToken.save() };
+}
+
+describe('the installed oidc-provider', () => {
+  it(`is the version upstream.ts was checked against (${CHECKED_AGAINST})`, () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../../node_modules/oidc-provider/package.json', import.meta.url), 'utf8')) as { version: string };
+    const [major, minor, patch] = version.split('.').map(Number);
+    expect(
+      major === 9 && minor === 13 && patch! >= 3,
+      `oidc-provider ${version} is installed, upstream.ts was checked against ${CHECKED_AGAINST}: see docs/upgrading-oidc-provider.md`,
+    ).toBe(true);
+  });
+});
+
+describe('the refresh grant, as atomic rotation (oidc/adapters/rotation-scope.ts) relies on it', () => {
+  it('consumes the presented token, then saves its successor, then the access token, all in the request’s Provider.ctx', async () => {
+    const { value } = await issueRefreshToken();
+    calls.length = 0;
+    const response = await token({ grant_type: 'refresh_token', refresh_token: value });
+    expect(response.status).toBe(200);
+    const answer = (await response.json()) as { refresh_token: string; id_token: string };
+
+    const writes = calls.filter((call) => ['upsert', 'consume', 'destroy'].includes(call.method)).map((call) => `${call.model}.${call.method}`);
+    expect(writes).toEqual(['RefreshToken.consume', 'RefreshToken.upsert', 'AccessToken.upsert']);
+    const consume = calls.find((call) => call.model === 'RefreshToken' && call.method === 'consume')!;
+    const save = calls.find((call) => call.model === 'RefreshToken' && call.method === 'upsert')!;
+    expect(consume.id).toBe(value);
+    expect(save.id).toBe(answer.refresh_token);
+    expect(consume.request).toBeDefined();
+    expect(save.request).toBe(consume.request);
+    // Outside a request there is none.
+    expect(currentProviderRequest()).toBeUndefined();
+  });
+
+  it('answers a spent refresh token with the error isRefreshTokenReuse and refreshTokenReused name, and revokes the grant', async () => {
+    const { value, grantId } = await issueRefreshToken();
+    expect((await token({ grant_type: 'refresh_token', refresh_token: value })).status).toBe(200);
+    grantErrors.length = 0;
+    calls.length = 0;
+    const again = await token({ grant_type: 'refresh_token', refresh_token: value });
+    expect(again.status).toBe(400);
+    expect(((await again.json()) as { error: string }).error).toBe('invalid_grant');
+    expect(grantErrors).toHaveLength(1);
+    const theirs = grantErrors[0]!;
+    expect(isRefreshTokenReuse(theirs)).toBe(true);
+    const ours = refreshTokenReused();
+    expect({ error: ours.error, detail: ours.error_detail }).toEqual({ error: theirs.error, detail: theirs.error_detail });
+    expect(calls.some((call) => call.method === 'revokeByGrantId' && call.id === grantId)).toBe(true);
+    expect(isRefreshTokenReuse(new errors.InvalidGrant('refresh token not found'))).toBe(false);
+  });
+});
+
+describe('errors', () => {
+  it('DependencyUnavailable from an adapter is answered 503 temporarily_unavailable, and isUnreachable knows it', async () => {
+    const { value } = await issueRefreshToken();
+    refreshTokenStoreDown = true;
+    const response = await token({ grant_type: 'refresh_token', refresh_token: value });
+    expect(response.status).toBe(503);
+    expect(((await response.json()) as { error: string }).error).toBe('temporarily_unavailable');
+    // The subclass exists for the status: oidc-provider's own answers 400.
+    expect(new errors.TemporarilyUnavailable('x').statusCode).toBe(400);
+    const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    const unavailable = new DependencyUnavailable('store', refused);
+    expect(isUnreachable(unavailable)).toBe(true);
+    expect(unavailable).toBeInstanceOf(errors.TemporarilyUnavailable);
+    expect(unavailable.error_detail).toBeUndefined();
+  });
+
+  it("recognises a body over oidc-provider's own limit by isBodyTooLarge", async () => {
+    grantErrors.length = 0;
+    const body = `grant_type=client_credentials&padding=${'a'.repeat(57 * 1024)}`;
+    const response = await fetch(`${base}${provider.pathFor('token')}`, {
+      method: 'POST',
+      headers: { authorization: basic(), 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    }).catch(() => undefined);
+    if (response) expect(response.status).toBe(400);
+    expect(grantErrors.map((error) => isBodyTooLarge(error))).toEqual([true]);
+    expect(isBodyTooLarge(new errors.InvalidRequest('failed to parse the request body'))).toBe(false);
+  });
+});
+
+describe('clients', () => {
+  it('looks clients up through the static Client.find, which rememberBuiltClients replaces', async () => {
+    const record = { clientId: 'app' } as unknown as ClientRecord;
+    const cache = { getClient: async (id: string) => (id === 'app' ? record : undefined) } as unknown as RegistryCache;
+    const fresh = new Provider(ISSUER, {
+      adapter: recordingAdapter,
+      jwks: { keys: [signingKey] },
+      features: { devInteractions: { enabled: false }, externalSigningSupport: EXTERNAL_SIGNING },
+    });
+    rememberBuiltClients(fresh, cache);
+    const kept = await fresh.Client.find('app');
+    expect(kept?.clientId).toBe('app');
+    // The record is the same: the Client built for it is handed out without asking the adapter again.
+    calls.length = 0;
+    expect(await fresh.Client.find('app')).toBe(kept);
+    expect(calls.filter((call) => call.model === 'Client')).toEqual([]);
+
+    let lookups = 0;
+    const find = provider.Client.find.bind(provider.Client);
+    provider.Client.find = (id: string) => {
+      lookups += 1;
+      return find(id);
+    };
+    try {
+      const response = await token({ grant_type: 'client_credentials' });
+      expect(lookups).toBeGreaterThan(0);
+      // Refused for the grant (the client has no client_credentials), after authenticating it.
+      expect(response.status).toBe(400);
+    } finally {
+      provider.Client.find = find;
+    }
+  });
+
+  it('compares a presented secret through the replaced compareClientSecret, against the stored digest', async () => {
+    const { value } = await issueRefreshToken();
+    expect((await token({ grant_type: 'refresh_token', refresh_token: value }, digestClientSecret(DIGEST_KEY, CLIENT_SECRET))).status).toBe(401);
+    expect((await token({ grant_type: 'refresh_token', refresh_token: value }, 'wrong')).status).toBe(401);
+    expect((await token({ grant_type: 'refresh_token', refresh_token: value })).status).toBe(200);
+  });
+
+  it('echoes the stored client_secret to the adapter unless it issued one, and refuses a client_secret in an update with the text isClientSecretUpdateRefusal knows', async () => {
+    const iat = newInitialAccessTokenValue();
+    rows.set(`InitialAccessToken:${iat}`, { ...initialAccessTokenPayload(epoch(), epoch() + 600), jti: iat });
+    calls.length = 0;
+    const registered = await fetch(`${base}${provider.pathFor('registration')}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${iat}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: ['https://rp.example/cb'] }),
+    });
+    expect(registered.status).toBe(201);
+    const client = (await registered.json()) as { client_id: string; client_secret: string; registration_access_token: string; registration_client_uri: string };
+    const created = calls.find((call) => call.model === 'Client' && call.method === 'upsert')!;
+    expect(issuedClientSecret(created.payload!)).toBe(client.client_secret);
+
+    const update = (body: Record<string, unknown>) =>
+      fetch(client.registration_client_uri.replace(ISSUER, base), {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${client.registration_access_token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ client_id: client.client_id, redirect_uris: ['https://rp.example/cb'], ...body }),
+      });
+    const refused = await update({ client_secret: client.client_secret });
+    expect(refused.status).toBe(400);
+    expect(isClientSecretUpdateRefusal(((await refused.json()) as { error_description: string }).error_description)).toBe(true);
+
+    calls.length = 0;
+    expect((await update({})).status).toBe(200);
+    const echoed = calls.find((call) => call.model === 'Client' && call.method === 'upsert')!;
+    expect(echoed.payload!.client_secret).toBe(digestClientSecret(DIGEST_KEY, client.client_secret));
+    expect(issuedClientSecret(echoed.payload!)).toBeUndefined();
+  });
+});
+
+describe('initial access tokens', () => {
+  it('are stored by the provider as initialAccessTokenPayload builds them, with a value like newInitialAccessTokenValue', async () => {
+    calls.length = 0;
+    const value = await new provider.InitialAccessToken({ expiresIn: 600 }).save();
+    const saved = calls.find((call) => call.model === 'InitialAccessToken' && call.method === 'upsert')!;
+    const { jti, ...stored } = saved.payload!;
+    expect(jti).toBe(value);
+    expect(stored).toEqual(initialAccessTokenPayload(stored.iat!, stored.exp!));
+    expect(stored.exp! - stored.iat!).toBe(600);
+    expect(value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(newInitialAccessTokenValue()).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('minted without the provider, are found by it and register a client', async () => {
+    const value = newInitialAccessTokenValue();
+    const issuedAt = epoch();
+    // As the durable adapter's find hands a stored token back: with its value as jti.
+    rows.set(`InitialAccessToken:${value}`, { ...initialAccessTokenPayload(issuedAt, issuedAt + 600), jti: value });
+    const found = await provider.InitialAccessToken.find(value);
+    expect(found?.exp).toBe(issuedAt + 600);
+    const registered = await fetch(`${base}${provider.pathFor('registration')}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${value}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: ['https://rp.example/cb'] }),
+    });
+    expect(registered.status).toBe(201);
+  });
+});
+
+describe('routes', () => {
+  it('still crashes (500) on a query to the resume route, which ignoreResumeQuery prevents', async () => {
+    const resume = `${base}${provider.pathFor('authorization')}/no-such-interaction?client_id=app`;
+    const bare = await fetch(resume);
+    expect(bare.status, 'oidc-provider no longer crashes here: ignoreResumeQuery may go (docs/upgrading-oidc-provider.md)').toBe(500);
+    const worked = await fetch(resume, { headers: { 'X-Workaround': '1' } });
+    expect(worked.status).toBeGreaterThanOrEqual(400);
+    expect(worked.status).toBeLessThan(500);
+  });
+
+  it('adds the hash of a self-submitting page’s script to a script-src it finds, where providerScriptHashes reads it', async () => {
+    const query = new URLSearchParams({
+      client_id: 'app',
+      response_type: 'code',
+      response_mode: 'form_post',
+      redirect_uri: 'https://rp.example/cb',
+      scope: 'openid',
+      prompt: 'none',
+      state: 'xyz',
+    });
+    const page = await fetch(`${base}${provider.pathFor('authorization')}?${query}`, { headers: { 'X-Preset-Csp': '1' }, redirect: 'manual' });
+    // The error (login_required: no session) posted back to the client by a page that submits itself.
+    const html = await page.text();
+    expect(html).toContain('name="error" value="login_required"');
+    expect(html).toContain('action="https://rp.example/cb"');
+    const scripts = [...html.matchAll(/<script[^>]*>([\s\S]*?)<\/script>/g)].map(([, script]) => script!);
+    expect(scripts).toHaveLength(1);
+    const expected = `'sha256-${createHash('sha256').update(scripts[0]!).digest('base64')}'`;
+    expect(providerScriptHashes(page.headers.get('content-security-policy') ?? '')).toEqual([expected]);
+    expect(providerScriptHashes("default-src 'self'")).toEqual([]);
+  });
+
+  it("reads koa-router's matched route pattern", async () => {
+    const app = new Koa();
+    const router = new Router();
+    let seen: string | undefined = 'not run';
+    router.get('/things/:id', (ctx) => {
+      ctx.body = 'ok';
+    });
+    app.use(async (ctx, next) => {
+      await next();
+      seen = matchedRoutePattern(ctx);
+    });
+    app.use(router.routes());
+    const routed = createServer(app.callback());
+    await new Promise<void>((resolve) => routed.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(routed.address() as AddressInfo).port}`;
+      expect((await fetch(`${url}/things/42`)).status).toBe(200);
+      expect(seen).toBe('/things/:id');
+      await fetch(`${url}/elsewhere`);
+      expect(seen).toBeUndefined();
+    } finally {
+      await new Promise((resolve) => routed.close(resolve));
+    }
+  });
+});
+
+describe('external signing', () => {
+  it('takes providerSigningKey under the EXTERNAL_SIGNING ack, publishes its public half and signs with it', async () => {
+    const jwks = (await (await fetch(`${base}${provider.pathFor('jwks')}`)).json()) as JSONWebKeySet;
+    expect(jwks.keys).toEqual([expect.objectContaining({ kid: 'contract-key', alg: 'RS256', kty: 'RSA', use: 'sig' })]);
+    expect(jwks.keys[0]).not.toHaveProperty('d');
+    const { value } = await issueRefreshToken();
+    const answer = (await (await token({ grant_type: 'refresh_token', refresh_token: value })).json()) as { id_token: string };
+    const { payload, protectedHeader } = await jwtVerify(answer.id_token, createLocalJWKSet(jwks), { issuer: ISSUER, audience: 'app' });
+    expect(protectedHeader.kid).toBe('contract-key');
+    expect(payload.sub).toBe('user-1');
+  });
+
+  it('refuses a provider whose ack names another draft', () => {
+    expect(() => new Provider(ISSUER, { jwks: { keys: [signingKey] }, features: { externalSigningSupport: { enabled: true, ack: 'experimental-00' } } })).toThrow(
+      /unacknowledged version of an experimental feature/,
+    );
+  });
+});
