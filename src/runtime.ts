@@ -18,7 +18,12 @@ export function missingNodeOptions(execArgv: readonly string[] = process.execArg
   return SERVER_NODE_OPTIONS.filter((option) => !execArgv.includes(option));
 }
 
-/** The oldest Node.js Gatehouse runs on: package.json's `engines` says the same (a test compares them). */
+/**
+ * The oldest Node.js Gatehouse runs on, checked by the server and the CLI themselves. package.json
+ * has no `engines`: npm checks those against the Node it runs on itself (the machine's, which may be
+ * older), and would warn EBADENGINE on every install although Gatehouse runs on the `node`
+ * devDependency. A test checks that devDependency against this.
+ */
 export const MINIMUM_NODE_VERSION = '22.12';
 
 /**

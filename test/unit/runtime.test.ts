@@ -31,9 +31,15 @@ describe('the Node.js options the server runs with', () => {
 });
 
 describe('the Node.js version Gatehouse needs', () => {
-  it('is the one package.json names in engines', () => {
-    const pkg = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { engines: { node: string } };
-    expect(pkg.engines.node).toBe(`>=${MINIMUM_NODE_VERSION}`);
+  it('is met by the node devDependency npm scripts run on, and not left to npm (no engines: npm would check the machine\'s node)', () => {
+    const read = (file: string) => JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../..', file), 'utf8')) as Record<string, unknown>;
+    const pkg = read('package.json') as { engines?: unknown; devDependencies: Record<string, string> };
+    const lock = read('package-lock.json') as { packages: Record<string, { version?: string; engines?: unknown }> };
+    expect(pkg.engines).toBeUndefined();
+    expect(lock.packages['']?.engines).toBeUndefined();
+    expect(pkg.devDependencies.node).toMatch(/^\^\d+\.\d+\.\d+$/);
+    expect(unsupportedNodeVersion(pkg.devDependencies.node!.slice(1))).toBeUndefined();
+    expect(unsupportedNodeVersion(lock.packages['node_modules/node']?.version ?? '')).toBeUndefined();
   });
 
   it.each(['22.12.0', '22.23.3', '23.0.0', '24.1.0', '100.0.0'])('runs on %s', (version) => {
