@@ -671,7 +671,9 @@ async function main(): Promise<number> {
     const server = await startGatehouse({ ...env, GATEHOUSE_WORKERS: '2' }, port, { cpus: pinned ? ALL_CPUS : undefined });
     // A one-process server beside it, idle while the other runs, for paired rounds.
     const singlePort = await freePort();
-    const single = await startGatehouse({ ...env, PORT: String(singlePort) }, singlePort, { cpus: SERVER_CPU });
+    // Its own issuer (the Host is pinned to it) and its own metrics port (METRICS_PORT is bound by each server).
+    const singleEnv = { ...env, PORT: String(singlePort), ISSUER: `http://127.0.0.1:${singlePort}`, METRICS_PORT: String(await freePort()) };
+    const single = await startGatehouse(singleEnv, singlePort, { cpus: SERVER_CPU });
     try {
       await warmUp(server.base, ccAuth);
       await warmUp(single.base, ccAuth);

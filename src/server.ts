@@ -4,7 +4,7 @@ import net, { type AddressInfo } from 'node:net';
 import type { Config } from './config/load-config.js';
 import { createAccountService } from './accounts/accounts.js';
 import { createAdminRoutes } from './admin/admin.routes.js';
-import { createAuditSink, sealLegacyAuditChain } from './audit/audit-log.js';
+import { createAuditSink, createAuditWriter, sealLegacyAuditChain } from './audit/audit-log.js';
 import { purgeExpiredDurableRows } from './oidc/adapters/durable-adapter.js';
 import { createApp } from './http/app.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
@@ -88,8 +88,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     const cache = createRegistryCache({ registry, logger, pollMs: config.registryPollMs });
     const accounts = createAccountService({ db: registry.db, logger });
     const pages = createPages();
+    // Security events go to the sink (never failing a request); registry changes are recorded by the
+    // services with the writer, in the change's transaction (a failed record fails the change).
     const audit = createAuditSink(registry.db, auditKeys, logger);
-    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, metrics });
+    const auditWriter = createAuditWriter(auditKeys);
+    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics });
     const interactions = createInteractionRoutes({
       provider: () => host.provider,
       accounts,
@@ -111,7 +114,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       logger,
       host,
       pages,
-      routers: [interactions, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit })],
+      routers: [interactions, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },

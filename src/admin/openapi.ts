@@ -1,113 +1,128 @@
 import { z } from 'zod';
-import { COMPONENTS } from './schemas.js';
+import { PROBLEMS, COMPONENTS } from './schemas.js';
+import { RESPONSE_HEADERS, TAGS, type AdminRoute, type ProblemSpec, type SuccessSpec } from './route.js';
 
-type ComponentName = keyof typeof COMPONENTS;
 type JsonObject = Record<string, unknown>;
+type ComponentName = keyof typeof COMPONENTS;
 
-const ref = (name: ComponentName) => ({ $ref: `#/components/schemas/${name}` });
-const json = (name: ComponentName) => ({ 'application/json': { schema: ref(name) } });
-const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ref('Problem') } } });
+/** The component name of each schema the document names, by identity. */
+const COMPONENT_NAMES = new Map<z.ZodType, ComponentName>(
+  Object.entries(COMPONENTS).map(([name, { schema }]): [z.ZodType, ComponentName] => [schema, name as ComponentName]),
+);
 
-const COMMON_ERRORS = {
-  '401': problem('No access token, or one that is not an admin client token (WWW-Authenticate: Bearer error="invalid_token")'),
-  '403': problem('The access token lacks the admin scope (insufficient_scope)'),
-};
+/** A $ref to the component of a schema a route names; a schema without one is a mistake of the declaration. */
+function ref(schema: z.ZodType, where: string): JsonObject {
+  const name = COMPONENT_NAMES.get(schema);
+  if (!name) throw new Error(`${where}: the schema is not one of the named components (add it to COMPONENTS in schemas.ts)`);
+  return { $ref: `#/components/schemas/${name}` };
+}
 
-const listParameters = (filter: string, description: string) => [
-  { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
-  { name: 'cursor', in: 'query', schema: { type: 'string', maxLength: 256 }, description: 'next_cursor of the previous page' },
-  { name: filter, in: 'query', schema: { type: 'string', maxLength: 256 }, description },
-];
-const idParameter = (name: string) => [{ name, in: 'path', required: true, schema: { type: 'string' } }];
-const ifMatch = { name: 'If-Match', in: 'header', schema: { type: 'string' }, description: 'the ETag of the client as read; a stale one gets 412' };
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonObject {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as JsonObject;
+  return rest;
+}
 
-function crud(options: {
-  tag: string;
-  id: string;
-  create: ComponentName;
-  update: ComponentName;
-  item: ComponentName;
-  created: ComponentName;
-  /** What PATCH answers, when not `item`. */
-  updated?: ComponentName;
-  page: ComponentName;
-  filter: [string, string];
-  etag?: boolean;
-}) {
-  const { tag, id } = options;
-  const etagHeader = options.etag ? { headers: { ETag: { schema: { type: 'string' } } } } : {};
+/** One parameter: its schema from zod (as the client sends it), its description lifted beside it. */
+function parameter(name: string, location: 'path' | 'query' | 'header', schema: z.ZodType): JsonObject {
+  const { description, ...rest } = jsonSchema(schema, 'input');
+  const required = location === 'path' || !schema.safeParse(undefined).success;
+  return { name, in: location, ...(required ? { required: true } : {}), ...(typeof description === 'string' ? { description } : {}), schema: rest };
+}
+
+const pathNames = (path: string, pattern: RegExp) => [...path.matchAll(pattern)].map((match) => match[1] ?? '');
+
+/** The document's path of a route, and the document's name of each of its path parameters. */
+function documentPath(route: AdminRoute): { path: string; names: Map<string, string> } {
+  const own = pathNames(route.path, /:(\w+)/g);
+  if (!route.docPath) return { path: route.path.replace(/:(\w+)/g, '{$1}'), names: new Map(own.map((name) => [name, name])) };
+  const documented = pathNames(route.docPath, /\{(\w+)\}/g);
+  if (documented.length !== own.length || route.docPath.replace(/\{\w+\}/g, ':') !== route.path.replace(/:\w+/g, ':')) {
+    throw new Error(`${route.operationId}: docPath ${route.docPath} does not match the pattern ${route.path}`);
+  }
+  return { path: route.docPath, names: new Map(own.map((name, index) => [name, documented[index] ?? name])) };
+}
+
+const PROBLEM_MEDIA_TYPE = 'application/problem+json';
+
+function responses(route: AdminRoute): JsonObject {
+  const out: JsonObject = {};
+  for (const [status, declared] of Object.entries(route.responses as Record<string, SuccessSpec | ProblemSpec | string>)) {
+    const spec: SuccessSpec = typeof declared === 'string' ? { description: declared } : declared;
+    const code = Number(status);
+    const schema = code >= 400 ? PROBLEMS[code as keyof typeof PROBLEMS] : spec.body;
+    if (code >= 400 && !schema) throw new Error(`${route.operationId}: ${status} has no problem schema`);
+    out[status] = {
+      description: spec.description,
+      ...(spec.headers?.length ? { headers: Object.fromEntries(spec.headers.map((name) => [name, RESPONSE_HEADERS[name]])) } : {}),
+      ...(schema ? { content: { [code >= 400 ? PROBLEM_MEDIA_TYPE : 'application/json']: { schema: ref(schema, `${route.operationId} ${status}`) } } } : {}),
+    };
+  }
+  // Refused at the edge, before any route (src/http/app.ts), on every path: declared here for each.
+  out['421'] ??= {
+    description: "The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's",
+    content: { [PROBLEM_MEDIA_TYPE]: { schema: ref(PROBLEMS[421], `${route.operationId} 421`) } },
+  };
+  out.default = {
+    description: 'Anything unexpected (500): a problem document that says only "internal error"; the log has the rest',
+    content: { [PROBLEM_MEDIA_TYPE]: { schema: ref(COMPONENTS.Problem.schema, `${route.operationId} default`) } },
+  };
+  return out;
+}
+
+function operation(route: AdminRoute, names: Map<string, string>): JsonObject {
+  const parameters = [
+    ...Object.entries(route.params?.shape ?? {}).map(([name, schema]) => parameter(names.get(name) ?? name, 'path', schema as z.ZodType)),
+    ...Object.entries(route.query?.shape ?? {}).map(([name, schema]) => parameter(name, 'query', schema as z.ZodType)),
+    ...Object.entries(route.headers?.shape ?? {}).map(([name, schema]) => parameter(name, 'header', schema as z.ZodType)),
+  ];
   return {
-    collection: {
-      get: {
-        tags: [tag],
-        summary: `List ${tag}`,
-        parameters: listParameters(...options.filter),
-        responses: { '200': { description: 'One page', content: json(options.page) }, '400': problem('Bad query'), ...COMMON_ERRORS },
-      },
-      post: {
-        tags: [tag],
-        summary: `Create`,
-        requestBody: { required: true, content: json(options.create) },
-        responses: {
-          '201': { description: 'Created', content: json(options.created), ...etagHeader },
-          '400': problem('Invalid body: errors[] names each field'),
-          '409': problem('Conflict with an existing entry'),
-          ...COMMON_ERRORS,
-        },
-      },
-    },
-    item: {
-      parameters: idParameter(id),
-      get: {
-        tags: [tag],
-        summary: 'Get',
-        responses: { '200': { description: 'Found', content: json(options.item), ...etagHeader }, '404': problem('Not found'), ...COMMON_ERRORS },
-      },
-      patch: {
-        tags: [tag],
-        summary: 'Update the fields given',
-        ...(options.etag ? { parameters: [ifMatch] } : {}),
-        requestBody: { required: true, content: json(options.update) },
-        responses: {
-          '200': { description: 'Updated', content: json(options.updated ?? options.item), ...etagHeader },
-          '400': problem('Invalid body'),
-          '404': problem('Not found'),
-          ...(options.etag ? { '412': problem('The client changed since it was read') } : {}),
-          ...COMMON_ERRORS,
-        },
-      },
-      delete: {
-        tags: [tag],
-        summary: 'Delete',
-        responses: { '204': { description: 'Deleted' }, '404': problem('Not found'), ...COMMON_ERRORS },
-      },
-    },
+    operationId: route.operationId,
+    tags: [route.tag],
+    summary: route.summary,
+    description: route.description,
+    ...(route.public ? { security: [] } : {}),
+    ...(parameters.length > 0 ? { parameters } : {}),
+    ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: ref(route.body, `${route.operationId} body`) } } } } : {}),
+    responses: responses(route),
   };
 }
 
 function componentSchemas(): Record<string, JsonObject> {
-  return Object.fromEntries(
-    Object.entries(COMPONENTS).map(([name, { schema, io }]) => {
-      const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as JsonObject;
-      return [name, rest];
-    }),
-  );
+  return Object.fromEntries(Object.entries(COMPONENTS).map(([name, { schema, io }]) => [name, jsonSchema(schema, io)]));
 }
 
 /**
- * The admin API's OpenAPI 3.1 document, generated from the zod schemas that validate its requests
- * and describe its responses: there is no second, hand-written copy of any schema.
+ * The admin API's OpenAPI 3.1 document, generated from the routes' declarations (their zod
+ * schemas, operation ids, descriptions, tags and answers): there is no second, hand-written copy
+ * of any of it.
+ *
+ * @example
+ * const document = buildOpenApi(config.issuer, [...clientRoutes(deps), ...userRoutes(deps)]);
  */
-export function buildOpenApi(issuer: string): JsonObject {
-  const clients = crud({ tag: 'clients', id: 'client_id', create: 'ClientCreate', update: 'ClientUpdate', item: 'Client', created: 'ClientCreated', updated: 'ClientCreated', page: 'ClientPage', filter: ['name', 'only clients whose name contains this'], etag: true });
-  const resources = crud({ tag: 'resources', id: 'id', create: 'ResourceCreate', update: 'ResourceUpdate', item: 'Resource', created: 'Resource', page: 'ResourcePage', filter: ['filter', 'only resources whose identifier or name contains this'] });
-  const users = crud({ tag: 'users', id: 'id', create: 'UserCreate', update: 'UserUpdate', item: 'User', created: 'User', page: 'UserPage', filter: ['email', 'only users whose email contains this'] });
+export function buildOpenApi(issuer: string, routes: readonly AdminRoute[]): JsonObject {
+  const paths: Record<string, JsonObject> = {};
+  for (const route of routes) {
+    const { path, names } = documentPath(route);
+    const item = (paths[path] ??= {});
+    if (item[route.method]) throw new Error(`${route.operationId}: ${route.method.toUpperCase()} ${path} is declared twice`);
+    item[route.method] = operation(route, names);
+  }
+  const usedTags = new Set(routes.map((route) => route.tag));
   return {
     openapi: '3.1.0',
-    info: { title: 'Gatehouse admin API', version: '1' },
+    info: {
+      title: 'Gatehouse admin API',
+      version: '1',
+      description:
+        'Manage the clients, resource servers (APIs), users and registration tokens of a Gatehouse authorization server, and read its audit log. Every call but this document needs an access token issued by this server to an admin client, with scope admin. Every refusal is an RFC 9457 problem document (application/problem+json) whose errors[] names each offending field.',
+      license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+    },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     servers: [{ url: `${issuer}/admin/v1` }],
     security: [{ adminToken: ['admin'] }],
+    tags: Object.entries(TAGS)
+      .filter(([name]) => usedTags.has(name as keyof typeof TAGS))
+      .map(([name, description]) => ({ name, description })),
     components: {
       securitySchemes: {
         adminToken: {
@@ -118,85 +133,6 @@ export function buildOpenApi(issuer: string): JsonObject {
       },
       schemas: componentSchemas(),
     },
-    paths: {
-      '/clients': clients.collection,
-      '/clients/{client_id}': clients.item,
-      '/clients/{client_id}/secret': {
-        parameters: idParameter('client_id'),
-        post: {
-          tags: ['clients'],
-          summary: 'Rotate the client secret; the new one is shown this once',
-          responses: { '200': { description: 'Rotated', content: json('ClientSecret') }, '400': problem('The client has no secret'), '404': problem('Not found'), ...COMMON_ERRORS },
-        },
-      },
-      '/clients/{client_id}/grants/{resource}': {
-        parameters: [
-          ...idParameter('client_id'),
-          { name: 'resource', in: 'path', required: true, schema: { type: 'string' }, description: "the API's identifier (URL-encoded) or id" },
-        ],
-        put: {
-          tags: ['clients'],
-          summary: "Give the client a grant at this API, or replace its scopes there (every scope the API offers unless scope says)",
-          requestBody: { required: true, content: json('GrantUpdate') },
-          responses: {
-            '200': { description: 'The client with its grants', content: json('Client') },
-            '400': problem('Unknown API, or a scope it does not offer'),
-            '404': problem('No such client'),
-            ...COMMON_ERRORS,
-          },
-        },
-        delete: {
-          tags: ['clients'],
-          summary: "Take the client's grant at this API away (not its default resource's)",
-          responses: {
-            '200': { description: 'The client with its grants', content: json('Client') },
-            '400': problem("The API is the client's default resource"),
-            '404': problem('No such client, API or grant'),
-            ...COMMON_ERRORS,
-          },
-        },
-      },
-      '/resources': resources.collection,
-      '/resources/{id}': resources.item,
-      '/users': users.collection,
-      '/users/{id}': users.item,
-      '/registration-tokens': {
-        get: {
-          tags: ['registration'],
-          summary: 'List the initial access tokens of dynamic registration (ids and times, never a token)',
-          responses: { '200': { description: 'Every stored token', content: json('RegistrationTokenList') }, ...COMMON_ERRORS },
-        },
-        post: {
-          tags: ['registration'],
-          summary: 'Mint an initial access token; shown this once',
-          requestBody: { required: true, content: json('RegistrationTokenCreate') },
-          responses: {
-            '201': { description: 'Minted', content: json('RegistrationTokenCreated') },
-            '400': problem('Invalid body, or expires_in above REGISTRATION_TOKEN_MAX_TTL_SECONDS'),
-            ...COMMON_ERRORS,
-          },
-        },
-      },
-      '/registration-tokens/{id}': {
-        parameters: idParameter('id'),
-        delete: {
-          tags: ['registration'],
-          summary: 'Revoke an initial access token by its listed id: /reg refuses it from then on',
-          responses: { '204': { description: 'Revoked' }, '404': problem('No token has this id'), ...COMMON_ERRORS },
-        },
-      },
-      '/audit': {
-        get: {
-          tags: ['audit'],
-          summary: 'Read the audit log, oldest first (append-only, hash-chained)',
-          parameters: [
-            { name: 'since', in: 'query', schema: { type: 'string' }, description: 'entries at or after this time: an RFC 3339 date-time or a date (YYYY-MM-DD), years 0001 to 9999' },
-            { name: 'cursor', in: 'query', schema: { type: 'string' }, description: 'next_cursor of the previous page' },
-            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
-          ],
-          responses: { '200': { description: 'One page', content: json('AuditPage') }, '400': problem('Bad query'), ...COMMON_ERRORS },
-        },
-      },
-    },
+    paths,
   };
 }

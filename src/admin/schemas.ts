@@ -1,13 +1,18 @@
 import { z } from 'zod';
+import { PROBLEM_CODES, problemType, TITLES, type ProblemStatus } from './problem.js';
 import { clientCreateSchema, clientUpdateSchema, grantBodySchema } from '../services/clients.service.js';
 import { initialAccessTokenCreateSchema } from '../services/registration.service.js';
 import { resourceCreateSchema, resourceUpdateSchema } from '../services/resources.service.js';
 import { userCreateSchema, userUpdateSchema } from '../services/users.service.js';
 
-/** What the admin API answers: zod schemas too, so that the OpenAPI document and the tests share them. */
+/**
+ * What the admin API answers: zod schemas too, so that the OpenAPI document, the routes' declarations
+ * and the response checks of test mode share them. Strict objects: an answer carries no member its
+ * schema does not name.
+ */
 const timestamp = z.iso.datetime({ offset: true });
 
-export const clientOut = z.object({
+export const clientOut = z.strictObject({
   client_id: z.string(),
   client_name: z.string(),
   redirect_uris: z.array(z.string()),
@@ -16,8 +21,8 @@ export const clientOut = z.object({
   token_endpoint_auth_method: z.string(),
   scope: z.string(),
   default_resource: z.string().nullable(),
-  grants: z.array(z.object({ resource: z.string(), scope: z.string() })),
-  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).nullable(),
+  grants: z.array(z.strictObject({ resource: z.string(), scope: z.string() })),
+  jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())) }).nullable(),
   logo_uri: z.string().nullable(),
   first_party: z.boolean(),
   admin: z.boolean(),
@@ -27,9 +32,9 @@ export const clientOut = z.object({
 });
 
 export const clientCreatedOut = clientOut.extend({ client_secret: z.string().optional() });
-export const clientSecretOut = z.object({ client_id: z.string(), client_secret: z.string() });
+export const clientSecretOut = z.strictObject({ client_id: z.string(), client_secret: z.string() });
 
-export const resourceOut = z.object({
+export const resourceOut = z.strictObject({
   id: z.string(),
   identifier: z.string(),
   name: z.string().nullable(),
@@ -39,7 +44,7 @@ export const resourceOut = z.object({
   updated_at: timestamp,
 });
 
-export const userOut = z.object({
+export const userOut = z.strictObject({
   id: z.string(),
   email: z.string(),
   email_verified: z.boolean(),
@@ -50,30 +55,73 @@ export const userOut = z.object({
   updated_at: timestamp,
 });
 
-export const registrationTokenOut = z.object({
+export const registrationTokenOut = z.strictObject({
   id: z.string().describe('derived from the stored token (SHA-256), never the token itself'),
   created_at: timestamp,
   expires_at: timestamp.nullable(),
   expired: z.boolean(),
 });
-export const registrationTokenCreatedOut = z.object({
+export const registrationTokenCreatedOut = z.strictObject({
   id: z.string(),
   initial_access_token: z.string().describe('shown this once'),
   expires_at: timestamp,
 });
 
-const page = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), next_cursor: z.string().nullable() });
+const page = <T extends z.ZodType>(item: T) =>
+  z.strictObject({ data: z.array(item), next_cursor: z.string().nullable().describe('give it as cursor to read the next page; null on the last page') });
 
-export const problemOut = z.object({
+export const clientPage = page(clientOut);
+export const resourcePage = page(resourceOut);
+export const userPage = page(userOut);
+export const registrationTokenList = z.strictObject({ data: z.array(registrationTokenOut) });
+
+const fieldErrors = z.array(z.strictObject({ field: z.string(), message: z.string() })).describe('one entry per offending field (empty when no field is to blame)');
+
+/** Any problem document (RFC 9457) the admin API answers, 500 included. */
+export const problemOut = z.strictObject({
   type: z.string(),
   title: z.string(),
   status: z.number().int(),
   detail: z.string(),
-  errors: z.array(z.object({ field: z.string(), message: z.string() })),
+  errors: fieldErrors,
   request_id: z.string().optional(),
 });
 
-export const auditEntryOut = z.object({
+/** The problem document of one status: its title and the codes it may carry as `type`. */
+function problemOf<S extends ProblemStatus>(status: S) {
+  const types = PROBLEM_CODES[status].map(problemType) as [string, ...string[]];
+  return z.strictObject({
+    type: z.enum(types).describe('urn:gatehouse:problem:<code>, a stable code'),
+    title: z.literal(TITLES[status] ?? 'Error'),
+    status: z.literal(status),
+    detail: z.string().describe('for people; never a secret, never a stack'),
+    errors: fieldErrors,
+    request_id: z.string().optional(),
+  });
+}
+
+/** The problem document of each status a route may declare. */
+export const PROBLEMS = {
+  400: problemOf(400),
+  401: problemOf(401),
+  403: problemOf(403),
+  404: problemOf(404),
+  409: problemOf(409),
+  412: problemOf(412),
+  413: problemOf(413),
+  415: problemOf(415),
+  421: problemOf(421),
+  503: problemOf(503),
+} as const satisfies Record<ProblemStatus, z.ZodType>;
+
+/** The admin API's own description, served at GET /admin/v1/openapi.json. */
+export const openApiDocumentOut = z.looseObject({
+  openapi: z.string(),
+  info: z.looseObject({ title: z.string(), version: z.string() }),
+  paths: z.record(z.string(), z.unknown()),
+});
+
+export const auditEntryOut = z.strictObject({
   seq: z.number().int(),
   at: timestamp,
   actor: z.string(),
@@ -87,27 +135,40 @@ export const auditEntryOut = z.object({
   hash: z.string(),
   kid: z.string().nullable(),
 });
+export const auditPage = page(auditEntryOut);
 
-/** Every schema the document names, by component name. */
+
+/** Every schema the document names, by component name: a route's body or answer is one of these. */
 export const COMPONENTS = {
   ClientCreate: { schema: clientCreateSchema, io: 'input' },
   ClientUpdate: { schema: clientUpdateSchema, io: 'input' },
   Client: { schema: clientOut, io: 'output' },
   ClientCreated: { schema: clientCreatedOut, io: 'output' },
   ClientSecret: { schema: clientSecretOut, io: 'output' },
-  ClientPage: { schema: page(clientOut), io: 'output' },
+  ClientPage: { schema: clientPage, io: 'output' },
   GrantUpdate: { schema: grantBodySchema, io: 'input' },
   ResourceCreate: { schema: resourceCreateSchema, io: 'input' },
   ResourceUpdate: { schema: resourceUpdateSchema, io: 'input' },
   Resource: { schema: resourceOut, io: 'output' },
-  ResourcePage: { schema: page(resourceOut), io: 'output' },
+  ResourcePage: { schema: resourcePage, io: 'output' },
   UserCreate: { schema: userCreateSchema, io: 'input' },
   UserUpdate: { schema: userUpdateSchema, io: 'input' },
   User: { schema: userOut, io: 'output' },
-  UserPage: { schema: page(userOut), io: 'output' },
-  AuditPage: { schema: page(auditEntryOut), io: 'output' },
+  UserPage: { schema: userPage, io: 'output' },
+  AuditPage: { schema: auditPage, io: 'output' },
   RegistrationTokenCreate: { schema: initialAccessTokenCreateSchema, io: 'input' },
-  RegistrationTokenList: { schema: z.object({ data: z.array(registrationTokenOut) }), io: 'output' },
+  RegistrationTokenList: { schema: registrationTokenList, io: 'output' },
   RegistrationTokenCreated: { schema: registrationTokenCreatedOut, io: 'output' },
+  OpenApiDocument: { schema: openApiDocumentOut, io: 'output' },
   Problem: { schema: problemOut, io: 'output' },
+  BadRequestProblem: { schema: PROBLEMS[400], io: 'output' },
+  UnauthorizedProblem: { schema: PROBLEMS[401], io: 'output' },
+  ForbiddenProblem: { schema: PROBLEMS[403], io: 'output' },
+  NotFoundProblem: { schema: PROBLEMS[404], io: 'output' },
+  ConflictProblem: { schema: PROBLEMS[409], io: 'output' },
+  PreconditionFailedProblem: { schema: PROBLEMS[412], io: 'output' },
+  ContentTooLargeProblem: { schema: PROBLEMS[413], io: 'output' },
+  UnsupportedMediaTypeProblem: { schema: PROBLEMS[415], io: 'output' },
+  MisdirectedRequestProblem: { schema: PROBLEMS[421], io: 'output' },
+  ServiceUnavailableProblem: { schema: PROBLEMS[503], io: 'output' },
 } as const satisfies Record<string, { schema: z.ZodType; io: 'input' | 'output' }>;

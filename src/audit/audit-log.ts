@@ -17,7 +17,11 @@ export const AUDIT_APPEND_LOCK = 7_461_200_001;
 
 /** What a caller records; the log adds seq, at and the hashes. */
 export interface AuditEntry {
-  /** Who: `client:<id>`, `user:<id>`, `cli:<os user>`, `system`, `anonymous`. */
+  /**
+   * Who: for a registry change `cli:<os user>`, `admin:<client id>`, `registration:<client id>` or
+   * `person:<id>` (see AuditActor); for a security event `client:<id>`, `user:<id>`, `anonymous`;
+   * `system` for the log's own rows.
+   */
   actor: string;
   /** What: `client.create`, `signin.failure`, `keys.rotate`, … */
   action: string;
@@ -191,6 +195,9 @@ async function keyForAppend(keyring: AuditKeyring, headKid: string | null): Prom
 
 async function appendIn(trx: Transaction<Database>, keyring: AuditKeyring, entry: AuditEntry): Promise<AuditRecord> {
   // Held until this transaction ends: the next appender reads the last hash only after we commit.
+  // A service appends as the last step of its change's transaction (after any row locks of its
+  // own), so every transaction takes its locks in one order, entity rows then this one, and two
+  // changes wait on each other here only for the time it takes the first to commit.
   await sql`select pg_advisory_xact_lock(${AUDIT_APPEND_LOCK})`.execute(trx);
   // A statement after the lock sees every row committed before it (read committed takes a new
   // snapshot per statement). The time comes from the database, to the millisecond, so that it
@@ -234,6 +241,49 @@ async function appendIn(trx: Transaction<Database>, keyring: AuditKeyring, entry
 export function appendAudit(db: Db, keyring: AuditKeyring, entry: AuditEntry): Promise<AuditRecord> {
   if (db.isTransaction) return appendIn(db as Transaction<Database>, keyring, entry);
   return db.transaction().execute((trx) => appendIn(trx, keyring, entry));
+}
+
+/**
+ * Who makes a change to the registry, as the caller tells the service that makes it:
+ * `cli:<os user>` (the CLI), `admin:<client id>` (the admin API), `registration:<client id>` (a
+ * client changing itself through dynamic registration), `person:<id>` (a person on their own
+ * pages). A request's id and address go with it when there is a request.
+ */
+export interface AuditActor {
+  actor: string;
+  requestId?: string | null | undefined;
+  ip?: string | null | undefined;
+}
+
+/**
+ * Writes a registry change's audit row inside the transaction that makes the change: the row and
+ * the change commit together or not at all. A failed append throws, and the service's
+ * transaction, and with it the change, rolls back. Services get one from their caller, so that a
+ * test can inject one that fails.
+ */
+export interface AuditWriter {
+  append(trx: Transaction<Database>, entry: AuditEntry): Promise<AuditRecord>;
+}
+
+/**
+ * The audit writer over the audit keys of KEYS_DIR: appendAudit in the caller's transaction. The
+ * keyring may be given as a loader, read when the first row is written (the CLI reads KEYS_DIR only
+ * for a command that changes something).
+ *
+ * @example
+ * const audit = createAuditWriter(auditKeys);
+ * await db.transaction().execute(async (trx) => {
+ *   await insertSomething(trx);
+ *   await audit.append(trx, { actor: 'cli:ada', action: 'thing.create', target: 'thing:1' });
+ * });
+ */
+export function createAuditWriter(keyring: AuditKeyring | (() => Promise<AuditKeyring>)): AuditWriter {
+  const keys = typeof keyring === 'function' ? keyring : () => Promise.resolve(keyring);
+  return {
+    async append(trx, entry) {
+      return appendIn(trx, await keys(), entry);
+    },
+  };
 }
 
 export const AUDIT_TAIL_DEFAULT_LIMIT = 100;

@@ -1,3 +1,6 @@
+import { isatty } from 'node:tty';
+import { promptHidden } from './prompt.js';
+
 /** Where a command writes; injectable so tests run the CLI in-process. */
 export interface CliIo {
   env: Record<string, string | undefined>;
@@ -6,6 +9,10 @@ export interface CliIo {
   stderr: (text: string) => void;
   /** All of standard input, as text; only commands that take --password-stdin read it. */
   readStdin?: () => Promise<string>;
+  /** Set when standard input is a terminal: asks for a password there without showing it (the prompt on stderr). */
+  promptPassword?: (prompt: string) => Promise<string>;
+  /** The width help text is wrapped to (the terminal's, else 100). */
+  columns?: number;
 }
 
 /** More than any password: a file piped in by mistake is refused, not read into memory. */
@@ -30,6 +37,9 @@ export function processIo(): CliIo {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
     readStdin: readProcessStdin,
+    // isatty, not process.stdin.isTTY: standard input is opened only by a command that reads it.
+    ...(isatty(0) ? { promptPassword: (prompt: string) => promptHidden(process.stdin, process.stderr, prompt) } : {}),
+    ...(isatty(1) && process.stdout.columns ? { columns: process.stdout.columns } : {}),
   };
 }
 
@@ -43,9 +53,16 @@ export class UsageError extends Error {
 
 /**
  * The password piped to a `--…-stdin` flag (named in errors), without the one line ending `echo`
- * or a here-string adds.
+ * or a here-string adds. When standard input is a terminal, the password is asked for there, unseen,
+ * twice (`what` names it in the prompts: "password", "runtime role's password").
  */
-export async function readStdinPassword(io: CliIo, flag: string): Promise<string> {
+export async function readStdinPassword(io: CliIo, flag: string, what = 'password'): Promise<string> {
+  if (io.promptPassword) {
+    const password = await io.promptPassword(`${what[0]?.toUpperCase() ?? ''}${what.slice(1)} (not shown): `);
+    if (password === '') throw new UsageError(`${flag}: nothing was typed`);
+    if ((await io.promptPassword(`Repeat the ${what}: `)) !== password) throw new UsageError(`${flag}: the ${what} and its repetition differ`);
+    return password;
+  }
   if (!io.readStdin) throw new UsageError(`${flag}: standard input cannot be read here`);
   let text: string;
   try {

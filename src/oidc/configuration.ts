@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { errors, type AsymmetricSigningAlgorithm, type Configuration, type ErrorOut, type JWK, type KoaContextWithOIDC, type Session } from 'oidc-provider';
-import type { AuditSink } from '../audit/audit-log.js';
+import type { AuditSink, AuditWriter } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import { EXTERNAL_SIGNING, LocalSigningKey } from '../keys/signing-key.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
@@ -59,7 +59,9 @@ export interface ProviderDeps {
   jwks: JWK[];
   /** Keys client-secret digests (keys/client-secret.key). */
   digestKey: Buffer;
-  /** Where changes made through the provider (dynamic registration) are recorded. */
+  /** Where the clients service records the changes made through the provider (dynamic registration), in their transactions. */
+  auditWriter: AuditWriter;
+  /** Where security events (refresh token reuse) are recorded. */
   audit?: AuditSink | undefined;
 }
 
@@ -104,7 +106,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
 
   return {
     // The adapters answer DependencyUnavailable themselves (guardAdapter): they get the plain cache.
-    adapter: createAdapterFactory({ cache: deps.cache, store, db, clients: { db, issuer: config.issuer, digestKey }, idTokenSigningAlg: signingAlg, audit: deps.audit }),
+    adapter: createAdapterFactory({ cache: deps.cache, store, db, clients: { db, issuer: config.issuer, digestKey, audit: deps.auditWriter }, idTokenSigningAlg: signingAlg }),
     jwks: { keys: jwks.map((jwk) => new LocalSigningKey(jwk)) },
     cookies: {
       keys: [...config.cookieKeys],

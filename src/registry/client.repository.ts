@@ -171,13 +171,14 @@ export async function updateClientAtVersion(
   return toRecord(db, row);
 }
 
-/** Deletes a client and every grant and refresh token issued to it. */
-export async function deleteClientAndTokens(db: Kysely<Database>, clientId: string): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
+/** Deletes a client and every grant and refresh token issued to it, in the caller's transaction or one of its own. */
+export async function deleteClientAndTokens(db: Db, clientId: string): Promise<boolean> {
+  const run = async (trx: Transaction<Database>) => {
     await trx.deleteFrom('oidc_durable').where('client_id', '=', clientId).execute();
     const result = await trx.deleteFrom('clients').where('client_id', '=', clientId).executeTakeFirst();
     return result.numDeletedRows > 0n;
-  });
+  };
+  return db.isTransaction ? run(db as Transaction<Database>) : db.transaction().execute(run);
 }
 
 /** Sets the client's grant at one API (made or replaced). */

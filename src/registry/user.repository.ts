@@ -51,6 +51,13 @@ export async function findUserById(db: Db, id: string): Promise<UserRecord | und
   return row && toUserRecord(row);
 }
 
+/** The person, their row locked for the rest of the transaction (a change's before); undefined when there is none. */
+export async function findUserByIdForUpdate(db: Transaction<Database>, id: string): Promise<UserRecord | undefined> {
+  if (hasNul(id)) return undefined;
+  const row = await userByIdQuery(db, id).forUpdate().executeTakeFirst();
+  return row && toUserRecord(row);
+}
+
 /** findUserById compiled once, for the token endpoint's account check on every refresh. */
 export function prepareFindUserById(db: Kysely<Database>): (id: string) => Promise<UserRecord | undefined> {
   const query = prepareQuery(db, 1, (id: string) => userByIdQuery(db, id));

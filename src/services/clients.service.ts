@@ -24,6 +24,7 @@ import {
   type ResourceServer,
 } from '../registry/resource-server.repository.js';
 import type { Database, StoredJwks } from '../registry/tables.js';
+import { recordChange, type AuditActor, type AuditWriter } from './changes.js';
 import { digestClientSecret, generateClientSecret } from './client-secrets.js';
 import { NotFoundError, PreconditionFailedError, ValidationError, type FieldError } from './errors.js';
 import { OIDC_SCOPES, parseInput, redirectUri, scopeString } from './validation.js';
@@ -79,11 +80,15 @@ export const grantSchema = grantInput;
 /** The body of `PUT /admin/v1/clients/{id}/grants/{resource}`. */
 export const grantBodySchema = grantInput.omit({ resource: true });
 
-/** What the registry needs besides the database: where it is and the key secrets are digested with. */
+/**
+ * What the registry needs besides the database: where it is, the key secrets are digested with,
+ * and the audit writer every change is recorded with, in the change's transaction.
+ */
 export interface ClientServiceDeps {
   db: Kysely<Database>;
   issuer: string;
   digestKey: Buffer;
+  audit: AuditWriter;
 }
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -281,7 +286,8 @@ async function reread(db: Db, clientId: string): Promise<ClientRecord> {
   return client;
 }
 
-export async function createClient(deps: ClientServiceDeps, input: unknown): Promise<CreatedClient> {
+/** Creates a client; recorded as `client.create` by `by`, in the same transaction. */
+export async function createClient(deps: ClientServiceDeps, by: AuditActor, input: unknown): Promise<CreatedClient> {
   const data = parseInput(clientCreateSchema, input);
   return deps.db.transaction().execute(async (db) => {
     const admin = data.admin ?? false;
@@ -322,7 +328,9 @@ export async function createClient(deps: ClientServiceDeps, input: unknown): Pro
       first_party: data.first_party ?? false,
     });
     await writeGrants(db, clientId, authorization.grants);
-    return { client: await reread(db, clientId), clientSecret };
+    const client = await reread(db, clientId);
+    await recordChange(deps.audit, db, by, { action: 'client.create', target: `client:${clientId}`, details: { after: clientToJson(client) } });
+    return { client, clientSecret };
   });
 }
 
@@ -338,10 +346,12 @@ export function listClients(db: Kysely<Database>): Promise<ClientRecord[]> {
 
 /**
  * Applies a partial update. Switching to a secret-based auth method from one without a secret
- * issues a secret, returned once; switching away drops the stored digest.
+ * issues a secret, returned once; switching away drops the stored digest. Recorded as
+ * `client.update` with the client before and after.
  */
 export async function updateClient(
   deps: ClientServiceDeps,
+  by: AuditActor,
   clientId: string,
   input: unknown,
   options: { ifVersion?: number } = {},
@@ -386,7 +396,13 @@ export async function updateClient(
       throw new NotFoundError(`client ${clientId}`);
     }
     await writeGrants(db, clientId, authorization.grants);
-    return { client: await reread(db, clientId), clientSecret };
+    const client = await reread(db, clientId);
+    await recordChange(deps.audit, db, by, {
+      action: 'client.update',
+      target: `client:${clientId}`,
+      details: { before: clientToJson(existing), after: clientToJson(client), ...(clientSecret ? { secret_issued: true } : {}) },
+    });
+    return { client, clientSecret };
   });
 }
 
@@ -394,7 +410,7 @@ export async function updateClient(
  * Gives the client a grant at one API, or replaces the scopes of the grant it holds there. Without
  * a scope list it may ask for every scope the API offers now.
  */
-export async function grantClient(deps: ClientServiceDeps, clientId: string, input: unknown): Promise<ClientRecord> {
+export async function grantClient(deps: ClientServiceDeps, by: AuditActor, clientId: string, input: unknown): Promise<ClientRecord> {
   const data = parseInput(grantSchema, input);
   return deps.db.transaction().execute(async (db) => {
     const client = await lockClient(db, clientId);
@@ -403,12 +419,14 @@ export async function grantClient(deps: ClientServiceDeps, clientId: string, inp
     if (errors.length > 0) throw new ValidationError(errors.map((error) => ({ ...error, field: error.field.replace(/^grants\.0\./, '') })));
     for (const grant of grants.values()) await upsertClientGrant(db, client.clientId, grant.resource.id, grant.scopes);
     await touchClient(db, client.clientId);
-    return reread(db, client.clientId);
+    const after = await reread(db, client.clientId);
+    await recordGrantChange(deps.audit, db, by, 'client.grant', data.resource, client, after);
+    return after;
   });
 }
 
 /** Takes the client's grant at one API away; its default resource cannot be (change that first). */
-export async function revokeClientGrant(deps: ClientServiceDeps, clientId: string, resourceName: string): Promise<ClientRecord> {
+export async function revokeClientGrant(deps: ClientServiceDeps, by: AuditActor, clientId: string, resourceName: string): Promise<ClientRecord> {
   return deps.db.transaction().execute(async (db) => {
     const client = await lockClient(db, clientId);
     const resource = await findGrantable(db, deps.issuer, resourceName);
@@ -420,7 +438,26 @@ export async function revokeClientGrant(deps: ClientServiceDeps, clientId: strin
     }
     if (!(await deleteClientGrant(db, client.clientId, resource.id))) throw new NotFoundError(`grant of client ${clientId} at ${resource.identifier}`);
     await touchClient(db, client.clientId);
-    return reread(db, client.clientId);
+    const after = await reread(db, client.clientId);
+    await recordGrantChange(deps.audit, db, by, 'client.revoke_grant', resourceName, client, after);
+    return after;
+  });
+}
+
+/** A grant change's row: the API as the caller named it, and the client's grants before and after. */
+async function recordGrantChange(
+  audit: AuditWriter,
+  db: Transaction<Database>,
+  by: AuditActor,
+  action: 'client.grant' | 'client.revoke_grant',
+  resource: string,
+  before: ClientRecord,
+  after: ClientRecord,
+): Promise<void> {
+  await recordChange(audit, db, by, {
+    action,
+    target: `client:${after.clientId}`,
+    details: { resource, before: clientToJson(before).grants, after: clientToJson(after).grants },
   });
 }
 
@@ -439,9 +476,13 @@ async function touchClient(db: Db, clientId: string): Promise<void> {
   await updateClientRow(db, clientId, {});
 }
 
-/** Deletes the client and revokes its grants and refresh tokens. */
-export async function deleteClient(db: Kysely<Database>, clientId: string): Promise<void> {
-  if (!(await deleteClientAndTokens(db, clientId))) throw new NotFoundError(`client ${clientId}`);
+/** Deletes the client and revokes its grants and refresh tokens; recorded as `client.delete` with what it was. */
+export async function deleteClient(deps: Pick<ClientServiceDeps, 'db' | 'audit'>, by: AuditActor, clientId: string): Promise<void> {
+  await deps.db.transaction().execute(async (db) => {
+    const before = await lockClient(db, clientId);
+    if (!(await deleteClientAndTokens(db, clientId))) throw new NotFoundError(`client ${clientId}`);
+    await recordChange(deps.audit, db, by, { action: 'client.delete', target: `client:${clientId}`, details: { before: clientToJson(before) } });
+  });
 }
 
 /** One page of clients (cursor = the last client_id seen), optionally filtered by name. */
@@ -451,21 +492,28 @@ export async function listClientsPage(db: Kysely<Database>, options: { limit: nu
   return { items, nextCursor: rows.length > options.limit ? (items.at(-1)?.clientId ?? null) : null };
 }
 
-/** Replaces a confidential client's secret; the old one stops working at once. */
-export async function rotateClientSecret(deps: ClientServiceDeps, clientId: string): Promise<CreatedClient> {
-  const existing = await getClient(deps.db, clientId);
-  if (!SECRET_METHODS.has(existing.tokenEndpointAuthMethod)) {
-    throw new ValidationError([
-      { field: 'token_endpoint_auth_method', message: `a ${existing.tokenEndpointAuthMethod} client has no secret to rotate` },
-    ]);
-  }
-  const clientSecret = generateClientSecret();
-  const updated = await updateClientRow(deps.db, clientId, {
-    secret_digest: digestClientSecret(deps.digestKey, clientSecret),
-    secret_rotated_at: new Date(),
+/** Replaces a confidential client's secret; the old one stops working at once. Recorded as `client.secret_rotate`. */
+export async function rotateClientSecret(deps: ClientServiceDeps, by: AuditActor, clientId: string): Promise<CreatedClient> {
+  return deps.db.transaction().execute(async (db) => {
+    const existing = await lockClient(db, clientId);
+    if (!SECRET_METHODS.has(existing.tokenEndpointAuthMethod)) {
+      throw new ValidationError([
+        { field: 'token_endpoint_auth_method', message: `a ${existing.tokenEndpointAuthMethod} client has no secret to rotate` },
+      ]);
+    }
+    const clientSecret = generateClientSecret();
+    const updated = await updateClientRow(db, clientId, {
+      secret_digest: digestClientSecret(deps.digestKey, clientSecret),
+      secret_rotated_at: new Date(),
+    });
+    if (!updated) throw new NotFoundError(`client ${clientId}`);
+    await recordChange(deps.audit, db, by, {
+      action: 'client.secret_rotate',
+      target: `client:${clientId}`,
+      details: { secret_rotated_at: updated.secretRotatedAt?.toISOString() ?? null },
+    });
+    return { client: updated, clientSecret };
   });
-  if (!updated) throw new NotFoundError(`client ${clientId}`);
-  return { client: updated, clientSecret };
 }
 
 /** What a client registering itself (RFC 7591/7592) may say about itself: no audience, grants, first-party or admin standing. */
@@ -488,10 +536,12 @@ const registeredClientSchema = clientFields
  * the client_id the endpoint chose, with the same rules as the CLI. The client may ask only for
  * OpenID scopes; the grants, default resource and first-party standing an administrator gave it
  * are kept across its own updates. `issuedSecret` is a secret just issued to it (stored only as a
- * digest); without one, a secret-based client keeps the digest it has.
+ * digest); without one, a secret-based client keeps the digest it has. Recorded as `client.create`
+ * or `client.update` by `by` (the client itself: `registration:<client id>`).
  */
 export async function saveRegisteredClient(
   deps: ClientServiceDeps,
+  by: AuditActor,
   clientId: string,
   input: unknown,
   issuedSecret: string | undefined,
@@ -507,7 +557,8 @@ export async function saveRegisteredClient(
     ]);
   }
   return deps.db.transaction().execute(async (db) => {
-    const existing = await findClientById(db, clientId);
+    // Held until the change commits: the row's before and after are the ones recorded.
+    const existing = (await lockClientRow(db, clientId)) ? await findClientById(db, clientId) : undefined;
     const redirectUris = data.redirect_uris ?? [];
     const grantTypes = data.grant_types ?? (redirectUris.length > 0 ? ['authorization_code'] : ['client_credentials']);
     const method = data.token_endpoint_auth_method ?? (data.jwks ? 'private_key_jwt' : 'client_secret_basic');
@@ -529,12 +580,16 @@ export async function saveRegisteredClient(
       jwks: shape.jwks ? JSON.stringify(shape.jwks) : null,
       logo_uri: data.logo_uri ?? null,
     };
+    const target = `client:${clientId}`;
     if (!existing) {
-      return insertClient(db, { ...row, client_id: clientId, default_resource: null, first_party: false });
+      const created = await insertClient(db, { ...row, client_id: clientId, default_resource: null, first_party: false });
+      await recordChange(deps.audit, db, by, { action: 'client.create', target, details: { after: clientToJson(created) } });
+      return created;
     }
     const rotated = issuedSecret ? { secret_rotated_at: new Date() } : {};
     const updated = await updateClientRow(db, clientId, { ...row, ...rotated });
     if (!updated) throw new NotFoundError(`client ${clientId}`);
+    await recordChange(deps.audit, db, by, { action: 'client.update', target, details: { before: clientToJson(existing), after: clientToJson(updated) } });
     return updated;
   });
 }

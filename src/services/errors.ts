@@ -44,3 +44,19 @@ export class PreconditionFailedError extends Error {
     this.name = 'PreconditionFailedError';
   }
 }
+
+/**
+ * A change made outside the database (a key written to KEYS_DIR) whose audit row could not be
+ * written afterwards: the change stays, the command fails, and this says which change it was.
+ */
+export class ChangeNotRecordedError extends Error {
+  constructor(change: { action: string; target: string }, cause: unknown) {
+    super(`${change.action} of ${change.target} was done, but its audit record could not be written: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = 'ChangeNotRecordedError';
+  }
+}
+
+/** PostgreSQL's undefined_table (42P01): the registry has not been migrated yet. */
+export function isUndefinedTable(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '42P01';
+}

@@ -6,6 +6,7 @@ import { createDurableAdapter } from '../oidc/adapters/durable-adapter.js';
 import { deleteInitialAccessTokenRow, listInitialAccessTokenRows } from '../registry/initial-access-token.repository.js';
 import type { Database } from '../registry/tables.js';
 import { z } from 'zod';
+import { recordChange, type AuditActor, type RegistryServiceDeps } from './changes.js';
 import { NotFoundError, ValidationError } from './errors.js';
 import { parseInput } from './validation.js';
 
@@ -49,13 +50,15 @@ const describeTtl = (seconds: number) =>
  * own InitialAccessToken model, saved through the same durable adapter the server reads it with, by a
  * provider built only for this (no signing keys, no other model): the server finds it as if it had
  * issued it. It may register clients until it expires, at most `maxTtl` seconds from now
- * (REGISTRATION_TOKEN_MAX_TTL_SECONDS), or until it is revoked.
+ * (REGISTRATION_TOKEN_MAX_TTL_SECONDS), or until it is revoked. Saved and recorded as
+ * `registration.token_create` by `by` in one transaction.
  *
  * @example
- * const { id, token, expiresAt } = await createInitialAccessToken({ db, issuer, maxTtl: config.registrationTokenMaxTtlSeconds }, 3600);
+ * const { id, token, expiresAt } = await createInitialAccessToken({ db, audit, issuer, maxTtl: config.registrationTokenMaxTtlSeconds }, by, 3600);
  */
 export async function createInitialAccessToken(
-  deps: { db: Kysely<Database>; issuer: string; maxTtl?: number },
+  deps: RegistryServiceDeps & { issuer: string; maxTtl?: number },
+  by: AuditActor,
   expiresIn?: number,
 ): Promise<InitialAccessTokenIssued> {
   const maxTtl = deps.maxTtl ?? DEFAULT_INITIAL_ACCESS_TOKEN_MAX_TTL;
@@ -71,19 +74,28 @@ export async function createInitialAccessToken(
       },
     ]);
   }
-  const provider = new Provider(deps.issuer, {
-    jwks: { keys: [] },
-    adapter: (model: string) => {
-      if (model !== 'InitialAccessToken') throw new Error(`this provider only mints initial access tokens, not ${model}`);
-      return createDurableAdapter(model, deps.db);
-    },
-    features: { devInteractions: { enabled: false }, registration: { enabled: true, initialAccessToken: true } },
+  return deps.db.transaction().execute(async (trx) => {
+    const provider = new Provider(deps.issuer, {
+      jwks: { keys: [] },
+      adapter: (model: string) => {
+        if (model !== 'InitialAccessToken') throw new Error(`this provider only mints initial access tokens, not ${model}`);
+        // The durable adapter on this transaction: the token and its audit row commit together.
+        return createDurableAdapter(model, trx);
+      },
+      features: { devInteractions: { enabled: false }, registration: { enabled: true, initialAccessToken: true } },
+    });
+    const value = await new provider.InitialAccessToken({ expiresIn: ttl }).save();
+    // Read back as the registration endpoint will read it: proves the row is one the server accepts.
+    const saved = await provider.InitialAccessToken.find(value);
+    if (!saved?.exp) throw new Error('the initial access token was not stored');
+    const issued = { id: initialAccessTokenId(storedKeyOf(value)), token: value, expiresAt: new Date(saved.exp * 1000) };
+    await recordChange(deps.audit, trx, by, {
+      action: 'registration.token_create',
+      target: `initial_access_token:${issued.id}`,
+      details: { after: { id: issued.id, expires_at: issued.expiresAt.toISOString() } },
+    });
+    return issued;
   });
-  const value = await new provider.InitialAccessToken({ expiresIn: ttl }).save();
-  // Read back as the registration endpoint will read it: proves the row is one the server accepts.
-  const saved = await provider.InitialAccessToken.find(value);
-  if (!saved?.exp) throw new Error('the initial access token was not stored');
-  return { id: initialAccessTokenId(storedKeyOf(value)), token: value, expiresAt: new Date(saved.exp * 1000) };
 }
 
 /** Every initial access token the registry holds, by listing id, with its times: never a token value. */
@@ -100,14 +112,20 @@ export async function listInitialAccessTokens(db: Kysely<Database>, now: Date = 
   });
 }
 
-/** Revokes an initial access token by its listing id: the registration endpoint refuses it (401) from then on. */
-export async function revokeInitialAccessToken(db: Kysely<Database>, id: string): Promise<void> {
+/**
+ * Revokes an initial access token by its listing id: the registration endpoint refuses it (401)
+ * from then on. Recorded as `registration.token_revoke` by `by`, in the same transaction.
+ */
+export async function revokeInitialAccessToken(deps: RegistryServiceDeps, by: AuditActor, id: string): Promise<void> {
   const wanted = /^[0-9a-f]{32}$/.test(id) ? id : undefined;
-  const row = wanted && (await listInitialAccessTokenRows(db)).find((stored) => initialAccessTokenId(stored.storedId) === wanted);
-  if (!row || !(await deleteInitialAccessTokenRow(db, row.storedId))) {
-    // Not echoed unless it has an id's form: what was given may be a token pasted by mistake.
-    throw new NotFoundError(`initial access token ${wanted ?? 'with that id'} (give an id from registration token list)`);
-  }
+  await deps.db.transaction().execute(async (trx) => {
+    const row = wanted && (await listInitialAccessTokenRows(trx)).find((stored) => initialAccessTokenId(stored.storedId) === wanted);
+    if (!row || !(await deleteInitialAccessTokenRow(trx, row.storedId))) {
+      // Not echoed unless it has an id's form: what was given may be a token pasted by mistake.
+      throw new NotFoundError(`initial access token ${wanted ?? 'with that id'} (give an id from registration token list)`);
+    }
+    await recordChange(deps.audit, trx, by, { action: 'registration.token_revoke', target: `initial_access_token:${wanted}`, details: {} });
+  });
 }
 
 /** The wire form of a listed token (CLI --json). */
@@ -126,6 +144,6 @@ export const initialAccessTokenCreateSchema = z.strictObject({
 });
 
 /** createInitialAccessToken for a request body (the admin API). */
-export function createInitialAccessTokenFromInput(deps: { db: Kysely<Database>; issuer: string; maxTtl?: number }, input: unknown) {
-  return createInitialAccessToken(deps, parseInput(initialAccessTokenCreateSchema, input).expires_in);
+export function createInitialAccessTokenFromInput(deps: RegistryServiceDeps & { issuer: string; maxTtl?: number }, by: AuditActor, input: unknown) {
+  return createInitialAccessToken(deps, by, parseInput(initialAccessTokenCreateSchema, input).expires_in);
 }

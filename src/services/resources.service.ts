@@ -13,6 +13,7 @@ import {
   type ResourceServer,
 } from '../registry/resource-server.repository.js';
 import type { Database } from '../registry/tables.js';
+import { recordChange, type AuditActor, type RegistryServiceDeps } from './changes.js';
 import { ConflictError, isUniqueViolation, NotFoundError, ValidationError } from './errors.js';
 import { OIDC_SCOPES, parseInput, resourceIdentifier, scopeString } from './validation.js';
 
@@ -56,15 +57,20 @@ export function resourceToJson(resource: ResourceServer) {
   };
 }
 
-export async function createResource(db: Kysely<Database>, input: unknown): Promise<ResourceServer> {
+/** Registers a resource server; recorded as `resource.create` by `by`, in the same transaction. */
+export async function createResource(deps: RegistryServiceDeps, by: AuditActor, input: unknown): Promise<ResourceServer> {
   const data = parseInput(resourceCreateSchema, input);
   try {
-    return await insertResourceServer(db, {
-      id: randomUUID(),
-      identifier: data.identifier,
-      name: data.name ?? null,
-      scopes: data.scope ?? [],
-      access_token_ttl: data.access_token_ttl ?? DEFAULT_ACCESS_TOKEN_TTL,
+    return await deps.db.transaction().execute(async (trx) => {
+      const created = await insertResourceServer(trx, {
+        id: randomUUID(),
+        identifier: data.identifier,
+        name: data.name ?? null,
+        scopes: data.scope ?? [],
+        access_token_ttl: data.access_token_ttl ?? DEFAULT_ACCESS_TOKEN_TTL,
+      });
+      await recordChange(deps.audit, trx, by, { action: 'resource.create', target: `resource:${created.id}`, details: { after: resourceToJson(created) } });
+      return created;
     });
   } catch (error) {
     if (isUniqueViolation(error)) throw new ConflictError('identifier', `a resource server ${data.identifier} is already registered`);
@@ -82,9 +88,10 @@ export function listResources(db: Kysely<Database>): Promise<ResourceServer[]> {
   return listResourceServers(db);
 }
 
-export async function updateResource(db: Kysely<Database>, idOrIdentifier: string, input: unknown): Promise<ResourceServer> {
+/** Changes a resource server; recorded as `resource.update` with it before and after. */
+export async function updateResource(deps: RegistryServiceDeps, by: AuditActor, idOrIdentifier: string, input: unknown): Promise<ResourceServer> {
   const data = parseInput(resourceUpdateSchema, input);
-  return db.transaction().execute(async (trx) => {
+  return deps.db.transaction().execute(async (trx) => {
     const existing = await getResource(trx, idOrIdentifier);
     if (existing.id === ADMIN_RESOURCE_ID && data.scope !== undefined) {
       throw new ValidationError([{ field: 'scope', message: "the admin API's scope is fixed (admin)" }]);
@@ -97,23 +104,32 @@ export async function updateResource(db: Kysely<Database>, idOrIdentifier: strin
     if (!updated) throw new NotFoundError(`resource server ${idOrIdentifier}`);
     // A scope the API no longer offers leaves every grant: offered again later, it is not granted again by itself.
     if (data.scope !== undefined) await pruneGrantScopes(trx, existing.id, updated.scopes);
+    await recordChange(deps.audit, trx, by, {
+      action: 'resource.update',
+      target: `resource:${updated.id}`,
+      details: { before: resourceToJson(existing), after: resourceToJson(updated) },
+    });
     return updated;
   });
 }
 
-export async function deleteResource(db: Kysely<Database>, idOrIdentifier: string): Promise<void> {
-  const existing = await getResource(db, idOrIdentifier);
-  if (existing.id === ADMIN_RESOURCE_ID) {
-    throw new ValidationError([{ field: 'identifier', message: 'the admin API cannot be deleted (take its grant from clients instead)' }]);
-  }
-  const users = await countClientsWithDefaultResource(db, existing.identifier);
-  if (users > 0) {
-    throw new ValidationError([
-      { field: 'identifier', message: `${existing.identifier} is the default resource of ${users} client(s); change them first` },
-    ]);
-  }
-  // Its grants go with it (client_grants cascades), in the same statement.
-  await deleteResourceServer(db, existing.id);
+/** Deletes a resource server and every grant at it; recorded as `resource.delete` with what it was. */
+export async function deleteResource(deps: RegistryServiceDeps, by: AuditActor, idOrIdentifier: string): Promise<void> {
+  await deps.db.transaction().execute(async (trx) => {
+    const existing = await getResource(trx, idOrIdentifier);
+    if (existing.id === ADMIN_RESOURCE_ID) {
+      throw new ValidationError([{ field: 'identifier', message: 'the admin API cannot be deleted (take its grant from clients instead)' }]);
+    }
+    const users = await countClientsWithDefaultResource(trx, existing.identifier);
+    if (users > 0) {
+      throw new ValidationError([
+        { field: 'identifier', message: `${existing.identifier} is the default resource of ${users} client(s); change them first` },
+      ]);
+    }
+    // Its grants go with it (client_grants cascades), in the same statement.
+    if (!(await deleteResourceServer(trx, existing.id))) throw new NotFoundError(`resource server ${idOrIdentifier}`);
+    await recordChange(deps.audit, trx, by, { action: 'resource.delete', target: `resource:${existing.id}`, details: { before: resourceToJson(existing) } });
+  });
 }
 
 /** One page of resource servers (cursor = the last id seen), optionally filtered by identifier or name. */

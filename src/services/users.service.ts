@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { z } from 'zod';
 import { hashPassword, passwordProblem } from '../accounts/passwords.js';
 import { normaliseEmail } from '../registry/email.js';
@@ -9,12 +9,14 @@ import {
   deleteUser as deleteUserRow,
   findUserByEmail,
   findUserById,
+  findUserByIdForUpdate,
   insertUser,
   listUsers as listUserRows,
   listUsersPage as listUserPageRows,
   updateUser,
   type UserRecord,
 } from '../registry/user.repository.js';
+import { recordChange, type AuditActor, type RegistryServiceDeps } from './changes.js';
 import { ConflictError, isUniqueViolation, NotFoundError } from './errors.js';
 import { parseInput } from './validation.js';
 
@@ -54,21 +56,28 @@ const emailTaken = (email: string) => new ConflictError('email', `a user with th
 
 /**
  * Creates a user with an argon2id hash of the password. The email is stored normalised (normaliseEmail):
- * one that differs from a stored one only by case, width or composition is taken.
+ * one that differs from a stored one only by case, width or composition is taken. Recorded as
+ * `user.create` by `by`, in the same transaction.
  */
-export async function createUser(db: Kysely<Database>, input: unknown): Promise<UserRecord> {
+export async function createUser(deps: RegistryServiceDeps, by: AuditActor, input: unknown): Promise<UserRecord> {
   const data = parseInput(userCreateSchema, input);
   // Checked first so a taken email costs no hash; the unique index still decides a race.
-  if (await findUserByEmail(db, data.email)) throw emailTaken(data.email);
+  if (await findUserByEmail(deps.db, data.email)) throw emailTaken(data.email);
+  // Hashed before the transaction: it holds the audit log's lock from its append to its commit only.
+  const passwordHash = await hashPassword(data.password);
   const now = new Date();
   try {
-    return await insertUser(db, {
-      id: randomUUID(),
-      email: data.email,
-      name: data.name ?? null,
-      password_hash: await hashPassword(data.password),
-      created_at: now,
-      updated_at: now,
+    return await deps.db.transaction().execute(async (trx) => {
+      const user = await insertUser(trx, {
+        id: randomUUID(),
+        email: data.email,
+        name: data.name ?? null,
+        password_hash: passwordHash,
+        created_at: now,
+        updated_at: now,
+      });
+      await recordChange(deps.audit, trx, by, { action: 'user.create', target: `user:${user.id}`, details: { after: userToJson(user) } });
+      return user;
     });
   } catch (error) {
     if (isUniqueViolation(error)) throw emailTaken(data.email);
@@ -86,31 +95,52 @@ export function listUsers(db: Kysely<Database>): Promise<UserRecord[]> {
   return listUserRows(db);
 }
 
-async function setDisabled(db: Kysely<Database>, id: string, disabled: boolean): Promise<UserRecord> {
-  // Disabling ends the person's browser sessions for good: enabling them again does not revive one.
-  const user = await updateUser(db, id, disabled ? { disabled, sessions_valid_after: new Date() } : { disabled });
+/** The user as the change starts, their row held until it commits: the before of its record. */
+async function lockUser(trx: Transaction<Database>, id: string): Promise<UserRecord> {
+  const user = await findUserByIdForUpdate(trx, id);
   if (!user) throw new NotFoundError(`user ${id}`);
   return user;
+}
+
+async function setDisabled(deps: RegistryServiceDeps, by: AuditActor, id: string, disabled: boolean): Promise<UserRecord> {
+  return deps.db.transaction().execute(async (trx) => {
+    const before = await lockUser(trx, id);
+    // Disabling ends the person's browser sessions for good: enabling them again does not revive one.
+    const user = await updateUser(trx, id, disabled ? { disabled, sessions_valid_after: new Date() } : { disabled });
+    if (!user) throw new NotFoundError(`user ${id}`);
+    await recordChange(deps.audit, trx, by, {
+      action: disabled ? 'user.disable' : 'user.enable',
+      target: `user:${id}`,
+      details: { before: userToJson(before), after: userToJson(user) },
+    });
+    return user;
+  });
 }
 
 /**
  * A disabled user cannot sign in, and their browser sessions end. Their grants are kept, so enabling
  * them restores their apps; the provider's findAccount treats a disabled user as unknown so their
- * refresh tokens stop working meanwhile.
+ * refresh tokens stop working meanwhile. Recorded as `user.disable`.
  */
-export function disableUser(db: Kysely<Database>, id: string): Promise<UserRecord> {
-  return setDisabled(db, id, true);
+export function disableUser(deps: RegistryServiceDeps, by: AuditActor, id: string): Promise<UserRecord> {
+  return setDisabled(deps, by, id, true);
 }
 
-export function enableUser(db: Kysely<Database>, id: string): Promise<UserRecord> {
-  return setDisabled(db, id, false);
+/** Recorded as `user.enable`. */
+export function enableUser(deps: RegistryServiceDeps, by: AuditActor, id: string): Promise<UserRecord> {
+  return setDisabled(deps, by, id, false);
 }
 
-/** Deletes the user and, in the same transaction, every grant and refresh token issued to them. */
-export async function deleteUser(db: Kysely<Database>, id: string): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+/**
+ * Deletes the user and, in the same transaction, every grant and refresh token issued to them.
+ * Recorded as `user.delete` with what the user was.
+ */
+export async function deleteUser(deps: RegistryServiceDeps, by: AuditActor, id: string): Promise<void> {
+  await deps.db.transaction().execute(async (trx) => {
+    const before = await lockUser(trx, id);
     await deleteDurableRowsOfAccount(trx, id);
     if (!(await deleteUserRow(trx, id))) throw new NotFoundError(`user ${id}`);
+    await recordChange(deps.audit, trx, by, { action: 'user.delete', target: `user:${id}`, details: { before: userToJson(before) } });
   });
 }
 
@@ -144,14 +174,42 @@ export type UserUpdateInput = z.input<typeof userUpdateSchema>;
  * Changes a user's name, disabled flag, verified flag or password (hashed here, never stored in clear).
  * A password change ends the person's browser sessions (those signed in before it must sign in
  * again) and, in the same transaction, deletes their grants and refresh tokens; disabling ends their
- * sessions. `keep_sessions: true` keeps all of them.
+ * sessions. `keep_sessions: true` keeps all of them. Recorded as `user.update` with the user before
+ * and after (and `sessions_ended` when a password change ended them).
  */
-export async function updateUserFields(db: Kysely<Database>, id: string, input: unknown): Promise<UserRecord> {
-  const data = parseInput(userUpdateSchema, input);
+export async function updateUserFields(deps: RegistryServiceDeps, by: AuditActor, id: string, input: unknown): Promise<UserRecord> {
+  return changeUser(deps, by, id, parseInput(userUpdateSchema, input), 'user.update');
+}
+
+/**
+ * Sets a user's password (`users set-password`): as updateUserFields with only a password, but
+ * recorded as `user.password_set`, with `sessions_ended` always said.
+ */
+export async function setUserPassword(
+  deps: RegistryServiceDeps,
+  by: AuditActor,
+  id: string,
+  password: string,
+  options: { keepSessions?: boolean } = {},
+): Promise<UserRecord> {
+  const data = parseInput(userUpdateSchema, { password, ...(options.keepSessions ? { keep_sessions: true } : {}) });
+  return changeUser(deps, by, id, data, 'user.password_set');
+}
+
+async function changeUser(
+  deps: RegistryServiceDeps,
+  by: AuditActor,
+  id: string,
+  data: z.output<typeof userUpdateSchema>,
+  action: 'user.update' | 'user.password_set',
+): Promise<UserRecord> {
   const passwordHash = data.password !== undefined ? await hashPassword(data.password) : undefined;
   const keep = data.keep_sessions === true;
   const endsSessions = !keep && (passwordHash !== undefined || data.disabled === true);
-  return db.transaction().execute(async (trx) => {
+  // A password change ends the person's sessions, consents and refresh tokens unless kept.
+  const sessionsEnded = passwordHash !== undefined && !keep;
+  return deps.db.transaction().execute(async (trx) => {
+    const before = await lockUser(trx, id);
     const user = await updateUser(trx, id, {
       ...(data.name !== undefined ? { name: data.name } : {}),
       ...(data.disabled !== undefined ? { disabled: data.disabled } : {}),
@@ -160,7 +218,9 @@ export async function updateUserFields(db: Kysely<Database>, id: string, input: 
       ...(endsSessions ? { sessions_valid_after: new Date() } : {}),
     });
     if (!user) throw new NotFoundError(`user ${id}`);
-    if (passwordHash !== undefined && !keep) await deleteDurableRowsOfAccount(trx, id);
+    if (sessionsEnded) await deleteDurableRowsOfAccount(trx, id);
+    const ended = action === 'user.password_set' ? { sessions_ended: sessionsEnded } : sessionsEnded ? { sessions_ended: true } : {};
+    await recordChange(deps.audit, trx, by, { action, target: `user:${id}`, details: { before: userToJson(before), after: userToJson(user), ...ended } });
     return user;
   });
 }

@@ -2,7 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminApiRoutes, buildAdminDocument } from '../../src/admin/admin.routes.js';
+import type { AdminRouteDeps } from '../../src/admin/route.js';
 import { createUser } from '../../src/services/users.service.js';
+import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
 import { cliJson } from '../fixtures/cli.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -12,6 +15,8 @@ type Json = Record<string, unknown>;
 
 describe('admin API', () => {
   let t: TestServer;
+  /** Every server of this file, for the check that each answer matched its declaration. */
+  const servers: TestServer[] = [];
   let base: string;
   let token: string;
   let ajv: Ajv2020;
@@ -61,6 +66,7 @@ describe('admin API', () => {
 
   beforeAll(async () => {
     t = await startTestServer({ name: 'admin-api' });
+    servers.push(t);
     base = t.server.url;
     token = await adminToken();
     openapi = (await (await fetch(`${base}/admin/v1/openapi.json`)).json()) as typeof openapi;
@@ -95,7 +101,7 @@ describe('admin API', () => {
       const email = `admin-person-${randomUUID()}@example.test`;
       const password = 'people are not admin clients 1';
       recordSecret(password);
-      await createUser(t.server.registry.db, { email, password });
+      await createUser(t.services, TEST_ACTOR, { email, password });
       const redirectUri = 'http://127.0.0.1:8770/cb';
       const app = await t.cli<{ client_id: string; client_secret: string }>(
         'clients', 'create', '--name', 'sneaky', '--redirect-uri', redirectUri, '--scope', 'openid',
@@ -125,6 +131,7 @@ describe('admin API', () => {
       expectDocumented('/clients', 'post', 201, created.body);
       expect(typeof created.body.client_secret).toBe('string');
       const id = String(created.body.client_id);
+      expect(created.headers.get('location')).toBe(`/admin/v1/clients/${id}`);
       await call('POST', '/clients', { body: { client_name: `svc ${tag} two` } });
       await call('POST', '/clients', { body: { client_name: `svc ${tag} three` } });
 
@@ -217,7 +224,7 @@ describe('admin API', () => {
       const email = `admin-del-${randomUUID()}@example.test`;
       const password = 'deleted clients lose tokens 3';
       recordSecret(password);
-      await createUser(t.server.registry.db, { email, password });
+      await createUser(t.services, TEST_ACTOR, { email, password });
       const redirectUri = 'http://127.0.0.1:8771/cb';
       const created = await call('POST', '/clients', {
         body: { client_name: 'to delete', redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'] },
@@ -243,6 +250,7 @@ describe('admin API', () => {
     beforeAll(async () => {
       const other = await startTestServer({ name: 'admin-api-memory-store', env: { REDIS_URL: '' } });
       expect(other.server.store).not.toBe(t.server.store);
+      servers.push(other);
       const admin = await other.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'admin memory', '--admin');
       await other.server.cache.refresh();
       const issued = await tokenRequest(other.server.url, { grant_type: 'client_credentials', scope: 'admin' }, { clientId: admin.client_id, clientSecret: admin.client_secret });
@@ -264,7 +272,7 @@ describe('admin API', () => {
       const email = `pw-${randomUUID()}@example.test`;
       const password = 'the first password of this person 1';
       recordSecret(password);
-      const user = await createUser(server.server.registry.db, { email, password });
+      const user = await createUser(server.services, TEST_ACTOR, { email, password });
       const redirectUri = 'http://127.0.0.1:8772/cb';
       const created = await fetch(`${url}/admin/v1/clients`, {
         method: 'POST',
@@ -377,6 +385,7 @@ describe('admin API', () => {
       recordSecret(value);
       const id = String(minted.body.id);
       expect(id).toMatch(/^[0-9a-f]{32}$/);
+      expect(minted.headers.get('location')).toBe(`/admin/v1/registration-tokens/${id}`);
 
       const listed = await call('GET', '/registration-tokens');
       expect(listed.status).toBe(200);
@@ -425,7 +434,7 @@ describe('admin API', () => {
       } while (cursor);
       const mine = entries.filter((entry) => entry.target === `client:${id}`);
       expect(mine.map((entry) => entry.action)).toEqual(['client.create', 'client.update', 'client.secret_rotate', 'client.delete']);
-      for (const entry of mine) expect(String(entry.actor)).toMatch(/^client:/);
+      for (const entry of mine) expect(String(entry.actor)).toMatch(/^admin:/);
       const update = mine[1]!;
       expect(update.request_id).toBe(`audit-${id}`);
       expect(update.details).toMatchObject({ before: { client_name: 'audited' }, after: { client_name: 'audited again' } });
@@ -444,6 +453,7 @@ describe('admin API', () => {
       expect(created.status).toBe(201);
       expectDocumented('/resources', 'post', 201, created.body);
       const id = String(created.body.id);
+      expect(created.headers.get('location')).toBe(`/admin/v1/resources/${id}`);
       expectDocumented('/resources/{id}', 'get', 200, (await call('GET', `/resources/${id}`)).body);
       const listed = await call('GET', `/resources?filter=Orders`);
       expectDocumented('/resources', 'get', 200, listed.body);
@@ -546,6 +556,26 @@ describe('admin API', () => {
         expect(JSON.stringify(entry), 'no stack for a client mistake').not.toMatch(/stack|\bat .*\.js:\d+/);
         expect(['error', 'fatal'], 'a client mistake is not an error').not.toContain(entry.level);
       }
+    });
+  });
+  describe('declarations', () => {
+    it('serves the document generated from the routes (the one the unit test lints), with an operationId, a description and a tag on every operation', () => {
+      expect(openapi).toEqual(buildAdminDocument(t.config.issuer, adminApiRoutes({} as unknown as AdminRouteDeps)));
+      const operations = Object.values(openapi.paths).flatMap((item) => Object.values(item)) as Array<{ operationId?: string; description?: string; tags?: string[] }>;
+      expect(operations.length).toBeGreaterThanOrEqual(23);
+      for (const op of operations) {
+        expect(op.operationId).toMatch(/^[a-z][A-Za-z]+$/);
+        expect(op.description).toBeTruthy();
+        expect(op.tags).toHaveLength(1);
+      }
+    });
+
+    // Runs last: the server (NODE_ENV=test) checked every answer above against its route's declaration.
+    it('gave no answer that its route does not declare (status, body, content type, headers)', () => {
+      const mismatched = servers.flatMap((server) =>
+        server.logs.entries().filter((entry) => /which its declaration does not allow/.test(JSON.stringify(entry))),
+      );
+      expect(mismatched).toEqual([]);
     });
   });
 });

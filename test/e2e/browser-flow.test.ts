@@ -22,6 +22,7 @@ import {
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/services/users.service.js';
+import { TEST_ACTOR } from '../fixtures/services.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
@@ -112,7 +113,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
 
     await t.cli('resources', 'create', '--identifier', API, '--scope', API_SCOPE, '--name', 'Photos API');
     recordSecret(PASSWORD);
-    userId = (await createUser(t.server.registry.db, { email: EMAIL, password: PASSWORD, name: NAME })).id;
+    userId = (await createUser(t.services, TEST_ACTOR, { email: EMAIL, password: PASSWORD, name: NAME })).id;
     const created = await t.cli<{ client_id: string; client_secret: string }>(
       'clients', 'create',
       '--name', CLIENT_NAME,

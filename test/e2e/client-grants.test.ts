@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/services/users.service.js';
+import { TEST_ACTOR } from '../fixtures/services.js';
 import { runCliCapture } from '../fixtures/cli.js';
 import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -335,7 +336,7 @@ describe('per-client API grants', () => {
     beforeAll(async () => {
       email = `grants-${randomUUID().slice(0, 8)}@example.test`;
       recordSecret(password);
-      await createUser(t.server.registry.db, { email, password });
+      await createUser(t.services, TEST_ACTOR, { email, password });
       const created = await t.cli<ClientJson>(
         'clients', 'create', '--name', 'Grants App', '--redirect-uri', redirectUri,
         '--grant-type', 'authorization_code', '--grant-type', 'refresh_token', '--scope', 'openid offline_access',

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { exportJWK, exportSPKI, generateKeyPair, importJWK, SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/services/users.service.js';
+import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { runNode } from '../fixtures/process.js';
@@ -523,7 +524,7 @@ describe('hostile input', () => {
 
     recordSecret(PASSWORD);
     const email = `mallory-${randomUUID()}@example.test`;
-    user = { id: (await createUser(t.server.registry.db, { email, password: PASSWORD, name: 'Mallory' })).id, email };
+    user = { id: (await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Mallory' })).id, email };
 
     // A signed-in browser with tokens: hostile requests also arrive with a real session and real tokens.
     const agent = new Agent(base);

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/services/users.service.js';
+import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { runCliCapture } from '../fixtures/cli.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
@@ -41,7 +42,7 @@ describe('GET /metrics (Prometheus)', () => {
 
     const email = `count-${randomUUID()}@example.test`;
     recordSecret(PASSWORD);
-    await createUser(t.server.registry.db, { email, password: PASSWORD, name: 'Counted' });
+    await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Counted' });
     const created = await t.cli<{ client_id: string; client_secret: string }>(
       'clients', 'create', '--name', 'Metrics App', '--redirect-uri', REDIRECT, '--grant-type', 'authorization_code', '--first-party',
     );

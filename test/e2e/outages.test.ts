@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RETRY_AFTER_SECONDS } from '../../src/services/unavailable.js';
 import { createUser } from '../../src/services/users.service.js';
+import { TEST_ACTOR } from '../fixtures/services.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -54,7 +55,7 @@ function expectNoInternals(text: string) {
 async function setUp(t: TestServer) {
   const email = `ops-${randomUUID()}@example.test`;
   recordSecret(PASSWORD);
-  await createUser(t.server.registry.db, { email, password: PASSWORD, name: 'Grace Hopper' });
+  await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Grace Hopper' });
   const created = await t.cli<{ client_id: string; client_secret: string }>(
     'clients', 'create', '--name', 'Ops App', '--redirect-uri', REDIRECT_URI,
     '--grant-type', 'authorization_code', '--grant-type', 'refresh_token', '--first-party',

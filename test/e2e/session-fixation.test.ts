@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/services/users.service.js';
+import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
@@ -50,7 +51,7 @@ describe('session fixation', () => {
     base = t.server.url;
     email = `victim-${randomUUID()}@example.test`;
     recordSecret(PASSWORD);
-    await createUser(t.server.registry.db, { email, password: PASSWORD, name: 'Victim' });
+    await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Victim' });
     const created = await t.cli<{ client_id: string; client_secret: string }>(
       'clients', 'create', '--name', 'Fixation App', '--redirect-uri', REDIRECT, '--post-logout-redirect-uri', 'http://127.0.0.1:8768/bye',
       '--grant-type', 'authorization_code', '--first-party',
@@ -71,7 +72,7 @@ describe('session fixation', () => {
     // The attacker signs in with an account of their own and plants that genuine, signed session
     // (with every other cookie they hold) in the victim's browser...
     const attackerEmail = `attacker-${randomUUID()}@example.test`;
-    const attackerId = (await createUser(t.server.registry.db, { email: attackerEmail, password: PASSWORD, name: 'Mallory' })).id;
+    const attackerId = (await createUser(t.services, TEST_ACTOR, { email: attackerEmail, password: PASSWORD, name: 'Mallory' })).id;
     const attacker = new Agent(base);
     const own = await signIn(attacker, { url: authorize(), email: attackerEmail, password: PASSWORD });
     recordSecret(own.redirect.searchParams.get('code'));

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser, deleteUser } from '../../src/services/users.service.js';
+import { TEST_ACTOR } from '../fixtures/services.js';
 import { TEST_REDIS_URL } from '../fixtures/env.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -45,7 +46,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
     await t.cli('resources', 'create', '--identifier', api, '--scope', 'read');
     email = `lin-${randomUUID()}@example.test`;
     recordSecret(PASSWORD);
-    userId = (await createUser(t.server.registry.db, { email, password: PASSWORD, name: 'Lin' })).id;
+    userId = (await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Lin' })).id;
     const created = await t.cli<{ client_id: string; client_secret: string }>(
       'clients', 'create', '--name', 'Session App', '--redirect-uri', REDIRECT, '--post-logout-redirect-uri', 'http://127.0.0.1:8767/bye',
       '--grant-type', 'authorization_code', '--grant-type', 'refresh_token',
@@ -234,7 +235,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
 
   it('revokes a deleted user’s grants and refresh tokens', async () => {
     const otherEmail = `deleted-${randomUUID()}@example.test`;
-    const other = await createUser(t.server.registry.db, { email: otherEmail, password: PASSWORD });
+    const other = await createUser(t.services, TEST_ACTOR, { email: otherEmail, password: PASSWORD });
     const { verifier, challenge } = pkce();
     const url = authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, scope: 'openid offline_access', code_challenge: challenge, code_challenge_method: 'S256', prompt: 'consent' });
     const { redirect } = await signIn(new Agent(base), { url, email: otherEmail, password: PASSWORD });
@@ -242,7 +243,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
     const { body } = await tokenRequest(base, { grant_type: 'authorization_code', code: redirect.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier }, client);
     expect(typeof body.refresh_token).toBe('string');
     recordSecret(body.refresh_token as string);
-    await deleteUser(t.server.registry.db, other.id);
+    await deleteUser(t.services, TEST_ACTOR, other.id);
     const refresh = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: String(body.refresh_token) }, client);
     expect(refresh.body.error).toBe('invalid_grant');
   });

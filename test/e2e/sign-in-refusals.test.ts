@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser, disableUser } from '../../src/services/users.service.js';
+import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { TEST_REDIS_URL } from '../fixtures/env.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -40,7 +41,7 @@ describe('sign-in refusals', () => {
     base = t.server.url;
     email = `grace-${randomUUID()}@example.test`;
     recordSecret(PASSWORD);
-    await createUser(t.server.registry.db, { email, password: PASSWORD, name: 'Grace Hopper' });
+    await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Grace Hopper' });
     client = await register('Refusal App');
   });
   afterAll(() => t.close());
@@ -161,8 +162,8 @@ describe('sign-in refusals', () => {
 
     it('does not sign in a disabled user', async () => {
       const disabledEmail = `disabled-${randomUUID()}@example.test`;
-      const user = await createUser(t.server.registry.db, { email: disabledEmail, password: PASSWORD });
-      await disableUser(t.server.registry.db, user.id);
+      const user = await createUser(t.services, TEST_ACTOR, { email: disabledEmail, password: PASSWORD });
+      await disableUser(t.services, TEST_ACTOR, user.id);
       const page = await loginPage();
       const response = await page.agent.postForm(page.action, { csrf: page.csrf, email: disabledEmail, password: PASSWORD });
       expect(response.status).toBe(401);
@@ -187,7 +188,7 @@ describe('sign-in refusals', () => {
 
     it('limits failures per account: 429 with Retry-After and a page that says when to try again', async () => {
       const target = `limited-${randomUUID()}@example.test`;
-      await createUser(t.server.registry.db, { email: target, password: PASSWORD });
+      await createUser(t.services, TEST_ACTOR, { email: target, password: PASSWORD });
       for (let i = 0; i < 4; i += 1) {
         const page = await loginPage();
         const response = await page.agent.postForm(page.action, { csrf: page.csrf, email: target, password: `wrong password number ${i}` });

@@ -3,6 +3,7 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tailAudit } from '../../src/audit/audit-log.js';
 import { createUser } from '../../src/services/users.service.js';
+import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
@@ -41,7 +42,7 @@ describe('authorization code + PKCE sign-in', () => {
     await t.cli('resources', 'create', '--identifier', api, '--scope', 'photos:read photos:write', '--name', 'Photos API');
     email = `ada-${randomUUID()}@example.test`;
     recordSecret(PASSWORD);
-    userId = (await createUser(t.server.registry.db, { email, password: PASSWORD, name: 'Ada Lovelace' })).id;
+    userId = (await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Ada Lovelace' })).id;
   });
   afterAll(() => t.close());
 
@@ -241,7 +242,7 @@ describe.each([{ store: 'redis' as const }, { store: 'memory' as const }])('an a
     base = t.server.url;
     email = `race-${randomUUID()}@example.test`;
     recordSecret(PASSWORD);
-    await createUser(t.server.registry.db, { email, password: PASSWORD, name: 'Katherine Johnson' });
+    await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Katherine Johnson' });
   });
   afterAll(() => t.close());
 
@@ -349,7 +350,7 @@ describe('the sign-in lockout under other spellings of the email', () => {
     const tag = randomUUID().slice(0, 8);
     const email = `victim-${tag}@example.test`;
     recordSecret(PASSWORD);
-    await createUser(t.server.registry.db, { email, password: PASSWORD });
+    await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD });
     const wrong = 'a wrong guess at the passphrase 3';
     recordSecret(wrong);
     // Three failures, each under another spelling of the same address: the account is locked.

@@ -1,9 +1,9 @@
 import { errors, type Adapter, type AdapterPayload, type ClientAuthMethod } from 'oidc-provider';
-import type { AuditSink } from '../../audit/audit-log.js';
-import { findClientById, type ClientRecord } from '../../registry/client.repository.js';
+import type { AuditActor } from '../../audit/audit-log.js';
+import type { ClientRecord } from '../../registry/client.repository.js';
 import type { RegistryCache } from '../../registry/registry-cache.js';
 import { isClientSecretDigest } from '../../services/client-secrets.js';
-import { clientToJson, deleteClient, saveRegisteredClient, type ClientServiceDeps } from '../../services/clients.service.js';
+import { deleteClient, saveRegisteredClient, type ClientServiceDeps } from '../../services/clients.service.js';
 import { NotFoundError, ValidationError } from '../../services/errors.js';
 import { OIDC_SCOPES } from '../../services/validation.js';
 
@@ -54,13 +54,15 @@ const SERVED_DEFAULTS: Record<string, unknown> = {
   authorization_details_types: [],
 };
 
-/** What the Client adapter writes with: the clients service, and how the provider signs ID tokens for every client. */
+/**
+ * What the Client adapter writes with: the clients service (which records each change the client
+ * makes to itself, as `registration:<client id>`, in the change's transaction), and how the
+ * provider signs ID tokens for every client.
+ */
 export interface ClientAdapterDeps {
   cache: RegistryCache;
   clients: ClientServiceDeps;
   idTokenSigningAlg: string;
-  /** Records each registration change (actor `registration:<client id>`), as the admin API records its own. */
-  audit?: AuditSink | undefined;
   /** The request being served (oidc-provider's Provider.ctx): its request id and address go into the record. */
   currentRequest?: (() => { ip?: string; state?: { requestId?: unknown } } | undefined) | undefined;
 }
@@ -83,19 +85,11 @@ function refuseUnkept(metadata: AdapterPayload, idTokenSigningAlg: string): void
  */
 export function createClientAdapter(deps: ClientAdapterDeps): Adapter {
   const { cache } = deps;
-  // A change the client made to itself through the registration endpoints (RFC 7591/7592).
-  const record = async (action: string, clientId: string, details: { before?: unknown; after?: unknown }) => {
-    if (!deps.audit) return;
+  // Who changes the client through the registration endpoints (RFC 7591/7592): the client itself.
+  const registration = (clientId: string): AuditActor => {
     const request = deps.currentRequest?.();
     const requestId = request?.state?.requestId;
-    await deps.audit.record({
-      actor: `registration:${clientId}`,
-      action,
-      target: `client:${clientId}`,
-      requestId: typeof requestId === 'string' ? requestId : null,
-      ip: request?.ip ?? null,
-      details,
-    });
+    return { actor: `registration:${clientId}`, requestId: typeof requestId === 'string' ? requestId : null, ip: request?.ip ?? null };
   };
   // The cache hands out the same record until the client changes: its metadata is built once.
   const metadataOf = new WeakMap<ClientRecord, AdapterPayload>();
@@ -115,26 +109,19 @@ export function createClientAdapter(deps: ClientAdapterDeps): Adapter {
       const input = Object.fromEntries(KEPT.filter((key) => metadata[key] !== undefined).map((key) => [key, metadata[key]]));
       // oidc-provider hands back the client_secret the adapter gave it (the digest) unless it just issued one.
       const issued = typeof metadata.client_secret === 'string' && !isClientSecretDigest(metadata.client_secret) ? metadata.client_secret : undefined;
-      const before = deps.audit ? await findClientById(deps.clients.db, id) : undefined;
-      let saved: ClientRecord;
       try {
-        saved = await saveRegisteredClient(deps.clients, id, input, issued);
+        await saveRegisteredClient(deps.clients, registration(id), id, input, issued);
       } catch (error) {
         // oidc-provider answers a description that starts with "redirect_uris" as invalid_redirect_uri.
         if (error instanceof ValidationError) throw new errors.InvalidClientMetadata(error.message);
         throw error;
       }
-      await (before
-        ? record('client.update', id, { before: clientToJson(before), after: clientToJson(saved) })
-        : record('client.create', id, { after: clientToJson(saved) }));
       await cache.refresh();
     },
 
     async destroy(id: string) {
-      const before = deps.audit ? await findClientById(deps.clients.db, id) : undefined;
       try {
-        await deleteClient(deps.clients.db, id);
-        await record('client.delete', id, before ? { before: clientToJson(before) } : {});
+        await deleteClient(deps.clients, registration(id), id);
       } catch (error) {
         if (!(error instanceof NotFoundError)) throw error;
       }

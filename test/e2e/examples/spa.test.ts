@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createResourceServer } from '../../../examples/resource-server/resource-server.js';
 import { createSpaServer } from '../../../examples/spa/serve.js';
 import { createUser } from '../../../src/services/users.service.js';
+import { TEST_ACTOR } from '../../fixtures/services.js';
 import { recordSecret } from '../../fixtures/log-capture.js';
 import { freePort } from '../../fixtures/ports.js';
 import { REPO_ROOT, spawnNode, type Spawned } from '../../fixtures/process.js';
@@ -74,7 +75,7 @@ describe('examples/spa: oidc-client-ts in a real browser', () => {
     expect(created.client_secret).toBeUndefined();
     clientId = created.client_id;
     recordSecret(PASSWORD);
-    userId = (await createUser(t.server.registry.db, { email: EMAIL, password: PASSWORD, name: NAME })).id;
+    userId = (await createUser(t.services, TEST_ACTOR, { email: EMAIL, password: PASSWORD, name: NAME })).id;
 
     api = await listen(createResourceServer({ issuer, audience, allowedOrigins: [spaOrigin] }));
     spa = await listen(createSpaServer({ issuer, clientId, apiUrl: api.url }), spaPort);

@@ -21,6 +21,7 @@ import {
 } from '../../../src/services/users.service.js';
 import { sessionEnded } from '../../../src/oidc/configuration.js';
 import { createTestDatabase, type TestDatabase } from '../../fixtures/database.js';
+import { TEST_ACTOR, testServices } from '../../fixtures/services.js';
 import { captureLogs, recordSecret, type LogCapture } from '../../fixtures/log-capture.js';
 
 const ARGON2ID: Algorithm = 2;
@@ -77,7 +78,7 @@ describe('users and accounts on PostgreSQL', () => {
   describe('users service', () => {
     it('createUser keeps the email in its normalised form (trimmed, NFKC, lower case) and only an argon2id hash of the password', async () => {
       const password = newPassword();
-      const user = await createUser(registry.db, { email: '  Ada.Lovelace@Ｅｘａｍｐｌｅ.test ', name: 'Ada Lovelace', password });
+      const user = await createUser(testServices(registry.db), TEST_ACTOR, { email: '  Ada.Lovelace@Ｅｘａｍｐｌｅ.test ', name: 'Ada Lovelace', password });
       expect(user).toMatchObject({ email: 'ada.lovelace@example.test', name: 'Ada Lovelace', emailVerified: false, disabled: false, lastLoginAt: null });
       expect(user.id).toMatch(/^[0-9a-f-]{36}$/);
       expect(user.passwordHash).toMatch(CURRENT_HASH);
@@ -91,8 +92,8 @@ describe('users and accounts on PostgreSQL', () => {
     });
 
     it('refuses an email already taken in another case, and writes nothing', async () => {
-      await createUser(registry.db, { email: 'grace@example.test', password: newPassword() });
-      const error = await refusal(createUser(registry.db, { email: 'GRACE@Example.TEST', password: newPassword() }));
+      await createUser(testServices(registry.db), TEST_ACTOR, { email: 'grace@example.test', password: newPassword() });
+      const error = await refusal(createUser(testServices(registry.db), TEST_ACTOR, { email: 'GRACE@Example.TEST', password: newPassword() }));
       expect(error).toBeInstanceOf(ConflictError);
       expect((error as ConflictError).field).toBe('email');
       expect(await countUsers()).toBe(1);
@@ -104,8 +105,8 @@ describe('users and accounts on PostgreSQL', () => {
       { what: 'the Kelvin sign', spelling: '\u212aate@example.test', taken: 'kate@example.test' },
       { what: 'case and space', spelling: ' GRACE@example.TEST' },
     ])('refuses an email that differs from a taken one only by $what (ConflictError), and writes nothing', async ({ spelling, taken }) => {
-      await createUser(registry.db, { email: taken ?? 'grace@example.test', password: newPassword() });
-      const error = await refusal(createUser(registry.db, { email: spelling, password: newPassword() }));
+      await createUser(testServices(registry.db), TEST_ACTOR, { email: taken ?? 'grace@example.test', password: newPassword() });
+      const error = await refusal(createUser(testServices(registry.db), TEST_ACTOR, { email: spelling, password: newPassword() }));
       expect(error).toBeInstanceOf(ConflictError);
       expect((error as ConflictError).field).toBe('email');
       expect(await countUsers()).toBe(1);
@@ -136,7 +137,7 @@ describe('users and accounts on PostgreSQL', () => {
       { what: 'no password', input: () => ({ email: 'none@example.test' }), field: 'password' },
       { what: 'a name over 200 characters', input: () => ({ email: 'long@example.test', name: 'n'.repeat(201), password: newPassword() }), field: 'name' },
     ])('refuses $what with a ValidationError naming $field, and writes nothing', async ({ input, field }) => {
-      const error = await refusal(createUser(registry.db, input()));
+      const error = await refusal(createUser(testServices(registry.db), TEST_ACTOR, input()));
       expect(error).toBeInstanceOf(ValidationError);
       expect((error as ValidationError).errors.map((e) => e.field)).toEqual([field]);
       expect(await countUsers()).toBe(0);
@@ -144,14 +145,15 @@ describe('users and accounts on PostgreSQL', () => {
 
     it('disable, enable, get and delete answer NotFoundError for an unknown id', async () => {
       const id = randomUUID();
-      for (const call of [getUser, disableUser, enableUser, deleteUser]) {
-        expect(await refusal(call(registry.db, id))).toBeInstanceOf(NotFoundError);
+      expect(await refusal(getUser(registry.db, id))).toBeInstanceOf(NotFoundError);
+      for (const call of [disableUser, enableUser, deleteUser]) {
+        expect(await refusal(call(testServices(registry.db), TEST_ACTOR, id))).toBeInstanceOf(NotFoundError);
       }
     });
 
     it('deleteUser removes the user and its grants and refresh tokens in one transaction; other accounts keep theirs', async () => {
-      const user = await createUser(registry.db, { email: 'leaving@example.test', password: newPassword() });
-      const other = await createUser(registry.db, { email: 'staying@example.test', password: newPassword() });
+      const user = await createUser(testServices(registry.db), TEST_ACTOR, { email: 'leaving@example.test', password: newPassword() });
+      const other = await createUser(testServices(registry.db), TEST_ACTOR, { email: 'staying@example.test', password: newPassword() });
       const row = (model: string, id: string, accountId: string | null, grantId: string | null) => ({
         model,
         id,
@@ -172,9 +174,9 @@ describe('users and accounts on PostgreSQL', () => {
         .execute();
       // Rows of an account that does not exist: a refused delete must leave them (the transaction rolls back).
       await registry.db.insertInto('oidc_durable').values(row('Grant', 'grant-ghost', 'ghost', 'grant-ghost')).execute();
-      expect(await refusal(deleteUser(registry.db, 'ghost'))).toBeInstanceOf(NotFoundError);
+      expect(await refusal(deleteUser(testServices(registry.db), TEST_ACTOR, 'ghost'))).toBeInstanceOf(NotFoundError);
 
-      await deleteUser(registry.db, user.id);
+      await deleteUser(testServices(registry.db), TEST_ACTOR, user.id);
       expect(await refusal(getUser(registry.db, user.id))).toBeInstanceOf(NotFoundError);
       const left = await registry.db.selectFrom('oidc_durable').select('id').orderBy('id').execute();
       expect(left.map((r) => r.id)).toEqual(['grant-2', 'grant-ghost', 'refresh-3']);
@@ -182,8 +184,8 @@ describe('users and accounts on PostgreSQL', () => {
     });
 
     it('a password change ends the sessions signed in before it and deletes the grants and refresh tokens; keep_sessions keeps them; other changes do neither', async () => {
-      const user = await createUser(registry.db, { email: 'changing@example.test', password: newPassword() });
-      const other = await createUser(registry.db, { email: 'bystander@example.test', password: newPassword() });
+      const user = await createUser(testServices(registry.db), TEST_ACTOR, { email: 'changing@example.test', password: newPassword() });
+      const other = await createUser(testServices(registry.db), TEST_ACTOR, { email: 'bystander@example.test', password: newPassword() });
       const rows = (accountId: string, tag: string) => [
         { model: 'Grant', id: `grant-${tag}`, grant_id: `grant-${tag}`, account_id: accountId, client_id: 'app', payload: '{}' },
         { model: 'RefreshToken', id: `refresh-${tag}`, grant_id: `grant-${tag}`, account_id: accountId, client_id: 'app', payload: '{}' },
@@ -193,16 +195,16 @@ describe('users and accounts on PostgreSQL', () => {
       expect(user.sessionsValidAfter).toBeNull();
 
       // Not a password change: nothing ends.
-      const renamed = await updateUserFields(registry.db, user.id, { name: 'Renamed', email_verified: true });
+      const renamed = await updateUserFields(testServices(registry.db), TEST_ACTOR, user.id, { name: 'Renamed', email_verified: true });
       expect(renamed.sessionsValidAfter).toBeNull();
       expect(await left()).toEqual(['grant-a', 'grant-b', 'refresh-a', 'refresh-b']);
 
-      const kept = await updateUserFields(registry.db, user.id, { password: newPassword(), keep_sessions: true });
+      const kept = await updateUserFields(testServices(registry.db), TEST_ACTOR, user.id, { password: newPassword(), keep_sessions: true });
       expect(kept.sessionsValidAfter).toBeNull();
       expect(await left()).toEqual(['grant-a', 'grant-b', 'refresh-a', 'refresh-b']);
 
       const before = Math.floor(Date.now() / 1000) - 1;
-      const changed = await updateUserFields(registry.db, user.id, { password: newPassword() });
+      const changed = await updateUserFields(testServices(registry.db), TEST_ACTOR, user.id, { password: newPassword() });
       expect(changed.sessionsValidAfter).toBeInstanceOf(Date);
       expect(await left()).toEqual(['grant-b', 'refresh-b']);
       expect((await getUser(registry.db, other.id)).sessionsValidAfter).toBeNull();
@@ -212,23 +214,23 @@ describe('users and accounts on PostgreSQL', () => {
       expect(sessionEnded(await getUser(registry.db, other.id), before)).toBe(false);
 
       // keep_sessions only goes with a password or a disable; a refused update changes nothing.
-      const refused = await refusal(updateUserFields(registry.db, other.id, { keep_sessions: true, name: 'x' }));
+      const refused = await refusal(updateUserFields(testServices(registry.db), TEST_ACTOR, other.id, { keep_sessions: true, name: 'x' }));
       expect(refused).toBeInstanceOf(ValidationError);
       expect((refused as ValidationError).errors.map((e) => e.field)).toEqual(['keep_sessions']);
-      expect(await refusal(updateUserFields(registry.db, 'ghost', { password: newPassword() }))).toBeInstanceOf(NotFoundError);
+      expect(await refusal(updateUserFields(testServices(registry.db), TEST_ACTOR, 'ghost', { password: newPassword() }))).toBeInstanceOf(NotFoundError);
       expect(await left()).toEqual(['grant-b', 'refresh-b']);
     });
 
     it('disabling ends the sessions (so enabling does not revive them) but keeps the grants', async () => {
-      const user = await createUser(registry.db, { email: 'paused-sessions@example.test', password: newPassword() });
+      const user = await createUser(testServices(registry.db), TEST_ACTOR, { email: 'paused-sessions@example.test', password: newPassword() });
       await registry.db.insertInto('oidc_durable').values({ model: 'Grant', id: 'grant-p', grant_id: 'grant-p', account_id: user.id, client_id: 'app', payload: '{}' }).execute();
       const before = Math.floor(Date.now() / 1000) - 1;
-      expect((await disableUser(registry.db, user.id)).sessionsValidAfter).toBeInstanceOf(Date);
-      const enabled = await enableUser(registry.db, user.id);
+      expect((await disableUser(testServices(registry.db), TEST_ACTOR, user.id)).sessionsValidAfter).toBeInstanceOf(Date);
+      const enabled = await enableUser(testServices(registry.db), TEST_ACTOR, user.id);
       expect(sessionEnded(enabled, before)).toBe(true);
       expect((await registry.db.selectFrom('oidc_durable').select('id').execute()).map((r) => r.id)).toEqual(['grant-p']);
       // Through the service's update too, unless kept.
-      const again = await updateUserFields(registry.db, user.id, { disabled: true, keep_sessions: true });
+      const again = await updateUserFields(testServices(registry.db), TEST_ACTOR, user.id, { disabled: true, keep_sessions: true });
       expect(again.sessionsValidAfter).toEqual(enabled.sessionsValidAfter);
     });
   });
@@ -236,7 +238,7 @@ describe('users and accounts on PostgreSQL', () => {
   describe('authenticate', () => {
     it('signs in with the right password whatever the email case, and records the time', async () => {
       const password = newPassword();
-      const created = await createUser(registry.db, { email: 'Linus@Example.test', password });
+      const created = await createUser(testServices(registry.db), TEST_ACTOR, { email: 'Linus@Example.test', password });
       const before = Date.now();
       const result = await accounts.authenticate('  linus@EXAMPLE.test', password);
       expect(result.ok).toBe(true);
@@ -267,7 +269,7 @@ describe('users and accounts on PostgreSQL', () => {
 
     it('does not take a dotted capital I for an i, nor ss for ß: those are other addresses, for the lookup as for the sign-in limiter', async () => {
       const password = newPassword();
-      await createUser(registry.db, { email: 'victim@example.test', password });
+      await createUser(testServices(registry.db), TEST_ACTOR, { email: 'victim@example.test', password });
       await insertUser(registry.db, { id: randomUUID(), email: 'straße@example.test', password_hash: await hashPassword(password), created_at: new Date(), updated_at: new Date() });
       for (const spelling of ['vİctim@example.test', 'VİCTIM@example.test', 'STRASSE@example.test']) {
         expect(await accounts.authenticate(spelling, password), spelling).toEqual({ ok: false, reason: 'invalid' });
@@ -276,7 +278,7 @@ describe('users and accounts on PostgreSQL', () => {
 
     it('answers invalid for a wrong password, an unknown email, an empty or an over-long password', async () => {
       const password = newPassword();
-      await createUser(registry.db, { email: 'wrong@example.test', password });
+      await createUser(testServices(registry.db), TEST_ACTOR, { email: 'wrong@example.test', password });
       expect(await accounts.authenticate('wrong@example.test', `${password}x`)).toEqual({ ok: false, reason: 'invalid' });
       expect(await accounts.authenticate('wrong@example.test', '')).toEqual({ ok: false, reason: 'invalid' });
       expect(await accounts.authenticate('nobody@example.test', password)).toEqual({ ok: false, reason: 'invalid' });
@@ -288,12 +290,12 @@ describe('users and accounts on PostgreSQL', () => {
 
     it('answers disabled for a disabled user with the right password (invalid with a wrong one), and ok once enabled', async () => {
       const password = newPassword();
-      const user = await createUser(registry.db, { email: 'paused@example.test', password });
-      expect((await disableUser(registry.db, user.id)).disabled).toBe(true);
+      const user = await createUser(testServices(registry.db), TEST_ACTOR, { email: 'paused@example.test', password });
+      expect((await disableUser(testServices(registry.db), TEST_ACTOR, user.id)).disabled).toBe(true);
       expect(await accounts.authenticate('paused@example.test', password)).toEqual({ ok: false, reason: 'disabled' });
       expect(await accounts.authenticate('paused@example.test', `${password}x`)).toEqual({ ok: false, reason: 'invalid' });
       expect((await getUser(registry.db, user.id)).lastLoginAt).toBeNull();
-      expect((await enableUser(registry.db, user.id)).disabled).toBe(false);
+      expect((await enableUser(testServices(registry.db), TEST_ACTOR, user.id)).disabled).toBe(false);
       expect((await accounts.authenticate('paused@example.test', password)).ok).toBe(true);
     });
 
@@ -332,7 +334,7 @@ describe('users and accounts on PostgreSQL', () => {
 
     it('takes about as long for an unknown email as for a wrong password of a known one', async () => {
       const password = newPassword();
-      await createUser(registry.db, { email: 'timing@example.test', password });
+      await createUser(testServices(registry.db), TEST_ACTOR, { email: 'timing@example.test', password });
       const known = () => accounts.authenticate('timing@example.test', `${password}x`);
       const unknown = () => accounts.authenticate(`nobody-${randomUUID()}@example.test`, `${password}x`);
       await known();

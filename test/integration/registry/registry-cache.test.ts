@@ -12,6 +12,7 @@ import type { Database } from '../../../src/registry/tables.js';
 import { createClient, deleteClient, updateClient, type ClientServiceDeps } from '../../../src/services/clients.service.js';
 import { createResource, updateResource } from '../../../src/services/resources.service.js';
 import { createTestDatabase, type TestDatabase } from '../../fixtures/database.js';
+import { TEST_ACTOR, testServices } from '../../fixtures/services.js';
 
 const silent = createLogger({ logLevel: 'silent' });
 
@@ -48,7 +49,7 @@ describe('registry cache over PostgreSQL', () => {
     // Changes come through the services on a connection of their own, as the CLI or another node would make them.
     writer = await openCliDatabase(config, silent);
     await migrateToLatest(writer.db);
-    deps = { db: writer.db, issuer: config.issuer, digestKey: randomBytes(32) };
+    deps = { db: writer.db, issuer: config.issuer, digestKey: randomBytes(32), audit: testServices(writer.db).audit };
   });
   afterAll(async () => {
     await writer?.close();
@@ -75,7 +76,7 @@ describe('registry cache over PostgreSQL', () => {
   const clientQueries = (counter: { sql: string[] }) => counter.sql.filter((q) => q.includes('"clients"')).length;
 
   it('serves a client from memory after the first read', async () => {
-    const { client } = await createClient(deps, { client_name: 'cached' });
+    const { client } = await createClient(deps, TEST_ACTOR, { client_name: 'cached' });
     const { cache, counter, dispose } = await startCache(60_000);
     try {
       const first = await cache.getClient(client.clientId);
@@ -92,7 +93,7 @@ describe('registry cache over PostgreSQL', () => {
   });
 
   it('reads concurrent first requests for one client once', async () => {
-    const { client } = await createClient(deps, { client_name: 'stampede' });
+    const { client } = await createClient(deps, TEST_ACTOR, { client_name: 'stampede' });
     const { cache, counter, dispose } = await startCache(60_000);
     try {
       const results = await Promise.all(Array.from({ length: 10 }, () => cache.getClient(client.clientId)));
@@ -104,11 +105,11 @@ describe('registry cache over PostgreSQL', () => {
   });
 
   it('sees a client updated from another connection within one second', async () => {
-    const { client } = await createClient(deps, { client_name: 'old name' });
+    const { client } = await createClient(deps, TEST_ACTOR, { client_name: 'old name' });
     const { cache, dispose } = await startCache(100);
     try {
       expect((await cache.getClient(client.clientId))?.clientName).toBe('old name');
-      await updateClient(deps, client.clientId, { client_name: 'new name' });
+      await updateClient(deps, TEST_ACTOR, client.clientId, { client_name: 'new name' });
       const started = Date.now();
       await vi.waitFor(async () => expect((await cache.getClient(client.clientId))?.clientName).toBe('new name'), {
         timeout: 1000,
@@ -121,11 +122,11 @@ describe('registry cache over PostgreSQL', () => {
   });
 
   it('sees a client deleted from another connection within one second', async () => {
-    const { client } = await createClient(deps, { client_name: 'doomed' });
+    const { client } = await createClient(deps, TEST_ACTOR, { client_name: 'doomed' });
     const { cache, dispose } = await startCache(100);
     try {
       expect(await cache.getClient(client.clientId)).toBeDefined();
-      await deleteClient(writer.db, client.clientId);
+      await deleteClient(deps, TEST_ACTOR, client.clientId);
       await vi.waitFor(async () => expect(await cache.getClient(client.clientId)).toBeUndefined(), { timeout: 1000, interval: 20 });
     } finally {
       await dispose();
@@ -160,7 +161,7 @@ describe('registry cache over PostgreSQL', () => {
 
   it('caches resource servers by identifier only and sees their changes', async () => {
     const identifier = `https://api-${randomUUID()}.example.test`;
-    const created = await createResource(writer.db, { identifier, scope: 'a' });
+    const created = await createResource(deps, TEST_ACTOR, { identifier, scope: 'a' });
     const { cache, counter, dispose } = await startCache(100);
     try {
       const first = await cache.getResourceServer(identifier);
@@ -169,7 +170,7 @@ describe('registry cache over PostgreSQL', () => {
       expect(counter.sql.filter((q) => q.includes('"resource_servers"'))).toHaveLength(1);
       expect(await cache.getResourceServer(created.id)).toBeUndefined();
 
-      await updateResource(writer.db, identifier, { scope: 'a b' });
+      await updateResource(deps, TEST_ACTOR, identifier, { scope: 'a b' });
       await vi.waitFor(async () => expect((await cache.getResourceServer(identifier))?.scopes).toEqual(['a', 'b']), {
         timeout: 1000,
         interval: 20,
@@ -180,7 +181,7 @@ describe('registry cache over PostgreSQL', () => {
   });
 
   it('keeps serving cached clients when its database is unreachable, and says so once', async () => {
-    const { client } = await createClient(deps, { client_name: 'survivor' });
+    const { client } = await createClient(deps, TEST_ACTOR, { client_name: 'survivor' });
     const lines: string[] = [];
     const logger = createLogger({ logLevel: 'warn' }, { write: (line: string) => void lines.push(line) });
     const { cache, registry, dispose } = await startCache(50, logger);

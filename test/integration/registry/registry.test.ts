@@ -16,6 +16,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../../../src/serv
 import { createResource, deleteResource, getResource, listResources, updateResource } from '../../../src/services/resources.service.js';
 import { MIGRATIONS } from '../../../migrations/index.js';
 import { REGISTRY_ENGINES, REGISTRY_TEST_ISSUER } from '../../fixtures/registry-engines.js';
+import { TEST_ACTOR, testServices } from '../../fixtures/services.js';
 
 const ISSUER = REGISTRY_TEST_ISSUER;
 
@@ -30,7 +31,7 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
     ({ registry, cleanup } = await engine.open());
     firstRun = await migrateToLatest(registry.db);
     secondRun = await migrateToLatest(registry.db);
-    deps = { db: registry.db, issuer: ISSUER, digestKey: randomBytes(32) };
+    deps = { db: registry.db, issuer: ISSUER, digestKey: randomBytes(32), audit: testServices(registry.db).audit };
   }, 60_000);
   afterAll(async () => {
     await cleanup?.();
@@ -71,7 +72,7 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
 
   describe('clients', () => {
     it('createClient returns the secret once and stores only a digest that verifies it', async () => {
-      const { client, clientSecret } = await createClient(deps, { client_name: 'service', grant_types: ['client_credentials'] });
+      const { client, clientSecret } = await createClient(deps, TEST_ACTOR, { client_name: 'service', grant_types: ['client_credentials'] });
       expect(clientSecret).toMatch(/^[A-Za-z0-9_-]{43}$/);
       expect(client.tokenEndpointAuthMethod).toBe('client_secret_basic');
 
@@ -91,7 +92,7 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
     });
 
     it('a public client (none) gets no secret', async () => {
-      const { client, clientSecret } = await createClient(deps, {
+      const { client, clientSecret } = await createClient(deps, TEST_ACTOR, {
         client_name: 'spa',
         redirect_uris: ['https://spa.example.test/cb'],
         token_endpoint_auth_method: 'none',
@@ -104,8 +105,8 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
 
     it('gives a client the scopes of its default resource when created without a scope', async () => {
       const identifier = uniqueResource();
-      await createResource(registry.db, { identifier, scope: 'orders:read orders:write' });
-      const { client } = await createClient(deps, { client_name: 'svc', default_resource: identifier });
+      await createResource(deps, TEST_ACTOR, { identifier, scope: 'orders:read orders:write' });
+      const { client } = await createClient(deps, TEST_ACTOR, { client_name: 'svc', default_resource: identifier });
       expect(client.grantTypes).toEqual(['client_credentials']);
       expect(client.defaultResource).toBe(identifier);
       expect(client.scopes).toEqual([]);
@@ -138,7 +139,7 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
     it.each(invalid)('createClient refuses $what, naming the field, and writes nothing', async ({ input, field }) => {
       const clientsBefore = await countClients();
       const resourcesBefore = await countResources();
-      await expectValidationError(createClient(deps, { client_name: 'bad', ...input }), field);
+      await expectValidationError(createClient(deps, TEST_ACTOR, { client_name: 'bad', ...input }), field);
       expect(await countClients()).toBe(clientsBefore);
       expect(await countResources()).toBe(resourcesBefore);
     });
@@ -147,7 +148,7 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
       const resourcesBefore = await countResources();
       const clientsBefore = await countClients();
       await expectValidationError(
-        createClient({ ...deps, issuer: `https://fresh-${randomUUID()}.example.test` }, {
+        createClient({ ...deps, issuer: `https://fresh-${randomUUID()}.example.test` }, TEST_ACTOR, {
           client_name: 'bad admin',
           admin: true,
           token_endpoint_auth_method: 'none',
@@ -159,9 +160,9 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
     });
 
     it('updateClient refuses invalid changes and leaves the client as it was', async () => {
-      const { client } = await createClient(deps, { client_name: 'stable', redirect_uris: ['https://app.example.test/cb'] });
-      await expectValidationError(updateClient(deps, client.clientId, { redirect_uris: ['http://example.com/cb'] }), /^redirect_uris/);
-      await expectValidationError(updateClient(deps, client.clientId, { token_endpoint_auth_method: 'private_key_jwt' }), 'jwks');
+      const { client } = await createClient(deps, TEST_ACTOR, { client_name: 'stable', redirect_uris: ['https://app.example.test/cb'] });
+      await expectValidationError(updateClient(deps, TEST_ACTOR, client.clientId, { redirect_uris: ['http://example.com/cb'] }), /^redirect_uris/);
+      await expectValidationError(updateClient(deps, TEST_ACTOR, client.clientId, { token_endpoint_auth_method: 'private_key_jwt' }), 'jwks');
       const after = await getClient(registry.db, client.clientId);
       expect(after.redirectUris).toEqual(['https://app.example.test/cb']);
       expect(after.tokenEndpointAuthMethod).toBe('client_secret_basic');
@@ -169,8 +170,8 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
     });
 
     it('updateClient changes the client and bumps its version', async () => {
-      const { client, clientSecret } = await createClient(deps, { client_name: 'before' });
-      const { client: updated, clientSecret: newSecret } = await updateClient(deps, client.clientId, { client_name: 'after' });
+      const { client, clientSecret } = await createClient(deps, TEST_ACTOR, { client_name: 'before' });
+      const { client: updated, clientSecret: newSecret } = await updateClient(deps, TEST_ACTOR, client.clientId, { client_name: 'after' });
       expect(updated.clientName).toBe('after');
       expect(updated.version).toBe(client.version + 1);
       expect(newSecret).toBeUndefined();
@@ -178,8 +179,8 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
     });
 
     it('rotateClientSecret makes the old secret fail and the new one verify', async () => {
-      const { client, clientSecret: oldSecret } = await createClient(deps, { client_name: 'rotating' });
-      const { clientSecret: newSecret } = await rotateClientSecret(deps, client.clientId);
+      const { client, clientSecret: oldSecret } = await createClient(deps, TEST_ACTOR, { client_name: 'rotating' });
+      const { clientSecret: newSecret } = await rotateClientSecret(deps, TEST_ACTOR, client.clientId);
       expect(newSecret).toBeDefined();
       expect(newSecret).not.toBe(oldSecret);
       const stored = await getClient(registry.db, client.clientId);
@@ -189,26 +190,26 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
     });
 
     it('rotateClientSecret refuses a client without a secret', async () => {
-      const { client } = await createClient(deps, {
+      const { client } = await createClient(deps, TEST_ACTOR, {
         client_name: 'public',
         redirect_uris: ['https://spa.example.test/cb'],
         token_endpoint_auth_method: 'none',
       });
-      await expectValidationError(rotateClientSecret(deps, client.clientId), 'token_endpoint_auth_method');
+      await expectValidationError(rotateClientSecret(deps, TEST_ACTOR, client.clientId), 'token_endpoint_auth_method');
       expect((await getClient(registry.db, client.clientId)).secretDigest).toBeNull();
     });
 
     it('get, update, rotate and delete of an unknown client are NotFoundError', async () => {
       const unknown = `missing-${randomUUID()}`;
       await expect(getClient(registry.db, unknown)).rejects.toThrow(NotFoundError);
-      await expect(updateClient(deps, unknown, { client_name: 'x' })).rejects.toThrow(NotFoundError);
-      await expect(rotateClientSecret(deps, unknown)).rejects.toThrow(NotFoundError);
-      await expect(deleteClient(registry.db, unknown)).rejects.toThrow(NotFoundError);
+      await expect(updateClient(deps, TEST_ACTOR, unknown, { client_name: 'x' })).rejects.toThrow(NotFoundError);
+      await expect(rotateClientSecret(deps, TEST_ACTOR, unknown)).rejects.toThrow(NotFoundError);
+      await expect(deleteClient(deps, TEST_ACTOR, unknown)).rejects.toThrow(NotFoundError);
     });
 
     it('deleteClient removes the client', async () => {
-      const { client } = await createClient(deps, { client_name: 'short-lived' });
-      await deleteClient(registry.db, client.clientId);
+      const { client } = await createClient(deps, TEST_ACTOR, { client_name: 'short-lived' });
+      await deleteClient(deps, TEST_ACTOR, client.clientId);
       await expect(getClient(registry.db, client.clientId)).rejects.toThrow(NotFoundError);
     });
   });
@@ -216,7 +217,7 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
   describe('resources', () => {
     it('createResource stores a resource with defaults and reads it back by id or identifier', async () => {
       const identifier = uniqueResource();
-      const created = await createResource(registry.db, { identifier, scope: 'read write read' });
+      const created = await createResource(deps, TEST_ACTOR, { identifier, scope: 'read write read' });
       expect(created.scopes).toEqual(['read', 'write']);
       expect(created.accessTokenTtl).toBe(600);
       expect(created.name).toBeNull();
@@ -227,9 +228,9 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
 
     it('a duplicate identifier is a ConflictError on identifier and adds nothing', async () => {
       const identifier = uniqueResource();
-      await createResource(registry.db, { identifier });
+      await createResource(deps, TEST_ACTOR, { identifier });
       const before = await countResources();
-      const error = await createResource(registry.db, { identifier, scope: 'other' }).catch((e: unknown) => e);
+      const error = await createResource(deps, TEST_ACTOR, { identifier, scope: 'other' }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConflictError);
       expect((error as ConflictError).field).toBe('identifier');
       expect(await countResources()).toBe(before);
@@ -237,28 +238,28 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
 
     it('refuses invalid resources, naming the field', async () => {
       const before = await countResources();
-      await expectValidationError(createResource(registry.db, { identifier: 'not a uri' }), 'identifier');
-      await expectValidationError(createResource(registry.db, { identifier: uniqueResource(), scope: 'openid' }), 'scope');
-      await expectValidationError(createResource(registry.db, { identifier: uniqueResource(), access_token_ttl: 0 }), 'access_token_ttl');
-      await expectValidationError(createResource(registry.db, { identifier: uniqueResource(), access_token_ttl: 90_000 }), 'access_token_ttl');
+      await expectValidationError(createResource(deps, TEST_ACTOR, { identifier: 'not a uri' }), 'identifier');
+      await expectValidationError(createResource(deps, TEST_ACTOR, { identifier: uniqueResource(), scope: 'openid' }), 'scope');
+      await expectValidationError(createResource(deps, TEST_ACTOR, { identifier: uniqueResource(), access_token_ttl: 0 }), 'access_token_ttl');
+      await expectValidationError(createResource(deps, TEST_ACTOR, { identifier: uniqueResource(), access_token_ttl: 90_000 }), 'access_token_ttl');
       expect(await countResources()).toBe(before);
     });
 
     it('updateResource changes name, scopes and ttl', async () => {
-      const created = await createResource(registry.db, { identifier: uniqueResource() });
-      const updated = await updateResource(registry.db, created.identifier, { name: 'Orders', scope: 'a b', access_token_ttl: 120 });
+      const created = await createResource(deps, TEST_ACTOR, { identifier: uniqueResource() });
+      const updated = await updateResource(deps, TEST_ACTOR, created.identifier, { name: 'Orders', scope: 'a b', access_token_ttl: 120 });
       expect(updated).toMatchObject({ id: created.id, name: 'Orders', scopes: ['a', 'b'], accessTokenTtl: 120 });
     });
 
     it('refuses to delete a resource that is some client default_resource, and deletes it once unused', async () => {
       const identifier = uniqueResource();
-      await createResource(registry.db, { identifier, scope: 'x' });
-      const { client } = await createClient(deps, { client_name: 'user of resource', default_resource: identifier });
-      await expectValidationError(deleteResource(registry.db, identifier), 'identifier');
+      await createResource(deps, TEST_ACTOR, { identifier, scope: 'x' });
+      const { client } = await createClient(deps, TEST_ACTOR, { client_name: 'user of resource', default_resource: identifier });
+      await expectValidationError(deleteResource(deps, TEST_ACTOR, identifier), 'identifier');
       expect((await getResource(registry.db, identifier)).identifier).toBe(identifier);
 
-      await updateClient(deps, client.clientId, { default_resource: null, scope: '' });
-      await deleteResource(registry.db, identifier);
+      await updateClient(deps, TEST_ACTOR, client.clientId, { default_resource: null, scope: '' });
+      await deleteResource(deps, TEST_ACTOR, identifier);
       await expect(getResource(registry.db, identifier)).rejects.toThrow(NotFoundError);
     });
   });

@@ -1,13 +1,10 @@
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { DEFAULT_MIGRATION_LOCK_TABLE, DEFAULT_MIGRATION_TABLE } from 'kysely/migration';
-import { migrationState } from './migrate.js';
-import type { Database } from './tables.js';
+import { migrationState } from '../registry/migrate.js';
+import type { Database } from '../registry/tables.js';
+import { roleNameProblem } from './database-roles.names.js';
 
-type Db = Kysely<Database> | Transaction<Database>;
-
-/** A role name `gatehouse db roles` accepts: lower case, so that it needs no quoting anywhere. */
-export const ROLE_NAME_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
+export type Db = Kysely<Database> | Transaction<Database>;
 
 /**
  * Append-only tables: the runtime role may INSERT and SELECT, never UPDATE, DELETE or TRUNCATE.
@@ -22,53 +19,12 @@ export const MIGRATION_TABLES: readonly string[] = [DEFAULT_MIGRATION_TABLE, DEF
 /** What the runtime role may do to every other table, and by default to every table the owner creates. */
 const RUNTIME_TABLE_PRIVILEGES = sql.raw('SELECT, INSERT, UPDATE, DELETE');
 
-/** PostgreSQL's default (scram_iterations). */
-const SCRAM_ITERATIONS = 4096;
-const SCRAM_SALT_BYTES = 16;
-
 /** The database is not in a state where the roles can be set up; nothing was changed. */
 export class DatabaseRolesError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'DatabaseRolesError';
   }
-}
-
-/** Why a name cannot be one of the two roles, or undefined when it can. */
-export function roleNameProblem(name: string): string | undefined {
-  if (!ROLE_NAME_PATTERN.test(name)) return 'must be 1 to 63 characters of a-z, 0-9 and _, not starting with a digit';
-  if (name.startsWith('pg_')) return 'must not start with pg_ (PostgreSQL reserves those)';
-  if (name === 'public' || name === 'none') return `"${name}" is reserved by PostgreSQL`;
-  return undefined;
-}
-
-/**
- * Why a password cannot be the runtime role's, or undefined when it can. Printable ASCII only:
- * PostgreSQL prepares other passwords with SASLprep, which libpq repeats at login and node-postgres
- * does not, so such a password would log in from one client and not the other.
- */
-export function runtimePasswordProblem(password: string): string | undefined {
-  if (password.length === 0) return 'is empty';
-  if (!/^[\x20-\x7e]+$/.test(password)) return 'must be printable ASCII (for example the output of openssl rand -base64 32)';
-  return undefined;
-}
-
-/**
- * A SCRAM-SHA-256 verifier (RFC 5802, RFC 7677) in PostgreSQL's format, what `psql \password`
- * sends: `ALTER ROLE … PASSWORD '<verifier>'` stores it as it is, so the password itself never
- * reaches the server, its statement log or pg_stat_activity. For printable ASCII passwords
- * (runtimePasswordProblem) SASLprep changes nothing, so this equals what the server would compute.
- *
- * @example
- * scramSha256Verifier('correct horse'); // 'SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>'
- */
-export function scramSha256Verifier(password: string, options: { salt?: Buffer; iterations?: number } = {}): string {
-  const salt = options.salt ?? randomBytes(SCRAM_SALT_BYTES);
-  const iterations = options.iterations ?? SCRAM_ITERATIONS;
-  const salted = pbkdf2Sync(Buffer.from(password, 'utf8'), salt, iterations, 32, 'sha256');
-  const storedKey = createHash('sha256').update(createHmac('sha256', salted).update('Client Key').digest()).digest();
-  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
-  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
 }
 
 export interface DatabaseRolesOptions {
@@ -321,7 +277,7 @@ export async function planDatabaseRoles(db: Db, options: DatabaseRolesOptions): 
 }
 
 /** Every statement's SQL, checked to carry no bound parameter: the script must stand on its own. */
-function compileStatements(db: Db, plan: DatabaseRolesPlan): Array<{ comment: string; text: string }> {
+export function compileStatements(db: Db, plan: DatabaseRolesPlan): Array<{ comment: string; text: string }> {
   return plan.statements.map(({ comment, query }) => {
     const compiled = query.compile(db);
     if (compiled.parameters.length > 0) throw new Error(`a roles statement has bound parameters: ${compiled.sql}`);
@@ -332,22 +288,4 @@ function compileStatements(db: Db, plan: DatabaseRolesPlan): Array<{ comment: st
 /** Runs the plan's statements in order; give it a transaction, so that all of them happen or none. */
 export async function applyDatabaseRolesPlan(trx: Transaction<Database>, plan: DatabaseRolesPlan): Promise<void> {
   for (const { text } of compileStatements(trx, plan)) await sql.raw(text).execute(trx);
-}
-
-/**
- * The plan as a SQL script for psql (`psql -v ON_ERROR_STOP=1 -f roles.sql`): the very statements
- * applyDatabaseRolesPlan runs, each under a comment saying why, in one transaction.
- */
-export function databaseRolesScript(db: Db, plan: DatabaseRolesPlan): string {
-  const header = [
-    `-- Gatehouse database roles: owner ${plan.owner}, runtime ${plan.runtime}`,
-    // JSON-quoted: a name from the catalog cannot end the comment.
-    `-- database ${JSON.stringify(plan.database)}, schema ${JSON.stringify(plan.schema)}, as its catalog stood when this was written.`,
-    '-- Written by `gatehouse db roles --sql`; `gatehouse db roles` runs the same statements (and records',
-    '-- the change in the audit log, which this script does not). Run it as a superuser:',
-    '--   psql -v ON_ERROR_STOP=1 -f roles.sql',
-  ];
-  // Comments name tables from the catalog: a line break in a name must not end the comment.
-  const body = compileStatements(db, plan).map(({ comment, text }) => `-- ${comment.replace(/[\p{Cc}\u2028\u2029]/gu, ' ')}\n${text};`);
-  return `${header.join('\n')}\n\nBEGIN;\n\n${body.join('\n\n')}\n\nCOMMIT;\n`;
 }

@@ -5,8 +5,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../../../migrations/index.js';
 import { appendAudit, tailAudit, verifyAuditChain } from '../../../src/audit/audit-log.js';
+import { scramSha256Verifier } from '../../../src/cli/db-roles/scram-verifier.js';
 import { loadAuditKeyring } from '../../../src/keys/audit-key.js';
-import { scramSha256Verifier } from '../../../src/registry/database-roles.js';
 import { migrateToLatest, migrationState } from '../../../src/registry/migrate.js';
 import type { Database } from '../../../src/registry/tables.js';
 import { cliJson, expectOneLineError, runCliCapture } from '../../fixtures/cli.js';
@@ -466,7 +466,7 @@ describe('gatehouse db roles: least privilege for the database', () => {
     expect(created.status, await created.clone().text()).toBe(201);
     expect(await revision(admin)).toBeGreaterThan(beforeAdmin);
     const { rows } = await admin.query<{ actor: string }>(`select actor from audit_log where action = 'resource.create' and details->'after'->>'identifier' = $1`, [identifier]);
-    expect(rows).toEqual([{ actor: `client:${adminClient.client_id}` }]);
+    expect(rows).toEqual([{ actor: `admin:${adminClient.client_id}` }]);
     expect(server.logs.text()).not.toMatch(/migrations applied|permission denied/);
   });
 });

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import type { Command } from 'commander';
 import {
   AuditChainBrokenError,
   checkpointJwsFromFile,
@@ -8,12 +8,14 @@ import {
   InvalidCheckpointError,
   verifyAuditChainAgainst,
   type CheckpointVerification,
-} from '../audit/audit-checkpoint.js';
-import { AUDIT_TAIL_MAX_LIMIT, auditToJson, tailAudit, verifyAuditChain } from '../audit/audit-log.js';
-import type { Config } from '../config/load-config.js';
-import { generateAuditKey } from '../keys/audit-key.js';
-import { recordCliChange, type CliRegistry } from './cli-audit.js';
-import { printResult, UsageError, type CliIo } from './output.js';
+} from '../../audit/audit-checkpoint.js';
+import { AUDIT_TAIL_MAX_LIMIT, auditToJson, tailAudit, verifyAuditChain } from '../../audit/audit-log.js';
+import type { Config } from '../../config/load-config.js';
+import { rotateAuditKey } from '../../services/keys.service.js';
+import { cliActor, type CliRegistry } from '../cli-audit.js';
+import { withDatabase, type Context } from '../context.js';
+import { group, handle, str, type CliRuntime, type Values } from '../define.js';
+import { printResult, UsageError, type CliIo } from '../output.js';
 
 /** What the audit commands need from the CLI: its output, the configuration and a way to open the registry. */
 export interface AuditCommandDeps {
@@ -21,27 +23,6 @@ export interface AuditCommandDeps {
   json: boolean;
   config: Config;
   withDatabase<T>(run: (registry: CliRegistry) => Promise<T>): Promise<T>;
-}
-
-function parse(args: string[], options: { since?: true; limit?: true; checkpoint?: true } = {}) {
-  try {
-    const { values, positionals } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean' },
-        ...(options.since ? { since: { type: 'string' } } : {}),
-        ...(options.limit ? { limit: { type: 'string' } } : {}),
-        ...(options.checkpoint ? { checkpoint: { type: 'string' } } : {}),
-      },
-    });
-    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-    return values as { since?: string; limit?: string; checkpoint?: string };
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    throw new UsageError((error as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
 }
 
 function parseSince(value: string | undefined): Date | undefined {
@@ -91,15 +72,14 @@ function verificationJson(result: CheckpointVerification) {
  * holds the checkpoint's head); exit 1 and one stderr line where it breaks.
  * `gatehouse audit checkpoint`: verifies the chain and prints its head, signed with the audit key.
  * `gatehouse audit rotate-key`: a new audit key, which keys every row from this command's own on.
- * Returns the exit code.
+ * Returns the exit code; commander has parsed the options (`options`) by then.
  */
-export async function runAuditCommand(deps: AuditCommandDeps, sub: string | undefined, args: string[]): Promise<number> {
+export async function runAuditCommand(deps: AuditCommandDeps, sub: 'tail' | 'verify' | 'checkpoint' | 'rotate-key', options: Values): Promise<number> {
   const { io, json, config } = deps;
   switch (sub) {
     case 'tail': {
-      const values = parse(args, { since: true, limit: true });
-      const since = parseSince(values.since);
-      const limit = parseLimit(values.limit);
+      const since = parseSince(str(options, 'since'));
+      const limit = parseLimit(str(options, 'limit'));
       const rows = await deps.withDatabase((registry) => tailAudit(registry.db, { since, limit }));
       if (json) {
         io.stdout(`${JSON.stringify(rows.map(auditToJson), null, 2)}\n`);
@@ -114,8 +94,8 @@ export async function runAuditCommand(deps: AuditCommandDeps, sub: string | unde
       return 0;
     }
     case 'verify': {
-      const values = parse(args, { checkpoint: true });
-      const jws = values.checkpoint === undefined ? undefined : await readCheckpointFile(io, values.checkpoint);
+      const file = str(options, 'checkpoint');
+      const jws = file === undefined ? undefined : await readCheckpointFile(io, file);
       let result: CheckpointVerification;
       try {
         result = await deps.withDatabase(async (registry) => {
@@ -143,7 +123,6 @@ export async function runAuditCommand(deps: AuditCommandDeps, sub: string | unde
       return 1;
     }
     case 'checkpoint': {
-      parse(args);
       let checkpoint;
       try {
         checkpoint = await deps.withDatabase(async (registry) => createAuditCheckpoint(registry.db, await registry.auditKeys(), config.issuer));
@@ -166,18 +145,53 @@ export async function runAuditCommand(deps: AuditCommandDeps, sub: string | unde
       return 0;
     }
     case 'rotate-key': {
-      parse(args);
-      const key = await generateAuditKey(config.keysDir);
-      const out = { kid: key.kid, created_at: key.createdAt, keys_dir: config.keysDir };
       // The record is the first row keyed with the new key: from it on, every node keys with it.
-      await deps.withDatabase((registry) =>
-        recordCliChange(registry, { action: 'audit.key_rotate', target: `audit-key:${key.kid}`, details: { created: { kid: key.kid, created_at: key.createdAt } } }, () =>
-          printResult(io, json, out),
-        ),
-      );
+      const { key } = await rotateAuditKey({ keysDir: config.keysDir, withRegistry: (run) => deps.withDatabase(run) }, cliActor());
+      printResult(io, json, { kid: key.kid, created_at: key.createdAt, keys_dir: config.keysDir });
       return 0;
     }
-    default:
-      throw new UsageError(`unknown command "audit ${sub ?? ''}": use tail, verify, checkpoint or rotate-key`);
   }
+}
+
+const AUDIT_HELP = `
+Every change (clients, resources, users, keys, db roles) is recorded in the audit log as cli:<os user>.
+audit tail prints the last rows (100 unless --limit), oldest first; audit verify recomputes the
+keyed hash chain (HMAC-SHA-256 with the audit keys in KEYS_DIR) and exits 1 naming the first row
+where it breaks. audit checkpoint verifies the chain and prints its head (seq, hash, time) signed
+with the audit key: keep it outside the database; audit verify --checkpoint FILE (the JWS or that
+--json output) also exits 1 when the log has lost the newest rows or a row before the checkpoint
+changed. audit rotate-key makes a new audit key, which keys every row from its own record on; old
+keys stay in KEYS_DIR to verify the rows they keyed.
+`;
+
+/** `gatehouse audit tail | verify | checkpoint | rotate-key`: the keyed, hash-chained audit log. */
+export function auditCommand(runtime: CliRuntime): Command {
+  const audit = group('audit', 'read and verify the audit log, anchor it, rotate its key');
+  audit.addHelpText('after', AUDIT_HELP);
+  const deps = (ctx: Context): AuditCommandDeps => ({ io: ctx.io, json: ctx.json, config: ctx.config, withDatabase: (run) => withDatabase(ctx, run) });
+
+  audit
+    .command('tail')
+    .summary('print the last rows of the audit log')
+    .description('Prints the last rows of the audit log, oldest first.')
+    .option('--since <ISO-TIME>', 'only rows from then on, e.g. 2026-11-23T14:00:00Z')
+    .option('--limit <N>', `at most N rows (100 unless said, at most ${AUDIT_TAIL_MAX_LIMIT})`)
+    .action(handle(runtime, (ctx, values) => runAuditCommand(deps(ctx), 'tail', values)));
+  audit
+    .command('verify')
+    .summary('recompute the keyed hash chain')
+    .description('Recomputes the keyed hash chain; exits 1 naming the first row where it breaks.')
+    .option('--checkpoint <FILE>', 'also check that the log still holds this checkpoint (the JWS, or audit checkpoint --json output)')
+    .action(handle(runtime, (ctx, values) => runAuditCommand(deps(ctx), 'verify', values)));
+  audit
+    .command('checkpoint')
+    .summary("print the chain's head, signed")
+    .description('Verifies the chain and prints its head (seq, hash, time) signed with the audit key: keep it outside the database.')
+    .action(handle(runtime, (ctx, values) => runAuditCommand(deps(ctx), 'checkpoint', values)));
+  audit
+    .command('rotate-key')
+    .summary('make a new audit key')
+    .description('Makes a new audit key, which keys every row from its own record on; old keys stay to verify their rows.')
+    .action(handle(runtime, (ctx, values) => runAuditCommand(deps(ctx), 'rotate-key', values)));
+  return audit;
 }

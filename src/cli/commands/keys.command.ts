@@ -1,0 +1,81 @@
+import type { Command } from 'commander';
+import { loadKeys, SIGNING_ALGS, summarize, type SigningAlg } from '../../keys/key-store.js';
+import { generateSigningKey, rotateSigningKeys, type KeysServiceDeps } from '../../services/keys.service.js';
+import { cliActor } from '../cli-audit.js';
+import { withDatabase, type Context } from '../context.js';
+import { choiceOption, group, handle, seconds, str, type CliRuntime, type Values } from '../define.js';
+import { printResult, UsageError } from '../output.js';
+
+function parseAlg(values: Values): SigningAlg | undefined {
+  const alg = str(values, 'alg');
+  if (alg === undefined) return undefined;
+  if (!(SIGNING_ALGS as readonly string[]).includes(alg)) {
+    throw new UsageError(`--alg must be one of ${SIGNING_ALGS.join(', ')} (got "${alg}")`);
+  }
+  return alg as SigningAlg;
+}
+
+/** The keys service on KEYS_DIR: the registry is opened only after a key change is on disk, to record it (see KeysServiceDeps). */
+function keysDeps(ctx: Context): KeysServiceDeps {
+  return { keysDir: ctx.config.keysDir, withRegistry: (run) => withDatabase(ctx, run) };
+}
+
+const ROTATE_HELP = `
+keys rotate publishes the new key at once and signs with it from --activate-in seconds later (300
+unless said; 0 for at once, as after a leak), when the current key retires: every node and every
+resource server that caches the JWKS sees a key before any token carries it.
+`;
+
+/** `gatehouse keys generate | rotate | list`: the signing keys in KEYS_DIR. */
+export function keysCommand(runtime: CliRuntime): Command {
+  const keys = group('keys', 'generate, rotate and list the signing keys in KEYS_DIR');
+  const alg = () => choiceOption('--alg <ALG>', 'the signing algorithm (RS256 unless said)', SIGNING_ALGS);
+
+  keys
+    .command('generate')
+    .summary('generate a signing key in KEYS_DIR')
+    .description('Generates a signing key (and the client-secret and audit keys, if missing) in KEYS_DIR.')
+    .addOption(alg())
+    .action(
+      handle(runtime, async (ctx, values) => {
+        const { io, json, config } = ctx;
+        const { key, unrecorded } = await generateSigningKey(keysDeps(ctx), cliActor(), parseAlg(values) ?? 'RS256');
+        printResult(io, json, { ...summarize(key), keys_dir: config.keysDir });
+        if (unrecorded) io.stderr(`gatehouse: ${unrecorded}\n`);
+      }),
+    );
+
+  keys
+    .command('rotate')
+    .summary('publish a new signing key, signing from --activate-in on')
+    .description('Makes a new signing key: published at once, signing from --activate-in seconds later.')
+    .addOption(alg())
+    .option('--activate-in <SECONDS>', 'when the new key starts signing and the current one retires (300 unless said; 0 for at once)')
+    .addHelpText('after', ROTATE_HELP)
+    .action(
+      handle(runtime, async (ctx, values) => {
+        const { io, json } = ctx;
+        const activateIn = seconds(values, 'activate-in');
+        const { created, retired, removed, unrecorded } = await rotateSigningKeys(
+          keysDeps(ctx),
+          cliActor(),
+          parseAlg(values),
+          activateIn === undefined ? {} : { activateInMs: activateIn * 1000 },
+        );
+        printResult(io, json, { ...summarize(created), retired, removed });
+        if (unrecorded) io.stderr(`gatehouse: ${unrecorded}\n`);
+      }),
+    );
+
+  keys
+    .command('list')
+    .summary('list the signing keys')
+    .description('Lists the signing keys (never private key material).')
+    .action(
+      handle(runtime, async (ctx) => {
+        const { io, json, config } = ctx;
+        printResult(io, json, (await loadKeys(config.keysDir)).map(summarize));
+      }),
+    );
+  return keys;
+}
