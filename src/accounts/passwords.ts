@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 // @node-rs/argon2 rather than `argon2`: a prebuilt N-API binary (no node-gyp compile step in
-// the image or on CI) and, measured on our machines, about twice as fast at the same parameters.
+// the image or on CI), and faster at the same parameters (docs/performance.md).
 import { hash, parseOptions, verify, type Algorithm, type Options, type Version } from '@node-rs/argon2';
 
 /** argon2id parameters: OWASP's recommended minimum (m=19456 KiB, t=2, p=1). Raise, never lower. */

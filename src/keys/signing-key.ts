@@ -18,8 +18,7 @@ const SIGN_PARAMETERS: Record<SigningAlg, { digest: string | null; options: Omit
  *
  * On the pool rather than synchronously on the main thread: under load the pool signs one token
  * after another with the RSA key's tables hot in the CPU cache, while the main thread serves the
- * next request; signing inline between requests measured about 0.1 ms more CPU per token
- * (bench/results/2026-11-23-before-async-signing.md). On more than one core a single process also
+ * next request (measured in docs/performance.md). On more than one core a single process also
  * signs in parallel.
  *
  * @example

@@ -12,8 +12,8 @@ export interface PreparedQuery<A extends readonly unknown[], R> {
  * Builds `build`'s query once with stand-in values, compiles it, and remembers where each argument
  * lands among the bound parameters; each run then only swaps the values in. The SQL text is
  * Kysely's and the values stay bound parameters: nothing is spliced into SQL. Building and
- * compiling a Kysely query costs tens of microseconds, which on the refresh-token path (five
- * queries per request) was a tenth of the CPU.
+ * compiling a Kysely query costs tens of microseconds, which the token path would otherwise pay
+ * on every request (docs/performance.md).
  *
  * Every argument must reach the query as a bound value (not through sql.raw or a conditional
  * that changes the query's shape); `prepareQuery` checks that each stand-in shows up.
