@@ -1,22 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser, deleteUser } from '../../src/services/users.service.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
-import { TEST_REDIS_URL } from '../fixtures/env.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
+import { startOwnRedis, type OwnRedis } from '../fixtures/redis-server.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 
 const PASSWORD = 'sessions need long passwords 9';
 const REDIRECT = 'http://127.0.0.1:8767/cb';
 const SPA_ORIGIN = 'http://127.0.0.1:8767';
 
-// This server has a Redis database of its own (index 4), so the test can flush it.
-const REDIS_URL = `${TEST_REDIS_URL.replace(/\/\d*$/, '')}/4`;
-
 describe('sessions, refresh tokens, revocation, logout', () => {
   let t: TestServer;
+  let redis: OwnRedis;
   let base: string;
   let email: string;
   let userId: string;
@@ -38,10 +35,9 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   }
 
   beforeAll(async () => {
-    const redis = new Redis(REDIS_URL);
-    await redis.flushdb();
-    await redis.quit();
-    t = await startTestServer({ name: 'sessions', env: { REDIS_URL } });
+    // This server has a Redis of its own, so the test can empty it.
+    redis = await startOwnRedis();
+    t = await startTestServer({ name: 'sessions', env: { REDIS_URL: redis.url } });
     base = t.server.url;
     await t.cli('resources', 'create', '--identifier', api, '--scope', 'read');
     email = `lin-${randomUUID()}@example.test`;
@@ -60,7 +56,10 @@ describe('sessions, refresh tokens, revocation, logout', () => {
     );
     spa = { clientId: spaCreated.client_id };
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t?.close();
+    await redis?.stop();
+  });
 
   it('sets signed, HttpOnly, SameSite=Lax session cookies', async () => {
     const agent = new Agent(base);
@@ -77,9 +76,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   it('keeps every refresh token working when Redis loses everything, and signs the person out', async () => {
     const { agent, body } = await signInForTokens();
     expect(agent.cookies.has('_session')).toBe(true);
-    const redis = new Redis(REDIS_URL);
-    await redis.flushdb();
-    await redis.quit();
+    await redis.flush();
 
     const refreshed = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: String(body.refresh_token) }, client);
     expect(refreshed.status).toBe(200);

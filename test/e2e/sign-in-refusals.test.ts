@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser, disableUser } from '../../src/services/users.service.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
-import { TEST_REDIS_URL } from '../fixtures/env.js';
 import { recordSecret } from '../fixtures/log-capture.js';
+import { startOwnRedis, type OwnRedis } from '../fixtures/redis-server.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 
 const PASSWORD = 'a long and unusual passphrase 7';
@@ -206,18 +205,19 @@ describe('sign-in refusals', () => {
 
 describe('sign-in limits per IP', () => {
   let t: TestServer;
-  // Every test server shares Redis and the IP 127.0.0.1: this one counts in a Redis database of its own.
-  const redisUrl = `${TEST_REDIS_URL.replace(/\/\d*$/, '')}/3`;
+  let redis: OwnRedis;
+  // Every test server signs in from 127.0.0.1: this one counts in a Redis of its own, empty at the start.
   beforeAll(async () => {
-    const redis = new Redis(redisUrl);
-    await redis.flushdb();
-    await redis.quit();
+    redis = await startOwnRedis();
     t = await startTestServer({
       name: 'sign-in-ip-limit',
-      env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '100', LOGIN_MAX_FAILURES_PER_IP: '3', REDIS_URL: redisUrl },
+      env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '100', LOGIN_MAX_FAILURES_PER_IP: '3', REDIS_URL: redis.url },
     });
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t?.close();
+    await redis?.stop();
+  });
 
   it('refuses an IP that failed too often, whatever account it tries next', async () => {
     const client = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'ip', '--redirect-uri', REDIRECT);

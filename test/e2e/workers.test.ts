@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliJson } from '../fixtures/cli.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
-import { TEST_REDIS_URL } from '../fixtures/env.js';
+import { WORKER_REDIS_URL } from '../fixtures/env.js';
 import { captureLogs, recordSecret } from '../fixtures/log-capture.js';
 import { freePort } from '../fixtures/ports.js';
 import { SERVER, spawnNode, waitForUrl, type Spawned } from '../fixtures/process.js';
@@ -57,7 +57,7 @@ describe('GATEHOUSE_WORKERS=2', { timeout: 60_000 }, () => {
       NODE_ENV: 'development',
       PORT: String(port),
       DATABASE_URL: db.url,
-      REDIS_URL: TEST_REDIS_URL,
+      REDIS_URL: WORKER_REDIS_URL,
       KEYS_DIR: path.join(dir, 'keys'),
       COOKIE_KEYS: TEST_COOKIE_KEY,
       GATEHOUSE_WORKERS: '2',
