@@ -9,7 +9,6 @@ import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow
 import { runCliCapture } from '../fixtures/cli.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
 import { recordSecret } from '../fixtures/log-capture.js';
-import { freePort } from '../fixtures/ports.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 
 const PASSWORD = 'count every sign-in twice 5';
@@ -100,8 +99,8 @@ describe('METRICS_PORT', () => {
   let metricsPort: number;
 
   beforeAll(async () => {
-    metricsPort = await freePort();
-    t = await startTestServer({ name: 'metrics-port', env: { METRICS_PORT: String(metricsPort) } });
+    t = await startTestServer({ name: 'metrics-port', metricsPort: true });
+    metricsPort = t.metricsPort!;
   });
   afterAll(() => t.close());
 
@@ -135,11 +134,12 @@ describe('in production', () => {
     const { client_id, client_secret } = JSON.parse(created.stdout) as { client_id: string; client_secret: string };
     recordSecret(client_secret);
     labelled = { clientId: client_id, clientSecret: client_secret };
-    metricsPort = await freePort();
     t = await startTestServer({
       name: 'metrics-production',
-      env: { NODE_ENV: 'production', DATABASE_URL: database.url, KEYS_DIR: keysDir, METRICS_PORT: String(metricsPort), METRICS_CLIENT_IDS: `${client_id},not-a-client` },
+      metricsPort: true,
+      env: { NODE_ENV: 'production', DATABASE_URL: database.url, KEYS_DIR: keysDir, METRICS_CLIENT_IDS: `${client_id},not-a-client` },
     });
+    metricsPort = t.metricsPort!;
   });
   afterAll(async () => {
     await t.close();
