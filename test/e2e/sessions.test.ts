@@ -39,22 +39,18 @@ describe('sessions, refresh tokens, revocation, logout', () => {
     redis = await startOwnRedis();
     t = await startTestServer({ name: 'sessions', env: { REDIS_URL: redis.url } });
     base = t.server.url;
-    await t.cli('resources', 'create', '--identifier', api, '--scope', 'read');
-    email = `lin-${randomUUID()}@example.test`;
-    recordSecret(PASSWORD);
-    userId = (await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Lin' })).id;
-    const created = await t.cli<{ client_id: string; client_secret: string }>(
-      'clients', 'create', '--name', 'Session App', '--redirect-uri', REDIRECT, '--post-logout-redirect-uri', 'http://127.0.0.1:8767/bye',
-      '--grant-type', 'authorization_code', '--grant-type', 'refresh_token',
-    );
-    recordSecret(created.client_secret);
+    await t.build.resource({ identifier: api, scope: 'read' });
+    ({ email, id: userId } = await t.build.person({ email: `lin-${randomUUID()}@example.test`, password: PASSWORD, name: 'Lin' }));
+    client = await t.build.client({
+      client_name: 'Session App',
+      redirect_uris: [REDIRECT],
+      post_logout_redirect_uris: ['http://127.0.0.1:8767/bye'],
+      grant_types: ['authorization_code', 'refresh_token'],
+    });
     // The app asks for the API by name (resource=): it holds a grant there.
-    await t.cli('clients', 'grant', created.client_id, '--resource', api, '--scope', 'read');
-    client = { clientId: created.client_id, clientSecret: created.client_secret };
-    const spaCreated = await t.cli<{ client_id: string }>(
-      'clients', 'create', '--name', 'SPA', '--redirect-uri', REDIRECT, '--auth-method', 'none', '--grant-type', 'authorization_code', '--grant-type', 'refresh_token',
-    );
-    spa = { clientId: spaCreated.client_id };
+    await t.build.grant(client.clientId, api, 'read');
+    const spaCreated = await t.build.client({ client_name: 'SPA', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'] });
+    spa = { clientId: spaCreated.clientId };
   });
   afterAll(async () => {
     await t?.close();
@@ -129,15 +125,13 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   it('lets a client introspect and revoke only its own tokens', async () => {
     const { body } = await signInForTokens();
     const refreshToken = String(body.refresh_token);
-    const other = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'Nosy Service', '--resource', api, '--scope', 'read');
-    recordSecret(other.client_secret);
+    const nosy = await t.build.client({ client_name: 'Nosy Service', default_resource: api, scope: 'read' });
     const call = (endpoint: string, who: { clientId: string; clientSecret: string }) =>
       fetch(`${base}/token/${endpoint}`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${who.clientId}:${who.clientSecret}`).toString('base64')}` },
         body: new URLSearchParams({ token: refreshToken, token_type_hint: 'refresh_token' }),
       });
-    const nosy = { clientId: other.client_id, clientSecret: other.client_secret };
     expect(await (await call('introspection', nosy)).json()).toEqual({ active: false });
     const revoke = await call('revocation', nosy);
     expect(revoke.status).toBe(400);
@@ -254,10 +248,9 @@ describe('cookies behind an https issuer', () => {
   afterAll(() => t.close());
 
   it('marks session and interaction cookies Secure', async () => {
-    const created = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'secure', '--redirect-uri', 'https://app.example.test/cb');
-    recordSecret(created.client_secret);
+    const created = await t.build.client({ client_name: 'secure', redirect_uris: ['https://app.example.test/cb'] });
     const response = await fetch(
-      `${t.server.url}${authorizeUrl({ client_id: created.client_id, redirect_uri: 'https://app.example.test/cb', code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`,
+      `${t.server.url}${authorizeUrl({ client_id: created.clientId, redirect_uri: 'https://app.example.test/cb', code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`,
       { redirect: 'manual', headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'auth.example.test' } },
     );
     const cookies = response.headers.getSetCookie();
