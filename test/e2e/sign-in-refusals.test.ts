@@ -16,13 +16,8 @@ describe('sign-in refusals', () => {
   let email: string;
   let client: { clientId: string; clientSecret: string };
 
-  async function register(name: string, extra: string[] = []) {
-    const created = await t.cli<{ client_id: string; client_secret: string }>(
-      'clients', 'create', '--name', name, '--redirect-uri', REDIRECT, '--grant-type', 'authorization_code', '--grant-type', 'refresh_token', ...extra,
-    );
-    recordSecret(created.client_secret);
-    return { clientId: created.client_id, clientSecret: created.client_secret };
-  }
+  const register = (name: string) =>
+    t.build.client({ client_name: name, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] });
 
   /** Opens the login page of a fresh authorization request; returns the agent, the page and its csrf. */
   async function loginPage(params: Record<string, string> = {}) {
@@ -38,9 +33,7 @@ describe('sign-in refusals', () => {
   beforeAll(async () => {
     t = await startTestServer({ name: 'sign-in-refusals', env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '4', LOGIN_MAX_FAILURES_PER_IP: '1000' } });
     base = t.server.url;
-    email = `grace-${randomUUID()}@example.test`;
-    recordSecret(PASSWORD);
-    await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Grace Hopper' });
+    ({ email } = await t.build.person({ email: `grace-${randomUUID()}@example.test`, password: PASSWORD, name: 'Grace Hopper' }));
     client = await register('Refusal App');
   });
   afterAll(() => t.close());
@@ -220,13 +213,12 @@ describe('sign-in limits per IP', () => {
   });
 
   it('refuses an IP that failed too often, whatever account it tries next', async () => {
-    const client = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'ip', '--redirect-uri', REDIRECT);
-    recordSecret(client.client_secret);
+    const client = await t.build.client({ client_name: 'ip', redirect_uris: [REDIRECT] });
     const statuses: number[] = [];
     for (let i = 0; i < 4; i += 1) {
       const agent = new Agent(t.server.url);
       const { response, url } = await agent.follow(
-        authorizeUrl({ client_id: client.client_id, redirect_uri: REDIRECT, code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
+        authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
       );
       const csrf = hiddenInput(await response.text(), 'csrf') ?? '';
       const answer = await agent.postForm(`${new URL(url).pathname}/login`, { csrf, email: `someone-${i}@example.test`, password: 'wrong password here' });
