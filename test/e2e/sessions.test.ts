@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUser, deleteUser } from '../../src/services/users.service.js';
+import { deleteUser } from '../../src/services/users.service.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
-import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
+import { Agent, authorizeUrl, codeFlow, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startOwnRedis, type OwnRedis } from '../fixtures/redis-server.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
@@ -22,15 +22,9 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   const api = `https://api-${randomUUID()}.example.test`;
 
   async function signInForTokens(agent = new Agent(base), scope = 'openid offline_access') {
-    const { verifier, challenge } = pkce();
     // offline_access is honoured only with prompt=consent (OpenID Connect Core 11).
-    const url = authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, scope, code_challenge: challenge, code_challenge_method: 'S256', prompt: 'consent' });
-    const { redirect } = await signIn(agent, { url, email, password: PASSWORD });
-    const code = redirect.searchParams.get('code')!;
-    recordSecret(code);
-    const { status, body } = await tokenRequest(base, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, client);
+    const { status, body } = await codeFlow(agent, { client, redirectUri: REDIRECT, email, password: PASSWORD, params: { scope, prompt: 'consent' } });
     expect(status).toBe(200);
-    for (const key of ['access_token', 'refresh_token', 'id_token']) recordSecret(body[key] as string | undefined);
     return { agent, body };
   }
 
@@ -141,13 +135,15 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   });
 
   it('says that a JWT access token is self-contained when it is introspected or revoked', async () => {
-    const { verifier, challenge } = pkce();
-    const url = authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, scope: 'openid read', resource: api, code_challenge: challenge, code_challenge_method: 'S256' });
-    const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
-    const code = redirect.searchParams.get('code')!;
-    const { body } = await tokenRequest(base, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: api }, client);
+    const { body } = await codeFlow(new Agent(base), {
+      client,
+      redirectUri: REDIRECT,
+      email,
+      password: PASSWORD,
+      params: { scope: 'openid read', resource: api },
+      tokenParams: { resource: api },
+    });
     const jwt = String(body.access_token);
-    recordSecret(jwt);
     expect(jwt.split('.')).toHaveLength(3);
     const auth = `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`;
     const response = await fetch(`${base}/token/introspection`, {
@@ -225,15 +221,15 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   });
 
   it('revokes a deleted user’s grants and refresh tokens', async () => {
-    const otherEmail = `deleted-${randomUUID()}@example.test`;
-    const other = await createUser(t.services, TEST_ACTOR, { email: otherEmail, password: PASSWORD });
-    const { verifier, challenge } = pkce();
-    const url = authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, scope: 'openid offline_access', code_challenge: challenge, code_challenge_method: 'S256', prompt: 'consent' });
-    const { redirect } = await signIn(new Agent(base), { url, email: otherEmail, password: PASSWORD });
-    expect(redirect.searchParams.get('code')).toBeTruthy();
-    const { body } = await tokenRequest(base, { grant_type: 'authorization_code', code: redirect.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier }, client);
+    const other = await t.build.person({ email: `deleted-${randomUUID()}@example.test`, password: PASSWORD });
+    const { body } = await codeFlow(new Agent(base), {
+      client,
+      redirectUri: REDIRECT,
+      email: other.email,
+      password: PASSWORD,
+      params: { scope: 'openid offline_access', prompt: 'consent' },
+    });
     expect(typeof body.refresh_token).toBe('string');
-    recordSecret(body.refresh_token as string);
     await deleteUser(t.services, TEST_ACTOR, other.id);
     const refresh = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: String(body.refresh_token) }, client);
     expect(refresh.body.error).toBe('invalid_grant');
