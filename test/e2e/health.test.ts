@@ -83,7 +83,7 @@ describe('/healthz and /readyz', () => {
   });
 
   it('issues client-credentials tokens to a cached client without touching PostgreSQL or Redis', async () => {
-    const { clientId, clientSecret } = await t.serviceClient();
+    const { clientId, clientSecret } = await t.build.serviceClient();
     const auth = { clientId, clientSecret };
     // Let the cache take in the registry's latest revision (a later poll would drop what we warm), then warm it.
     await t.server.cache.refresh();
