@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteUser } from '../../src/services/users.service.js';
+import type { BuiltPerson } from '../fixtures/builders.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, codeFlow, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -17,6 +18,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   let base: string;
   let email: string;
   let userId: string;
+  let person: BuiltPerson;
   let client: { clientId: string; clientSecret: string };
   let spa: { clientId: string };
   const api = `https://api-${randomUUID()}.example.test`;
@@ -34,7 +36,8 @@ describe('sessions, refresh tokens, revocation, logout', () => {
     t = await startTestServer({ name: 'sessions', env: { REDIS_URL: redis.url } });
     base = t.server.url;
     await t.build.resource({ identifier: api, scope: 'read' });
-    ({ email, id: userId } = await t.build.person({ email: `lin-${randomUUID()}@example.test`, password: PASSWORD, name: 'Lin' }));
+    person = await t.build.person({ email: `lin-${randomUUID()}@example.test`, password: PASSWORD, name: 'Lin' });
+    ({ email, id: userId } = person);
     client = await t.build.client({
       client_name: 'Session App',
       redirect_uris: [REDIRECT],
@@ -81,8 +84,8 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   });
 
   it('revokes a refresh token (RFC 7009): it introspects inactive and no longer refreshes', async () => {
-    const { body } = await signInForTokens();
-    const refreshToken = String(body.refresh_token);
+    // Made through the provider's models: this case is about what comes after the sign-in.
+    const refreshToken = await t.build.refreshToken({ client, person });
     const auth = `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`;
     const introspect = async (token: string) => {
       const response = await fetch(`${base}/token/introspection`, {
@@ -117,8 +120,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   });
 
   it('lets a client introspect and revoke only its own tokens', async () => {
-    const { body } = await signInForTokens();
-    const refreshToken = String(body.refresh_token);
+    const refreshToken = await t.build.refreshToken({ client, person });
     const nosy = await t.build.client({ client_name: 'Nosy Service', default_resource: api, scope: 'read' });
     const call = (endpoint: string, who: { clientId: string; clientSecret: string }) =>
       fetch(`${base}/token/${endpoint}`, {
