@@ -10,6 +10,11 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // vitest's default is one worker per core less one: one on this 2-core machine, so the suite ran
+    // one file after another, mostly waiting (on servers, databases, child processes and sleeps).
+    // Two overlap those waits. Each worker has its own Redis database (test/fixtures/env.ts) and each
+    // file its own PostgreSQL database; `npx vitest run --maxWorkers=1` runs them one at a time.
+    maxWorkers: 2,
     // Servers started inside the test processes run with the Node.js options npm start passes.
     execArgv: [...SERVER_NODE_OPTIONS],
     projects: [

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { Server } from 'node:http';
+import http, { type Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type { Config } from './config/load-config.js';
 import { createAccountService } from './accounts/accounts.js';
@@ -45,13 +45,23 @@ const IDLE_SWEEP_MS = 100;
 const DURABLE_SWEEP_MS = 60 * 60 * 1000;
 
 /**
+ * Sockets already listening, to answer on instead of binding `config.port` and `config.metricsPort`:
+ * a caller that binds port 0 first learns its port before it names the issuer (the tests do; a port
+ * picked first and bound later could be taken in between).
+ */
+export interface StartOptions {
+  server?: Server;
+  metricsServer?: Server;
+}
+
+/**
  * Opens the registry and store, migrates (automatically outside production), loads keys and
  * listens. Used by main.ts and by the tests.
  *
  * @example
  * const server = await startServer(loadConfig(process.env), logger);
  */
-export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningServer> {
   if (config.cookieKeysGenerated) {
     logger.warn('COOKIE_KEYS is not set: using random cookie keys for this start (sessions end on restart)');
   }
@@ -121,11 +131,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       ],
     });
 
-    const server: Server = app.listen(config.port);
-    await once(server, 'listening');
+    const server: Server = (options.server ?? http.createServer()).on('request', app.callback());
+    if (!server.listening) {
+      server.listen(config.port);
+      await once(server, 'listening');
+    }
     // METRICS_PORT: /metrics on a port of its own (keep it off the public listener), nothing else there.
-    const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metrics);
-    if (metricsServer) {
+    const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metrics, options.metricsServer);
+    if (metricsServer && !metricsServer.listening) {
       metricsServer.listen(config.metricsPort);
       await once(metricsServer, 'listening');
     }

@@ -129,9 +129,12 @@ export function createMetrics(
   };
 }
 
-/** A listener that answers GET /metrics and 404 for anything else: for METRICS_PORT. */
-export function createMetricsServer(metrics: Metrics): http.Server {
-  return http.createServer((request, response) => {
+/**
+ * A listener that answers GET /metrics and 404 for anything else: for METRICS_PORT. `server`: an
+ * http.Server to answer on instead of a new one (one already listening, as the tests bind port 0).
+ */
+export function createMetricsServer(metrics: Metrics, server: http.Server = http.createServer()): http.Server {
+  return server.on('request', (request: http.IncomingMessage, response: http.ServerResponse) => {
     if (request.method !== 'GET' || request.url?.split('?')[0] !== '/metrics') {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;

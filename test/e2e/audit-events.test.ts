@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tailAudit, verifyAuditChain, type AuditRecord } from '../../src/audit/audit-log.js';
 import { loadAuditKeyring } from '../../src/keys/audit-key.js';
 import { emailFingerprint } from '../../src/audit/security-events.js';
-import { createUser } from '../../src/services/users.service.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -36,9 +35,8 @@ describe('security events in the audit log', () => {
   }
 
   async function newUser() {
-    const email = `audit-${randomUUID()}@example.test`;
-    const user = await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD });
-    return { email, id: user.id };
+    const { email, id } = await t.build.person({ email: `audit-${randomUUID()}@example.test`, password: PASSWORD });
+    return { email, id };
   }
 
   beforeAll(async () => {

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../fixtures/env.js';
+import { TEST_DATABASE_URL, WORKER_REDIS_URL } from '../fixtures/env.js';
 import { CAN_PIN, placeOnCpus } from '../../bench/lib/proc.js';
 import { SERVER_NODE_OPTIONS } from '../../src/runtime.js';
 import { REPO_ROOT, runNode } from '../fixtures/process.js';
@@ -27,7 +27,8 @@ describe('npm run bench -- --quick', { timeout: 240_000 }, () => {
     out = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-bench-smoke-'));
     const result = await runNode([path.join(REPO_ROOT, 'dist/bench/run.js'), '--quick', '--seconds', '1', '--out', out], {
       cwd: REPO_ROOT,
-      env: { BENCH_DATABASE_URL: TEST_DATABASE_URL, TEST_REDIS_URL },
+      // The worker's own Redis database, used as is: the bench then claims and flushes none.
+      env: { BENCH_DATABASE_URL: TEST_DATABASE_URL, BENCH_REDIS_URL: WORKER_REDIS_URL },
     });
     expect(result.code, result.stderr.slice(-4000)).toBe(0);
 

@@ -30,11 +30,14 @@ import { startTestServer, type TestServer } from '../fixtures/server.js';
  * The whole sign-in as a person sees it: Debian's chromium (driven by playwright-core) signs in on
  * the login page, allows access on the consent page and signs out again, while a relying party on
  * 127.0.0.1 uses openid-client for discovery, PKCE, the code exchange, refresh and end-session.
- * Each run also refreshes the screenshots of the three pages in docs/images/.
+ * Each run also takes screenshots of the three pages, into build/screenshots/ (git-ignored): the
+ * suite rewrites no tracked file. `npm run docs:screenshots` runs this file with SCREENSHOTS_DIR=docs/images
+ * to update the README's images on purpose.
  */
 
 const CHROMIUM = '/usr/bin/chromium';
-const IMAGES = path.resolve(import.meta.dirname, '../../docs/images');
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const IMAGES = path.resolve(ROOT, process.env.SCREENSHOTS_DIR ?? 'build/screenshots');
 // One viewport for every screenshot: phone-ish, light colour scheme, so the images stay comparable.
 const VIEWPORT = { width: 420, height: 800 };
 const PASSWORD = 'correct horse battery staple 42';

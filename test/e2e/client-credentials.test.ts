@@ -15,7 +15,7 @@ describe('client credentials with RS256 JWT access tokens', () => {
   afterAll(() => t.close());
 
   it('issues an RFC 9068 access token that verifies with the JWKS alone', async () => {
-    const { resource, clientId, clientSecret } = await t.serviceClient({ scope: 'read write', resourceScope: 'read write admin' });
+    const { resource, clientId, clientSecret } = await t.build.serviceClient({ scope: 'read write', resourceScope: 'read write admin' });
     const { status, body } = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, { clientId, clientSecret });
     expect(status).toBe(200);
     expect(body.token_type).toBe('Bearer');
@@ -36,7 +36,7 @@ describe('client credentials with RS256 JWT access tokens', () => {
   });
 
   it('accepts client_secret_post as well', async () => {
-    const { clientId, clientSecret } = await t.serviceClient({ authMethod: 'client_secret_post' });
+    const { clientId, clientSecret } = await t.build.serviceClient({ authMethod: 'client_secret_post' });
     const ok = await tokenRequest(base, { grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret });
     expect(ok.status).toBe(200);
     expect(typeof ok.body.access_token).toBe('string');
@@ -46,13 +46,9 @@ describe('client credentials with RS256 JWT access tokens', () => {
   });
 
   it('uses the resource server TTL and names the requested resource', async () => {
-    const resource = `https://ttl-${randomUUID()}.example.test`;
-    await t.cli('resources', 'create', '--identifier', resource, '--scope', 'x', '--access-token-ttl', '120');
-    const created = await t.cli<{ client_id: string; client_secret: string }>(
-      'clients', 'create', '--name', 'no default',
-    );
-    await t.cli('clients', 'grant', created.client_id, '--resource', resource, '--scope', 'x');
-    const auth = { clientId: created.client_id, clientSecret: created.client_secret };
+    const { identifier: resource } = await t.build.resource({ scope: 'x', access_token_ttl: 120 });
+    const auth = await t.build.client({ client_name: 'no default' });
+    await t.build.grant(auth.clientId, resource, 'x');
     const { status, body } = await tokenRequest(base, { grant_type: 'client_credentials', resource, scope: 'x' }, auth);
     expect(status).toBe(200);
     expect(body.expires_in).toBe(120);
@@ -65,7 +61,7 @@ describe('client credentials with RS256 JWT access tokens', () => {
   });
 
   it('refuses a wrong secret with 401 invalid_client', async () => {
-    const { clientId } = await t.serviceClient();
+    const { clientId } = await t.build.serviceClient();
     const { status, body } = await tokenRequest(base, { grant_type: 'client_credentials' }, { clientId, clientSecret: 'not-the-secret' });
     expect(status).toBe(401);
     expect(body.error).toBe('invalid_client');
@@ -78,7 +74,7 @@ describe('client credentials with RS256 JWT access tokens', () => {
   });
 
   it('refuses an unregistered resource with invalid_target', async () => {
-    const { clientId, clientSecret } = await t.serviceClient();
+    const { clientId, clientSecret } = await t.build.serviceClient();
     const { status, body } = await tokenRequest(
       base,
       { grant_type: 'client_credentials', resource: 'https://unregistered.example.test' },
@@ -89,7 +85,7 @@ describe('client credentials with RS256 JWT access tokens', () => {
   });
 
   it('refuses a scope the resource does not offer, or the client may not ask for, with invalid_scope', async () => {
-    const { clientId, clientSecret } = await t.serviceClient({ scope: 'read', resourceScope: 'read write' });
+    const { clientId, clientSecret } = await t.build.serviceClient({ scope: 'read', resourceScope: 'read write' });
     const notOffered = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'delete' }, { clientId, clientSecret });
     expect(notOffered.status).toBe(400);
     expect(notOffered.body.error).toBe('invalid_scope');
@@ -99,10 +95,10 @@ describe('client credentials with RS256 JWT access tokens', () => {
   });
 
   it('refuses a scope taken from the client after it was granted, on the next request after the change', async () => {
-    const { clientId, clientSecret } = await t.serviceClient({ scope: 'read write', resourceScope: 'read write' });
+    const { clientId, clientSecret } = await t.build.serviceClient({ scope: 'read write', resourceScope: 'read write' });
     const asked = { grant_type: 'client_credentials', scope: 'read write' };
     for (let i = 0; i < 3; i += 1) expect((await tokenRequest(base, asked, { clientId, clientSecret })).status).toBe(200);
-    await t.cli('clients', 'update', clientId, '--scope', 'read');
+    await t.build.update(clientId, { scope: 'read' });
     // The registry cache sees the change within its poll interval (100 ms here).
     const deadline = Date.now() + 5_000;
     let answer = await tokenRequest(base, asked, { clientId, clientSecret });
@@ -117,16 +113,14 @@ describe('client credentials with RS256 JWT access tokens', () => {
   });
 
   it('refuses a grant the client is not registered for with unauthorized_client', async () => {
-    const resource = `https://code-only-${randomUUID()}.example.test`;
-    await t.cli('resources', 'create', '--identifier', resource, '--scope', 'read');
-    const created = await t.cli<{ client_id: string; client_secret: string }>(
-      'clients', 'create', '--name', 'web app', '--redirect-uri', 'https://app.example.test/cb', '--grant-type', 'authorization_code', '--resource', resource,
-    );
-    const { status, body } = await tokenRequest(
-      base,
-      { grant_type: 'client_credentials' },
-      { clientId: created.client_id, clientSecret: created.client_secret },
-    );
+    const { identifier: resource } = await t.build.resource({ scope: 'read' });
+    const web = await t.build.client({
+      client_name: 'web app',
+      redirect_uris: ['https://app.example.test/cb'],
+      grant_types: ['authorization_code'],
+      default_resource: resource,
+    });
+    const { status, body } = await tokenRequest(base, { grant_type: 'client_credentials' }, web);
     expect(body).toMatchObject({ error: 'unauthorized_client' });
     expect(status).toBe(400);
   });
@@ -135,18 +129,10 @@ describe('client credentials with RS256 JWT access tokens', () => {
     async function keyClient() {
       const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
       const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-      const resource = `https://pkjwt-${randomUUID()}.example.test`;
-      await t.cli('resources', 'create', '--identifier', resource, '--scope', 'read');
-      const { writeFile, mkdtemp } = await import('node:fs/promises');
-      const dir = await mkdtemp(`${t.config.dataDir}-jwks-`);
-      const file = `${dir}/jwks.json`;
-      await writeFile(file, JSON.stringify({ keys: [jwk] }));
-      const created = await t.cli<{ client_id: string; token_endpoint_auth_method: string; client_secret?: string }>(
-        'clients', 'create', '--name', 'key client', '--auth-method', 'private_key_jwt', '--jwks-file', file, '--resource', resource,
-      );
-      expect(created.token_endpoint_auth_method).toBe('private_key_jwt');
-      expect(created.client_secret).toBeUndefined();
-      return { clientId: created.client_id, privateKey, resource };
+      const { identifier: resource } = await t.build.resource({ scope: 'read' });
+      const created = await t.build.client({ client_name: 'key client', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] }, default_resource: resource });
+      expect(created.clientSecret).toBe('');
+      return { clientId: created.clientId, privateKey, resource };
     }
 
     type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];

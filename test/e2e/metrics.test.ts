@@ -9,7 +9,6 @@ import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow
 import { runCliCapture } from '../fixtures/cli.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
 import { recordSecret } from '../fixtures/log-capture.js';
-import { freePort } from '../fixtures/ports.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 
 const PASSWORD = 'count every sign-in twice 5';
@@ -36,7 +35,7 @@ describe('GET /metrics (Prometheus)', () => {
   afterAll(() => t.close());
 
   it('counts tokens by grant (clients under "other"), token errors by code, sign-ins by outcome, rate-limit hits, latency by route, dependencies and key ages', async () => {
-    const service = await t.serviceClient();
+    const service = await t.build.serviceClient();
     for (let i = 0; i < 2; i += 1) expect((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, service)).status).toBe(200);
     expect((await tokenRequest(base, { grant_type: 'client_credentials' }, { clientId: service.clientId, clientSecret: 'wrong' })).status).toBe(401);
 
@@ -100,8 +99,8 @@ describe('METRICS_PORT', () => {
   let metricsPort: number;
 
   beforeAll(async () => {
-    metricsPort = await freePort();
-    t = await startTestServer({ name: 'metrics-port', env: { METRICS_PORT: String(metricsPort) } });
+    t = await startTestServer({ name: 'metrics-port', metricsPort: true });
+    metricsPort = t.metricsPort!;
   });
   afterAll(() => t.close());
 
@@ -135,11 +134,12 @@ describe('in production', () => {
     const { client_id, client_secret } = JSON.parse(created.stdout) as { client_id: string; client_secret: string };
     recordSecret(client_secret);
     labelled = { clientId: client_id, clientSecret: client_secret };
-    metricsPort = await freePort();
     t = await startTestServer({
       name: 'metrics-production',
-      env: { NODE_ENV: 'production', DATABASE_URL: database.url, KEYS_DIR: keysDir, METRICS_PORT: String(metricsPort), METRICS_CLIENT_IDS: `${client_id},not-a-client` },
+      metricsPort: true,
+      env: { NODE_ENV: 'production', DATABASE_URL: database.url, KEYS_DIR: keysDir, METRICS_CLIENT_IDS: `${client_id},not-a-client` },
     });
+    metricsPort = t.metricsPort!;
   });
   afterAll(async () => {
     await t.close();
@@ -149,7 +149,7 @@ describe('in production', () => {
 
   it('answers 404 for /metrics on the main port and serves it on METRICS_PORT', async () => {
     expect(t.config.production).toBe(true);
-    const service = await t.serviceClient();
+    const service = await t.build.serviceClient();
     expect((await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'read' }, service)).status).toBe(200);
     const main = await fetch(`${t.server.url}/metrics`);
     expect(main.status).toBe(404);
@@ -163,7 +163,7 @@ describe('in production', () => {
 
   it('labels the clients METRICS_CLIENT_IDS names, and only them', async () => {
     for (let i = 0; i < 2; i += 1) expect((await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'read' }, labelled)).status).toBe(200);
-    const unlisted = await t.serviceClient();
+    const unlisted = await t.build.serviceClient();
     expect((await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'read' }, unlisted)).status).toBe(200);
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(series(text, 'gatehouse_tokens_issued_total', { grant_type: 'client_credentials', client_id: labelled.clientId })).toBe(2);

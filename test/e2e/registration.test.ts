@@ -81,7 +81,7 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
     base = t.server.url;
     endpoint = String((await discovery(base)).registration_endpoint);
     resource = `https://orders-${randomUUID()}.example.test`;
-    await t.cli('resources', 'create', '--identifier', resource, '--scope', 'read:orders write:orders');
+    await t.build.resource({ identifier: resource, scope: 'read:orders write:orders' });
     db = new pg.Client({ connectionString: t.database.url });
     await db.connect();
   });
@@ -123,7 +123,7 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
     const ungranted = await tokenRequest(base, { grant_type: 'client_credentials', resource }, auth);
     expect(ungranted.status).toBe(400);
     expect(ungranted.body.error).toBe('invalid_target');
-    await t.cli('clients', 'grant', clientId, '--resource', resource, '--scope', 'read:orders');
+    await t.build.grant(clientId, resource, 'read:orders');
     const token = await tokenEventually({ grant_type: 'client_credentials', resource }, auth, 200);
     expect(token.status).toBe(200);
     const claims = JSON.parse(Buffer.from(String(token.body.access_token).split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
@@ -306,7 +306,7 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
     const clientSecret = String(updated.body.client_secret);
     expect(clientSecret).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const auth = { clientId: String(created.body.client_id), clientSecret };
-    await t.cli('clients', 'grant', auth.clientId, '--resource', resource);
+    await t.build.grant(auth.clientId, resource);
     expect((await tokenEventually({ grant_type: 'client_credentials', resource }, auth, 200)).status).toBe(200);
     const reread = await call('GET', String(created.body.registration_client_uri), String(updated.body.registration_access_token));
     expect(reread.body).not.toHaveProperty('client_secret');

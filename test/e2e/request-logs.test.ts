@@ -30,7 +30,7 @@ describe('request logs', () => {
   }
 
   it('writes one JSON line per request with its request id, client, grant, route, status and outcome', async () => {
-    const service = await t.serviceClient();
+    const service = await t.build.serviceClient();
     const ok = randomUUID();
     const answer = await token(t, service, ok);
     expect(answer.status).toBe(200);
@@ -52,7 +52,7 @@ describe('request logs', () => {
   });
 
   it('writes no request lines at LOG_LEVEL=warn', async () => {
-    const service = await quiet.serviceClient();
+    const service = await quiet.build.serviceClient();
     const id = randomUUID();
     expect((await token(quiet, service, id)).status).toBe(200);
     expect(linesFor(quiet, id)).toEqual([]);

@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUser } from '../../src/services/users.service.js';
-import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
@@ -49,15 +47,14 @@ describe('session fixation', () => {
   beforeAll(async () => {
     t = await startTestServer({ name: 'session-fixation' });
     base = t.server.url;
-    email = `victim-${randomUUID()}@example.test`;
-    recordSecret(PASSWORD);
-    await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Victim' });
-    const created = await t.cli<{ client_id: string; client_secret: string }>(
-      'clients', 'create', '--name', 'Fixation App', '--redirect-uri', REDIRECT, '--post-logout-redirect-uri', 'http://127.0.0.1:8768/bye',
-      '--grant-type', 'authorization_code', '--first-party',
-    );
-    recordSecret(created.client_secret);
-    client = { clientId: created.client_id, clientSecret: created.client_secret };
+    ({ email } = await t.build.person({ email: `victim-${randomUUID()}@example.test`, password: PASSWORD, name: 'Victim' }));
+    client = await t.build.client({
+      client_name: 'Fixation App',
+      redirect_uris: [REDIRECT],
+      post_logout_redirect_uris: ['http://127.0.0.1:8768/bye'],
+      grant_types: ['authorization_code'],
+      first_party: true,
+    });
   });
   afterAll(() => t.close());
 
@@ -71,8 +68,7 @@ describe('session fixation', () => {
   it('gives the person a new session identifier at sign-in: a session an attacker planted gains nothing', async () => {
     // The attacker signs in with an account of their own and plants that genuine, signed session
     // (with every other cookie they hold) in the victim's browser...
-    const attackerEmail = `attacker-${randomUUID()}@example.test`;
-    const attackerId = (await createUser(t.services, TEST_ACTOR, { email: attackerEmail, password: PASSWORD, name: 'Mallory' })).id;
+    const { email: attackerEmail, id: attackerId } = await t.build.person({ email: `attacker-${randomUUID()}@example.test`, password: PASSWORD, name: 'Mallory' });
     const attacker = new Agent(base);
     const own = await signIn(attacker, { url: authorize(), email: attackerEmail, password: PASSWORD });
     recordSecret(own.redirect.searchParams.get('code'));

@@ -1,66 +1,58 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUser, deleteUser } from '../../src/services/users.service.js';
+import { deleteUser } from '../../src/services/users.service.js';
+import type { BuiltPerson } from '../fixtures/builders.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
-import { TEST_REDIS_URL } from '../fixtures/env.js';
-import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
+import { Agent, authorizeUrl, codeFlow, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
+import { startOwnRedis, type OwnRedis } from '../fixtures/redis-server.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 
 const PASSWORD = 'sessions need long passwords 9';
 const REDIRECT = 'http://127.0.0.1:8767/cb';
 const SPA_ORIGIN = 'http://127.0.0.1:8767';
 
-// This server has a Redis database of its own (index 4), so the test can flush it.
-const REDIS_URL = `${TEST_REDIS_URL.replace(/\/\d*$/, '')}/4`;
-
 describe('sessions, refresh tokens, revocation, logout', () => {
   let t: TestServer;
+  let redis: OwnRedis;
   let base: string;
   let email: string;
   let userId: string;
+  let person: BuiltPerson;
   let client: { clientId: string; clientSecret: string };
   let spa: { clientId: string };
   const api = `https://api-${randomUUID()}.example.test`;
 
   async function signInForTokens(agent = new Agent(base), scope = 'openid offline_access') {
-    const { verifier, challenge } = pkce();
     // offline_access is honoured only with prompt=consent (OpenID Connect Core 11).
-    const url = authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, scope, code_challenge: challenge, code_challenge_method: 'S256', prompt: 'consent' });
-    const { redirect } = await signIn(agent, { url, email, password: PASSWORD });
-    const code = redirect.searchParams.get('code')!;
-    recordSecret(code);
-    const { status, body } = await tokenRequest(base, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, client);
+    const { status, body } = await codeFlow(agent, { client, redirectUri: REDIRECT, email, password: PASSWORD, params: { scope, prompt: 'consent' } });
     expect(status).toBe(200);
-    for (const key of ['access_token', 'refresh_token', 'id_token']) recordSecret(body[key] as string | undefined);
     return { agent, body };
   }
 
   beforeAll(async () => {
-    const redis = new Redis(REDIS_URL);
-    await redis.flushdb();
-    await redis.quit();
-    t = await startTestServer({ name: 'sessions', env: { REDIS_URL } });
+    // This server has a Redis of its own, so the test can empty it.
+    redis = await startOwnRedis();
+    t = await startTestServer({ name: 'sessions', env: { REDIS_URL: redis.url } });
     base = t.server.url;
-    await t.cli('resources', 'create', '--identifier', api, '--scope', 'read');
-    email = `lin-${randomUUID()}@example.test`;
-    recordSecret(PASSWORD);
-    userId = (await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Lin' })).id;
-    const created = await t.cli<{ client_id: string; client_secret: string }>(
-      'clients', 'create', '--name', 'Session App', '--redirect-uri', REDIRECT, '--post-logout-redirect-uri', 'http://127.0.0.1:8767/bye',
-      '--grant-type', 'authorization_code', '--grant-type', 'refresh_token',
-    );
-    recordSecret(created.client_secret);
+    await t.build.resource({ identifier: api, scope: 'read' });
+    person = await t.build.person({ email: `lin-${randomUUID()}@example.test`, password: PASSWORD, name: 'Lin' });
+    ({ email, id: userId } = person);
+    client = await t.build.client({
+      client_name: 'Session App',
+      redirect_uris: [REDIRECT],
+      post_logout_redirect_uris: ['http://127.0.0.1:8767/bye'],
+      grant_types: ['authorization_code', 'refresh_token'],
+    });
     // The app asks for the API by name (resource=): it holds a grant there.
-    await t.cli('clients', 'grant', created.client_id, '--resource', api, '--scope', 'read');
-    client = { clientId: created.client_id, clientSecret: created.client_secret };
-    const spaCreated = await t.cli<{ client_id: string }>(
-      'clients', 'create', '--name', 'SPA', '--redirect-uri', REDIRECT, '--auth-method', 'none', '--grant-type', 'authorization_code', '--grant-type', 'refresh_token',
-    );
-    spa = { clientId: spaCreated.client_id };
+    await t.build.grant(client.clientId, api, 'read');
+    const spaCreated = await t.build.client({ client_name: 'SPA', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'] });
+    spa = { clientId: spaCreated.clientId };
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t?.close();
+    await redis?.stop();
+  });
 
   it('sets signed, HttpOnly, SameSite=Lax session cookies', async () => {
     const agent = new Agent(base);
@@ -77,9 +69,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   it('keeps every refresh token working when Redis loses everything, and signs the person out', async () => {
     const { agent, body } = await signInForTokens();
     expect(agent.cookies.has('_session')).toBe(true);
-    const redis = new Redis(REDIS_URL);
-    await redis.flushdb();
-    await redis.quit();
+    await redis.flush();
 
     const refreshed = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: String(body.refresh_token) }, client);
     expect(refreshed.status).toBe(200);
@@ -94,8 +84,8 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   });
 
   it('revokes a refresh token (RFC 7009): it introspects inactive and no longer refreshes', async () => {
-    const { body } = await signInForTokens();
-    const refreshToken = String(body.refresh_token);
+    // Made through the provider's models: this case is about what comes after the sign-in.
+    const refreshToken = await t.build.refreshToken({ client, person });
     const auth = `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`;
     const introspect = async (token: string) => {
       const response = await fetch(`${base}/token/introspection`, {
@@ -130,17 +120,14 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   });
 
   it('lets a client introspect and revoke only its own tokens', async () => {
-    const { body } = await signInForTokens();
-    const refreshToken = String(body.refresh_token);
-    const other = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'Nosy Service', '--resource', api, '--scope', 'read');
-    recordSecret(other.client_secret);
+    const refreshToken = await t.build.refreshToken({ client, person });
+    const nosy = await t.build.client({ client_name: 'Nosy Service', default_resource: api, scope: 'read' });
     const call = (endpoint: string, who: { clientId: string; clientSecret: string }) =>
       fetch(`${base}/token/${endpoint}`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${who.clientId}:${who.clientSecret}`).toString('base64')}` },
         body: new URLSearchParams({ token: refreshToken, token_type_hint: 'refresh_token' }),
       });
-    const nosy = { clientId: other.client_id, clientSecret: other.client_secret };
     expect(await (await call('introspection', nosy)).json()).toEqual({ active: false });
     const revoke = await call('revocation', nosy);
     expect(revoke.status).toBe(400);
@@ -150,13 +137,15 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   });
 
   it('says that a JWT access token is self-contained when it is introspected or revoked', async () => {
-    const { verifier, challenge } = pkce();
-    const url = authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, scope: 'openid read', resource: api, code_challenge: challenge, code_challenge_method: 'S256' });
-    const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
-    const code = redirect.searchParams.get('code')!;
-    const { body } = await tokenRequest(base, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: api }, client);
+    const { body } = await codeFlow(new Agent(base), {
+      client,
+      redirectUri: REDIRECT,
+      email,
+      password: PASSWORD,
+      params: { scope: 'openid read', resource: api },
+      tokenParams: { resource: api },
+    });
     const jwt = String(body.access_token);
-    recordSecret(jwt);
     expect(jwt.split('.')).toHaveLength(3);
     const auth = `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`;
     const response = await fetch(`${base}/token/introspection`, {
@@ -234,15 +223,15 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   });
 
   it('revokes a deleted user’s grants and refresh tokens', async () => {
-    const otherEmail = `deleted-${randomUUID()}@example.test`;
-    const other = await createUser(t.services, TEST_ACTOR, { email: otherEmail, password: PASSWORD });
-    const { verifier, challenge } = pkce();
-    const url = authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, scope: 'openid offline_access', code_challenge: challenge, code_challenge_method: 'S256', prompt: 'consent' });
-    const { redirect } = await signIn(new Agent(base), { url, email: otherEmail, password: PASSWORD });
-    expect(redirect.searchParams.get('code')).toBeTruthy();
-    const { body } = await tokenRequest(base, { grant_type: 'authorization_code', code: redirect.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier }, client);
+    const other = await t.build.person({ email: `deleted-${randomUUID()}@example.test`, password: PASSWORD });
+    const { body } = await codeFlow(new Agent(base), {
+      client,
+      redirectUri: REDIRECT,
+      email: other.email,
+      password: PASSWORD,
+      params: { scope: 'openid offline_access', prompt: 'consent' },
+    });
     expect(typeof body.refresh_token).toBe('string');
-    recordSecret(body.refresh_token as string);
     await deleteUser(t.services, TEST_ACTOR, other.id);
     const refresh = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: String(body.refresh_token) }, client);
     expect(refresh.body.error).toBe('invalid_grant');
@@ -257,10 +246,9 @@ describe('cookies behind an https issuer', () => {
   afterAll(() => t.close());
 
   it('marks session and interaction cookies Secure', async () => {
-    const created = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'secure', '--redirect-uri', 'https://app.example.test/cb');
-    recordSecret(created.client_secret);
+    const created = await t.build.client({ client_name: 'secure', redirect_uris: ['https://app.example.test/cb'] });
     const response = await fetch(
-      `${t.server.url}${authorizeUrl({ client_id: created.client_id, redirect_uri: 'https://app.example.test/cb', code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`,
+      `${t.server.url}${authorizeUrl({ client_id: created.clientId, redirect_uri: 'https://app.example.test/cb', code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`,
       { redirect: 'manual', headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'auth.example.test' } },
     );
     const cookies = response.headers.getSetCookie();

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser, disableUser } from '../../src/services/users.service.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
-import { TEST_REDIS_URL } from '../fixtures/env.js';
 import { recordSecret } from '../fixtures/log-capture.js';
+import { startOwnRedis, type OwnRedis } from '../fixtures/redis-server.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 
 const PASSWORD = 'a long and unusual passphrase 7';
@@ -17,13 +16,8 @@ describe('sign-in refusals', () => {
   let email: string;
   let client: { clientId: string; clientSecret: string };
 
-  async function register(name: string, extra: string[] = []) {
-    const created = await t.cli<{ client_id: string; client_secret: string }>(
-      'clients', 'create', '--name', name, '--redirect-uri', REDIRECT, '--grant-type', 'authorization_code', '--grant-type', 'refresh_token', ...extra,
-    );
-    recordSecret(created.client_secret);
-    return { clientId: created.client_id, clientSecret: created.client_secret };
-  }
+  const register = (name: string) =>
+    t.build.client({ client_name: name, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] });
 
   /** Opens the login page of a fresh authorization request; returns the agent, the page and its csrf. */
   async function loginPage(params: Record<string, string> = {}) {
@@ -39,9 +33,7 @@ describe('sign-in refusals', () => {
   beforeAll(async () => {
     t = await startTestServer({ name: 'sign-in-refusals', env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '4', LOGIN_MAX_FAILURES_PER_IP: '1000' } });
     base = t.server.url;
-    email = `grace-${randomUUID()}@example.test`;
-    recordSecret(PASSWORD);
-    await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Grace Hopper' });
+    ({ email } = await t.build.person({ email: `grace-${randomUUID()}@example.test`, password: PASSWORD, name: 'Grace Hopper' }));
     client = await register('Refusal App');
   });
   afterAll(() => t.close());
@@ -206,27 +198,27 @@ describe('sign-in refusals', () => {
 
 describe('sign-in limits per IP', () => {
   let t: TestServer;
-  // Every test server shares Redis and the IP 127.0.0.1: this one counts in a Redis database of its own.
-  const redisUrl = `${TEST_REDIS_URL.replace(/\/\d*$/, '')}/3`;
+  let redis: OwnRedis;
+  // Every test server signs in from 127.0.0.1: this one counts in a Redis of its own, empty at the start.
   beforeAll(async () => {
-    const redis = new Redis(redisUrl);
-    await redis.flushdb();
-    await redis.quit();
+    redis = await startOwnRedis();
     t = await startTestServer({
       name: 'sign-in-ip-limit',
-      env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '100', LOGIN_MAX_FAILURES_PER_IP: '3', REDIS_URL: redisUrl },
+      env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '100', LOGIN_MAX_FAILURES_PER_IP: '3', REDIS_URL: redis.url },
     });
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t?.close();
+    await redis?.stop();
+  });
 
   it('refuses an IP that failed too often, whatever account it tries next', async () => {
-    const client = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'ip', '--redirect-uri', REDIRECT);
-    recordSecret(client.client_secret);
+    const client = await t.build.client({ client_name: 'ip', redirect_uris: [REDIRECT] });
     const statuses: number[] = [];
     for (let i = 0; i < 4; i += 1) {
       const agent = new Agent(t.server.url);
       const { response, url } = await agent.follow(
-        authorizeUrl({ client_id: client.client_id, redirect_uri: REDIRECT, code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
+        authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
       );
       const csrf = hiddenInput(await response.text(), 'csrf') ?? '';
       const answer = await agent.postForm(`${new URL(url).pathname}/login`, { csrf, email: `someone-${i}@example.test`, password: 'wrong password here' });

@@ -18,15 +18,15 @@ describe('authorization code + PKCE sign-in', () => {
   const redirectUri = 'http://127.0.0.1:8765/callback';
   const api = `https://api-${randomUUID()}.example.test`;
 
-  async function webClient(options: { firstParty?: boolean; refresh?: boolean; resource?: boolean; authMethod?: string; name?: string } = {}) {
-    const args = ['clients', 'create', '--name', options.name ?? 'Photo App', '--redirect-uri', redirectUri, '--grant-type', 'authorization_code'];
-    if (options.refresh) args.push('--grant-type', 'refresh_token');
-    if (options.firstParty) args.push('--first-party');
-    if (options.resource) args.push('--resource', api);
-    args.push('--auth-method', options.authMethod ?? 'client_secret_basic');
-    const created = await t.cli<{ client_id: string; client_secret?: string }>(...args);
-    recordSecret(created.client_secret);
-    return { clientId: created.client_id, clientSecret: created.client_secret ?? '' };
+  function webClient(options: { firstParty?: boolean; refresh?: boolean; resource?: boolean; authMethod?: 'client_secret_basic' | 'none'; name?: string } = {}) {
+    return t.build.client({
+      client_name: options.name ?? 'Photo App',
+      redirect_uris: [redirectUri],
+      grant_types: options.refresh ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
+      token_endpoint_auth_method: options.authMethod ?? 'client_secret_basic',
+      ...(options.firstParty ? { first_party: true } : {}),
+      ...(options.resource ? { default_resource: api } : {}),
+    });
   }
 
   async function exchange(client: { clientId: string; clientSecret: string }, code: string, verifier: string) {
@@ -39,10 +39,8 @@ describe('authorization code + PKCE sign-in', () => {
   beforeAll(async () => {
     t = await startTestServer({ name: 'sign-in' });
     base = t.server.url;
-    await t.cli('resources', 'create', '--identifier', api, '--scope', 'photos:read photos:write', '--name', 'Photos API');
-    email = `ada-${randomUUID()}@example.test`;
-    recordSecret(PASSWORD);
-    userId = (await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Ada Lovelace' })).id;
+    await t.build.resource({ identifier: api, scope: 'photos:read photos:write', name: 'Photos API' });
+    ({ email, id: userId } = await t.build.person({ email: `ada-${randomUUID()}@example.test`, password: PASSWORD, name: 'Ada Lovelace' }));
   });
   afterAll(() => t.close());
 

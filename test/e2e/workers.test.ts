@@ -5,11 +5,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliJson } from '../fixtures/cli.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
-import { TEST_REDIS_URL } from '../fixtures/env.js';
+import { WORKER_REDIS_URL } from '../fixtures/env.js';
 import { captureLogs, recordSecret } from '../fixtures/log-capture.js';
-import { freePort } from '../fixtures/ports.js';
-import { SERVER, spawnNode, waitForUrl, type Spawned } from '../fixtures/process.js';
+import { listeningPort, SERVER, spawnNode, waitForUrl, type Spawned } from '../fixtures/process.js';
 import { TEST_COOKIE_KEY } from '../fixtures/server.js';
+
+/** A name only: the workers listen on a port of the system's choice (PORT=0), read from their log. */
+const ISSUER_HOST = 'localhost:3999';
 
 /** One token request on a connection of its own, so the cluster hands it to any worker. */
 function tokenOnNewConnection(port: number, clientId: string, clientSecret: string): Promise<number> {
@@ -23,8 +25,8 @@ function tokenOnNewConnection(port: number, clientId: string, clientSecret: stri
         method: 'POST',
         agent: false,
         auth: `${clientId}:${clientSecret}`,
-        // The issuer's host (http://localhost:PORT): the Host is pinned to it.
-        headers: { host: `localhost:${port}`, 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+        // The issuer's host: the Host is pinned to it.
+        headers: { host: ISSUER_HOST, 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
       },
       (response) => {
         let text = '';
@@ -52,17 +54,20 @@ describe('GATEHOUSE_WORKERS=2', { timeout: 60_000 }, () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     dir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-workers-'));
-    port = await freePort();
     env = {
       NODE_ENV: 'development',
-      PORT: String(port),
+      // Bound at 0 by the primary's listening handle, which the two workers share (node:cluster
+      // hands every worker's listen(0) the same port); each worker logs it.
+      PORT: '0',
+      ISSUER: `http://${ISSUER_HOST}`,
       DATABASE_URL: db.url,
-      REDIS_URL: TEST_REDIS_URL,
+      REDIS_URL: WORKER_REDIS_URL,
       KEYS_DIR: path.join(dir, 'keys'),
       COOKIE_KEYS: TEST_COOKIE_KEY,
       GATEHOUSE_WORKERS: '2',
     };
     server = spawnNode(SERVER, { cwd: dir, env, logs });
+    port = await listeningPort(server);
     await waitForUrl(`http://127.0.0.1:${port}/readyz`, server);
   }, 60_000);
 

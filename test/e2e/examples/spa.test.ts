@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import type http from 'node:http';
 import path from 'node:path';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -8,7 +9,7 @@ import { createSpaServer } from '../../../examples/spa/serve.js';
 import { createUser } from '../../../src/services/users.service.js';
 import { TEST_ACTOR } from '../../fixtures/services.js';
 import { recordSecret } from '../../fixtures/log-capture.js';
-import { freePort } from '../../fixtures/ports.js';
+import { freePort, listenOnFreePort } from '../../fixtures/ports.js';
 import { REPO_ROOT, spawnNode, type Spawned } from '../../fixtures/process.js';
 import { startTestServer, tokenRequest, type TestServer } from '../../fixtures/server.js';
 import { listen, tokensIssued } from './helpers.js';
@@ -54,8 +55,9 @@ describe('examples/spa: oidc-client-ts in a real browser', () => {
     audience = `https://orders-${t.config.port}.example.test`;
     // localhost like Gatehouse: the same site, so the hidden iframe of a silent renew carries Gatehouse's
     // SameSite=Lax session cookie (another site's iframe never would, and prompt=none would always fail).
-    const spaPort = await freePort();
-    spaOrigin = `http://localhost:${spaPort}`;
+    // Its port is bound now (at 0), before the client names the origin in its redirect URIs; the app answers on it below.
+    const spaListener = await listenOnFreePort();
+    spaOrigin = `http://localhost:${spaListener.port}`;
 
     await t.cli('resources', 'create', '--identifier', audience, '--scope', 'read:orders write:orders', '--name', 'Orders API');
     const created = await t.cli<{ client_id: string; client_secret?: string; token_endpoint_auth_method: string }>(
@@ -78,7 +80,17 @@ describe('examples/spa: oidc-client-ts in a real browser', () => {
     userId = (await createUser(t.services, TEST_ACTOR, { email: EMAIL, password: PASSWORD, name: NAME })).id;
 
     api = await listen(createResourceServer({ issuer, audience, allowedOrigins: [spaOrigin] }));
-    spa = await listen(createSpaServer({ issuer, clientId, apiUrl: api.url }), spaPort);
+    const spaApp = createSpaServer({ issuer, clientId, apiUrl: api.url });
+    spaListener.server.on('request', (request: http.IncomingMessage, response: http.ServerResponse) => spaApp.emit('request', request, response));
+    spa = {
+      url: `http://127.0.0.1:${spaListener.port}`,
+      port: spaListener.port,
+      close: () =>
+        new Promise<void>((resolve) => {
+          spaListener.server.closeAllConnections();
+          spaListener.server.close(() => resolve());
+        }),
+    };
 
     browser = await chromium.launch({
       executablePath: CHROMIUM,

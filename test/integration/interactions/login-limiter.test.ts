@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLoginLimiter, type LoginLimiter } from '../../../src/interactions/login-limiter.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { connectRedis } from '../../../src/store/redis-store.js';
-import { TEST_REDIS_URL } from '../../fixtures/env.js';
+import { WORKER_REDIS_URL } from '../../fixtures/env.js';
 
 const LIMITS = { perAccount: 3, perIp: 100_000, windowSeconds: 60 };
 
@@ -13,7 +13,7 @@ describe.each(['redis', 'memory'] as const)('the sign-in limiter (%s) counts an 
   let limiter: LoginLimiter;
 
   beforeAll(() => {
-    redis = kind === 'redis' ? connectRedis(TEST_REDIS_URL, createLogger({ logLevel: 'silent' })) : undefined;
+    redis = kind === 'redis' ? connectRedis(WORKER_REDIS_URL, createLogger({ logLevel: 'silent' })) : undefined;
     limiter = createLoginLimiter({ ...(redis ? { redis } : {}), limits: LIMITS });
   });
   afterAll(async () => {

@@ -6,7 +6,7 @@ import { createLogger } from '../../../src/observability/logger.js';
 import { storeKey, type AdapterPayload, type EphemeralStore } from '../../../src/store/ephemeral-store.js';
 import { createMemoryStore } from '../../../src/store/memory-store.js';
 import { connectRedis, createRedisStore } from '../../../src/store/redis-store.js';
-import { TEST_REDIS_URL } from '../../fixtures/env.js';
+import { WORKER_REDIS_URL } from '../../fixtures/env.js';
 
 /** One implementation under test: how to make it, and how to let time pass for it. */
 interface Subject {
@@ -23,7 +23,7 @@ const implementations: Array<{ name: string; make: () => Promise<Subject> }> = [
   {
     name: 'redis',
     async make() {
-      const redis: Redis = connectRedis(TEST_REDIS_URL, createLogger({ logLevel: 'silent' }));
+      const redis: Redis = connectRedis(WORKER_REDIS_URL, createLogger({ logLevel: 'silent' }));
       const store = createRedisStore(redis);
       return {
         store,
