@@ -44,13 +44,14 @@ export async function insertResourceServer(db: Db, row: NewResourceServerRow): P
   return toResourceServer(await db.insertInto('resource_servers').values(row).returningAll().executeTakeFirstOrThrow());
 }
 
-export async function findResourceServer(db: Db, idOrIdentifier: string): Promise<ResourceServer | undefined> {
+export async function findResourceServer(db: Db, idOrIdentifier: string, options: { forUpdate?: boolean } = {}): Promise<ResourceServer | undefined> {
   if (hasNul(idOrIdentifier)) return undefined;
-  const row = await db
+  const query = db
     .selectFrom('resource_servers')
     .selectAll()
-    .where((eb) => eb.or([eb('id', '=', idOrIdentifier), eb('identifier', '=', idOrIdentifier)]))
-    .executeTakeFirst();
+    .where((eb) => eb.or([eb('id', '=', idOrIdentifier), eb('identifier', '=', idOrIdentifier)]));
+  // forUpdate: in a transaction, the row stays as read until it commits (a change's "before" is the truth).
+  const row = await (options.forUpdate ? query.forUpdate() : query).executeTakeFirst();
   return row && toResourceServer(row);
 }
 

@@ -84,6 +84,13 @@ export async function getResource(db: Kysely<Database> | Transaction<Database>, 
   return found;
 }
 
+/** The resource server, its row locked until the transaction ends: two changes of it run one after the other. */
+async function lockResource(trx: Transaction<Database>, idOrIdentifier: string): Promise<ResourceServer> {
+  const found = await findResourceServer(trx, idOrIdentifier, { forUpdate: true });
+  if (!found) throw new NotFoundError(`resource server ${idOrIdentifier}`);
+  return found;
+}
+
 export function listResources(db: Kysely<Database>): Promise<ResourceServer[]> {
   return listResourceServers(db);
 }
@@ -92,7 +99,7 @@ export function listResources(db: Kysely<Database>): Promise<ResourceServer[]> {
 export async function updateResource(deps: RegistryServiceDeps, by: AuditActor, idOrIdentifier: string, input: unknown): Promise<ResourceServer> {
   const data = parseInput(resourceUpdateSchema, input);
   return deps.db.transaction().execute(async (trx) => {
-    const existing = await getResource(trx, idOrIdentifier);
+    const existing = await lockResource(trx, idOrIdentifier);
     if (existing.id === ADMIN_RESOURCE_ID && data.scope !== undefined) {
       throw new ValidationError([{ field: 'scope', message: "the admin API's scope is fixed (admin)" }]);
     }
@@ -116,7 +123,7 @@ export async function updateResource(deps: RegistryServiceDeps, by: AuditActor, 
 /** Deletes a resource server and every grant at it; recorded as `resource.delete` with what it was. */
 export async function deleteResource(deps: RegistryServiceDeps, by: AuditActor, idOrIdentifier: string): Promise<void> {
   await deps.db.transaction().execute(async (trx) => {
-    const existing = await getResource(trx, idOrIdentifier);
+    const existing = await lockResource(trx, idOrIdentifier);
     if (existing.id === ADMIN_RESOURCE_ID) {
       throw new ValidationError([{ field: 'identifier', message: 'the admin API cannot be deleted (take its grant from clients instead)' }]);
     }

@@ -251,6 +251,25 @@ describe.each(REGISTRY_ENGINES)('registry on $name', (engine) => {
       expect(updated).toMatchObject({ id: created.id, name: 'Orders', scopes: ['a', 'b'], accessTokenTtl: 120 });
     });
 
+    it('applies concurrent changes of one resource one after the other: each audit row starts where the one before ended', async () => {
+      const created = await createResource(deps, TEST_ACTOR, { identifier: uniqueResource() });
+      await Promise.all(['One', 'Two', 'Three', 'Four', 'Five', 'Six'].map((name) => updateResource(deps, TEST_ACTOR, created.id, { name })));
+      const rows = await registry.db
+        .selectFrom('audit_log')
+        .select(['seq', 'details'])
+        .where('action', '=', 'resource.update')
+        .where('target', '=', `resource:${created.id}`)
+        .orderBy('seq')
+        .execute();
+      expect(rows).toHaveLength(6);
+      const names = rows.map((row) => {
+        const details = (typeof row.details === 'string' ? JSON.parse(row.details) : row.details) as { before: { name: string | null }; after: { name: string | null } };
+        return [details.before.name, details.after.name];
+      });
+      // Without the row lock, two changes read the same "before" and one of them is lost from the log.
+      for (let i = 1; i < names.length; i += 1) expect(names[i]?.[0]).toBe(names[i - 1]?.[1]);
+    });
+
     it('refuses to delete a resource that is some client default_resource, and deletes it once unused', async () => {
       const identifier = uniqueResource();
       await createResource(deps, TEST_ACTOR, { identifier, scope: 'x' });
