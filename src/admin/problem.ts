@@ -57,7 +57,6 @@ export type ProblemStatus = keyof typeof PROBLEM_CODES;
 
 export const problemType = (code: string) => `urn:gatehouse:problem:${code}`;
 
-
 function toApiError(error: unknown): ApiError | undefined {
   if (error instanceof ApiError) return error;
   if (error instanceof ValidationError) return new ApiError(400, 'validation_failed', 'the request body is not valid', { errors: error.errors });

@@ -154,7 +154,9 @@ export async function runAuditCommand(deps: AuditCommandDeps, sub: 'tail' | 'ver
 }
 
 const AUDIT_HELP = `
-Every change (clients, resources, users, keys, db roles) is recorded in the audit log as cli:<os user>.
+Every change (clients, grants, resources, users, registration tokens, keys, db roles) is recorded in the
+audit log, in the change's own transaction: as cli:<os user> from here, admin:<client id> from the
+admin API, registration:<client id> from a client's own registration.
 audit tail prints the last rows (100 unless --limit), oldest first; audit verify recomputes the
 keyed hash chain (HMAC-SHA-256 with the audit keys in KEYS_DIR) and exits 1 naming the first row
 where it breaks. audit checkpoint verifies the chain and prints its head (seq, hash, time) signed

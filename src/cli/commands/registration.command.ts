@@ -4,6 +4,7 @@ import { cliActor, type CliRegistry } from '../cli-audit.js';
 import { withDatabase, type Context } from '../context.js';
 import { group, handle, str, type CliRuntime, type Values } from '../define.js';
 import { printResult, UsageError, type CliIo } from '../output.js';
+import * as service from '../../services/registration.service.js';
 
 /** What the registration commands need from the CLI: its output, the configuration and a way to open the registry. */
 export interface RegistrationCommandDeps {
@@ -35,8 +36,6 @@ export async function runRegistrationCommand(
   ids: string[],
 ): Promise<number> {
   const { io, json, config } = deps;
-  // Loaded here, not at start: oidc-provider costs every other command ~0.2 s of start-up.
-  const service = await import('../../services/registration.service.js');
   if (verb === 'list') {
     await deps.withDatabase(async (registry) => {
       printResult(io, json, (await service.listInitialAccessTokens(registry.db)).map(service.initialAccessTokenToJson));

@@ -27,7 +27,7 @@ describe('the CLI', () => {
   it('loads neither oidc-provider nor the server side, every command module and lazy import included', async () => {
     const modules = await cliModules();
     expect(modules).toContain('src/cli/main.ts');
-    expect(modules).toContain('src/services/registration.service.ts');
+    expect(modules).toContain('src/cli/commands/registration.command.ts');
 
     const loaded = await modulesLoadedBy(modules);
     // The trace saw what was imported, down to the packages: it is not empty by mistake.
