@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import http, { type Server } from 'node:http';
+import http, { type RequestListener, type Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type { Config } from './config/load-config.js';
 import { createAccountService } from './accounts/accounts.js';
@@ -29,7 +29,10 @@ export interface RunningServer {
    * the Host is pinned to the issuer's, so with another ISSUER requests must name that one.
    */
   readonly url: string;
+  /** The port it listens on; 0 when started with `listen: false`. */
   readonly port: number;
+  /** The app's request handler (the Koa app's callback): what the listener runs for every request. */
+  readonly handler: RequestListener;
   readonly registry: RegistryDatabase;
   readonly store: EphemeralStore;
   readonly cache: RegistryCache;
@@ -52,6 +55,11 @@ const DURABLE_SWEEP_MS = 60 * 60 * 1000;
 export interface StartOptions {
   server?: Server;
   metricsServer?: Server;
+  /**
+   * false: bind no port at all (neither `config.port` nor `config.metricsPort`); requests reach the
+   * app only through `handler`, called in this process (the tests' in-process dispatcher).
+   */
+  listen?: boolean;
 }
 
 /**
@@ -131,13 +139,15 @@ export async function startServer(config: Config, logger: Logger, options: Start
       ],
     });
 
-    const server: Server = (options.server ?? http.createServer()).on('request', app.callback());
-    if (!server.listening) {
+    const handler = app.callback();
+    const listen = options.listen ?? true;
+    const server: Server = (options.server ?? http.createServer()).on('request', handler);
+    if (listen && !server.listening) {
       server.listen(config.port);
       await once(server, 'listening');
     }
     // METRICS_PORT: /metrics on a port of its own (keep it off the public listener), nothing else there.
-    const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metrics, options.metricsServer);
+    const metricsServer = config.metricsPort === undefined || !listen ? undefined : createMetricsServer(metrics, options.metricsServer);
     if (metricsServer && !metricsServer.listening) {
       metricsServer.listen(config.metricsPort);
       await once(metricsServer, 'listening');
@@ -155,8 +165,9 @@ export async function startServer(config: Config, logger: Logger, options: Start
       );
     }, DURABLE_SWEEP_MS);
     sweeper.unref();
-    const { port } = server.address() as AddressInfo;
-    logger.info({ port, issuer: config.issuer, database: registry.kind, store: activeStore.kind }, 'gatehouse listening');
+    const port = server.listening ? (server.address() as AddressInfo).port : 0;
+    if (server.listening) logger.info({ port, issuer: config.issuer, database: registry.kind, store: activeStore.kind }, 'gatehouse listening');
+    else logger.info({ issuer: config.issuer, database: registry.kind, store: activeStore.kind }, 'gatehouse ready, listening on no port (requests dispatched in-process)');
 
     let closing: Promise<void> | undefined;
     const close = () => {
@@ -168,6 +179,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
         // Stop accepting connections, but do not drop the open ones yet (http.Server#close would
         // drop idle keep-alive connections at once, racing clients that are sending on them):
         // requests already sent are answered, each answer closing its connection.
+        // (Not listening, as with `listen: false`, it calls back at once with ERR_SERVER_NOT_RUNNING.)
         const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
         let sweep: NodeJS.Timeout | undefined;
         const linger = setTimeout(() => {
@@ -186,7 +198,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       return closing;
     };
 
-    return { url: `http://localhost:${port}`, port, registry, store: activeStore, cache, host, close };
+    return { url: listen ? `http://localhost:${port}` : config.issuer, port, handler, registry, store: activeStore, cache, host, close };
   } catch (error) {
     await store?.close().catch(() => undefined);
     await registry.close().catch(() => undefined);

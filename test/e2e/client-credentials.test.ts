@@ -1,18 +1,26 @@
-import { createRemoteJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
+import { createRemoteJWKSet, customFetch, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { recordSecret } from '../fixtures/log-capture.js';
-import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
+import { startTestServer, tokenRequest as tokenRequestVia, type TestServer } from '../fixtures/server.js';
 
+// Protocol cases: the server listens on no port; every request goes to the app's handler in this
+// process (t.fetch), and the clients, APIs and grants are set up through the services (t.build).
 describe('client credentials with RS256 JWT access tokens', () => {
   let t: TestServer;
   let base: string;
+  const tokenRequest = (url: string, form: Record<string, string>, auth?: { clientId: string; clientSecret: string }) => tokenRequestVia(url, form, auth, t.fetch);
 
   beforeAll(async () => {
-    t = await startTestServer({ name: 'client-credentials' });
+    // Nothing in this file may go over a socket: a request that did would fail here.
+    vi.stubGlobal('fetch', () => Promise.reject(new Error('fetch over a socket in an in-process test: use t.fetch')));
+    t = await startTestServer({ name: 'client-credentials', listen: false });
     base = t.server.url;
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    vi.unstubAllGlobals();
+    await t.close();
+  });
 
   it('issues an RFC 9068 access token that verifies with the JWKS alone', async () => {
     const { resource, clientId, clientSecret } = await t.build.serviceClient({ scope: 'read write', resourceScope: 'read write admin' });
@@ -26,7 +34,7 @@ describe('client credentials with RS256 JWT access tokens', () => {
     expect(header.alg).toBe('RS256');
     expect(typeof header.kid).toBe('string');
 
-    const jwks = createRemoteJWKSet(new URL(`${base}/jwks`));
+    const jwks = createRemoteJWKSet(new URL(`${base}/jwks`), { [customFetch]: t.fetch });
     const { payload } = await jwtVerify(token, jwks, { issuer: t.config.issuer, audience: resource, typ: 'at+jwt' });
     expect(payload.sub).toBe(clientId);
     expect(payload.client_id).toBe(clientId);

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCliCapture } from '../fixtures/cli.js';
 import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
-import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
+import { startTestServer, tokenRequest as tokenRequestVia, type TestServer } from '../fixtures/server.js';
 
 type Json = Record<string, unknown>;
 type ClientJson = { client_id: string; client_secret: string; scope: string; admin: boolean; grants: Array<{ resource: string; scope: string }> };
@@ -14,6 +14,9 @@ const claimsOf = (token: unknown) => JSON.parse(Buffer.from(String(token).split(
  * The authorization model: a client gets tokens only for the APIs it holds a grant for, with only
  * that grant's scopes; scope names are per API. Through client credentials, refresh and code, the
  * CLI, the admin API, and across the registry cache of a running server.
+ *
+ * The server listens on no port: every request goes to the app's handler in this process (t.fetch);
+ * the CLI's own cases run the CLI as a child process on the server's registry.
  */
 describe('per-client API grants', () => {
   let t: TestServer;
@@ -21,6 +24,7 @@ describe('per-client API grants', () => {
   let adminToken: string;
   let orders: string;
   let billing: string;
+  const tokenRequest = (url: string, form: Record<string, string>, auth?: { clientId: string; clientSecret: string }) => tokenRequestVia(url, form, auth, t.fetch);
 
   /** Retries a token request while the registry cache has not seen a change yet (100 ms poll here). */
   async function tokenEventually(form: Record<string, string>, auth: { clientId: string; clientSecret: string }, until: (status: number) => boolean) {
@@ -34,7 +38,7 @@ describe('per-client API grants', () => {
   }
 
   async function admin(method: string, path: string, body?: unknown) {
-    const response = await fetch(`${base}/admin/v1${path}`, {
+    const response = await t.fetch(`${base}/admin/v1${path}`, {
       method,
       headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -54,7 +58,9 @@ describe('per-client API grants', () => {
   }
 
   beforeAll(async () => {
-    t = await startTestServer({ name: 'client-grants' });
+    // Nothing in this file may go over a socket: a request that did would fail here.
+    vi.stubGlobal('fetch', () => Promise.reject(new Error('fetch over a socket in an in-process test: use t.fetch')));
+    t = await startTestServer({ name: 'client-grants', listen: false });
     base = t.config.issuer;
     orders = `https://orders-${randomUUID().slice(0, 8)}.example.test`;
     billing = `https://billing-${randomUUID().slice(0, 8)}.example.test`;
@@ -68,6 +74,7 @@ describe('per-client API grants', () => {
     adminToken = String(token.body.access_token);
   }, 60_000);
   afterAll(async () => {
+    vi.unstubAllGlobals();
     await t?.close();
   });
 
@@ -261,7 +268,7 @@ describe('per-client API grants', () => {
       expect((await admin('PATCH', `/clients/${id}`, { client_name: 'renamed' })).body).not.toHaveProperty('client_secret');
       // And it is the client's secret: the introspection endpoint authenticates it.
       const basic = Buffer.from(`${id}:${secret}`).toString('base64');
-      const introspected = await fetch(`${base}/token/introspection`, {
+      const introspected = await t.fetch(`${base}/token/introspection`, {
         method: 'POST',
         headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ token: 'nothing' }),
@@ -284,7 +291,7 @@ describe('per-client API grants', () => {
       const token = await tokenEventually({ grant_type: 'client_credentials', scope: 'admin' }, auth, (s) => s === 200);
       expect(token.status).toBe(200);
       expect(claimsOf(token.body.access_token).aud).toBe(`${base}/admin/v1`);
-      const listed = await fetch(`${base}/admin/v1/clients`, { headers: { authorization: `Bearer ${String(token.body.access_token)}` } });
+      const listed = await t.fetch(`${base}/admin/v1/clients`, { headers: { authorization: `Bearer ${String(token.body.access_token)}` } });
       expect(listed.status).toBe(200);
     });
 
@@ -303,13 +310,13 @@ describe('per-client API grants', () => {
       const token = await tokenEventually({ grant_type: 'client_credentials', scope: 'admin' }, auth, (s) => s === 200);
       expect(token.status).toBe(200);
       const bearer = { authorization: `Bearer ${String(token.body.access_token)}` };
-      expect((await fetch(`${base}/admin/v1/clients`, { headers: bearer })).status).toBe(200);
+      expect((await t.fetch(`${base}/admin/v1/clients`, { headers: bearer })).status).toBe(200);
       // The default resource goes first, then the grant: the token in hand stops working at once.
       await t.cli('clients', 'update', created.client_id, '--resource', orders, '--scope', 'read');
       await t.cli('clients', 'revoke-grant', created.client_id, '--resource', `${t.config.issuer}/admin/v1`);
       expect((await t.cli<ClientJson>('clients', 'get', created.client_id)).admin).toBe(false);
       await t.server.cache.refresh();
-      expect((await fetch(`${base}/admin/v1/clients`, { headers: bearer })).status).toBe(401);
+      expect((await t.fetch(`${base}/admin/v1/clients`, { headers: bearer })).status).toBe(401);
       const again = await tokenRequest(base, { grant_type: 'client_credentials', resource: `${base}/admin/v1`, scope: 'admin' }, auth);
       expect(again.body.error).toBe('invalid_target');
     });
@@ -349,7 +356,7 @@ describe('per-client API grants', () => {
 
     it('issues a token for a granted API with only its consented scopes, and refuses the refresh once the grant is gone', async () => {
       const { url, verifier } = authorize({ scope: 'openid offline_access read', resource: orders, prompt: 'consent' });
-      const { redirect, sawConsent } = await signIn(new Agent(base), { url, email, password });
+      const { redirect, sawConsent } = await signIn(new Agent(base, t.fetch), { url, email, password });
       expect(sawConsent).toBe(true);
       const code = redirect.searchParams.get('code');
       expect(code, redirect.toString()).toBeTruthy();
@@ -380,7 +387,7 @@ describe('per-client API grants', () => {
     });
 
     it('refuses an authorization request for an API the client holds no grant for, or a scope not granted there', async () => {
-      const agent = new Agent(base);
+      const agent = new Agent(base, t.fetch);
       const cases: Array<[Record<string, string>, string]> = [
         [{ scope: 'openid read', resource: billing }, 'invalid_target'],
         [{ scope: 'openid write', resource: orders }, 'invalid_scope'],

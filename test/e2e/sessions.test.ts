@@ -1,16 +1,25 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { deleteUser } from '../../src/services/users.service.js';
 import type { BuiltPerson } from '../fixtures/builders.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, codeFlow, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startOwnRedis, type OwnRedis } from '../fixtures/redis-server.js';
-import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
+import { startTestServer, tokenRequest as tokenRequestVia, type TestServer } from '../fixtures/server.js';
 
 const PASSWORD = 'sessions need long passwords 9';
 const REDIRECT = 'http://127.0.0.1:8767/cb';
 const SPA_ORIGIN = 'http://127.0.0.1:8767';
+
+// The servers listen on no port: every request goes to the app's handler in this process (t.fetch),
+// and nothing may go over a socket (global fetch fails here).
+beforeAll(() => {
+  vi.stubGlobal('fetch', () => Promise.reject(new Error('fetch over a socket in an in-process test: use t.fetch')));
+});
+afterAll(() => {
+  vi.unstubAllGlobals();
+});
 
 describe('sessions, refresh tokens, revocation, logout', () => {
   let t: TestServer;
@@ -22,8 +31,9 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   let client: { clientId: string; clientSecret: string };
   let spa: { clientId: string };
   const api = `https://api-${randomUUID()}.example.test`;
+  const tokenRequest = (url: string, form: Record<string, string>, auth?: { clientId: string; clientSecret: string }) => tokenRequestVia(url, form, auth, t.fetch);
 
-  async function signInForTokens(agent = new Agent(base), scope = 'openid offline_access') {
+  async function signInForTokens(agent = new Agent(base, t.fetch), scope = 'openid offline_access') {
     // offline_access is honoured only with prompt=consent (OpenID Connect Core 11).
     const { status, body } = await codeFlow(agent, { client, redirectUri: REDIRECT, email, password: PASSWORD, params: { scope, prompt: 'consent' } });
     expect(status).toBe(200);
@@ -33,7 +43,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   beforeAll(async () => {
     // This server has a Redis of its own, so the test can empty it.
     redis = await startOwnRedis();
-    t = await startTestServer({ name: 'sessions', env: { REDIS_URL: redis.url } });
+    t = await startTestServer({ name: 'sessions', env: { REDIS_URL: redis.url }, listen: false });
     base = t.server.url;
     await t.build.resource({ identifier: api, scope: 'read' });
     person = await t.build.person({ email: `lin-${randomUUID()}@example.test`, password: PASSWORD, name: 'Lin' });
@@ -55,7 +65,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   });
 
   it('sets signed, HttpOnly, SameSite=Lax session cookies', async () => {
-    const agent = new Agent(base);
+    const agent = new Agent(base, t.fetch);
     const { challenge } = pkce();
     const response = await agent.request(authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256' }));
     const cookies = response.headers.getSetCookie();
@@ -88,7 +98,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
     const refreshToken = await t.build.refreshToken({ client, person });
     const auth = `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`;
     const introspect = async (token: string) => {
-      const response = await fetch(`${base}/token/introspection`, {
+      const response = await t.fetch(`${base}/token/introspection`, {
         method: 'POST',
         headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ token }),
@@ -98,7 +108,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
     const active = await introspect(refreshToken);
     expect(active.body).toMatchObject({ active: true, client_id: client.clientId, sub: userId });
 
-    const revoked = await fetch(`${base}/token/revocation`, {
+    const revoked = await t.fetch(`${base}/token/revocation`, {
       method: 'POST',
       headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ token: refreshToken, token_type_hint: 'refresh_token' }),
@@ -110,7 +120,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   });
 
   it('introspects only for authenticated clients', async () => {
-    const response = await fetch(`${base}/token/introspection`, {
+    const response = await t.fetch(`${base}/token/introspection`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ token: 'anything' }),
@@ -123,7 +133,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
     const refreshToken = await t.build.refreshToken({ client, person });
     const nosy = await t.build.client({ client_name: 'Nosy Service', default_resource: api, scope: 'read' });
     const call = (endpoint: string, who: { clientId: string; clientSecret: string }) =>
-      fetch(`${base}/token/${endpoint}`, {
+      t.fetch(`${base}/token/${endpoint}`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${who.clientId}:${who.clientSecret}`).toString('base64')}` },
         body: new URLSearchParams({ token: refreshToken, token_type_hint: 'refresh_token' }),
@@ -137,7 +147,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
   });
 
   it('says that a JWT access token is self-contained when it is introspected or revoked', async () => {
-    const { body } = await codeFlow(new Agent(base), {
+    const { body } = await codeFlow(new Agent(base, t.fetch), {
       client,
       redirectUri: REDIRECT,
       email,
@@ -148,14 +158,14 @@ describe('sessions, refresh tokens, revocation, logout', () => {
     const jwt = String(body.access_token);
     expect(jwt.split('.')).toHaveLength(3);
     const auth = `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`;
-    const response = await fetch(`${base}/token/introspection`, {
+    const response = await t.fetch(`${base}/token/introspection`, {
       method: 'POST',
       headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ token: jwt }),
     });
     const answer = (await response.json()) as Record<string, unknown>;
     expect(answer.active === false || answer.error === 'unsupported_token_type').toBe(true);
-    const revocation = await fetch(`${base}/token/revocation`, {
+    const revocation = await t.fetch(`${base}/token/revocation`, {
       method: 'POST',
       headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ token: jwt }),
@@ -168,25 +178,25 @@ describe('sessions, refresh tokens, revocation, logout', () => {
 
   it('answers CORS on the token endpoint only for a public client and its registered origin', async () => {
     const preflight = (origin: string) =>
-      fetch(`${base}/token`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST' } });
+      t.fetch(`${base}/token`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST' } });
     expect((await preflight(SPA_ORIGIN)).status).toBeLessThan(300);
     const { verifier, challenge } = pkce();
     const url = authorizeUrl({ client_id: spa.clientId, redirect_uri: REDIRECT, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
-    const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
+    const { redirect } = await signIn(new Agent(base, t.fetch), { url, email, password: PASSWORD });
     const form = new URLSearchParams({ grant_type: 'authorization_code', code: redirect.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier, client_id: spa.clientId });
-    const allowed = await fetch(`${base}/token`, { method: 'POST', headers: { origin: SPA_ORIGIN, 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+    const allowed = await t.fetch(`${base}/token`, { method: 'POST', headers: { origin: SPA_ORIGIN, 'content-type': 'application/x-www-form-urlencoded' }, body: form });
     expect(allowed.headers.get('access-control-allow-origin')).toBe(SPA_ORIGIN);
     const tokens = (await allowed.json()) as Record<string, string>;
     for (const key of ['access_token', 'id_token', 'refresh_token']) recordSecret(tokens[key]);
 
-    const refused = await fetch(`${base}/token`, {
+    const refused = await t.fetch(`${base}/token`, {
       method: 'POST',
       headers: { origin: 'https://evil.example', 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token ?? '', client_id: spa.clientId }),
     });
     expect(refused.headers.get('access-control-allow-origin')).toBeNull();
     // A confidential client's token request gets no CORS answer even from a registered origin.
-    const confidential = await fetch(`${base}/token`, {
+    const confidential = await t.fetch(`${base}/token`, {
       method: 'POST',
       headers: { origin: SPA_ORIGIN, authorization: `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'nope' }),
@@ -224,7 +234,7 @@ describe('sessions, refresh tokens, revocation, logout', () => {
 
   it('revokes a deleted user’s grants and refresh tokens', async () => {
     const other = await t.build.person({ email: `deleted-${randomUUID()}@example.test`, password: PASSWORD });
-    const { body } = await codeFlow(new Agent(base), {
+    const { body } = await codeFlow(new Agent(base, t.fetch), {
       client,
       redirectUri: REDIRECT,
       email: other.email,
@@ -241,13 +251,13 @@ describe('sessions, refresh tokens, revocation, logout', () => {
 describe('cookies behind an https issuer', () => {
   let t: TestServer;
   beforeAll(async () => {
-    t = await startTestServer({ name: 'sessions-https', env: { ISSUER: 'https://auth.example.test', TRUST_PROXY: 'true' } });
+    t = await startTestServer({ name: 'sessions-https', env: { ISSUER: 'https://auth.example.test', TRUST_PROXY: 'true' }, listen: false });
   });
   afterAll(() => t.close());
 
   it('marks session and interaction cookies Secure', async () => {
     const created = await t.build.client({ client_name: 'secure', redirect_uris: ['https://app.example.test/cb'] });
-    const response = await fetch(
+    const response = await t.fetch(
       `${t.server.url}${authorizeUrl({ client_id: created.clientId, redirect_uri: 'https://app.example.test/cb', code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`,
       { redirect: 'manual', headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'auth.example.test' } },
     );
