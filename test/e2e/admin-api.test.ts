@@ -4,9 +4,7 @@ import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApiRoutes, buildAdminDocument } from '../../src/admin/admin.routes.js';
 import type { AdminRouteDeps } from '../../src/admin/route.js';
-import { createUser } from '../../src/services/users.service.js';
-import { TEST_ACTOR } from '../fixtures/services.js';
-import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
+import { Agent, authorizeUrl, codeFlow, pkce, signIn } from '../fixtures/flow.js';
 import { cliJson } from '../fixtures/cli.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
@@ -57,9 +55,9 @@ describe('admin API', () => {
   }
 
   async function adminToken(scope = 'admin'): Promise<string> {
-    const admin = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', `admin ${randomUUID()}`, '--admin');
+    const admin = await t.build.client({ client_name: `admin ${randomUUID()}`, admin: true });
     await t.server.cache.refresh();
-    const { status, body } = await tokenRequest(base, { grant_type: 'client_credentials', scope }, { clientId: admin.client_id, clientSecret: admin.client_secret });
+    const { status, body } = await tokenRequest(base, { grant_type: 'client_credentials', scope }, admin);
     expect(status).toBe(200);
     return String(body.access_token);
   }
@@ -88,36 +86,24 @@ describe('admin API', () => {
     });
 
     it('answers 403 insufficient_scope to an admin client token without the admin scope', async () => {
-      const admin = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'admin-no-scope', '--admin');
+      const admin = await t.build.client({ client_name: 'admin-no-scope', admin: true });
       await t.server.cache.refresh();
       // A token for the admin API without the admin scope: ask for no scope at all.
-      const { body } = await tokenRequest(base, { grant_type: 'client_credentials' }, { clientId: admin.client_id, clientSecret: admin.client_secret });
+      const { body } = await tokenRequest(base, { grant_type: 'client_credentials' }, admin);
       const { status, headers } = await call('GET', '/clients', { token: String(body.access_token) });
       expect(status).toBe(403);
       expect(headers.get('www-authenticate')).toMatch(/error="insufficient_scope"/);
     });
 
     it('never accepts a person’s access token, whatever its audience', async () => {
-      const email = `admin-person-${randomUUID()}@example.test`;
-      const password = 'people are not admin clients 1';
-      recordSecret(password);
-      await createUser(t.services, TEST_ACTOR, { email, password });
+      const person = await t.build.person({ email: `admin-person-${randomUUID()}@example.test`, password: 'people are not admin clients 1' });
       const redirectUri = 'http://127.0.0.1:8770/cb';
-      const app = await t.cli<{ client_id: string; client_secret: string }>(
-        'clients', 'create', '--name', 'sneaky', '--redirect-uri', redirectUri, '--scope', 'openid',
-      );
+      const app = await t.build.client({ client_name: 'sneaky', redirect_uris: [redirectUri], scope: 'openid' });
       // Even a client that holds the admin API's grant gets only a person's token from a sign-in.
-      await t.cli('clients', 'grant', app.client_id, '--resource', 'urn:gatehouse:admin-api', '--scope', 'admin');
-      const { verifier, challenge } = pkce();
-      const url = authorizeUrl({ client_id: app.client_id, redirect_uri: redirectUri, scope: 'openid admin', resource: `${t.config.issuer}/admin/v1`, code_challenge: challenge, code_challenge_method: 'S256' });
-      const { redirect } = await signIn(new Agent(base), { url, email, password });
-      const exchanged = await tokenRequest(
-        base,
-        { grant_type: 'authorization_code', code: redirect.searchParams.get('code') ?? '', redirect_uri: redirectUri, code_verifier: verifier, resource: `${t.config.issuer}/admin/v1` },
-        { clientId: app.client_id, clientSecret: app.client_secret },
-      );
+      await t.build.grant(app.clientId, 'urn:gatehouse:admin-api', 'admin');
+      const resource = `${t.config.issuer}/admin/v1`;
+      const exchanged = await codeFlow(new Agent(base), { client: app, redirectUri, email: person.email, password: person.password, params: { scope: 'openid admin', resource }, tokenParams: { resource } });
       const userToken = String(exchanged.body.access_token);
-      recordSecret(userToken);
       const { status } = await call('GET', '/clients', { token: userToken });
       expect(status).toBe(401);
     });
@@ -221,21 +207,14 @@ describe('admin API', () => {
     });
 
     it('revokes a deleted client’s refresh tokens', async () => {
-      const email = `admin-del-${randomUUID()}@example.test`;
-      const password = 'deleted clients lose tokens 3';
-      recordSecret(password);
-      await createUser(t.services, TEST_ACTOR, { email, password });
+      const person = await t.build.person({ email: `admin-del-${randomUUID()}@example.test`, password: 'deleted clients lose tokens 3' });
       const redirectUri = 'http://127.0.0.1:8771/cb';
       const created = await call('POST', '/clients', {
         body: { client_name: 'to delete', redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'] },
       });
       const client = { clientId: String(created.body.client_id), clientSecret: String(created.body.client_secret) };
       await t.server.cache.refresh();
-      const { verifier, challenge } = pkce();
-      const url = authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope: 'openid offline_access', prompt: 'consent', code_challenge: challenge, code_challenge_method: 'S256' });
-      const { redirect } = await signIn(new Agent(base), { url, email, password });
-      const tokens = await tokenRequest(base, { grant_type: 'authorization_code', code: redirect.searchParams.get('code') ?? '', redirect_uri: redirectUri, code_verifier: verifier }, client);
-      recordSecret(tokens.body.refresh_token as string);
+      await codeFlow(new Agent(base), { client, redirectUri, email: person.email, password: person.password, params: { scope: 'openid offline_access', prompt: 'consent' } });
       const rows = () => t.server.registry.db.selectFrom('oidc_durable').select('id').where('client_id', '=', client.clientId).execute();
       expect((await rows()).length).toBeGreaterThan(0);
       expect((await call('DELETE', `/clients/${client.clientId}`)).status).toBe(204);
@@ -251,9 +230,9 @@ describe('admin API', () => {
       const other = await startTestServer({ name: 'admin-api-memory-store', env: { REDIS_URL: '' } });
       expect(other.server.store).not.toBe(t.server.store);
       servers.push(other);
-      const admin = await other.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'admin memory', '--admin');
+      const admin = await other.build.client({ client_name: 'admin memory', admin: true });
       await other.server.cache.refresh();
-      const issued = await tokenRequest(other.server.url, { grant_type: 'client_credentials', scope: 'admin' }, { clientId: admin.client_id, clientSecret: admin.client_secret });
+      const issued = await tokenRequest(other.server.url, { grant_type: 'client_credentials', scope: 'admin' }, admin);
       memory = { t: other, token: String(issued.body.access_token) };
     });
     afterAll(() => memory.t.close());
@@ -267,30 +246,18 @@ describe('admin API', () => {
      * A person signed in in a browser (cookie jar) to an app holding their refresh token; `silent()`
      * asks for a sign-in with prompt=none and tells whether the browser session still stands.
      */
-    async function signedInPerson(server: TestServer, adminToken: string) {
+    async function signedInPerson(server: TestServer) {
       const url = server.server.url;
-      const email = `pw-${randomUUID()}@example.test`;
-      const password = 'the first password of this person 1';
-      recordSecret(password);
-      const user = await createUser(server.services, TEST_ACTOR, { email, password });
+      const user = await server.build.person({ email: `pw-${randomUUID()}@example.test`, password: 'the first password of this person 1' });
+      const { email } = user;
       const redirectUri = 'http://127.0.0.1:8772/cb';
-      const created = await fetch(`${url}/admin/v1/clients`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ client_name: 'password app', redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'] }),
-      });
-      const app = (await created.json()) as Json;
-      recordSecret(String(app.client_secret));
-      const client = { clientId: String(app.client_id), clientSecret: String(app.client_secret) };
+      const client = await server.build.client({ client_name: 'password app', redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'] });
       await server.server.cache.refresh();
       const agent = new Agent(url);
-      const { verifier, challenge } = pkce();
-      const authorize = { client_id: client.clientId, redirect_uri: redirectUri, code_challenge: challenge, code_challenge_method: 'S256' };
-      const { redirect } = await signIn(agent, { url: authorizeUrl({ ...authorize, scope: 'openid offline_access', prompt: 'consent' }), email, password });
-      const tokens = await tokenRequest(url, { grant_type: 'authorization_code', code: redirect.searchParams.get('code') ?? '', redirect_uri: redirectUri, code_verifier: verifier }, client);
+      const authorize = { client_id: client.clientId, redirect_uri: redirectUri, code_challenge: pkce().challenge, code_challenge_method: 'S256' };
+      const tokens = await codeFlow(agent, { client, redirectUri, email, password: user.password, params: { scope: 'openid offline_access', prompt: 'consent' } });
       expect(tokens.status).toBe(200);
       const refreshToken = String(tokens.body.refresh_token);
-      recordSecret(refreshToken);
       return {
         user,
         email,
@@ -317,7 +284,7 @@ describe('admin API', () => {
 
     it('ends the person’s browser session, consents and refresh tokens on a password change through the admin API', async () => {
       for (const { store, t: server, token: adminToken } of stores()) {
-        const person = await signedInPerson(server, adminToken);
+        const person = await signedInPerson(server);
         const newPassword = 'the second password of this person 2';
         recordSecret(newPassword);
         const changed = await patchPassword(server, adminToken, person.user.id, { password: newPassword });
@@ -336,7 +303,7 @@ describe('admin API', () => {
 
     it('keeps them with keep_sessions: true, and refuses keep_sessions without a password or a disable', async () => {
       for (const { store, t: server, token: adminToken } of stores()) {
-        const person = await signedInPerson(server, adminToken);
+        const person = await signedInPerson(server);
         const alone = await patchPassword(server, adminToken, person.user.id, { keep_sessions: true });
         expect(alone.status, store).toBe(400);
         expect(((await alone.json()) as { errors: Array<{ field: string }> }).errors.map((e) => e.field), store).toEqual(['keep_sessions']);
@@ -353,13 +320,13 @@ describe('admin API', () => {
     });
 
     it('does the same from the CLI: users set-password ends them, --keep-sessions keeps them', async () => {
-      const ended = await signedInPerson(t, token);
+      const ended = await signedInPerson(t);
       const out = await cliJson<Json>(['users', 'set-password', ended.user.id, '--password-stdin'], t.env, { stdin: 'a password set from the cli 4\n' });
       expect(out).toMatchObject({ id: ended.user.id, sessions_ended: true });
       expect((await ended.refresh()).body.error).toBe('invalid_grant');
       expect(await ended.silent()).toEqual({ code: null, error: 'login_required' });
 
-      const kept = await signedInPerson(t, token);
+      const kept = await signedInPerson(t);
       const keptOut = await cliJson<Json>(['users', 'set-password', kept.user.id, '--password-stdin', '--keep-sessions'], t.env, { stdin: 'a password set from the cli 5\n' });
       expect(keptOut).toMatchObject({ id: kept.user.id, sessions_ended: false });
       const refreshed = await kept.refresh();
@@ -369,7 +336,7 @@ describe('admin API', () => {
     });
 
     it('ends the browser session of a person who is disabled, and enabling them does not revive it', async () => {
-      const person = await signedInPerson(t, token);
+      const person = await signedInPerson(t);
       expect((await call('PATCH', `/users/${person.user.id}`, { body: { disabled: true } })).status).toBe(200);
       expect((await call('PATCH', `/users/${person.user.id}`, { body: { disabled: false } })).status).toBe(200);
       expect(await person.silent()).toEqual({ code: null, error: 'login_required' });

@@ -4,7 +4,7 @@ import { tailAudit, verifyAuditChain, type AuditRecord } from '../../src/audit/a
 import { loadAuditKeyring } from '../../src/keys/audit-key.js';
 import { emailFingerprint } from '../../src/audit/security-events.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
-import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
+import { Agent, authorizeUrl, codeFlow, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 
@@ -34,15 +34,11 @@ describe('security events in the audit log', () => {
     return { agent, csrf: hiddenInput(html, 'csrf') ?? '', action: `${new URL(url).pathname}/login` };
   }
 
-  async function newUser() {
-    const { email, id } = await t.build.person({ email: `audit-${randomUUID()}@example.test`, password: PASSWORD });
-    return { email, id };
-  }
-
   beforeAll(async () => {
     t = await startTestServer({ name: 'audit-events', env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '3' } });
     base = t.server.url;
     recordSecret(PASSWORD);
+    // Through the CLI, not t.build: the last case expects the test actor's rows to be only the people it made.
     const created = await t.cli<{ client_id: string; client_secret: string }>(
       'clients', 'create', '--name', 'Audited App', '--redirect-uri', REDIRECT,
       '--grant-type', 'authorization_code', '--grant-type', 'refresh_token', '--first-party',
@@ -53,7 +49,7 @@ describe('security events in the audit log', () => {
   afterAll(() => t.close());
 
   it('records a failed sign-in with the email only as a hash, and the request id and IP', async () => {
-    const { email } = await newUser();
+    const { email } = await t.build.person({ email: `audit-${randomUUID()}@example.test`, password: PASSWORD });
     const page = await loginPage();
     const wrong = 'not the password, typed in full';
     recordSecret(wrong);
@@ -71,7 +67,7 @@ describe('security events in the audit log', () => {
   });
 
   it('records a successful sign-in as the user', async () => {
-    const { email, id } = await newUser();
+    const { email, id } = await t.build.person({ email: `audit-${randomUUID()}@example.test`, password: PASSWORD });
     await signIn(new Agent(base), {
       url: authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
       email,
@@ -85,7 +81,7 @@ describe('security events in the audit log', () => {
   });
 
   it('records the lockout once, when the failure that reaches the limit is made', async () => {
-    const { email } = await newUser();
+    const { email } = await t.build.person({ email: `audit-${randomUUID()}@example.test`, password: PASSWORD });
     for (let i = 0; i < 3; i += 1) {
       const page = await loginPage();
       const response = await page.agent.postForm(page.action, { csrf: page.csrf, email, password: `wrong password number ${i}` });
@@ -105,18 +101,9 @@ describe('security events in the audit log', () => {
   });
 
   it('records a refresh token presented twice, naming the client and the grant', async () => {
-    const { email } = await newUser();
-    const { verifier, challenge } = pkce();
-    const { redirect } = await signIn(new Agent(base), {
-      url: authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' }),
-      email,
-      password: PASSWORD,
-    });
-    const code = redirect.searchParams.get('code')!;
-    recordSecret(code);
-    const first = await tokenRequest(base, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, client);
+    const { email } = await t.build.person({ email: `audit-${randomUUID()}@example.test`, password: PASSWORD });
+    const first = await codeFlow(new Agent(base), { client, redirectUri: REDIRECT, email, password: PASSWORD, params: { scope: 'openid' } });
     const refreshToken = String(first.body.refresh_token);
-    recordSecret(refreshToken);
     const rotated = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refreshToken }, client);
     expect(rotated.status).toBe(200);
     recordSecret(String(rotated.body.refresh_token));

@@ -21,8 +21,6 @@ import {
 } from 'openid-client';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUser } from '../../src/services/users.service.js';
-import { TEST_ACTOR } from '../fixtures/services.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
@@ -114,24 +112,20 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     redirectUri = `${rp.origin}/callback`;
     postLogoutRedirectUri = `${rp.origin}/bye`;
 
-    await t.cli('resources', 'create', '--identifier', API, '--scope', API_SCOPE, '--name', 'Photos API');
-    recordSecret(PASSWORD);
-    userId = (await createUser(t.services, TEST_ACTOR, { email: EMAIL, password: PASSWORD, name: NAME })).id;
-    const created = await t.cli<{ client_id: string; client_secret: string }>(
-      'clients', 'create',
-      '--name', CLIENT_NAME,
-      '--redirect-uri', redirectUri,
-      '--post-logout-redirect-uri', postLogoutRedirectUri,
-      '--grant-type', 'authorization_code',
-      '--grant-type', 'refresh_token',
-      '--auth-method', 'client_secret_basic',
-      '--scope', SCOPE,
-    );
-    recordSecret(created.client_secret);
-    clientId = created.client_id;
+    await t.build.resource({ identifier: API, scope: API_SCOPE, name: 'Photos API' });
+    userId = (await t.build.person({ email: EMAIL, password: PASSWORD, name: NAME })).id;
+    const created = await t.build.client({
+      client_name: CLIENT_NAME,
+      redirect_uris: [redirectUri],
+      post_logout_redirect_uris: [postLogoutRedirectUri],
+      grant_types: ['authorization_code', 'refresh_token'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      scope: SCOPE,
+    });
+    clientId = created.clientId;
     // The API's scope is a grant at that API (no default resource: the app names it with resource=).
-    await t.cli('clients', 'grant', clientId, '--resource', API, '--scope', API_SCOPE);
-    config = await discovery(new URL(issuer), clientId, created.client_secret, ClientSecretBasic(created.client_secret), {
+    await t.build.grant(clientId, API, API_SCOPE);
+    config = await discovery(new URL(issuer), clientId, created.clientSecret, ClientSecretBasic(created.clientSecret), {
       execute: [allowInsecureRequests],
     });
 

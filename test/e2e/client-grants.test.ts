@@ -237,7 +237,7 @@ describe('per-client API grants', () => {
 
     it('narrowing an API takes the scopes it no longer offers out of every grant, for good', async () => {
       const api = `https://narrowing-${randomUUID().slice(0, 8)}.example.test`;
-      await t.cli('resources', 'create', '--identifier', api, '--scope', 'read write');
+      await t.build.resource({ identifier: api, scope: 'read write' });
       const auth = await service([[api, 'read write']]);
       await t.cli('resources', 'update', api, '--scope', 'read');
       expect((await t.cli<ClientJson>('clients', 'get', auth.clientId)).grants).toEqual([{ resource: api, scope: 'read' }]);
@@ -304,17 +304,15 @@ describe('per-client API grants', () => {
       const byUrn = await tokenRequest(base, { grant_type: 'client_credentials', resource: 'urn:gatehouse:admin-api' }, plain);
       expect(byUrn.body.error).toBe('invalid_target');
 
-      const created = await t.cli<ClientJson>('clients', 'create', '--name', 'short-lived admin', '--admin');
-      recordSecret(created.client_secret);
-      const auth = { clientId: created.client_id, clientSecret: created.client_secret };
+      const auth = await t.build.client({ client_name: 'short-lived admin', admin: true });
       const token = await tokenEventually({ grant_type: 'client_credentials', scope: 'admin' }, auth, (s) => s === 200);
       expect(token.status).toBe(200);
       const bearer = { authorization: `Bearer ${String(token.body.access_token)}` };
       expect((await t.fetch(`${base}/admin/v1/clients`, { headers: bearer })).status).toBe(200);
       // The default resource goes first, then the grant: the token in hand stops working at once.
-      await t.cli('clients', 'update', created.client_id, '--resource', orders, '--scope', 'read');
-      await t.cli('clients', 'revoke-grant', created.client_id, '--resource', `${t.config.issuer}/admin/v1`);
-      expect((await t.cli<ClientJson>('clients', 'get', created.client_id)).admin).toBe(false);
+      await t.cli('clients', 'update', auth.clientId, '--resource', orders, '--scope', 'read');
+      await t.cli('clients', 'revoke-grant', auth.clientId, '--resource', `${t.config.issuer}/admin/v1`);
+      expect((await t.cli<ClientJson>('clients', 'get', auth.clientId)).admin).toBe(false);
       await t.server.cache.refresh();
       expect((await t.fetch(`${base}/admin/v1/clients`, { headers: bearer })).status).toBe(401);
       const again = await tokenRequest(base, { grant_type: 'client_credentials', resource: `${base}/admin/v1`, scope: 'admin' }, auth);
@@ -382,7 +380,7 @@ describe('per-client API grants', () => {
       const revoked = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: next, resource: orders }, app);
       expect(revoked.status).toBe(400);
       expect(revoked.body.error).toBe('invalid_target');
-      await t.cli('clients', 'grant', app.clientId, '--resource', orders, '--scope', 'read');
+      await t.build.grant(app.clientId, orders, 'read');
       await t.server.cache.refresh();
     });
 

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import fc from 'fast-check';
 import { exportJWK, exportSPKI, generateKeyPair, importJWK, SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUser } from '../../src/services/users.service.js';
+import { createInitialAccessToken } from '../../src/services/registration.service.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
-import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
+import { Agent, authorizeUrl, codeFlow, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { runNode } from '../fixtures/process.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
@@ -490,55 +489,39 @@ describe('hostile input', () => {
     paths.endSession = pathOf('end_session_endpoint');
     paths.jwks = pathOf('jwks_uri');
 
-    const serviceCreated = await t.serviceClient({ scope: 'read write', resourceScope: 'read write' });
+    const serviceCreated = await t.build.serviceClient({ scope: 'read write', resourceScope: 'read write' });
     resource = serviceCreated.resource;
     service = { clientId: serviceCreated.clientId, clientSecret: serviceCreated.clientSecret };
-    const publicCreated = await t.cli<{ client_id: string }>(
-      'clients', 'create', '--name', 'Public Web', '--redirect-uri', REDIRECT, '--auth-method', 'none', '--grant-type', 'authorization_code', '--grant-type', 'refresh_token',
-    );
-    publicWeb = { clientId: publicCreated.client_id };
-    const webCreated = await t.cli<{ client_id: string; client_secret: string }>(
-      'clients', 'create', '--name', 'Confidential Web', '--redirect-uri', REDIRECT, '--post-logout-redirect-uri', POST_LOGOUT,
-      '--grant-type', 'authorization_code', '--grant-type', 'refresh_token',
-    );
-    recordSecret(webCreated.client_secret);
-    web = { clientId: webCreated.client_id, clientSecret: webCreated.client_secret };
+    const publicCreated = await t.build.client({
+      client_name: 'Public Web', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'],
+    });
+    publicWeb = { clientId: publicCreated.clientId };
+    web = await t.build.client({
+      client_name: 'Confidential Web', redirect_uris: [REDIRECT], post_logout_redirect_uris: [POST_LOGOUT], grant_types: ['authorization_code', 'refresh_token'],
+    });
 
     const { publicKey } = await generateKeyPair('ES256', { extractable: true });
     const kid = 'client-key-1';
-    const dir = await mkdtemp(`${t.config.dataDir}-jwks-`);
-    await writeFile(`${dir}/jwks.json`, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] }));
-    const keyCreated = await t.cli<{ client_id: string }>(
-      'clients', 'create', '--name', 'Key Client', '--auth-method', 'private_key_jwt', '--jwks-file', `${dir}/jwks.json`, '--resource', resource, '--scope', 'read',
-    );
-    keyClient = { clientId: keyCreated.client_id, kid };
+    const keyCreated = await t.build.client({
+      client_name: 'Key Client', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] }, default_resource: resource, scope: 'read',
+    });
+    keyClient = { clientId: keyCreated.clientId, kid };
 
-    const adminCreated = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', `admin ${randomUUID()}`, '--admin');
-    recordSecret(adminCreated.client_secret);
+    const adminCreated = await t.build.client({ client_name: `admin ${randomUUID()}`, admin: true });
     await t.server.cache.refresh();
-    const adminGrant = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'admin' }, { clientId: adminCreated.client_id, clientSecret: adminCreated.client_secret });
+    const adminGrant = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'admin' }, adminCreated);
     expect(adminGrant.status).toBe(200);
-    admin = { clientId: adminCreated.client_id, clientSecret: adminCreated.client_secret, token: String(adminGrant.body.access_token) };
+    admin = { ...adminCreated, token: String(adminGrant.body.access_token) };
     const serviceGrant = await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, service);
     serviceToken = String(serviceGrant.body.access_token);
 
-    recordSecret(PASSWORD);
-    const email = `mallory-${randomUUID()}@example.test`;
-    user = { id: (await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Mallory' })).id, email };
+    const { id, email } = await t.build.person({ email: `mallory-${randomUUID()}@example.test`, password: PASSWORD, name: 'Mallory' });
+    user = { id, email };
 
     // A signed-in browser with tokens: hostile requests also arrive with a real session and real tokens.
     const agent = new Agent(base);
-    const { verifier, challenge } = pkce();
-    const { redirect } = await signIn(agent, {
-      url: authorizeUrl({ client_id: web.clientId, redirect_uri: REDIRECT, scope: 'openid email', code_challenge: challenge, code_challenge_method: 'S256' }),
-      email,
-      password: PASSWORD,
-    });
-    const code = redirect.searchParams.get('code') ?? '';
-    recordSecret(code);
-    const exchanged = await tokenRequest(base, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, web);
+    const exchanged = await codeFlow(agent, { client: web, redirectUri: REDIRECT, email, password: PASSWORD, params: { scope: 'openid email' } });
     expect(exchanged.status).toBe(200);
-    recordSecret(exchanged.body.id_token as string);
     signedIn = { cookie: cookiesOf(agent), idToken: String(exchanged.body.id_token), accessToken: String(exchanged.body.access_token) };
 
     // A sign-in waiting at its login page.
@@ -1503,30 +1486,26 @@ describe('the Host is pinned to the issuer', () => {
     t = await startTestServer({ name: 'host-pinning', env: { REGISTRATION_ENABLED: 'true' } });
     port = t.server.port;
     issuerHost = new URL(t.config.issuer).host;
-    const created = await t.serviceClient();
+    const created = await t.build.serviceClient();
     service = { clientId: created.clientId, clientSecret: created.clientSecret };
-    const adminCreated = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', `admin ${randomUUID()}`, '--admin');
-    recordSecret(adminCreated.client_secret);
-    const iat = await t.cli<{ initial_access_token: string }>('registration', 'token', 'create');
-    recordSecret(iat.initial_access_token);
-    initialAccessToken = iat.initial_access_token;
+    const adminCreated = await t.build.client({ client_name: `admin ${randomUUID()}`, admin: true });
+    const iat = await createInitialAccessToken({ ...t.services, issuer: t.config.issuer }, TEST_ACTOR);
+    recordSecret(iat.token);
+    initialAccessToken = iat.token;
 
     const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
     const kid = 'pinned-host-key';
-    const dir = await mkdtemp(`${t.config.dataDir}-pin-jwks-`);
-    await writeFile(`${dir}/jwks.json`, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] }));
-    const keyCreated = await t.cli<{ client_id: string }>(
-      'clients', 'create', '--name', 'Pinned Signer', '--auth-method', 'private_key_jwt', '--jwks-file', `${dir}/jwks.json`, '--resource', created.resource, '--scope', 'read',
-    );
-    signer = { clientId: keyCreated.client_id, privateKey, kid };
+    const keyCreated = await t.build.client({
+      client_name: 'Pinned Signer', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] }, default_resource: created.resource, scope: 'read',
+    });
+    signer = { clientId: keyCreated.clientId, privateKey, kid };
     await t.server.cache.refresh();
-    const adminGrant = await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'admin' }, { clientId: adminCreated.client_id, clientSecret: adminCreated.client_secret });
+    const adminGrant = await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'admin' }, adminCreated);
     expect(adminGrant.status).toBe(200);
     admin = { token: String(adminGrant.body.access_token) };
 
-    const web = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'Pinned Web', '--redirect-uri', REDIRECT);
-    recordSecret(web.client_secret);
-    const started = await fetch(`${t.server.url}${authorizeUrl({ client_id: web.client_id, redirect_uri: REDIRECT, code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`, { redirect: 'manual' });
+    const web = await t.build.client({ client_name: 'Pinned Web', redirect_uris: [REDIRECT] });
+    const started = await fetch(`${t.server.url}${authorizeUrl({ client_id: web.clientId, redirect_uri: REDIRECT, code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`, { redirect: 'manual' });
     interactionPath = new URL(started.headers.get('location') ?? '', t.server.url).pathname;
     expect(interactionPath).toMatch(/^\/interaction\/[\w-]+$/);
   });

@@ -3,9 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUser } from '../../src/services/users.service.js';
-import { TEST_ACTOR } from '../fixtures/services.js';
-import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
+import { Agent, authorizeUrl, codeFlow, hiddenInput, pkce } from '../fixtures/flow.js';
 import { runCliCapture } from '../fixtures/cli.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -39,24 +37,13 @@ describe('GET /metrics (Prometheus)', () => {
     for (let i = 0; i < 2; i += 1) expect((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, service)).status).toBe(200);
     expect((await tokenRequest(base, { grant_type: 'client_credentials' }, { clientId: service.clientId, clientSecret: 'wrong' })).status).toBe(401);
 
-    const email = `count-${randomUUID()}@example.test`;
-    recordSecret(PASSWORD);
-    await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Counted' });
-    const created = await t.cli<{ client_id: string; client_secret: string }>(
-      'clients', 'create', '--name', 'Metrics App', '--redirect-uri', REDIRECT, '--grant-type', 'authorization_code', '--first-party',
-    );
-    recordSecret(created.client_secret);
-    const { verifier, challenge } = pkce();
-    const authorize = () => authorizeUrl({ client_id: created.client_id, redirect_uri: REDIRECT, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
-    const { redirect } = await signIn(new Agent(base), { url: authorize(), email, password: PASSWORD });
-    const code = redirect.searchParams.get('code') ?? '';
-    recordSecret(code);
-    const exchanged = await tokenRequest(base, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, { clientId: created.client_id, clientSecret: created.client_secret });
+    const { email } = await t.build.person({ email: `count-${randomUUID()}@example.test`, password: PASSWORD, name: 'Counted' });
+    const created = await t.build.client({ client_name: 'Metrics App', redirect_uris: [REDIRECT], grant_types: ['authorization_code'], first_party: true });
+    const exchanged = await codeFlow(new Agent(base), { client: created, redirectUri: REDIRECT, email, password: PASSWORD, params: { scope: 'openid' } });
     expect(exchanged.status).toBe(200);
-    recordSecret(String(exchanged.body.id_token));
     // Wrong passwords until the per-account limit (2 here) answers 429.
     const agent = new Agent(base);
-    const { response } = await agent.follow(authorize());
+    const { response } = await agent.follow(authorizeUrl({ client_id: created.clientId, redirect_uri: REDIRECT, scope: 'openid', code_challenge: pkce().challenge, code_challenge_method: 'S256' }));
     const html = await response.text();
     const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1] ?? '';
     const statuses: number[] = [];
@@ -75,7 +62,7 @@ describe('GET /metrics (Prometheus)', () => {
     expect(series(text, 'gatehouse_token_errors_total', { grant_type: 'client_credentials', error: 'invalid_client' })).toBe(1);
     expect(series(text, 'gatehouse_tokens_issued_total', { grant_type: 'authorization_code', client_id: 'other' })).toBe(1);
     expect(text).not.toContain(service.clientId);
-    expect(text).not.toContain(created.client_id);
+    expect(text).not.toContain(created.clientId);
     expect(series(text, 'gatehouse_sign_ins_total', { outcome: 'success' })).toBe(1);
     expect(series(text, 'gatehouse_sign_ins_total', { outcome: 'failure' })).toBe(2);
     expect(series(text, 'gatehouse_sign_ins_total', { outcome: 'locked' })).toBe(1);

@@ -7,15 +7,6 @@ import { recordSecret } from '../fixtures/log-capture.js';
 import { NODE_PASSWORD, NODE_REDIRECT_URI, registerPersonAndApp, startNodes, type GatehouseNode, type NodeGroup } from '../fixtures/nodes.js';
 import { tokenRequest } from '../fixtures/server.js';
 
-type Client = { clientId: string; clientSecret: string };
-
-async function serviceClient(group: NodeGroup, name: string): Promise<Client & { resource: string }> {
-  const resource = `https://api-${name}.nodes.test`;
-  await cliJson(['resources', 'create', '--identifier', resource, '--scope', 'read'], group.env);
-  const created = await cliJson<{ client_id: string; client_secret: string }>(['clients', 'create', '--name', name, '--resource', resource, '--scope', 'read'], group.env);
-  return { clientId: created.client_id, clientSecret: created.client_secret, resource };
-}
-
 const jwksOf = async (node: GatehouseNode) => (await (await node.fetch(`${node.base}/jwks`)).json()) as JSONWebKeySet;
 
 describe('three nodes on one PostgreSQL and one Redis', { timeout: 120_000 }, () => {
@@ -82,11 +73,9 @@ describe('three nodes on one PostgreSQL and one Redis', { timeout: 120_000 }, ()
 
   it('makes a client change made through one node’s admin API count on the others without a restart', async () => {
     const [a, b, c] = group.nodes;
-    const admin = await cliJson<{ client_id: string; client_secret: string }>(['clients', 'create', '--name', 'node admin', '--admin'], group.env);
-    const adminToken = String(
-      (await tokenRequest(a!.base, { grant_type: 'client_credentials', scope: 'admin' }, { clientId: admin.client_id, clientSecret: admin.client_secret }, a!.fetch)).body.access_token,
-    );
-    const service = await serviceClient(group, 'rotating');
+    const admin = await group.build.client({ client_name: 'node admin', admin: true });
+    const adminToken = String((await tokenRequest(a!.base, { grant_type: 'client_credentials', scope: 'admin' }, admin, a!.fetch)).body.access_token);
+    const service = await group.build.serviceClient({ scope: 'read', resourceScope: 'read' });
     const ask = (node: GatehouseNode, secret: string) => tokenRequest(node.base, { grant_type: 'client_credentials', scope: 'read' }, { clientId: service.clientId, clientSecret: secret }, node.fetch);
     // Both other nodes have the client cached.
     expect((await ask(b!, service.clientSecret)).status).toBe(200);
@@ -115,7 +104,7 @@ describe('three nodes on one PostgreSQL and one Redis', { timeout: 120_000 }, ()
   });
 
   it('rotates keys under load on three nodes: no request fails, every token verifies, no node signs with a key another does not publish', async () => {
-    const service = await serviceClient(group, 'rotation-load');
+    const service = await group.build.serviceClient({ scope: 'read', resourceScope: 'read' });
     // Each node's JWKS, sampled all along: when did each first publish a kid?
     const publishedAt = group.nodes.map(() => new Map<string, number>());
     const tokens: Array<{ token: string; node: number; at: number }> = [];

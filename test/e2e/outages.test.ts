@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RETRY_AFTER_SECONDS } from '../../src/services/dependency-outage.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/database.js';
-import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
+import { Agent, authorizeUrl, codeFlow, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startOwnRedis, type OwnRedis } from '../fixtures/redis-server.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
@@ -78,13 +78,6 @@ function exchangeCode(base: string, web: Client, { code, verifier }: { code: str
   return tokenRequest(base, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier }, web);
 }
 
-async function codeFlow(base: string, web: Client, email: string) {
-  const { status, body } = await exchangeCode(base, web, await obtainCode(base, web, email));
-  expect(status).toBe(200);
-  recordSecret(String(body.refresh_token));
-  return String(body.refresh_token);
-}
-
 /** A 503 in the OAuth error format that says when to try again, and nothing of the server's insides. */
 function expectUnavailable(answer: { status: number; body: Record<string, unknown>; headers: Headers }) {
   expect(answer.status).toBe(503);
@@ -128,7 +121,9 @@ describe('Redis goes away', () => {
   it('keeps issuing client-credentials tokens, answers 503 where the store is needed, and recovers without a restart', async () => {
     const base = t.server.url;
     const { email, web, service } = await setUp(t);
-    let refreshToken = await codeFlow(base, web, email);
+    const signedIn = await codeFlow(new Agent(base), { client: web, redirectUri: REDIRECT_URI, email, password: PASSWORD, params: { scope: 'openid' } });
+    expect(signedIn.status).toBe(200);
+    let refreshToken = String(signedIn.body.refresh_token);
     const unexchanged = await obtainCode(base, web, email);
     const pending = await openLoginPage(base, web);
     expect((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'read' }, service)).status).toBe(200);
@@ -182,7 +177,7 @@ describe('Redis goes away', () => {
     expect(statuses.length).toBeGreaterThan(20);
     expect(statuses.filter((status) => status !== 200)).toEqual([]);
     // Back without a restart: a new sign-in works, and the refresh token issued before is intact.
-    await codeFlow(base, web, email);
+    expect((await codeFlow(new Agent(base), { client: web, redirectUri: REDIRECT_URI, email, password: PASSWORD, params: { scope: 'openid' } })).status).toBe(200);
     const after = await refresh(base, web, refreshToken);
     expect(after.status).toBe(200);
     expect(t.logs.text()).not.toContain('"level":50');
@@ -211,7 +206,9 @@ describe('PostgreSQL goes away', () => {
   it('serves cached clients, answers 503 temporarily_unavailable for the rest, and reconnects by itself', async () => {
     const base = t.server.url;
     const { email, web, service } = await setUp(t);
-    const refreshToken = await codeFlow(base, web, email);
+    const signedIn = await codeFlow(new Agent(base), { client: web, redirectUri: REDIRECT_URI, email, password: PASSWORD, params: { scope: 'openid' } });
+    expect(signedIn.status).toBe(200);
+    const refreshToken = String(signedIn.body.refresh_token);
     const unexchanged = await obtainCode(base, web, email);
     // Registered but never used: not in the registry cache when PostgreSQL goes.
     const uncached = await t.build.serviceClient();

@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliJson } from '../fixtures/cli.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { registerPersonAndApp, signInForTokens, startNodes, type NodeGroup } from '../fixtures/nodes.js';
 import { tokenRequest } from '../fixtures/server.js';
@@ -23,12 +22,8 @@ describe('graceful shutdown under load', { timeout: 120_000 }, () => {
 
   it('answers every request it accepted, refuses new connections, and exits 0', async () => {
     const [node] = group.nodes;
-    await cliJson(['resources', 'create', '--identifier', 'https://api.shutdown.test', '--scope', 'read'], group.env);
-    const service = await cliJson<{ client_id: string; client_secret: string }>(
-      ['clients', 'create', '--name', 'drain', '--resource', 'https://api.shutdown.test', '--scope', 'read'],
-      group.env,
-    );
-    const client = { clientId: service.client_id, clientSecret: service.client_secret };
+    const { clientId, clientSecret } = await group.build.serviceClient({ scope: 'read', resourceScope: 'read' });
+    const client = { clientId, clientSecret };
     const { email, web } = await registerPersonAndApp(group);
     const refreshTokens = await Promise.all([1, 2, 3, 4].map(async () => (await signInForTokens(node!, web, email)).refresh_token));
 

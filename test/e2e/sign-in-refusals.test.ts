@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUser, disableUser } from '../../src/services/users.service.js';
+import { disableUser } from '../../src/services/users.service.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, hiddenInput, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -154,7 +154,7 @@ describe('sign-in refusals', () => {
 
     it('does not sign in a disabled user', async () => {
       const disabledEmail = `disabled-${randomUUID()}@example.test`;
-      const user = await createUser(t.services, TEST_ACTOR, { email: disabledEmail, password: PASSWORD });
+      const user = await t.build.person({ email: disabledEmail, password: PASSWORD });
       await disableUser(t.services, TEST_ACTOR, user.id);
       const page = await loginPage();
       const response = await page.agent.postForm(page.action, { csrf: page.csrf, email: disabledEmail, password: PASSWORD });
@@ -180,7 +180,7 @@ describe('sign-in refusals', () => {
 
     it('limits failures per account: 429 with Retry-After and a page that says when to try again', async () => {
       const target = `limited-${randomUUID()}@example.test`;
-      await createUser(t.services, TEST_ACTOR, { email: target, password: PASSWORD });
+      await t.build.person({ email: target, password: PASSWORD });
       for (let i = 0; i < 4; i += 1) {
         const page = await loginPage();
         const response = await page.agent.postForm(page.action, { csrf: page.csrf, email: target, password: `wrong password number ${i}` });

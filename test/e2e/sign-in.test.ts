@@ -2,8 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tailAudit } from '../../src/audit/audit-log.js';
-import { createUser } from '../../src/services/users.service.js';
-import { TEST_ACTOR } from '../fixtures/services.js';
 import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
@@ -238,19 +236,12 @@ describe.each([{ store: 'redis' as const }, { store: 'memory' as const }])('an a
   beforeAll(async () => {
     t = await startTestServer({ name: `code-race-${store}`, store });
     base = t.server.url;
-    email = `race-${randomUUID()}@example.test`;
-    recordSecret(PASSWORD);
-    await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD, name: 'Katherine Johnson' });
+    ({ email } = await t.build.person({ email: `race-${randomUUID()}@example.test`, password: PASSWORD, name: 'Katherine Johnson' }));
   });
   afterAll(() => t.close());
 
   it('lets exactly one of eight parallel redemptions win, refuses the rest with invalid_grant and revokes what the winner got', async () => {
-    const created = await t.cli<{ client_id: string; client_secret: string }>(
-      'clients', 'create', '--name', 'Racing App', '--redirect-uri', redirectUri,
-      '--grant-type', 'authorization_code', '--grant-type', 'refresh_token', '--first-party',
-    );
-    recordSecret(created.client_secret);
-    const client = { clientId: created.client_id, clientSecret: created.client_secret };
+    const client = await t.build.client({ client_name: 'Racing App', redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'], first_party: true });
 
     for (let trial = 0; trial < 10; trial += 1) {
       const { verifier, challenge } = pkce();
@@ -297,11 +288,10 @@ describe('the client IP behind a trusted proxy (TRUST_PROXY, PROXY_HOPS)', () =>
     const t = await startTestServer({ name: 'sign-in-proxy-hops', env: { TRUST_PROXY: 'true', ...(hops ? { PROXY_HOPS: hops } : {}) } });
     try {
       const redirectUri = 'http://127.0.0.1:8765/callback';
-      const created = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'Proxied App', '--redirect-uri', redirectUri);
-      recordSecret(created.client_secret);
+      const created = await t.build.client({ client_name: 'Proxied App', redirect_uris: [redirectUri] });
       const agent = new Agent(t.server.url);
       const { response, url } = await agent.follow(
-        authorizeUrl({ client_id: created.client_id, redirect_uri: redirectUri, code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
+        authorizeUrl({ client_id: created.clientId, redirect_uri: redirectUri, code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
       );
       const csrf = /name="csrf" value="([^"]*)"/.exec(await response.text())?.[1] ?? '';
       const requestId = `proxy-hops-${randomUUID()}`;
@@ -328,9 +318,7 @@ describe('the sign-in lockout under other spellings of the email', () => {
 
   beforeAll(async () => {
     t = await startTestServer({ name: 'sign-in-spellings', env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '3' } });
-    const created = await t.cli<{ client_id: string; client_secret: string }>('clients', 'create', '--name', 'Spelling App', '--redirect-uri', redirectUri);
-    recordSecret(created.client_secret);
-    clientId = created.client_id;
+    ({ clientId } = await t.build.client({ client_name: 'Spelling App', redirect_uris: [redirectUri] }));
   });
   afterAll(() => t.close());
 
@@ -347,8 +335,7 @@ describe('the sign-in lockout under other spellings of the email', () => {
   it('holds for every spelling of the locked address, and a dotted capital I signs in to no one', async () => {
     const tag = randomUUID().slice(0, 8);
     const email = `victim-${tag}@example.test`;
-    recordSecret(PASSWORD);
-    await createUser(t.services, TEST_ACTOR, { email, password: PASSWORD });
+    await t.build.person({ email, password: PASSWORD });
     const wrong = 'a wrong guess at the passphrase 3';
     recordSecret(wrong);
     // Three failures, each under another spelling of the same address: the account is locked.

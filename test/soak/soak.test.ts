@@ -1,7 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliJson } from '../fixtures/cli.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { registerPersonAndApp, signInForTokens, startNodes, type NodeGroup } from '../fixtures/nodes.js';
 import { tokenRequest } from '../fixtures/server.js';
@@ -35,16 +34,12 @@ describe('soak: mixed traffic against one server', { timeout: (SOAK_SECONDS + 12
     const base = node!.base;
     const via = node!.fetch;
     const pid = node!.process.child.pid!;
-    await cliJson(['resources', 'create', '--identifier', 'https://api.soak.test', '--scope', 'read'], group.env);
-    const created = await cliJson<{ client_id: string; client_secret: string }>(
-      ['clients', 'create', '--name', 'soak service', '--resource', 'https://api.soak.test', '--scope', 'read'],
-      group.env,
-    );
-    const service = { clientId: created.client_id, clientSecret: created.client_secret };
-    const admin = await cliJson<{ client_id: string; client_secret: string }>(['clients', 'create', '--name', 'soak admin', '--admin'], group.env);
+    const { clientId, clientSecret } = await group.build.serviceClient({ scope: 'read', resourceScope: 'read' });
+    const service = { clientId, clientSecret };
+    const admin = await group.build.client({ client_name: 'soak admin', admin: true });
     const { email, web } = await registerPersonAndApp(group);
     const adminToken = async () =>
-      String((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'admin' }, { clientId: admin.client_id, clientSecret: admin.client_secret }, via)).body.access_token);
+      String((await tokenRequest(base, { grant_type: 'client_credentials', scope: 'admin' }, admin, via)).body.access_token);
 
     const counts = new Map<string, number>();
     const failures: string[] = [];

@@ -24,13 +24,7 @@ describe('examples/resource-server: verifies Gatehouse access tokens and enforce
   let writer: { clientId: string; clientSecret: string };
   let reader: { clientId: string; clientSecret: string };
 
-  async function client(scope: string, resource: string) {
-    const created = await t.cli<{ client_id: string; client_secret: string }>(
-      'clients', 'create', '--name', `caller ${randomUUID().slice(0, 8)}`, '--resource', resource, '--scope', scope,
-    );
-    recordSecret(created.client_secret);
-    return { clientId: created.client_id, clientSecret: created.client_secret };
-  }
+  const client = (scope: string, resource: string) => t.build.client({ client_name: `caller ${randomUUID().slice(0, 8)}`, default_resource: resource, scope });
 
   async function token(auth: { clientId: string; clientSecret: string }, scope: string) {
     const { status, body } = await tokenRequest(issuer, { grant_type: 'client_credentials', ...(scope ? { scope } : {}) }, auth);
@@ -55,10 +49,10 @@ describe('examples/resource-server: verifies Gatehouse access tokens and enforce
     audience = `https://orders-${t.config.port}.example.test`;
     shortLived = `https://orders-short-${t.config.port}.example.test`;
     other = `https://billing-${t.config.port}.example.test`;
-    await t.cli('resources', 'create', '--identifier', audience, '--scope', 'read:orders write:orders');
+    await t.build.resource({ identifier: audience, scope: 'read:orders write:orders' });
     // Two seconds: exp is whole seconds after iat, so a one-second token may be past exp within a few ms of being issued.
-    await t.cli('resources', 'create', '--identifier', shortLived, '--scope', 'read:orders', '--access-token-ttl', '2');
-    await t.cli('resources', 'create', '--identifier', other, '--scope', 'read:orders');
+    await t.build.resource({ identifier: shortLived, scope: 'read:orders', access_token_ttl: 2 });
+    await t.build.resource({ identifier: other, scope: 'read:orders' });
     writer = await client('read:orders write:orders', audience);
     reader = await client('read:orders', audience);
     api = await start();

@@ -21,12 +21,7 @@ describe('examples/service-client: client credentials with a token cache', () =>
   let api: Awaited<ReturnType<typeof listen>>;
 
   async function client(options: { scope?: string; resource?: string } = {}) {
-    const created = await t.cli<{ client_id: string; client_secret: string }>(
-      'clients', 'create', '--name', `service ${randomUUID().slice(0, 8)}`,
-      '--resource', options.resource ?? audience, '--scope', options.scope ?? 'read:orders write:orders',
-    );
-    recordSecret(created.client_secret);
-    return { clientId: created.client_id, clientSecret: created.client_secret };
+    return t.build.client({ client_name: `service ${randomUUID().slice(0, 8)}`, default_resource: options.resource ?? audience, scope: options.scope ?? 'read:orders write:orders' });
   }
 
   /** A token source over a counting fetch: for a new client with these scopes, or for the one given. */
@@ -46,7 +41,7 @@ describe('examples/service-client: client credentials with a token cache', () =>
     t = await startTestServer({ name: 'example-service-client' });
     issuer = t.config.issuer;
     audience = `https://orders-${t.config.port}.example.test`;
-    await t.cli('resources', 'create', '--identifier', audience, '--scope', 'read:orders write:orders');
+    await t.build.resource({ identifier: audience, scope: 'read:orders write:orders' });
     api = await listen(createResourceServer({ issuer, audience }));
   }, 60_000);
 
@@ -97,7 +92,7 @@ describe('examples/service-client: client credentials with a token cache', () =>
 
   it('replaces a short-lived token in real time: a 4 s token after 2 s', async () => {
     const short = `https://orders-short-${t.config.port}.example.test`;
-    await t.cli('resources', 'create', '--identifier', short, '--scope', 'read:orders', '--access-token-ttl', '4');
+    await t.build.resource({ identifier: short, scope: 'read:orders', access_token_ttl: 4 });
     const shortApi = await listen(createResourceServer({ issuer, audience: short }));
     try {
       const { clientId, tokens, getToken, counter } = await source({ resource: short, scope: 'read:orders' });
@@ -149,7 +144,7 @@ describe('examples/service-client: client credentials with a token cache', () =>
   it('retries once with a new token on 401 invalid_token, and not on 403 insufficient_scope', async () => {
     // A client whose tokens are for another API: this one answers invalid_token every time.
     const elsewhere = `https://elsewhere-${t.config.port}.example.test`;
-    await t.cli('resources', 'create', '--identifier', elsewhere, '--scope', 'read:orders');
+    await t.build.resource({ identifier: elsewhere, scope: 'read:orders' });
     const wrong = await source({}, await client({ resource: elsewhere, scope: 'read:orders' }));
     const refused = await callApi(wrong.tokens, `${api.url}/orders`, {}, wrong.counter.fetch);
     expect(refused.status).toBe(401);

@@ -6,8 +6,6 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createResourceServer } from '../../../examples/resource-server/resource-server.js';
 import { createSpaServer } from '../../../examples/spa/serve.js';
-import { createUser } from '../../../src/services/users.service.js';
-import { TEST_ACTOR } from '../../fixtures/services.js';
 import { recordSecret } from '../../fixtures/log-capture.js';
 import { freePort, listenOnFreePort } from '../../fixtures/ports.js';
 import { REPO_ROOT, spawnNode, type Spawned } from '../../fixtures/process.js';
@@ -59,7 +57,8 @@ describe('examples/spa: oidc-client-ts in a real browser', () => {
     const spaListener = await listenOnFreePort();
     spaOrigin = `http://localhost:${spaListener.port}`;
 
-    await t.cli('resources', 'create', '--identifier', audience, '--scope', 'read:orders write:orders', '--name', 'Orders API');
+    await t.build.resource({ identifier: audience, scope: 'read:orders write:orders', name: 'Orders API' });
+    // Through the CLI, as the example's README registers it: what it prints for a public client is checked here.
     const created = await t.cli<{ client_id: string; client_secret?: string; token_endpoint_auth_method: string }>(
       'clients', 'create',
       '--name', 'Orders SPA',
@@ -76,8 +75,7 @@ describe('examples/spa: oidc-client-ts in a real browser', () => {
     expect(created.token_endpoint_auth_method).toBe('none');
     expect(created.client_secret).toBeUndefined();
     clientId = created.client_id;
-    recordSecret(PASSWORD);
-    userId = (await createUser(t.services, TEST_ACTOR, { email: EMAIL, password: PASSWORD, name: NAME })).id;
+    userId = (await t.build.person({ email: EMAIL, password: PASSWORD, name: NAME })).id;
 
     api = await listen(createResourceServer({ issuer, audience, allowedOrigins: [spaOrigin] }));
     const spaApp = createSpaServer({ issuer, clientId, apiUrl: api.url });
