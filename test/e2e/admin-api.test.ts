@@ -43,7 +43,7 @@ describe('admin API', () => {
     const bearer = options.token === undefined ? token : options.token;
     if (bearer) headers.authorization = `Bearer ${bearer}`;
     if (options.body !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(`${base}/admin/v1${path}`, {
+    const response = await t.fetch(`${base}/admin/v1${path}`, {
       method,
       headers,
       ...(options.body !== undefined ? { body: typeof options.body === 'string' ? options.body : JSON.stringify(options.body) } : {}),
@@ -57,17 +57,19 @@ describe('admin API', () => {
   async function adminToken(scope = 'admin'): Promise<string> {
     const admin = await t.build.client({ client_name: `admin ${randomUUID()}`, admin: true });
     await t.server.cache.refresh();
-    const { status, body } = await tokenRequest(base, { grant_type: 'client_credentials', scope }, admin);
+    const { status, body } = await tokenRequest(base, { grant_type: 'client_credentials', scope }, admin, t.fetch);
     expect(status).toBe(200);
     return String(body.access_token);
   }
 
   beforeAll(async () => {
-    t = await startTestServer({ name: 'admin-api' });
+    // The admin API's cases run in this process without a socket: t.fetch hands each request to the
+    // app's handler (a request that went over a socket would find no host named gatehouse.test).
+    t = await startTestServer({ name: 'admin-api', listen: false });
     servers.push(t);
     base = t.server.url;
     token = await adminToken();
-    openapi = (await (await fetch(`${base}/admin/v1/openapi.json`)).json()) as typeof openapi;
+    openapi = (await (await t.fetch(`${base}/admin/v1/openapi.json`)).json()) as typeof openapi;
     ajv = new Ajv2020({ strict: false, allErrors: true });
     addFormats.default(ajv);
     ajv.addSchema(openapi as unknown as object, 'openapi.json');
@@ -89,7 +91,7 @@ describe('admin API', () => {
       const admin = await t.build.client({ client_name: 'admin-no-scope', admin: true });
       await t.server.cache.refresh();
       // A token for the admin API without the admin scope: ask for no scope at all.
-      const { body } = await tokenRequest(base, { grant_type: 'client_credentials' }, admin);
+      const { body } = await tokenRequest(base, { grant_type: 'client_credentials' }, admin, t.fetch);
       const { status, headers } = await call('GET', '/clients', { token: String(body.access_token) });
       expect(status).toBe(403);
       expect(headers.get('www-authenticate')).toMatch(/error="insufficient_scope"/);
@@ -102,7 +104,7 @@ describe('admin API', () => {
       // Even a client that holds the admin API's grant gets only a person's token from a sign-in.
       await t.build.grant(app.clientId, 'urn:gatehouse:admin-api', 'admin');
       const resource = `${t.config.issuer}/admin/v1`;
-      const exchanged = await codeFlow(new Agent(base), { client: app, redirectUri, email: person.email, password: person.password, params: { scope: 'openid admin', resource }, tokenParams: { resource } });
+      const exchanged = await codeFlow(new Agent(base, t.fetch), { client: app, redirectUri, email: person.email, password: person.password, params: { scope: 'openid admin', resource }, tokenParams: { resource } });
       const userToken = String(exchanged.body.access_token);
       const { status } = await call('GET', '/clients', { token: userToken });
       expect(status).toBe(401);
@@ -214,7 +216,7 @@ describe('admin API', () => {
       });
       const client = { clientId: String(created.body.client_id), clientSecret: String(created.body.client_secret) };
       await t.server.cache.refresh();
-      await codeFlow(new Agent(base), { client, redirectUri, email: person.email, password: person.password, params: { scope: 'openid offline_access', prompt: 'consent' } });
+      await codeFlow(new Agent(base, t.fetch), { client, redirectUri, email: person.email, password: person.password, params: { scope: 'openid offline_access', prompt: 'consent' } });
       const rows = () => t.server.registry.db.selectFrom('oidc_durable').select('id').where('client_id', '=', client.clientId).execute();
       expect((await rows()).length).toBeGreaterThan(0);
       expect((await call('DELETE', `/clients/${client.clientId}`)).status).toBe(204);
@@ -227,12 +229,12 @@ describe('admin API', () => {
     let memory: { t: TestServer; token: string };
 
     beforeAll(async () => {
-      const other = await startTestServer({ name: 'admin-api-memory-store', env: { REDIS_URL: '' } });
+      const other = await startTestServer({ name: 'admin-api-memory-store', env: { REDIS_URL: '' }, listen: false });
       expect(other.server.store).not.toBe(t.server.store);
       servers.push(other);
       const admin = await other.build.client({ client_name: 'admin memory', admin: true });
       await other.server.cache.refresh();
-      const issued = await tokenRequest(other.server.url, { grant_type: 'client_credentials', scope: 'admin' }, admin);
+      const issued = await tokenRequest(other.server.url, { grant_type: 'client_credentials', scope: 'admin' }, admin, other.fetch);
       memory = { t: other, token: String(issued.body.access_token) };
     });
     afterAll(() => memory.t.close());
@@ -253,7 +255,7 @@ describe('admin API', () => {
       const redirectUri = 'http://127.0.0.1:8772/cb';
       const client = await server.build.client({ client_name: 'password app', redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'] });
       await server.server.cache.refresh();
-      const agent = new Agent(url);
+      const agent = new Agent(url, server.fetch);
       const authorize = { client_id: client.clientId, redirect_uri: redirectUri, code_challenge: pkce().challenge, code_challenge_method: 'S256' };
       const tokens = await codeFlow(agent, { client, redirectUri, email, password: user.password, params: { scope: 'openid offline_access', prompt: 'consent' } });
       expect(tokens.status).toBe(200);
@@ -261,7 +263,7 @@ describe('admin API', () => {
       return {
         user,
         email,
-        refresh: () => tokenRequest(url, { grant_type: 'refresh_token', refresh_token: refreshToken }, client),
+        refresh: () => tokenRequest(url, { grant_type: 'refresh_token', refresh_token: refreshToken }, client, server.fetch),
         async silent(): Promise<{ code: string | null; error: string | null }> {
           const { url: landed } = await agent.follow(authorizeUrl({ ...authorize, scope: 'openid', prompt: 'none' }));
           expect(landed.startsWith(redirectUri), landed).toBe(true);
@@ -276,7 +278,7 @@ describe('admin API', () => {
     }
 
     const patchPassword = (server: TestServer, adminToken: string, id: string, body: Json) =>
-      fetch(`${server.server.url}/admin/v1/users/${id}`, {
+      server.fetch(`${server.server.url}/admin/v1/users/${id}`, {
         method: 'PATCH',
         headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
         body: JSON.stringify(body),
@@ -475,7 +477,7 @@ describe('admin API', () => {
       const unknown = await call('GET', '/nothing-here');
       expect(unknown.status).toBe(404);
       expect(unknown.headers.get('content-type')).toMatch(/problem\+json/);
-      const wrongType = await fetch(`${base}/admin/v1/clients`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body: 'x' });
+      const wrongType = await t.fetch(`${base}/admin/v1/clients`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body: 'x' });
       expect(wrongType.status).toBe(415);
     });
 
