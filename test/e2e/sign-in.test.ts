@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createRemoteJWKSet, customFetch, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tailAudit } from '../../src/audit/audit-log.js';
 import { Agent, authorizeUrl, pkce, signIn } from '../fixtures/flow.js';
@@ -30,12 +30,14 @@ describe('authorization code + PKCE sign-in', () => {
   async function exchange(client: { clientId: string; clientSecret: string }, code: string, verifier: string) {
     const form = { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier };
     return client.clientSecret
-      ? tokenRequest(base, form, client)
-      : tokenRequest(base, { ...form, client_id: client.clientId });
+      ? tokenRequest(base, form, client, t.fetch)
+      : tokenRequest(base, { ...form, client_id: client.clientId }, undefined, t.fetch);
   }
 
   beforeAll(async () => {
-    t = await startTestServer({ name: 'sign-in' });
+    // The sign-in, consent, PKCE and refresh cases run in this process without a socket (t.fetch);
+    // the proxy cases below listen, as what they check is the address a socket gives.
+    t = await startTestServer({ name: 'sign-in', listen: false });
     base = t.server.url;
     await t.build.resource({ identifier: api, scope: 'photos:read photos:write', name: 'Photos API' });
     ({ email, id: userId } = await t.build.person({ email: `ada-${randomUUID()}@example.test`, password: PASSWORD, name: 'Ada Lovelace' }));
@@ -45,7 +47,7 @@ describe('authorization code + PKCE sign-in', () => {
   it('signs in, asks consent, and issues verified ID and access tokens', async () => {
     const client = await webClient();
     const { verifier, challenge } = pkce();
-    const agent = new Agent(base);
+    const agent = new Agent(base, t.fetch);
     const url = authorizeUrl({
       client_id: client.clientId,
       redirect_uri: redirectUri,
@@ -64,7 +66,7 @@ describe('authorization code + PKCE sign-in', () => {
 
     const { status, body } = await exchange(client, code!, verifier);
     expect(status).toBe(200);
-    const jwks = createRemoteJWKSet(new URL(`${base}/jwks`));
+    const jwks = createRemoteJWKSet(new URL(`${base}/jwks`), { [customFetch]: t.fetch });
     const idToken = String(body.id_token);
     recordSecret(idToken);
     expect(decodeProtectedHeader(idToken).alg).toBe('RS256');
@@ -72,14 +74,14 @@ describe('authorization code + PKCE sign-in', () => {
     expect(payload).toMatchObject({ sub: userId, name: 'Ada Lovelace', email, email_verified: false, nonce: 'n-0S6_WzA2Mj' });
     expect(body.refresh_token).toBeUndefined();
 
-    const userinfo = await fetch(`${base}/me`, { headers: { authorization: `Bearer ${String(body.access_token)}` } });
+    const userinfo = await t.fetch(`${base}/me`, { headers: { authorization: `Bearer ${String(body.access_token)}` } });
     expect(userinfo.status).toBe(200);
     expect(await userinfo.json()).toEqual({ sub: userId, name: 'Ada Lovelace', email, email_verified: false, updated_at: expect.any(Number) });
   });
 
   it('remembers consent and issues a JWT for the resource, with a rotating refresh token for offline_access', async () => {
     const client = await webClient({ refresh: true, resource: true });
-    const agent = new Agent(base);
+    const agent = new Agent(base, t.fetch);
     const run = async () => {
       const { verifier, challenge } = pkce();
       const url = authorizeUrl({
@@ -97,7 +99,7 @@ describe('authorization code + PKCE sign-in', () => {
     expect(first.sawConsent).toBe(true);
     const { status, body } = await exchange(client, first.redirect.searchParams.get('code')!, first.verifier);
     expect(status).toBe(200);
-    const jwks = createRemoteJWKSet(new URL(`${base}/jwks`));
+    const jwks = createRemoteJWKSet(new URL(`${base}/jwks`), { [customFetch]: t.fetch });
     const { payload, protectedHeader } = await jwtVerify(String(body.access_token), jwks, { issuer: t.config.issuer, audience: api });
     expect(protectedHeader.typ).toBe('at+jwt');
     expect(payload).toMatchObject({ sub: userId, client_id: client.clientId, scope: 'photos:read' });
@@ -105,17 +107,17 @@ describe('authorization code + PKCE sign-in', () => {
     recordSecret(refresh1);
     expect(refresh1.length).toBeGreaterThan(20);
 
-    const rotated = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh1 }, client);
+    const rotated = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh1 }, client, t.fetch);
     expect(rotated.status).toBe(200);
     const refresh2 = String(rotated.body.refresh_token);
     recordSecret(refresh2);
     expect(refresh2).not.toBe(refresh1);
 
     // Reuse of the spent token revokes the family: the newer one dies with it.
-    const reuse = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh1 }, client);
+    const reuse = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh1 }, client, t.fetch);
     expect(reuse.status).toBe(400);
     expect(reuse.body.error).toBe('invalid_grant');
-    const after = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh2 }, client);
+    const after = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh2 }, client, t.fetch);
     expect(after.body.error).toBe('invalid_grant');
   });
 
@@ -130,7 +132,7 @@ describe('authorization code + PKCE sign-in', () => {
       code_challenge_method: 'S256',
       prompt: 'consent',
     });
-    const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
+    const { redirect } = await signIn(new Agent(base, t.fetch), { url, email, password: PASSWORD });
     const { status, body } = await exchange(client, redirect.searchParams.get('code')!, verifier);
     expect(status).toBe(200);
     expect(typeof body.refresh_token).toBe('string');
@@ -142,33 +144,33 @@ describe('authorization code + PKCE sign-in', () => {
     expect(rows).toHaveLength(1);
     const stored = [rows[0]!.id, ...Object.values(rows[0]!.payload).filter((value): value is string => typeof value === 'string')];
     for (const value of stored) {
-      const refused = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: value }, client);
+      const refused = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: value }, client, t.fetch);
       expect(refused.status, value).toBe(400);
       expect(refused.body.error, value).toBe('invalid_grant');
     }
     expect(JSON.stringify(rows)).not.toContain(refresh);
 
     // The refusals revoked nothing: the token rotates, and reuse of the spent one still revokes the family.
-    const rotated = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh }, client);
+    const rotated = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh }, client, t.fetch);
     expect(rotated.status).toBe(200);
     const next = String(rotated.body.refresh_token);
     recordSecret(next);
-    const reuse = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh }, client);
+    const reuse = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: refresh }, client, t.fetch);
     expect(reuse.body.error).toBe('invalid_grant');
-    expect((await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: next }, client)).body.error).toBe('invalid_grant');
+    expect((await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: next }, client, t.fetch)).body.error).toBe('invalid_grant');
   });
 
   it('does not ask again for scopes already consented to, even from a new session', async () => {
     const client = await webClient({ name: 'Returning App' });
     const url = () =>
       authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope: 'openid email', code_challenge: pkce().challenge, code_challenge_method: 'S256' });
-    const first = await signIn(new Agent(base), { url: url(), email, password: PASSWORD });
+    const first = await signIn(new Agent(base, t.fetch), { url: url(), email, password: PASSWORD });
     expect(first.sawConsent).toBe(true);
-    const again = await signIn(new Agent(base), { url: url(), email, password: PASSWORD });
+    const again = await signIn(new Agent(base, t.fetch), { url: url(), email, password: PASSWORD });
     expect(again.sawConsent).toBe(false);
     expect(again.redirect.searchParams.get('code')).toBeTruthy();
     // A new scope is asked for.
-    const more = await signIn(new Agent(base), {
+    const more = await signIn(new Agent(base, t.fetch), {
       url: authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope: 'openid email profile', code_challenge: pkce().challenge, code_challenge_method: 'S256' }),
       email,
       password: PASSWORD,
@@ -182,7 +184,7 @@ describe('authorization code + PKCE sign-in', () => {
     const run = async (client: { clientId: string; clientSecret: string }, scope: string) => {
       const { verifier, challenge } = pkce();
       const url = authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope, code_challenge: challenge, code_challenge_method: 'S256', prompt: 'consent' });
-      const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
+      const { redirect } = await signIn(new Agent(base, t.fetch), { url, email, password: PASSWORD });
       const { body } = await exchange(client, redirect.searchParams.get('code')!, verifier);
       recordSecret(body.refresh_token as string | undefined);
       return body;
@@ -200,7 +202,7 @@ describe('authorization code + PKCE sign-in', () => {
     const client = await webClient({ firstParty: true, name: 'Gatehouse Console' });
     const { verifier, challenge } = pkce();
     const url = authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope: 'openid email', code_challenge: challenge, code_challenge_method: 'S256' });
-    const { redirect, sawConsent } = await signIn(new Agent(base), { url, email, password: PASSWORD });
+    const { redirect, sawConsent } = await signIn(new Agent(base, t.fetch), { url, email, password: PASSWORD });
     expect(sawConsent).toBe(false);
     const { status } = await exchange(client, redirect.searchParams.get('code')!, verifier);
     expect(status).toBe(200);
@@ -210,7 +212,7 @@ describe('authorization code + PKCE sign-in', () => {
     const client = await webClient();
     const { challenge } = pkce();
     const url = authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope: 'openid profile', code_challenge: challenge, code_challenge_method: 'S256', prompt: 'consent' });
-    const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD, consent: 'deny' });
+    const { redirect } = await signIn(new Agent(base, t.fetch), { url, email, password: PASSWORD, consent: 'deny' });
     expect(redirect.searchParams.get('error')).toBe('access_denied');
     expect(redirect.searchParams.get('code')).toBeNull();
   });
@@ -220,7 +222,7 @@ describe('authorization code + PKCE sign-in', () => {
     expect(client.clientSecret).toBe('');
     const { verifier, challenge } = pkce();
     const url = authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
-    const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
+    const { redirect } = await signIn(new Agent(base, t.fetch), { url, email, password: PASSWORD });
     const { status, body } = await exchange(client, redirect.searchParams.get('code')!, verifier);
     expect(status).toBe(200);
     expect(typeof body.id_token).toBe('string');
@@ -234,7 +236,7 @@ describe.each([{ store: 'redis' as const }, { store: 'memory' as const }])('an a
   const redirectUri = 'http://127.0.0.1:8765/callback';
 
   beforeAll(async () => {
-    t = await startTestServer({ name: `code-race-${store}`, store });
+    t = await startTestServer({ name: `code-race-${store}`, store, listen: false });
     base = t.server.url;
     ({ email } = await t.build.person({ email: `race-${randomUUID()}@example.test`, password: PASSWORD, name: 'Katherine Johnson' }));
   });
@@ -246,13 +248,13 @@ describe.each([{ store: 'redis' as const }, { store: 'memory' as const }])('an a
     for (let trial = 0; trial < 10; trial += 1) {
       const { verifier, challenge } = pkce();
       const url = authorizeUrl({ client_id: client.clientId, redirect_uri: redirectUri, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
-      const { redirect } = await signIn(new Agent(base), { url, email, password: PASSWORD });
+      const { redirect } = await signIn(new Agent(base, t.fetch), { url, email, password: PASSWORD });
       const code = redirect.searchParams.get('code');
       expect(code).toBeTruthy();
       recordSecret(code);
 
       const form = { grant_type: 'authorization_code', code: code!, redirect_uri: redirectUri, code_verifier: verifier };
-      const answers = await Promise.all(Array.from({ length: 8 }, () => tokenRequest(base, form, client)));
+      const answers = await Promise.all(Array.from({ length: 8 }, () => tokenRequest(base, form, client, t.fetch)));
       for (const answer of answers) recordSecret(answer.body.refresh_token as string | undefined);
 
       const winners = answers.filter((answer) => answer.status === 200);
@@ -265,10 +267,10 @@ describe.each([{ store: 'redis' as const }, { store: 'memory' as const }])('an a
       // What the winner got is revoked with the grant: its refresh token and its access token.
       const [winner] = winners;
       expect(typeof winner!.body.refresh_token).toBe('string');
-      const refreshed = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: String(winner!.body.refresh_token) }, client);
+      const refreshed = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: String(winner!.body.refresh_token) }, client, t.fetch);
       expect(refreshed.status).toBe(400);
       expect(refreshed.body.error).toBe('invalid_grant');
-      const userinfo = await fetch(`${base}/me`, { headers: { authorization: `Bearer ${String(winner!.body.access_token)}` } });
+      const userinfo = await t.fetch(`${base}/me`, { headers: { authorization: `Bearer ${String(winner!.body.access_token)}` } });
       expect(userinfo.status).toBe(401);
     }
     expect(t.logs.text()).not.toContain('"level":50');
