@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCliCapture } from '../fixtures/cli.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
@@ -34,9 +34,14 @@ describe('dynamic client registration, off by default', () => {
   let t: TestServer;
 
   beforeAll(async () => {
-    t = await startTestServer({ name: 'registration-off' });
+    t = await startTestServer({ name: 'registration-off', listen: false });
+    // In this process without a socket: every fetch of the file goes to the app's handler.
+    vi.stubGlobal('fetch', t.fetch);
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    vi.unstubAllGlobals();
+    await t.close();
+  });
 
   it('has no registration endpoint', async () => {
     expect(await discovery(t.server.url)).not.toHaveProperty('registration_endpoint');
@@ -77,7 +82,9 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
   });
 
   beforeAll(async () => {
-    t = await startTestServer({ name: 'registration', env: { REGISTRATION_ENABLED: 'true' } });
+    t = await startTestServer({ name: 'registration', env: { REGISTRATION_ENABLED: 'true' }, listen: false });
+    // In this process without a socket: every fetch of the file goes to the app's handler.
+    vi.stubGlobal('fetch', t.fetch);
     base = t.server.url;
     endpoint = String((await discovery(base)).registration_endpoint);
     resource = `https://orders-${randomUUID()}.example.test`;
@@ -86,6 +93,7 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
     await db.connect();
   });
   afterAll(async () => {
+    vi.unstubAllGlobals();
     await db?.end();
     await t.close();
   });
