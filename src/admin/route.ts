@@ -97,22 +97,7 @@ export interface RouteSpec<P extends AnyObject = Empty, Q extends AnyObject = Em
 }
 
 /** A route with its types erased, as the router and the document generator take it. */
-export interface AdminRoute {
-  method: HttpMethod;
-  path: string;
-  docPath?: string;
-  operationId: string;
-  summary: string;
-  description: string;
-  tag: Tag;
-  public?: boolean;
-  params?: AnyObject;
-  query?: AnyObject;
-  headers?: AnyObject;
-  body?: z.ZodType;
-  responses: Responses;
-  handler: (ctx: Context, input: RouteInput<AnyObject, AnyObject, AnyObject, z.ZodType>) => Promise<void> | void;
-}
+export type AdminRoute = RouteSpec<AnyObject, AnyObject, AnyObject, z.ZodType>;
 
 /**
  * Declares a route: the handler's input is typed from the schemas.
