@@ -60,7 +60,12 @@ export async function loadAuditKeys(dir: string): Promise<AuditKey[]> {
  * never removed: rows they keyed are verified with them.
  */
 export async function generateAuditKey(dir: string): Promise<AuditKey> {
-  const key: AuditKey = { kid: randomBytes(12).toString('base64url'), createdAt: new Date().toISOString(), secret: randomBytes(32) };
+  // The newest key is the current one, so a new key must sort after every key already there: a key
+  // made in the same millisecond as the last one, or after one whose node's clock ran ahead, takes
+  // the millisecond after the newest instead of a tie broken by its random kid.
+  const newest = (await loadAuditKeys(dir)).at(-1);
+  const createdAt = new Date(Math.max(Date.now(), newest ? Date.parse(newest.createdAt) + 1 : 0)).toISOString();
+  const key: AuditKey = { kid: randomBytes(12).toString('base64url'), createdAt, secret: randomBytes(32) };
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, `audit-${key.kid}.key`);
   const tmp = `${file}.${randomUUID()}.tmp`;

@@ -41,6 +41,18 @@ describe('audit keys', () => {
     expect((await loadAuditKeys(dir)).map((k) => k.kid)).toEqual([first.kid, second.kid]);
   });
 
+  it('makes each new key the newest, also in the millisecond of the last one or after a key dated ahead', async () => {
+    const made: string[] = [];
+    for (let i = 0; i < 20; i += 1) made.push((await generateAuditKey(dir)).kid);
+    expect((await loadAuditKeys(dir)).map((k) => k.kid)).toEqual(made);
+    // Another node, its clock an hour ahead, rotated: a key made here after it is still the current one.
+    const ahead = new Date(Date.now() + 3_600_000).toISOString();
+    await writeFile(path.join(dir, 'audit-aheadkey0001.key'), JSON.stringify({ kid: 'aheadkey0001', created_at: ahead, key: Buffer.alloc(32, 7).toString('base64url') }));
+    const after = await generateAuditKey(dir);
+    expect(after.createdAt > ahead).toBe(true);
+    expect((await loadAuditKeys(dir)).map((k) => k.kid).slice(-2)).toEqual(['aheadkey0001', after.kid]);
+  });
+
   it('refuses a key file that is not one, or holds too few bytes', async () => {
     await writeFile(path.join(dir, 'audit-abcdefgh12.key'), 'not json');
     await expect(loadAuditKeys(dir)).rejects.toThrow(/not a readable audit key file/);
