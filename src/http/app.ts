@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
+import { ApiError, renderProblem } from '../admin/problem.js';
 import type { Pages } from '../oidc/pages.js';
 import type { Config } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
@@ -26,18 +27,10 @@ const ADMIN_PREFIX = '/admin/v1';
 
 /** A refused Host, in the format of the route it was sent to: a problem document on the admin API, else an OAuth error. */
 function refuseHost(ctx: Koa.Context, refused: NonNullable<HostVerdict>): void {
-  ctx.status = refused.status;
   if (ctx.path === ADMIN_PREFIX || ctx.path.startsWith(`${ADMIN_PREFIX}/`)) {
-    ctx.type = 'application/problem+json';
-    ctx.body = {
-      type: `urn:gatehouse:problem:${refused.status === 421 ? 'misdirected_request' : 'bad_request'}`,
-      title: refused.status === 421 ? 'Misdirected Request' : 'Bad Request',
-      status: refused.status,
-      detail: refused.description,
-      errors: [],
-      request_id: ctx.state.requestId,
-    };
+    renderProblem(ctx, new ApiError(refused.status, refused.status === 421 ? 'misdirected_request' : 'bad_request', refused.description));
   } else {
+    ctx.status = refused.status;
     ctx.body = { error: 'invalid_request', error_description: refused.description };
   }
 }
