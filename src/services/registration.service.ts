@@ -70,11 +70,10 @@ const describeTtl = (seconds: number) =>
  * recorded as `registration.token_create` by `by` in one transaction.
  *
  * @example
- * const { id, token, expiresAt } = await createInitialAccessToken({ db, audit, issuer, maxTtl: config.registrationTokenMaxTtlSeconds }, by, 3600);
+ * const { id, token, expiresAt } = await createInitialAccessToken({ db, audit, maxTtl: config.registrationTokenMaxTtlSeconds }, by, 3600);
  */
 export async function createInitialAccessToken(
-  // `issuer` is no longer needed to mint (no provider is built); callers still pass it.
-  deps: RegistryServiceDeps & { issuer: string; maxTtl?: number },
+  deps: RegistryServiceDeps & { maxTtl?: number },
   by: AuditActor,
   expiresIn?: number,
 ): Promise<InitialAccessTokenIssued> {
@@ -154,6 +153,6 @@ export const initialAccessTokenCreateSchema = z.strictObject({
 });
 
 /** createInitialAccessToken for a request body (the admin API). */
-export function createInitialAccessTokenFromInput(deps: RegistryServiceDeps & { issuer: string; maxTtl?: number }, by: AuditActor, input: unknown) {
+export function createInitialAccessTokenFromInput(deps: RegistryServiceDeps & { maxTtl?: number }, by: AuditActor, input: unknown) {
   return createInitialAccessToken(deps, by, parseInput(initialAccessTokenCreateSchema, input).expires_in);
 }

@@ -1489,7 +1489,7 @@ describe('the Host is pinned to the issuer', () => {
     const created = await t.build.serviceClient();
     service = { clientId: created.clientId, clientSecret: created.clientSecret };
     const adminCreated = await t.build.client({ client_name: `admin ${randomUUID()}`, admin: true });
-    const iat = await createInitialAccessToken({ ...t.services, issuer: t.config.issuer }, TEST_ACTOR);
+    const iat = await createInitialAccessToken(t.services, TEST_ACTOR);
     recordSecret(iat.token);
     initialAccessToken = iat.token;
 

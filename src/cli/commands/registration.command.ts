@@ -53,7 +53,7 @@ export async function runRegistrationCommand(
   const expiresIn = parseExpiresIn(str(options, 'expires-in'));
   await deps.withDatabase(async (registry) => {
     const { id, token, expiresAt } = await service.createInitialAccessToken(
-      { db: registry.db, audit: registry.audit, issuer: config.issuer, maxTtl: config.registrationTokenMaxTtlSeconds },
+      { db: registry.db, audit: registry.audit, maxTtl: config.registrationTokenMaxTtlSeconds },
       cliActor(),
       expiresIn,
     );
