@@ -2,6 +2,7 @@ import coBody from 'co-body';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { errors, type Provider } from 'oidc-provider';
+import { passwordSignIn } from '../accounts/authentication-context.js';
 import type { AuditEntry, AuditSink } from '../audit/audit-log.js';
 import { emailFingerprint } from '../audit/security-events.js';
 import type { Config } from '../config/load-config.js';
@@ -254,7 +255,7 @@ export function createInteractionRoutes(deps: {
     ctx.state.log?.info({ outcome: 'success', accountId: result.user.id }, 'signed in');
     await audit(ctx, { actor: `user:${result.user.id}`, action: 'signin.success', target: `user:${result.user.id}`, details: { client_id: clientId } });
     await waitOutCutoffSecond(result.user.sessionsValidAfter);
-    await finish(ctx, { login: { accountId: result.user.id } });
+    await finish(ctx, { login: { accountId: result.user.id, ...passwordSignIn() } });
   });
 
   router.post('/:uid/confirm', forms, async (ctx) => {

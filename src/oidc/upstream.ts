@@ -148,6 +148,18 @@ export function issuedClientSecret(metadata: { client_secret?: unknown }): strin
   return typeof secret === 'string' && !isClientSecretDigest(secret) ? secret : undefined;
 }
 
+// --- Authentication context (acr, amr) ------------------------------------------------------
+
+/**
+ * The claims that say how a person signed in, which Gatehouse lists under the `openid` scope
+ * (`claims.openid`). oidc-provider's IdToken keeps a claim only when a scope's claim list (or the
+ * claims parameter, off here) names it and it is supported: the `acr` and `amr` an interaction
+ * result gives the session (`login: { accountId, acr, amr }`, copied by the resume step) reach an
+ * ID token only so, and then reach every ID token of that sign-in, consent or not (both are
+ * non-rejectable). Userinfo is unchanged: findAccount's claims() never returns them.
+ */
+export const AUTHENTICATION_CLAIMS = ['acr', 'amr'] as const;
+
 // --- Routes ------------------------------------------------------------------------------------
 
 /**
