@@ -11,6 +11,7 @@ import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { createAdapterFactory } from './adapters/index.js';
 import { findLatestGrantId } from './adapters/durable-adapter.js';
 import { takeReadAheadAccount } from './adapters/rotation-scope.js';
+import { mfaInteractionPolicy } from './mfa-policy.js';
 import { pageCsp, type Pages } from './pages.js';
 import { registrationFeatures } from './registration.js';
 import { createResourceIndicators } from './resource-indicators.js';
@@ -165,6 +166,8 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      // Login, consent, and the mfa_required check on the login prompt (oidc/mfa-policy.ts).
+      policy: mfaInteractionPolicy({ cache, config }),
     },
     async findAccount(ctx, sub) {
       // On a refresh the account was read with the refresh token (see durable-adapter.ts).

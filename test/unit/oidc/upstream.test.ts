@@ -25,10 +25,12 @@ import {
   isRefreshTokenReuse,
   issuedClientSecret,
   matchedRoutePattern,
+  policyWithLoginCheck,
   providerScriptHashes,
   providerSigningKey,
   refreshTokenReused,
   rememberBuiltClients,
+  unmetAuthenticationRequirements,
 } from '../../../src/oidc/upstream.js';
 import type { ClientRecord } from '../../../src/registry/client.repository.js';
 import type { RegistryCache } from '../../../src/registry/registry-cache.js';
@@ -533,7 +535,7 @@ describe('the authentication context (acr, amr)', () => {
       try {
         const agent = new Agent(op.url);
         const started = await op.authorize(agent);
-        expect(started.prompt, started.url).toBe(true);
+        expect(started.prompt).toBe(true);
         const done = await op.finish(agent, started.url, { login: { accountId: 'user-1', acr: ACR_BASIC, amr: ['pwd'] } });
         const redirect = new URL(done.url);
         expect(redirect.origin + redirect.pathname).toBe('https://rp.example/cb');
@@ -563,6 +565,65 @@ describe('the authentication context (acr, amr)', () => {
       const discovery = (await (await fetch(`${op.url}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
       expect(discovery.acr_values_supported).toEqual([ACR_BASIC, ACR_MFA]);
       expect(discovery.claims_supported).toEqual(expect.arrayContaining(['sub', 'acr', 'amr']));
+    } finally {
+      await op.close();
+    }
+  });
+});
+
+describe('a check of our own on the login prompt (policyWithLoginCheck), and unmetAuthenticationRequirements', () => {
+  it('runs with the built-in checks, prompts, answers prompt=none with login_required, runs again on resume, and the unmet result reaches the client', async () => {
+    const op = await interactiveProvider({
+      acrValues: [...ACR_VALUES],
+      claims: { openid: ['sub', ...AUTHENTICATION_CLAIMS] },
+      interactions: {
+        url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+        policy: policyWithLoginCheck({
+          reason: 'strong_needed',
+          description: 'a stronger sign-in is needed',
+          check: async (ctx) => ctx.oidc.params?.acr_values === ACR_MFA && ctx.oidc.session?.acr !== ACR_MFA,
+          details: async () => ({ why: 'asked' }),
+        }),
+      },
+    });
+    try {
+      const agent = new Agent(op.url);
+      // No session: every prompting check of the login prompt is listed, no_session first, and the details merged.
+      const first = await op.authorize(agent, { acr_values: ACR_MFA });
+      const details = (await first.response.json()) as { prompt: { name: string; reasons: string[]; details: Record<string, unknown> } };
+      expect(details.prompt).toMatchObject({ name: 'login', reasons: ['no_session', 'strong_needed'], details: { why: 'asked' } });
+      // A login at basic: the resume step runs the policy again, and the check asks once more.
+      const basic = await op.finish(agent, first.url, { login: { accountId: 'user-2', acr: ACR_BASIC, amr: ['pwd'] } });
+      expect(basic.prompt).toBe(true);
+      const again = (await basic.response.json()) as typeof details;
+      expect(again.prompt.reasons).toEqual(['strong_needed']);
+
+      // The unmet result ends at the client with that error and no code.
+      const unmet = await op.finish(agent, basic.url, unmetAuthenticationRequirements('no second factor'));
+      const refused = new URL(unmet.url);
+      expect(refused.origin + refused.pathname).toBe('https://rp.example/cb');
+      expect(refused.searchParams.get('error')).toBe('unmet_authentication_requirements');
+      expect(refused.searchParams.get('code')).toBeNull();
+
+      // prompt=none with the basic session: login_required, the check's error, at the redirect_uri.
+      const silent = await op.authorize(agent, { acr_values: ACR_MFA, prompt: 'none' });
+      const silentUrl = new URL(silent.url);
+      expect(silentUrl.origin + silentUrl.pathname).toBe('https://rp.example/cb');
+      expect(silentUrl.searchParams.get('error')).toBe('login_required');
+      expect(silentUrl.searchParams.get('code')).toBeNull();
+
+      // Without acr_values the basic session is enough.
+      const plain = await op.authorize(agent, { prompt: 'none' });
+      expect(new URL(plain.url).searchParams.get('code')).toBeTruthy();
+
+      // A login at mfa satisfies the check on resume: a code, and the ID token says mfa.
+      const stepUp = await op.authorize(agent, { acr_values: ACR_MFA });
+      expect(stepUp.prompt).toBe(true);
+      const done = await op.finish(agent, stepUp.url, { login: { accountId: 'user-2', acr: ACR_MFA, amr: ['pwd', 'otp', 'mfa'] } });
+      const code = new URL(done.url).searchParams.get('code');
+      expect(code).toBeTruthy();
+      const payload = await op.idToken(code!, stepUp.verifier);
+      expect({ acr: payload.acr, amr: payload.amr }).toEqual({ acr: ACR_MFA, amr: ['pwd', 'otp', 'mfa'] });
     } finally {
       await op.close();
     }
