@@ -82,9 +82,15 @@ describe('a sign-in that needs a second factor (mfa_required)', () => {
   /** A client that requires MFA (require_mfa), and one that does not. */
   let strict: { clientId: string; clientSecret: string };
   let plain: { clientId: string; clientSecret: string };
+  /** Every authorization code the provider saved (its client), and every browser session it saved (whom it signs in). */
+  const codesFor: string[] = [];
+  const sessionsOf: Array<string | undefined> = [];
 
   beforeAll(async () => {
     t = await startTestServer({ name: 'step-up-mfa', listen: false });
+    const events = t.server.host.provider as unknown as NodeJS.EventEmitter;
+    events.on('authorization_code.saved', (code: { clientId: string }) => codesFor.push(code.clientId));
+    events.on('session.saved', (session: { accountId?: string }) => sessionsOf.push(session.accountId));
     person = await t.build.person({ email: `mfa-${randomUUID()}@example.test` });
     strict = await t.build.client({ client_name: 'Bank <b>&</b> Co', redirect_uris: [REDIRECT_URI], first_party: true, require_mfa: true });
     plain = await t.build.client({ client_name: 'Plain App', redirect_uris: [REDIRECT_URI], first_party: true });
@@ -118,6 +124,7 @@ describe('a sign-in that needs a second factor (mfa_required)', () => {
 
   it('a client with require_mfa: the right password leads to a page that says a second factor is needed, and cancel ends at the client with unmet_authentication_requirements', async () => {
     const agent = new Agent(t.server.url, t.fetch);
+    sessionsOf.length = 0;
     const started = await start(agent, strict.clientId);
     expect(started.html).toContain('name="password"');
     const before = (await tailAudit(t.server.registry.db, { limit: 1 })).at(-1)?.seq ?? 0;
@@ -153,6 +160,9 @@ describe('a sign-in that needs a second factor (mfa_required)', () => {
     const silent = await start(agent, plain.clientId, { prompt: 'none' });
     expect(new URL(silent.url).searchParams.get('error')).toBe('login_required');
     expect(new URL(silent.url).searchParams.get('code')).toBeNull();
+    // No browser session ever held the person, and no code was made.
+    expect(sessionsOf.filter((accountId) => accountId !== undefined)).toEqual([]);
+    expect(codesFor).not.toContain(strict.clientId);
   });
 
   it('cancel: a wrong CSRF token is refused (403) and changes nothing; the right one ends at the client with unmet_authentication_requirements and no code', async () => {
@@ -224,6 +234,34 @@ describe('a sign-in that needs a second factor (mfa_required)', () => {
     const jwks = createRemoteJWKSet(new URL(`${t.server.url}/jwks`), { [customFetch]: t.fetch });
     const { payload } = await jwtVerify(String(body.id_token), jwks, { issuer: t.config.issuer, audience: plain.clientId });
     expect(payload).toMatchObject({ acr: ACR_BASIC, amr: ['pwd'] });
+  });
+
+  it('a change of require_mfa reaches sign-in once the registry cache has it: set, the second-factor page; cleared, a code', async () => {
+    const client = await t.build.client({ client_name: 'Switching App', redirect_uris: [REDIRECT_URI], first_party: true });
+    const attempt = async () => {
+      const agent = new Agent(t.server.url, t.fetch);
+      const started = await start(agent, client.clientId);
+      return logIn(agent, started.html);
+    };
+    expect((await attempt()).response.status).toBe(303);
+
+    await t.build.update(client.clientId, { require_mfa: true });
+    await t.server.cache.refresh();
+    const refused = await attempt();
+    expect(refused.response.status).toBe(200);
+    expect(refused.html).toContain('Switching App requires a second factor for every sign-in.');
+
+    await t.build.update(client.clientId, { require_mfa: false });
+    await t.server.cache.refresh();
+    const { status } = await codeFlow(new Agent(t.server.url, t.fetch), { client, redirectUri: REDIRECT_URI, email: person.email, password: person.password });
+    expect(status).toBe(200);
+  });
+
+  it('never made a code for the client that requires a second factor, through every case above', () => {
+    expect(codesFor).toContain(plain.clientId);
+    expect(codesFor).not.toContain(strict.clientId);
+    // The listeners do see what they watch: the plain client's sign-ins saved sessions of the person.
+    expect(sessionsOf).toContain(person.id);
   });
 
   it('the cancel route is refused where no second factor is needed (400), and the sign-in carries on', async () => {
