@@ -61,7 +61,7 @@ export function clientRoutes(deps: AdminRouteDeps): AdminRoute[] {
       tag: 'clients',
       summary: 'Create a client',
       description:
-        'Registers a client from RFC 7591 metadata (plus `default_resource`, `grants` and `first_party`). A confidential client gets a `client_secret`, shown in this answer only.',
+        'Registers a client from RFC 7591 metadata (plus `default_resource`, `grants`, `first_party` and `require_mfa`). A confidential client gets a `client_secret`, shown in this answer only.',
       body: clientCreateSchema,
       responses: {
         201: { description: 'Created: the stored metadata, and the secret this once', body: clientCreatedOut, headers: ['Location', 'ETag'] },

@@ -25,6 +25,7 @@ export const clientOut = z.strictObject({
   jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())) }).nullable(),
   logo_uri: z.string().nullable(),
   first_party: z.boolean(),
+  require_mfa: z.boolean(),
   admin: z.boolean(),
   client_id_issued_at: z.number().int(),
   created_at: timestamp,

@@ -29,6 +29,8 @@ export interface Config {
   readonly keysPollMs: number;
   /** Failed sign-ins allowed per account and per IP within the window before 429. */
   readonly loginLimits: { readonly perAccount: number; readonly perIp: number; readonly windowSeconds: number };
+  /** MFA_REQUIRED: every sign-in, for every client, needs a second factor (acr urn:gatehouse:acr:mfa). */
+  readonly mfaRequired: boolean;
   /** Dynamic client registration (RFC 7591/7592) with initial access tokens from the CLI. */
   readonly registrationEnabled: boolean;
   /** The longest an initial access token may live (`registration token create --expires-in`); 30 days unless said. */
@@ -125,6 +127,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       perIp: e.LOGIN_MAX_FAILURES_PER_IP,
       windowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
     }),
+    mfaRequired: e.MFA_REQUIRED,
     registrationEnabled: e.REGISTRATION_ENABLED,
     registrationTokenMaxTtlSeconds: e.REGISTRATION_TOKEN_MAX_TTL_SECONDS,
   });

@@ -2,12 +2,15 @@ import coBody from 'co-body';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { errors, type Provider } from 'oidc-provider';
+import { passwordSignIn } from '../accounts/authentication-context.js';
 import type { AuditEntry, AuditSink } from '../audit/audit-log.js';
 import { emailFingerprint } from '../audit/security-events.js';
 import type { Config } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { MFA_REQUIRED, type MfaReason } from '../oidc/mfa-policy.js';
 import { pageCsp, type Pages } from '../oidc/pages.js';
+import { unmetAuthenticationRequirements } from '../oidc/upstream.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
 import { createCsrf } from './csrf.js';
@@ -47,7 +50,22 @@ const REASONS: Record<string, string> = {
   max_age: 'Your last sign-in is too old for this app: sign in again.',
   id_token_hint: 'The app asked for a different account: sign in with it.',
   claims_id_token_sub_value: 'The app asked for a different account: sign in with it.',
+  mfa_required: 'This app needs a second step to confirm it is you.',
 };
+
+/** Why the second-factor page says a second factor is needed, by the mfa_required check's reason. */
+const MFA_WHY: Record<MfaReason, (clientName: string) => string> = {
+  global: () => 'Every sign-in on this server needs a second factor.',
+  client: (clientName) => `${clientName} requires a second factor for every sign-in.`,
+  acr_values: (clientName) => `${clientName} asked for a sign-in with a second factor.`,
+};
+
+/** The reason a login interaction needs a second factor (the mfa_required check fired), or undefined. */
+function mfaNeeded(interaction: { prompt: { name: string; reasons?: string[]; details?: unknown } }): MfaReason | undefined {
+  if (interaction.prompt.name !== 'login' || !(interaction.prompt.reasons ?? []).includes(MFA_REQUIRED)) return undefined;
+  const reason = (interaction.prompt.details as { mfa?: unknown } | undefined)?.mfa;
+  return reason === 'global' || reason === 'acr_values' ? reason : 'client';
+}
 
 function formField(ctx: Context, name: string): string {
   const body = (ctx.state as { form?: Record<string, unknown> }).form;
@@ -56,7 +74,8 @@ function formField(ctx: Context, name: string): string {
 }
 
 /**
- * The login and consent pages (GET /interaction/:uid, POST …/login, POST …/confirm, GET …/abort).
+ * The login, consent and second-factor pages (GET /interaction/:uid, POST …/login, POST …/confirm,
+ * POST …/mfa/cancel, GET …/abort).
  * Each POST checks the CSRF token and that the interaction is at the matching prompt.
  *
  * @example
@@ -149,6 +168,23 @@ export function createInteractionRoutes(deps: {
     );
   }
 
+  /**
+   * The page for a sign-in that needs a second factor the account cannot give: no second factor
+   * exists yet (docs/design/sign-in-methods.md §10 step 2), so it says so and offers only to cancel,
+   * which ends at the client with unmet_authentication_requirements. Never a code.
+   */
+  async function renderMfaRequired(ctx: Context, uid: string, interaction: Awaited<ReturnType<typeof details>>, reason: MfaReason, accountEmail: string) {
+    const name = await clientName(interaction.params.client_id);
+    const redirectUri = typeof interaction.params.redirect_uri === 'string' ? [interaction.params.redirect_uri] : [];
+    page(
+      ctx,
+      200,
+      'mfa-required',
+      { title: 'Second factor required', clientName: name, why: MFA_WHY[reason](name), accountEmail, csrf: csrf.token(uid), action: `/interaction/${uid}/mfa/cancel` },
+      redirectUri,
+    );
+  }
+
   // Expired or foreign interactions get a page that says what to do, not a stack or a redirect.
   router.use(async (ctx, next) => {
     try {
@@ -171,6 +207,14 @@ export function createInteractionRoutes(deps: {
     const interaction = await details(ctx);
     const { uid } = ctx.params as { uid: string };
     if (interaction.prompt.name === 'login') {
+      // Signed in, and only the second factor is missing: the second-factor page, not the password form.
+      const mfa = mfaNeeded(interaction);
+      const accountId = interaction.session?.accountId;
+      if (mfa && accountId && (interaction.prompt.reasons ?? []).every((reason) => reason === MFA_REQUIRED)) {
+        const account = await accounts.findById(accountId);
+        await renderMfaRequired(ctx, uid, interaction, mfa, account?.email ?? '');
+        return;
+      }
       await renderLogin(ctx, 200, uid, interaction);
       return;
     }
@@ -250,11 +294,26 @@ export function createInteractionRoutes(deps: {
       return;
     }
     await limiter.recordSuccess(email);
+    const mfa = mfaNeeded(interaction);
+    if (mfa) {
+      // The password was right, but this sign-in needs a second factor and the account has none:
+      // nothing is finished (no session, no code), the page offers only to cancel.
+      deps.metrics?.signIn('failure');
+      ctx.state.log?.info({ outcome: 'failure', reason: 'second_factor_unavailable', mfa, accountId: result.user.id }, 'sign-in needs a second factor');
+      await audit(ctx, {
+        actor: `user:${result.user.id}`,
+        action: 'signin.failure',
+        target: `user:${result.user.id}`,
+        details: { reason: 'second_factor_unavailable', mfa, client_id: clientId },
+      });
+      await renderMfaRequired(ctx, uid, interaction, mfa, result.user.email);
+      return;
+    }
     deps.metrics?.signIn('success');
     ctx.state.log?.info({ outcome: 'success', accountId: result.user.id }, 'signed in');
     await audit(ctx, { actor: `user:${result.user.id}`, action: 'signin.success', target: `user:${result.user.id}`, details: { client_id: clientId } });
     await waitOutCutoffSecond(result.user.sessionsValidAfter);
-    await finish(ctx, { login: { accountId: result.user.id } });
+    await finish(ctx, { login: { accountId: result.user.id, ...passwordSignIn() } });
   });
 
   router.post('/:uid/confirm', forms, async (ctx) => {
@@ -295,6 +354,20 @@ export function createInteractionRoutes(deps: {
     const grantId = await grant.save();
     ctx.state.log?.info({ accountId, clientId }, 'consent given');
     await finish(ctx, { consent: { grantId } });
+  });
+
+  router.post('/:uid/mfa/cancel', forms, async (ctx) => {
+    const { uid } = ctx.params as { uid: string };
+    const interaction = await details(ctx);
+    if (!mfaNeeded(interaction)) {
+      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      return;
+    }
+    if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
+      errorPage(ctx, 403, 'This form has expired', 'Reload the page and try again.', 'csrf_token_invalid');
+      return;
+    }
+    await finish(ctx, unmetAuthenticationRequirements('the client requires a second factor, which the account cannot provide'));
   });
 
   router.get('/:uid/abort', async (ctx) => {

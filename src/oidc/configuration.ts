@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { errors, type AsymmetricSigningAlgorithm, type Configuration, type ErrorOut, type JWK, type KoaContextWithOIDC, type Session } from 'oidc-provider';
 import { sessionEnded, type AccountRecord } from '../accounts/account-record.js';
+import { ACR_VALUES } from '../accounts/authentication-context.js';
 import type { AuditSink, AuditWriter } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import { SIGNING_ALGS } from '../keys/key-store.js';
@@ -10,10 +11,11 @@ import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { createAdapterFactory } from './adapters/index.js';
 import { findLatestGrantId } from './adapters/durable-adapter.js';
 import { takeReadAheadAccount } from './adapters/rotation-scope.js';
+import { mfaInteractionPolicy } from './mfa-policy.js';
 import { pageCsp, type Pages } from './pages.js';
 import { registrationFeatures } from './registration.js';
 import { createResourceIndicators } from './resource-indicators.js';
-import { EXTERNAL_SIGNING, providerSigningKey, rethrowUnreachable } from './upstream.js';
+import { AUTHENTICATION_CLAIMS, EXTERNAL_SIGNING, providerSigningKey, rethrowUnreachable } from './upstream.js';
 
 /** Signs the browser session out in this request: the login prompt follows, and the stored session is replaced. */
 function endBrowserSession(session: Session): void {
@@ -113,8 +115,11 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
     scopes: ['openid', 'profile', 'email', 'offline_access'],
     // The ID token carries every claim its scopes allow (not only what userinfo would not give).
     conformIdTokenClaims: false,
+    // acr_values_supported: the levels a sign-in reaches (accounts/authentication-context.ts).
+    acrValues: [...ACR_VALUES],
+    // acr and amr ride in every ID token (see AUTHENTICATION_CLAIMS); userinfo never has them.
     claims: {
-      openid: ['sub'],
+      openid: ['sub', ...AUTHENTICATION_CLAIMS],
       profile: ['name', 'updated_at'],
       email: ['email', 'email_verified'],
     },
@@ -161,6 +166,8 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      // Login, consent, and the mfa_required check on the login prompt (oidc/mfa-policy.ts).
+      policy: mfaInteractionPolicy({ cache, config }),
     },
     async findAccount(ctx, sub) {
       // On a refresh the account was read with the refresh token (see durable-adapter.ts).

@@ -1,5 +1,5 @@
 import type { Context, Middleware } from 'koa';
-import { errors, ExternalSigningKey, Provider, type JWK } from 'oidc-provider';
+import { errors, ExternalSigningKey, interactionPolicy, Provider, type JWK, type KoaContextWithOIDC, type UnknownObject } from 'oidc-provider';
 import { LocalSigner } from '../keys/signing-key.js';
 import type { ClientRecord } from '../registry/client.repository.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
@@ -146,6 +146,51 @@ export function compareClientSecretsWith(provider: Provider, verify: (presented:
 export function issuedClientSecret(metadata: { client_secret?: unknown }): string | undefined {
   const secret = metadata.client_secret;
   return typeof secret === 'string' && !isClientSecretDigest(secret) ? secret : undefined;
+}
+
+// --- Authentication context (acr, amr) ------------------------------------------------------
+
+/**
+ * The claims that say how a person signed in, which Gatehouse lists under the `openid` scope
+ * (`claims.openid`). oidc-provider's IdToken keeps a claim only when a scope's claim list (or the
+ * claims parameter, off here) names it and it is supported: the `acr` and `amr` an interaction
+ * result gives the session (`login: { accountId, acr, amr }`, copied by the resume step) reach an
+ * ID token only so, and then reach every ID token of that sign-in, consent or not (both are
+ * non-rejectable). Userinfo is unchanged: findAccount's claims() never returns them.
+ */
+export const AUTHENTICATION_CLAIMS = ['acr', 'amr'] as const;
+
+/** A check of the login prompt: a reason (in `prompt.reasons`), whether to prompt, and what to put in `prompt.details`. */
+export interface LoginCheck {
+  reason: string;
+  description: string;
+  check(ctx: KoaContextWithOIDC): Promise<boolean>;
+  details(ctx: KoaContextWithOIDC): Promise<UnknownObject>;
+}
+
+/**
+ * oidc-provider's default interaction policy (`interactionPolicy.base()`: login, then consent) with
+ * one more check on its login prompt. What Gatehouse relies on: every check of the login prompt
+ * runs (its reasons are all listed, `no_session` first), the prompt's details merge each prompting
+ * check's details, the resume step runs the policy again after an interaction finishes, and under
+ * prompt=none a prompting check is answered with its error at the redirect_uri: login_required,
+ * given here as the login prompt's checks have it.
+ */
+export function policyWithLoginCheck(added: LoginCheck): interactionPolicy.Prompt[] {
+  const policy = interactionPolicy.base();
+  const login = policy.get('login');
+  if (!login || !login.checks.get('no_session')) throw new Error('oidc-provider\'s base interaction policy no longer has a login prompt with a no_session check');
+  login.checks.add(new interactionPolicy.Check(added.reason, added.description, 'login_required', (ctx) => added.check(ctx), (ctx) => added.details(ctx)));
+  return policy;
+}
+
+/**
+ * The interaction result that ends a sign-in at the client with `unmet_authentication_requirements`
+ * (OpenID Connect Core 1.0 errata / RFC 9470): the resume step throws oidc-provider's error class of
+ * the result's `error` name, which answers at the redirect_uri (with the state), no code.
+ */
+export function unmetAuthenticationRequirements(description: string): { error: 'unmet_authentication_requirements'; error_description: string } {
+  return { error: 'unmet_authentication_requirements', error_description: description };
 }
 
 // --- Routes ------------------------------------------------------------------------------------

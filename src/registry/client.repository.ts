@@ -31,6 +31,8 @@ export interface ClientRecord {
   jwks: StoredJwks | null;
   logoUri: string | null;
   firstParty: boolean;
+  /** Sign-ins for it need a second factor (acr urn:gatehouse:acr:mfa). */
+  requireMfa: boolean;
   /** Holds the admin API's grant with scope `admin`. */
   admin: boolean;
   version: number;
@@ -54,6 +56,7 @@ export function toClientRecord(row: ClientRow, grants: readonly ClientGrant[]): 
     jwks: row.jwks,
     logoUri: row.logo_uri,
     firstParty: row.first_party,
+    requireMfa: row.require_mfa,
     admin: grants.some((grant) => grant.resourceId === ADMIN_RESOURCE_ID && grant.scopes.includes(ADMIN_SCOPE)),
     version: row.version,
     secretRotatedAt: row.secret_rotated_at,

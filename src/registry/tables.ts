@@ -30,6 +30,8 @@ export interface ClientTable {
   jwks: ColumnType<StoredJwks | null, string | null, string | null>;
   logo_uri: string | null;
   first_party: boolean;
+  /** Sign-ins for this client need a second factor (an administrator's setting; default false). */
+  require_mfa: Generated<boolean>;
   version: Generated<number>;
   secret_rotated_at: Timestamp | null;
   created_at: Timestamp;

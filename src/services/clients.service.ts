@@ -64,6 +64,7 @@ const clientFields = z.strictObject({
   jwks: jwks.nullable(),
   logo_uri: z.url({ protocol: /^https$/, error: 'must be an absolute https URL' }).nullable(),
   first_party: z.boolean(),
+  require_mfa: z.boolean().describe('sign-ins for this client need a second factor (acr urn:gatehouse:acr:mfa); default false'),
   admin: z.boolean(),
 });
 
@@ -264,6 +265,7 @@ export function clientToJson(client: ClientRecord) {
     jwks: client.jwks,
     logo_uri: client.logoUri,
     first_party: client.firstParty,
+    require_mfa: client.requireMfa,
     admin: client.admin,
     client_id_issued_at: Math.floor(client.createdAt.getTime() / 1000),
     created_at: client.createdAt.toISOString(),
@@ -326,6 +328,7 @@ export async function createClient(deps: ClientServiceDeps, by: AuditActor, inpu
       jwks: shape.jwks ? JSON.stringify(shape.jwks) : null,
       logo_uri: data.logo_uri ?? null,
       first_party: data.first_party ?? false,
+      require_mfa: data.require_mfa ?? false,
     });
     await writeGrants(db, clientId, authorization.grants);
     const client = await reread(db, clientId);
@@ -380,6 +383,7 @@ export async function updateClient(
       ...(data.post_logout_redirect_uris !== undefined ? { post_logout_redirect_uris: data.post_logout_redirect_uris } : {}),
       ...(data.logo_uri !== undefined ? { logo_uri: data.logo_uri } : {}),
       ...(data.first_party !== undefined ? { first_party: data.first_party } : {}),
+      ...(data.require_mfa !== undefined ? { require_mfa: data.require_mfa } : {}),
       redirect_uris: merged.redirectUris,
       grant_types: merged.grantTypes,
       token_endpoint_auth_method: merged.tokenEndpointAuthMethod,
@@ -516,7 +520,11 @@ export async function rotateClientSecret(deps: ClientServiceDeps, by: AuditActor
   });
 }
 
-/** What a client registering itself (RFC 7591/7592) may say about itself: no audience, grants, first-party or admin standing. */
+/**
+ * What a client registering itself (RFC 7591/7592) may say about itself: no audience, grants,
+ * first-party or admin standing, and no require_mfa (an administrator's policy for the client; a
+ * client that wants a second factor asks for it per request, acr_values=urn:gatehouse:acr:mfa).
+ */
 const registeredClientSchema = clientFields
   .pick({
     client_name: true,
@@ -534,8 +542,8 @@ const registeredClientSchema = clientFields
 /**
  * Creates or replaces a client registered through the registration endpoint (RFC 7591/7592), under
  * the client_id the endpoint chose, with the same rules as the CLI. The client may ask only for
- * OpenID scopes; the grants, default resource and first-party standing an administrator gave it
- * are kept across its own updates. `issuedSecret` is a secret just issued to it (stored only as a
+ * OpenID scopes; the grants, default resource, first-party standing and require_mfa an
+ * administrator gave it are kept across its own updates. `issuedSecret` is a secret just issued to it (stored only as a
  * digest); without one, a secret-based client keeps the digest it has. Recorded as `client.create`
  * or `client.update` by `by` (the client itself: `registration:<client id>`).
  */

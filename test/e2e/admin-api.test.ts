@@ -139,10 +139,14 @@ describe('admin API', () => {
       const names = [...(first.body.data as Json[]), ...(second.body.data as Json[])].map((c) => c.client_name);
       expect(names.sort()).toEqual([`svc ${tag} one`, `svc ${tag} three`, `svc ${tag} two`]);
 
-      const patched = await call('PATCH', `/clients/${id}`, { body: { client_name: `svc ${tag} renamed` } });
+      expect(got.body.require_mfa).toBe(false);
+      const patched = await call('PATCH', `/clients/${id}`, { body: { client_name: `svc ${tag} renamed`, require_mfa: true } });
       expect(patched.status).toBe(200);
       expectDocumented('/clients/{client_id}', 'patch', 200, patched.body);
-      expect(patched.body.client_name).toBe(`svc ${tag} renamed`);
+      expect(patched.body).toMatchObject({ client_name: `svc ${tag} renamed`, require_mfa: true });
+      expect((await call('GET', `/clients/${id}`)).body.require_mfa).toBe(true);
+      const cleared = await call('PATCH', `/clients/${id}`, { body: { require_mfa: false } });
+      expect(cleared.body).toMatchObject({ client_name: `svc ${tag} renamed`, require_mfa: false });
 
       const rotated = await call('POST', `/clients/${id}/secret`);
       expect(rotated.status).toBe(200);
@@ -167,6 +171,8 @@ describe('admin API', () => {
         [{ client_name: 'x', scope: 'no:such:scope' }, ['scope']],
         [{ client_name: '', grant_types: ['password'], redirect_uris: ['ftp://x'] }, ['client_name', 'redirect_uris.0', 'grant_types.0']],
         [{ client_name: 'x', unknown_field: true }, ['body']],
+        [{ client_name: 'x', require_mfa: 'yes' }, ['require_mfa']],
+        [{ client_name: 'x', require_mfa: null }, ['require_mfa']],
       ];
       for (const [body, fields] of cases) {
         const { status, body: problem } = await call('POST', '/clients', { body });

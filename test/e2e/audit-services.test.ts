@@ -127,7 +127,7 @@ describe('audit rows written by the services, as the entry point names the actor
 
   it('clients: CLI, admin API and dynamic registration', async () => {
     const cli = await t.cli<{ client_id: string }>('clients', 'create', '--name', 'cli client');
-    await t.cli('clients', 'update', cli.client_id, '--name', 'cli client, renamed');
+    await t.cli('clients', 'update', cli.client_id, '--name', 'cli client, renamed', '--require-mfa');
     await t.cli('clients', 'rotate-secret', cli.client_id);
     await t.cli('clients', 'delete', cli.client_id);
     const byCli = await rowsOf(`client:${cli.client_id}`);
@@ -138,7 +138,7 @@ describe('audit rows written by the services, as the entry point names the actor
       [CLI, 'client.delete'],
     ]);
     expect(byCli[0]!.details).toMatchObject({ after: { client_id: cli.client_id, client_name: 'cli client' } });
-    expect(byCli[1]!.details).toMatchObject({ before: { client_name: 'cli client' }, after: { client_name: 'cli client, renamed' } });
+    expect(byCli[1]!.details).toMatchObject({ before: { client_name: 'cli client', require_mfa: false }, after: { client_name: 'cli client, renamed', require_mfa: true } });
     expect(byCli[2]!.details).toEqual({ secret_rotated_at: expect.any(String) });
     expect(byCli[3]!.details).toMatchObject({ before: { client_id: cli.client_id, client_name: 'cli client, renamed' } });
     for (const row of byCli) expect(row.request_id).toBeNull();
@@ -147,7 +147,7 @@ describe('audit rows written by the services, as the entry point names the actor
     const created = await admin('POST', '/clients', { client_name: 'admin client', grant_types: ['client_credentials'] }, `${requestId}-1`);
     expect(created.status).toBe(201);
     const id = String(created.body.client_id);
-    expect((await admin('PATCH', `/clients/${id}`, { client_name: 'admin client, renamed' }, `${requestId}-2`)).status).toBe(200);
+    expect((await admin('PATCH', `/clients/${id}`, { client_name: 'admin client, renamed', require_mfa: true }, `${requestId}-2`)).status).toBe(200);
     expect((await admin('POST', `/clients/${id}/secret`, undefined, `${requestId}-3`)).status).toBe(200);
     expect((await admin('DELETE', `/clients/${id}`, undefined, `${requestId}-4`)).status).toBe(204);
     const byAdmin = await rowsOf(`client:${id}`);
@@ -159,7 +159,7 @@ describe('audit rows written by the services, as the entry point names the actor
     ]);
     expect(byAdmin.map((row) => row.request_id)).toEqual([1, 2, 3, 4].map((n) => `${requestId}-${n}`));
     for (const row of byAdmin) expect(row.ip).toMatch(/127\.0\.0\.1/);
-    expect(byAdmin[1]!.details).toMatchObject({ before: { client_name: 'admin client' }, after: { client_name: 'admin client, renamed' } });
+    expect(byAdmin[1]!.details).toMatchObject({ before: { client_name: 'admin client', require_mfa: false }, after: { client_name: 'admin client, renamed', require_mfa: true } });
     expect(JSON.stringify(byAdmin)).not.toContain(String(created.body.client_secret));
 
     const endpoint = `${base}/reg`;

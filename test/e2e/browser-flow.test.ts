@@ -21,6 +21,7 @@ import {
 } from 'openid-client';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ACR_BASIC, ACR_MFA } from '../../src/accounts/authentication-context.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
@@ -28,7 +29,7 @@ import { startTestServer, type TestServer } from '../fixtures/server.js';
  * The whole sign-in as a person sees it: Debian's chromium (driven by playwright-core) signs in on
  * the login page, allows access on the consent page and signs out again, while a relying party on
  * 127.0.0.1 uses openid-client for discovery, PKCE, the code exchange, refresh and end-session.
- * Each run also takes screenshots of the three pages, into build/screenshots/ (git-ignored): the
+ * Each run also takes screenshots of the pages (login, consent, logout, second factor required), into build/screenshots/ (git-ignored): the
  * suite rewrites no tracked file. `npm run docs:screenshots` runs this file with SCREENSHOTS_DIR=docs/images
  * to update the README's images on purpose.
  */
@@ -222,7 +223,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     const idToken = tokens.id_token!;
     expect(decodeProtectedHeader(idToken).alg).toBe('RS256');
     const { payload: idClaims } = await jwtVerify(idToken, jwks, { issuer, audience: clientId, algorithms: ['RS256'] });
-    expect(idClaims).toMatchObject({ sub: userId, email: EMAIL, name: NAME, nonce: request.nonce });
+    expect(idClaims).toMatchObject({ sub: userId, email: EMAIL, name: NAME, nonce: request.nonce, acr: ACR_BASIC, amr: ['pwd'] });
     expect(tokens.claims()?.sub).toBe(userId);
     const { payload: atClaims, protectedHeader } = await jwtVerify(tokens.access_token, jwks, { issuer, audience: API, algorithms: ['RS256'], typ: 'at+jwt' });
     expect(protectedHeader.kid).toBeTruthy();
@@ -275,6 +276,31 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
     await expect.poll(() => page.title()).toBe('Sign in · Gatehouse');
     expect(await page.getByLabel('Password').isVisible()).toBe(true);
+  }, 120_000);
+
+  it('asked for a second factor (acr_values …:mfa), stops after the password on a page that says so; Cancel returns unmet_authentication_requirements to the app', async () => {
+    const request = await authorizationUrl({ acr_values: ACR_MFA });
+    await page.goto(request.url.href);
+    await page.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
+    await page.getByLabel('Email').fill(EMAIL);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+
+    const cancel = page.getByRole('button', { name: `Cancel and go back to ${CLIENT_NAME}` });
+    await cancel.waitFor();
+    await expect.poll(() => page.title()).toBe('Second factor required · Gatehouse');
+    const text = await page.locator('main').textContent();
+    expect(text).toContain(`${CLIENT_NAME} asked for a sign-in with a second factor.`);
+    expect(text).toContain(EMAIL);
+    expect(await page.getByRole('status').textContent()).toContain('has no second factor');
+    expect(await page.locator('input:not([type=hidden])').count()).toBe(0);
+    await page.screenshot({ path: path.join(IMAGES, 'mfa-required.png') });
+
+    await Promise.all([page.waitForURL((url) => url.href.startsWith(redirectUri)), cancel.click()]);
+    const callback = new URL(page.url());
+    expect(callback.searchParams.get('error')).toBe('unmet_authentication_requirements');
+    expect(callback.searchParams.get('state')).toBe(request.state);
+    expect(callback.searchParams.get('code')).toBeNull();
   }, 120_000);
 
   /** Every answer from Gatehouse a page gets while `run` runs: its URL, CSP and Set-Cookie headers. */

@@ -337,6 +337,26 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
     expect(refused.body.error_description).toMatch(description);
   });
 
+  it('never lets a client set require_mfa on itself (dropped, as metadata the server does not take from clients), and keeps the one an administrator set across its own updates', async () => {
+    const iat = await initialAccessToken();
+    const created = await call('POST', endpoint, iat, { ...serviceMetadata(), require_mfa: true });
+    expect(created.status).toBe(201);
+    expect(created.body).not.toHaveProperty('require_mfa');
+    const clientId = String(created.body.client_id);
+    const stored = async () => (await db.query<{ require_mfa: boolean }>('select require_mfa from clients where client_id = $1', [clientId])).rows[0]?.require_mfa;
+    expect(await stored()).toBe(false);
+
+    // An administrator requires it; the client's own update (saying false, or nothing) leaves it so.
+    await t.build.update(clientId, { require_mfa: true });
+    const { client_id_issued_at: _a, registration_client_uri: _b, registration_access_token: rat, client_secret: _c, client_secret_expires_at: _d, ...metadata } = created.body;
+    const updated = await call('PUT', String(created.body.registration_client_uri), String(rat), { ...metadata, client_name: 'renamed by itself', require_mfa: false });
+    expect(updated.status).toBe(200);
+    expect(updated.body).not.toHaveProperty('require_mfa');
+    expect(await stored()).toBe(true);
+    const row = await db.query<{ client_name: string }>('select client_name from clients where client_id = $1', [clientId]);
+    expect(row.rows[0]?.client_name).toBe('renamed by itself');
+  });
+
   it('stops taking an initial access token when it expires', async () => {
     const iat = await initialAccessToken('--expires-in', '1');
     await new Promise((resolve) => setTimeout(resolve, 1100));

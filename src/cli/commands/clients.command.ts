@@ -39,7 +39,7 @@ async function readJwks(io: CliIo, file: string | undefined): Promise<unknown> {
 
 /** CLI flags to the RFC 7591 body the services take; undefined fields are left out. */
 async function clientBody(io: CliIo, values: Values): Promise<Record<string, unknown>> {
-  const firstParty = typeof values['first-party'] === 'boolean' ? values['first-party'] : undefined;
+  const flag = (name: string) => (typeof values[name] === 'boolean' ? values[name] : undefined);
   const body: Record<string, unknown> = {
     client_name: str(values, 'name'),
     redirect_uris: list(values, 'redirect-uri'),
@@ -50,7 +50,8 @@ async function clientBody(io: CliIo, values: Values): Promise<Record<string, unk
     default_resource: str(values, 'resource'),
     jwks: await readJwks(io, str(values, 'jwks-file')),
     logo_uri: str(values, 'logo-uri'),
-    first_party: firstParty,
+    first_party: flag('first-party'),
+    require_mfa: flag('require-mfa'),
   };
   return Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined));
 }
@@ -73,7 +74,9 @@ function clientOptions(command: Command, { forUpdate }: { forUpdate: boolean }):
     .option('--post-logout-redirect-uri <URI>', 'where sign-outs may return to; repeat for more', collect)
     .option('--logo-uri <URI>', 'a logo shown on the consent screen')
     .option('--first-party', 'a client of your own: no consent screen')
-    .option('--no-first-party', 'a third-party client: people consent');
+    .option('--no-first-party', 'a third-party client: people consent')
+    .option('--require-mfa', 'sign-ins for this client need a second factor (acr urn:gatehouse:acr:mfa)')
+    .option('--no-require-mfa', 'sign-ins for this client need no second factor unless it asks (acr_values) or MFA_REQUIRED');
   const admin = new Option('--admin', 'an admin client: grants the admin API (scope admin); set only when a client is created');
   return command.addOption(forUpdate ? admin.hideHelp() : admin);
 }

@@ -130,6 +130,17 @@ describe('gatehouse CLI', () => {
       expect(created.scope).toBe('openid profile email');
     });
 
+    it('--require-mfa sets require_mfa, update --no-require-mfa clears it, and an update without either keeps it', async () => {
+      const created = await json('clients', 'create', '--name', 'bank', '--redirect-uri', 'https://bank.example.test/cb', '--require-mfa');
+      expect(created.require_mfa).toBe(true);
+      const id = String(created.client_id);
+      expect((await json('clients', 'update', id, '--name', 'bank v2')).require_mfa).toBe(true);
+      expect((await json('clients', 'update', id, '--no-require-mfa')).require_mfa).toBe(false);
+      expect((await json('clients', 'get', id)).require_mfa).toBe(false);
+      expect((await json('clients', 'update', id, '--require-mfa')).require_mfa).toBe(true);
+      expect((await json('clients', 'create', '--name', 'lenient')).require_mfa).toBe(false);
+    });
+
     it('without --json prints the secret on stdout and the one-time note on stderr', async () => {
       const result = await run('clients', 'create', '--name', 'human');
       expect(result.code).toBe(0);

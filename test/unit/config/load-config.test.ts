@@ -48,6 +48,12 @@ describe('loadConfig defaults', () => {
     expect(loadConfig({ REGISTRATION_ENABLED: 'false' }).registrationEnabled).toBe(false);
   });
 
+  it('requires a second factor of every sign-in only when MFA_REQUIRED says so', () => {
+    expect(loadConfig({}).mfaRequired).toBe(false);
+    expect(loadConfig({ MFA_REQUIRED: 'true' }).mfaRequired).toBe(true);
+    expect(() => loadConfig({ MFA_REQUIRED: 'always' })).toThrow(/MFA_REQUIRED: must be true or false/);
+  });
+
   it('caps initial access tokens at 30 days unless REGISTRATION_TOKEN_MAX_TTL_SECONDS says otherwise', () => {
     expect(loadConfig({}).registrationTokenMaxTtlSeconds).toBe(30 * 86_400);
     expect(loadConfig({ REGISTRATION_TOKEN_MAX_TTL_SECONDS: '3600' }).registrationTokenMaxTtlSeconds).toBe(3600);

@@ -7,10 +7,12 @@ import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, type JSONWebK
 import Koa from 'koa';
 import { errors, Provider, type Adapter, type AdapterPayload, type ExternalSigningKey } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ACR_BASIC, ACR_MFA, ACR_VALUES } from '../../../src/accounts/authentication-context.js';
 import { digestClientSecret, verifyClientSecret } from '../../../src/services/client-secrets.js';
 import { isUnreachable } from '../../../src/services/dependency-outage.js';
 import { newInitialAccessTokenValue } from '../../../src/services/registration.service.js';
 import {
+  AUTHENTICATION_CLAIMS,
   CHECKED_AGAINST,
   compareClientSecretsWith,
   currentProviderRequest,
@@ -23,13 +25,16 @@ import {
   isRefreshTokenReuse,
   issuedClientSecret,
   matchedRoutePattern,
+  policyWithLoginCheck,
   providerScriptHashes,
   providerSigningKey,
   refreshTokenReused,
   rememberBuiltClients,
+  unmetAuthenticationRequirements,
 } from '../../../src/oidc/upstream.js';
 import type { ClientRecord } from '../../../src/registry/client.repository.js';
 import type { RegistryCache } from '../../../src/registry/registry-cache.js';
+import { Agent, pkce } from '../../fixtures/flow.js';
 
 /*
  * The contract test of src/oidc/upstream.ts: each reliance on oidc-provider's (and koa-router's)
@@ -435,5 +440,192 @@ describe('external signing', () => {
     expect(() => new Provider(ISSUER, { jwks: { keys: [signingKey] }, features: { externalSigningSupport: { enabled: true, ack: 'experimental-00' } } })).toThrow(
       /unacknowledged version of an experimental feature/,
     );
+  });
+});
+
+/**
+ * A provider with interactions, on a socket of its own: GET /interaction/:uid answers the prompt as
+ * JSON, GET /interaction/:uid/finish finishes the interaction with `finishWith` (as Gatehouse's
+ * routes call interactionResult) and follows on to the resume step. Consent is never asked (the
+ * grant is made as Gatehouse makes a first-party client's).
+ */
+async function interactiveProvider(configuration: Partial<ConstructorParameters<typeof Provider>[1]>) {
+  const state: { finishWith: Record<string, unknown> } = { finishWith: {} };
+  const served = new Provider(ISSUER, {
+    adapter: recordingAdapter,
+    jwks: { keys: [signingKey] },
+    cookies: { keys: ['a cookie key of the contract test only, 32+ chars'] },
+    features: { devInteractions: { enabled: false }, externalSigningSupport: EXTERNAL_SIGNING },
+    // offline_access keeps the refresh_token grant on, which the shared client `app` has.
+    scopes: ['openid', 'offline_access'],
+    findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
+    async loadExistingGrant(ctx) {
+      const { client, session } = ctx.oidc;
+      if (!client || !session?.accountId) return undefined;
+      const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+      grant.addOIDCScope('openid');
+      await grant.save();
+      return grant;
+    },
+    renderError: (ctx, out) => {
+      ctx.body = out;
+    },
+    ...configuration,
+  });
+  compareClientSecretsWith(served, (presented, stored) => verifyClientSecret(DIGEST_KEY, presented, stored));
+  served.use(async (ctx, next) => {
+    const match = /^\/interaction\/([^/]+)(\/finish)?$/.exec(ctx.path);
+    if (!match) return next();
+    if (match[2]) {
+      const url = await served.interactionResult(ctx.req, ctx.res, state.finishWith, { mergeWithLastSubmission: false });
+      ctx.status = 303;
+      ctx.redirect(url);
+      return;
+    }
+    const details = await served.interactionDetails(ctx.req, ctx.res);
+    ctx.body = { uid: details.uid, prompt: details.prompt };
+  });
+  const listening = createServer(served.callback());
+  await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(listening.address() as AddressInfo).port}`;
+  const interaction = (answer: { response: Response; url: string }) => ({ ...answer, prompt: answer.response.status === 200 && new URL(answer.url).pathname.startsWith('/interaction/') });
+
+  return {
+    state,
+    url,
+    close: () => new Promise((resolve) => listening.close(resolve)),
+    /** Starts an authorization request for `app` on `agent`; where it stopped (an interaction, or the client's redirect_uri). */
+    async authorize(agent: Agent, params: Record<string, string> = {}) {
+      const { challenge, verifier } = pkce();
+      const query = new URLSearchParams({
+        client_id: 'app',
+        response_type: 'code',
+        redirect_uri: 'https://rp.example/cb',
+        scope: 'openid',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        ...params,
+      });
+      return { ...interaction(await agent.follow(`/auth?${query}`)), verifier };
+    },
+    /** Finishes the interaction the agent is at with `result`; where that led. */
+    async finish(agent: Agent, at: string, result: Record<string, unknown>) {
+      state.finishWith = result;
+      return interaction(await agent.follow(`${new URL(at).pathname}/finish`));
+    },
+    /** Exchanges a code of `app` for its ID token's payload, verified against the provider's JWKS. */
+    async idToken(code: string, verifier: string) {
+      const response = await fetch(`${url}${served.pathFor('token')}`, {
+        method: 'POST',
+        headers: { authorization: basic(), 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: 'https://rp.example/cb', code_verifier: verifier }),
+      });
+      expect(response.status).toBe(200);
+      const jwks = (await (await fetch(`${url}${served.pathFor('jwks')}`)).json()) as JSONWebKeySet;
+      const { id_token: idToken } = (await response.json()) as { id_token: string };
+      return (await jwtVerify(idToken, createLocalJWKSet(jwks), { issuer: ISSUER, audience: 'app' })).payload;
+    },
+  };
+}
+
+describe('the authentication context (acr, amr)', () => {
+  it('reaches every ID token from a login result only with AUTHENTICATION_CLAIMS listed under claims.openid', async () => {
+    for (const listed of [true, false]) {
+      const op = await interactiveProvider({ acrValues: [...ACR_VALUES], claims: { openid: ['sub', ...(listed ? AUTHENTICATION_CLAIMS : [])] } });
+      try {
+        const agent = new Agent(op.url);
+        const started = await op.authorize(agent);
+        expect(started.prompt).toBe(true);
+        const done = await op.finish(agent, started.url, { login: { accountId: 'user-1', acr: ACR_BASIC, amr: ['pwd'] } });
+        const redirect = new URL(done.url);
+        expect(redirect.origin + redirect.pathname).toBe('https://rp.example/cb');
+        const payload = await op.idToken(redirect.searchParams.get('code')!, started.verifier);
+        expect(payload.sub).toBe('user-1');
+        if (listed) expect({ acr: payload.acr, amr: payload.amr }).toEqual({ acr: ACR_BASIC, amr: ['pwd'] });
+        else {
+          expect(payload).not.toHaveProperty('acr');
+          expect(payload).not.toHaveProperty('amr');
+        }
+
+        // The session keeps them: the next request of the same browser is answered at once, with the same values.
+        const again = await op.authorize(agent, { prompt: 'none' });
+        const code = new URL(again.url).searchParams.get('code');
+        expect(code).toBeTruthy();
+        const second = await op.idToken(code!, again.verifier);
+        if (listed) expect({ acr: second.acr, amr: second.amr }).toEqual({ acr: ACR_BASIC, amr: ['pwd'] });
+      } finally {
+        await op.close();
+      }
+    }
+  });
+
+  it('advertises acrValues in discovery as acr_values_supported, and the claims as supported', async () => {
+    const op = await interactiveProvider({ acrValues: [...ACR_VALUES], claims: { openid: ['sub', ...AUTHENTICATION_CLAIMS] } });
+    try {
+      const discovery = (await (await fetch(`${op.url}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+      expect(discovery.acr_values_supported).toEqual([ACR_BASIC, ACR_MFA]);
+      expect(discovery.claims_supported).toEqual(expect.arrayContaining(['sub', 'acr', 'amr']));
+    } finally {
+      await op.close();
+    }
+  });
+});
+
+describe('a check of our own on the login prompt (policyWithLoginCheck), and unmetAuthenticationRequirements', () => {
+  it('runs with the built-in checks, prompts, answers prompt=none with login_required, runs again on resume, and the unmet result reaches the client', async () => {
+    const op = await interactiveProvider({
+      acrValues: [...ACR_VALUES],
+      claims: { openid: ['sub', ...AUTHENTICATION_CLAIMS] },
+      interactions: {
+        url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+        policy: policyWithLoginCheck({
+          reason: 'strong_needed',
+          description: 'a stronger sign-in is needed',
+          check: async (ctx) => ctx.oidc.params?.acr_values === ACR_MFA && ctx.oidc.session?.acr !== ACR_MFA,
+          details: async () => ({ why: 'asked' }),
+        }),
+      },
+    });
+    try {
+      const agent = new Agent(op.url);
+      // No session: every prompting check of the login prompt is listed, no_session first, and the details merged.
+      const first = await op.authorize(agent, { acr_values: ACR_MFA });
+      const details = (await first.response.json()) as { prompt: { name: string; reasons: string[]; details: Record<string, unknown> } };
+      expect(details.prompt).toMatchObject({ name: 'login', reasons: ['no_session', 'strong_needed'], details: { why: 'asked' } });
+      // A login at basic: the resume step runs the policy again, and the check asks once more.
+      const basic = await op.finish(agent, first.url, { login: { accountId: 'user-2', acr: ACR_BASIC, amr: ['pwd'] } });
+      expect(basic.prompt).toBe(true);
+      const again = (await basic.response.json()) as typeof details;
+      expect(again.prompt.reasons).toEqual(['strong_needed']);
+
+      // The unmet result ends at the client with that error and no code.
+      const unmet = await op.finish(agent, basic.url, unmetAuthenticationRequirements('no second factor'));
+      const refused = new URL(unmet.url);
+      expect(refused.origin + refused.pathname).toBe('https://rp.example/cb');
+      expect(refused.searchParams.get('error')).toBe('unmet_authentication_requirements');
+      expect(refused.searchParams.get('code')).toBeNull();
+
+      // prompt=none with the basic session: login_required, the check's error, at the redirect_uri.
+      const silent = await op.authorize(agent, { acr_values: ACR_MFA, prompt: 'none' });
+      const silentUrl = new URL(silent.url);
+      expect(silentUrl.origin + silentUrl.pathname).toBe('https://rp.example/cb');
+      expect(silentUrl.searchParams.get('error')).toBe('login_required');
+      expect(silentUrl.searchParams.get('code')).toBeNull();
+
+      // Without acr_values the basic session is enough.
+      const plain = await op.authorize(agent, { prompt: 'none' });
+      expect(new URL(plain.url).searchParams.get('code')).toBeTruthy();
+
+      // A login at mfa satisfies the check on resume: a code, and the ID token says mfa.
+      const stepUp = await op.authorize(agent, { acr_values: ACR_MFA });
+      expect(stepUp.prompt).toBe(true);
+      const done = await op.finish(agent, stepUp.url, { login: { accountId: 'user-2', acr: ACR_MFA, amr: ['pwd', 'otp', 'mfa'] } });
+      const code = new URL(done.url).searchParams.get('code');
+      expect(code).toBeTruthy();
+      const payload = await op.idToken(code!, stepUp.verifier);
+      expect({ acr: payload.acr, amr: payload.amr }).toEqual({ acr: ACR_MFA, amr: ['pwd', 'otp', 'mfa'] });
+    } finally {
+      await op.close();
+    }
   });
 });
