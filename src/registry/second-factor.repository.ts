@@ -94,10 +94,28 @@ export async function deleteTotpFactors(db: Db, userId: string): Promise<number>
   return Number(deleted.numDeletedRows);
 }
 
-/** Rows sealed under another data key than `currentKid` (for re-encryption), oldest first. */
-export async function listTotpFactorsNotUnder(db: Db, currentKid: string, limit: number): Promise<TotpFactorRecord[]> {
-  const rows = await db.selectFrom('totp_factors').selectAll().where('key_id', '<>', currentKid).orderBy('created_at').limit(limit).execute();
+/** Where a listing of rows stopped: the last row's key. */
+export type TotpFactorCursor = Pick<TotpFactorRecord, 'userId' | 'state'>;
+
+/**
+ * Up to `limit` rows sealed under another data key than `currentKid` (for re-encryption), in key
+ * order after `after`: a batch at a time, each row seen once even if it cannot be re-sealed.
+ */
+export async function listTotpFactorsNotUnder(db: Db, currentKid: string, after: TotpFactorCursor | undefined, limit: number): Promise<TotpFactorRecord[]> {
+  let query = db.selectFrom('totp_factors').selectAll().where('key_id', '<>', currentKid);
+  if (after) query = query.where((eb) => eb(eb.refTuple('user_id', 'state'), '>', eb.tuple(after.userId, after.state)));
+  const rows = await query.orderBy('user_id').orderBy('state').limit(limit).execute();
   return rows.map(toTotpFactorRecord);
+}
+
+/** How many rows are sealed under another data key than `currentKid`. */
+export async function countTotpFactorsNotUnder(db: Db, currentKid: string): Promise<number> {
+  const row = await db
+    .selectFrom('totp_factors')
+    .select(sql<string | number>`count(*)`.as('n'))
+    .where('key_id', '<>', currentKid)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 /** Replaces a row's sealed secret, only if it is still the one read (a concurrent change wins). */

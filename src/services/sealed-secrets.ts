@@ -39,15 +39,16 @@ function checkContext(context: string): void {
 /**
  * Encrypts `plaintext` for the row `context` names (`totp:<user id>`, `upstream:<provider id>`)
  * under the newest data key. The keys directory is re-read first (seals are rare: an enrolment, a
- * provider's registration, a re-encryption), so a seal never uses a key older than the newest on disk.
+ * provider's registration), so a seal never uses a key older than the newest on disk; a caller
+ * sealing many at once (re-encryption) reloads once itself and passes `reload: false`.
  *
  * @example
  * const { jwe, kid } = await sealSecret(dataKeys, secret, `totp:${userId}`);
  * // store jwe in secret_jwe and kid in key_id
  */
-export async function sealSecret(ring: DataKeyring, plaintext: string, context: string): Promise<SealedSecret> {
+export async function sealSecret(ring: DataKeyring, plaintext: string, context: string, options: { reload?: boolean } = {}): Promise<SealedSecret> {
   checkContext(context);
-  await ring.reload();
+  if (options.reload !== false) await ring.reload();
   const key = ring.keys().at(-1);
   if (!key) throw new SealedSecretError('unknown_key', 'no data key to seal with');
   const jwe = await new CompactEncrypt(new TextEncoder().encode(plaintext))
