@@ -178,9 +178,14 @@ describe('second factors on PostgreSQL', () => {
     expect(await verifySecondFactor(deps, id, ` ${code.slice(0, 3)} ${code.slice(3)} `)).toMatchObject({ ok: true, method: 'totp' });
     later();
     const fresh = await codeAt(secret);
+    const before = { rows: await rowsOf(id), status: await secondFactorStatus(registry.db, id, nowMs) };
     for (const input of [fresh.slice(1), `${fresh}1`, '12 34 5', 'abcdef', '', ' ', 'x'.repeat(10_000), '12\u00003456']) {
       expect(await verifySecondFactor(deps, id, input), JSON.stringify(input.slice(0, 20))).toEqual({ ok: false, reason: 'malformed' });
     }
+    // Refusals change nothing: no step spent, no recovery code used.
+    expect(await verifySecondFactor(deps, id, await codeAt(secret, 2 * STEP_MS))).toEqual({ ok: false, reason: 'invalid_code' });
+    expect(await verifySecondFactor(deps, id, 'AAAA-BBBB-CCCC-DDDD')).toEqual({ ok: false, reason: 'invalid_code' });
+    expect({ rows: await rowsOf(id), status: await secondFactorStatus(registry.db, id, nowMs) }).toEqual(before);
     // Full-width digits are digits; the right code written so is accepted.
     const wide = fresh.replace(/\d/g, (d) => String.fromCharCode(0xff10 + Number(d)));
     expect(await verifySecondFactor(deps, id, wide)).toMatchObject({ ok: true, method: 'totp' });
