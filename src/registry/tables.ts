@@ -101,6 +101,33 @@ export interface AuditLogTable {
   kid: ColumnType<string | null, string | null | undefined, never>;
 }
 
+/**
+ * A person's TOTP authenticator: at most one confirmed (`active`) and one `pending` enrolment
+ * (primary key user_id, state). The secret is stored only sealed (services/sealed-secrets.ts).
+ */
+export interface TotpFactorTable {
+  user_id: string;
+  state: 'pending' | 'active';
+  /** Compact JWE of the base32 secret, sealed for `totp:<user id>`. */
+  secret_jwe: string;
+  /** The data key it is sealed under (also in the JWE's header): rows under older keys are found by it. */
+  key_id: string;
+  /** int8 (pg: string, PGlite: number): the time step of the last accepted code; -1 for none. */
+  last_used_step: ColumnType<string | number, number | undefined, number>;
+  created_at: Timestamp;
+  confirmed_at: Timestamp | null;
+}
+
+/** One single-use recovery code, stored only as a digest (ten per person; regenerating replaces the set). */
+export interface RecoveryCodeTable {
+  id: Generated<string | number>;
+  user_id: string;
+  /** `sha256$` + base64url(SHA-256(normalised code)), as registry/token-digest.ts. */
+  digest: string;
+  used_at: Timestamp | null;
+  created_at: Timestamp;
+}
+
 /** Every table of the registry, as Kysely sees it. */
 export interface Database {
   resource_servers: ResourceServerTable;
@@ -110,6 +137,8 @@ export interface Database {
   users: UserTable;
   oidc_durable: OidcDurableTable;
   audit_log: AuditLogTable;
+  totp_factors: TotpFactorTable;
+  recovery_codes: RecoveryCodeTable;
 }
 
 export type ResourceServerRow = Selectable<ResourceServerTable>;
@@ -125,3 +154,6 @@ export type UserRowUpdate = Updateable<UserTable>;
 export type OidcDurableRow = Selectable<OidcDurableTable>;
 export type AuditLogRow = Selectable<AuditLogTable>;
 export type NewAuditLogRow = Insertable<AuditLogTable>;
+export type TotpFactorRow = Selectable<TotpFactorTable>;
+export type NewTotpFactorRow = Insertable<TotpFactorTable>;
+export type RecoveryCodeRow = Selectable<RecoveryCodeTable>;

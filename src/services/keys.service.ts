@@ -1,4 +1,5 @@
 import { generateAuditKey, loadAuditKeyring, type AuditKey } from '../keys/audit-key.js';
+import { generateDataKey, loadDataKeyring, loadDataKeys, type DataKey } from '../keys/data-key.js';
 import { generateKey, loadDigestKey, rotateKeys, summarize, type SigningAlg, type StoredKey } from '../keys/key-store.js';
 import { recordChange, type AuditActor, type Change, type RegistryServiceDeps } from './changes.js';
 import { ChangeNotRecordedError, isUndefinedTable } from './errors.js';
@@ -43,13 +44,14 @@ async function recordKeyChange(deps: KeysServiceDeps, by: AuditActor, change: Ch
 }
 
 /**
- * Adds a signing key (it signs at once, being the newest active one), and the digest and audit
- * keys if they are missing. Recorded as `keys.generate` after the files are written (see KeysServiceDeps).
+ * Adds a signing key (it signs at once, being the newest active one), and the digest, audit and
+ * data keys if they are missing. Recorded as `keys.generate` after the files are written (see KeysServiceDeps).
  */
 export async function generateSigningKey(deps: KeysServiceDeps, by: AuditActor, alg: SigningAlg = 'RS256'): Promise<KeyChange<{ key: StoredKey }>> {
   const key = await generateKey(deps.keysDir, alg);
   await loadDigestKey(deps.keysDir, { generateIfMissing: true });
   await loadAuditKeyring(deps.keysDir, { generateIfMissing: true });
+  await loadDataKeyring(deps.keysDir, { generateIfMissing: true });
   const unrecorded = await recordKeyChange(deps, by, {
     action: 'keys.generate',
     target: `key:${key.kid}`,
@@ -89,4 +91,21 @@ export async function rotateAuditKey(deps: KeysServiceDeps, by: AuditActor): Pro
     details: { created: { kid: key.kid, created_at: key.createdAt } },
   }, { beforeMigrate: false });
   return { key, ...(unrecorded ? { unrecorded } : {}) };
+}
+
+/**
+ * Makes a new data key, which seals every secret from then on (each seal re-reads KEYS_DIR); the
+ * older keys stay, listed in `older`, to open what they sealed until `keys reencrypt` has re-sealed
+ * it. Recorded as `keys.data_key_rotate` after the file is written (see KeysServiceDeps); like a
+ * signing key, one made before the first migrate is said, not refused.
+ */
+export async function rotateDataKey(deps: KeysServiceDeps, by: AuditActor): Promise<KeyChange<{ key: DataKey; older: string[] }>> {
+  const key = await generateDataKey(deps.keysDir);
+  const older = (await loadDataKeys(deps.keysDir)).map((k) => k.kid).filter((kid) => kid !== key.kid);
+  const unrecorded = await recordKeyChange(deps, by, {
+    action: 'keys.data_key_rotate',
+    target: `data-key:${key.kid}`,
+    details: { created: { kid: key.kid, created_at: key.createdAt }, older },
+  }, { beforeMigrate: true });
+  return { key, older, ...(unrecorded ? { unrecorded } : {}) };
 }

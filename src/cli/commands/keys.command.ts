@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
+import { loadDataKeyring } from '../../keys/data-key.js';
 import { loadKeys, SIGNING_ALGS, summarize, type SigningAlg } from '../../keys/key-store.js';
-import { generateSigningKey, rotateSigningKeys, type KeysServiceDeps } from '../../services/keys.service.js';
+import { reencryptSealedSecrets } from '../../services/reencrypt.service.js';
+import { generateSigningKey, rotateDataKey, rotateSigningKeys, type KeysServiceDeps } from '../../services/keys.service.js';
 import { cliActor } from '../cli-audit.js';
 import { withDatabase, type Context } from '../context.js';
 import { choiceOption, group, handle, seconds, str, type CliRuntime, type Values } from '../define.js';
@@ -26,15 +28,24 @@ unless said; 0 for at once, as after a leak), when the current key retires: ever
 resource server that caches the JWKS sees a key before any token carries it.
 `;
 
-/** `gatehouse keys generate | rotate | list`: the signing keys in KEYS_DIR. */
+const ROTATE_DATA_KEY_HELP = `
+The data key encrypts the secrets stored in the database (TOTP secrets, upstream client secrets).
+keys rotate-data-key makes a new one, which encrypts every secret from then on; each node reads it
+when it next encrypts or meets a secret under it. The older data keys stay in KEYS_DIR: secrets
+encrypted under them still decrypt with them. keys reencrypt then re-encrypts every secret under an
+older key with the newest one; once it reports 0 rows under old keys, the older data-<kid>.key
+files may be deleted (keep a backup: a restored database backup needs them).
+`;
+
+/** `gatehouse keys generate | rotate | list | rotate-data-key | reencrypt`: the keys in KEYS_DIR. */
 export function keysCommand(runtime: CliRuntime): Command {
-  const keys = group('keys', 'generate, rotate and list the signing keys in KEYS_DIR');
+  const keys = group('keys', 'generate, rotate and list the signing keys, rotate the data key and re-encrypt under it');
   const alg = () => choiceOption('--alg <ALG>', 'the signing algorithm (RS256 unless said)', SIGNING_ALGS);
 
   keys
     .command('generate')
     .summary('generate a signing key in KEYS_DIR')
-    .description('Generates a signing key (and the client-secret and audit keys, if missing) in KEYS_DIR.')
+    .description('Generates a signing key (and the client-secret, audit and data keys, if missing) in KEYS_DIR.')
     .addOption(alg())
     .action(
       handle(runtime, async (ctx, values) => {
@@ -64,6 +75,39 @@ export function keysCommand(runtime: CliRuntime): Command {
         );
         printResult(io, json, { ...summarize(created), retired, removed });
         if (unrecorded) io.stderr(`gatehouse: ${unrecorded}\n`);
+      }),
+    );
+
+  keys
+    .command('rotate-data-key')
+    .summary('make a new data key, which encrypts stored secrets from now on')
+    .description('Makes a new data key in KEYS_DIR: it encrypts the secrets stored in the database from now on; older data keys stay to decrypt what they encrypted.')
+    .addHelpText('after', ROTATE_DATA_KEY_HELP)
+    .action(
+      handle(runtime, async (ctx) => {
+        const { io, json, config } = ctx;
+        const { key, older, unrecorded } = await rotateDataKey(keysDeps(ctx), cliActor());
+        printResult(io, json, { kid: key.kid, created_at: key.createdAt, older_keys: older, keys_dir: config.keysDir });
+        if (unrecorded) io.stderr(`gatehouse: ${unrecorded}\n`);
+      }),
+    );
+
+  keys
+    .command('reencrypt')
+    .summary('re-encrypt the stored secrets under the newest data key')
+    .description('Re-encrypts every secret stored under an older data key with the newest one, and says how many rows still need an older key; exit 1 when a secret could not be decrypted.')
+    .action(
+      handle(runtime, async (ctx) => {
+        const { io, json, config } = ctx;
+        const dataKeys = await loadDataKeyring(config.keysDir, { generateIfMissing: !config.production });
+        const report = await withDatabase(ctx, (registry) => reencryptSealedSecrets({ db: registry.db, audit: registry.audit, dataKeys }, cliActor()));
+        printResult(io, json, { key: report.key, resealed: report.resealed, failed: report.failed.length, under_old_keys: report.remaining, keys_dir: config.keysDir });
+        if (report.failed.length === 0) return 0;
+        const first = report.failed[0]!;
+        io.stderr(
+          `gatehouse: ${report.failed.length} stored secret(s) could not be decrypted and stay under their old key (first: ${first.table} ${first.target}: ${first.reason})\n`,
+        );
+        return 1;
       }),
     );
 

@@ -28,8 +28,10 @@ const EXPECTED_RUNTIME_PRIVILEGES: Record<string, string[]> = {
   kysely_migration: ['SELECT'],
   kysely_migration_lock: ['SELECT'],
   oidc_durable: READ_WRITE,
+  recovery_codes: READ_WRITE,
   registry_revision: READ_WRITE,
   resource_servers: READ_WRITE,
+  totp_factors: READ_WRITE,
   users: READ_WRITE,
 };
 
@@ -205,7 +207,7 @@ describe('gatehouse db roles: least privilege for the database', () => {
       runtime: RUNTIME,
       created: [OWNER, RUNTIME],
       runtime_password_set: true,
-      read_write: ['client_grants', 'clients', 'oidc_durable', 'registry_revision', 'resource_servers', 'users'],
+      read_write: ['client_grants', 'clients', 'oidc_durable', 'recovery_codes', 'registry_revision', 'resource_servers', 'totp_factors', 'users'],
       append_only: ['audit_log'],
       read_only: ['kysely_migration', 'kysely_migration_lock'],
       sequences: [],
