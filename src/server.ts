@@ -78,7 +78,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const auditKeys = await loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production });
   // Seals the secrets stored in the registry (TOTP secrets); in production `keys generate` makes it,
   // and a start without one stops here, naming the command.
-  await loadDataKeyring(config.keysDir, { generateIfMissing: !config.production });
+  const dataKeys = await loadDataKeyring(config.keysDir, { generateIfMissing: !config.production });
 
   const metrics = createMetrics({
     clientIds: config.metricsClientIds,
@@ -119,6 +119,9 @@ export async function startServer(config: Config, logger: Logger, options: Start
       provider: () => host.provider,
       accounts,
       limiter: createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits }),
+      mfaLimiter: createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits, kind: 'mfa' }),
+      secondFactors: { db: registry.db, audit: auditWriter, dataKeys },
+      store,
       pages,
       cache,
       config,
