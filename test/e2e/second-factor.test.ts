@@ -298,6 +298,23 @@ describe('a second factor at sign-in (TOTP and recovery codes)', () => {
     expect(await idTokenOf(done.url, started.verifier)).toMatchObject({ acr: ACR_MFA });
   });
 
+  it('two right codes posted at once on one page finish one sign-in only: the PendingSignIn is taken once', async () => {
+    const person = await enrolledPerson();
+    const { agent, action, csrf } = await toSecondFactor(person);
+    const answers = await Promise.all([
+      agent.postForm(action, { csrf, code: await codeAt(person.secret) }),
+      agent.postForm(action, { csrf, code: person.recoveryCodes[0]! }),
+    ]);
+    const statuses = answers.map((answer) => answer.status).sort();
+    expect(statuses).toEqual([303, 400]);
+    const finished = answers.find((answer) => answer.status === 303)!;
+    expect(finished.headers.get('location')).toMatch(/\/auth\//);
+    const before = await lastSeq();
+    // The page is gone with it: a third code is refused.
+    expect((await agent.postForm(action, { csrf, code: person.recoveryCodes[1]! })).status).toBe(400);
+    expect(await auditSince(before)).toEqual([]);
+  });
+
   it('a browser that skips from the second-factor page to the resume URL gets no code, only a sign-in page again', async () => {
     const person = await enrolledPerson();
     const { agent, uid } = await toSecondFactor(person);
