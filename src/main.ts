@@ -29,11 +29,13 @@ function readConfig(): Config | undefined {
 /** What the workers would race over, done once by the primary: dev migrations and first keys. */
 async function preparePrimary(config: Config, logger: ReturnType<typeof createLogger>): Promise<void> {
   const { loadAuditKeyring } = await import('./keys/audit-key.js');
+  const { loadDataKeyring } = await import('./keys/data-key.js');
   const { loadDigestKey, loadSigningJwks } = await import('./keys/key-store.js');
   const { openServerDatabase } = await import('./registry/database.js');
   const { migrateToLatest } = await import('./registry/migrate.js');
   await loadDigestKey(config.keysDir, { generateIfMissing: !config.production });
   await loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production });
+  await loadDataKeyring(config.keysDir, { generateIfMissing: !config.production });
   await loadSigningJwks(config.keysDir, { generateIfMissing: !config.production });
   if (!config.production) {
     const registry = await openServerDatabase(config, logger);

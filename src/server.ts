@@ -11,6 +11,7 @@ import { createInteractionRoutes } from './interactions/interaction.routes.js';
 import { createLoginLimiter } from './interactions/login-limiter.js';
 import { createPages } from './oidc/pages.js';
 import { loadAuditKeyring } from './keys/audit-key.js';
+import { loadDataKeyring } from './keys/data-key.js';
 import { keyState, loadDigestKey, loadKeys } from './keys/key-store.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics, createMetricsServer } from './observability/metrics.js';
@@ -75,6 +76,9 @@ export async function startServer(config: Config, logger: Logger, options: Start
   }
   const digestKey = await loadDigestKey(config.keysDir, { generateIfMissing: !config.production });
   const auditKeys = await loadAuditKeyring(config.keysDir, { generateIfMissing: !config.production });
+  // Seals the secrets stored in the registry (TOTP secrets); in production `keys generate` makes it,
+  // and a start without one stops here, naming the command.
+  const dataKeys = await loadDataKeyring(config.keysDir, { generateIfMissing: !config.production });
 
   const metrics = createMetrics({
     clientIds: config.metricsClientIds,
@@ -115,6 +119,9 @@ export async function startServer(config: Config, logger: Logger, options: Start
       provider: () => host.provider,
       accounts,
       limiter: createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits }),
+      mfaLimiter: createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits, kind: 'mfa' }),
+      secondFactors: { db: registry.db, audit: auditWriter, dataKeys },
+      store,
       pages,
       cache,
       config,

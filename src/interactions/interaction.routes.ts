@@ -2,7 +2,7 @@ import coBody from 'co-body';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { errors, type Provider } from 'oidc-provider';
-import { passwordSignIn } from '../accounts/authentication-context.js';
+import { ACR_MFA, passwordSignIn, type Amr } from '../accounts/authentication-context.js';
 import type { AuditEntry, AuditSink } from '../audit/audit-log.js';
 import { emailFingerprint } from '../audit/security-events.js';
 import type { Config } from '../config/load-config.js';
@@ -13,6 +13,8 @@ import { pageCsp, type Pages } from '../oidc/pages.js';
 import { unmetAuthenticationRequirements } from '../oidc/upstream.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
+import { hasSecondFactor, verifySecondFactor, type SecondFactorDeps, type SecondFactorRefusal } from '../services/second-factors.service.js';
+import { epochSeconds, type EphemeralStore } from '../store/ephemeral-store.js';
 import { createCsrf } from './csrf.js';
 import type { LoginLimiter } from './login-limiter.js';
 import { describeScopes } from './scopes.js';
@@ -67,6 +69,41 @@ function mfaNeeded(interaction: { prompt: { name: string; reasons?: string[]; de
   return reason === 'global' || reason === 'acr_values' ? reason : 'client';
 }
 
+/**
+ * The ephemeral-store model of a sign-in whose password was right and whose second factor is
+ * pending (docs/design/sign-in-methods.md §3.5): keyed by the interaction's uid, reached only
+ * through the interaction's routes (its cookie, its CSRF token), taken once when the second factor
+ * succeeds. Nothing is handed to the provider before then, so the resume URL finds no result.
+ */
+const PENDING_SIGN_IN = 'PendingSignIn';
+/** How long a PendingSignIn lives at most (never longer than its interaction). */
+const PENDING_SIGN_IN_TTL_SECONDS = 600;
+
+/** Whom the second-factor page is for, and what they already did. */
+interface SecondFactorTarget {
+  accountId: string;
+  /** The methods already used: ['pwd'] after the password, the session's for a step-up. */
+  amr: Amr[];
+  /** A session that signed in before and now needs a second factor (no PendingSignIn). */
+  stepUp: boolean;
+  /** The account's sessions_valid_after (ms), when the password was just checked. */
+  cutoffMs?: number;
+}
+
+const AMR_VALUES: readonly Amr[] = ['pwd', 'otp', 'hwk', 'swk', 'mfa'];
+
+/** The methods of a sign-in with a second factor (TOTP or recovery code) after `before`. */
+function withOtp(before: readonly Amr[]): Amr[] {
+  return [...before.filter((method) => method !== 'mfa' && method !== 'otp'), 'otp', 'mfa'];
+}
+
+/** What the page says when a code is not accepted (never the code). */
+function refusalMessage(reason: SecondFactorRefusal): string {
+  if (reason === 'malformed') return 'Enter the 6-digit code from your authenticator app, or one of your recovery codes.';
+  if (reason === 'code_reused') return 'That code was already used. Wait for the next code in your authenticator app, or use a recovery code.';
+  return 'That code is not right. Enter the current code from your authenticator app, or one of your recovery codes.';
+}
+
 function formField(ctx: Context, name: string): string {
   const body = (ctx.state as { form?: Record<string, unknown> }).form;
   const value = body?.[name];
@@ -74,8 +111,8 @@ function formField(ctx: Context, name: string): string {
 }
 
 /**
- * The login, consent and second-factor pages (GET /interaction/:uid, POST …/login, POST …/confirm,
- * POST …/mfa/cancel, GET …/abort).
+ * The login, consent and second-factor pages (GET /interaction/:uid, POST …/login, POST …/mfa,
+ * POST …/confirm, POST …/mfa/cancel, GET …/abort).
  * Each POST checks the CSRF token and that the interaction is at the matching prompt.
  *
  * @example
@@ -89,11 +126,17 @@ export function createInteractionRoutes(deps: {
   cache: RegistryCache;
   config: Config;
   logger: Logger;
+  /** Counts wrong second-factor codes per account id and IP (createLoginLimiter kind 'mfa'). */
+  mfaLimiter: LoginLimiter;
+  /** The registry and data keys the second factors are checked with. */
+  secondFactors: SecondFactorDeps;
+  /** Where a PendingSignIn waits for its second factor. */
+  store: EphemeralStore;
   /** Where sign-in successes, failures and lockouts are recorded (optional until every caller passes it). */
   audit?: AuditSink;
   metrics?: Metrics;
 }): Router {
-  const { accounts, limiter, pages, cache, config } = deps;
+  const { accounts, limiter, mfaLimiter, pages, cache, config, store } = deps;
   // The sink never throws; awaiting it keeps one append per sign-in attempt in flight (backpressure).
   async function audit(ctx: Context, entry: Omit<AuditEntry, 'requestId' | 'ip'>) {
     const requestId = (ctx.state as { requestId?: unknown }).requestId;
@@ -185,6 +228,59 @@ export function createInteractionRoutes(deps: {
     );
   }
 
+  /** Whether the person has a confirmed authenticator (TOTP): then a password alone never finishes a sign-in (D6). */
+  function hasTotp(accountId: string): Promise<boolean> {
+    return hasSecondFactor(deps.secondFactors.db, accountId);
+  }
+
+  async function putPendingSignIn(uid: string, interaction: Awaited<ReturnType<typeof details>>, accountId: string, cutoff: Date | null | undefined) {
+    const remaining = typeof interaction.exp === 'number' ? interaction.exp - epochSeconds() : PENDING_SIGN_IN_TTL_SECONDS;
+    const ttl = Math.max(1, Math.min(PENDING_SIGN_IN_TTL_SECONDS, remaining));
+    await store.upsert(PENDING_SIGN_IN, uid, { accountId, amr: ['pwd'], at: epochSeconds(), ...(cutoff ? { cutoffMs: cutoff.getTime() } : {}) }, ttl);
+  }
+
+  /**
+   * Who the second-factor page of this interaction is for: the PendingSignIn of its password, or
+   * (a step-up) the session's person when the only reason for the login prompt is mfa_required.
+   * undefined when neither: there is no second factor to ask for here.
+   */
+  async function secondFactorTarget(uid: string, interaction: Awaited<ReturnType<typeof details>>): Promise<SecondFactorTarget | undefined> {
+    if (interaction.prompt.name !== 'login') return undefined;
+    const pending = await store.find(PENDING_SIGN_IN, uid);
+    if (pending && !pending.consumed && typeof pending.accountId === 'string') {
+      return { accountId: pending.accountId, amr: ['pwd'], stepUp: false, ...(typeof pending.cutoffMs === 'number' ? { cutoffMs: pending.cutoffMs } : {}) };
+    }
+    const accountId = interaction.session?.accountId;
+    if (!accountId || !mfaNeeded(interaction) || !(interaction.prompt.reasons ?? []).every((reason) => reason === MFA_REQUIRED)) return undefined;
+    const before = (interaction.session?.amr ?? []).filter((method): method is Amr => (AMR_VALUES as readonly string[]).includes(method));
+    // A session from before amr was recorded was a password sign-in (the only method there was).
+    return { accountId, amr: before.length > 0 ? before : ['pwd'], stepUp: true };
+  }
+
+  /** The second-factor page: a code (TOTP or recovery code), Continue, and Cancel. */
+  async function renderSecondFactor(ctx: Context, status: number, uid: string, interaction: Awaited<ReturnType<typeof details>>, accountId: string, error?: string) {
+    const name = await clientName(interaction.params.client_id);
+    const account = await accounts.findById(accountId);
+    const mfa = mfaNeeded(interaction);
+    const redirectUri = typeof interaction.params.redirect_uri === 'string' ? [interaction.params.redirect_uri] : [];
+    page(
+      ctx,
+      status,
+      'mfa',
+      {
+        title: "Confirm it's you",
+        clientName: name,
+        accountEmail: account?.email ?? '',
+        ...(mfa ? { why: MFA_WHY[mfa](name) } : {}),
+        ...(error ? { error } : {}),
+        csrf: csrf.token(uid),
+        action: `/interaction/${uid}/mfa`,
+        abort: `/interaction/${uid}/abort`,
+      },
+      redirectUri,
+    );
+  }
+
   // Expired or foreign interactions get a page that says what to do, not a stack or a redirect.
   router.use(async (ctx, next) => {
     try {
@@ -207,11 +303,17 @@ export function createInteractionRoutes(deps: {
     const interaction = await details(ctx);
     const { uid } = ctx.params as { uid: string };
     if (interaction.prompt.name === 'login') {
-      // Signed in, and only the second factor is missing: the second-factor page, not the password form.
+      // The password was right and the second factor is pending, or the session's person signed in
+      // and only the second factor is missing: the second-factor page, not the password form; for a
+      // person without one, the page that says a second factor is required.
+      const target = await secondFactorTarget(uid, interaction);
+      if (target && (!target.stepUp || (await hasTotp(target.accountId)))) {
+        await renderSecondFactor(ctx, 200, uid, interaction, target.accountId);
+        return;
+      }
       const mfa = mfaNeeded(interaction);
-      const accountId = interaction.session?.accountId;
-      if (mfa && accountId && (interaction.prompt.reasons ?? []).every((reason) => reason === MFA_REQUIRED)) {
-        const account = await accounts.findById(accountId);
+      if (target && mfa) {
+        const account = await accounts.findById(target.accountId);
         await renderMfaRequired(ctx, uid, interaction, mfa, account?.email ?? '');
         return;
       }
@@ -294,6 +396,15 @@ export function createInteractionRoutes(deps: {
       return;
     }
     await limiter.recordSuccess(email);
+    if (await hasTotp(result.user.id)) {
+      // A person with a second factor is asked for it after every password (design D6): nothing
+      // is finished yet; the password's result waits beside the interaction for the code.
+      await putPendingSignIn(uid, interaction, result.user.id, result.user.sessionsValidAfter);
+      ctx.state.log?.info({ outcome: 'second_factor_pending', accountId: result.user.id }, 'password accepted, second factor asked');
+      ctx.status = 303;
+      ctx.redirect(`/interaction/${uid}`);
+      return;
+    }
     const mfa = mfaNeeded(interaction);
     if (mfa) {
       // The password was right, but this sign-in needs a second factor and the account has none:
@@ -314,6 +425,83 @@ export function createInteractionRoutes(deps: {
     await audit(ctx, { actor: `user:${result.user.id}`, action: 'signin.success', target: `user:${result.user.id}`, details: { client_id: clientId } });
     await waitOutCutoffSecond(result.user.sessionsValidAfter);
     await finish(ctx, { login: { accountId: result.user.id, ...passwordSignIn() } });
+  });
+
+  router.post('/:uid/mfa', forms, async (ctx) => {
+    const { uid } = ctx.params as { uid: string };
+    const interaction = await details(ctx);
+    if (interaction.prompt.name !== 'login') {
+      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      return;
+    }
+    if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
+      deps.metrics?.signIn('csrf');
+      errorPage(ctx, 403, 'This form has expired', 'Reload the page and try again.', 'csrf_token_invalid');
+      return;
+    }
+    const target = await secondFactorTarget(uid, interaction);
+    if (!target || (target.stepUp && !(await hasTotp(target.accountId)))) {
+      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      return;
+    }
+    const { accountId } = target;
+    const clientId = typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null;
+    const limit = await mfaLimiter.check(accountId, ctx.ip);
+    if (!limit.allowed) {
+      deps.metrics?.signIn('locked');
+      deps.metrics?.rateLimited('mfa');
+      ctx.set('Retry-After', String(limit.retryAfterSeconds));
+      const minutes = Math.ceil(limit.retryAfterSeconds / 60);
+      await renderSecondFactor(ctx, 429, uid, interaction, accountId, `Too many wrong codes. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`);
+      return;
+    }
+    // Never logged nor audited: only the outcome and its reason are.
+    const code = formField(ctx, 'code');
+    const result = await verifySecondFactor(deps.secondFactors, accountId, code);
+    if (!result.ok) {
+      if (result.reason === 'malformed') {
+        // Neither a 6-digit code nor a recovery code: nothing was compared with a secret, so it is
+        // no guess and not counted; the page says what a code looks like.
+        ctx.state.log?.info({ outcome: 'failure', reason: result.reason, accountId }, 'second factor refused');
+        await renderSecondFactor(ctx, 400, uid, interaction, accountId, refusalMessage(result.reason));
+        return;
+      }
+      deps.metrics?.signIn('failure');
+      await mfaLimiter.recordFailure(accountId, ctx.ip);
+      ctx.state.log?.info({ outcome: 'failure', reason: result.reason, accountId }, 'second factor refused');
+      const who = `user:${accountId}` as const;
+      await audit(ctx, { actor: who, action: 'mfa.failure', target: who, details: { reason: result.reason, step_up: target.stepUp, client_id: clientId } });
+      // As for passwords: the lockout is recorded once, by the failure that reaches the limit.
+      const after = await mfaLimiter.check(accountId, ctx.ip);
+      if (!after.allowed) {
+        await audit(ctx, { actor: who, action: 'mfa.lockout', target: who, details: { retry_after_seconds: after.retryAfterSeconds, client_id: clientId } });
+      }
+      await renderSecondFactor(ctx, 401, uid, interaction, accountId, refusalMessage(result.reason));
+      return;
+    }
+    // The password's PendingSignIn finishes one sign-in only, whoever races.
+    if (!target.stepUp) {
+      const taken = await store.consume(PENDING_SIGN_IN, uid);
+      if (taken.result !== 'consumed') {
+        errorPage(ctx, 400, 'This sign-in link has expired', 'Go back to the app and start signing in again.', 'session_not_found');
+        return;
+      }
+      await store.destroy(PENDING_SIGN_IN, uid);
+    }
+    await mfaLimiter.recordSuccess(accountId);
+    const amr = withOtp(target.amr);
+    deps.metrics?.signIn('success');
+    ctx.state.log?.info({ outcome: 'success', accountId, method: result.method, stepUp: target.stepUp }, 'signed in with a second factor');
+    const who = `user:${accountId}` as const;
+    await audit(ctx, {
+      actor: who,
+      action: 'mfa.success',
+      target: who,
+      details: { method: result.method, step_up: target.stepUp, client_id: clientId, recovery_codes_left: result.recoveryCodesLeft },
+    });
+    await audit(ctx, { actor: who, action: 'signin.success', target: who, details: { client_id: clientId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr } });
+    if (target.cutoffMs !== undefined) await waitOutCutoffSecond(new Date(target.cutoffMs));
+    await finish(ctx, { login: { accountId, acr: ACR_MFA, amr } });
   });
 
   router.post('/:uid/confirm', forms, async (ctx) => {
@@ -372,6 +560,7 @@ export function createInteractionRoutes(deps: {
 
   router.get('/:uid/abort', async (ctx) => {
     await details(ctx);
+    await store.destroy(PENDING_SIGN_IN, ctx.params.uid as string);
     await finish(ctx, { error: 'access_denied', error_description: 'the user cancelled the sign-in' });
   });
 

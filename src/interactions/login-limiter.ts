@@ -12,15 +12,24 @@ export interface LoginLimits {
 /** Whether a sign-in may be tried now, and if not, for how long to wait. */
 export type LimitCheck = { allowed: true } | { allowed: false; retryAfterSeconds: number };
 
+/**
+ * `account` is the email typed (passwords) or the account id (second factors, which come after the
+ * password has said who it is).
+ */
 export interface LoginLimiter {
-  check(email: string, ip: string): Promise<LimitCheck>;
-  recordFailure(email: string, ip: string): Promise<void>;
+  check(account: string, ip: string): Promise<LimitCheck>;
+  recordFailure(account: string, ip: string): Promise<void>;
   /** A success clears the account's count (the IP's stays: it may be trying many accounts). */
-  recordSuccess(email: string): Promise<void>;
+  recordSuccess(account: string): Promise<void>;
 }
 
-/** An account's count is kept under its normalised email: the same key whatever spelling finds the account. */
-const accountKey = normaliseEmail;
+/**
+ * What a limiter counts: `login` (passwords, the default) keeps an account's count under its
+ * normalised email, the same key whatever spelling finds the account; `mfa` (second-factor codes)
+ * under the account id. Each has its own Redis keys (`<kind>_fail_account`, `<kind>_fail_ip`), so
+ * wrong codes and wrong passwords are counted apart, each against the same limits.
+ */
+export type LimiterKind = 'login' | 'mfa';
 
 function isLimiterRes(value: unknown): value is RateLimiterRes {
   return typeof value === 'object' && value !== null && 'msBeforeNext' in value;
@@ -32,16 +41,19 @@ function isLimiterRes(value: unknown): value is RateLimiterRes {
  *
  * @example
  * const limiter = createLoginLimiter({ redis, limits: { perAccount: 10, perIp: 100, windowSeconds: 900 } });
+ * const mfaLimiter = createLoginLimiter({ redis, limits, kind: 'mfa' }); // keyed by account id
  */
-export function createLoginLimiter(deps: { redis?: Redis; limits: LoginLimits }): LoginLimiter {
+export function createLoginLimiter(deps: { redis?: Redis; limits: LoginLimits; kind?: LimiterKind }): LoginLimiter {
   const { limits } = deps;
+  const kind = deps.kind ?? 'login';
+  const accountKey = kind === 'login' ? normaliseEmail : (accountId: string) => accountId;
   const make = (keyPrefix: string, points: number): RateLimiterAbstract => {
     const options = { keyPrefix, points, duration: limits.windowSeconds, blockDuration: limits.windowSeconds };
     const memory = new RateLimiterMemory(options);
     return deps.redis ? new RateLimiterRedis({ ...options, storeClient: deps.redis, insuranceLimiter: memory }) : memory;
   };
-  const byAccount = make('login_fail_account', limits.perAccount);
-  const byIp = make('login_fail_ip', limits.perIp);
+  const byAccount = make(`${kind}_fail_account`, limits.perAccount);
+  const byIp = make(`${kind}_fail_ip`, limits.perIp);
 
   async function blockedFor(limiter: RateLimiterAbstract, key: string, points: number): Promise<number | undefined> {
     const res = await limiter.get(key);
@@ -50,15 +62,15 @@ export function createLoginLimiter(deps: { redis?: Redis; limits: LoginLimits })
   }
 
   return {
-    async check(email, ip) {
-      const waits = await Promise.all([blockedFor(byAccount, accountKey(email), limits.perAccount), blockedFor(byIp, ip, limits.perIp)]);
+    async check(account, ip) {
+      const waits = await Promise.all([blockedFor(byAccount, accountKey(account), limits.perAccount), blockedFor(byIp, ip, limits.perIp)]);
       const wait = Math.max(...waits.map((w) => w ?? 0));
       return wait > 0 ? { allowed: false, retryAfterSeconds: wait } : { allowed: true };
     },
-    async recordFailure(email, ip) {
+    async recordFailure(account, ip) {
       // Consuming past the limit rejects with the limiter's result: that is the expected case.
       await Promise.all([
-        byAccount.consume(accountKey(email)).catch((error: unknown) => {
+        byAccount.consume(accountKey(account)).catch((error: unknown) => {
           if (!isLimiterRes(error)) throw error;
         }),
         byIp.consume(ip).catch((error: unknown) => {
@@ -66,8 +78,8 @@ export function createLoginLimiter(deps: { redis?: Redis; limits: LoginLimits })
         }),
       ]);
     },
-    async recordSuccess(email) {
-      await byAccount.delete(accountKey(email));
+    async recordSuccess(account) {
+      await byAccount.delete(accountKey(account));
     },
   };
 }

@@ -17,8 +17,8 @@ export interface Metrics {
   tokenIssued(grantType: string, clientId: string): void;
   tokenError(grantType: string, error: string): void;
   signIn(outcome: 'success' | 'failure' | 'locked' | 'csrf'): void;
-  /** A request refused by a rate limit (today: the sign-in limiter, per account and per IP). */
-  rateLimited(limiter: 'sign_in'): void;
+  /** A request refused by a rate limit: the sign-in limiter or the second-factor one (each per account and per IP). */
+  rateLimited(limiter: 'sign_in' | 'mfa'): void;
   request(route: string, method: string, status: number, seconds: number): void;
   dependency(name: DependencyName, operation: string, seconds: number, failed: boolean): void;
 }

@@ -22,7 +22,7 @@ export interface PageBase {
 
 /** Server-rendered pages from views/, auto-escaped (Eta's `<%= %>` escapes; nothing here uses the raw tag on user data). */
 export interface Pages {
-  render(name: 'login' | 'consent' | 'mfa-required' | 'logout' | 'logged-out' | 'error', data: PageBase & Record<string, unknown>): string;
+  render(name: 'login' | 'consent' | 'mfa' | 'mfa-required' | 'logout' | 'logged-out' | 'error', data: PageBase & Record<string, unknown>): string;
   /** The stylesheet every page links to (no inline styles or scripts: the CSP forbids them). */
   readonly stylesheet: string;
 }

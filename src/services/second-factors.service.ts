@@ -179,6 +179,14 @@ export async function verifySecondFactor(deps: SecondFactorDeps, userId: string,
   return { ok: true, method: 'recovery_code', recoveryCodesLeft: await countUnusedRecoveryCodes(deps.db, userId) };
 }
 
+/**
+ * Whether the person has a confirmed authenticator: then a password alone never finishes their
+ * sign-in (design D6). One indexed read, on every password sign-in.
+ */
+export async function hasSecondFactor(db: Kysely<Database>, userId: string): Promise<boolean> {
+  return (await findTotpFactor(db, userId, 'active')) !== undefined;
+}
+
 /** What the person has enrolled. */
 export async function secondFactorStatus(db: Kysely<Database>, userId: string, nowMs = Date.now()): Promise<SecondFactorStatus> {
   const active = await findTotpFactor(db, userId, 'active');

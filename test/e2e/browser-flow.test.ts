@@ -19,9 +19,12 @@ import {
   refreshTokenGrant,
   type Configuration,
 } from 'openid-client';
+import { generate } from 'otplib';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACR_BASIC, ACR_MFA } from '../../src/accounts/authentication-context.js';
+import { loadDataKeyring } from '../../src/keys/data-key.js';
+import { beginTotpEnrolment, confirmTotpEnrolment } from '../../src/services/second-factors.service.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
@@ -29,7 +32,7 @@ import { startTestServer, type TestServer } from '../fixtures/server.js';
  * The whole sign-in as a person sees it: Debian's chromium (driven by playwright-core) signs in on
  * the login page, allows access on the consent page and signs out again, while a relying party on
  * 127.0.0.1 uses openid-client for discovery, PKCE, the code exchange, refresh and end-session.
- * Each run also takes screenshots of the pages (login, consent, logout, second factor required), into build/screenshots/ (git-ignored): the
+ * Each run also takes screenshots of the pages (login, consent, logout, second factor, second factor required), into build/screenshots/ (git-ignored): the
  * suite rewrites no tracked file. `npm run docs:screenshots` runs this file with SCREENSHOTS_DIR=docs/images
  * to update the README's images on purpose.
  */
@@ -301,6 +304,56 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     expect(callback.searchParams.get('error')).toBe('unmet_authentication_requirements');
     expect(callback.searchParams.get('state')).toBe(request.state);
     expect(callback.searchParams.get('code')).toBeNull();
+  }, 120_000);
+
+  it('a person with an authenticator app: after the password, the second-factor page (a wrong code says so, focus on the field it describes); the code from the app gives acr mfa', async () => {
+    const grace = await t!.build.person({ email: 'grace@example.test', password: PASSWORD, name: 'Grace Hopper' });
+    const deps = { ...t!.services, dataKeys: await loadDataKeyring(t!.config.keysDir, { generateIfMissing: false }) };
+    const { secret } = await beginTotpEnrolment(deps, grace.id, { issuer: 'Gatehouse' });
+    recordSecret(secret);
+    // Confirmed with the previous step's code: the current one is still unused for the sign-in.
+    const { recoveryCodes } = await confirmTotpEnrolment(deps, { actor: `person:${grace.id}` }, grace.id, await generate({ secret, epoch: Math.floor(Date.now() / 1000) - 30 }));
+    for (const code of recoveryCodes) recordSecret(code);
+
+    const fresh = await browser!.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, colorScheme: 'light', locale: 'en-US' });
+    try {
+      const tab = await fresh.newPage();
+      const request = await authorizationUrl();
+      await tab.goto(request.url.href);
+      await tab.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
+      await tab.getByLabel('Email').fill(grace.email);
+      await tab.getByLabel('Password').fill(PASSWORD);
+      await tab.getByRole('button', { name: 'Sign in' }).click();
+
+      const field = tab.getByLabel('Code');
+      await field.waitFor();
+      await expect.poll(() => tab.title()).toBe("Confirm it's you · Gatehouse");
+      expect(await tab.locator('main').textContent()).toContain(grace.email);
+      expect(await field.getAttribute('autocomplete')).toBe('one-time-code');
+      await tab.screenshot({ path: path.join(IMAGES, 'mfa.png') });
+
+      const right = await generate({ secret, epoch: Math.floor(Date.now() / 1000) });
+      await field.fill(String((Number(right) + 500_000) % 1_000_000).padStart(6, '0'));
+      await tab.getByRole('button', { name: 'Continue' }).click();
+      await tab.getByRole('alert').waitFor();
+      expect(await tab.getByRole('alert').textContent()).toContain('That code is not right.');
+      expect(await tab.evaluate('document.activeElement && document.activeElement.id')).toBe('code');
+      expect(await field.getAttribute('aria-invalid')).toBe('true');
+      expect(await field.getAttribute('aria-describedby')).toBe('mfa-error code-help');
+
+      await tab.getByLabel('Code').fill(right);
+      await tab.getByRole('button', { name: 'Continue' }).click();
+      // prompt=consent: the consent page follows the second factor.
+      await tab.getByRole('button', { name: 'Allow' }).waitFor();
+      await Promise.all([tab.waitForURL((url) => url.href.startsWith(redirectUri)), tab.getByRole('button', { name: 'Allow' }).click()]);
+      const tokens = await authorizationCodeGrant(config, new URL(tab.url()), { pkceCodeVerifier: request.verifier, expectedState: request.state, expectedNonce: request.nonce, idTokenExpected: true }, { resource: API });
+      recordSecret(tokens.access_token);
+      recordSecret(tokens.id_token);
+      recordSecret(tokens.refresh_token);
+      expect(tokens.claims()).toMatchObject({ sub: grace.id, acr: ACR_MFA, amr: ['pwd', 'otp', 'mfa'] });
+    } finally {
+      await fresh.close();
+    }
   }, 120_000);
 
   /** Every answer from Gatehouse a page gets while `run` runs: its URL, CSP and Set-Cookie headers. */

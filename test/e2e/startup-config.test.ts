@@ -3,6 +3,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadAuditKeyring } from '../../src/keys/audit-key.js';
+import { loadDigestKey } from '../../src/keys/key-store.js';
 import { MINIMUM_NODE_VERSION, SERVER_NODE_OPTIONS } from '../../src/runtime.js';
 import { freePort } from '../fixtures/ports.js';
 import { BIN, MAIN, runNode, SERVER } from '../fixtures/process.js';
@@ -74,6 +76,20 @@ describe('start-up configuration errors', () => {
     expect(stderr).toMatch(/client-secret\.key is missing|no signing keys/);
     expect(stderr).toContain('keys generate');
     expect(stdout).not.toContain('started without the Node.js options');
+  });
+
+  it('refuses production without a data key, naming the command that makes one, before opening the database', async () => {
+    // The keys made before data keys existed (an upgrade), and no data-*.key.
+    const keysDir = await mkdtemp(path.join(cwd, 'keys-without-data-'));
+    await loadDigestKey(keysDir, { generateIfMissing: true });
+    await loadAuditKeyring(keysDir, { generateIfMissing: true });
+    const { code, stdout, stderr } = await runNode(SERVER, { cwd, env: { ...withoutKeys(), KEYS_DIR: keysDir } });
+    expect(code).toBe(1);
+    expect(stderr).toContain('no data key (data-*.key)');
+    expect(stderr).toContain('keys generate');
+    expect(stderr).toContain('keys rotate-data-key');
+    expect(stdout).not.toContain('gatehouse listening');
+    expect((await readdir(keysDir)).filter((name) => name.startsWith('data-'))).toEqual([]);
   });
 
   it('says so, naming them, when started without the Node.js options npm start passes', async () => {

@@ -44,3 +44,35 @@ describe.each(['redis', 'memory'] as const)('the sign-in limiter (%s) counts an 
     for (const email of all) expect(await limiter.check(email, '192.0.2.1'), email).toEqual({ allowed: true });
   });
 });
+
+describe.each(['redis', 'memory'] as const)('the second-factor limiter (%s, kind mfa)', (kind) => {
+  let redis: Redis | undefined;
+  let passwords: LoginLimiter;
+  let codes: LoginLimiter;
+
+  beforeAll(() => {
+    redis = kind === 'redis' ? connectRedis(WORKER_REDIS_URL, createLogger({ logLevel: 'silent' })) : undefined;
+    passwords = createLoginLimiter({ ...(redis ? { redis } : {}), limits: LIMITS });
+    codes = createLoginLimiter({ ...(redis ? { redis } : {}), limits: LIMITS, kind: 'mfa' });
+  });
+  afterAll(async () => {
+    await redis?.quit();
+  });
+
+  it('counts wrong codes per account id, apart from wrong passwords, and a success clears the account', async () => {
+    const accountId = randomUUID();
+    const ip = `192.0.2.${1 + Math.floor(Math.random() * 200)}`;
+    for (let i = 0; i < LIMITS.perAccount; i += 1) {
+      expect(await codes.check(accountId, ip)).toEqual({ allowed: true });
+      await codes.recordFailure(accountId, ip);
+    }
+    const locked = await codes.check(accountId, ip);
+    expect(locked.allowed).toBe(false);
+    expect(locked.allowed === false && locked.retryAfterSeconds).toBeGreaterThan(0);
+    // Not the password limiter's count (own keys), nor another account's.
+    expect(await passwords.check(accountId, ip)).toEqual({ allowed: true });
+    expect(await codes.check(randomUUID(), ip)).toEqual({ allowed: true });
+    await codes.recordSuccess(accountId);
+    expect(await codes.check(accountId, ip)).toEqual({ allowed: true });
+  });
+});
