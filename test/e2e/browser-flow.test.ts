@@ -19,7 +19,6 @@ import {
   refreshTokenGrant,
   type Configuration,
 } from 'openid-client';
-import { generate } from 'otplib';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACR_BASIC, ACR_MFA } from '../../src/accounts/authentication-context.js';
@@ -27,6 +26,7 @@ import { loadDataKeyring } from '../../src/keys/data-key.js';
 import { beginTotpEnrolment, confirmTotpEnrolment } from '../../src/services/second-factors.service.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
+import { totpCode } from '../fixtures/totp.js';
 
 /**
  * The whole sign-in as a person sees it: Debian's chromium (driven by playwright-core) signs in on
@@ -312,7 +312,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     const { secret } = await beginTotpEnrolment(deps, grace.id, { issuer: 'Gatehouse' });
     recordSecret(secret);
     // Confirmed with the previous step's code: the current one is still unused for the sign-in.
-    const { recoveryCodes } = await confirmTotpEnrolment(deps, { actor: `person:${grace.id}` }, grace.id, await generate({ secret, epoch: Math.floor(Date.now() / 1000) - 30 }));
+    const { recoveryCodes } = await confirmTotpEnrolment(deps, { actor: `person:${grace.id}` }, grace.id, await totpCode(secret, -30_000));
     for (const code of recoveryCodes) recordSecret(code);
 
     const fresh = await browser!.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, colorScheme: 'light', locale: 'en-US' });
@@ -332,7 +332,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
       expect(await field.getAttribute('autocomplete')).toBe('one-time-code');
       await tab.screenshot({ path: path.join(IMAGES, 'mfa.png') });
 
-      const right = await generate({ secret, epoch: Math.floor(Date.now() / 1000) });
+      const right = await totpCode(secret);
       await field.fill(String((Number(right) + 500_000) % 1_000_000).padStart(6, '0'));
       await tab.getByRole('button', { name: 'Continue' }).click();
       await tab.getByRole('alert').waitFor();

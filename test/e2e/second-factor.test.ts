@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { createRemoteJWKSet, customFetch, decodeJwt, jwtVerify } from 'jose';
-import { generate } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACR_BASIC, ACR_MFA } from '../../src/accounts/authentication-context.js';
 import { tailAudit } from '../../src/audit/audit-log.js';
@@ -10,6 +9,7 @@ import { beginTotpEnrolment, confirmTotpEnrolment, type SecondFactorDeps } from 
 import { Agent, authorizeUrl, codeFlow, hiddenInput, pkce } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
+import { totpCode } from '../fixtures/totp.js';
 
 /*
  * The second factor at sign-in (docs/design/sign-in-methods.md §3.5, §7.2, step 4): a person with a
@@ -39,8 +39,8 @@ function formOf(html: string): { action: string; csrf: string } {
   return { action, csrf: hiddenInput(html, 'csrf') ?? '' };
 }
 
-/** The code an authenticator app shows `offsetMs` from now. */
-const codeAt = (secret: string, offsetMs = 0) => generate({ secret, epoch: Math.floor((Date.now() + offsetMs) / 1000) });
+/** The code an authenticator app shows `offsetMs` from now (clear of a step boundary: test/fixtures/totp.ts). */
+const codeAt = (secret: string, offsetMs = 0) => totpCode(secret, offsetMs);
 
 describe('a second factor at sign-in (TOTP and recovery codes)', () => {
   let t: TestServer;
