@@ -13,11 +13,24 @@ import { pageCsp, type Pages } from '../oidc/pages.js';
 import { unmetAuthenticationRequirements } from '../oidc/upstream.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
-import { hasSecondFactor, verifySecondFactor, type SecondFactorDeps, type SecondFactorRefusal } from '../services/second-factors.service.js';
+import { ConflictError, NotFoundError } from '../services/errors.js';
+import {
+  beginTotpEnrolment,
+  confirmTotpEnrolment,
+  hasSecondFactor,
+  PENDING_TOTP_TTL_MS,
+  resumeTotpEnrolment,
+  verifySecondFactor,
+  WrongCodeError,
+  type SecondFactorDeps,
+  type SecondFactorRefusal,
+  type TotpEnrolment,
+} from '../services/second-factors.service.js';
 import { epochSeconds, type EphemeralStore } from '../store/ephemeral-store.js';
 import { createCsrf } from './csrf.js';
 import type { LoginLimiter } from './login-limiter.js';
 import { describeScopes } from './scopes.js';
+import { totpQrSvg } from './totp-qr.js';
 
 /** What sign-in needs from the accounts service. */
 export interface Authenticator {
@@ -79,6 +92,17 @@ const PENDING_SIGN_IN = 'PendingSignIn';
 /** How long a PendingSignIn lives at most (never longer than its interaction). */
 const PENDING_SIGN_IN_TTL_SECONDS = 600;
 
+/**
+ * The ephemeral-store model of an authenticator app being set up during a sign-in (design §3.6),
+ * keyed by the interaction's uid: `{ accountId, startedAt }` names the pending enrolment this
+ * interaction began (a reload shows the same secret again rather than starting over), and
+ * `confirmed: true` once its code was right, until "Continue" takes it once and finishes.
+ */
+const SIGN_IN_ENROLMENT = 'TotpSignInEnrolment';
+
+/** The issuer an authenticator app shows beside the account (the otpauth URI's issuer). */
+const TOTP_ISSUER = 'Gatehouse';
+
 /** Whom the second-factor page is for, and what they already did. */
 interface SecondFactorTarget {
   accountId: string;
@@ -97,6 +121,12 @@ function withOtp(before: readonly Amr[]): Amr[] {
   return [...before.filter((method) => method !== 'mfa' && method !== 'otp'), 'otp', 'mfa'];
 }
 
+/** What the enrolment page says when the confirming code is not accepted (never the code). */
+function enrolmentRefusalMessage(reason: SecondFactorRefusal): string {
+  if (reason === 'malformed') return 'Enter the 6-digit code your authenticator app shows.';
+  return 'That code is not right. Check that the app has the key above, then enter the code it shows now.';
+}
+
 /** What the page says when a code is not accepted (never the code). */
 function refusalMessage(reason: SecondFactorRefusal): string {
   if (reason === 'malformed') return 'Enter the 6-digit code from your authenticator app, or one of your recovery codes.';
@@ -112,7 +142,7 @@ function formField(ctx: Context, name: string): string {
 
 /**
  * The login, consent and second-factor pages (GET /interaction/:uid, POST …/login, POST …/mfa,
- * POST …/confirm, POST …/mfa/cancel, GET …/abort).
+ * POST …/mfa/enrol, POST …/mfa/enrol/continue, POST …/confirm, POST …/mfa/cancel, GET …/abort).
  * Each POST checks the CSRF token and that the interaction is at the matching prompt.
  *
  * @example
@@ -211,19 +241,86 @@ export function createInteractionRoutes(deps: {
     );
   }
 
+  /** How long the state kept beside an interaction may live: never longer than the interaction, nor than `cap` seconds. */
+  function ttlWithin(interaction: Awaited<ReturnType<typeof details>>, cap: number): number {
+    const remaining = typeof interaction.exp === 'number' ? interaction.exp - epochSeconds() : cap;
+    return Math.max(1, Math.min(cap, remaining));
+  }
+
+  /** This interaction's enrolment at sign-in, when it is the account's and not yet taken by Continue. */
+  async function signInEnrolment(uid: string, accountId: string): Promise<{ startedAt: number; confirmed: boolean } | undefined> {
+    const found = await store.find(SIGN_IN_ENROLMENT, uid);
+    if (!found || found.consumed || found.accountId !== accountId || typeof found.startedAt !== 'number') return undefined;
+    return { startedAt: found.startedAt, confirmed: found.confirmed === true };
+  }
+
   /**
-   * The page for a sign-in that needs a second factor the account cannot give: no second factor
-   * exists yet (docs/design/sign-in-methods.md §10 step 2), so it says so and offers only to cancel,
-   * which ends at the client with unmet_authentication_requirements. Never a code.
+   * The enrolment this interaction shows: the one it began, while that is still the account's
+   * pending enrolment and fresh (a reload, a wrong code), else a new one (which replaces any other
+   * pending enrolment of the account: only the newest page can be confirmed).
    */
-  async function renderMfaRequired(ctx: Context, uid: string, interaction: Awaited<ReturnType<typeof details>>, reason: MfaReason, accountEmail: string) {
+  async function enrolmentFor(uid: string, interaction: Awaited<ReturnType<typeof details>>, accountId: string): Promise<TotpEnrolment> {
+    const mine = await signInEnrolment(uid, accountId);
+    if (mine && !mine.confirmed) {
+      const resumed = await resumeTotpEnrolment(deps.secondFactors, accountId, mine.startedAt, { issuer: TOTP_ISSUER });
+      if (resumed) return resumed;
+    }
+    const begun = await beginTotpEnrolment(deps.secondFactors, accountId, { issuer: TOTP_ISSUER });
+    await store.upsert(SIGN_IN_ENROLMENT, uid, { accountId, startedAt: begun.startedAt }, ttlWithin(interaction, PENDING_TOTP_TTL_MS / 1000));
+    return begun;
+  }
+
+  /**
+   * The page for a sign-in that needs a second factor the account does not have yet (design §3.6):
+   * why, an authenticator app to set up right here (a QR code, the key in groups, the otpauth URI,
+   * and a code to confirm it), and Cancel, which ends at the client with
+   * unmet_authentication_requirements. Nothing is finished until the code is right and Continue.
+   */
+  async function renderEnrolment(ctx: Context, status: number, uid: string, interaction: Awaited<ReturnType<typeof details>>, accountId: string, reason: MfaReason, error?: string) {
     const name = await clientName(interaction.params.client_id);
+    const account = await accounts.findById(accountId);
+    const enrolment = await enrolmentFor(uid, interaction, accountId);
+    const qrSvg = await totpQrSvg(enrolment.uri);
+    // Never the secret nor the URI: only that the picture is missing (the key and the link remain).
+    if (!qrSvg) ctx.state.log?.warn({ accountId }, 'the QR code library made an SVG of an unexpected shape; the page shows the key only');
+    const redirectUri = typeof interaction.params.redirect_uri === 'string' ? [interaction.params.redirect_uri] : [];
+    page(
+      ctx,
+      status,
+      'mfa-enrol',
+      {
+        title: 'Second factor required',
+        clientName: name,
+        why: MFA_WHY[reason](name),
+        accountEmail: account?.email ?? '',
+        qrSvg,
+        uri: enrolment.uri,
+        secretGroups: enrolment.secret.match(/.{1,4}/g) ?? [],
+        ...(error ? { error } : {}),
+        csrf: csrf.token(uid),
+        action: `/interaction/${uid}/mfa/enrol`,
+        cancel: `/interaction/${uid}/mfa/cancel`,
+      },
+      redirectUri,
+    );
+  }
+
+  /** The page after the app was set up: the recovery codes (only in the answer to the confirming code), and Continue. */
+  async function renderEnrolled(ctx: Context, uid: string, interaction: Awaited<ReturnType<typeof details>>, accountId: string, recoveryCodes?: string[]) {
+    const account = await accounts.findById(accountId);
     const redirectUri = typeof interaction.params.redirect_uri === 'string' ? [interaction.params.redirect_uri] : [];
     page(
       ctx,
       200,
-      'mfa-required',
-      { title: 'Second factor required', clientName: name, why: MFA_WHY[reason](name), accountEmail, csrf: csrf.token(uid), action: `/interaction/${uid}/mfa/cancel` },
+      'mfa-enrolled',
+      {
+        title: 'Authenticator app set up',
+        clientName: await clientName(interaction.params.client_id),
+        accountEmail: account?.email ?? '',
+        ...(recoveryCodes ? { recoveryCodes } : {}),
+        csrf: csrf.token(uid),
+        action: `/interaction/${uid}/mfa/enrol/continue`,
+      },
       redirectUri,
     );
   }
@@ -234,8 +331,7 @@ export function createInteractionRoutes(deps: {
   }
 
   async function putPendingSignIn(uid: string, interaction: Awaited<ReturnType<typeof details>>, accountId: string, cutoff: Date | null | undefined) {
-    const remaining = typeof interaction.exp === 'number' ? interaction.exp - epochSeconds() : PENDING_SIGN_IN_TTL_SECONDS;
-    const ttl = Math.max(1, Math.min(PENDING_SIGN_IN_TTL_SECONDS, remaining));
+    const ttl = ttlWithin(interaction, PENDING_SIGN_IN_TTL_SECONDS);
     await store.upsert(PENDING_SIGN_IN, uid, { accountId, amr: ['pwd'], at: epochSeconds(), ...(cutoff ? { cutoffMs: cutoff.getTime() } : {}) }, ttl);
   }
 
@@ -305,17 +401,23 @@ export function createInteractionRoutes(deps: {
     if (interaction.prompt.name === 'login') {
       // The password was right and the second factor is pending, or the session's person signed in
       // and only the second factor is missing: the second-factor page, not the password form; for a
-      // person without one, the page that says a second factor is required.
+      // person without one, the page that sets up an authenticator app (then, once it is set up,
+      // the page with Continue, without the recovery codes: they were shown once).
       const target = await secondFactorTarget(uid, interaction);
-      if (target && (!target.stepUp || (await hasTotp(target.accountId)))) {
-        await renderSecondFactor(ctx, 200, uid, interaction, target.accountId);
-        return;
-      }
-      const mfa = mfaNeeded(interaction);
-      if (target && mfa) {
-        const account = await accounts.findById(target.accountId);
-        await renderMfaRequired(ctx, uid, interaction, mfa, account?.email ?? '');
-        return;
+      if (target) {
+        if ((await signInEnrolment(uid, target.accountId))?.confirmed) {
+          await renderEnrolled(ctx, uid, interaction, target.accountId);
+          return;
+        }
+        const mfa = mfaNeeded(interaction);
+        if (mfa && !(await hasTotp(target.accountId))) {
+          await renderEnrolment(ctx, 200, uid, interaction, target.accountId, mfa);
+          return;
+        }
+        if (!target.stepUp || (await hasTotp(target.accountId))) {
+          await renderSecondFactor(ctx, 200, uid, interaction, target.accountId);
+          return;
+        }
       }
       await renderLogin(ctx, 200, uid, interaction);
       return;
@@ -396,28 +498,15 @@ export function createInteractionRoutes(deps: {
       return;
     }
     await limiter.recordSuccess(email);
-    if (await hasTotp(result.user.id)) {
-      // A person with a second factor is asked for it after every password (design D6): nothing
-      // is finished yet; the password's result waits beside the interaction for the code.
+    const mfa = mfaNeeded(interaction);
+    if ((await hasTotp(result.user.id)) || mfa) {
+      // A person with a second factor is asked for it after every password (design D6), and one
+      // without it, where this sign-in needs one, sets it up first (§3.6): nothing is finished yet;
+      // the password's result waits beside the interaction for the code.
       await putPendingSignIn(uid, interaction, result.user.id, result.user.sessionsValidAfter);
-      ctx.state.log?.info({ outcome: 'second_factor_pending', accountId: result.user.id }, 'password accepted, second factor asked');
+      ctx.state.log?.info({ outcome: 'second_factor_pending', accountId: result.user.id, ...(mfa ? { mfa } : {}) }, 'password accepted, second factor asked');
       ctx.status = 303;
       ctx.redirect(`/interaction/${uid}`);
-      return;
-    }
-    const mfa = mfaNeeded(interaction);
-    if (mfa) {
-      // The password was right, but this sign-in needs a second factor and the account has none:
-      // nothing is finished (no session, no code), the page offers only to cancel.
-      deps.metrics?.signIn('failure');
-      ctx.state.log?.info({ outcome: 'failure', reason: 'second_factor_unavailable', mfa, accountId: result.user.id }, 'sign-in needs a second factor');
-      await audit(ctx, {
-        actor: `user:${result.user.id}`,
-        action: 'signin.failure',
-        target: `user:${result.user.id}`,
-        details: { reason: 'second_factor_unavailable', mfa, client_id: clientId },
-      });
-      await renderMfaRequired(ctx, uid, interaction, mfa, result.user.email);
       return;
     }
     deps.metrics?.signIn('success');
@@ -488,6 +577,7 @@ export function createInteractionRoutes(deps: {
       }
       await store.destroy(PENDING_SIGN_IN, uid);
     }
+    await store.destroy(SIGN_IN_ENROLMENT, uid);
     await mfaLimiter.recordSuccess(accountId);
     const amr = withOtp(target.amr);
     deps.metrics?.signIn('success');
@@ -499,6 +589,139 @@ export function createInteractionRoutes(deps: {
       target: who,
       details: { method: result.method, step_up: target.stepUp, client_id: clientId, recovery_codes_left: result.recoveryCodesLeft },
     });
+    await audit(ctx, { actor: who, action: 'signin.success', target: who, details: { client_id: clientId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr } });
+    if (target.cutoffMs !== undefined) await waitOutCutoffSecond(new Date(target.cutoffMs));
+    await finish(ctx, { login: { accountId, acr: ACR_MFA, amr } });
+  });
+
+  // The authenticator app set up during sign-in (§3.6): its first code confirms it (the service
+  // records totp.enable and recovery_codes.generate as the person), the answer shows the recovery
+  // codes once, and Continue finishes.
+  router.post('/:uid/mfa/enrol', forms, async (ctx) => {
+    const { uid } = ctx.params as { uid: string };
+    const interaction = await details(ctx);
+    if (interaction.prompt.name !== 'login') {
+      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      return;
+    }
+    if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
+      deps.metrics?.signIn('csrf');
+      errorPage(ctx, 403, 'This form has expired', 'Reload the page and try again.', 'csrf_token_invalid');
+      return;
+    }
+    const target = await secondFactorTarget(uid, interaction);
+    const mfa = mfaNeeded(interaction);
+    if (!target || !mfa) {
+      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      return;
+    }
+    const { accountId } = target;
+    const mine = await signInEnrolment(uid, accountId);
+    if (mine?.confirmed) {
+      // The form sent again (a reload of the answer): set up already; the codes are not shown twice.
+      await renderEnrolled(ctx, uid, interaction, accountId);
+      return;
+    }
+    if (!mine || (await hasTotp(accountId))) {
+      // No enrolment was shown in this interaction, or the account has an authenticator already
+      // (a password alone never replaces it): the code is not asked for here.
+      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      return;
+    }
+    const clientId = typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null;
+    const limit = await mfaLimiter.check(accountId, ctx.ip);
+    if (!limit.allowed) {
+      deps.metrics?.signIn('locked');
+      deps.metrics?.rateLimited('mfa');
+      ctx.set('Retry-After', String(limit.retryAfterSeconds));
+      const minutes = Math.ceil(limit.retryAfterSeconds / 60);
+      await renderEnrolment(ctx, 429, uid, interaction, accountId, mfa, `Too many wrong codes. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`);
+      return;
+    }
+    const who = `user:${accountId}` as const;
+    const requestId = (ctx.state as { requestId?: unknown }).requestId;
+    try {
+      // Never logged nor audited: only the outcome and its reason are.
+      const { recoveryCodes } = await confirmTotpEnrolment(
+        deps.secondFactors,
+        { actor: `person:${accountId}`, requestId: typeof requestId === 'string' ? requestId : null, ip: ctx.ip },
+        accountId,
+        formField(ctx, 'code'),
+        { onlyIfNone: true, startedAt: mine.startedAt },
+      );
+      await store.upsert(SIGN_IN_ENROLMENT, uid, { accountId, startedAt: mine.startedAt, confirmed: true }, ttlWithin(interaction, PENDING_SIGN_IN_TTL_SECONDS));
+      await mfaLimiter.recordSuccess(accountId);
+      ctx.state.log?.info({ outcome: 'second_factor_enrolled', accountId, stepUp: target.stepUp }, 'authenticator app set up during sign-in');
+      await renderEnrolled(ctx, uid, interaction, accountId, recoveryCodes);
+    } catch (error) {
+      if (error instanceof WrongCodeError) {
+        ctx.state.log?.info({ outcome: 'failure', reason: error.reason, accountId, enrolment: true }, 'second factor refused');
+        if (error.reason === 'malformed') {
+          // Not six digits: nothing was compared with the secret, so it is no guess and not counted.
+          await renderEnrolment(ctx, 400, uid, interaction, accountId, mfa, enrolmentRefusalMessage(error.reason));
+          return;
+        }
+        deps.metrics?.signIn('failure');
+        await mfaLimiter.recordFailure(accountId, ctx.ip);
+        await audit(ctx, { actor: who, action: 'mfa.failure', target: who, details: { reason: error.reason, step_up: target.stepUp, enrolment: true, client_id: clientId } });
+        const after = await mfaLimiter.check(accountId, ctx.ip);
+        if (!after.allowed) {
+          await audit(ctx, { actor: who, action: 'mfa.lockout', target: who, details: { retry_after_seconds: after.retryAfterSeconds, client_id: clientId } });
+        }
+        await renderEnrolment(ctx, 401, uid, interaction, accountId, mfa, enrolmentRefusalMessage(error.reason));
+        return;
+      }
+      if (error instanceof NotFoundError) {
+        // The enrolment this page showed is too old or was started over elsewhere: a new one.
+        await renderEnrolment(ctx, 400, uid, interaction, accountId, mfa, 'This setup has expired. Add the new key below to your app (remove the old entry), then enter its code.');
+        return;
+      }
+      if (error instanceof ConflictError) {
+        errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+        return;
+      }
+      throw error;
+    }
+  });
+
+  router.post('/:uid/mfa/enrol/continue', forms, async (ctx) => {
+    const { uid } = ctx.params as { uid: string };
+    const interaction = await details(ctx);
+    if (interaction.prompt.name !== 'login') {
+      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      return;
+    }
+    if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
+      deps.metrics?.signIn('csrf');
+      errorPage(ctx, 403, 'This form has expired', 'Reload the page and try again.', 'csrf_token_invalid');
+      return;
+    }
+    const target = await secondFactorTarget(uid, interaction);
+    if (!target || !(await signInEnrolment(uid, target.accountId))?.confirmed) {
+      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      return;
+    }
+    // The confirmed enrolment, and the password's PendingSignIn, finish one sign-in only, whoever races.
+    const expired = () => errorPage(ctx, 400, 'This sign-in link has expired', 'Go back to the app and start signing in again.', 'session_not_found');
+    if ((await store.consume(SIGN_IN_ENROLMENT, uid)).result !== 'consumed') {
+      expired();
+      return;
+    }
+    await store.destroy(SIGN_IN_ENROLMENT, uid);
+    if (!target.stepUp) {
+      if ((await store.consume(PENDING_SIGN_IN, uid)).result !== 'consumed') {
+        expired();
+        return;
+      }
+      await store.destroy(PENDING_SIGN_IN, uid);
+    }
+    const { accountId } = target;
+    const clientId = typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null;
+    const amr = withOtp(target.amr);
+    deps.metrics?.signIn('success');
+    ctx.state.log?.info({ outcome: 'success', accountId, method: 'totp', enrolment: true, stepUp: target.stepUp }, 'signed in with a second factor');
+    const who = `user:${accountId}` as const;
+    await audit(ctx, { actor: who, action: 'mfa.success', target: who, details: { method: 'totp', step_up: target.stepUp, enrolment: true, client_id: clientId } });
     await audit(ctx, { actor: who, action: 'signin.success', target: who, details: { client_id: clientId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr } });
     if (target.cutoffMs !== undefined) await waitOutCutoffSecond(new Date(target.cutoffMs));
     await finish(ctx, { login: { accountId, acr: ACR_MFA, amr } });
@@ -555,12 +778,15 @@ export function createInteractionRoutes(deps: {
       errorPage(ctx, 403, 'This form has expired', 'Reload the page and try again.', 'csrf_token_invalid');
       return;
     }
+    await store.destroy(PENDING_SIGN_IN, uid);
+    await store.destroy(SIGN_IN_ENROLMENT, uid);
     await finish(ctx, unmetAuthenticationRequirements('the client requires a second factor, which the account cannot provide'));
   });
 
   router.get('/:uid/abort', async (ctx) => {
     await details(ctx);
     await store.destroy(PENDING_SIGN_IN, ctx.params.uid as string);
+    await store.destroy(SIGN_IN_ENROLMENT, ctx.params.uid as string);
     await finish(ctx, { error: 'access_denied', error_description: 'the user cancelled the sign-in' });
   });
 

@@ -18,7 +18,7 @@ import {
 import type { Database } from '../registry/tables.js';
 import { findUserById } from '../registry/user.repository.js';
 import { recordChange, type AuditActor, type RegistryServiceDeps } from './changes.js';
-import { NotFoundError } from './errors.js';
+import { ConflictError, NotFoundError } from './errors.js';
 import { sealSecret, unsealSecret } from './sealed-secrets.js';
 
 /** How long an enrolment may wait for its confirming code; an older pending row is as none. */
@@ -69,22 +69,45 @@ function isFreshPending(row: TotpFactorRecord | undefined, now: number): row is 
   return row !== undefined && now - row.createdAt.getTime() <= PENDING_TOTP_TTL_MS;
 }
 
+/** An enrolment shown to the person: the secret, its `otpauth://` URI, and when it started (ms; it names the pending row). */
+export interface TotpEnrolment {
+  secret: string;
+  uri: string;
+  startedAt: number;
+}
+
 /**
  * Starts (or starts over) a TOTP enrolment: a new secret, sealed for the person, in a `pending`
  * row that becomes their authenticator only once a code from it is confirmed. Returns the secret
- * and its `otpauth://` URI, to be shown to the person this once. An active authenticator stays
- * until the new one is confirmed. Nothing is audited: no factor changes until the confirmation.
+ * and its `otpauth://` URI, to be shown to the person this once, and `startedAt`, which names this
+ * enrolment for resumeTotpEnrolment. An active authenticator stays until the new one is confirmed.
+ * Nothing is audited: no factor changes until the confirmation.
  *
  * @example
  * const { uri } = await beginTotpEnrolment(deps, person.id, { issuer: 'Gatehouse' });
  */
-export async function beginTotpEnrolment(deps: SecondFactorDeps, userId: string, options: { issuer: string }): Promise<{ secret: string; uri: string }> {
+export async function beginTotpEnrolment(deps: SecondFactorDeps, userId: string, options: { issuer: string }): Promise<TotpEnrolment> {
   const user = await findUserById(deps.db, userId);
   if (!user) throw new NotFoundError(`user ${userId}`);
   const secret = generateTotpSecret();
   const sealed = await sealSecret(deps.dataKeys, secret, totpContext(userId));
-  await putPendingTotp(deps.db, userId, sealed.jwe, sealed.kid, new Date(nowOf(deps)));
-  return { secret, uri: totpUri({ issuer: options.issuer, label: user.email, secret }) };
+  const startedAt = nowOf(deps);
+  await putPendingTotp(deps.db, userId, sealed.jwe, sealed.kid, new Date(startedAt));
+  return { secret, uri: totpUri({ issuer: options.issuer, label: user.email, secret }), startedAt };
+}
+
+/**
+ * The enrolment that beginTotpEnrolment started at `startedAt`, shown again (a page reloaded): its
+ * secret and URI while that pending row is still the person's and fresh; undefined when it was
+ * started over since, confirmed, or is too old (then begin a new one).
+ */
+export async function resumeTotpEnrolment(deps: SecondFactorDeps, userId: string, startedAt: number, options: { issuer: string }): Promise<TotpEnrolment | undefined> {
+  const pending = await findTotpFactor(deps.db, userId, 'pending');
+  if (!isFreshPending(pending, nowOf(deps)) || pending.createdAt.getTime() !== startedAt) return undefined;
+  const user = await findUserById(deps.db, userId);
+  if (!user) return undefined;
+  const secret = await unsealSecret(deps.dataKeys, pending.secretJwe, totpContext(userId));
+  return { secret, uri: totpUri({ issuer: options.issuer, label: user.email, secret }), startedAt };
 }
 
 /**
@@ -93,13 +116,24 @@ export async function beginTotpEnrolment(deps: SecondFactorDeps, userId: string,
  * recovery codes replace the old ones, and `totp.enable` and `recovery_codes.generate` are
  * recorded as `by`. Returns the recovery codes, to be shown this once. A wrong code throws
  * WrongCodeError and changes nothing (the person tries again); no fresh pending row, NotFoundError.
+ * With `startedAt`, only the enrolment beginTotpEnrolment started then is confirmed (one started
+ * over since is NotFoundError). With `onlyIfNone` (an enrolment during sign-in, after a password
+ * alone) an active authenticator is never replaced: ConflictError, nothing changed.
  */
-export async function confirmTotpEnrolment(deps: SecondFactorDeps, by: AuditActor, userId: string, input: string): Promise<{ recoveryCodes: string[] }> {
+export async function confirmTotpEnrolment(
+  deps: SecondFactorDeps,
+  by: AuditActor,
+  userId: string,
+  input: string,
+  options: { onlyIfNone?: boolean; startedAt?: number } = {},
+): Promise<{ recoveryCodes: string[] }> {
   const code = input.length > MAX_CODE_INPUT ? undefined : normaliseTotpCode(input);
   if (code === undefined) throw new WrongCodeError('malformed');
   const now = nowOf(deps);
   const pending = await findTotpFactor(deps.db, userId, 'pending');
-  if (!isFreshPending(pending, now)) throw new NotFoundError(`a TOTP enrolment of user ${userId}`);
+  if (!isFreshPending(pending, now) || (options.startedAt !== undefined && pending.createdAt.getTime() !== options.startedAt)) {
+    throw new NotFoundError(`a TOTP enrolment of user ${userId}`);
+  }
   const secret = await unsealSecret(deps.dataKeys, pending.secretJwe, totpContext(userId));
   const check = await checkTotpCode(secret, code, { afterStep: -1, nowMs: now });
   if (!check.ok) throw new WrongCodeError(check.reason);
@@ -109,6 +143,8 @@ export async function confirmTotpEnrolment(deps: SecondFactorDeps, by: AuditActo
     const locked = await findPendingTotpForUpdate(trx, userId);
     // Started over meanwhile: this code was for the secret that enrolment replaced.
     if (!locked || locked.secretJwe !== pending.secretJwe) throw new WrongCodeError('invalid_code');
+    // Checked under the pending row's lock, which every confirmation takes first.
+    if (options.onlyIfNone && (await findTotpFactor(trx, userId, 'active'))) throw new ConflictError('totp', 'the person already has an authenticator');
     const at = new Date(now);
     await activatePendingTotp(trx, userId, check.step, at);
     await replaceRecoveryCodes(trx, userId, digests, at);

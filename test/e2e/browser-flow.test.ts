@@ -281,7 +281,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     expect(await page.getByLabel('Password').isVisible()).toBe(true);
   }, 120_000);
 
-  it('asked for a second factor (acr_values …:mfa), stops after the password on a page that says so; Cancel returns unmet_authentication_requirements to the app', async () => {
+  it('asked for a second factor (acr_values …:mfa) without one, stops after the password on a page that says so and offers to set up an authenticator app (QR code, key, code); Cancel returns unmet_authentication_requirements to the app', async () => {
     const request = await authorizationUrl({ acr_values: ACR_MFA });
     await page.goto(request.url.href);
     await page.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
@@ -296,7 +296,11 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     expect(text).toContain(`${CLIENT_NAME} asked for a sign-in with a second factor.`);
     expect(text).toContain(EMAIL);
     expect(await page.getByRole('status').textContent()).toContain('has no second factor');
-    expect(await page.locator('input:not([type=hidden])').count()).toBe(0);
+    // The one field is the enrolment's code; the QR code is an image with a name (inline SVG, no script).
+    expect(await page.locator('input:not([type=hidden])').count()).toBe(1);
+    expect(await page.getByLabel('Code from the app').isVisible()).toBe(true);
+    expect(await page.getByRole('img', { name: 'QR code for your authenticator app' }).isVisible()).toBe(true);
+    expect(await page.locator('#totp-uri').textContent()).toMatch(/^otpauth:\/\/totp\/Gatehouse:/);
     await page.screenshot({ path: path.join(IMAGES, 'mfa-required.png') });
 
     await Promise.all([page.waitForURL((url) => url.href.startsWith(redirectUri)), cancel.click()]);

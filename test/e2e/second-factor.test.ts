@@ -15,7 +15,8 @@ import { totpCode } from '../fixtures/totp.js';
  * The second factor at sign-in (docs/design/sign-in-methods.md §3.5, §7.2, step 4): a person with a
  * confirmed authenticator app is asked for a code after every right password (D6), and a session
  * that needs a second factor steps up with one. In process: t.fetch. People enrol through the
- * service (there is no enrolment page yet); codes come from otplib, as an authenticator app's.
+ * service here (enrolment at sign-in: enrol-at-sign-in.test.ts); codes come from otplib, as an
+ * authenticator app's.
  */
 
 const REDIRECT_URI = 'http://127.0.0.1:8765/callback';
@@ -355,11 +356,12 @@ describe('a second factor at sign-in (TOTP and recovery codes)', () => {
     expect((await agent.postForm(action, { csrf, code: await codeAt(person.secret) })).status).toBe(400);
   });
 
-  it('a client with require_mfa and a person with an authenticator: the second-factor page (not the cancel-only one), then acr mfa', async () => {
+  it('a client with require_mfa and a person with an authenticator: the second-factor page (not the enrolment one), then acr mfa', async () => {
     const person = await enrolledPerson();
     const { agent, started, html, action, csrf } = await toSecondFactor(person, strict.clientId);
     expect(html).toContain('Strict App requires a second factor for every sign-in.');
     expect(html).not.toContain('A second factor is required');
+    expect(html).not.toContain('totp-uri');
     const done = await submitCode(agent, { action, csrf }, await codeAt(person.secret));
     expect(await idTokenOf(done.url, started.verifier, strict)).toMatchObject({ acr: ACR_MFA, amr: ['pwd', 'otp', 'mfa'] });
   });

@@ -69,9 +69,9 @@ describe('acr and amr', () => {
   });
 });
 
-/** The form of a page: its action and CSRF token. */
-function formOf(html: string): { action: string; csrf: string } {
-  const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
+/** The form of a page (the first, or the one whose action ends with `suffix`): its action and CSRF token. */
+function formOf(html: string, suffix = ''): { action: string; csrf: string } {
+  const action = [...html.matchAll(/<form method="post" action="([^"]+)"/g)].map((match) => match[1]!).find((candidate) => candidate.endsWith(suffix));
   if (!action) throw new Error(`no form: ${html.slice(0, 300)}`);
   return { action, csrf: hiddenInput(html, 'csrf') ?? '' };
 }
@@ -106,12 +106,21 @@ describe('a sign-in that needs a second factor (mfa_required)', () => {
     return { response, url, state, html: url.startsWith(t.server.url) ? await response.text() : '' };
   }
 
-  /** Posts the login form of `html` with the person's password. */
+  /**
+   * Posts the login form of `html` with the person's password: `posted` is its answer; when that is
+   * the post/redirect/get to the interaction's own page (a second factor is asked for), `response`
+   * and `html` are that page's, else the answer's.
+   */
   async function logIn(agent: Agent, html: string) {
     const { action, csrf } = formOf(html);
     expect(action).toMatch(/\/login$/);
-    const response = await agent.postForm(action, { csrf, email: person.email, password: person.password });
-    return { response, html: await response.text() };
+    const posted = await agent.postForm(action, { csrf, email: person.email, password: person.password });
+    const location = posted.headers.get('location');
+    if (posted.status === 303 && location === action.replace(/\/login$/, '')) {
+      const { response } = await agent.follow(location);
+      return { posted, response, html: await response.text() };
+    }
+    return { posted, response: posted, html: await posted.text() };
   }
 
   /** A browser signed in with a password alone (acr basic), through the client that needs nothing more. */
@@ -122,17 +131,22 @@ describe('a sign-in that needs a second factor (mfa_required)', () => {
     return agent;
   }
 
-  it('a client with require_mfa: the right password leads to a page that says a second factor is needed, and cancel ends at the client with unmet_authentication_requirements', async () => {
+  it('a client with require_mfa: the right password leads to a page that says a second factor is needed and offers to set one up, and cancel ends at the client with unmet_authentication_requirements', async () => {
     const agent = new Agent(t.server.url, t.fetch);
     sessionsOf.length = 0;
     const started = await start(agent, strict.clientId);
     expect(started.html).toContain('name="password"');
     const before = (await tailAudit(t.server.registry.db, { limit: 1 })).at(-1)?.seq ?? 0;
 
-    const { response, html } = await logIn(agent, started.html);
+    const { posted, response, html } = await logIn(agent, started.html);
+    expect(posted.status).toBe(303);
+    expect(posted.headers.get('location')).toBe(new URL(started.url).pathname);
     expect(response.status).toBe(200);
-    expect(response.headers.get('location')).toBeNull();
     expect(html).toContain('A second factor is required');
+    // The page sets up an authenticator app (test/e2e/enrol-at-sign-in.test.ts): a QR code, the otpauth URI, a code.
+    expect(html).toContain('<code id="totp-uri">otpauth://totp/Gatehouse:');
+    expect(html).toContain('<svg xmlns="http://www.w3.org/2000/svg"');
+    expect(html).toContain('name="code"');
     expect(html).toContain('Bank &lt;b&gt;&amp;&lt;/b&gt; Co requires a second factor for every sign-in.');
     expect(html).not.toContain('<b>&</b>');
     expect(html).toContain(person.email);
@@ -143,13 +157,13 @@ describe('a sign-in that needs a second factor (mfa_required)', () => {
     expect(csp).toContain("default-src 'none'");
     expect(csp).toContain(`form-action 'self' ${new URL(REDIRECT_URI).origin}`);
     expect(response.headers.get('cache-control')).toBe('no-store');
-    const { action, csrf } = formOf(html);
+    const { action, csrf } = formOf(html, '/mfa/cancel');
     expect(action).toBe(`${new URL(started.url).pathname}/mfa/cancel`);
+    expect(formOf(html).action).toBe(`${new URL(started.url).pathname}/mfa/enrol`);
     expect(csrf).not.toBe('');
 
-    // Recorded as a failure of this person's sign-in (the password was right), not a success.
-    const rows = await tailAudit(t.server.registry.db, { afterSeq: before });
-    expect(rows.map((row) => [row.action, row.target, row.details.reason, row.details.mfa])).toEqual([['signin.failure', `user:${person.id}`, 'second_factor_unavailable', 'client']]);
+    // Nothing is recorded yet: the sign-in is neither a success nor a failure until the second factor (as for a person who has one).
+    expect(await tailAudit(t.server.registry.db, { afterSeq: before })).toEqual([]);
 
     // Nothing was finished: going straight to the resume step gives no code, only the login page again.
     const resumed = await agent.follow(`/auth/${new URL(started.url).pathname.split('/').at(-1)}`);
@@ -169,7 +183,7 @@ describe('a sign-in that needs a second factor (mfa_required)', () => {
     const agent = new Agent(t.server.url, t.fetch);
     const started = await start(agent, strict.clientId);
     const { html } = await logIn(agent, started.html);
-    const { action, csrf } = formOf(html);
+    const { action, csrf } = formOf(html, '/mfa/cancel');
 
     const forged = await agent.postForm(action, { csrf: `${csrf}x` });
     expect(forged.status).toBe(403);
@@ -194,7 +208,8 @@ describe('a sign-in that needs a second factor (mfa_required)', () => {
     expect(started.html).toContain('Plain App asked for a sign-in with a second factor.');
     expect(started.html).toContain(person.email);
     expect(started.html).not.toContain('name="password"');
-    const { action, csrf } = formOf(started.html);
+    expect(started.html).toContain('id="totp-uri"');
+    const { action, csrf } = formOf(started.html, '/mfa/cancel');
     const cancelled = await agent.follow(action, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf }) });
     const redirect = new URL(cancelled.url);
     expect(redirect.searchParams.get('error')).toBe('unmet_authentication_requirements');
@@ -243,11 +258,15 @@ describe('a sign-in that needs a second factor (mfa_required)', () => {
       const started = await start(agent, client.clientId);
       return logIn(agent, started.html);
     };
-    expect((await attempt()).response.status).toBe(303);
+    const finished = await attempt();
+    expect(finished.posted.status).toBe(303);
+    expect(finished.posted.headers.get('location')).toMatch(/\/auth\//);
 
     await t.build.update(client.clientId, { require_mfa: true });
     await t.server.cache.refresh();
     const refused = await attempt();
+    expect(refused.posted.status).toBe(303);
+    expect(refused.posted.headers.get('location')).toMatch(/^\/interaction\//);
     expect(refused.response.status).toBe(200);
     expect(refused.html).toContain('Switching App requires a second factor for every sign-in.');
 
@@ -271,8 +290,9 @@ describe('a sign-in that needs a second factor (mfa_required)', () => {
     const refused = await agent.postForm(`${new URL(started.url).pathname}/mfa/cancel`, { csrf });
     expect(refused.status).toBe(400);
     expect(refused.headers.get('location')).toBeNull();
-    const { response } = await logIn(agent, started.html);
-    expect(response.status).toBe(303);
+    const { posted } = await logIn(agent, started.html);
+    expect(posted.status).toBe(303);
+    expect(posted.headers.get('location')).toMatch(/\/auth\//);
   });
 });
 
@@ -284,17 +304,23 @@ describe('MFA_REQUIRED=true', () => {
   });
   afterAll(() => t.close());
 
-  it('every client: the password leads to the second-factor page, cancel to unmet_authentication_requirements', async () => {
+  it('every client: the password leads to the page that sets up a second factor, cancel to unmet_authentication_requirements', async () => {
     const person = await t.build.person({ email: `global-${randomUUID()}@example.test` });
     const client = await t.build.client({ client_name: 'Any App', redirect_uris: [REDIRECT_URI] });
     const agent = new Agent(t.server.url, t.fetch);
     const { response, url } = await agent.follow(authorizeUrl({ client_id: client.clientId, redirect_uri: REDIRECT_URI, code_challenge: pkce().challenge, code_challenge_method: 'S256' }));
     const login = formOf(await response.text());
-    const posted = await agent.postForm(login.action, { csrf: login.csrf, email: person.email, password: person.password });
-    const html = await posted.text();
-    expect(posted.status).toBe(200);
+    const posted = await agent.follow(login.action, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: login.csrf, email: person.email, password: person.password }),
+    });
+    const html = await posted.response.text();
+    expect(posted.response.status).toBe(200);
+    expect(posted.url).toBe(new URL(url).href);
     expect(html).toContain('Every sign-in on this server needs a second factor.');
-    const cancel = formOf(html);
+    expect(html).toContain('id="totp-uri"');
+    const cancel = formOf(html, '/mfa/cancel');
     expect(cancel.action).toBe(`${new URL(url).pathname}/mfa/cancel`);
     const cancelled = await agent.follow(cancel.action, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf: cancel.csrf }) });
     expect(new URL(cancelled.url).searchParams.get('error')).toBe('unmet_authentication_requirements');
