@@ -27,6 +27,7 @@ import { beginTotpEnrolment, confirmTotpEnrolment } from '../../src/services/sec
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 import { totpCode } from '../fixtures/totp.js';
+import { accessibilityViolations } from '../fixtures/axe.js';
 
 /**
  * The whole sign-in as a person sees it: Debian's chromium (driven by playwright-core) signs in on
@@ -183,6 +184,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     await expect.poll(() => page.title()).toBe('Sign in · Gatehouse');
     expect(await page.locator('main').textContent()).toContain(CLIENT_NAME);
     await page.screenshot({ path: path.join(IMAGES, 'login.png') });
+    expect(await accessibilityViolations(page), 'login page (axe-core, WCAG 2.1 AA)').toEqual([]);
     await page.getByLabel('Email').fill(EMAIL);
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -193,6 +195,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     expect(consentText).toContain(CLIENT_NAME);
     expect(consentText).toContain(EMAIL);
     await page.screenshot({ path: path.join(IMAGES, 'consent.png') });
+    expect(await accessibilityViolations(page), 'consent page (axe-core, WCAG 2.1 AA)').toEqual([]);
     await Promise.all([
       page.waitForURL((url) => url.href.startsWith(redirectUri)),
       page.getByRole('button', { name: 'Allow' }).click(),
@@ -267,6 +270,11 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     await signOut.waitFor();
     expect(await page.locator('main').textContent()).toContain(CLIENT_NAME);
     await page.screenshot({ path: path.join(IMAGES, 'logout.png') });
+    expect(await accessibilityViolations(page), 'logout page (axe-core, WCAG 2.1 AA)').toEqual([]);
+    // The check finds what it is there for: an image without a text alternative is one violation.
+    await page.evaluate("document.querySelector('main').append(Object.assign(document.createElement('img'), { id: 'axe-probe', src: 'data:,' }))");
+    expect(await accessibilityViolations(page)).toEqual([expect.stringMatching(/^image-alt .*#axe-probe/)]);
+    await page.evaluate("document.getElementById('axe-probe').remove()");
     await Promise.all([page.waitForURL((url) => url.href.startsWith(postLogoutRedirectUri)), signOut.click()]);
     expect(new URL(page.url()).origin + new URL(page.url()).pathname).toBe(postLogoutRedirectUri);
     expect(rp!.hits).toContain('/bye');
@@ -302,6 +310,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     expect(await page.getByRole('img', { name: 'QR code for your authenticator app' }).isVisible()).toBe(true);
     expect(await page.locator('#totp-uri').textContent()).toMatch(/^otpauth:\/\/totp\/Gatehouse:/);
     await page.screenshot({ path: path.join(IMAGES, 'mfa-required.png') });
+    expect(await accessibilityViolations(page), 'mfa-required page (axe-core, WCAG 2.1 AA)').toEqual([]);
 
     await Promise.all([page.waitForURL((url) => url.href.startsWith(redirectUri)), cancel.click()]);
     const callback = new URL(page.url());
@@ -335,6 +344,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
       expect(await tab.locator('main').textContent()).toContain(grace.email);
       expect(await field.getAttribute('autocomplete')).toBe('one-time-code');
       await tab.screenshot({ path: path.join(IMAGES, 'mfa.png') });
+    expect(await accessibilityViolations(tab), 'mfa page (axe-core, WCAG 2.1 AA)').toEqual([]);
 
       const right = await totpCode(secret);
       await field.fill(String((Number(right) + 500_000) % 1_000_000).padStart(6, '0'));
