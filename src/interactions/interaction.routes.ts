@@ -208,6 +208,30 @@ export function createInteractionRoutes(deps: {
     return interaction;
   }
 
+  /**
+   * The start of every form POST: the interaction, at the step `atStep` accepts, and the form's CSRF
+   * token. Answers the refusal page itself (400 at another step, 403 for a bad or missing token, the
+   * latter counted as a sign-in outcome when `countCsrf`) and gives undefined then.
+   */
+  async function formStep(
+    ctx: Context,
+    atStep: (interaction: Awaited<ReturnType<typeof details>>) => boolean,
+    options: { countCsrf?: boolean; reload?: string } = {},
+  ): Promise<{ uid: string; interaction: Awaited<ReturnType<typeof details>> } | undefined> {
+    const { uid } = ctx.params as { uid: string };
+    const interaction = await details(ctx);
+    if (!atStep(interaction)) {
+      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      return undefined;
+    }
+    if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
+      if (options.countCsrf) deps.metrics?.signIn('csrf');
+      errorPage(ctx, 403, 'This form has expired', `Reload the ${options.reload ?? 'page'} and try again.`, 'csrf_token_invalid');
+      return undefined;
+    }
+    return { uid, interaction };
+  }
+
   async function clientName(clientId: unknown): Promise<string> {
     const client = typeof clientId === 'string' ? await deps.provider().Client.find(clientId) : undefined;
     return client?.clientName ?? (typeof clientId === 'string' ? clientId : 'the application');
@@ -453,17 +477,9 @@ export function createInteractionRoutes(deps: {
   });
 
   router.post('/:uid/login', forms, async (ctx) => {
-    const { uid } = ctx.params as { uid: string };
-    const interaction = await details(ctx);
-    if (interaction.prompt.name !== 'login') {
-      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
-      return;
-    }
-    if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
-      deps.metrics?.signIn('csrf');
-      errorPage(ctx, 403, 'This form has expired', 'Reload the sign-in page and try again.', 'csrf_token_invalid');
-      return;
-    }
+    const step = await formStep(ctx, (i) => i.prompt.name === 'login', { countCsrf: true, reload: 'sign-in page' });
+    if (!step) return;
+    const { uid, interaction } = step;
     const email = formField(ctx, 'email').trim();
     const password = formField(ctx, 'password');
     const limit = await limiter.check(email, ctx.ip);
@@ -517,17 +533,9 @@ export function createInteractionRoutes(deps: {
   });
 
   router.post('/:uid/mfa', forms, async (ctx) => {
-    const { uid } = ctx.params as { uid: string };
-    const interaction = await details(ctx);
-    if (interaction.prompt.name !== 'login') {
-      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
-      return;
-    }
-    if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
-      deps.metrics?.signIn('csrf');
-      errorPage(ctx, 403, 'This form has expired', 'Reload the page and try again.', 'csrf_token_invalid');
-      return;
-    }
+    const step = await formStep(ctx, (i) => i.prompt.name === 'login', { countCsrf: true });
+    if (!step) return;
+    const { uid, interaction } = step;
     const target = await secondFactorTarget(uid, interaction);
     if (!target || (target.stepUp && !(await hasTotp(target.accountId)))) {
       errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
@@ -598,17 +606,9 @@ export function createInteractionRoutes(deps: {
   // records totp.enable and recovery_codes.generate as the person), the answer shows the recovery
   // codes once, and Continue finishes.
   router.post('/:uid/mfa/enrol', forms, async (ctx) => {
-    const { uid } = ctx.params as { uid: string };
-    const interaction = await details(ctx);
-    if (interaction.prompt.name !== 'login') {
-      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
-      return;
-    }
-    if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
-      deps.metrics?.signIn('csrf');
-      errorPage(ctx, 403, 'This form has expired', 'Reload the page and try again.', 'csrf_token_invalid');
-      return;
-    }
+    const step = await formStep(ctx, (i) => i.prompt.name === 'login', { countCsrf: true });
+    if (!step) return;
+    const { uid, interaction } = step;
     const target = await secondFactorTarget(uid, interaction);
     const mfa = mfaNeeded(interaction);
     if (!target || !mfa) {
@@ -685,17 +685,9 @@ export function createInteractionRoutes(deps: {
   });
 
   router.post('/:uid/mfa/enrol/continue', forms, async (ctx) => {
-    const { uid } = ctx.params as { uid: string };
-    const interaction = await details(ctx);
-    if (interaction.prompt.name !== 'login') {
-      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
-      return;
-    }
-    if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
-      deps.metrics?.signIn('csrf');
-      errorPage(ctx, 403, 'This form has expired', 'Reload the page and try again.', 'csrf_token_invalid');
-      return;
-    }
+    const step = await formStep(ctx, (i) => i.prompt.name === 'login', { countCsrf: true });
+    if (!step) return;
+    const { uid, interaction } = step;
     const target = await secondFactorTarget(uid, interaction);
     if (!target || !(await signInEnrolment(uid, target.accountId))?.confirmed) {
       errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
@@ -728,16 +720,9 @@ export function createInteractionRoutes(deps: {
   });
 
   router.post('/:uid/confirm', forms, async (ctx) => {
-    const { uid } = ctx.params as { uid: string };
-    const interaction = await details(ctx);
-    if (interaction.prompt.name !== 'consent') {
-      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
-      return;
-    }
-    if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
-      errorPage(ctx, 403, 'This form has expired', 'Reload the page and try again.', 'csrf_token_invalid');
-      return;
-    }
+    const step = await formStep(ctx, (i) => i.prompt.name === 'consent');
+    if (!step) return;
+    const { interaction } = step;
     const decision = formField(ctx, 'decision');
     if (decision === 'deny') {
       await finish(ctx, { error: 'access_denied', error_description: 'the user denied the request' });
@@ -768,16 +753,9 @@ export function createInteractionRoutes(deps: {
   });
 
   router.post('/:uid/mfa/cancel', forms, async (ctx) => {
-    const { uid } = ctx.params as { uid: string };
-    const interaction = await details(ctx);
-    if (!mfaNeeded(interaction)) {
-      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
-      return;
-    }
-    if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
-      errorPage(ctx, 403, 'This form has expired', 'Reload the page and try again.', 'csrf_token_invalid');
-      return;
-    }
+    const step = await formStep(ctx, (i) => mfaNeeded(i) !== undefined);
+    if (!step) return;
+    const { uid } = step;
     await store.destroy(PENDING_SIGN_IN, uid);
     await store.destroy(SIGN_IN_ENROLMENT, uid);
     await finish(ctx, unmetAuthenticationRequirements('the client requires a second factor, which the account cannot provide'));
