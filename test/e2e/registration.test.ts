@@ -412,8 +412,9 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
     recordSecret(doomed.initial_access_token);
     recordSecret(other.initial_access_token);
     expect((await call('POST', endpoint, doomed.initial_access_token, serviceMetadata())).status).toBe(201);
-    // The token value is not an id: refused, and it still works.
-    const byValue = await t.cliRaw('registration', 'token', 'revoke', doomed.initial_access_token);
+    // The token value is not an id: refused, and it still works. (After `--`: a base64url value
+    // starts with "-" one time in 64, which the parser would take for an option.)
+    const byValue = await t.cliRaw('registration', 'token', 'revoke', '--', doomed.initial_access_token);
     expect(byValue.code).toBe(1);
     expect(byValue.stderr).toMatch(/not found/);
     expect(byValue.stderr).not.toContain(doomed.initial_access_token);
