@@ -232,6 +232,20 @@ export function createInteractionRoutes(deps: {
     return { uid, interaction };
   }
 
+  /**
+   * Whether wrong codes have locked this account or IP out of second factors: when they have, the
+   * page's message, with Retry-After set and the lockout counted; undefined otherwise.
+   */
+  async function mfaLockout(ctx: Context, accountId: string): Promise<string | undefined> {
+    const limit = await mfaLimiter.check(accountId, ctx.ip);
+    if (limit.allowed) return undefined;
+    deps.metrics?.signIn('locked');
+    deps.metrics?.rateLimited('mfa');
+    ctx.set('Retry-After', String(limit.retryAfterSeconds));
+    const minutes = Math.ceil(limit.retryAfterSeconds / 60);
+    return `Too many wrong codes. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`;
+  }
+
   async function clientName(clientId: unknown): Promise<string> {
     const client = typeof clientId === 'string' ? await deps.provider().Client.find(clientId) : undefined;
     return client?.clientName ?? (typeof clientId === 'string' ? clientId : 'the application');
@@ -543,13 +557,9 @@ export function createInteractionRoutes(deps: {
     }
     const { accountId } = target;
     const clientId = typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null;
-    const limit = await mfaLimiter.check(accountId, ctx.ip);
-    if (!limit.allowed) {
-      deps.metrics?.signIn('locked');
-      deps.metrics?.rateLimited('mfa');
-      ctx.set('Retry-After', String(limit.retryAfterSeconds));
-      const minutes = Math.ceil(limit.retryAfterSeconds / 60);
-      await renderSecondFactor(ctx, 429, uid, interaction, accountId, `Too many wrong codes. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`);
+    const locked = await mfaLockout(ctx, accountId);
+    if (locked) {
+      await renderSecondFactor(ctx, 429, uid, interaction, accountId, locked);
       return;
     }
     // Never logged nor audited: only the outcome and its reason are.
@@ -629,13 +639,9 @@ export function createInteractionRoutes(deps: {
       return;
     }
     const clientId = typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null;
-    const limit = await mfaLimiter.check(accountId, ctx.ip);
-    if (!limit.allowed) {
-      deps.metrics?.signIn('locked');
-      deps.metrics?.rateLimited('mfa');
-      ctx.set('Retry-After', String(limit.retryAfterSeconds));
-      const minutes = Math.ceil(limit.retryAfterSeconds / 60);
-      await renderEnrolment(ctx, 429, uid, interaction, accountId, mfa, `Too many wrong codes. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`);
+    const locked = await mfaLockout(ctx, accountId);
+    if (locked) {
+      await renderEnrolment(ctx, 429, uid, interaction, accountId, mfa, locked);
       return;
     }
     const who = `user:${accountId}` as const;
