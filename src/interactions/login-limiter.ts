@@ -26,10 +26,11 @@ export interface LoginLimiter {
 /**
  * What a limiter counts: `login` (passwords, the default) keeps an account's count under its
  * normalised email, the same key whatever spelling finds the account; `mfa` (second-factor codes)
- * under the account id. Each has its own Redis keys (`<kind>_fail_account`, `<kind>_fail_ip`), so
+ * under the account id; `passkey` (passkey sign-ins) under the account id of a known credential,
+ * or `ip:<address>` when the credential is not known. Each has its own Redis keys (`<kind>_fail_account`, `<kind>_fail_ip`), so
  * wrong codes and wrong passwords are counted apart, each against the same limits.
  */
-export type LimiterKind = 'login' | 'mfa';
+export type LimiterKind = 'login' | 'mfa' | 'passkey';
 
 function isLimiterRes(value: unknown): value is RateLimiterRes {
   return typeof value === 'object' && value !== null && 'msBeforeNext' in value;
