@@ -116,7 +116,7 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
     kit.metrics?.signIn('failure');
     ctx.state.log?.info({ outcome: 'failure', method: 'passkey', reason: refused.reason, ...(refused.accountId ? { accountId: refused.accountId } : {}) }, 'passkey refused');
     if (refused.reason === 'rate_limited') return;
-    await limiter.recordFailure(refused.accountId ?? `ip:${ctx.ip}`, ctx.ip);
+    await limiter.recordFailure(refused.accountId, ctx.ip);
     const clientId = clientIdOf(interaction);
     if (stepUp === undefined) {
       await kit.audit(ctx, {
@@ -178,7 +178,7 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
       await kit.renderLogin(ctx, 400, uid, interaction, { error: NEEDS_SCRIPT });
       return;
     }
-    const limit = await passkeyLimiter.check(`ip:${ctx.ip}`, ctx.ip);
+    const limit = await passkeyLimiter.check(undefined, ctx.ip);
     if (!limit.allowed) {
       kit.metrics?.signIn('locked');
       kit.metrics?.rateLimited('sign_in');
