@@ -125,6 +125,14 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
         target: refused.passkeyId ? `passkey:${refused.passkeyId}` : null,
         details: { method: 'passkey', reason: refused.reason, client_id: clientId },
       });
+      // As for passwords: the failure that reaches the account's limit records the lockout, once.
+      if (refused.accountId) {
+        const after = await limiter.check(refused.accountId, ctx.ip);
+        if (!after.allowed) {
+          const who = `user:${refused.accountId}`;
+          await kit.audit(ctx, { actor: 'anonymous', action: 'signin.lockout', target: who, details: { method: 'passkey', retry_after_seconds: after.retryAfterSeconds, client_id: clientId } });
+        }
+      }
     } else {
       const who = `user:${refused.accountId ?? 'unknown'}`;
       await kit.audit(ctx, { actor: who, action: 'mfa.failure', target: who, details: { method: 'passkey', reason: refused.reason, step_up: stepUp, client_id: clientId } });
@@ -190,6 +198,11 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
       gate: async (accountId) => (await passkeyLimiter.check(accountId, ctx.ip)).allowed,
     });
     if (!result.ok) {
+      if (result.reason === 'rate_limited') {
+        const limited = await passkeyLimiter.check(result.accountId, ctx.ip);
+        if (!limited.allowed) ctx.set('Retry-After', String(limited.retryAfterSeconds));
+        kit.metrics?.rateLimited('sign_in');
+      }
       await recordRefusal(ctx, interaction, result, passkeyLimiter);
       await kit.renderLogin(ctx, result.reason === 'malformed' ? 400 : result.reason === 'rate_limited' ? 429 : 401, uid, interaction, { error: refusalMessage(result.reason) });
       return;

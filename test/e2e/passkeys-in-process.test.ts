@@ -332,6 +332,34 @@ describe('passkeys (in process, WebAuthn emulator)', () => {
     await expectRefused(() => post(agent, form, response()), { status: 401, text: 'This passkey could not be used', reason: 'disabled', userId: person.id });
   });
 
+  it('the limit per account: after 10 refused uses of a known passkey, even a right one is refused (429, Retry-After) before its signature is checked; signin.lockout once', async () => {
+    const { person, emulator, passkey } = await withPasskey();
+    await sql`update passkeys set counter = 1000000 where id = ${passkey.id}`.execute(t.server.registry.db);
+    const before = await lastSeq();
+    for (let attempt = 0; attempt < 10; attempt += 1) {
+      const { agent, form, response } = await assertion(emulator);
+      expect((await post(agent, form, response())).status).toBe(401);
+    }
+    const rows = await auditSince(before);
+    expect(rows.filter((row) => row.action === 'signin.failure').map((row) => row.details.reason)).toEqual(Array(10).fill('counter_regression'));
+    expect(rows.filter((row) => row.action === 'signin.lockout')).toEqual([
+      { actor: 'anonymous', action: 'signin.lockout', target: `user:${person.id}`, details: { method: 'passkey', retry_after_seconds: expect.any(Number), client_id: app.clientId } },
+    ]);
+    // Now a right answer (the counter put back): still refused, the row untouched, nothing more audited.
+    await sql`update passkeys set counter = 0 where id = ${passkey.id}`.execute(t.server.registry.db);
+    const state = await rowsOf(person.id);
+    const codes = codesFor.length;
+    const locked = await lastSeq();
+    const { agent, form, response } = await assertion(emulator);
+    const answer = await post(agent, form, response());
+    expect(answer.status).toBe(429);
+    expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await answer.text()).toContain('Too many failed sign-ins.');
+    expect(codesFor.length).toBe(codes);
+    expect(await rowsOf(person.id)).toEqual(state);
+    expect(await auditSince(locked)).toEqual([]);
+  });
+
   it('rename and remove through the service, audited as the person; a removed passkey is then unknown', async () => {
     const { person, emulator, passkey } = await withPasskey();
     const before = await lastSeq();
