@@ -77,10 +77,10 @@ describe('passkeys (in process, WebAuthn emulator)', () => {
     return { person: who, emulator, passkey };
   }
 
-  async function start(agent: Agent, clientId = app.clientId) {
+  async function start(agent: Agent, clientId = app.clientId, params: Record<string, string> = {}) {
     const { verifier, challenge } = pkce();
     const state = randomUUID();
-    const { response, url } = await agent.follow(authorizeUrl({ client_id: clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256', state }));
+    const { response, url } = await agent.follow(authorizeUrl({ client_id: clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256', state, ...params }));
     const html = await response.text();
     return { response, url, verifier, state, html, uid: new URL(url).pathname.split('/').at(-1)! };
   }
@@ -410,6 +410,33 @@ describe('passkeys (in process, WebAuthn emulator)', () => {
     expect((await auditSince(from)).map((row) => [row.action, row.details.method, row.details.amr])).toEqual([
       ['mfa.success', 'passkey', undefined],
       ['signin.success', 'password', ['pwd', 'swk', 'mfa']],
+    ]);
+  });
+
+  it('a password session that an app now needs at acr mfa, for a person who has added a passkey since: the passkey page at once (no password), then amr pwd, swk, mfa, audited as a step-up', async () => {
+    const person = await t.build.person({ email: `step-up-${randomUUID()}@example.test` });
+    const agent = new Agent(t.server.url, t.fetch);
+    const first = await start(agent);
+    const login = /<form method="post" action="([^"]+\/login)"/.exec(first.html)![1]!;
+    const signedIn = await agent.postForm(login, { csrf: hiddenInput(first.html, 'csrf')!, email: person.email, password: person.password });
+    const done = await agent.follow(signedIn.headers.get('location')!);
+    expect(await idTokenOf(done.url, first.verifier)).toMatchObject({ sub: person.id, amr: ['pwd'] });
+
+    const { emulator } = await withPasskey(freshEmulator(), person);
+    const stepUp = await start(agent, app.clientId, { acr_values: ACR_MFA });
+    expect(stepUp.html).toContain("Confirm it's you");
+    expect(stepUp.html).not.toContain('name="password"');
+    const form = passkeyForm(stepUp.html);
+    expect(form.action).toBe(`/interaction/${stepUp.uid}/mfa/passkey`);
+    const options = await optionsFor(agent, form.options, form.csrf);
+    const before = await lastSeq();
+    const answer = await agent.postForm(form.action, { csrf: form.csrf, response: JSON.stringify(emulator.getJSON(origin, options)) });
+    expect(answer.status).toBe(303);
+    const finished = await agent.follow(answer.headers.get('location')!);
+    expect(await idTokenOf(finished.url, stepUp.verifier)).toMatchObject({ sub: person.id, acr: ACR_MFA, amr: ['pwd', 'swk', 'mfa'] });
+    expect((await auditSince(before)).map((row) => [row.action, row.details.method, row.details.step_up])).toEqual([
+      ['mfa.success', 'passkey', true],
+      ['signin.success', 'step_up', undefined],
     ]);
   });
 });
