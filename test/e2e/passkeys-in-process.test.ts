@@ -17,7 +17,10 @@ import {
   WEBAUTHN_CHALLENGE,
   type PasskeyDeps,
 } from '../../src/services/passkeys.service.js';
+import { beginTotpEnrolment, confirmTotpEnrolment } from '../../src/services/second-factors.service.js';
 import { disableUser } from '../../src/services/users.service.js';
+import { loadDataKeyring } from '../../src/keys/data-key.js';
+import { totpCode } from '../fixtures/totp.js';
 import { Agent, authorizeUrl, hiddenInput, pkce } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
@@ -438,5 +441,29 @@ describe('passkeys (in process, WebAuthn emulator)', () => {
       ['mfa.success', 'passkey', true],
       ['signin.success', 'step_up', undefined],
     ]);
+  });
+
+  it('a person with an authenticator app and a passkey: after the password, the code field and "Use a passkey instead" (scripts by nonce), and the passkey finishes: amr pwd, swk, mfa', async () => {
+    const { person, emulator } = await withPasskey();
+    const secondFactors = { ...t.services, dataKeys: await loadDataKeyring(t.config.keysDir, { generateIfMissing: false }) };
+    const { secret } = await beginTotpEnrolment(secondFactors, person.id, { issuer: 'Gatehouse' });
+    recordSecret(secret);
+    const codes = await confirmTotpEnrolment(secondFactors, { actor: `person:${person.id}` }, person.id, await totpCode(secret, -30_000));
+    for (const code of codes.recoveryCodes) recordSecret(code);
+
+    const agent = new Agent(t.server.url, t.fetch);
+    const started = await start(agent);
+    const login = /<form method="post" action="([^"]+\/login)"/.exec(started.html)![1]!;
+    const posted = await agent.postForm(login, { csrf: hiddenInput(started.html, 'csrf')!, email: person.email, password: person.password });
+    const page = await agent.follow(posted.headers.get('location')!);
+    const html = await page.response.text();
+    expect(html).toContain('name="code"');
+    expect(html).toMatch(/<button type="submit" id="mfa-passkey" class="secondary"[^>]*>Use a passkey instead<\/button>/);
+    expect(page.response.headers.get('content-security-policy')).toMatch(/script-src 'nonce-/);
+    const form = passkeyForm(html);
+    const options = await optionsFor(agent, form.options, form.csrf);
+    const answer = await agent.postForm(form.action, { csrf: form.csrf, response: JSON.stringify(emulator.getJSON(origin, options)) });
+    const done = await agent.follow(answer.headers.get('location')!);
+    expect(await idTokenOf(done.url, started.verifier)).toMatchObject({ sub: person.id, acr: ACR_MFA, amr: ['pwd', 'swk', 'mfa'] });
   });
 });
