@@ -26,7 +26,7 @@ import {
   type PasskeyRecord,
 } from '../registry/passkey.repository.js';
 import type { Database } from '../registry/tables.js';
-import { findUserById } from '../registry/user.repository.js';
+import { findUserById, recordLogin } from '../registry/user.repository.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { recordChange, type AuditActor, type RegistryServiceDeps } from './changes.js';
 import { isUniqueViolation, NotFoundError, ValidationError } from './errors.js';
@@ -281,9 +281,17 @@ export async function verifyPasskeySignIn(
     if (verified.backupEligible !== row.backupEligible) throw new PasskeyRejected('backup_flag_changed');
     const person = await findUserById(deps.db, row.userId);
     if (!person || person.disabled) throw new PasskeyRejected('disabled');
-    const used = await recordPasskeyUse(deps.db, row.id, { counter: verified.newCounter, backupState: verified.backupState, at: new Date(nowOf(deps)) });
-    if (!used) throw new PasskeyRejected('counter_regression');
-    return { ok: true, accountId: row.userId, passkeyId: row.id, method: passkeyMethod(row.backupEligible), sessionsValidAfter: person.sessionsValidAfter };
+    const at = new Date(nowOf(deps));
+    const passkeyId = row.id;
+    const signedIn = await deps.db.transaction().execute(async (trx) => {
+      // Only if the counter went up: of concurrent uses of one answer, one gets here (§4.1 step 6).
+      if (!(await recordPasskeyUse(trx, passkeyId, { counter: verified.newCounter, backupState: verified.backupState, at }))) throw new PasskeyRejected('counter_regression');
+      // The person's last sign-in, as a password sign-in records it; gone meanwhile, no sign-in.
+      const updated = await recordLogin(trx, person.id, at);
+      if (!updated || updated.disabled) throw new PasskeyRejected('disabled');
+      return updated;
+    });
+    return { ok: true, accountId: row.userId, passkeyId: row.id, method: passkeyMethod(row.backupEligible), sessionsValidAfter: signedIn.sessionsValidAfter };
   } catch (error) {
     if (!(error instanceof PasskeyRejected)) throw error;
     return { ok: false, reason: error.reason, ...(row ? { passkeyId: row.id, accountId: row.userId } : {}) };

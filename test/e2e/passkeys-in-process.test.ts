@@ -176,6 +176,9 @@ describe('passkeys (in process, WebAuthn emulator)', () => {
     const [row] = await rowsOf(person.id);
     expect(row).toMatchObject({ counter: '1', backup_state: true });
     expect(row!.last_used_at).toBeInstanceOf(Date);
+    // The person's last sign-in is recorded as for a password, in the same transaction as the counter.
+    const user = (await sql<{ last_login_at: Date | null }>`select last_login_at from users where id = ${person.id}`.execute(t.server.registry.db)).rows[0];
+    expect(user!.last_login_at).toEqual(row!.last_used_at);
   });
 
   it('the login page: the #passkey-signin button in a form that works without script, the email field offers passkeys (autocomplete), scripts only with this response\'s nonce; the consent page still has no script', async () => {
