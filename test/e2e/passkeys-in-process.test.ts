@@ -251,6 +251,21 @@ describe('passkeys (in process, WebAuthn emulator)', () => {
     }
   });
 
+  it('a passkey answer with a forged or missing CSRF token: 403, the challenge still unused, nothing changed; the right token then signs in', async () => {
+    const { person, emulator } = await withPasskey();
+    const { agent, started, form, response } = await assertion(emulator);
+    const answer = response();
+    const rows = await rowsOf(person.id);
+    for (const csrf of ['forged', '']) {
+      const refused = await agent.postForm(form.action, { csrf, response: answer });
+      expect(refused.status).toBe(403);
+      expect(await refused.text()).toContain('This form has expired');
+    }
+    expect(await rowsOf(person.id)).toEqual(rows);
+    expect((await t.server.store.find(WEBAUTHN_CHALLENGE, `login:${started.uid}`))?.consumed).toBeUndefined();
+    expect((await post(agent, form, answer)).status).toBe(303);
+  });
+
   it('the same response posted twice: the second is refused as a replayed challenge, the row unchanged, audited', async () => {
     const { person, emulator } = await withPasskey();
     const { agent, form, response } = await assertion(emulator);
