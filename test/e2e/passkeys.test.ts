@@ -149,7 +149,10 @@ describe('passkeys in Chromium (virtual authenticator)', () => {
     await optionsAsked;
     await tab.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: tab.authenticatorId, enabled: true });
     const redirected = tab.page.waitForRequest((request) => request.url().startsWith(REDIRECT_URI));
+    // The button's own ceremony: new options, asked for by the click (the pending conditional one did not finish by itself).
+    const buttonOptions = tab.page.waitForResponse((response) => response.url().endsWith('/passkey/options'));
     await tab.page.locator('#passkey-signin').click();
+    await buttonOptions;
     const request = await redirected;
     return idTokenOf(request.url(), verifier);
   }
@@ -253,5 +256,30 @@ describe('passkeys in Chromium (virtual authenticator)', () => {
     expect(posts).toEqual([]);
     expect(await actionsSince(before)).toEqual([]);
     expect((await sql`select counter, last_used_at from passkeys where id = ${passkey.id}`.execute(t.server.registry.db)).rows).toEqual(rowBefore);
+  });
+
+  it('after a password, the second-factor page offers the passkey (axe passes); "Use your passkey" finishes with amr pwd, hwk, mfa', async () => {
+    const person = await t.build.person({ email: `pwd-then-passkey-${randomUUID()}@example.test` });
+    const tab = await newTab();
+    await registerIn(tab, person.id);
+    await tab.context.clearCookies();
+    // The person types a password rather than picking the passkey the email field offers.
+    await tab.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: tab.authenticatorId, enabled: false });
+    const verifier = await toLogin(tab.page);
+    await tab.page.getByLabel('Email').fill(person.email);
+    await tab.page.getByLabel('Password').fill(person.password);
+    await tab.page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await tab.page.getByRole('button', { name: 'Use your passkey' }).waitFor();
+    expect(await tab.page.getByLabel('Code').count()).toBe(0);
+    expect(await accessibilityViolations(tab.page), 'second-factor page with a passkey (axe-core, WCAG 2.1 AA)').toEqual([]);
+    await tab.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: tab.authenticatorId, enabled: true });
+    const before = await lastSeq();
+    const redirected = tab.page.waitForRequest((request) => request.url().startsWith(REDIRECT_URI));
+    await tab.page.getByRole('button', { name: 'Use your passkey' }).click();
+    expect(await idTokenOf((await redirected).url(), verifier)).toMatchObject({ sub: person.id, acr: ACR_MFA, amr: ['pwd', 'hwk', 'mfa'] });
+    expect(await actionsSince(before)).toEqual([
+      ['mfa.success', 'passkey'],
+      ['signin.success', 'password'],
+    ]);
   });
 });
