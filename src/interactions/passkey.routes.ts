@@ -51,6 +51,7 @@ export interface InteractionKit {
 /** The largest options request: `{"csrf":"…"}`. */
 const MAX_OPTIONS_BODY = 1024;
 const NEEDS_SCRIPT = 'Passkeys need JavaScript in this browser. Turn it on, or sign in with your password.';
+const NEEDS_SCRIPT_MFA = 'Passkeys need JavaScript in this browser. Turn it on, or use a code from your authenticator app if you have one.';
 
 /** What the login page says for each refusal (never whether the person exists). */
 function refusalMessage(reason: PasskeySignInRefused['reason']): string {
@@ -242,7 +243,7 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
       return;
     }
     if (field.value === '') {
-      await kit.renderSecondFactor(ctx, 400, uid, interaction, accountId, NEEDS_SCRIPT);
+      await kit.renderSecondFactor(ctx, 400, uid, interaction, accountId, NEEDS_SCRIPT_MFA);
       return;
     }
     const locked = await kit.mfaLockout(ctx, accountId);

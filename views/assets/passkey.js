@@ -47,7 +47,7 @@
     var button = form.querySelector('button');
     if (!lib || !lib.browserSupportsWebAuthn()) {
       if (button) button.disabled = true;
-      say(form, 'This browser cannot use passkeys here. Sign in with your password instead.');
+      say(form, 'This browser cannot use passkeys here. Use another way to sign in.');
       return;
     }
     form.addEventListener('submit', function (event) {
