@@ -9,6 +9,7 @@ import { purgeExpiredDurableRows } from './oidc/adapters/durable-adapter.js';
 import { createApp } from './http/app.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
 import { createLoginLimiter } from './interactions/login-limiter.js';
+import { relyingPartyOf } from './accounts/passkeys.js';
 import { createPages } from './oidc/pages.js';
 import { loadAuditKeyring } from './keys/audit-key.js';
 import { loadDataKeyring } from './keys/data-key.js';
@@ -121,6 +122,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
       limiter: createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits }),
       mfaLimiter: createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits, kind: 'mfa' }),
       secondFactors: { db: registry.db, audit: auditWriter, dataKeys },
+      passkeys: { db: registry.db, audit: auditWriter, store, relyingParty: relyingPartyOf(config.issuer) },
+      passkeyLimiter: createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits, kind: 'passkey' }),
       store,
       pages,
       cache,

@@ -86,6 +86,16 @@ export function createApp(deps: {
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = deps.pages.stylesheet;
   };
+  const script = (body: () => string): Koa.Middleware => async (ctx, next) => {
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
+    ctx.type = 'text/javascript';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = body();
+  };
+  const scripts: Record<string, Koa.Middleware> = {
+    '/assets/webauthn.js': script(() => deps.pages.webauthnScript),
+    '/assets/passkey.js': script(() => deps.pages.passkeyScript),
+  };
   const routes = deps.routers.map((router) => ({ prefix: router.opts.prefix ?? '', middleware: routerMiddleware(router) }));
   // The body limit, in the OAuth error format, guards the provider only: the admin API and the
   // sign-in pages read bodies themselves under the same limit, refusing a larger one in their own
@@ -110,6 +120,7 @@ export function createApp(deps: {
     if (path === '/healthz' || path === '/readyz') return health;
     if (path === '/metrics') return metricsRoute;
     if (path === '/assets/gatehouse.css') return stylesheet;
+    if (Object.hasOwn(scripts, path)) return scripts[path];
     return routes.find(({ prefix }) => path === prefix || path.startsWith(`${prefix}/`))?.middleware;
   };
   // The Host is pinned to the issuer's on every route (see hostCheck), except the three an

@@ -9,11 +9,12 @@ import type { Config } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { MFA_REQUIRED, type MfaReason } from '../oidc/mfa-policy.js';
-import { pageCsp, type Pages } from '../oidc/pages.js';
+import { pageCsp, scriptNonce, type Pages } from '../oidc/pages.js';
 import { unmetAuthenticationRequirements } from '../oidc/upstream.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
 import { ConflictError, NotFoundError } from '../services/errors.js';
+import { hasPasskey, type PasskeyDeps } from '../services/passkeys.service.js';
 import {
   beginTotpEnrolment,
   confirmTotpEnrolment,
@@ -29,6 +30,7 @@ import {
 import { epochSeconds, type EphemeralStore } from '../store/ephemeral-store.js';
 import { createCsrf } from './csrf.js';
 import type { LoginLimiter } from './login-limiter.js';
+import { registerPasskeyRoutes } from './passkey.routes.js';
 import { describeScopes } from './scopes.js';
 import { totpQrSvg } from './totp-qr.js';
 
@@ -165,6 +167,9 @@ export function createInteractionRoutes(deps: {
   /** Where sign-in successes, failures and lockouts are recorded (optional until every caller passes it). */
   audit?: AuditSink;
   metrics?: Metrics;
+  /** Passkeys (design §4): the service's deps, and the limiter of passkey sign-ins (kind 'passkey'). */
+  passkeys: PasskeyDeps;
+  passkeyLimiter: LoginLimiter;
 }): Router {
   const { accounts, limiter, mfaLimiter, pages, cache, config, store } = deps;
   // The sink never throws; awaiting it keeps one append per sign-in attempt in flight (backpressure).
@@ -190,12 +195,14 @@ export function createInteractionRoutes(deps: {
     await next();
   }
 
-  function page(ctx: Context, status: number, name: Parameters<Pages['render']>[0], data: Parameters<Pages['render']>[1], formTargets: string[] = []) {
+  /** A page; with `scripts` (passkeys) its CSP lets the scripts carrying this response's nonce run, and no others. */
+  function page(ctx: Context, status: number, name: Parameters<Pages['render']>[0], data: Parameters<Pages['render']>[1], formTargets: string[] = [], options: { scripts?: boolean } = {}) {
+    const nonce = options.scripts ? scriptNonce() : undefined;
     ctx.status = status;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
-    ctx.set('Content-Security-Policy', pageCsp(formTargets));
-    ctx.body = pages.render(name, data);
+    ctx.set('Content-Security-Policy', pageCsp(formTargets, nonce ? { scriptNonce: nonce } : {}));
+    ctx.body = pages.render(name, nonce ? { ...data, nonce } : data);
   }
 
   function errorPage(ctx: Context, status: number, heading: string, message: string, code?: string) {
@@ -273,9 +280,11 @@ export function createInteractionRoutes(deps: {
         csrf: csrf.token(uid),
         action: `/interaction/${uid}/login`,
         abort: `/interaction/${uid}/abort`,
+        passkey: { action: `/interaction/${uid}/passkey`, options: `/interaction/${uid}/passkey/options` },
         ...extra,
       },
       redirectUri,
+      { scripts: true },
     );
   }
 
@@ -368,6 +377,11 @@ export function createInteractionRoutes(deps: {
     return hasSecondFactor(deps.secondFactors.db, accountId);
   }
 
+  /** Whether the person has an authenticator app or a passkey: either is asked for after a password (D6). */
+  async function hasAnyFactor(accountId: string): Promise<boolean> {
+    return (await hasTotp(accountId)) || (await hasPasskey(deps.passkeys.db, accountId));
+  }
+
   async function putPendingSignIn(uid: string, interaction: Awaited<ReturnType<typeof details>>, accountId: string, cutoff: Date | null | undefined) {
     const ttl = ttlWithin(interaction, PENDING_SIGN_IN_TTL_SECONDS);
     await store.upsert(PENDING_SIGN_IN, uid, { accountId, amr: ['pwd'], at: epochSeconds(), ...(cutoff ? { cutoffMs: cutoff.getTime() } : {}) }, ttl);
@@ -394,6 +408,7 @@ export function createInteractionRoutes(deps: {
   /** The second-factor page: a code (TOTP or recovery code), Continue, and Cancel. */
   async function renderSecondFactor(ctx: Context, status: number, uid: string, interaction: Awaited<ReturnType<typeof details>>, accountId: string, error?: string) {
     const name = await clientName(interaction.params.client_id);
+    const passkey = await hasPasskey(deps.passkeys.db, accountId);
     const account = await accounts.findById(accountId);
     const mfa = mfaNeeded(interaction);
     const redirectUri = typeof interaction.params.redirect_uri === 'string' ? [interaction.params.redirect_uri] : [];
@@ -410,8 +425,11 @@ export function createInteractionRoutes(deps: {
         csrf: csrf.token(uid),
         action: `/interaction/${uid}/mfa`,
         abort: `/interaction/${uid}/abort`,
+        codes: await hasTotp(accountId),
+        ...(passkey ? { passkey: { action: `/interaction/${uid}/mfa/passkey`, options: `/interaction/${uid}/mfa/passkey/options` } } : {}),
       },
       redirectUri,
+      { scripts: passkey },
     );
   }
 
@@ -448,11 +466,11 @@ export function createInteractionRoutes(deps: {
           return;
         }
         const mfa = mfaNeeded(interaction);
-        if (mfa && !(await hasTotp(target.accountId))) {
+        if (mfa && !(await hasAnyFactor(target.accountId))) {
           await renderEnrolment(ctx, 200, uid, interaction, target.accountId, mfa);
           return;
         }
-        if (!target.stepUp || (await hasTotp(target.accountId))) {
+        if (!target.stepUp || (await hasAnyFactor(target.accountId))) {
           await renderSecondFactor(ctx, 200, uid, interaction, target.accountId);
           return;
         }
@@ -529,7 +547,7 @@ export function createInteractionRoutes(deps: {
     }
     await limiter.recordSuccess(email);
     const mfa = mfaNeeded(interaction);
-    if ((await hasTotp(result.user.id)) || mfa) {
+    if ((await hasAnyFactor(result.user.id)) || mfa) {
       // A person with a second factor is asked for it after every password (design D6), and one
       // without it, where this sign-in needs one, sets it up first (§3.6): nothing is finished yet;
       // the password's result waits beside the interaction for the code.
@@ -766,6 +784,36 @@ export function createInteractionRoutes(deps: {
     await store.destroy(SIGN_IN_ENROLMENT, uid);
     await finish(ctx, unmetAuthenticationRequirements('the client requires a second factor, which the account cannot provide'));
   });
+
+  registerPasskeyRoutes(
+    router,
+    {
+      forms,
+      details,
+      formStep,
+      verifyCsrf: (uid, token) => csrf.verify(uid, token),
+      errorPage,
+      renderLogin,
+      renderSecondFactor,
+      secondFactorTarget,
+      async takePendingSignIn(uid) {
+        if ((await store.consume(PENDING_SIGN_IN, uid)).result !== 'consumed') return false;
+        await store.destroy(PENDING_SIGN_IN, uid);
+        return true;
+      },
+      async dropPending(uid) {
+        await store.destroy(PENDING_SIGN_IN, uid);
+        await store.destroy(SIGN_IN_ENROLMENT, uid);
+      },
+      finish,
+      waitOutCutoffSecond,
+      audit,
+      mfaLockout,
+      mfaLimiter,
+      metrics: deps.metrics,
+    },
+    { passkeys: deps.passkeys, passkeyLimiter: deps.passkeyLimiter },
+  );
 
   router.get('/:uid/abort', async (ctx) => {
     await details(ctx);

@@ -17,8 +17,9 @@ export type LimitCheck = { allowed: true } | { allowed: false; retryAfterSeconds
  * password has said who it is).
  */
 export interface LoginLimiter {
-  check(account: string, ip: string): Promise<LimitCheck>;
-  recordFailure(account: string, ip: string): Promise<void>;
+  /** `account` undefined (a passkey nobody here has): the IP alone. */
+  check(account: string | undefined, ip: string): Promise<LimitCheck>;
+  recordFailure(account: string | undefined, ip: string): Promise<void>;
   /** A success clears the account's count (the IP's stays: it may be trying many accounts). */
   recordSuccess(account: string): Promise<void>;
 }
@@ -26,10 +27,11 @@ export interface LoginLimiter {
 /**
  * What a limiter counts: `login` (passwords, the default) keeps an account's count under its
  * normalised email, the same key whatever spelling finds the account; `mfa` (second-factor codes)
- * under the account id. Each has its own Redis keys (`<kind>_fail_account`, `<kind>_fail_ip`), so
+ * under the account id; `passkey` (passkey sign-ins) under the account id of a known credential,
+ * and under the IP alone when the credential is not known. Each has its own Redis keys (`<kind>_fail_account`, `<kind>_fail_ip`), so
  * wrong codes and wrong passwords are counted apart, each against the same limits.
  */
-export type LimiterKind = 'login' | 'mfa';
+export type LimiterKind = 'login' | 'mfa' | 'passkey';
 
 function isLimiterRes(value: unknown): value is RateLimiterRes {
   return typeof value === 'object' && value !== null && 'msBeforeNext' in value;
@@ -63,16 +65,18 @@ export function createLoginLimiter(deps: { redis?: Redis; limits: LoginLimits; k
 
   return {
     async check(account, ip) {
-      const waits = await Promise.all([blockedFor(byAccount, accountKey(account), limits.perAccount), blockedFor(byIp, ip, limits.perIp)]);
+      const waits = await Promise.all([account === undefined ? undefined : blockedFor(byAccount, accountKey(account), limits.perAccount), blockedFor(byIp, ip, limits.perIp)]);
       const wait = Math.max(...waits.map((w) => w ?? 0));
       return wait > 0 ? { allowed: false, retryAfterSeconds: wait } : { allowed: true };
     },
     async recordFailure(account, ip) {
       // Consuming past the limit rejects with the limiter's result: that is the expected case.
       await Promise.all([
-        byAccount.consume(accountKey(account)).catch((error: unknown) => {
-          if (!isLimiterRes(error)) throw error;
-        }),
+        account === undefined
+          ? undefined
+          : byAccount.consume(accountKey(account)).catch((error: unknown) => {
+              if (!isLimiterRes(error)) throw error;
+            }),
         byIp.consume(ip).catch((error: unknown) => {
           if (!isLimiterRes(error)) throw error;
         }),

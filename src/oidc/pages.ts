@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Eta } from 'eta';
 
@@ -25,6 +27,24 @@ export interface Pages {
   render(name: 'login' | 'consent' | 'mfa' | 'mfa-enrol' | 'mfa-enrolled' | 'logout' | 'logged-out' | 'error', data: PageBase & Record<string, unknown>): string;
   /** The stylesheet every page links to (no inline styles or scripts: the CSP forbids them). */
   readonly stylesheet: string;
+  /** @simplewebauthn/browser's UMD bundle, served at /assets/webauthn.js (from node_modules, no CDN). */
+  readonly webauthnScript: string;
+  /** Our passkey glue (views/assets/passkey.js), served at /assets/passkey.js. */
+  readonly passkeyScript: string;
+}
+
+/**
+ * Where @simplewebauthn/browser's UMD bundle is: its package exports only ".", so the file is found
+ * beside the resolved main entry (`script/index.js` → `dist/bundle/index.umd.min.js`).
+ */
+export function webauthnBundlePath(): string {
+  const main = createRequire(import.meta.url).resolve('@simplewebauthn/browser');
+  return path.join(path.dirname(main), '..', 'dist', 'bundle', 'index.umd.min.js');
+}
+
+/** A fresh CSP nonce for one response (128 random bits). */
+export function scriptNonce(): string {
+  return randomBytes(16).toString('base64');
 }
 
 export function createPages(): Pages {
@@ -33,14 +53,18 @@ export function createPages(): Pages {
   return {
     render: (name, data) => eta.render(name, data),
     stylesheet,
+    webauthnScript: readFileSync(webauthnBundlePath(), 'utf8'),
+    passkeyScript: readFileSync(path.join(VIEWS_DIR, 'assets', 'passkey.js'), 'utf8'),
   };
 }
 
 /**
  * The Content-Security-Policy of our pages: no script at all, styles from our origin, and a
  * form-action that lets a form's redirect chain reach the client (browsers check every hop).
+ * With `scriptNonce` (the login and second-factor pages, for passkeys), scripts whose tag carries
+ * that nonce run, and may fetch from our origin; every other page keeps no script at all.
  */
-export function pageCsp(formTargets: readonly string[] = []): string {
+export function pageCsp(formTargets: readonly string[] = [], options: { scriptNonce?: string } = {}): string {
   const origins = [...new Set(formTargets.map((target) => URL.parse(target)?.origin).filter((o): o is string => !!o && o !== 'null'))];
   return [
     "default-src 'none'",
@@ -49,5 +73,6 @@ export function pageCsp(formTargets: readonly string[] = []): string {
     `form-action 'self' ${origins.join(' ')}`.trim(),
     "frame-ancestors 'none'",
     "base-uri 'none'",
+    ...(options.scriptNonce ? [`script-src 'nonce-${options.scriptNonce}'`, "connect-src 'self'"] : []),
   ].join('; ');
 }

@@ -128,6 +128,28 @@ export interface RecoveryCodeTable {
   created_at: Timestamp;
 }
 
+/** One passkey (WebAuthn credential) of a person (docs/design/sign-in-methods.md §2.2). */
+export interface PasskeyTable {
+  /** Our id (a random UUID): in URLs and audit targets (`passkey:<id>`). */
+  id: string;
+  user_id: string;
+  /** base64url, as the browser sends it (WebAuthnCredential.id); unique. */
+  credential_id: string;
+  /** The COSE public key bytes. */
+  public_key: Buffer;
+  /** int8 (pg: string, PGlite: number): the signature counter last seen. */
+  counter: ColumnType<string | number, number | undefined, number>;
+  transports: string[];
+  /** The BE flag at registration (a synced passkey); permanent. */
+  backup_eligible: boolean;
+  /** The BS flag, as last seen. */
+  backup_state: boolean;
+  aaguid: string | null;
+  name: string;
+  created_at: Timestamp;
+  last_used_at: Timestamp | null;
+}
+
 /** Every table of the registry, as Kysely sees it. */
 export interface Database {
   resource_servers: ResourceServerTable;
@@ -139,6 +161,7 @@ export interface Database {
   audit_log: AuditLogTable;
   totp_factors: TotpFactorTable;
   recovery_codes: RecoveryCodeTable;
+  passkeys: PasskeyTable;
 }
 
 export type ResourceServerRow = Selectable<ResourceServerTable>;
@@ -157,3 +180,5 @@ export type NewAuditLogRow = Insertable<AuditLogTable>;
 export type TotpFactorRow = Selectable<TotpFactorTable>;
 export type NewTotpFactorRow = Insertable<TotpFactorTable>;
 export type RecoveryCodeRow = Selectable<RecoveryCodeTable>;
+export type PasskeyRow = Selectable<PasskeyTable>;
+export type NewPasskeyRow = Insertable<PasskeyTable>;

@@ -187,7 +187,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     expect(await accessibilityViolations(page), 'login page (axe-core, WCAG 2.1 AA)').toEqual([]);
     await page.getByLabel('Email').fill(EMAIL);
     await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 
     // Consent page.
     await page.getByRole('button', { name: 'Allow' }).waitFor();
@@ -284,7 +284,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     const again = await authorizationUrl();
     await page.goto(again.url.href);
     await page.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
-    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).waitFor();
     await expect.poll(() => page.title()).toBe('Sign in · Gatehouse');
     expect(await page.getByLabel('Password').isVisible()).toBe(true);
   }, 120_000);
@@ -295,7 +295,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
     await page.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
     await page.getByLabel('Email').fill(EMAIL);
     await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 
     const cancel = page.getByRole('button', { name: `Cancel and go back to ${CLIENT_NAME}` });
     await cancel.waitFor();
@@ -336,7 +336,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
       await tab.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
       await tab.getByLabel('Email').fill(grace.email);
       await tab.getByLabel('Password').fill(PASSWORD);
-      await tab.getByRole('button', { name: 'Sign in' }).click();
+      await tab.getByRole('button', { name: 'Sign in', exact: true }).click();
 
       const field = tab.getByLabel('Code');
       await field.waitFor();
@@ -436,7 +436,7 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
       await tab.goto(request.url.href);
       await tab.getByLabel('Email').fill(EMAIL);
       await tab.getByLabel('Password').fill(PASSWORD);
-      await tab.getByRole('button', { name: 'Sign in' }).click();
+      await tab.getByRole('button', { name: 'Sign in', exact: true }).click();
       await tab.getByRole('button', { name: 'Allow' }).waitFor();
       const before = rp!.posts.length;
       const answers = await answersDuring(tab, () =>

@@ -162,7 +162,7 @@ describe('examples/spa: oidc-client-ts in a real browser', () => {
     await page.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
     await page.locator('input[name=email]').fill(EMAIL);
     await page.locator('input[name=password]').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL((url) => url.origin === spaOrigin);
     const signIn = page.locator('#log li[data-action="sign-in"]').first();
     await signIn.waitFor();

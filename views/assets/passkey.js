@@ -1,0 +1,77 @@
+/* global window, document */
+/*
+ * Gatehouse passkey glue (docs/design/sign-in-methods.md §4.3). Loaded after
+ * /assets/webauthn.js (@simplewebauthn/browser, global SimpleWebAuthnBrowser) on the pages whose
+ * CSP carries a nonce. For each form[data-passkey]: the button asks the server for options
+ * (POST JSON {csrf} to data-options), lets the browser make the ceremony, puts the answer in the
+ * hidden `response` field and submits the form — an ordinary form post, so redirects and error pages
+ * work as for passwords. Without this script the form still posts, and the server says that
+ * passkeys need JavaScript. No inline script, no eval.
+ */
+(function () {
+  'use strict';
+  var lib = window.SimpleWebAuthnBrowser;
+
+  function say(form, message) {
+    var status = document.getElementById(form.getAttribute('data-status'));
+    if (status) status.textContent = message;
+  }
+
+  function options(form) {
+    var csrf = form.querySelector('input[name="csrf"]').value;
+    return fetch(form.getAttribute('data-options'), {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ csrf: csrf }),
+    }).then(function (answer) {
+      if (!answer.ok) throw new Error('options ' + answer.status);
+      return answer.json();
+    });
+  }
+
+  function submitWith(form, result) {
+    form.querySelector('input[name="response"]').value = JSON.stringify(result);
+    form.submit();
+  }
+
+  function ceremony(form, conditional) {
+    return options(form).then(function (optionsJSON) {
+      return lib.startAuthentication({ optionsJSON: optionsJSON, useBrowserAutofill: conditional });
+    }).then(function (result) {
+      submitWith(form, result);
+    });
+  }
+
+  function setUp(form) {
+    var button = form.querySelector('button');
+    if (!lib || !lib.browserSupportsWebAuthn()) {
+      if (button) button.disabled = true;
+      say(form, 'This browser cannot use passkeys here. Use another way to sign in.');
+      return;
+    }
+    form.addEventListener('submit', function (event) {
+      // A submit by the script itself (form.submit()) does not come here: only the button.
+      event.preventDefault();
+      if (button) button.disabled = true;
+      say(form, 'Follow your browser\u2019s prompt to use your passkey\u2026');
+      ceremony(form, false).catch(function (error) {
+        if (button) button.disabled = false;
+        var cancelled = error && (error.name === 'NotAllowedError' || error.name === 'AbortError');
+        say(form, cancelled ? 'The passkey prompt was closed. Try again, or sign in another way.' : 'The passkey could not be used. Try again, or sign in another way.');
+      });
+    });
+    if (form.getAttribute('data-conditional') === 'true' && lib.browserSupportsWebAuthnAutofill) {
+      // Conditional UI: the email field offers passkeys among its suggestions where the browser can.
+      lib.browserSupportsWebAuthnAutofill().then(function (supported) {
+        if (!supported) return undefined;
+        return ceremony(form, true);
+      }).catch(function () {
+        // Aborted by the button's ceremony, or dismissed: the button and the password remain.
+      });
+    }
+  }
+
+  var forms = document.querySelectorAll('form[data-passkey]');
+  for (var i = 0; i < forms.length; i += 1) setUp(forms[i]);
+})();
