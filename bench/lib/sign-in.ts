@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { generate } from 'otplib';
 import type { Agent } from './flow.js';
 
@@ -140,7 +139,7 @@ export class TotpPool {
         return this.#free.splice(index, 1)[0]!;
       }
       waited = true;
-      await sleep((step + 1) * TOTP_STEP_SECONDS * 1000 - Date.now() + 20);
+      await new Promise((resolve) => setTimeout(resolve, (step + 1) * TOTP_STEP_SECONDS * 1000 - Date.now() + 20));
     }
   }
 
