@@ -50,6 +50,8 @@ export interface TotpPerson extends BenchPerson {
 export type SignInSpec = { method: 'password'; people: BenchPerson[] } | { method: 'totp'; people: TotpPerson[] };
 
 export const TOTP_STEP_SECONDS = 30;
+/** Time left in a step below which the enrolment's previous-step code waits for the next step (the code, its POST and the server's check fit in it). */
+const ENROLMENT_MARGIN_MS = 5_000;
 
 /** The TOTP step (RFC 6238 counter) of `epochSeconds`. */
 export const totpStep = (epochSeconds: number) => Math.floor(epochSeconds / TOTP_STEP_SECONDS);
@@ -68,16 +70,20 @@ export function passwordSignIn(person: BenchPerson): SignIn {
 }
 
 /**
- * The current code of the person's authenticator app, for a step after the last one they used
- * (throws rather than send a code the server must refuse as a replay); records the step as used.
+ * The code of the person's authenticator app at `epoch` (seconds), for a step after the last one
+ * they used (throws rather than send a code the server must refuse as a replay); records the step as used.
  */
-async function nextCode(person: TotpPerson): Promise<string> {
-  const epoch = Math.floor(Date.now() / 1000);
+async function codeAt(person: TotpPerson, epoch: number): Promise<string> {
   const step = totpStep(epoch);
   if (step <= person.lastStep) throw new Error(`a TOTP code of step ${step} for a person who used step ${person.lastStep}: the person pool is not sized for this rate`);
   person.lastStep = step;
   return generate({ secret: person.secret, epoch });
 }
+
+/** The code the person's authenticator app shows now. */
+const nextCode = (person: TotpPerson) => codeAt(person, Math.floor(Date.now() / 1000));
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Password, then the current TOTP code at the second-factor page (the person must have a step left: see TotpPool). */
 export function totpSignIn(person: TotpPerson): SignIn {
@@ -94,6 +100,10 @@ const unescapeHtml = (text: string) => text.replaceAll('&quot;', '"').replaceAll
  * Sets up an authenticator app through the pages, as a person would at a client with require_mfa
  * (design §3.6): the password, then the enrolment page's `#totp-uri`, a confirming code made from
  * its secret, then Continue. `enrolled` receives the person with the secret and the step of that code.
+ * The confirming code is the previous step's (the server accepts ±1 step, as for an app whose code
+ * just turned), so the person's current step stays unused and the measured flows can use it at once
+ * rather than wait up to 30 s for the next one; near the end of a step it waits for the next one
+ * first, so that the code is still inside the window when the server checks it.
  */
 export function totpEnrolmentSignIn(person: BenchPerson, enrolled: (person: TotpPerson) => void): SignIn {
   const password = passwordSignIn(person);
@@ -103,7 +113,9 @@ export function totpEnrolmentSignIn(person: BenchPerson, enrolled: (person: Totp
       const secret = uri ? new URL(unescapeHtml(uri)).searchParams.get('secret') : null;
       if (!secret) throw new Error(`no #totp-uri with a secret on the enrolment page at ${page.url}`);
       const withSecret: TotpPerson = { ...person, secret, lastStep: -1 };
-      const code = await nextCode(withSecret);
+      const left = TOTP_STEP_SECONDS * 1000 - (Date.now() % (TOTP_STEP_SECONDS * 1000));
+      if (left < ENROLMENT_MARGIN_MS) await delay(left + 50);
+      const code = await codeAt(withSecret, Math.floor(Date.now() / 1000) - TOTP_STEP_SECONDS);
       enrolled(withSecret);
       return { action: page.action, form: { csrf: page.csrf, code } };
     }
@@ -139,7 +151,7 @@ export class TotpPool {
         return this.#free.splice(index, 1)[0]!;
       }
       waited = true;
-      await new Promise((resolve) => setTimeout(resolve, (step + 1) * TOTP_STEP_SECONDS * 1000 - Date.now() + 20));
+      await delay((step + 1) * TOTP_STEP_SECONDS * 1000 - Date.now() + 20);
     }
   }
 

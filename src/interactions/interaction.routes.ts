@@ -562,7 +562,9 @@ export function createInteractionRoutes(deps: {
     const clientId = typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null;
     // Never logged nor audited: only the outcome and its reason are.
     const code = formField(ctx, 'code');
-    const locked = await mfaLockout(ctx, accountId, secondFactorMethodOf(code));
+    // What the code reads as (undefined: no code at all), for the counts only; verifySecondFactor decides.
+    const method = secondFactorMethodOf(code);
+    const locked = await mfaLockout(ctx, accountId, method);
     if (locked) {
       await renderSecondFactor(ctx, 429, uid, interaction, accountId, locked);
       return;
@@ -577,8 +579,7 @@ export function createInteractionRoutes(deps: {
         return;
       }
       deps.metrics?.signIn('failure');
-      // Not malformed, so it reads as one kind of code or the other.
-      deps.metrics?.secondFactor(secondFactorMethodOf(code) ?? 'totp', 'failure');
+      if (method) deps.metrics?.secondFactor(method, 'failure');
       await mfaLimiter.recordFailure(accountId, ctx.ip);
       ctx.state.log?.info({ outcome: 'failure', reason: result.reason, accountId }, 'second factor refused');
       const who = `user:${accountId}` as const;

@@ -1,6 +1,6 @@
 import { generate } from 'otplib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { passwordSignIn, SecondFactorRefusedError, totpSignIn, totpStep, TotpPool, type SignInPage, type TotpPerson } from '../../../bench/lib/sign-in.js';
+import { passwordSignIn, SecondFactorRefusedError, totpEnrolmentSignIn, totpSignIn, totpStep, TotpPool, type SignInPage, type TotpPerson } from '../../../bench/lib/sign-in.js';
 import { Agent as BenchAgent, codeFlow, type Agent } from '../../../bench/lib/flow.js';
 
 // The bench's sign-in strategies and the TOTP person pool (docs/design/sign-in-methods.md §11): the
@@ -35,6 +35,21 @@ describe('bench sign-in strategies', () => {
     expect(step).toEqual({ action: '/interaction/u1/mfa', form: { csrf: 'c', code: await generate({ secret: SECRET, epoch }) } });
     expect(someone.lastStep).toBe(totpStep(epoch));
     await expect(signIn(page('/interaction/u1/mfa'), agent)).rejects.toThrow(/not sized/);
+  });
+});
+
+describe('enrolment at sign-in (the bench preparation)', () => {
+  it("confirms with the previous step's code, read from #totp-uri, so the person's current step stays free for the measured flows; then Continue", async () => {
+    vi.useFakeTimers({ now: Date.UTC(2026, 11, 7, 12, 0, 10), toFake: ['Date'] });
+    let enrolled: TotpPerson | undefined;
+    const signIn = totpEnrolmentSignIn({ email: 'd@example.test', password: 'pw' }, (made) => (enrolled = made));
+    const html = `<p class="hint">Setup link: <code id="totp-uri">otpauth://totp/Gatehouse:d%40example.test?secret=${SECRET}&amp;issuer=Gatehouse</code></p>`;
+    const step = await signIn({ ...page('/interaction/u1/mfa/enrol'), html }, agent);
+    const now = Math.floor(Date.now() / 1000);
+    expect(step?.form.code).toBe(await generate({ secret: SECRET, epoch: now - 30 }));
+    expect(enrolled).toEqual({ email: 'd@example.test', password: 'pw', secret: SECRET, lastStep: totpStep(now) - 1 });
+    expect(await signIn(page('/interaction/u1/mfa/enrol/continue'), agent)).toEqual({ action: '/interaction/u1/mfa/enrol/continue', form: { csrf: 'c' } });
+    await expect(signIn({ ...page('/interaction/u1/mfa/enrol'), html: '<p>no uri</p>' }, agent)).rejects.toThrow(/#totp-uri/);
   });
 });
 
