@@ -241,7 +241,11 @@ async function runAutocannon(spec: LoadSpec): Promise<void> {
  * Each flow's sign-in: for passwords, the connection's own person; for TOTP, a person lent by the
  * pool for the flow (one whose code of the current step is unused) and given back after it.
  */
-function signInsFor(spec: Extract<LoadSpec, { kind: 'authcode' }>): { pool?: TotpPool; begin(index: number): Promise<{ signIn: SignIn; end(): void }> } {
+function signInsFor(spec: Extract<LoadSpec, { kind: 'authcode' }>): {
+  pool?: TotpPool;
+  /** The sign-in of a flow about to start, or undefined when none can start before `deadline` (ms since the epoch). */
+  begin(index: number, deadline: number): Promise<{ signIn: SignIn; end(): void } | undefined>;
+} {
   const method = spec.signIn;
   switch (method.method) {
     case 'password':
@@ -250,9 +254,9 @@ function signInsFor(spec: Extract<LoadSpec, { kind: 'authcode' }>): { pool?: Tot
       const pool = new TotpPool(method.people);
       return {
         pool,
-        async begin() {
-          const person = await pool.take();
-          return { signIn: totpSignIn(person), end: () => pool.give(person) };
+        async begin(_index, deadline) {
+          const person = await pool.take(deadline);
+          return person && { signIn: totpSignIn(person), end: () => pool.give(person) };
         },
       };
     }
@@ -271,12 +275,10 @@ async function runAuthcode(spec: Extract<LoadSpec, { kind: 'authcode' }>): Promi
   const signIns = signInsFor(spec);
   const loop = async (index: number) => {
     while (performance.now() < stopAt) {
-      const { signIn, end } = await signIns.begin(index);
-      // A TOTP flow that waited for a new step past the end of the phase is not made.
-      if (performance.now() >= stopAt) {
-        end();
-        break;
-      }
+      // A TOTP flow that would wait for a new step past the end of the phase is not made.
+      const begun = await signIns.begin(index, Date.now() + (stopAt - performance.now()));
+      if (!begun) break;
+      const { signIn, end } = begun;
       const started = performance.now();
       // A new browser every iteration: no session, so every iteration signs in (argon2id verify).
       const agent = new Agent(spec.base);

@@ -204,7 +204,7 @@ export function renderMarkdown(report: BenchReport): string {
   const totp = report.scenarios.totp;
   if (isResult(totp)) {
     lines.push(
-      `totp: as authorization_code, plus the second-factor page and a code POST (${fmt(totp.http_rps)} HTTP requests/s); a pool of ${fmt(totp.pool_people)} people, each person's code used at most once per 30 s step; ${fmt(totp.flows_waited)} measured flows waited for a new step to find a person.`,
+      `totp: as authorization_code, plus the second-factor page and a code POST (${fmt(totp.http_rps)} HTTP requests/s); a pool of ${fmt(totp.pool_people)} people, each person's code used at most once per 30 s step; ${fmt(totp.flows_waited)} measured flows waited for a new step to find a person${totp.flows_waited ? ' (so the rate is below what the server could do: the pool was too small for this run)' : ''}.`,
     );
     lines.push('');
   }

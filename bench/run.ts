@@ -624,7 +624,9 @@ async function main(): Promise<number> {
         // One code per person per 30 s step is accepted (design D9): enough people that none is
         // needed twice within a step at 1.5× the password sign-in rate, over the whole run or a step,
         // whichever is shorter.
-        const size = Math.max(PEOPLE, Math.ceil(rate * Math.min(TOTP_STEP_SECONDS, common.warmupSeconds + common.seconds) * 1.5));
+        // At least 4 people per connection: in the one- or three-second runs of --quick, the rate of
+        // one short window is too noisy a guide, and a flow that finds nobody waits up to 30 s.
+        const size = Math.max(PEOPLE, 4 * SIGN_IN_CONCURRENCY, Math.ceil(rate * Math.min(TOTP_STEP_SECONDS, common.warmupSeconds + common.seconds) * 1.5));
         const totpPeople = await enrolTotpPeople(base, size);
         return {
           spec: { ...common, connections: SIGN_IN_CONCURRENCY, kind: 'authcode', client: codeClient, signIn: { method: 'totp', people: totpPeople } },

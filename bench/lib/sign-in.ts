@@ -141,7 +141,11 @@ export class TotpPool {
     this.size = people.length;
   }
 
-  async take(): Promise<TotpPerson> {
+  /**
+   * A person whose code of the current step is unused, lent until give(); when there is none, waits
+   * for the next step, but not past `deadline` (ms since the epoch): then undefined.
+   */
+  async take(deadline = Number.POSITIVE_INFINITY): Promise<TotpPerson | undefined> {
     let waited = false;
     for (;;) {
       const step = totpStep(Date.now() / 1000);
@@ -150,8 +154,10 @@ export class TotpPool {
         if (waited) this.waited += 1;
         return this.#free.splice(index, 1)[0]!;
       }
+      const nextStep = (step + 1) * TOTP_STEP_SECONDS * 1000 + 20;
+      if (nextStep >= deadline) return undefined;
       waited = true;
-      await delay((step + 1) * TOTP_STEP_SECONDS * 1000 - Date.now() + 20);
+      await delay(nextStep - Date.now());
     }
   }
 

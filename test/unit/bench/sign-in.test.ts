@@ -61,7 +61,7 @@ describe('TotpPool', () => {
     const pool = new TotpPool([person('used@example.test', current), person('fresh@example.test', current - 1)]);
     expect(pool.size).toBe(2);
 
-    const first = await pool.take();
+    const first = (await pool.take())!;
     expect(first.email).toBe('fresh@example.test');
     first.lastStep = current;
     pool.give(first);
@@ -76,7 +76,21 @@ describe('TotpPool', () => {
     expect(totpStep(Date.now() / 1000)).toBe(current + 1);
     expect(pool.waited).toBe(1);
     // The other one is free at once in this new step: no wait counted.
-    expect((await pool.take()).email).not.toBe(second?.email);
+    expect((await pool.take())?.email).not.toBe(second?.email);
+    expect(pool.waited).toBe(1);
+  });
+
+  it('gives nobody, at once, when the next step begins after the deadline: a flow never waits past the end of its phase', async () => {
+    const start = Date.UTC(2026, 11, 7, 12, 0, 10);
+    vi.useFakeTimers({ now: start, toFake: ['Date', 'setTimeout'] });
+    const pool = new TotpPool([person('used@example.test', totpStep(start / 1000))]);
+    expect(await pool.take(start + 5_000)).toBeUndefined();
+    expect(Date.now()).toBe(start);
+    expect(pool.waited).toBe(0);
+    // With the next step before the deadline, it waits for it.
+    const taking = pool.take(start + 25_000);
+    await vi.advanceTimersByTimeAsync(20_100);
+    expect((await taking)?.email).toBe('used@example.test');
     expect(pool.waited).toBe(1);
   });
 });
