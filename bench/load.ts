@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon, { type RequestSpec } from 'autocannon';
 import { Agent, basicAuth, codeFlow, type CodeClient } from './lib/flow.js';
+import { passwordSignIn, SecondFactorRefusedError, totpSignIn, TotpPool, type SignIn, type SignInSpec } from './lib/sign-in.js';
 
 export interface StaticRequest {
   method: 'GET' | 'POST';
@@ -27,8 +28,8 @@ export type LoadSpec = {
   | { kind: 'assertion'; clientId: string; privateJwk: Record<string, unknown>; audience: string; scope: string; expectedRps: number }
   /** refresh_token: a pool of unused refresh tokens; each response's rotated token goes back into it. */
   | { kind: 'refresh'; client: { clientId: string; clientSecret: string }; tokens: string[] }
-  /** authorization code with sign-in, per iteration, by `connections` concurrent browsers. */
-  | { kind: 'authcode'; client: CodeClient; people: Array<{ email: string; password: string }> }
+  /** authorization code with sign-in (by the method `signIn` names), per iteration, by `connections` concurrent browsers. */
+  | { kind: 'authcode'; client: CodeClient; signIn: SignInSpec }
 );
 
 export interface LoadResult {
@@ -48,6 +49,9 @@ export interface LoadResult {
   http_rps?: number;
   pool_exhausted?: number;
   first_error?: string;
+  /** TOTP sign-ins: how many people the pool held, and how many measured flows waited for a new 30 s step to find one. */
+  pool_people?: number;
+  flows_waited?: number;
 }
 
 const write = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
@@ -233,6 +237,32 @@ async function runAutocannon(spec: LoadSpec): Promise<void> {
   await finished;
 }
 
+/**
+ * Each flow's sign-in: for passwords, the connection's own person; for TOTP, a person lent by the
+ * pool for the flow (one whose code of the current step is unused) and given back after it.
+ */
+function signInsFor(spec: Extract<LoadSpec, { kind: 'authcode' }>): {
+  pool?: TotpPool;
+  /** The sign-in of a flow about to start, or undefined when none can start before `deadline` (ms since the epoch). */
+  begin(index: number, deadline: number): Promise<{ signIn: SignIn; end(): void } | undefined>;
+} {
+  const method = spec.signIn;
+  switch (method.method) {
+    case 'password':
+      return { begin: async (index) => ({ signIn: passwordSignIn(method.people[index % method.people.length]!), end() {} }) };
+    case 'totp': {
+      const pool = new TotpPool(method.people);
+      return {
+        pool,
+        async begin(_index, deadline) {
+          const person = await pool.take(deadline);
+          return person && { signIn: totpSignIn(person), end: () => pool.give(person) };
+        },
+      };
+    }
+  }
+}
+
 async function runAuthcode(spec: Extract<LoadSpec, { kind: 'authcode' }>): Promise<void> {
   let stopAt = 0;
   let measuring = false;
@@ -242,14 +272,18 @@ async function runAuthcode(spec: Extract<LoadSpec, { kind: 'authcode' }>): Promi
   let errors = 0;
   let httpRequests = 0;
   let firstError: string | undefined;
+  const signIns = signInsFor(spec);
   const loop = async (index: number) => {
-    const person = spec.people[index % spec.people.length]!;
     while (performance.now() < stopAt) {
+      // A TOTP flow that would wait for a new step past the end of the phase is not made.
+      const begun = await signIns.begin(index, Date.now() + (stopAt - performance.now()));
+      if (!begun) break;
+      const { signIn, end } = begun;
       const started = performance.now();
       // A new browser every iteration: no session, so every iteration signs in (argon2id verify).
       const agent = new Agent(spec.base);
       try {
-        const { requests } = await codeFlow(agent, spec.client, person);
+        const { requests } = await codeFlow(agent, spec.client, signIn);
         if (measuring) {
           latencies.push(performance.now() - started);
           completed += 1;
@@ -257,12 +291,16 @@ async function runAuthcode(spec: Extract<LoadSpec, { kind: 'authcode' }>): Promi
           statusCodes['200'] = (statusCodes['200'] ?? 0) + 1;
         }
       } catch (error) {
+        // Not a measurement of sign-ins any more, but of the replay guard (or of wrong codes): stop, loudly.
+        if (error instanceof SecondFactorRefusedError) throw error;
         if (measuring) {
           errors += 1;
           completed += 1;
           httpRequests += agent.requests;
           firstError ??= (error as Error).message;
         }
+      } finally {
+        end();
       }
     }
   };
@@ -276,6 +314,7 @@ async function runAuthcode(spec: Extract<LoadSpec, { kind: 'authcode' }>): Promi
   const cpu = process.cpuUsage();
   const started = performance.now();
   measuring = true;
+  if (signIns.pool) signIns.pool.waited = 0;
   await phase(spec.seconds);
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
@@ -293,6 +332,7 @@ async function runAuthcode(spec: Extract<LoadSpec, { kind: 'authcode' }>): Promi
     status_codes: statusCodes,
     loadgen_cpu_pct: ((used.user + used.system) / 1000 / (seconds * 1000)) * 100,
     ...(firstError ? { first_error: firstError } : {}),
+    ...(signIns.pool ? { pool_people: signIns.pool.size, flows_waited: signIns.pool.waited } : {}),
   };
   write(result);
 }

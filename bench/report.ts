@@ -35,6 +35,9 @@ export interface ScenarioResult {
   http_rps?: number;
   pool_exhausted?: number;
   first_error?: string;
+  /** TOTP sign-ins: the people in the pool (one code each per 30 s step), and the measured flows that waited for a new step to find one. */
+  pool_people?: number;
+  flows_waited?: number;
 }
 
 export interface Target {
@@ -79,6 +82,8 @@ export interface BenchReport {
     log_info_vs_warn: number | null;
     /** Refresh rotations per openssl RSA-2048 signature of the same CPU (each rotation signs two tokens). */
     refresh_vs_sign: number | null;
+    /** Sign-ins with password and TOTP per second over sign-ins with a password alone, both whole flows, in one run. */
+    totp_vs_authorization_code: number | null;
   };
   targets: Target[];
   notes: string[];
@@ -148,6 +153,7 @@ const LABELS: Record<string, string> = {
   private_key_jwt: 'client_credentials (private_key_jwt) → JWT',
   refresh_token: 'refresh_token rotation',
   authorization_code: 'authorization code + sign-in (per flow)',
+  totp: 'authorization code + sign-in with password and TOTP (per flow)',
   jwks: 'GET /jwks',
   discovery: 'GET /.well-known/openid-configuration',
   introspection: 'introspection of a refresh token',
@@ -195,6 +201,13 @@ export function renderMarkdown(report: BenchReport): string {
     );
     lines.push('');
   }
+  const totp = report.scenarios.totp;
+  if (isResult(totp)) {
+    lines.push(
+      `totp: as authorization_code, plus the second-factor page and a code POST (${fmt(totp.http_rps)} HTTP requests/s); a pool of ${fmt(totp.pool_people)} people, each person's code used at most once per 30 s step; ${fmt(totp.flows_waited)} measured flows waited for a new step to find a person${totp.flows_waited ? ' (so the rate is below what the server could do: the pool was too small for this run)' : ''}.`,
+    );
+    lines.push('');
+  }
   lines.push('| reference | value |');
   lines.push('|---|---:|');
   lines.push(`| openssl speed rsa2048, sign/s (one core) | ${fmt(report.references.openssl_rsa2048_sign_per_s)} |`);
@@ -219,6 +232,7 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push(`| GATEHOUSE_WORKERS=2 ÷ 1 worker | ${ratio(report.ratios.workers2_vs_1)}${spread(report.paired.workers2_vs_1, ratio)} |`);
   lines.push(`| LOG_LEVEL=info ÷ warn (client credentials) | ${ratio(report.ratios.log_info_vs_warn)} |`);
   const per1k = (v: number) => `${(v * 1000).toFixed(0)}`;
+  lines.push(`| sign-ins with password + TOTP ÷ with password alone (whole flows, same run) | ${ratio(report.ratios.totp_vs_authorization_code)} |`);
   lines.push(`| refresh rotations per 1,000 openssl signatures (two RS256 tokens each) | ${report.ratios.refresh_vs_sign === null ? '–' : per1k(report.ratios.refresh_vs_sign)}${spread(report.paired.refresh_vs_sign, per1k)} |`);
   lines.push('');
   lines.push('| target | wanted | measured | |');

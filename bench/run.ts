@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { exportJWK, generateKeyPair } from 'jose';
 import { Agent, basicAuth, codeFlow, type CodeClient } from './lib/flow.js';
+import { passwordSignIn, totpEnrolmentSignIn, TOTP_STEP_SECONDS, type BenchPerson, type TotpPerson } from './lib/sign-in.js';
 import { CAN_PIN, collectOutput, cpuMs, cpusBusyMs, cpusTimeMs, hasCommand, killAll, placeOnCpus, processTree, rssMb, run, sampleRss, setCpus, spawnPinned, stopChild, waitForOk } from './lib/proc.js';
 import { claimRedis, createDatabase, freePort, localRedisPid } from './lib/services.js';
 import { connectProfiler } from './lib/inspector.js';
@@ -30,7 +31,8 @@ const LOAD = path.join(REPO, 'dist/bench/load.js');
 const UPSTREAM = path.join(REPO, 'dist/bench/upstream.js');
 const SIGN_REF = path.join(REPO, 'dist/bench/sign-ref.js');
 
-const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code'] as const;
+// totp after authorization_code: its person pool is sized from that rate, and its ratio is against it.
+const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code', 'totp'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const { values: args } = parseArgs({
@@ -50,13 +52,14 @@ const outDir = path.resolve(args.out ?? path.join(REPO, 'bench/results'));
 const profileScenario = args.profile as ScenarioName | undefined;
 if (profileScenario && !SCENARIOS.includes(profileScenario)) throw new Error(`--profile must be one of ${SCENARIOS.join(', ')}`);
 // --only: for A/B runs of a few scenarios. client_credentials and the upstream always run (the
-// ratios need them); the two extra client_credentials runs go by their result names.
+// ratios need them), and authorization_code with totp (its pool size and ratio need it); the two
+// extra client_credentials runs go by their result names.
 const EXTRA_RUNS = ['client_credentials_log_info', 'client_credentials_workers2'] as const;
 const only = args.only ? new Set(args.only.split(',').map((name) => name.trim())) : undefined;
 for (const name of only ?? []) {
   if (![...SCENARIOS, ...EXTRA_RUNS].includes(name as ScenarioName)) throw new Error(`--only takes names from ${[...SCENARIOS, ...EXTRA_RUNS].join(', ')}`);
 }
-const selected = (name: string) => !only || name === 'client_credentials' || only.has(name);
+const selected = (name: string) => !only || name === 'client_credentials' || only.has(name) || (name === 'authorization_code' && only.has('totp'));
 
 const CONNECTIONS = 32;
 const PAIRED_ROUNDS = 7;
@@ -64,6 +67,11 @@ const ROUND_SECONDS = 3;
 const roundSeconds = Math.min(ROUND_SECONDS, seconds);
 const SIGN_IN_CONCURRENCY = 8;
 const PEOPLE = 8;
+/**
+ * The sign-in rate the TOTP pool is sized for when authorization_code gave none (it failed): about
+ * the clean runs' rate on this machine. A pool too small for the rate makes flows wait, counted.
+ */
+const FALLBACK_SIGN_IN_RATE = 50;
 const PASSWORD = 'bench passphrase: a quiet lighthouse 7';
 const API = 'https://api.bench.test';
 const REDIRECT_URI = 'https://app.bench.test/callback';
@@ -221,6 +229,7 @@ async function measure(
     ...(result.http_rps !== undefined ? { http_rps: result.http_rps, logins_per_s: result.rps } : {}),
     ...(result.pool_exhausted ? { pool_exhausted: result.pool_exhausted } : {}),
     ...(result.first_error ? { first_error: result.first_error } : {}),
+    ...(result.pool_people !== undefined ? { pool_people: result.pool_people, flows_waited: result.flows_waited ?? 0 } : {}),
   };
 }
 
@@ -396,7 +405,7 @@ async function main(): Promise<number> {
     scenarios: {},
     references: { jose_rs256_sign_per_s: null, node_crypto_rs256_sign_per_s: null, openssl_rsa2048_sign_per_s: null, upstream_client_credentials_rps: null, notes: [] },
     paired: {},
-    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null },
+    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null },
     targets: [],
     notes,
     duration_s: 0,
@@ -416,7 +425,7 @@ async function main(): Promise<number> {
   // The private_key_jwt pool is sized from the client_credentials rate.
   let ccRpsEstimate = 3000;
   // Counting SQL costs a second and a bit per scenario: --quick counts only where there is some.
-  const countQueries = (name: string) => !quick || ['refresh_token', 'introspection', 'authorization_code'].includes(name);
+  const countQueries = (name: string) => !quick || ['refresh_token', 'introspection', 'authorization_code', 'totp'].includes(name);
   const scenario = async (name: string, target: Target, spec: LoadSpec, request: string, loadCpus = LOAD_CPU, serverCpus = SERVER_CPU) => {
     log(`${name}: ${spec.seconds} s, ${spec.connections} connections`);
     const result = await attempt(name, () => measure(target, spec, { loadCpus, serverCpus, request, dir, backing, ...(countQueries(name) ? { dbTransactions: () => database.transactions() } : {}) }));
@@ -605,10 +614,69 @@ async function main(): Promise<number> {
         return { spec: { ...common, kind: 'static', request: { method: 'GET', path: '/.well-known/openid-configuration' } }, request: 'GET /.well-known/openid-configuration' };
       case 'authorization_code':
         return {
-          spec: { ...common, connections: SIGN_IN_CONCURRENCY, kind: 'authcode', client: codeClient, people },
+          spec: { ...common, connections: SIGN_IN_CONCURRENCY, kind: 'authcode', client: codeClient, signIn: { method: 'password', people } },
           request: `a new cookie jar per flow: GET /auth (PKCE, scope "openid read") → login page → login POST (argon2id) → resume → code → POST /token; ${SIGN_IN_CONCURRENCY} at a time, ${PEOPLE} people, first-party client (no consent page)`,
         };
+      case 'totp': {
+        const measured = report.scenarios.authorization_code;
+        const rate = isResult(measured) && measured.rps > 0 ? measured.rps : FALLBACK_SIGN_IN_RATE;
+        if (rate === FALLBACK_SIGN_IN_RATE) notes.push(`totp: no authorization_code rate in this run; its person pool was sized for ${FALLBACK_SIGN_IN_RATE} sign-ins/s.`);
+        // One code per person per 30 s step is accepted (design D9): enough people that none is
+        // needed twice within a step at 1.5× the password sign-in rate, over the whole run or a step,
+        // whichever is shorter.
+        // At least 4 people per connection: in the one- or three-second runs of --quick, the rate of
+        // one short window is too noisy a guide, and a flow that finds nobody waits up to 30 s.
+        const size = Math.max(PEOPLE, 4 * SIGN_IN_CONCURRENCY, Math.ceil(rate * Math.min(TOTP_STEP_SECONDS, common.warmupSeconds + common.seconds) * 1.5));
+        const totpPeople = await enrolTotpPeople(base, size);
+        return {
+          spec: { ...common, connections: SIGN_IN_CONCURRENCY, kind: 'authcode', client: codeClient, signIn: { method: 'totp', people: totpPeople } },
+          request: `as authorization_code, with a second factor: login POST (argon2id) → 303 → second-factor page → code POST (a current TOTP code, otplib) → resume → code → POST /token; ${SIGN_IN_CONCURRENCY} at a time, a pool of ${size} people with an authenticator app (each person's code used at most once per 30 s step; sized for ${rate.toFixed(1)} sign-ins/s × ${Math.min(TOTP_STEP_SECONDS, common.warmupSeconds + common.seconds)} s × 1.5), enrolled beforehand through the enrolment page at sign-in of a require_mfa client`,
+        };
+      }
     }
+  }
+
+  /**
+   * `count` people with an authenticator app: made through the admin API, then each signs in once
+   * at a client with require_mfa and sets up the app on the enrolment page at sign-in (design
+   * §3.6): the secret from #totp-uri, a confirming code from otplib, Continue. 8 at a time.
+   */
+  async function enrolTotpPeople(base: string, count: number): Promise<TotpPerson[]> {
+    log(`totp: making and enrolling ${count} people through the enrolment page at sign-in`);
+    const started = performance.now();
+    const admin = await cli<{ client_id: string; client_secret: string }>(['clients', 'create', '--name', 'bench-admin', '--admin']);
+    const enrol = await cli<{ client_id: string; client_secret: string }>([
+      'clients', 'create', '--name', 'bench-enrol', '--first-party', '--require-mfa', '--redirect-uri', REDIRECT_URI, '--grant-type', 'authorization_code', '--resource', API,
+    ]);
+    const enrolClient: CodeClient = { clientId: enrol.client_id, clientSecret: enrol.client_secret, redirectUri: REDIRECT_URI, scope: 'openid read' };
+    const tokenAnswer = await fetch(`${base}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth(admin.client_id, admin.client_secret) },
+      body: 'grant_type=client_credentials&scope=admin',
+    });
+    const { access_token: adminToken } = (await tokenAnswer.json()) as { access_token?: string };
+    if (!adminToken) throw new Error(`no admin token (${tokenAnswer.status})`);
+    const run = randomBytes(4).toString('hex');
+    const enrolled: TotpPerson[] = [];
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < count; i = next++) {
+        const person: BenchPerson = { email: `bench-totp-${run}-${i}@example.test`, password: PASSWORD };
+        const created = await fetch(`${base}/admin/v1/users`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
+          body: JSON.stringify(person),
+        });
+        if (created.status !== 201) throw new Error(`admin API: creating ${person.email} answered ${created.status}: ${(await created.text()).slice(0, 300)}`);
+        let made: TotpPerson | undefined;
+        await codeFlow(new Agent(base), enrolClient, totpEnrolmentSignIn(person, (withSecret) => (made = withSecret)));
+        if (!made) throw new Error(`${person.email}: the sign-in finished without the enrolment page`);
+        enrolled.push(made);
+      }
+    };
+    await Promise.all(Array.from({ length: SIGN_IN_CONCURRENCY }, worker));
+    log(`totp: ${enrolled.length} people enrolled in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    return enrolled;
   }
 
   /** Refresh tokens by the authorization code flow: one sign-in per person, then a code per token. */
@@ -618,7 +686,7 @@ async function main(): Promise<number> {
       people.map(async (person, i) => {
         const agent = new Agent(base);
         for (let n = i; n < count; n += people.length) {
-          const { tokens: issued } = await codeFlow(agent, codeClient, person);
+          const { tokens: issued } = await codeFlow(agent, codeClient, passwordSignIn(person));
           if (!issued.refresh_token) throw new Error('the token endpoint gave no refresh token');
           tokens.push(issued.refresh_token);
         }
@@ -716,6 +784,7 @@ async function main(): Promise<number> {
       report.paired.workers2_vs_1?.median ?? (ccRps !== null && rpsOf('client_credentials_workers2') !== null ? rpsOf('client_credentials_workers2')! / ccRps : null),
     log_info_vs_warn: ccRps !== null && rpsOf('client_credentials_log_info') !== null ? rpsOf('client_credentials_log_info')! / ccRps : null,
     refresh_vs_sign: report.paired.refresh_vs_sign?.median ?? null,
+    totp_vs_authorization_code: rpsOf('totp') !== null && rpsOf('authorization_code') ? rpsOf('totp')! / rpsOf('authorization_code')! : null,
   };
   notes.push(
     "PostgreSQL and Redis run on this machine: while a scenario is measured, the server's PostgreSQL backends and Redis are moved to the load generator's CPU (CPU 1), so that their work for a request is not charged to the server's CPU, as it would not be with them on machines of their own; PostgreSQL's background processes stay unpinned.",

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { SecondFactorRefusedError, type SignIn } from './sign-in.js';
 
 /** A browser without a browser: a cookie jar and manual redirects, for one person's sign-in. */
 export class Agent {
@@ -69,14 +70,13 @@ export function basicAuth(clientId: string, clientSecret: string): string {
 }
 
 /**
- * authorize → (login page → login POST) → (consent page → allow) → code → token, as a browser
- * and its app would. Signs in when the agent has no session yet; `requests` counts the HTTP requests.
+ * authorize → (login page → sign-in, with any further page of it such as the second factor) →
+ * (consent page → allow) → code → token, as a browser and its app would. `signIn` says what to
+ * post at each sign-in page (./sign-in.ts); the loop that follows redirects and forms is this one
+ * for every method. Signs in when the agent has no session yet; `requests` counts the HTTP requests.
+ * A refused POST throws: SecondFactorRefusedError at the second-factor page, Error elsewhere.
  */
-export async function codeFlow(
-  agent: Agent,
-  client: CodeClient,
-  person: { email: string; password: string },
-): Promise<{ tokens: Tokens; requests: number; signedIn: boolean }> {
+export async function codeFlow(agent: Agent, client: CodeClient, signIn: SignIn): Promise<{ tokens: Tokens; requests: number; signedIn: boolean }> {
   const { verifier, challenge } = pkce();
   const params = new URLSearchParams({
     response_type: 'code',
@@ -89,21 +89,25 @@ export async function codeFlow(
   });
   const before = agent.requests;
   let signedIn = false;
-  const counted = (url: string, init: RequestInit = {}) => agent.follow(url, init);
-  let { response, url } = await counted(`/auth?${params}`);
-  for (let step = 0; step < 4 && url.startsWith(agent.base); step += 1) {
+  let { response, url } = await agent.follow(`/auth?${params}`);
+  // login, second factor (or its enrolment and Continue), consent: at most four pages, plus one spare.
+  for (let page = 0; page < 6 && url.startsWith(agent.base); page += 1) {
     const html = await response.text();
     const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
     if (!action) throw new Error(`no form at ${url} (${response.status}): ${html.slice(0, 300)}`);
     const csrf = /name="csrf" value="([^"]*)"/.exec(html)?.[1] ?? '';
-    const form: Record<string, string> = action.endsWith('/login') ? { csrf, email: person.email, password: person.password } : { csrf, decision: 'allow' };
-    if (action.endsWith('/login')) signedIn = true;
-    ({ response, url } = await counted(action, {
+    const step = await signIn({ url, status: response.status, html, action, csrf }, agent);
+    if (step) signedIn = true;
+    const { action: target, form } = step ?? { action, form: { csrf, decision: 'allow' } };
+    ({ response, url } = await agent.follow(target, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams(form),
     }));
-    if (response.status === 401 || response.status === 429 || response.status === 403) throw new Error(`sign-in refused (${response.status})`);
+    if (response.status >= 400) {
+      if (target.endsWith('/mfa')) throw new SecondFactorRefusedError(response.status, target.replace(/\/interaction\/[^/]+/, '/interaction/:uid'));
+      throw new Error(`sign-in refused (${response.status} at ${target.replace(/\/interaction\/[^/]+/, '/interaction/:uid')})`);
+    }
   }
   const code = new URL(url).searchParams.get('code');
   if (!code) throw new Error(`no code in the redirect (${url.slice(0, 200)})`);

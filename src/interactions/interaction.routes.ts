@@ -7,7 +7,7 @@ import type { AuditEntry, AuditSink } from '../audit/audit-log.js';
 import { emailFingerprint } from '../audit/security-events.js';
 import type { Config } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
-import type { Metrics } from '../observability/metrics.js';
+import type { Metrics, SecondFactorMethod } from '../observability/metrics.js';
 import { MFA_REQUIRED, type MfaReason } from '../oidc/mfa-policy.js';
 import { pageCsp, scriptNonce, type Pages } from '../oidc/pages.js';
 import { unmetAuthenticationRequirements } from '../oidc/upstream.js';
@@ -21,6 +21,7 @@ import {
   hasSecondFactor,
   PENDING_TOTP_TTL_MS,
   resumeTotpEnrolment,
+  secondFactorMethodOf,
   verifySecondFactor,
   WrongCodeError,
   type SecondFactorDeps,
@@ -241,13 +242,15 @@ export function createInteractionRoutes(deps: {
 
   /**
    * Whether wrong codes have locked this account or IP out of second factors: when they have, the
-   * page's message, with Retry-After set and the lockout counted; undefined otherwise.
+   * page's message, with Retry-After set and the lockout counted (as a second factor of `method`,
+   * what the code typed reads as, unless it reads as none); undefined otherwise.
    */
-  async function mfaLockout(ctx: Context, accountId: string): Promise<string | undefined> {
+  async function mfaLockout(ctx: Context, accountId: string, method: SecondFactorMethod | undefined): Promise<string | undefined> {
     const limit = await mfaLimiter.check(accountId, ctx.ip);
     if (limit.allowed) return undefined;
     deps.metrics?.signIn('locked');
     deps.metrics?.rateLimited('mfa');
+    if (method) deps.metrics?.secondFactor(method, 'locked');
     ctx.set('Retry-After', String(limit.retryAfterSeconds));
     const minutes = Math.ceil(limit.retryAfterSeconds / 60);
     return `Too many wrong codes. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`;
@@ -575,13 +578,15 @@ export function createInteractionRoutes(deps: {
     }
     const { accountId } = target;
     const clientId = typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null;
-    const locked = await mfaLockout(ctx, accountId);
+    // Never logged nor audited: only the outcome and its reason are.
+    const code = formField(ctx, 'code');
+    // What the code reads as (undefined: no code at all), for the counts only; verifySecondFactor decides.
+    const method = secondFactorMethodOf(code);
+    const locked = await mfaLockout(ctx, accountId, method);
     if (locked) {
       await renderSecondFactor(ctx, 429, uid, interaction, accountId, locked);
       return;
     }
-    // Never logged nor audited: only the outcome and its reason are.
-    const code = formField(ctx, 'code');
     const result = await verifySecondFactor(deps.secondFactors, accountId, code);
     if (!result.ok) {
       if (result.reason === 'malformed') {
@@ -592,6 +597,7 @@ export function createInteractionRoutes(deps: {
         return;
       }
       deps.metrics?.signIn('failure');
+      if (method) deps.metrics?.secondFactor(method, 'failure');
       await mfaLimiter.recordFailure(accountId, ctx.ip);
       ctx.state.log?.info({ outcome: 'failure', reason: result.reason, accountId }, 'second factor refused');
       const who = `user:${accountId}` as const;
@@ -617,6 +623,7 @@ export function createInteractionRoutes(deps: {
     await mfaLimiter.recordSuccess(accountId);
     const amr = withOtp(target.amr);
     deps.metrics?.signIn('success');
+    deps.metrics?.secondFactor(result.method, 'success');
     ctx.state.log?.info({ outcome: 'success', accountId, method: result.method, stepUp: target.stepUp }, 'signed in with a second factor');
     const who = `user:${accountId}` as const;
     await audit(ctx, {
@@ -657,7 +664,7 @@ export function createInteractionRoutes(deps: {
       return;
     }
     const clientId = typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null;
-    const locked = await mfaLockout(ctx, accountId);
+    const locked = await mfaLockout(ctx, accountId, 'totp');
     if (locked) {
       await renderEnrolment(ctx, 429, uid, interaction, accountId, mfa, locked);
       return;
@@ -675,6 +682,7 @@ export function createInteractionRoutes(deps: {
       );
       await store.upsert(SIGN_IN_ENROLMENT, uid, { accountId, startedAt: mine.startedAt, confirmed: true }, ttlWithin(interaction, PENDING_SIGN_IN_TTL_SECONDS));
       await mfaLimiter.recordSuccess(accountId);
+      deps.metrics?.secondFactor('totp', 'success');
       ctx.state.log?.info({ outcome: 'second_factor_enrolled', accountId, stepUp: target.stepUp }, 'authenticator app set up during sign-in');
       await renderEnrolled(ctx, uid, interaction, accountId, recoveryCodes);
     } catch (error) {
@@ -686,6 +694,7 @@ export function createInteractionRoutes(deps: {
           return;
         }
         deps.metrics?.signIn('failure');
+        deps.metrics?.secondFactor('totp', 'failure');
         await mfaLimiter.recordFailure(accountId, ctx.ip);
         await audit(ctx, { actor: who, action: 'mfa.failure', target: who, details: { reason: error.reason, step_up: target.stepUp, enrolment: true, client_id: clientId } });
         const after = await mfaLimiter.check(accountId, ctx.ip);

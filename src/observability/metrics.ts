@@ -5,6 +5,11 @@ import { isGrantType } from '../config/protocol.js';
 /** Where a dependency's time went: the registry database or the ephemeral store. */
 export type DependencyName = 'database' | 'store';
 
+/** A second factor's kind, as gatehouse_second_factors_total labels it. */
+export type SecondFactorMethod = 'totp' | 'recovery_code' | 'passkey';
+/** What became of a second factor: accepted, refused (a wrong or reused code), or not checked because wrong codes locked the account or IP out. */
+export type SecondFactorOutcome = 'success' | 'failure' | 'locked';
+
 /**
  * Gatehouse's Prometheus metrics, one registry per server (so several servers in one process, as
  * in the tests, do not mix their numbers). Label values come from fixed sets, never from raw request
@@ -19,6 +24,8 @@ export interface Metrics {
   signIn(outcome: 'success' | 'failure' | 'locked' | 'csrf'): void;
   /** A request refused by a rate limit: the sign-in limiter or the second-factor one (each per account and per IP). */
   rateLimited(limiter: 'sign_in' | 'mfa'): void;
+  /** A second factor given at sign-in or confirmed at enrolment, by method and outcome (input that is no code of any kind is not counted). */
+  secondFactor(method: SecondFactorMethod, outcome: SecondFactorOutcome): void;
   request(route: string, method: string, status: number, seconds: number): void;
   dependency(name: DependencyName, operation: string, seconds: number, failed: boolean): void;
 }
@@ -60,6 +67,12 @@ export function createMetrics(
     name: 'gatehouse_rate_limited_total',
     help: 'Requests refused by a rate limit (429), by limiter.',
     labelNames: ['limiter'] as const,
+    registers,
+  });
+  const secondFactors = new Counter({
+    name: 'gatehouse_second_factors_total',
+    help: 'Second factors given at sign-in or confirmed at enrolment, by method (totp, recovery_code, passkey) and outcome (success, failure, locked).',
+    labelNames: ['method', 'outcome'] as const,
     registers,
   });
   const requests = new Histogram({
@@ -119,6 +132,9 @@ export function createMetrics(
     },
     rateLimited(limiter) {
       rateLimited.inc({ limiter });
+    },
+    secondFactor(method, outcome) {
+      secondFactors.inc({ method, outcome });
     },
     request(route, method, status, seconds) {
       requestSeries(route, METHODS.has(method) ? method : 'other', `${Math.floor(status / 100)}xx`).observe(seconds);

@@ -216,6 +216,17 @@ export async function verifySecondFactor(deps: SecondFactorDeps, userId: string,
 }
 
 /**
+ * What a code typed at sign-in reads as, without checking it: six digits are a TOTP code, anything
+ * verifySecondFactor would try as a recovery code is one, and the rest (undefined) is no code at all.
+ * For counting what was refused; verifySecondFactor decides.
+ */
+export function secondFactorMethodOf(input: string): 'totp' | 'recovery_code' | undefined {
+  if (input.length > MAX_CODE_INPUT) return undefined;
+  if (normaliseTotpCode(input) !== undefined) return 'totp';
+  return normaliseRecoveryCode(input) !== undefined ? 'recovery_code' : undefined;
+}
+
+/**
  * Whether the person has a confirmed authenticator: then a password alone never finishes their
  * sign-in (design D6). One indexed read, on every password sign-in.
  */
