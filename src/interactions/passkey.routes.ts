@@ -43,7 +43,7 @@ export interface InteractionKit {
   waitOutCutoffSecond(cutoff: Date | null | undefined): Promise<void>;
   audit(ctx: Context, entry: Omit<AuditEntry, 'requestId' | 'ip'>): Promise<void>;
   /** The lockout message (with Retry-After set) when wrong second factors locked this account or IP out. */
-  mfaLockout(ctx: Context, accountId: string): Promise<string | undefined>;
+  mfaLockout(ctx: Context, accountId: string, method: 'passkey'): Promise<string | undefined>;
   mfaLimiter: LoginLimiter;
   metrics?: Metrics | undefined;
 }
@@ -246,7 +246,7 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
       await kit.renderSecondFactor(ctx, 400, uid, interaction, accountId, NEEDS_SCRIPT_MFA);
       return;
     }
-    const locked = await kit.mfaLockout(ctx, accountId);
+    const locked = await kit.mfaLockout(ctx, accountId, 'passkey');
     if (locked) {
       await kit.renderSecondFactor(ctx, 429, uid, interaction, accountId, locked);
       return;
@@ -254,6 +254,8 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
     const result = await verifyPasskeySignIn(passkeys, 'mfa', uid, field.value, { accountId });
     if (!result.ok) {
       await recordRefusal(ctx, interaction, { ...result, accountId }, kit.mfaLimiter, target.stepUp);
+      // As for codes: input that could not be read is no attempt and adds nothing to the metric.
+      if (result.reason !== 'malformed') kit.metrics?.secondFactor('passkey', 'failure');
       const after = await kit.mfaLimiter.check(accountId, ctx.ip);
       if (!after.allowed) {
         const who = `user:${accountId}` as const;
@@ -269,6 +271,7 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
     }
     await kit.dropPending(uid);
     await kit.mfaLimiter.recordSuccess(accountId);
+    kit.metrics?.secondFactor('passkey', 'success');
     await signedIn(ctx, interaction, { ...result, sessionsValidAfter: target.cutoffMs !== undefined ? new Date(target.cutoffMs) : result.sessionsValidAfter }, target.amr, target.stepUp);
   });
 }
