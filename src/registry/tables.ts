@@ -128,6 +128,25 @@ export interface RecoveryCodeTable {
   created_at: Timestamp;
 }
 
+/** One successful sign-in, for the account page ("Recent sign-ins"); failures are in the audit log. */
+export interface SignInTable {
+  /** bigserial (pg: string, PGlite: number, as audit_log.seq). */
+  id: Generated<string | number>;
+  user_id: string;
+  at: ColumnType<Date, Date | string | undefined, never>;
+  method: SignInMethod;
+  amr: string[];
+  acr: string;
+  client_id: string | null;
+  upstream_provider_id: string | null;
+  ip: string | null;
+  /** Truncated to 256 characters. */
+  user_agent: string | null;
+}
+
+/** How a sign-in was made: a password (with or without a second factor), a passkey, an upstream provider, or a step-up of a session. */
+export type SignInMethod = 'password' | 'passkey' | 'upstream' | 'step_up';
+
 /** Every table of the registry, as Kysely sees it. */
 export interface Database {
   resource_servers: ResourceServerTable;
@@ -139,6 +158,7 @@ export interface Database {
   audit_log: AuditLogTable;
   totp_factors: TotpFactorTable;
   recovery_codes: RecoveryCodeTable;
+  sign_ins: SignInTable;
 }
 
 export type ResourceServerRow = Selectable<ResourceServerTable>;
@@ -157,3 +177,4 @@ export type NewAuditLogRow = Insertable<AuditLogTable>;
 export type TotpFactorRow = Selectable<TotpFactorTable>;
 export type NewTotpFactorRow = Insertable<TotpFactorTable>;
 export type RecoveryCodeRow = Selectable<RecoveryCodeTable>;
+export type SignInRow = Selectable<SignInTable>;
