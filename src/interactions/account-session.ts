@@ -29,7 +29,10 @@ export interface SignedInPerson {
   id: string;
   email: string;
   name: string | null;
-  /** The browser session's uid: changes at every sign-in (the account page's CSRF tokens are bound to it). */
+  /**
+   * The browser session's uid (oidc-provider's; stable for the session's life: a sign-in changes
+   * the session's id, not its uid). The account CSRF token is bound to it and to `loginTs`.
+   */
   sessionUid: string;
   /** When the session's person signed in (epoch seconds). */
   loginTs: number;
@@ -71,7 +74,7 @@ export interface AccountSession {
   requireRecentAuth(ctx: Context, person: SignedInPerson, next: string): Promise<boolean>;
   /** Whether the session's sign-in is recent enough (requireRecentAuth without the answer). */
   isRecent(person: SignedInPerson): Promise<boolean>;
-  /** The CSRF token of the account page's forms, bound to `account:<session uid>`. */
+  /** The CSRF token of the account page's forms, bound to `account:<session uid>:<login time>`. */
   csrfToken(person: SignedInPerson): string;
   /** Checks the form's `csrf` field; when it is wrong, answers the 403 page and gives false. */
   checkCsrf(ctx: Context, person: SignedInPerson, form: AccountForm): boolean;
@@ -120,7 +123,9 @@ export function safeAccountPath(next: unknown, issuer: string): string {
 export function createAccountSession(deps: AccountSessionDeps): AccountSession {
   const { config, pages } = deps;
   const csrf = createCsrf(config.cookieKeys);
-  const bound = (person: SignedInPerson) => `account:${person.sessionUid}`;
+  // This session and this sign-in of it: another session's token, or one from before signing in
+  // again (a re-authentication), is refused.
+  const bound = (person: SignedInPerson) => `account:${person.sessionUid}:${person.loginTs}`;
 
   function render(ctx: Context, status: number, view: AccountView, data: Record<string, unknown> & { title: string }, options: { scriptNonce?: boolean } = {}) {
     const nonce = options.scriptNonce ? randomBytes(16).toString('base64') : undefined;
