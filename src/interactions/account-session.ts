@@ -7,6 +7,7 @@ import { ACR_MFA } from '../accounts/authentication-context.js';
 import type { AuditActor } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import { pageCsp, type Pages } from '../oidc/pages.js';
+import { browserSession } from '../oidc/upstream.js';
 import { epochSeconds } from '../store/ephemeral-store.js';
 import { createCsrf } from './csrf.js';
 
@@ -147,9 +148,9 @@ export function createAccountSession(deps: AccountSessionDeps): AccountSession {
 
   return {
     async signedInPerson(ctx) {
-      // oidc-provider reads its session cookie with its own keys (Session.get makes a provider
-      // context when the request is not one of its own); nothing is written to the browser here.
-      const session = await deps.provider().Session.get(ctx);
+      // oidc-provider reads its session cookie with its own keys (upstream.ts, browserSession);
+      // nothing is written to the browser here.
+      const session = await browserSession(deps.provider(), ctx);
       const { accountId, loginTs } = session;
       if (!accountId || typeof loginTs !== 'number') return undefined;
       const account = await deps.accounts.findById(accountId);
