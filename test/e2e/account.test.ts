@@ -13,7 +13,7 @@ import { createSignInRecorder } from '../../src/services/sign-ins.service.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Agent, authorizeUrl, hiddenInput, pkce } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
-import { startTestServer, type TestServer } from '../fixtures/server.js';
+import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
 import { totpCode } from '../fixtures/totp.js';
 
@@ -519,6 +519,40 @@ describe('the account page', () => {
     const client = await t.server.host.provider.Client.find(ACCOUNT_CLIENT_ID);
     expect(client?.redirectUris).toEqual([`${t.config.issuer}/account/callback`]);
     expect(client?.clientAuthMethod).toBe('none');
+  });
+
+  it('the admin API refuses to change, rotate or delete the built-in client (409 problem naming client_id), and cannot create one with its id', async () => {
+    const admin = await t.build.client({ client_name: `admin ${randomUUID()}`, admin: true });
+    await t.server.cache.refresh();
+    const { status, body } = await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'admin' }, admin, t.fetch);
+    expect(status).toBe(200);
+    const token = String(body.access_token);
+    recordSecret(token);
+    const call = async (method: string, path: string, json?: unknown) => {
+      const response = await t.fetch(`/admin/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(json === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(json === undefined ? {} : { body: JSON.stringify(json) }),
+      });
+      const text = await response.text();
+      return { status: response.status, type: response.headers.get('content-type'), body: (text ? JSON.parse(text) : undefined) as Record<string, unknown> | undefined };
+    };
+    for (const [method, path, json] of [
+      ['PATCH', `/clients/${ACCOUNT_CLIENT_ID}`, { client_name: 'mine now' }],
+      ['DELETE', `/clients/${ACCOUNT_CLIENT_ID}`, undefined],
+      ['POST', `/clients/${ACCOUNT_CLIENT_ID}/secret`, undefined],
+    ] as const) {
+      const answer = await call(method, path, json);
+      expect(answer.status, `${method} ${path}`).toBe(409);
+      expect(answer.type).toMatch(/^application\/problem\+json/);
+      expect(answer.body?.errors).toEqual([{ field: 'client_id', message: expect.stringMatching(/built into Gatehouse/) }]);
+    }
+    // A create cannot name its client_id (the server picks a random one): refused, nothing stored.
+    const created = await call('POST', '/clients', { client_name: 'impostor', client_id: ACCOUNT_CLIENT_ID, redirect_uris: [REDIRECT_URI] });
+    expect(created.status).toBe(400);
+    expect(created.body?.errors).toEqual([{ field: 'body', message: 'Unrecognized key: "client_id"' }]);
+    const rows = await sql<{ n: string }>`select count(*) as n from clients where client_id = ${ACCOUNT_CLIENT_ID}`.execute(db());
+    expect(Number(rows.rows[0]!.n)).toBe(0);
   });
 
   it('the CLI refuses to change or delete the built-in client, saying why (exit 1)', async () => {
