@@ -178,6 +178,19 @@ describe('the account page', () => {
     // And again: the session is there, no sign-in.
     const again = await agent.request('/account');
     expect(again.status).toBe(200);
+
+    // Sign out: the provider's end-session page, then /account asks to sign in again.
+    expect(page.html).toContain('<a href="/session/end?client_id=gatehouse-account" id="sign-out">Sign out</a>');
+    const logout = await agent.request('/session/end?client_id=gatehouse-account');
+    expect(logout.status).toBe(200);
+    const logoutHtml = await logout.text();
+    const confirm = /<form[^>]*action="([^"]+)"/.exec(logoutHtml)?.[1];
+    expect(confirm, logoutHtml.slice(0, 400)).toBeTruthy();
+    const ended = await agent.postForm(confirm!, { xsrf: hiddenInput(logoutHtml, 'xsrf') ?? '', logout: 'yes' });
+    expect(ended.status).toBe(303);
+    const after = await agent.request('/account');
+    expect(after.status).toBe(303);
+    expect(after.headers.get('location')).toBe('/account/sign-in');
   });
 
   it('the callback takes only the state this browser started: a missing, foreign or replayed state is a 400 page, not a redirect', async () => {
