@@ -168,6 +168,7 @@ describe('the account page', () => {
     expect(page.url).toBe(`${t.server.url}/account`);
     expect(page.response.status).toBe(200);
     expect(page.html).toContain('<h1>Your account</h1>');
+    expect(page.html).toContain('<main class="card wide">');
     expect(page.html).toContain(person.email);
     expect(page.html).toContain('<h2 id="two-step">Two-step verification</h2>');
     expect(page.html).toContain('id="enable-totp"');
