@@ -172,6 +172,9 @@ describe('the account page', () => {
     expect(page.html).toContain(person.email);
     expect(page.html).toContain('<h2 id="two-step">Two-step verification</h2>');
     expect(page.html).toContain('id="enable-totp"');
+    // The passkeys section is a heading and an empty state only (no button that does nothing).
+    expect(page.html).toContain('<h2 id="passkeys">Passkeys</h2>');
+    expect(page.html).not.toContain('add-passkey');
     expect(page.html).not.toContain('Allow access');
     expect(page.response.headers.get('content-security-policy')).toMatch(/default-src 'none'/);
     expect(page.response.headers.get('content-security-policy')).not.toMatch(/script-src|unsafe-inline/);
