@@ -27,18 +27,26 @@ export function refuseBuiltInClient(clientId: string): void {
 }
 
 /**
- * The account page's client for this issuer: public (PKCE, no secret), first-party (no consent page),
- * authorization code only, its one redirect URI `<issuer>/account/callback`, OpenID scope only, no
- * API grants. Built from the issuer, so no migration has to know it; the code it gets is never
- * redeemed (the browser session is what the account page reads).
+ * What stands where a client's secret digest would: not a digest (services/client-secrets.ts), so no
+ * presented secret ever matches it.
+ */
+const NO_SECRET = 'none: the account page never redeems its codes';
+
+/**
+ * The account page's client for this issuer: first-party (no consent page), authorization code with
+ * PKCE only, its one redirect URI `<issuer>/account/callback`, OpenID scope only, no API grants.
+ * Built from the issuer, so no migration has to know it. The account page never redeems the code
+ * it gets (the browser session is what it reads), so nobody may: the client authenticates with a
+ * secret that does not exist (client_secret_basic against NO_SECRET), and the token endpoint
+ * refuses every request of it as invalid_client, even one that carries a leaked code and its verifier.
  */
 export function accountClientRecord(issuer: string): ClientRecord {
   const since = new Date('2026-12-08T00:00:00Z');
   return {
     clientId: ACCOUNT_CLIENT_ID,
     clientName: 'your Gatehouse account',
-    secretDigest: null,
-    tokenEndpointAuthMethod: 'none',
+    secretDigest: NO_SECRET,
+    tokenEndpointAuthMethod: 'client_secret_basic',
     grantTypes: ['authorization_code'],
     redirectUris: [`${issuer.replace(/\/$/, '')}${ACCOUNT_CALLBACK_PATH}`],
     postLogoutRedirectUris: [],

@@ -197,6 +197,36 @@ describe('the account page', () => {
     expect(after.headers.get('location')).toBe('/account/sign-in');
   });
 
+  it('the code the account client gets is never redeemable: the token endpoint refuses the client with or without a secret (invalid_client)', async () => {
+    const person = await newPerson();
+    const agent = new Agent(t.server.url, t.fetch);
+    let { response, url } = await agent.follow('/account');
+    const html = await response.text();
+    const posted = await agent.postForm(/action="([^"]+\/login)"/.exec(html)![1]!, { csrf: csrfOf(html), email: person.email, password: person.password });
+    // Follow by hand up to the callback, to read the code on the way.
+    let location = posted.headers.get('location')!;
+    for (let hops = 0; hops < 5 && !location.includes('/account/callback'); hops += 1) {
+      response = await agent.request(location);
+      location = response.headers.get('location') ?? '';
+    }
+    url = new URL(location, t.server.url).toString();
+    const code = new URL(url).searchParams.get('code');
+    expect(code, url).toBeTruthy();
+    recordSecret(code);
+    const form = { grant_type: 'authorization_code', code: code!, redirect_uri: `${t.config.issuer}/account/callback`, code_verifier: 'a'.repeat(43) };
+    const asPublic = await tokenRequest(t.server.url, { ...form, client_id: ACCOUNT_CLIENT_ID }, undefined, t.fetch);
+    expect(asPublic.status).toBe(401);
+    expect(asPublic.body.error).toBe('invalid_client');
+    for (const secret of ['none: the account page never redeems its codes', 'guess']) {
+      const withSecret = await tokenRequest(t.server.url, form, { clientId: ACCOUNT_CLIENT_ID, clientSecret: secret }, t.fetch);
+      expect(withSecret.status, secret).toBe(401);
+      expect(withSecret.body.error).toBe('invalid_client');
+    }
+    // The browser still lands on its account page.
+    const landed = await agent.follow(location);
+    expect(landed.url).toBe(`${t.server.url}/account`);
+  });
+
   it('the callback takes only the state this browser started: a missing, foreign or replayed state is a 400 page, not a redirect', async () => {
     const { agent } = await signedIn();
     const other = new Agent(t.server.url, t.fetch);
@@ -532,10 +562,9 @@ describe('the account page', () => {
     }
     const rows = await sql<{ n: string }>`select count(*) as n from clients where client_id = ${ACCOUNT_CLIENT_ID}`.execute(db());
     expect(Number(rows.rows[0]!.n)).toBe(0);
-    // The provider knows it nonetheless: a public, first-party client with the account callback.
+    // The provider knows it nonetheless: a first-party client with the account callback.
     const client = await t.server.host.provider.Client.find(ACCOUNT_CLIENT_ID);
     expect(client?.redirectUris).toEqual([`${t.config.issuer}/account/callback`]);
-    expect(client?.clientAuthMethod).toBe('none');
   });
 
   it('the admin API refuses to change, rotate or delete the built-in client (409 problem naming client_id), and cannot create one with its id', async () => {
