@@ -200,7 +200,8 @@ describe('the account page', () => {
   it('the code the account client gets is never redeemable: the token endpoint refuses the client with or without a secret (invalid_client)', async () => {
     const person = await newPerson();
     const agent = new Agent(t.server.url, t.fetch);
-    let { response, url } = await agent.follow('/account');
+    const start = await agent.follow('/account');
+    let response = start.response;
     const html = await response.text();
     const posted = await agent.postForm(/action="([^"]+\/login)"/.exec(html)![1]!, { csrf: csrfOf(html), email: person.email, password: person.password });
     // Follow by hand up to the callback, to read the code on the way.
@@ -209,7 +210,7 @@ describe('the account page', () => {
       response = await agent.request(location);
       location = response.headers.get('location') ?? '';
     }
-    url = new URL(location, t.server.url).toString();
+    const url = new URL(location, t.server.url).toString();
     const code = new URL(url).searchParams.get('code');
     expect(code, url).toBeTruthy();
     recordSecret(code);
