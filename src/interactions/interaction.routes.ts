@@ -177,9 +177,9 @@ export function createInteractionRoutes(deps: {
     await deps.audit?.record({ ...entry, requestId: typeof requestId === 'string' ? requestId : null, ip: ctx.ip });
   }
   /**
-   * Every finished sign-in, whatever its method, is recorded here once, just before the interaction
-   * finishes: `sign_ins` (the account page's "Recent sign-ins") with this request's address and
-   * browser. Never fails the sign-in (the recorder logs a failure to write).
+   * Every finished sign-in, whatever its method, is recorded here once, right after its result is
+   * handed to the provider (finish): `sign_ins` (the account page's "Recent sign-ins") with this
+   * request's address and browser. Never fails the sign-in (the recorder logs a failure to write).
    */
   async function recordSignIn(ctx: Context, entry: { accountId: string; method: SignInMethod; acr: string; amr: readonly string[]; clientId: string | null; upstreamProviderId?: string }) {
     const userAgent = ctx.get('user-agent');
@@ -566,8 +566,8 @@ export function createInteractionRoutes(deps: {
     await audit(ctx, { actor: `user:${result.user.id}`, action: 'signin.success', target: `user:${result.user.id}`, details: { client_id: clientId } });
     await waitOutCutoffSecond(result.user.sessionsValidAfter);
     const signedIn = passwordSignIn();
-    await recordSignIn(ctx, { accountId: result.user.id, method: 'password', ...signedIn, clientId });
     await finish(ctx, { login: { accountId: result.user.id, ...signedIn } });
+    await recordSignIn(ctx, { accountId: result.user.id, method: 'password', ...signedIn, clientId });
   });
 
   router.post('/:uid/mfa', forms, async (ctx) => {
@@ -633,8 +633,8 @@ export function createInteractionRoutes(deps: {
     });
     await audit(ctx, { actor: who, action: 'signin.success', target: who, details: { client_id: clientId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr } });
     if (target.cutoffMs !== undefined) await waitOutCutoffSecond(new Date(target.cutoffMs));
-    await recordSignIn(ctx, { accountId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr, clientId });
     await finish(ctx, { login: { accountId, acr: ACR_MFA, amr } });
+    await recordSignIn(ctx, { accountId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr, clientId });
   });
 
   // The authenticator app set up during sign-in (§3.6): its first code confirms it (the service
@@ -747,8 +747,8 @@ export function createInteractionRoutes(deps: {
     await audit(ctx, { actor: who, action: 'mfa.success', target: who, details: { method: 'totp', step_up: target.stepUp, enrolment: true, client_id: clientId } });
     await audit(ctx, { actor: who, action: 'signin.success', target: who, details: { client_id: clientId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr } });
     if (target.cutoffMs !== undefined) await waitOutCutoffSecond(new Date(target.cutoffMs));
-    await recordSignIn(ctx, { accountId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr, clientId });
     await finish(ctx, { login: { accountId, acr: ACR_MFA, amr } });
+    await recordSignIn(ctx, { accountId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr, clientId });
   });
 
   router.post('/:uid/confirm', forms, async (ctx) => {
