@@ -7,6 +7,7 @@ import { createAdminRoutes } from './admin/admin.routes.js';
 import { createAuditSink, createAuditWriter, sealLegacyAuditChain } from './audit/audit-log.js';
 import { purgeExpiredDurableRows } from './oidc/adapters/durable-adapter.js';
 import { createApp } from './http/app.js';
+import { createAccountRoutes } from './interactions/account.routes.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
 import { createLoginLimiter } from './interactions/login-limiter.js';
 import { relyingPartyOf } from './accounts/passkeys.js';
@@ -20,6 +21,7 @@ import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
 import { openServerDatabase, type RegistryDatabase } from './registry/database.js';
 import { migrateToLatest } from './registry/migrate.js';
 import { createRegistryCache, type RegistryCache } from './registry/registry-cache.js';
+import { createSignInRecorder } from './services/sign-ins.service.js';
 import { timedStore, type EphemeralStore } from './store/ephemeral-store.js';
 import { createMemoryStore } from './store/memory-store.js';
 import { connectRedis, createRedisStore } from './store/redis-store.js';
@@ -116,6 +118,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     const audit = createAuditSink(registry.db, auditKeys, logger);
     const auditWriter = createAuditWriter(auditKeys);
     const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics });
+    const signIns = createSignInRecorder({ db: registry.db, historyDays: config.signInHistoryDays, logger });
     const interactions = createInteractionRoutes({
       provider: () => host.provider,
       accounts,
@@ -131,7 +134,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
       logger,
       audit,
       metrics,
+      signIns,
     });
+    // The account page (/account) and the sign-in history every sign-in method writes.
+    const account = createAccountRoutes({ provider: () => host.provider, accounts, pages, config, secondFactors: { db: registry.db, audit: auditWriter, dataKeys }, signIns });
     const activeStore = store;
     let draining = false;
     const app = createApp({
@@ -142,7 +148,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       logger,
       host,
       pages,
-      routers: [interactions, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter })],
+      routers: [interactions, account, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },

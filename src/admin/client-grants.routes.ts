@@ -31,6 +31,7 @@ export function clientGrantRoutes(deps: AdminRouteDeps): AdminRoute[] {
         200: { description: 'The client with its grants', body: clientOut, headers: ['ETag'] },
         400: 'Unknown API, or a scope it does not offer',
         404: 'No such client',
+        409: 'The built-in client gatehouse-account (the account page\'s) cannot be changed',
         ...BODY_ERRORS,
         ...AUTH_ERRORS,
       },
@@ -56,6 +57,7 @@ export function clientGrantRoutes(deps: AdminRouteDeps): AdminRoute[] {
         200: { description: 'The client with its grants', body: clientOut, headers: ['ETag'] },
         400: "The API is the client's default resource",
         404: 'No such client, API or grant',
+        409: 'The built-in client gatehouse-account (the account page\'s) cannot be changed',
         ...AUTH_ERRORS,
       },
       async handler(ctx, { params }) {

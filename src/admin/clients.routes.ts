@@ -111,6 +111,7 @@ export function clientRoutes(deps: AdminRouteDeps): AdminRoute[] {
         200: { description: 'Updated (with client_secret when one was issued)', body: clientCreatedOut, headers: ['ETag'] },
         400: 'Invalid body: errors[] names each field',
         404: 'No such client',
+        409: 'The built-in client gatehouse-account (the account page\'s) cannot be changed',
         412: 'The client changed since it was read',
         ...BODY_ERRORS,
         ...AUTH_ERRORS,
@@ -132,7 +133,7 @@ export function clientRoutes(deps: AdminRouteDeps): AdminRoute[] {
       summary: 'Delete a client',
       description: 'Deletes the client with its grants and refresh tokens.',
       params: clientParams,
-      responses: { 204: { description: 'Deleted' }, 404: 'No such client', ...AUTH_ERRORS },
+      responses: { 204: { description: 'Deleted' }, 404: 'No such client', 409: 'The built-in client gatehouse-account (the account page\'s) cannot be changed', ...AUTH_ERRORS },
       async handler(ctx, { params }) {
         await deleteClient(services, by(ctx), params.id);
         await changed();
@@ -152,6 +153,7 @@ export function clientRoutes(deps: AdminRouteDeps): AdminRoute[] {
         200: { description: 'Rotated', body: clientSecretOut },
         400: 'The client has no secret',
         404: 'No such client',
+        409: 'The built-in client gatehouse-account (the account page\'s) cannot be changed',
         ...AUTH_ERRORS,
       },
       async handler(ctx, { params }) {

@@ -31,6 +31,10 @@ export interface Config {
   readonly loginLimits: { readonly perAccount: number; readonly perIp: number; readonly windowSeconds: number };
   /** MFA_REQUIRED: every sign-in, for every client, needs a second factor (acr urn:gatehouse:acr:mfa). */
   readonly mfaRequired: boolean;
+  /** ACCOUNT_REAUTH_SECONDS: how recent a sign-in must be for sensitive actions on /account. */
+  readonly accountReauthSeconds: number;
+  /** SIGN_IN_HISTORY_DAYS: how long the sign_ins rows ("Recent sign-ins" on /account) are kept. */
+  readonly signInHistoryDays: number;
   /** Dynamic client registration (RFC 7591/7592) with initial access tokens from the CLI. */
   readonly registrationEnabled: boolean;
   /** The longest an initial access token may live (`registration token create --expires-in`); 30 days unless said. */
@@ -128,6 +132,8 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       windowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
     }),
     mfaRequired: e.MFA_REQUIRED,
+    accountReauthSeconds: e.ACCOUNT_REAUTH_SECONDS,
+    signInHistoryDays: e.SIGN_IN_HISTORY_DAYS,
     registrationEnabled: e.REGISTRATION_ENABLED,
     registrationTokenMaxTtlSeconds: e.REGISTRATION_TOKEN_MAX_TTL_SECONDS,
   });

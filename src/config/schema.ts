@@ -62,6 +62,8 @@ export const envSchema = z.object({
   LOGIN_MAX_FAILURES_PER_IP: integerIn(1, 100_000).default(100),
   LOGIN_FAILURE_WINDOW_SECONDS: integerIn(1, 86_400).default(900),
   MFA_REQUIRED: booleanFlag.default(false),
+  ACCOUNT_REAUTH_SECONDS: integerIn(30, 86_400).default(600),
+  SIGN_IN_HISTORY_DAYS: integerIn(1, 3650).default(90),
   REGISTRATION_ENABLED: booleanFlag.default(false),
   REGISTRATION_TOKEN_MAX_TTL_SECONDS: integerIn(60, 365 * 86_400).default(30 * 86_400),
   METRICS_PORT: integerIn(1, 65_535).optional(),

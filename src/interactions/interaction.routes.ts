@@ -28,6 +28,8 @@ import {
   type SecondFactorRefusal,
   type TotpEnrolment,
 } from '../services/second-factors.service.js';
+import type { SignInRecorder } from '../services/sign-ins.service.js';
+import type { SignInMethod } from '../registry/tables.js';
 import { epochSeconds, type EphemeralStore } from '../store/ephemeral-store.js';
 import { createCsrf } from './csrf.js';
 import type { LoginLimiter } from './login-limiter.js';
@@ -171,12 +173,32 @@ export function createInteractionRoutes(deps: {
   /** Passkeys (design §4): the service's deps, and the limiter of passkey sign-ins (kind 'passkey'). */
   passkeys: PasskeyDeps;
   passkeyLimiter: LoginLimiter;
+  /** Where finished sign-ins go for the account page's "Recent sign-ins" (optional until every caller passes it). */
+  signIns?: Pick<SignInRecorder, 'record'>;
 }): Router {
   const { accounts, limiter, mfaLimiter, pages, cache, config, store } = deps;
   // The sink never throws; awaiting it keeps one append per sign-in attempt in flight (backpressure).
   async function audit(ctx: Context, entry: Omit<AuditEntry, 'requestId' | 'ip'>) {
     const requestId = (ctx.state as { requestId?: unknown }).requestId;
     await deps.audit?.record({ ...entry, requestId: typeof requestId === 'string' ? requestId : null, ip: ctx.ip });
+  }
+  /**
+   * Every finished sign-in, whatever its method, is recorded here once, right after its result is
+   * handed to the provider (finish): `sign_ins` (the account page's "Recent sign-ins") with this
+   * request's address and browser. Never fails the sign-in (the recorder logs a failure to write).
+   */
+  async function recordSignIn(ctx: Context, entry: { accountId: string; method: SignInMethod; acr: string; amr: readonly string[]; clientId: string | null; upstreamProviderId?: string }) {
+    const userAgent = ctx.get('user-agent');
+    await deps.signIns?.record({
+      userId: entry.accountId,
+      method: entry.method,
+      acr: entry.acr,
+      amr: entry.amr,
+      clientId: entry.clientId,
+      upstreamProviderId: entry.upstreamProviderId ?? null,
+      ip: ctx.ip,
+      userAgent: userAgent === '' ? null : userAgent,
+    });
   }
   const csrf = createCsrf(config.cookieKeys);
   const router = new Router({ prefix: '/interaction' });
@@ -564,7 +586,9 @@ export function createInteractionRoutes(deps: {
     ctx.state.log?.info({ outcome: 'success', accountId: result.user.id }, 'signed in');
     await audit(ctx, { actor: `user:${result.user.id}`, action: 'signin.success', target: `user:${result.user.id}`, details: { client_id: clientId } });
     await waitOutCutoffSecond(result.user.sessionsValidAfter);
-    await finish(ctx, { login: { accountId: result.user.id, ...passwordSignIn() } });
+    const signedIn = passwordSignIn();
+    await finish(ctx, { login: { accountId: result.user.id, ...signedIn } });
+    await recordSignIn(ctx, { accountId: result.user.id, method: 'password', ...signedIn, clientId });
   });
 
   router.post('/:uid/mfa', forms, async (ctx) => {
@@ -635,6 +659,7 @@ export function createInteractionRoutes(deps: {
     await audit(ctx, { actor: who, action: 'signin.success', target: who, details: { client_id: clientId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr } });
     if (target.cutoffMs !== undefined) await waitOutCutoffSecond(new Date(target.cutoffMs));
     await finish(ctx, { login: { accountId, acr: ACR_MFA, amr } });
+    await recordSignIn(ctx, { accountId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr, clientId });
   });
 
   // The authenticator app set up during sign-in (§3.6): its first code confirms it (the service
@@ -750,6 +775,7 @@ export function createInteractionRoutes(deps: {
     await audit(ctx, { actor: who, action: 'signin.success', target: who, details: { client_id: clientId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr } });
     if (target.cutoffMs !== undefined) await waitOutCutoffSecond(new Date(target.cutoffMs));
     await finish(ctx, { login: { accountId, acr: ACR_MFA, amr } });
+    await recordSignIn(ctx, { accountId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr, clientId });
   });
 
   router.post('/:uid/confirm', forms, async (ctx) => {
@@ -817,6 +843,7 @@ export function createInteractionRoutes(deps: {
       finish,
       waitOutCutoffSecond,
       audit,
+      recordSignIn,
       mfaLockout,
       mfaLimiter,
       metrics: deps.metrics,

@@ -6,6 +6,7 @@ import { ACR_MFA, type Amr } from '../accounts/authentication-context.js';
 import { MAX_RESPONSE_BYTES } from '../accounts/passkeys.js';
 import type { AuditEntry } from '../audit/audit-log.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { SignInMethod } from '../registry/tables.js';
 import { passkeySignInOptions, verifyPasskeySignIn, type PasskeyDeps, type PasskeySignIn, type PasskeySignInRefused } from '../services/passkeys.service.js';
 import type { LoginLimiter } from './login-limiter.js';
 
@@ -42,6 +43,8 @@ export interface InteractionKit {
   finish(ctx: Context, result: Parameters<Provider['interactionResult']>[2]): Promise<void>;
   waitOutCutoffSecond(cutoff: Date | null | undefined): Promise<void>;
   audit(ctx: Context, entry: Omit<AuditEntry, 'requestId' | 'ip'>): Promise<void>;
+  /** Adds the finished sign-in to the person's "Recent sign-ins" (never throws). */
+  recordSignIn(ctx: Context, entry: { accountId: string; method: SignInMethod; acr: string; amr: readonly string[]; clientId: string | null }): Promise<void>;
   /** The lockout message (with Retry-After set) when wrong second factors locked this account or IP out. */
   mfaLockout(ctx: Context, accountId: string, method: 'passkey'): Promise<string | undefined>;
   mfaLimiter: LoginLimiter;
@@ -154,10 +157,11 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
     if (before.length > 0) {
       await kit.audit(ctx, { actor: who, action: 'mfa.success', target: who, details: { method: 'passkey', passkey_id: result.passkeyId, step_up: stepUp, client_id: clientId } });
     }
-    const method = before.length === 0 ? 'passkey' : stepUp ? 'step_up' : 'password';
+    const method: SignInMethod = before.length === 0 ? 'passkey' : stepUp ? 'step_up' : 'password';
     await kit.audit(ctx, { actor: who, action: 'signin.success', target: who, details: { client_id: clientId, method, passkey_id: result.passkeyId, acr: ACR_MFA, amr } });
     await kit.waitOutCutoffSecond(result.sessionsValidAfter);
     await kit.finish(ctx, { login: { accountId: result.accountId, acr: ACR_MFA, amr } });
+    await kit.recordSignIn(ctx, { accountId: result.accountId, method, acr: ACR_MFA, amr, clientId });
   }
 
   router.post('/:uid/passkey/options', async (ctx) => {

@@ -5,6 +5,7 @@ import { auditRefreshTokenReuse } from '../audit/security-events.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createSecretVerifier } from '../services/client-secrets.js';
+import { withAccountClient } from './account-client.js';
 import { buildConfiguration, type ProviderDeps } from './configuration.js';
 import { registrationAnswers } from './registration.js';
 import { endSessionWithoutSession, selfSubmittingPageCsp } from './self-submitting-pages.js';
@@ -53,7 +54,9 @@ export function answerRewrites(config: Pick<ProviderDeps['config'], 'registratio
  * @example
  * const provider = createProvider({ config, cache, store, jwks, digestKey, logger });
  */
-export function createProvider(deps: ProviderDeps & { logger: Logger; audit?: AuditSink | undefined; metrics?: Metrics | undefined }): Provider {
+export function createProvider(input: ProviderDeps & { logger: Logger; audit?: AuditSink | undefined; metrics?: Metrics | undefined }): Provider {
+  // The account page's client (gatehouse-account) is built in: every client lookup of the provider sees it.
+  const deps = { ...input, cache: withAccountClient(input.cache, input.config.issuer) };
   const provider = new Provider(deps.config.issuer, buildConfiguration(deps));
   provider.proxy = deps.config.trustProxy;
   provider.use(ignoreResumeQuery(provider.pathFor('authorization')));

@@ -282,3 +282,19 @@ class ProviderSigningKey extends ExternalSigningKey {
 export function providerSigningKey(jwk: JWK): ExternalSigningKey {
   return new ProviderSigningKey(new LocalSigner(jwk as ConstructorParameters<typeof LocalSigner>[0]));
 }
+
+// --- The browser session, read by the parent app ------------------------------------------
+
+/**
+ * The provider's browser session as a route of the parent Koa app sees it (the account page):
+ * `provider.Session.get(ctx)` outside the provider's own middleware (no `ctx.oidc`) builds a
+ * provider context from `ctx.req`/`ctx.res` to read the session cookie with the provider's cookie
+ * keys, and finds the stored session; without a cookie (or with a stale one) it answers a new,
+ * unsaved session with no `accountId`. Nothing is written to the browser or the store.
+ *
+ * @example
+ * const { accountId, loginTs, acr, amr, uid } = await browserSession(provider, ctx);
+ */
+export function browserSession(provider: Provider, ctx: Context): ReturnType<Provider['Session']['get']> {
+  return provider.Session.get(ctx);
+}

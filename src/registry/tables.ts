@@ -150,6 +150,25 @@ export interface PasskeyTable {
   last_used_at: Timestamp | null;
 }
 
+/** One successful sign-in, for the account page ("Recent sign-ins"); failures are in the audit log. */
+export interface SignInTable {
+  /** bigserial (pg: string, PGlite: number, as audit_log.seq). */
+  id: Generated<string | number>;
+  user_id: string;
+  at: ColumnType<Date, Date | string | undefined, never>;
+  method: SignInMethod;
+  amr: string[];
+  acr: string;
+  client_id: string | null;
+  upstream_provider_id: string | null;
+  ip: string | null;
+  /** Truncated to 256 characters. */
+  user_agent: string | null;
+}
+
+/** How a sign-in was made: a password (with or without a second factor), a passkey, an upstream provider, or a step-up of a session. */
+export type SignInMethod = 'password' | 'passkey' | 'upstream' | 'step_up';
+
 /** Every table of the registry, as Kysely sees it. */
 export interface Database {
   resource_servers: ResourceServerTable;
@@ -162,6 +181,7 @@ export interface Database {
   totp_factors: TotpFactorTable;
   recovery_codes: RecoveryCodeTable;
   passkeys: PasskeyTable;
+  sign_ins: SignInTable;
 }
 
 export type ResourceServerRow = Selectable<ResourceServerTable>;
@@ -182,3 +202,4 @@ export type NewTotpFactorRow = Insertable<TotpFactorTable>;
 export type RecoveryCodeRow = Selectable<RecoveryCodeTable>;
 export type PasskeyRow = Selectable<PasskeyTable>;
 export type NewPasskeyRow = Insertable<PasskeyTable>;
+export type SignInRow = Selectable<SignInTable>;

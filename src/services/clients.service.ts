@@ -27,6 +27,7 @@ import type { Database, StoredJwks } from '../registry/tables.js';
 import { GRANT_TYPES } from '../config/protocol.js';
 import { PRIVATE_JWK_MEMBERS } from '../keys/jwk.js';
 import { recordChange, type AuditActor, type AuditWriter } from './changes.js';
+import { refuseBuiltInClient } from './built-in-clients.js';
 import { digestClientSecret, generateClientSecret } from './client-secrets.js';
 import { NotFoundError, PreconditionFailedError, ValidationError, type FieldError } from './errors.js';
 import { OIDC_SCOPES, parseInput, redirectUri, scopeString } from './validation.js';
@@ -359,6 +360,7 @@ export async function updateClient(
   input: unknown,
   options: { ifVersion?: number } = {},
 ): Promise<CreatedClient> {
+  refuseBuiltInClient(clientId);
   const data = parseInput(clientUpdateSchema, input);
   return deps.db.transaction().execute(async (db) => {
     const existing = await lockClient(db, clientId);
@@ -415,6 +417,7 @@ export async function updateClient(
  * a scope list it may ask for every scope the API offers now.
  */
 export async function grantClient(deps: ClientServiceDeps, by: AuditActor, clientId: string, input: unknown): Promise<ClientRecord> {
+  refuseBuiltInClient(clientId);
   const data = parseInput(grantSchema, input);
   return deps.db.transaction().execute(async (db) => {
     const client = await lockClient(db, clientId);
@@ -431,6 +434,7 @@ export async function grantClient(deps: ClientServiceDeps, by: AuditActor, clien
 
 /** Takes the client's grant at one API away; its default resource cannot be (change that first). */
 export async function revokeClientGrant(deps: ClientServiceDeps, by: AuditActor, clientId: string, resourceName: string): Promise<ClientRecord> {
+  refuseBuiltInClient(clientId);
   return deps.db.transaction().execute(async (db) => {
     const client = await lockClient(db, clientId);
     const resource = await findGrantable(db, deps.issuer, resourceName);
@@ -482,6 +486,7 @@ async function touchClient(db: Db, clientId: string): Promise<void> {
 
 /** Deletes the client and revokes its grants and refresh tokens; recorded as `client.delete` with what it was. */
 export async function deleteClient(deps: Pick<ClientServiceDeps, 'db' | 'audit'>, by: AuditActor, clientId: string): Promise<void> {
+  refuseBuiltInClient(clientId);
   await deps.db.transaction().execute(async (db) => {
     const before = await lockClient(db, clientId);
     if (!(await deleteClientAndTokens(db, clientId))) throw new NotFoundError(`client ${clientId}`);
@@ -498,6 +503,7 @@ export async function listClientsPage(db: Kysely<Database>, options: { limit: nu
 
 /** Replaces a confidential client's secret; the old one stops working at once. Recorded as `client.secret_rotate`. */
 export async function rotateClientSecret(deps: ClientServiceDeps, by: AuditActor, clientId: string): Promise<CreatedClient> {
+  refuseBuiltInClient(clientId);
   return deps.db.transaction().execute(async (db) => {
     const existing = await lockClient(db, clientId);
     if (!SECRET_METHODS.has(existing.tokenEndpointAuthMethod)) {

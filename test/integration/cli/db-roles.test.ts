@@ -31,6 +31,7 @@ const EXPECTED_RUNTIME_PRIVILEGES: Record<string, string[]> = {
   recovery_codes: READ_WRITE,
   registry_revision: READ_WRITE,
   resource_servers: READ_WRITE,
+  sign_ins: READ_WRITE,
   totp_factors: READ_WRITE,
   users: READ_WRITE,
 };
@@ -207,7 +208,7 @@ describe('gatehouse db roles: least privilege for the database', () => {
       runtime: RUNTIME,
       created: [OWNER, RUNTIME],
       runtime_password_set: true,
-      read_write: ['client_grants', 'clients', 'oidc_durable', 'recovery_codes', 'registry_revision', 'resource_servers', 'totp_factors', 'users'],
+      read_write: ['client_grants', 'clients', 'oidc_durable', 'recovery_codes', 'registry_revision', 'resource_servers', 'sign_ins', 'totp_factors', 'users'],
       append_only: ['audit_log'],
       read_only: ['kysely_migration', 'kysely_migration_lock'],
       sequences: [],

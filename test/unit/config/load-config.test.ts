@@ -54,6 +54,15 @@ describe('loadConfig defaults', () => {
     expect(() => loadConfig({ MFA_REQUIRED: 'always' })).toThrow(/MFA_REQUIRED: must be true or false/);
   });
 
+  it('asks for a sign-in within 600 s before sensitive account changes, and keeps 90 days of sign-ins, unless ACCOUNT_REAUTH_SECONDS and SIGN_IN_HISTORY_DAYS say otherwise', () => {
+    expect(loadConfig({}).accountReauthSeconds).toBe(600);
+    expect(loadConfig({ ACCOUNT_REAUTH_SECONDS: '300' }).accountReauthSeconds).toBe(300);
+    expect(() => loadConfig({ ACCOUNT_REAUTH_SECONDS: '5' })).toThrow(/ACCOUNT_REAUTH_SECONDS: must be a whole number from 30 to 86400/);
+    expect(loadConfig({}).signInHistoryDays).toBe(90);
+    expect(loadConfig({ SIGN_IN_HISTORY_DAYS: '30' }).signInHistoryDays).toBe(30);
+    expect(() => loadConfig({ SIGN_IN_HISTORY_DAYS: '0' })).toThrow(/SIGN_IN_HISTORY_DAYS: must be a whole number from 1 to 3650/);
+  });
+
   it('caps initial access tokens at 30 days unless REGISTRATION_TOKEN_MAX_TTL_SECONDS says otherwise', () => {
     expect(loadConfig({}).registrationTokenMaxTtlSeconds).toBe(30 * 86_400);
     expect(loadConfig({ REGISTRATION_TOKEN_MAX_TTL_SECONDS: '3600' }).registrationTokenMaxTtlSeconds).toBe(3600);

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
 import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, type JSONWebKeySet } from 'jose';
 import Koa from 'koa';
+import compose from 'koa-compose';
 import { errors, Provider, type Adapter, type AdapterPayload, type ExternalSigningKey } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACR_BASIC, ACR_MFA, ACR_VALUES } from '../../../src/accounts/authentication-context.js';
@@ -13,6 +14,7 @@ import { isUnreachable } from '../../../src/services/dependency-outage.js';
 import { newInitialAccessTokenValue } from '../../../src/services/registration.service.js';
 import {
   AUTHENTICATION_CLAIMS,
+  browserSession,
   CHECKED_AGAINST,
   compareClientSecretsWith,
   currentProviderRequest,
@@ -493,6 +495,7 @@ async function interactiveProvider(configuration: Partial<ConstructorParameters<
   return {
     state,
     url,
+    provider: served,
     close: () => new Promise((resolve) => listening.close(resolve)),
     /** Starts an authorization request for `app` on `agent`; where it stopped (an interaction, or the client's redirect_uri). */
     async authorize(agent: Agent, params: Record<string, string> = {}) {
@@ -625,6 +628,48 @@ describe('a check of our own on the login prompt (policyWithLoginCheck), and unm
       const payload = await op.idToken(code!, stepUp.verifier);
       expect({ acr: payload.acr, amr: payload.amr }).toEqual({ acr: ACR_MFA, amr: ['pwd', 'otp', 'mfa'] });
     } finally {
+      await op.close();
+    }
+  });
+});
+
+describe('the browser session read by the parent Koa app (browserSession, for /account)', () => {
+  it('reads the signed-in session of a route outside the provider, and a browser without one as no account; writes no cookie', async () => {
+    const op = await interactiveProvider({ acrValues: [...ACR_VALUES], claims: { openid: ['sub', ...AUTHENTICATION_CLAIMS] } });
+    // The parent app mounts the provider's middleware after its own route, as src/http/app.ts does.
+    // Its keys are the provider's cookie keys (NOTES: the provider's middleware signs with the app's).
+    const parent = new Koa({ keys: ['a cookie key of the contract test only, 32+ chars'] });
+    const providerStack = compose(op.provider.middleware);
+    parent.use(async (ctx, next) => {
+      if (ctx.path !== '/whoami') return providerStack(ctx, next);
+      const session = await browserSession(op.provider, ctx);
+      ctx.body = { accountId: session.accountId ?? null, acr: session.acr ?? null, amr: session.amr ?? null, loginTs: session.loginTs ?? null, uid: session.uid };
+    });
+    const listening = createServer(parent.callback());
+    await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(listening.address() as AddressInfo).port}`;
+    try {
+      const agent = new Agent(url);
+      const before = await agent.request('/whoami');
+      expect(before.headers.getSetCookie()).toEqual([]);
+      expect(((await before.json()) as { accountId: unknown }).accountId).toBeNull();
+
+      const started = await op.authorize(agent);
+      expect(started.prompt).toBe(true);
+      const done = await op.finish(agent, started.url, { login: { accountId: 'user-3', acr: ACR_MFA, amr: ['pwd', 'otp', 'mfa'] } });
+      expect(new URL(done.url).searchParams.get('code')).toBeTruthy();
+      const after = await agent.request('/whoami');
+      expect(after.headers.getSetCookie()).toEqual([]);
+      const read = (await after.json()) as { accountId: string; acr: string; amr: string[]; loginTs: number; uid: string };
+      expect(read).toMatchObject({ accountId: 'user-3', acr: ACR_MFA, amr: ['pwd', 'otp', 'mfa'] });
+      expect(Math.abs(read.loginTs - epoch())).toBeLessThan(3600);
+      expect(read.uid).toMatch(/^[\w-]{10,}$/);
+
+      // The session cookie without its signature is no session.
+      const forged = await fetch(`${url}/whoami`, { headers: { cookie: `_session=${agent.cookies.get('_session')}` } });
+      expect(((await forged.json()) as { accountId: unknown }).accountId).toBeNull();
+    } finally {
+      await new Promise((resolve) => listening.close(resolve));
       await op.close();
     }
   });

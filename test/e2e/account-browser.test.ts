@@ -1,0 +1,107 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { accessibilityViolations } from '../fixtures/axe.js';
+import { recordSecret } from '../fixtures/log-capture.js';
+import { startTestServer, type TestServer } from '../fixtures/server.js';
+import { totpCode } from '../fixtures/totp.js';
+
+/**
+ * The account page as a person sees it, in Debian's chromium (playwright-core) at 375 px: sign in
+ * from /account, set up an authenticator app (#enable-totp, the key read from #totp-uri, a code
+ * from otplib), see the ten recovery codes, with axe-core (WCAG 2.1 AA) on each page in light and
+ * dark mode. The screenshot goes where browser-flow.test.ts writes its own: build/screenshots/
+ * (git-ignored), or docs/images/ through `npm run docs:screenshots`.
+ */
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const IMAGES = path.resolve(ROOT, process.env.SCREENSHOTS_DIR ?? 'build/screenshots');
+const VIEWPORT = { width: 375, height: 812 };
+const PASSWORD = 'correct horse battery staple 42';
+const EMAIL = 'ada@example.test';
+
+describe('the account page in a real browser (chromium, 375 px)', () => {
+  let t: TestServer | undefined;
+  let browser: Browser | undefined;
+  let context: BrowserContext;
+  let page: Page;
+  let issuer: string;
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does it)`);
+    t = await startTestServer({ name: 'account-browser' });
+    issuer = t.config.issuer;
+    await t.build.person({ email: EMAIL, password: PASSWORD, name: 'Ada Lovelace' });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+      timeout: 60_000,
+    });
+    context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, colorScheme: 'light', locale: 'en-US' });
+    context.setDefaultTimeout(20_000);
+    page = await context.newPage();
+    await mkdir(IMAGES, { recursive: true });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close().catch(() => undefined);
+    await t?.close();
+  }, 60_000);
+
+  /** axe-core in light and dark mode: no violation of WCAG 2.1 AA either way; the page fits 375 px. */
+  async function checkPage(name: string) {
+    for (const colorScheme of ['dark', 'light'] as const) {
+      await page.emulateMedia({ colorScheme });
+      expect(await accessibilityViolations(page), `${name} in ${colorScheme} mode (axe-core, WCAG 2.1 AA)`).toEqual([]);
+    }
+    // Nothing wider than the phone: no sideways scrolling of the page itself.
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(VIEWPORT.width);
+  }
+
+  it('signs in from /account, sets up an authenticator app from #totp-uri, shows ten recovery codes; axe passes at 375 px', async () => {
+    await page.goto(`${issuer}/account`);
+    await page.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
+    await page.getByLabel('Email').fill(EMAIL);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+
+    // Back on the account page (no consent page for the built-in client).
+    await page.waitForURL(`${issuer}/account`);
+    await expect.poll(() => page.title()).toBe('Your account · Gatehouse');
+    expect(await page.getByRole('heading', { level: 2, name: 'Two-step verification' }).isVisible()).toBe(true);
+    expect(await page.getByRole('heading', { level: 2, name: 'Recent sign-ins' }).isVisible()).toBe(true);
+    expect(await page.locator('#sign-ins tbody tr').count()).toBe(1);
+    expect(await page.locator('#sign-ins tbody tr td').nth(4).textContent()).toBe('Your account page');
+    await checkPage('account page');
+
+    await page.locator('#enable-totp').click();
+    const uriText = await page.locator('#totp-uri').textContent();
+    expect(uriText).toMatch(/^otpauth:\/\/totp\/Gatehouse:ada%40example\.test\?/);
+    const secret = new URL(uriText!).searchParams.get('secret')!;
+    recordSecret(secret);
+    recordSecret(uriText);
+    expect(await page.getByRole('img', { name: 'QR code for your authenticator app' }).isVisible()).toBe(true);
+    await checkPage('authenticator setup');
+
+    await page.locator('input[name="code"]').fill(await totpCode(secret));
+    await page.getByRole('button', { name: 'Turn on' }).click();
+    await page.locator('#recovery-codes li').first().waitFor();
+    expect(await page.locator('#recovery-codes li').count()).toBe(10);
+    for (const code of await page.locator('#recovery-codes li').allTextContents()) {
+      expect(code.trim()).toMatch(/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/);
+      recordSecret(code.trim());
+    }
+    expect(await page.getByRole('status').textContent()).toContain('Your authenticator app is on.');
+    await checkPage('recovery codes');
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.screenshot({ path: path.join(IMAGES, 'account.png'), fullPage: true });
+
+    // The CSP allows no script on the page at all.
+    const response = await page.goto(`${issuer}/account`);
+    expect(response?.headers()['content-security-policy']).not.toMatch(/script-src|unsafe-inline/);
+    expect(await page.locator('#regenerate-recovery-codes').isVisible()).toBe(true);
+  }, 120_000);
+});
