@@ -8,6 +8,8 @@ import { createAuditSink, createAuditWriter, sealLegacyAuditChain } from './audi
 import { purgeExpiredDurableRows } from './oidc/adapters/durable-adapter.js';
 import { createApp } from './http/app.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
+import { createUpstreamRoutes } from './interactions/upstream.routes.js';
+import { createUpstreamSignIn } from './services/upstream-sign-in.js';
 import { createLoginLimiter } from './interactions/login-limiter.js';
 import { createPages } from './oidc/pages.js';
 import { loadAuditKeyring } from './keys/audit-key.js';
@@ -115,6 +117,15 @@ export async function startServer(config: Config, logger: Logger, options: Start
     const audit = createAuditSink(registry.db, auditKeys, logger);
     const auditWriter = createAuditWriter(auditKeys);
     const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics });
+    // Sign-in with upstream OpenID providers (docs/design/sign-in-methods.md §6).
+    const upstream = createUpstreamRoutes({
+      upstream: createUpstreamSignIn({ db: registry.db, dataKeys, store, issuer: config.issuer, production: config.production }),
+      registry: { db: registry.db, audit: auditWriter },
+      store,
+      pages,
+      logger,
+      audit,
+    });
     const interactions = createInteractionRoutes({
       provider: () => host.provider,
       accounts,
@@ -128,6 +139,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       logger,
       audit,
       metrics,
+      upstream,
     });
     const activeStore = store;
     let draining = false;
@@ -139,7 +151,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       logger,
       host,
       pages,
-      routers: [interactions, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter })],
+      routers: [interactions, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },
