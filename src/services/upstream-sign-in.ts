@@ -241,7 +241,12 @@ function classify(error: unknown, provider: { id: string; name: string }, uid: s
   }
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && code.startsWith('OAUTH_')) {
-    return new UpstreamSignInError('invalid_response', `the provider's answer did not pass the checks (${code})`, { provider, uid, cause: error });
+    // Which check failed, for the audit row: the code, and the claim it was about (aud, nonce, iss).
+    // (openid-client's ClientError wraps oauth4webapi's error, whose cause names the claim.)
+    const wrapped = (error as { cause?: { claim?: unknown; cause?: { claim?: unknown } } }).cause;
+    const claim = wrapped?.claim ?? wrapped?.cause?.claim;
+    const upstreamError = typeof claim === 'string' && /^[a-z_]{1,32}$/.test(claim) ? `${code}:${claim}` : code;
+    return new UpstreamSignInError('invalid_response', `the provider's answer did not pass the checks (${upstreamError})`, { provider, uid, upstreamError, cause: error });
   }
   // Network errors, timeouts and answers that are not JSON: the provider is not there to talk to.
   return new UpstreamSignInError('provider_unreachable', 'the provider could not be reached', { provider, uid, cause: error });
