@@ -146,3 +146,26 @@ export async function deleteUpstreamLink(db: Db, userId: string, providerId: str
   const row = await db.deleteFrom('upstream_links').where('user_id', '=', userId).where('provider_id', '=', providerId).returningAll().executeTakeFirst();
   return row && toLink(row);
 }
+
+/** Providers whose client secret is sealed under another data key than `currentKid` (for `keys reencrypt`). */
+export async function listProvidersNotUnder(db: Db, currentKid: string): Promise<UpstreamProvider[]> {
+  const rows = await db
+    .selectFrom('upstream_providers')
+    .selectAll()
+    .where('client_secret_jwe', 'is not', null)
+    .where((eb) => eb.or([eb('key_id', 'is', null), eb('key_id', '!=', currentKid)]))
+    .orderBy('id')
+    .execute();
+  return rows.map(toProvider);
+}
+
+/** Replaces a provider's sealed secret, only if it is still the one that was read (a change meanwhile wins). */
+export async function resealProviderSecret(db: Db, id: string, fromJwe: string, toJwe: string, keyId: string): Promise<boolean> {
+  const result = await db
+    .updateTable('upstream_providers')
+    .set({ client_secret_jwe: toJwe, key_id: keyId })
+    .where('id', '=', id)
+    .where('client_secret_jwe', '=', fromJwe)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}

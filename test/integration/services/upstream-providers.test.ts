@@ -9,6 +9,7 @@ import { openCliDatabase, type RegistryDatabase } from '../../../src/registry/da
 import { migrateToLatest } from '../../../src/registry/migrate.js';
 import { insertUser } from '../../../src/registry/user.repository.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../../src/services/errors.js';
+import { reencryptSealedSecrets } from '../../../src/services/reencrypt.service.js';
 import { SealedSecretError, unsealSecret } from '../../../src/services/sealed-secrets.js';
 import { LastSignInMethodError, linkUpstream, unlinkUpstream, type UpstreamIdentity } from '../../../src/services/upstream-links.service.js';
 import {
@@ -133,6 +134,20 @@ describe('upstream providers and links on PostgreSQL', () => {
     expect((await enableProvider(deps, ACTOR, 'sso')).enabled).toBe(true);
     expect(await refusal(updateProvider(deps, ACTOR, 'sso', { scope: 'profile' }))).toBeInstanceOf(ValidationError);
     expect(await refusal(updateProvider(deps, ACTOR, 'nope', { name: 'x' }))).toBeInstanceOf(NotFoundError);
+  });
+
+  it('keys reencrypt re-seals a provider\'s secret under the newest data key', async () => {
+    const older = deps.dataKeys.keys()[0]!;
+    await createProvider(deps, ACTOR, { ...base(), id: 'resealed' });
+    await createProvider(deps, ACTOR, { ...base(), id: 'public', client_secret: undefined });
+    const newer = { kid: 'test-data-key-2', createdAt: new Date(Date.parse(older.createdAt) + 1000).toISOString(), secret: randomBytes(32) };
+    const ring = staticDataKeyring([older, newer]);
+    const report = await reencryptSealedSecrets({ ...deps, dataKeys: ring }, ACTOR);
+    expect(report).toMatchObject({ key: 'test-data-key-2', resealed: 1, failed: [], remaining: 0 });
+    const provider = await getProvider(registry.db, 'resealed');
+    expect(provider.keyId).toBe('test-data-key-2');
+    expect(await unsealSecret(ring, provider.clientSecretJwe!, 'upstream:resealed')).toBe(SECRET);
+    expect((await getProvider(registry.db, 'public')).clientSecretJwe).toBeNull();
   });
 
   async function person(options: { password?: boolean } = {}) {
