@@ -32,6 +32,8 @@ const EXPECTED_RUNTIME_PRIVILEGES: Record<string, string[]> = {
   registry_revision: READ_WRITE,
   resource_servers: READ_WRITE,
   totp_factors: READ_WRITE,
+  upstream_links: READ_WRITE,
+  upstream_providers: READ_WRITE,
   users: READ_WRITE,
 };
 
@@ -207,7 +209,7 @@ describe('gatehouse db roles: least privilege for the database', () => {
       runtime: RUNTIME,
       created: [OWNER, RUNTIME],
       runtime_password_set: true,
-      read_write: ['client_grants', 'clients', 'oidc_durable', 'recovery_codes', 'registry_revision', 'resource_servers', 'totp_factors', 'users'],
+      read_write: ['client_grants', 'clients', 'oidc_durable', 'recovery_codes', 'registry_revision', 'resource_servers', 'totp_factors', 'upstream_links', 'upstream_providers', 'users'],
       append_only: ['audit_log'],
       read_only: ['kysely_migration', 'kysely_migration_lock'],
       sequences: [],
