@@ -12,7 +12,7 @@ import {
   type UpstreamLink,
   type UpstreamProvider,
 } from '../registry/upstream.repository.js';
-import { findUserByEmail, findUserById, findUserByIdForUpdate, insertUser, type UserRecord } from '../registry/user.repository.js';
+import { findUserByEmail, findUserById, findUserByIdForUpdate, insertUser, recordLogin, type UserRecord } from '../registry/user.repository.js';
 import { recordChange, type AuditActor, type RegistryServiceDeps } from './changes.js';
 import { ConflictError, isUniqueViolation, NotFoundError } from './errors.js';
 import { userToJson } from './users.service.js';
@@ -65,7 +65,7 @@ const linkDetails = (identity: UpstreamIdentity) => ({ provider_id: identity.pro
 
 /**
  * Decides what an upstream identity leads to, and writes what the rules allow: the link's
- * last_used_at for a linked identity; a new person and their link (one transaction, recorded as
+ * last_used_at (and the person's last_login_at) for a linked identity; a new person and their link (one transaction, recorded as
  * `user.create` and `upstream.signup` by `upstream:<provider id>`) when the provider allows sign-up
  * and the email is verified, allowed and nobody's. An email is matched to an existing person only
  * when the provider says it is verified; even then nothing is linked here (`confirm`).
@@ -80,7 +80,9 @@ export async function resolveUpstreamIdentity(
   if (link) {
     const user = await findUserById(deps.db, link.userId);
     if (!user || user.disabled) return { kind: 'refused', reason: 'account_disabled' };
-    await touchUpstreamLink(deps.db, identity.iss, identity.sub, new Date());
+    const now = new Date();
+    await touchUpstreamLink(deps.db, identity.iss, identity.sub, now);
+    await recordLogin(deps.db, user.id, now);
     return { kind: 'linked', user };
   }
   if (!identity.email) return { kind: 'refused', reason: 'no_email' };
