@@ -1,7 +1,11 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadDataKeyring } from '../../src/keys/data-key.js';
+import { beginTotpEnrolment, confirmTotpEnrolment } from '../../src/services/second-factors.service.js';
+import { disableUser } from '../../src/services/users.service.js';
+import { linkUpstream } from '../../src/services/upstream-links.service.js';
 import { createProvider, updateProvider, type UpstreamProviderDeps } from '../../src/services/upstream-providers.service.js';
+import { totpCode } from '../fixtures/totp.js';
 import { startFakeOp, type FakeOp } from '../fixtures/fake-op.js';
 import { Agent, authorizeUrl, hiddenInput, pkce } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -166,6 +170,30 @@ describe('sign-in with an upstream provider (HTTP level, a fake provider that ca
     expect((await idTokenFrom(again.url, again.login.verifier)).sub).toBe(person.id);
   });
 
+  it('a linked person with an authenticator app gives a code after the provider: amr otp+mfa, acr mfa', async () => {
+    const person = await t.build.person();
+    await linkUpstream(deps, TEST_ACTOR, person.id, { providerId: 'fake', iss: op.issuer, sub: op.behaviour.sub, email: null, emailVerified: false, name: null });
+    const factors = { db: deps.db, audit: deps.audit, dataKeys: deps.dataKeys };
+    const { secret } = await beginTotpEnrolment(factors, person.id, { issuer: 'Gatehouse' });
+    recordSecret(secret);
+    await confirmTotpEnrolment(factors, { actor: `person:${person.id}` }, person.id, await totpCode(secret, -30_000));
+    const { response, url, login } = await viaProvider();
+    // Not finished: the second-factor page of this interaction, and the resume URL gives nothing yet.
+    expect(url).toBe(`${base}/interaction/${login.uid}`);
+    const html = await response.text();
+    expect(html).toContain('name="code"');
+    const done = await login.agent.follow(`/interaction/${login.uid}/mfa`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: login.csrf, code: await totpCode(secret) }),
+    });
+    expect(done.url.startsWith(REDIRECT)).toBe(true);
+    const idToken = await idTokenFrom(done.url, login.verifier);
+    expect(idToken).toMatchObject({ sub: person.id, acr: 'urn:gatehouse:acr:mfa', amr: ['otp', 'mfa'] });
+    const [success] = await auditRows('signin.success');
+    expect(success).toMatchObject({ actor: `user:${person.id}`, details: { method: 'upstream', amr: ['otp', 'mfa'] } });
+  });
+
   it('signing in as someone else than the email named links nothing', async () => {
     const owner = await t.build.person({ email: `owner2-${counter}@example.test` });
     const other = await t.build.person();
@@ -221,6 +249,23 @@ describe('sign-in with an upstream provider (HTTP level, a fake provider that ca
       op.behaviour.email = `nobody-${counter}@example.test`;
       op.behaviour.emailVerified = true;
       await refused({ status: 400, kind: 'signup_not_allowed', text: /cannot be used to create one/ }, () => viaProvider());
+    });
+
+    it('a linked person who is disabled, and a provider turned off between the start and the callback', async () => {
+      const person = await t.build.person();
+      await linkUpstream(deps, TEST_ACTOR, person.id, { providerId: 'fake', iss: op.issuer, sub: op.behaviour.sub, email: null, emailVerified: false, name: null });
+      await disableUser(t.services, TEST_ACTOR, person.id);
+      await refused({ status: 400, kind: 'account_disabled', text: /This account cannot sign in/ }, () => viaProvider());
+
+      op.behaviour.sub = `${op.behaviour.sub}-other`;
+      const login = await loginPage();
+      const { callback } = await toProvider(login);
+      await updateProvider(deps, TEST_ACTOR, 'fake', { enabled: false });
+      try {
+        await refused({ status: 400, kind: 'disabled_provider', text: /not available here/ }, () => login.agent.follow(callback));
+      } finally {
+        await updateProvider(deps, TEST_ACTOR, 'fake', { enabled: true });
+      }
     });
 
     it('the provider answering access_denied', async () => {
