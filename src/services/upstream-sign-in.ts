@@ -16,6 +16,8 @@ const UPSTREAM_AUTH_TTL_SECONDS = 600;
 const UPSTREAM_RESULT_TTL_SECONDS = 300;
 /** How long a provider's discovered configuration is reused (dropped at once when the provider changes). */
 const CONFIG_TTL_MS = 3_600_000;
+/** After a failed discovery, how long the login page does not try again in the background (a start still does). */
+const BACKGROUND_RETRY_MS = 30_000;
 
 /** How a sign-in with a provider failed (design §6.4): the page says what to do, the audit row says which. */
 export type UpstreamFailureKind = 'provider_unreachable' | 'provider_error' | 'invalid_response' | 'expired' | 'disabled_provider';
@@ -102,6 +104,8 @@ export function createUpstreamSignIn(deps: UpstreamSignInDeps): UpstreamSignIn {
   const redirectUri = `${deps.issuer}/upstream/callback`;
   const configs = new Map<string, { version: string; at: number; config: Promise<oidc.Configuration> }>();
   const known = new Map<string, { version: string; authorizationOrigin: string }>();
+  // Providers whose discovery failed lately: a login page does not ask them again on every view.
+  const failedAt = new Map<string, number>();
 
   const versionOf = (provider: UpstreamProvider) => `${provider.updatedAt.getTime()}|${provider.issuer}|${provider.clientId}|${provider.keyId ?? ''}`;
   const brief = (provider: UpstreamProvider) => ({ id: provider.id, name: provider.name });
@@ -122,6 +126,7 @@ export function createUpstreamSignIn(deps: UpstreamSignInDeps): UpstreamSignIn {
       },
       // A failed discovery is not kept: the next sign-in tries again.
       () => {
+        failedAt.set(provider.id, Date.now());
         if (configs.get(provider.id)?.config === config) configs.delete(provider.id);
       },
     );
@@ -151,7 +156,7 @@ export function createUpstreamSignIn(deps: UpstreamSignInDeps): UpstreamSignIn {
         const seen = known.get(provider.id);
         if (seen && seen.version === versionOf(provider)) return seen.authorizationOrigin;
         // Learnt in the background for the next page; a failure now is the start's to report.
-        configFor(provider).catch(() => undefined);
+        if (Date.now() - (failedAt.get(provider.id) ?? 0) >= BACKGROUND_RETRY_MS) configFor(provider).catch(() => undefined);
         return new URL(provider.issuer).origin;
       });
     },
