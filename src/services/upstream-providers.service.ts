@@ -103,6 +103,7 @@ export type ProviderJson = ReturnType<typeof providerToJson>;
 export function slugFromName(value: string): string {
   return value
     .normalize('NFKD')
+    .replace(/\p{M}/gu, '')
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^-+|-+$/g, '')
