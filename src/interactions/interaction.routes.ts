@@ -203,8 +203,8 @@ export function createInteractionRoutes(deps: {
     ctx.body = pages.render(name, data);
   }
 
-  function errorPage(ctx: Context, status: number, heading: string, message: string, code?: string, back?: string) {
-    page(ctx, status, 'error', { title: heading, heading, message, code, requestId: ctx.state.requestId, ...(back ? { back } : {}) });
+  function errorPage(ctx: Context, status: number, heading: string, message: string, code?: string) {
+    page(ctx, status, 'error', { title: heading, heading, message, code, requestId: ctx.state.requestId });
   }
 
   async function details(ctx: Context) {
@@ -733,7 +733,7 @@ export function createInteractionRoutes(deps: {
     ctx.state.log?.info({ outcome: 'success', accountId, method: 'totp', enrolment: true, stepUp: target.stepUp }, 'signed in with a second factor');
     const who = `user:${accountId}` as const;
     await audit(ctx, { actor: who, action: 'mfa.success', target: who, details: { method: 'totp', step_up: target.stepUp, enrolment: true, client_id: clientId } });
-    await audit(ctx, { actor: who, action: 'signin.success', target: who, details: { client_id: clientId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr } });
+    await audit(ctx, { actor: who, action: 'signin.success', target: who, details: { client_id: clientId, method: target.stepUp ? 'step_up' : (target.method ?? 'password'), acr: ACR_MFA, amr } });
     if (target.cutoffMs !== undefined) await waitOutCutoffSecond(new Date(target.cutoffMs));
     await finish(ctx, { login: { accountId, acr: ACR_MFA, amr } });
   });
@@ -794,7 +794,6 @@ export function createInteractionRoutes(deps: {
     forms,
     details,
     formStep: (ctx, atStep) => formStep(ctx, atStep, { countCsrf: true, reload: 'sign-in page' }),
-    errorPage,
     async signInWithout(ctx, uid, interaction, accountId, method, details) {
       const clientId = typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null;
       const mfa = mfaNeeded(interaction);

@@ -32,7 +32,6 @@ export interface InteractionHelpers {
   forms: Middleware;
   details(ctx: Context): Promise<Interaction>;
   formStep(ctx: Context, atStep: (interaction: Interaction) => boolean): Promise<{ uid: string; interaction: Interaction } | undefined>;
-  errorPage(ctx: Context, status: number, heading: string, message: string, code?: string, back?: string): void;
   /**
    * The one place a sign-in without a password finishes (design §3.2, D6): asks for the second
    * factor when the person has one or the request needs one, else finishes with acr basic and no amr.
