@@ -304,6 +304,18 @@ describe('sign-in with an upstream provider (HTTP level, a fake provider that ca
       await refused({ status: 400, kind: 'expired', text: /expired or was already used/ }, () => login.agent.follow(forged.href));
     });
 
+    it('two callbacks racing with one state: exactly one goes on', async () => {
+      op.behaviour.email = `race-${counter}@example.test`;
+      op.behaviour.emailVerified = true;
+      const login = await loginPage();
+      const { callback } = await toProvider(login);
+      const tokensBefore = op.seen.token;
+      const answers = await Promise.all([fetch(callback, { redirect: 'manual' }), fetch(callback, { redirect: 'manual' })]);
+      expect(answers.map((a) => a.status).sort()).toEqual([303, 400]);
+      // The code was exchanged once.
+      expect(op.seen.token).toBe(tokensBefore + 1);
+    });
+
     it('the result cannot be finished in another browser (no interaction cookie)', async () => {
       op.behaviour.email = `elsewhere-${counter}@example.test`;
       op.behaviour.emailVerified = true;
