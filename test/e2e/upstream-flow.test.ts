@@ -194,6 +194,22 @@ describe('sign-in with an upstream provider (HTTP level, a fake provider that ca
     expect(success).toMatchObject({ actor: `user:${person.id}`, details: { method: 'upstream', amr: ['otp', 'mfa'] } });
   });
 
+  it('a client that requires a second factor: a linked person without one is asked to set one up, nothing finished', async () => {
+    const person = await t.build.person();
+    await linkUpstream(deps, TEST_ACTOR, person.id, { providerId: 'fake', iss: op.issuer, sub: op.behaviour.sub, email: null, emailVerified: false, name: null });
+    const strict = await t.build.client({ client_name: 'strict app', redirect_uris: [REDIRECT], first_party: true, require_mfa: true });
+    await t.server.cache.refresh();
+    const agent = new Agent(base);
+    const { challenge } = pkce();
+    const start = await agent.follow(authorizeUrl({ client_id: strict.clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256' }));
+    const html = await start.response.text();
+    const page = { agent, verifier: '', url: start.url, html, response: start.response, uid: new URL(start.url).pathname.split('/')[2] ?? '', csrf: hiddenInput(html, 'csrf') ?? '' };
+    const { response, url } = await viaProvider(page);
+    expect(url).toBe(`${base}/interaction/${page.uid}`);
+    expect(await response.text()).toContain('id="totp-uri"');
+    expect(await auditRows('signin.success').then((rows) => rows.filter((row) => row.actor === `user:${person.id}`))).toEqual([]);
+  });
+
   it('signing in as someone else than the email named links nothing', async () => {
     const owner = await t.build.person({ email: `owner2-${counter}@example.test` });
     const other = await t.build.person();
