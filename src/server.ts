@@ -119,7 +119,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics });
     // Sign-in with upstream OpenID providers (docs/design/sign-in-methods.md §6).
     const upstream = createUpstreamRoutes({
-      upstream: createUpstreamSignIn({ db: registry.db, dataKeys, store, issuer: config.issuer, production: config.production }),
+      upstream: createUpstreamSignIn({ db: registry.db, dataKeys, store, issuer: config.issuer, production: config.production, timeoutSeconds: config.upstreamTimeoutSeconds }),
       registry: { db: registry.db, audit: auditWriter },
       store,
       pages,

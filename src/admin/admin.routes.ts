@@ -73,7 +73,7 @@ export function createAdminRoutes(deps: {
     db,
     cache,
     services: { db, issuer: config.issuer, digestKey: deps.digestKey, audit: deps.audit },
-    providerServices: { db, audit: deps.audit, dataKeys: deps.dataKeys, production: config.production },
+    providerServices: { db, audit: deps.audit, dataKeys: deps.dataKeys, production: config.production, timeoutSeconds: config.upstreamTimeoutSeconds },
     // A change is seen at once by this node (others see it within REGISTRY_POLL_MS).
     changed: () => cache.refresh().catch(() => undefined),
     // Who makes a change, as the services record it (in the change's transaction): the admin client, with the request.

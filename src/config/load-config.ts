@@ -31,6 +31,8 @@ export interface Config {
   readonly loginLimits: { readonly perAccount: number; readonly perIp: number; readonly windowSeconds: number };
   /** MFA_REQUIRED: every sign-in, for every client, needs a second factor (acr urn:gatehouse:acr:mfa). */
   readonly mfaRequired: boolean;
+  /** UPSTREAM_TIMEOUT_SECONDS: how long an upstream OpenID provider is waited for (discovery, token endpoint, JWKS). */
+  readonly upstreamTimeoutSeconds: number;
   /** Dynamic client registration (RFC 7591/7592) with initial access tokens from the CLI. */
   readonly registrationEnabled: boolean;
   /** The longest an initial access token may live (`registration token create --expires-in`); 30 days unless said. */
@@ -128,6 +130,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       windowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
     }),
     mfaRequired: e.MFA_REQUIRED,
+    upstreamTimeoutSeconds: e.UPSTREAM_TIMEOUT_SECONDS,
     registrationEnabled: e.REGISTRATION_ENABLED,
     registrationTokenMaxTtlSeconds: e.REGISTRATION_TOKEN_MAX_TTL_SECONDS,
   });

@@ -62,6 +62,7 @@ export const envSchema = z.object({
   LOGIN_MAX_FAILURES_PER_IP: integerIn(1, 100_000).default(100),
   LOGIN_FAILURE_WINDOW_SECONDS: integerIn(1, 86_400).default(900),
   MFA_REQUIRED: booleanFlag.default(false),
+  UPSTREAM_TIMEOUT_SECONDS: integerIn(1, 60).default(5),
   REGISTRATION_ENABLED: booleanFlag.default(false),
   REGISTRATION_TOKEN_MAX_TTL_SECONDS: integerIn(60, 365 * 86_400).default(30 * 86_400),
   METRICS_PORT: integerIn(1, 65_535).optional(),

@@ -22,6 +22,8 @@ import { parseInput, scopeString } from './validation.js';
 export interface UpstreamProviderDeps extends RegistryServiceDeps {
   dataKeys: DataKeyring;
   production: boolean;
+  /** How long discovery may take, in seconds (UPSTREAM_TIMEOUT_SECONDS; 5 unless given). */
+  timeoutSeconds?: number;
   /**
    * Checks the issuer before it is stored (discovery: reachable, the same issuer, a code flow);
    * by default openid-client's discovery (discoverUpstream). Throws IssuerCheckError.
@@ -124,7 +126,7 @@ async function checkIssuer(deps: UpstreamProviderDeps, issuer: string, clientId:
   if (problem) throw new ValidationError([{ field: 'issuer', message: problem }]);
   try {
     if (deps.checkIssuer) await deps.checkIssuer(issuer, clientId);
-    else await discoverUpstream(issuer, { clientId }, { production: deps.production });
+    else await discoverUpstream(issuer, { clientId }, { production: deps.production, ...(deps.timeoutSeconds !== undefined ? { timeoutSeconds: deps.timeoutSeconds } : {}) });
   } catch (error) {
     if (error instanceof IssuerCheckError) throw new ValidationError([{ field: 'issuer', message: `${error.code}: ${error.message}` }]);
     throw error;

@@ -29,7 +29,7 @@ const SECRET_STDIN = 'read the client secret from standard input (on a terminal:
 
 async function providerDeps(ctx: Context, registry: CliRegistry): Promise<UpstreamProviderDeps> {
   const dataKeys = await loadDataKeyring(ctx.config.keysDir, { generateIfMissing: !ctx.config.production });
-  return { db: registry.db, audit: registry.audit, dataKeys, production: ctx.config.production };
+  return { db: registry.db, audit: registry.audit, dataKeys, production: ctx.config.production, timeoutSeconds: ctx.config.upstreamTimeoutSeconds };
 }
 
 const body = (values: Values) =>
