@@ -9,6 +9,7 @@ import * as keyAuditChain from './2026_12_03_130000_key_audit_chain.js';
 import * as addUserSessionsValidAfter from './2026_12_03_140000_add_user_sessions_valid_after.js';
 import * as createSecondFactors from './2026_12_08_120000_create_second_factors.js';
 import * as addClientsRequireMfa from './2026_12_08_130000_add_clients_require_mfa.js';
+import * as createUpstreamProviders from './2026_12_08_140000_create_upstream_providers.js';
 import * as createSignIns from './2026_12_08_150000_create_sign_ins.js';
 import * as createPasskeys from './2026_12_08_160000_create_passkeys.js';
 
@@ -24,6 +25,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '2026_12_03_140000_add_user_sessions_valid_after': addUserSessionsValidAfter,
   '2026_12_08_120000_create_second_factors': createSecondFactors,
   '2026_12_08_130000_add_clients_require_mfa': addClientsRequireMfa,
+  '2026_12_08_140000_create_upstream_providers': createUpstreamProviders,
   '2026_12_08_150000_create_sign_ins': createSignIns,
   '2026_12_08_160000_create_passkeys': createPasskeys,
 };

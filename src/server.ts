@@ -9,6 +9,8 @@ import { purgeExpiredDurableRows } from './oidc/adapters/durable-adapter.js';
 import { createApp } from './http/app.js';
 import { createAccountRoutes } from './interactions/account.routes.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
+import { createUpstreamRoutes } from './interactions/upstream.routes.js';
+import { createUpstreamSignIn } from './services/upstream-sign-in.js';
 import { createLoginLimiter } from './interactions/login-limiter.js';
 import { relyingPartyOf } from './accounts/passkeys.js';
 import { createPages } from './oidc/pages.js';
@@ -119,6 +121,15 @@ export async function startServer(config: Config, logger: Logger, options: Start
     const auditWriter = createAuditWriter(auditKeys);
     const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics });
     const signIns = createSignInRecorder({ db: registry.db, historyDays: config.signInHistoryDays, logger });
+    // Sign-in with upstream OpenID providers (docs/design/sign-in-methods.md §6).
+    const upstream = createUpstreamRoutes({
+      upstream: createUpstreamSignIn({ db: registry.db, dataKeys, store, issuer: config.issuer, production: config.production, timeoutSeconds: config.upstreamTimeoutSeconds }),
+      registry: { db: registry.db, audit: auditWriter },
+      store,
+      pages,
+      logger,
+      audit,
+    });
     const interactions = createInteractionRoutes({
       provider: () => host.provider,
       accounts,
@@ -135,6 +146,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       audit,
       metrics,
       signIns,
+      upstream,
     });
     // The account page (/account) and the sign-in history every sign-in method writes.
     const account = createAccountRoutes({ provider: () => host.provider, accounts, pages, config, secondFactors: { db: registry.db, audit: auditWriter, dataKeys }, signIns });
@@ -148,7 +160,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       logger,
       host,
       pages,
-      routers: [interactions, account, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter })],
+      routers: [interactions, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },

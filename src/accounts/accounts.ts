@@ -43,7 +43,9 @@ export function createAccountService({ db, logger }: AccountServiceDeps): Accoun
       // Measured in the normalised form the lookup uses (NFKC may shorten or lengthen it).
       const key = normaliseEmail(email);
       const user = key.length <= MAX_EMAIL_LENGTH ? await findUserByEmail(db, key) : undefined;
-      if (!user) {
+      // No such person, or one without a password (they came through an upstream provider): the
+      // same work as a real verify, and the same answer, so timing tells neither apart.
+      if (!user || user.passwordHash === null) {
         await verifyDummy(password);
         return { ok: false, reason: 'invalid' };
       }

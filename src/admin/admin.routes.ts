@@ -16,10 +16,12 @@ import { resourceRoutes } from './resources.routes.js';
 import { defineRoute, type AdminRoute, type AdminRouteDeps } from './route.js';
 import { openApiDocumentOut } from './schemas.js';
 import { userRoutes } from './users.routes.js';
+import { providerRoutes } from './providers.routes.js';
+import type { DataKeyring } from '../keys/data-key.js';
 
 /** Every route of the admin API but the document's, in the document's order. */
 export function adminApiRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  return [...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps)];
+  return [...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps)];
 }
 
 /** GET /openapi.json: the document generated from the routes' declarations, itself declared. */
@@ -61,6 +63,8 @@ export function createAdminRoutes(deps: {
   jwks: () => JSONWebKeySet;
   digestKey: Buffer;
   audit: AuditWriter;
+  /** The data keys upstream providers' client secrets are sealed with. */
+  dataKeys: DataKeyring;
 }): Router {
   const { config, cache } = deps;
   const db = deps.registry.db;
@@ -69,6 +73,7 @@ export function createAdminRoutes(deps: {
     db,
     cache,
     services: { db, issuer: config.issuer, digestKey: deps.digestKey, audit: deps.audit },
+    providerServices: { db, audit: deps.audit, dataKeys: deps.dataKeys, production: config.production, timeoutSeconds: config.upstreamTimeoutSeconds },
     // A change is seen at once by this node (others see it within REGISTRY_POLL_MS).
     changed: () => cache.refresh().catch(() => undefined),
     // Who makes a change, as the services record it (in the change's transaction): the admin client, with the request.

@@ -6,6 +6,7 @@ import type { Config } from '../config/load-config.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Database } from '../registry/tables.js';
 import type { ClientServiceDeps } from '../services/clients.service.js';
+import type { UpstreamProviderDeps } from '../services/upstream-providers.service.js';
 import type { ProblemStatus } from './problem.js';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -15,6 +16,7 @@ export const TAGS = {
   clients: 'Clients (RFC 7591 metadata names), their secrets and their grants at APIs',
   resources: 'Resource servers (APIs) and the scopes they offer',
   users: 'People who sign in, and their passwords',
+  providers: 'Upstream OpenID providers people may sign in with (federation); their client secrets are never returned',
   registration: 'Initial access tokens of dynamic client registration (RFC 7591)',
   audit: 'The append-only, hash-chained audit log',
   meta: 'This document',
@@ -52,6 +54,8 @@ export interface AdminRouteDeps {
   db: Kysely<Database>;
   cache: RegistryCache;
   services: ClientServiceDeps;
+  /** The upstream provider registry: the data keys client secrets are sealed with, and whether this is production. */
+  providerServices: UpstreamProviderDeps;
   /** A change is seen at once by this node (others see it within REGISTRY_POLL_MS). */
   changed: () => Promise<unknown>;
   /** Who makes a change: the admin client, with the request; the services write the audit row in the change's transaction. */

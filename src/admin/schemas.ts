@@ -3,6 +3,7 @@ import { PROBLEM_CODES, problemType, TITLES, type ProblemStatus } from './proble
 import { clientCreateSchema, clientUpdateSchema, grantBodySchema } from '../services/clients.service.js';
 import { initialAccessTokenCreateSchema } from '../services/registration.service.js';
 import { resourceCreateSchema, resourceUpdateSchema } from '../services/resources.service.js';
+import { providerCreateSchema, providerUpdateSchema } from '../services/upstream-providers.service.js';
 import { userCreateSchema, userUpdateSchema } from '../services/users.service.js';
 
 /**
@@ -44,6 +45,21 @@ export const resourceOut = z.strictObject({
   created_at: timestamp,
   updated_at: timestamp,
 });
+
+export const providerOut = z.strictObject({
+  id: z.string(),
+  name: z.string(),
+  issuer: z.string(),
+  client_id: z.string(),
+  client_secret_set: z.boolean().describe('whether a client secret is stored (sealed); the secret itself is never returned'),
+  scope: z.string(),
+  allow_signup: z.boolean(),
+  allowed_email_domains: z.array(z.string()),
+  enabled: z.boolean(),
+  created_at: timestamp,
+  updated_at: timestamp,
+});
+export const providerList = z.strictObject({ data: z.array(providerOut) });
 
 export const userOut = z.strictObject({
   id: z.string(),
@@ -156,6 +172,10 @@ export const COMPONENTS = {
   UserUpdate: { schema: userUpdateSchema, io: 'input' },
   User: { schema: userOut, io: 'output' },
   UserPage: { schema: userPage, io: 'output' },
+  ProviderCreate: { schema: providerCreateSchema, io: 'input' },
+  ProviderUpdate: { schema: providerUpdateSchema, io: 'input' },
+  Provider: { schema: providerOut, io: 'output' },
+  ProviderList: { schema: providerList, io: 'output' },
   AuditPage: { schema: auditPage, io: 'output' },
   RegistrationTokenCreate: { schema: initialAccessTokenCreateSchema, io: 'input' },
   RegistrationTokenList: { schema: registrationTokenList, io: 'output' },

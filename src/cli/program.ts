@@ -8,6 +8,7 @@ import { completionCommand } from './commands/completion.command.js';
 import { dbCommand } from './commands/db.command.js';
 import { keysCommand } from './commands/keys.command.js';
 import { migrateCommand } from './commands/migrate.command.js';
+import { providersCommand } from './commands/providers.command.js';
 import { registrationCommand } from './commands/registration.command.js';
 import { resourcesCommand } from './commands/resources.command.js';
 import { usersCommand } from './commands/users.command.js';
@@ -155,6 +156,7 @@ export function createProgram(runtime: CliRuntime): Command {
     resourcesCommand(runtime),
     clientsCommand(runtime),
     usersCommand(runtime),
+    providersCommand(runtime),
     registrationCommand(runtime),
     auditCommand(runtime),
     dbCommand(runtime),

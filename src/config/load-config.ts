@@ -35,6 +35,8 @@ export interface Config {
   readonly accountReauthSeconds: number;
   /** SIGN_IN_HISTORY_DAYS: how long the sign_ins rows ("Recent sign-ins" on /account) are kept. */
   readonly signInHistoryDays: number;
+  /** UPSTREAM_TIMEOUT_SECONDS: how long an upstream OpenID provider is waited for (discovery, token endpoint, JWKS). */
+  readonly upstreamTimeoutSeconds: number;
   /** Dynamic client registration (RFC 7591/7592) with initial access tokens from the CLI. */
   readonly registrationEnabled: boolean;
   /** The longest an initial access token may live (`registration token create --expires-in`); 30 days unless said. */
@@ -134,6 +136,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     mfaRequired: e.MFA_REQUIRED,
     accountReauthSeconds: e.ACCOUNT_REAUTH_SECONDS,
     signInHistoryDays: e.SIGN_IN_HISTORY_DAYS,
+    upstreamTimeoutSeconds: e.UPSTREAM_TIMEOUT_SECONDS,
     registrationEnabled: e.REGISTRATION_ENABLED,
     registrationTokenMaxTtlSeconds: e.REGISTRATION_TOKEN_MAX_TTL_SECONDS,
   });

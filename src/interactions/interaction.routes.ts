@@ -2,7 +2,7 @@ import coBody from 'co-body';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { errors, type Provider } from 'oidc-provider';
-import { ACR_MFA, passwordSignIn, type Amr } from '../accounts/authentication-context.js';
+import { ACR_BASIC, ACR_MFA, passwordSignIn, type Amr } from '../accounts/authentication-context.js';
 import type { AuditEntry, AuditSink } from '../audit/audit-log.js';
 import { emailFingerprint } from '../audit/security-events.js';
 import type { Config } from '../config/load-config.js';
@@ -36,6 +36,7 @@ import type { LoginLimiter } from './login-limiter.js';
 import { registerPasskeyRoutes } from './passkey.routes.js';
 import { describeScopes } from './scopes.js';
 import { totpQrSvg } from './totp-qr.js';
+import type { UpstreamRoutes } from './upstream.routes.js';
 
 /** What sign-in needs from the accounts service. */
 export interface Authenticator {
@@ -115,6 +116,8 @@ interface SecondFactorTarget {
   amr: Amr[];
   /** A session that signed in before and now needs a second factor (no PendingSignIn). */
   stepUp: boolean;
+  /** How the first step was done (a PendingSignIn's). */
+  method?: 'password' | 'upstream';
   /** The account's sessions_valid_after (ms), when the password was just checked. */
   cutoffMs?: number;
 }
@@ -175,6 +178,8 @@ export function createInteractionRoutes(deps: {
   passkeyLimiter: LoginLimiter;
   /** Where finished sign-ins go for the account page's "Recent sign-ins" (optional until every caller passes it). */
   signIns?: Pick<SignInRecorder, 'record'>;
+  /** Sign-in with upstream OpenID providers (upstream.routes.ts): the login page's buttons, its routes, the link after a sign-in. */
+  upstream?: UpstreamRoutes;
 }): Router {
   const { accounts, limiter, mfaLimiter, pages, cache, config, store } = deps;
   // The sink never throws; awaiting it keeps one append per sign-in attempt in flight (backpressure).
@@ -284,6 +289,8 @@ export function createInteractionRoutes(deps: {
   }
 
   async function finish(ctx: Context, result: Parameters<Provider['interactionResult']>[2]) {
+    // A link to an upstream identity that waited for this person's own sign-in is written now (§6.3).
+    if (result.login && deps.upstream) await deps.upstream.onLogin(ctx, String(ctx.params.uid), result.login.accountId);
     const url = await deps.provider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
     ctx.status = 303;
     ctx.redirect(url);
@@ -294,6 +301,7 @@ export function createInteractionRoutes(deps: {
     const reasons = interaction.prompt.reasons ?? [];
     const reason = reasons.map((r) => REASONS[r]).find(Boolean) ?? REASONS.no_session;
     const redirectUri = typeof interaction.params.redirect_uri === 'string' ? [interaction.params.redirect_uri] : [];
+    const upstream = await deps.upstream?.loginExtras(uid);
     page(
       ctx,
       status,
@@ -306,9 +314,11 @@ export function createInteractionRoutes(deps: {
         action: `/interaction/${uid}/login`,
         abort: `/interaction/${uid}/abort`,
         passkey: { action: `/interaction/${uid}/passkey`, options: `/interaction/${uid}/passkey/options` },
+        providers: upstream?.providers ?? [],
+        ...(upstream?.linkNotice ? { linkNotice: upstream.linkNotice, email: upstream.email } : {}),
         ...extra,
       },
-      redirectUri,
+      [...redirectUri, ...(upstream?.formTargets ?? [])],
       { scripts: true },
     );
   }
@@ -407,9 +417,9 @@ export function createInteractionRoutes(deps: {
     return (await hasTotp(accountId)) || (await hasPasskey(deps.passkeys.db, accountId));
   }
 
-  async function putPendingSignIn(uid: string, interaction: Awaited<ReturnType<typeof details>>, accountId: string, cutoff: Date | null | undefined) {
+  async function putPendingSignIn(uid: string, interaction: Awaited<ReturnType<typeof details>>, accountId: string, cutoff: Date | null | undefined, first: { amr: Amr[]; method: 'password' | 'upstream' } = { amr: ['pwd'], method: 'password' }) {
     const ttl = ttlWithin(interaction, PENDING_SIGN_IN_TTL_SECONDS);
-    await store.upsert(PENDING_SIGN_IN, uid, { accountId, amr: ['pwd'], at: epochSeconds(), ...(cutoff ? { cutoffMs: cutoff.getTime() } : {}) }, ttl);
+    await store.upsert(PENDING_SIGN_IN, uid, { accountId, amr: first.amr, method: first.method, at: epochSeconds(), ...(cutoff ? { cutoffMs: cutoff.getTime() } : {}) }, ttl);
   }
 
   /**
@@ -421,7 +431,10 @@ export function createInteractionRoutes(deps: {
     if (interaction.prompt.name !== 'login') return undefined;
     const pending = await store.find(PENDING_SIGN_IN, uid);
     if (pending && !pending.consumed && typeof pending.accountId === 'string') {
-      return { accountId: pending.accountId, amr: ['pwd'], stepUp: false, ...(typeof pending.cutoffMs === 'number' ? { cutoffMs: pending.cutoffMs } : {}) };
+      // An upstream sign-in waits with no amr of its own (design §3.2); a password with ['pwd'].
+      const amr = Array.isArray(pending.amr) ? pending.amr.filter((method): method is Amr => (AMR_VALUES as readonly unknown[]).includes(method)) : ['pwd' as const];
+      const method = pending.method === 'upstream' ? 'upstream' : 'password';
+      return { accountId: pending.accountId, amr, method, stepUp: false, ...(typeof pending.cutoffMs === 'number' ? { cutoffMs: pending.cutoffMs } : {}) };
     }
     const accountId = interaction.session?.accountId;
     if (!accountId || !mfaNeeded(interaction) || !(interaction.prompt.reasons ?? []).every((reason) => reason === MFA_REQUIRED)) return undefined;
@@ -656,10 +669,10 @@ export function createInteractionRoutes(deps: {
       target: who,
       details: { method: result.method, step_up: target.stepUp, client_id: clientId, recovery_codes_left: result.recoveryCodesLeft },
     });
-    await audit(ctx, { actor: who, action: 'signin.success', target: who, details: { client_id: clientId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr } });
+    await audit(ctx, { actor: who, action: 'signin.success', target: who, details: { client_id: clientId, method: target.stepUp ? 'step_up' : (target.method ?? 'password'), acr: ACR_MFA, amr } });
     if (target.cutoffMs !== undefined) await waitOutCutoffSecond(new Date(target.cutoffMs));
     await finish(ctx, { login: { accountId, acr: ACR_MFA, amr } });
-    await recordSignIn(ctx, { accountId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr, clientId });
+    await recordSignIn(ctx, { accountId, method: target.stepUp ? 'step_up' : (target.method ?? 'password'), acr: ACR_MFA, amr, clientId });
   });
 
   // The authenticator app set up during sign-in (§3.6): its first code confirms it (the service
@@ -772,10 +785,10 @@ export function createInteractionRoutes(deps: {
     ctx.state.log?.info({ outcome: 'success', accountId, method: 'totp', enrolment: true, stepUp: target.stepUp }, 'signed in with a second factor');
     const who = `user:${accountId}` as const;
     await audit(ctx, { actor: who, action: 'mfa.success', target: who, details: { method: 'totp', step_up: target.stepUp, enrolment: true, client_id: clientId } });
-    await audit(ctx, { actor: who, action: 'signin.success', target: who, details: { client_id: clientId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr } });
+    await audit(ctx, { actor: who, action: 'signin.success', target: who, details: { client_id: clientId, method: target.stepUp ? 'step_up' : (target.method ?? 'password'), acr: ACR_MFA, amr } });
     if (target.cutoffMs !== undefined) await waitOutCutoffSecond(new Date(target.cutoffMs));
     await finish(ctx, { login: { accountId, acr: ACR_MFA, amr } });
-    await recordSignIn(ctx, { accountId, method: target.stepUp ? 'step_up' : 'password', acr: ACR_MFA, amr, clientId });
+    await recordSignIn(ctx, { accountId, method: target.stepUp ? 'step_up' : (target.method ?? 'password'), acr: ACR_MFA, amr, clientId });
   });
 
   router.post('/:uid/confirm', forms, async (ctx) => {
@@ -856,6 +869,32 @@ export function createInteractionRoutes(deps: {
     await store.destroy(PENDING_SIGN_IN, ctx.params.uid as string);
     await store.destroy(SIGN_IN_ENROLMENT, ctx.params.uid as string);
     await finish(ctx, { error: 'access_denied', error_description: 'the user cancelled the sign-in' });
+  });
+
+  // Upstream OpenID providers (upstream.routes.ts). A sign-in without a password finishes here, in
+  // one place: the second factor first when the person has one or the request needs one (D6), else
+  // acr basic and no amr (design §3.2).
+  deps.upstream?.mount(router, {
+    forms,
+    details,
+    formStep: (ctx, atStep) => formStep(ctx, atStep, { countCsrf: true, reload: 'sign-in page' }),
+    async signInWithout(ctx, uid, interaction, accountId, method, details) {
+      const clientId = typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null;
+      const mfa = mfaNeeded(interaction);
+      if ((await hasAnyFactor(accountId)) || mfa) {
+        await putPendingSignIn(uid, interaction, accountId, undefined, { amr: [], method });
+        ctx.state.log?.info({ outcome: 'second_factor_pending', accountId, method, ...(mfa ? { mfa } : {}) }, 'signed in upstream, second factor asked');
+        ctx.status = 303;
+        ctx.redirect(`/interaction/${uid}`);
+        return;
+      }
+      deps.metrics?.signIn('success');
+      ctx.state.log?.info({ outcome: 'success', accountId, method }, 'signed in');
+      await audit(ctx, { actor: `user:${accountId}`, action: 'signin.success', target: `user:${accountId}`, details: { client_id: clientId, method, acr: ACR_BASIC, ...details } });
+      await finish(ctx, { login: { accountId, acr: ACR_BASIC } });
+      const providerId = typeof details.provider_id === 'string' ? details.provider_id : undefined;
+      await recordSignIn(ctx, { accountId, method, acr: ACR_BASIC, amr: [], clientId, ...(providerId ? { upstreamProviderId: providerId } : {}) });
+    },
   });
 
   return router;

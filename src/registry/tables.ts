@@ -57,7 +57,8 @@ export interface UserTable {
   email: string;
   email_verified: Generated<boolean>;
   name: string | null;
-  password_hash: string;
+  /** null for a person who came only through an upstream provider (no password to sign in with). */
+  password_hash: string | null;
   disabled: Generated<boolean>;
   last_login_at: Timestamp | null;
   /** Browser sessions that signed in before this time are over (a password change, a disable). */
@@ -150,6 +151,37 @@ export interface PasskeyTable {
   last_used_at: Timestamp | null;
 }
 
+/** An upstream OpenID provider registered by an administrator (docs/design/sign-in-methods.md §6). */
+export interface UpstreamProviderTable {
+  /** Slug [a-z0-9-]{1,40}: the login page's [data-provider="<id>"]. */
+  id: string;
+  /** Display name: "Continue with <name>". */
+  name: string;
+  issuer: string;
+  client_id: string;
+  /** Compact JWE of the client secret, sealed for `upstream:<id>`; null for a public (PKCE-only) registration. */
+  client_secret_jwe: string | null;
+  key_id: string | null;
+  scopes: string[];
+  allow_signup: Generated<boolean>;
+  /** Lower-cased domains an upstream email must be in (empty: any). */
+  allowed_email_domains: ColumnType<string[], string[] | undefined, string[]>;
+  enabled: Generated<boolean>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+/** An upstream identity (issuer, subject) linked to a person; one per provider and person. */
+export interface UpstreamLinkTable {
+  provider_id: string;
+  issuer: string;
+  subject: string;
+  user_id: string;
+  email_at_link: string | null;
+  created_at: Timestamp;
+  last_used_at: Timestamp | null;
+}
+
 /** One successful sign-in, for the account page ("Recent sign-ins"); failures are in the audit log. */
 export interface SignInTable {
   /** bigserial (pg: string, PGlite: number, as audit_log.seq). */
@@ -182,6 +214,8 @@ export interface Database {
   recovery_codes: RecoveryCodeTable;
   passkeys: PasskeyTable;
   sign_ins: SignInTable;
+  upstream_providers: UpstreamProviderTable;
+  upstream_links: UpstreamLinkTable;
 }
 
 export type ResourceServerRow = Selectable<ResourceServerTable>;
@@ -203,3 +237,7 @@ export type RecoveryCodeRow = Selectable<RecoveryCodeTable>;
 export type PasskeyRow = Selectable<PasskeyTable>;
 export type NewPasskeyRow = Insertable<PasskeyTable>;
 export type SignInRow = Selectable<SignInTable>;
+export type UpstreamProviderRow = Selectable<UpstreamProviderTable>;
+export type NewUpstreamProviderRow = Insertable<UpstreamProviderTable>;
+export type UpstreamProviderRowUpdate = Updateable<UpstreamProviderTable>;
+export type UpstreamLinkRow = Selectable<UpstreamLinkTable>;

@@ -13,7 +13,8 @@ export interface UserRecord {
   email: string;
   emailVerified: boolean;
   name: string | null;
-  passwordHash: string;
+  /** null for a person who came only through an upstream provider: no password signs them in. */
+  passwordHash: string | null;
   disabled: boolean;
   lastLoginAt: Date | null;
   /** Browser sessions that signed in before this time are over (see users.service.ts). */

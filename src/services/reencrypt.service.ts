@@ -1,5 +1,6 @@
 import type { DataKeyring } from '../keys/data-key.js';
 import { countTotpFactorsNotUnder, listTotpFactorsNotUnder, resealTotpFactor, type TotpFactorCursor } from '../registry/second-factor.repository.js';
+import { listProvidersNotUnder, resealProviderSecret } from '../registry/upstream.repository.js';
 import { recordChange, type AuditActor, type RegistryServiceDeps } from './changes.js';
 import { SealedSecretError, sealSecret, unsealSecret, type SealedSecretRefusal } from './sealed-secrets.js';
 
@@ -8,7 +9,7 @@ const BATCH = 200;
 
 /** A sealed secret that could not be re-sealed: it stays under its old key. */
 export interface ReencryptFailure {
-  table: 'totp_factors';
+  table: 'totp_factors' | 'upstream_providers';
   target: string;
   reason: SealedSecretRefusal;
 }
@@ -63,5 +64,27 @@ export async function reencryptSealedSecrets(deps: RegistryServiceDeps & { dataK
       return count;
     });
   }
-  return { key: current, resealed, failed, remaining: await countTotpFactorsNotUnder(deps.db, current) };
+  // Upstream providers' client secrets: a handful of rows, one transaction.
+  const providers = await listProvidersNotUnder(deps.db, current);
+  const batch: Array<{ id: string; from: string; jwe: string; kid: string }> = [];
+  for (const provider of providers) {
+    const context = `upstream:${provider.id}`;
+    try {
+      const sealed = await sealSecret(deps.dataKeys, await unsealSecret(deps.dataKeys, provider.clientSecretJwe!, context), context, { reload: false });
+      batch.push({ id: provider.id, from: provider.clientSecretJwe!, ...sealed });
+    } catch (error) {
+      if (!(error instanceof SealedSecretError)) throw error;
+      failed.push({ table: 'upstream_providers', target: `provider:${provider.id}`, reason: error.reason });
+    }
+  }
+  if (batch.length > 0) {
+    resealed += await deps.db.transaction().execute(async (trx) => {
+      let count = 0;
+      for (const { id, from, jwe, kid } of batch) if (await resealProviderSecret(trx, id, from, jwe, kid)) count += 1;
+      if (count > 0) await recordChange(deps.audit, trx, by, { action: 'keys.reencrypt', target: `data-key:${current}`, details: { table: 'upstream_providers', rows: count } });
+      return count;
+    });
+  }
+  const remaining = (await countTotpFactorsNotUnder(deps.db, current)) + (await listProvidersNotUnder(deps.db, current)).length;
+  return { key: current, resealed, failed, remaining };
 }

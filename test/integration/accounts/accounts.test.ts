@@ -82,7 +82,7 @@ describe('users and accounts on PostgreSQL', () => {
       expect(user).toMatchObject({ email: 'ada.lovelace@example.test', name: 'Ada Lovelace', emailVerified: false, disabled: false, lastLoginAt: null });
       expect(user.id).toMatch(/^[0-9a-f-]{36}$/);
       expect(user.passwordHash).toMatch(CURRENT_HASH);
-      expect(await verifyPassword(user.passwordHash, password)).toBe(true);
+      expect(await verifyPassword(user.passwordHash!, password)).toBe(true);
 
       const json = userToJson(user);
       expect(Object.keys(json).sort()).toEqual(['created_at', 'disabled', 'email', 'email_verified', 'id', 'last_login_at', 'name', 'updated_at']);
@@ -310,7 +310,7 @@ describe('users and accounts on PostgreSQL', () => {
         created_at: now,
         updated_at: now,
       });
-      expect(needsRehash(user.passwordHash)).toBe(true);
+      expect(needsRehash(user.passwordHash!)).toBe(true);
 
       // A wrong password upgrades nothing.
       expect((await accounts.authenticate('legacy@example.test', `${password}x`)).ok).toBe(false);
@@ -321,8 +321,8 @@ describe('users and accounts on PostgreSQL', () => {
       const stored = (await getUser(registry.db, user.id)).passwordHash;
       expect(stored).not.toBe(weakHash);
       expect(stored).toMatch(CURRENT_HASH);
-      expect(needsRehash(stored)).toBe(false);
-      expect(await verifyPassword(stored, password)).toBe(true);
+      expect(needsRehash(stored!)).toBe(false);
+      expect(await verifyPassword(stored!, password)).toBe(true);
       expect((await accounts.authenticate('legacy@example.test', password)).ok).toBe(true);
 
       const upgraded = logs.entries().filter((entry) => entry.msg === 'password hash upgraded');

@@ -33,6 +33,8 @@ const EXPECTED_RUNTIME_PRIVILEGES: Record<string, string[]> = {
   resource_servers: READ_WRITE,
   sign_ins: READ_WRITE,
   totp_factors: READ_WRITE,
+  upstream_links: READ_WRITE,
+  upstream_providers: READ_WRITE,
   users: READ_WRITE,
 };
 
@@ -208,7 +210,7 @@ describe('gatehouse db roles: least privilege for the database', () => {
       runtime: RUNTIME,
       created: [OWNER, RUNTIME],
       runtime_password_set: true,
-      read_write: ['client_grants', 'clients', 'oidc_durable', 'recovery_codes', 'registry_revision', 'resource_servers', 'sign_ins', 'totp_factors', 'users'],
+      read_write: ['client_grants', 'clients', 'oidc_durable', 'passkeys', 'recovery_codes', 'registry_revision', 'resource_servers', 'sign_ins', 'totp_factors', 'upstream_links', 'upstream_providers', 'users'],
       append_only: ['audit_log'],
       read_only: ['kysely_migration', 'kysely_migration_lock'],
       sequences: [],

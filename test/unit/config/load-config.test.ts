@@ -48,6 +48,12 @@ describe('loadConfig defaults', () => {
     expect(loadConfig({ REGISTRATION_ENABLED: 'false' }).registrationEnabled).toBe(false);
   });
 
+  it('waits UPSTREAM_TIMEOUT_SECONDS (5 unless said, 1 to 60) for an upstream provider', () => {
+    expect(loadConfig({}).upstreamTimeoutSeconds).toBe(5);
+    expect(loadConfig({ UPSTREAM_TIMEOUT_SECONDS: '12' }).upstreamTimeoutSeconds).toBe(12);
+    expect(() => loadConfig({ UPSTREAM_TIMEOUT_SECONDS: '0' })).toThrow(/UPSTREAM_TIMEOUT_SECONDS/);
+  });
+
   it('requires a second factor of every sign-in only when MFA_REQUIRED says so', () => {
     expect(loadConfig({}).mfaRequired).toBe(false);
     expect(loadConfig({ MFA_REQUIRED: 'true' }).mfaRequired).toBe(true);
