@@ -28,6 +28,7 @@ const EXPECTED_RUNTIME_PRIVILEGES: Record<string, string[]> = {
   kysely_migration: ['SELECT'],
   kysely_migration_lock: ['SELECT'],
   oidc_durable: READ_WRITE,
+  passkeys: READ_WRITE,
   recovery_codes: READ_WRITE,
   registry_revision: READ_WRITE,
   resource_servers: READ_WRITE,
