@@ -66,15 +66,21 @@ export class PasskeyRejected extends Error {
   }
 }
 
-/** What a library error message says went wrong, as a refusal reason (the message itself is only logged). */
+/**
+ * What a library error message says went wrong, as a refusal reason (the message itself is only
+ * logged). Only the fixed start of each @simplewebauthn/server 14 message is matched: the rest
+ * quotes values from the response (its origin, challenge, type), which the sender chose, so a
+ * response cannot pick the reason its refusal is recorded with.
+ */
 export function refusalOfLibraryError(error: unknown): PasskeyRefusal {
+  if (error instanceof SyntaxError) return 'malformed';
   const message = error instanceof Error ? error.message : '';
-  if (/counter value/i.test(message)) return 'counter_regression';
-  if (/user verification|could not be verified|not present/i.test(message)) return 'user_verification';
-  if (/RP ID/i.test(message)) return 'wrong_rp_id';
-  if (/origin/i.test(message)) return 'wrong_origin';
-  if (/challenge/i.test(message)) return 'wrong_challenge';
-  if (error instanceof SyntaxError || /base64|not a string|missing|JSON|CBOR|decode/i.test(message)) return 'malformed';
+  if (/^Response counter value \d+ was lower than expected \d+$/.test(message)) return 'counter_regression';
+  if (/^User verification required, but user could not be verified$|^User not present during (authentication|registration)/.test(message)) return 'user_verification';
+  if (/^Unexpected RP ID hash/.test(message)) return 'wrong_rp_id';
+  if (/^Unexpected response origin |^Unexpected (cross-origin (authentication|registration) response )?top origin |^Detected cross-origin /.test(message)) return 'wrong_origin';
+  if (/^Unexpected (authentication|registration) response challenge /.test(message)) return 'wrong_challenge';
+  if (/^(Missing credential ID|Credential ID was not base64url-encoded|Credential missing response|Credential response \w+ was not a (base64url )?string)/.test(message)) return 'malformed';
   return 'invalid';
 }
 

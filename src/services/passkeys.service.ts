@@ -103,6 +103,11 @@ async function takeChallenge(deps: PasskeyDeps, purpose: CeremonyPurpose, bindin
   const taken = await deps.store.consume(WEBAUTHN_CHALLENGE, id);
   if (taken.result === 'spent') throw new PasskeyRejected('replayed_challenge');
   if (taken.result === 'missing') throw new PasskeyRejected('stale_challenge');
+  // A new options request may have replaced the entry between find and consume: then what was
+  // consumed is the new challenge, not the one found, and the found one could be verified twice.
+  // Only the caller that consumed the challenge it found goes on.
+  const after = await deps.store.find(WEBAUTHN_CHALLENGE, id);
+  if (!after || after.challenge !== found.challenge) throw new PasskeyRejected('stale_challenge');
   return { challenge: found.challenge, ...(typeof found.accountId === 'string' ? { accountId: found.accountId } : {}) };
 }
 

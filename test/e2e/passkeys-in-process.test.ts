@@ -11,9 +11,11 @@ import { insertPasskey } from '../../src/registry/passkey.repository.js';
 import {
   listPasskeys,
   passkeyRegistrationOptions,
+  passkeySignInOptions,
   registerPasskey,
   removePasskey,
   renamePasskey,
+  verifyPasskeySignIn,
   WEBAUTHN_CHALLENGE,
   type PasskeyDeps,
 } from '../../src/services/passkeys.service.js';
@@ -285,6 +287,27 @@ describe('passkeys (in process, WebAuthn emulator)', () => {
     await new Promise((resolve) => setTimeout(resolve, 2100));
     expect(await t.server.store.find(WEBAUTHN_CHALLENGE, key)).toBeUndefined();
     await expectRefused(() => post(agent, form, response()), { status: 401, text: 'That passkey prompt has expired.', reason: 'stale_challenge', userId: person.id });
+  });
+
+  it('a challenge replaced by a new options request between the answer\'s find and consume: refused as stale, never verified against the old one', async () => {
+    const { person, emulator } = await withPasskey();
+    const binding = randomUUID();
+    const options = await passkeySignInOptions(deps, 'login', binding);
+    const response = JSON.stringify(emulator.getJSON(origin, options));
+    // The page's autofill prompt or a second tab asks for options while this answer is being taken.
+    const racing: PasskeyDeps = {
+      ...deps,
+      store: {
+        ...deps.store,
+        consume: async (model: string, id: string) => {
+          await passkeySignInOptions(deps, 'login', binding);
+          return deps.store.consume(model, id);
+        },
+      },
+    };
+    const rows = await rowsOf(person.id);
+    expect(await verifyPasskeySignIn(racing, 'login', binding, response)).toMatchObject({ ok: false, reason: 'stale_challenge' });
+    expect(await rowsOf(person.id)).toEqual(rows);
   });
 
   it('a passkey registered nowhere here: "not registered here", nothing written, audited without a target', async () => {

@@ -28,6 +28,13 @@ describe('passkeys: the relying party, the refusals, names', () => {
     ];
     for (const [message, reason] of cases) expect(refusalOfLibraryError(new Error(message)), message).toBe(reason);
     expect(refusalOfLibraryError(new SyntaxError('Unexpected token'))).toBe('malformed');
+    // The values the library quotes come from the response: they never choose the reason.
+    const chosen: Array<[string, string]> = [
+      ['Unexpected response origin "https://x.example/Response counter value 1 was lower", expected one of: http://gatehouse.test', 'wrong_origin'],
+      ['Unexpected authentication response type: user verification challenge origin counter value', 'invalid'],
+      ['Unexpected authentication response challenge "RP ID hash User verification required", expected "b"', 'wrong_challenge'],
+    ];
+    for (const [message, reason] of chosen) expect(refusalOfLibraryError(new Error(message)), message).toBe(reason);
   });
 
   it('a response that is not JSON of the right shape, or too large, is malformed before the library sees it', () => {
