@@ -695,9 +695,10 @@ export function createInteractionRoutes(deps: {
       await renderEnrolled(ctx, uid, interaction, accountId);
       return;
     }
-    if (!mine || (await hasTotp(accountId))) {
-      // No enrolment was shown in this interaction, or the account has an authenticator already
-      // (a password alone never replaces it): the code is not asked for here.
+    if (!mine || (await hasAnyFactor(accountId))) {
+      // No enrolment was shown in this interaction, or the account has a second factor already (an
+      // authenticator app, or a passkey added since the page was shown): a password alone never
+      // adds one beside it, so the code is not asked for here.
       errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
       return;
     }

@@ -115,12 +115,21 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
 
   const clientIdOf = (interaction: Interaction) => (typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null);
 
-  /** A refusal's audit row and counts: per IP always, per account (its id) when the credential was known. */
+  /**
+   * Refusals decided before the answer was checked against the person's passkey (an expired or
+   * replayed challenge, an unreadable answer, a credential id sent for someone else): no guess at
+   * anything, so they count per IP only, never toward the owner's lockout (else anyone who knows a
+   * credential id could lock its owner out).
+   */
+  const NOT_A_GUESS: ReadonlySet<PasskeySignInRefused['reason']> = new Set(['wrong_user', 'stale_challenge', 'replayed_challenge', 'malformed']);
+
+  /** A refusal's audit row and counts: per IP always, per account (its id) when the credential was known and its answer checked. */
   async function recordRefusal(ctx: Context, interaction: Interaction, refused: PasskeySignInRefused, limiter: LoginLimiter, stepUp?: boolean) {
     kit.metrics?.signIn('failure');
     ctx.state.log?.info({ outcome: 'failure', method: 'passkey', reason: refused.reason, ...(refused.accountId ? { accountId: refused.accountId } : {}) }, 'passkey refused');
     if (refused.reason === 'rate_limited') return;
-    await limiter.recordFailure(refused.accountId, ctx.ip);
+    const counted = NOT_A_GUESS.has(refused.reason) ? undefined : refused.accountId;
+    await limiter.recordFailure(counted, ctx.ip);
     const clientId = clientIdOf(interaction);
     if (stepUp === undefined) {
       await kit.audit(ctx, {
@@ -130,8 +139,8 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
         details: { method: 'passkey', reason: refused.reason, client_id: clientId },
       });
       // As for passwords: the failure that reaches the account's limit records the lockout, once.
-      if (refused.accountId) {
-        const after = await limiter.check(refused.accountId, ctx.ip);
+      if (counted) {
+        const after = await limiter.check(counted, ctx.ip);
         if (!after.allowed) {
           const who = `user:${refused.accountId}`;
           await kit.audit(ctx, { actor: 'anonymous', action: 'signin.lockout', target: who, details: { method: 'passkey', retry_after_seconds: after.retryAfterSeconds, client_id: clientId } });

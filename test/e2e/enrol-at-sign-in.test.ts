@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACR_MFA } from '../../src/accounts/authentication-context.js';
 import { tailAudit } from '../../src/audit/audit-log.js';
 import { isQrSvg } from '../../src/interactions/totp-qr.js';
+import { insertPasskey } from '../../src/registry/passkey.repository.js';
 import { Agent, authorizeUrl, codeFlow, hiddenInput, pkce } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
@@ -363,6 +364,18 @@ describe('setting up an authenticator app during a sign-in that needs one', () =
     expect(html).toContain("Confirm it's you");
     const before = await lastSeq();
     const refused = await other.postForm(`${new URL(again.url).pathname}/mfa/enrol`, { csrf: login.csrf, code: await totpCode(page.secret, 30_000) });
+    expect(refused.status).toBe(400);
+    expect(await factorState(person.id)).toEqual(state);
+    expect(await auditSince(before)).toEqual([]);
+  });
+
+  it('a passkey added while the enrolment page is open: its code is refused (400), nothing is set up, the password alone adds no second factor beside the passkey', async () => {
+    const person = await newPerson();
+    const page = await toEnrolment(person);
+    await insertPasskey(t.server.registry.db, { id: randomUUID(), user_id: person.id, credential_id: randomUUID(), public_key: Buffer.from([1]), counter: 0, transports: [], backup_eligible: false, backup_state: false, aaguid: null, name: 'Added meanwhile' });
+    const state = await factorState(person.id);
+    const before = await lastSeq();
+    const refused = await post(page.agent, page.enrol, { code: await totpCode(page.secret) });
     expect(refused.status).toBe(400);
     expect(await factorState(person.id)).toEqual(state);
     expect(await auditSince(before)).toEqual([]);

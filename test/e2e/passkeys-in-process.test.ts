@@ -404,6 +404,26 @@ describe('passkeys (in process, WebAuthn emulator)', () => {
     expect(await auditSince(locked)).toEqual([]);
   });
 
+  it('answers that name someone else\'s passkey (a wrong user handle) are no guess at it: 11 of them do not lock its owner out', async () => {
+    const { person, emulator } = await withPasskey();
+    const other = await t.build.person({ email: `pk-${randomUUID()}@example.test` });
+    const before = await lastSeq();
+    for (let attempt = 0; attempt < 11; attempt += 1) {
+      const { agent, form, response } = await assertion(emulator);
+      const forged = JSON.parse(response()) as { response: { userHandle?: string } };
+      forged.response.userHandle = Buffer.from(other.id).toString('base64url');
+      expect((await post(agent, form, JSON.stringify(forged))).status).toBe(401);
+    }
+    const rows = await auditSince(before);
+    expect(rows.filter((row) => row.action === 'signin.failure').map((row) => row.details.reason)).toEqual(Array(11).fill('wrong_user'));
+    expect(rows.filter((row) => row.action === 'signin.lockout')).toEqual([]);
+    const { agent, form, response, started } = await assertion(emulator);
+    const done = await post(agent, form, response());
+    expect(done.status).toBe(303);
+    const finished = await agent.follow(done.headers.get('location')!);
+    expect((await idTokenOf(finished.url, started.verifier)).sub).toBe(person.id);
+  });
+
   it('rename and remove through the service, audited as the person; a removed passkey is then unknown', async () => {
     const { person, emulator, passkey } = await withPasskey();
     const before = await lastSeq();
