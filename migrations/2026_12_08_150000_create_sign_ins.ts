@@ -22,6 +22,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('user_agent', 'text')
     .execute();
   await db.schema.createIndex('sign_ins_user_at_idx').on('sign_ins').columns(['user_id', 'at desc']).execute();
+  // The hourly sweep deletes rows past the retention for everyone (people who never sign in again).
+  await db.schema.createIndex('sign_ins_at_idx').on('sign_ins').column('at').execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

@@ -191,6 +191,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
         (removed) => removed > 0 && logger.info({ removed }, 'expired grants and tokens purged'),
         (error: unknown) => logger.warn({ err: { message: (error as Error).message } }, 'could not purge expired grants and tokens'),
       );
+      signIns.purge().then(
+        (removed) => removed > 0 && logger.info({ removed }, 'sign-in history past SIGN_IN_HISTORY_DAYS purged'),
+        (error: unknown) => logger.warn({ err: { message: (error as Error).message } }, 'could not purge the sign-in history'),
+      );
     }, DURABLE_SWEEP_MS);
     sweeper.unref();
     const port = server.listening ? (server.address() as AddressInfo).port : 0;

@@ -80,6 +80,12 @@ export async function insertSignIn(db: Kysely<Database>, entry: NewSignIn, keepA
   });
 }
 
+/** Deletes everyone's rows from before `keepAfter` (the retention, for people who do not sign in again); how many went. */
+export async function deleteSignInsBefore(db: Kysely<Database>, keepAfter: Date): Promise<number> {
+  const result = await db.deleteFrom('sign_ins').where('at', '<', keepAfter).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
 /** The person's newest sign-ins, newest first, at most `limit`. */
 export async function listRecentSignIns(db: Db, userId: string, limit: number): Promise<SignInRecord[]> {
   if (hasNul(userId)) return [];

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from '../observability/logger.js';
-import { insertSignIn, listRecentSignIns, type NewSignIn, type SignInRecord } from '../registry/sign-in.repository.js';
+import { deleteSignInsBefore, insertSignIn, listRecentSignIns, type NewSignIn, type SignInRecord } from '../registry/sign-in.repository.js';
 import type { Database } from '../registry/tables.js';
 
 /** How many sign-ins the account page lists. */
@@ -21,6 +21,12 @@ export interface SignInRecorder {
   record(entry: SignInEntry): Promise<void>;
   /** The person's 20 newest sign-ins, newest first. */
   recent(userId: string): Promise<SignInRecord[]>;
+  /**
+   * Deletes everyone's rows older than SIGN_IN_HISTORY_DAYS (run by the hourly sweep, so the
+   * history of people who never sign in again goes too, and a lowered setting takes effect); how
+   * many went. Throws on a database error (the sweep logs it).
+   */
+  purge(): Promise<number>;
 }
 
 /**
@@ -43,5 +49,6 @@ export function createSignInRecorder(deps: { db: Kysely<Database>; historyDays: 
       }
     },
     recent: (userId) => listRecentSignIns(deps.db, userId, RECENT_SIGN_INS),
+    purge: () => deleteSignInsBefore(deps.db, new Date(now() - deps.historyDays * DAY_MS)),
   };
 }

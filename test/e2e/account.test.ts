@@ -533,6 +533,10 @@ describe('the account page', () => {
     expect(logged[0]).toContain('sign-in not recorded in the sign-in history');
     expect(logged[0]).not.toContain('secret-agent');
     expect((await recorder.recent(person.id)).map((entry) => entry.ip)).toEqual(['192.0.2.1', null]);
+    // The hourly sweep: the rows of someone who never signs in again go too, and only past the setting.
+    expect(await recorder.purge()).toBeGreaterThanOrEqual(1);
+    expect(await ages(other.id)).toEqual([]);
+    expect(await ages(person.id)).toEqual([89, 0]);
   });
 
   it('describes browsers shortly and leaves unknown ones as text', () => {
