@@ -9,9 +9,9 @@ import { purgeExpiredDurableRows } from './oidc/adapters/durable-adapter.js';
 import { createApp } from './http/app.js';
 import { createAccountRoutes } from './interactions/account.routes.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
-import { createUpstreamRoutes } from './interactions/upstream.routes.js';
+import { createUpstreamRoutes, UPSTREAM_START_WINDOW_SECONDS } from './interactions/upstream.routes.js';
 import { createUpstreamSignIn } from './services/upstream-sign-in.js';
-import { createLoginLimiter } from './interactions/login-limiter.js';
+import { createLoginLimiter, createRequestLimiter } from './interactions/login-limiter.js';
 import { relyingPartyOf } from './accounts/passkeys.js';
 import { createPages } from './oidc/pages.js';
 import { loadAuditKeyring } from './keys/audit-key.js';
@@ -129,6 +129,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       pages,
       logger,
       audit,
+      startLimiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'upstream_start_ip', points: config.upstreamMaxStartsPerIp, windowSeconds: UPSTREAM_START_WINDOW_SECONDS }),
     });
     const interactions = createInteractionRoutes({
       provider: () => host.provider,
