@@ -8,6 +8,7 @@ import { createAuditSink, createAuditWriter, sealLegacyAuditChain } from './audi
 import { purgeExpiredDurableRows } from './oidc/adapters/durable-adapter.js';
 import { createApp } from './http/app.js';
 import { createAccountRoutes } from './interactions/account.routes.js';
+import { createAccountLinkRoutes } from './interactions/account-links.routes.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
 import { createUpstreamRoutes, UPSTREAM_START_WINDOW_SECONDS } from './interactions/upstream.routes.js';
 import { createUpstreamSignIn } from './services/upstream-sign-in.js';
@@ -149,7 +150,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
       signIns,
       upstream,
     });
-    // The account page (/account) and the sign-in history every sign-in method writes.
+    // The account page (/account) and the sign-in history every sign-in method writes. Its
+    // "Linked accounts" routes (/account/links) come before it in `routers`: the first prefix that matches answers.
     const account = createAccountRoutes({ provider: () => host.provider, accounts, pages, config, secondFactors: { db: registry.db, audit: auditWriter, dataKeys }, signIns });
     const activeStore = store;
     let draining = false;
@@ -161,7 +163,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       logger,
       host,
       pages,
-      routers: [interactions, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys })],
+      routers: [interactions, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },
