@@ -66,7 +66,7 @@ describe('the account page in a real browser (chromium, 375 px)', () => {
     await page.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
     await page.getByLabel('Email').fill(EMAIL);
     await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 
     // Back on the account page (no consent page for the built-in client).
     await page.waitForURL(`${issuer}/account`);
