@@ -131,6 +131,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       logger,
       audit,
       startLimiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'upstream_start_ip', points: config.upstreamMaxStartsPerIp, windowSeconds: UPSTREAM_START_WINDOW_SECONDS }),
+      metrics,
     });
     const interactions = createInteractionRoutes({
       provider: () => host.provider,

@@ -3,6 +3,7 @@ import type { Context, Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
 import type { AuditEntry, AuditSink } from '../audit/audit-log.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Pages } from '../oidc/pages.js';
 import { pageCsp } from '../oidc/pages.js';
 import { findUpstreamProvider } from '../registry/upstream.repository.js';
@@ -57,6 +58,8 @@ export interface UpstreamRouteDeps {
   audit?: AuditSink;
   /** Per client IP: how many sign-ins may be started (each keeps a state for 10 minutes); none when not given. */
   startLimiter?: RequestLimiter;
+  /** Counts refused starts as `gatehouse_rate_limited_total{limiter="upstream_start"}`. */
+  metrics?: Pick<Metrics, 'rateLimited'>;
 }
 
 /** The window of UPSTREAM_MAX_STARTS_PER_IP: the lifetime of a start's state. */
@@ -165,6 +168,7 @@ export function createUpstreamRoutes(deps: UpstreamRouteDeps) {
       const { uid } = step;
       const limit = deps.startLimiter ? await deps.startLimiter.take(ctx.ip) : ({ allowed: true } as const);
       if (!limit.allowed) {
+        deps.metrics?.rateLimited('upstream_start');
         // Not audited: refused requests would write rows at will. Nothing is stored for this one.
         ctx.state.log?.info({ outcome: 'rate_limited', retryAfterSeconds: limit.retryAfterSeconds }, 'upstream sign-in start refused: too many from this address');
         const minutes = Math.ceil(limit.retryAfterSeconds / 60);

@@ -242,7 +242,7 @@ describe('linked accounts on the account page', () => {
     await link(owner, 'other');
     const { agent, csrf } = await signedIn(person);
     const seq = await lastSeq();
-    for (const provider of ['other', 'nowhere', 'UPPER', 'a%00b', `${'x'.repeat(41)}`, '%3Cscript%3E']) {
+    for (const provider of ['other', 'nowhere', 'UPPER', 'a%00b', `${'x'.repeat(41)}`, '%3Cscript%3E', '%E0%A4%A', 'corp%2F..%2Fx']) {
       const answer = await agent.postForm(`/account/links/${provider}/delete`, { csrf });
       expect(answer.status, provider).toBe(404);
       const html = await answer.text();

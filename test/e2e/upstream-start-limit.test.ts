@@ -84,6 +84,8 @@ describe('starting sign-ins with an upstream provider is limited per client addr
     expect(html).toContain(`href="/interaction/${page.uid}"`);
     // A refused start writes no audit row (anyone could write rows at will).
     expect(await auditCount()).toBe(audits);
+    const metrics = await (await fetch(`${t.config.issuer}/metrics`)).text();
+    expect(metrics).toMatch(/^gatehouse_rate_limited_total\{limiter="upstream_start"\} 1$/m);
     // A new interaction from the same address is refused too: the limit is the address's.
     const again = await loginPage(ip);
     expect((await start(again, ip)).status).toBe(429);
