@@ -227,6 +227,33 @@ describe('sign-in with an upstream provider (HTTP level, a fake provider that ca
     expect(account.status).toBe(200);
   });
 
+  it('the same with a second factor after the provider: the code\'s sign-in waits out the cutoff\'s second too', async () => {
+    const person = await t.build.person();
+    await linkUpstream(deps, TEST_ACTOR, person.id, { providerId: 'fake', iss: op.issuer, sub: op.behaviour.sub, email: null, emailVerified: false, name: null });
+    const factors = { db: deps.db, audit: deps.audit, dataKeys: deps.dataKeys };
+    const { secret } = await beginTotpEnrolment(factors, person.id, { issuer: 'Gatehouse' });
+    recordSecret(secret);
+    await confirmTotpEnrolment(factors, { actor: `person:${person.id}` }, person.id, await totpCode(secret, -30_000));
+    const login = await loginPage();
+    const { callback } = await toProvider(login);
+    expect((await login.agent.request(callback)).status).toBe(303);
+    const code = await totpCode(secret);
+    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+    const cutoff = new Date();
+    await t.server.registry.db.updateTable('users').set({ sessions_valid_after: cutoff }).where('id', '=', person.id).execute();
+    const asked = await login.agent.follow(`/interaction/${login.uid}/upstream`);
+    expect(asked.url).toBe(`${base}/interaction/${login.uid}`);
+    const done = await login.agent.follow(`/interaction/${login.uid}/mfa`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: login.csrf, code }),
+    });
+    expect(done.url.startsWith(REDIRECT)).toBe(true);
+    expect((await idTokenFrom(done.url, login.verifier)).sub).toBe(person.id);
+    const session = await t.server.host.provider.Session.find(login.agent.cookies.get('_session') ?? '');
+    expect(session!.loginTs! * 1000).toBeGreaterThanOrEqual(cutoff.getTime());
+  });
+
   it('a client that requires a second factor: a linked person without one is asked to set one up, nothing finished', async () => {
     const person = await t.build.person();
     await linkUpstream(deps, TEST_ACTOR, person.id, { providerId: 'fake', iss: op.issuer, sub: op.behaviour.sub, email: null, emailVerified: false, name: null });
