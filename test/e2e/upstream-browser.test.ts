@@ -151,7 +151,7 @@ describe('sign-in with an upstream provider in Chromium (a real second oidc-prov
     expect(await page.getByLabel('Email').inputValue()).toBe('bob@example.test');
     expect(await t.server.registry.db.selectFrom('upstream_links').selectAll().where('user_id', '=', person.id).execute()).toEqual([]);
     await page.getByLabel('Password').fill(person.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     expect(await subjectAt(page, verifier, state)).toBe(person.id);
     const link = await t.server.registry.db.selectFrom('upstream_links').selectAll().where('user_id', '=', person.id).executeTakeFirstOrThrow();
     expect(link).toMatchObject({ provider_id: 'test-op', subject: 'bob-upstream' });
