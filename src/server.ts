@@ -8,10 +8,11 @@ import { createAuditSink, createAuditWriter, sealLegacyAuditChain } from './audi
 import { purgeExpiredDurableRows } from './oidc/adapters/durable-adapter.js';
 import { createApp } from './http/app.js';
 import { createAccountRoutes } from './interactions/account.routes.js';
+import { createAccountLinkRoutes } from './interactions/account-links.routes.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
-import { createUpstreamRoutes } from './interactions/upstream.routes.js';
+import { createUpstreamRoutes, UPSTREAM_START_WINDOW_SECONDS } from './interactions/upstream.routes.js';
 import { createUpstreamSignIn } from './services/upstream-sign-in.js';
-import { createLoginLimiter } from './interactions/login-limiter.js';
+import { createLoginLimiter, createRequestLimiter } from './interactions/login-limiter.js';
 import { relyingPartyOf } from './accounts/passkeys.js';
 import { createPages } from './oidc/pages.js';
 import { loadAuditKeyring } from './keys/audit-key.js';
@@ -129,6 +130,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
       pages,
       logger,
       audit,
+      startLimiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'upstream_start_ip', points: config.upstreamMaxStartsPerIp, windowSeconds: UPSTREAM_START_WINDOW_SECONDS }),
+      metrics,
     });
     const interactions = createInteractionRoutes({
       provider: () => host.provider,
@@ -148,7 +151,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
       signIns,
       upstream,
     });
-    // The account page (/account) and the sign-in history every sign-in method writes.
+    // The account page (/account) and the sign-in history every sign-in method writes. Its
+    // "Linked accounts" routes (/account/links) come before it in `routers`: the first prefix that matches answers.
     const account = createAccountRoutes({ provider: () => host.provider, accounts, pages, config, secondFactors: { db: registry.db, audit: auditWriter, dataKeys }, signIns });
     const activeStore = store;
     let draining = false;
@@ -160,7 +164,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       logger,
       host,
       pages,
-      routers: [interactions, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys })],
+      routers: [interactions, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },

@@ -37,6 +37,8 @@ export interface Config {
   readonly signInHistoryDays: number;
   /** UPSTREAM_TIMEOUT_SECONDS: how long an upstream OpenID provider is waited for (discovery, token endpoint, JWKS). */
   readonly upstreamTimeoutSeconds: number;
+  /** UPSTREAM_MAX_STARTS_PER_IP: sign-ins with an upstream provider one client IP may start per 10 minutes (each keeps a state that long). */
+  readonly upstreamMaxStartsPerIp: number;
   /** Dynamic client registration (RFC 7591/7592) with initial access tokens from the CLI. */
   readonly registrationEnabled: boolean;
   /** The longest an initial access token may live (`registration token create --expires-in`); 30 days unless said. */
@@ -137,6 +139,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     accountReauthSeconds: e.ACCOUNT_REAUTH_SECONDS,
     signInHistoryDays: e.SIGN_IN_HISTORY_DAYS,
     upstreamTimeoutSeconds: e.UPSTREAM_TIMEOUT_SECONDS,
+    upstreamMaxStartsPerIp: e.UPSTREAM_MAX_STARTS_PER_IP,
     registrationEnabled: e.REGISTRATION_ENABLED,
     registrationTokenMaxTtlSeconds: e.REGISTRATION_TOKEN_MAX_TTL_SECONDS,
   });

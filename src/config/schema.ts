@@ -65,6 +65,7 @@ export const envSchema = z.object({
   ACCOUNT_REAUTH_SECONDS: integerIn(30, 86_400).default(600),
   SIGN_IN_HISTORY_DAYS: integerIn(1, 3650).default(90),
   UPSTREAM_TIMEOUT_SECONDS: integerIn(1, 60).default(5),
+  UPSTREAM_MAX_STARTS_PER_IP: integerIn(1, 1_000_000).default(300),
   REGISTRATION_ENABLED: booleanFlag.default(false),
   REGISTRATION_TOKEN_MAX_TTL_SECONDS: integerIn(60, 365 * 86_400).default(30 * 86_400),
   METRICS_PORT: integerIn(1, 65_535).optional(),

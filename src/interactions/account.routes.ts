@@ -23,6 +23,7 @@ import {
 import type { SignInRecorder } from '../services/sign-ins.service.js';
 import type { SignInRecord } from '../registry/sign-in.repository.js';
 import { createAccountSession, safeAccountPath, type AccountLookup, type AccountSession, type SignedInPerson } from './account-session.js';
+import { linkedAccountsSection } from './account-links.routes.js';
 import { totpQrSvg } from './totp-qr.js';
 
 /** The issuer an authenticator app shows beside the account (as at sign-in). */
@@ -184,6 +185,7 @@ export function createAccountRoutes(deps: {
       signIns,
       enrolment,
       recoveryCodes: extras.recoveryCodes,
+      linkedAccounts: await linkedAccountsSection(secondFactors.db, person.id, ctx.query),
       status: extras.status,
       error: extras.error,
     });

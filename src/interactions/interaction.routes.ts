@@ -879,11 +879,12 @@ export function createInteractionRoutes(deps: {
     forms,
     details,
     formStep: (ctx, atStep) => formStep(ctx, atStep, { countCsrf: true, reload: 'sign-in page' }),
-    async signInWithout(ctx, uid, interaction, accountId, method, details) {
+    async signInWithout(ctx, uid, interaction, account, method, details) {
+      const accountId = account.id;
       const clientId = typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null;
       const mfa = mfaNeeded(interaction);
       if ((await hasAnyFactor(accountId)) || mfa) {
-        await putPendingSignIn(uid, interaction, accountId, undefined, { amr: [], method });
+        await putPendingSignIn(uid, interaction, accountId, account.sessionsValidAfter, { amr: [], method });
         ctx.state.log?.info({ outcome: 'second_factor_pending', accountId, method, ...(mfa ? { mfa } : {}) }, 'signed in upstream, second factor asked');
         ctx.status = 303;
         ctx.redirect(`/interaction/${uid}`);
@@ -892,6 +893,8 @@ export function createInteractionRoutes(deps: {
       deps.metrics?.signIn('success');
       ctx.state.log?.info({ outcome: 'success', accountId, method }, 'signed in');
       await audit(ctx, { actor: `user:${accountId}`, action: 'signin.success', target: `user:${accountId}`, details: { client_id: clientId, method, acr: ACR_BASIC, ...details } });
+      // As after a password: a session of the cutoff's own second would count as ended at once.
+      await waitOutCutoffSecond(account.sessionsValidAfter);
       await finish(ctx, { login: { accountId, acr: ACR_BASIC } });
       const providerId = typeof details.provider_id === 'string' ? details.provider_id : undefined;
       await recordSignIn(ctx, { accountId, method, acr: ACR_BASIC, amr: [], clientId, ...(providerId ? { upstreamProviderId: providerId } : {}) });

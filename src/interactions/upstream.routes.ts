@@ -3,6 +3,7 @@ import type { Context, Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
 import type { AuditEntry, AuditSink } from '../audit/audit-log.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Pages } from '../oidc/pages.js';
 import { pageCsp } from '../oidc/pages.js';
 import { findUpstreamProvider } from '../registry/upstream.repository.js';
@@ -16,6 +17,7 @@ import {
 } from '../services/upstream-links.service.js';
 import { UpstreamSignInError, type UpstreamSignIn } from '../services/upstream-sign-in.js';
 import { epochSeconds, type EphemeralStore } from '../store/ephemeral-store.js';
+import type { RequestLimiter } from './login-limiter.js';
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
@@ -35,8 +37,16 @@ export interface InteractionHelpers {
   /**
    * The one place a sign-in without a password finishes (design §3.2, D6): asks for the second
    * factor when the person has one or the request needs one, else finishes with acr basic and no amr.
+   * As a password sign-in, it waits out the second of the person's sessions_valid_after first.
    */
-  signInWithout(ctx: Context, uid: string, interaction: Interaction, accountId: string, method: 'upstream', details: Record<string, unknown>): Promise<void>;
+  signInWithout(
+    ctx: Context,
+    uid: string,
+    interaction: Interaction,
+    account: { id: string; sessionsValidAfter: Date | null },
+    method: 'upstream',
+    details: Record<string, unknown>,
+  ): Promise<void>;
 }
 
 export interface UpstreamRouteDeps {
@@ -46,7 +56,14 @@ export interface UpstreamRouteDeps {
   pages: Pages;
   logger: Logger;
   audit?: AuditSink;
+  /** Per client IP: how many sign-ins may be started (each keeps a state for 10 minutes); none when not given. */
+  startLimiter?: RequestLimiter;
+  /** Counts refused starts as `gatehouse_rate_limited_total{limiter="upstream_start"}`. */
+  metrics?: Pick<Metrics, 'rateLimited'>;
 }
+
+/** The window of UPSTREAM_MAX_STARTS_PER_IP: the lifetime of a start's state. */
+export const UPSTREAM_START_WINDOW_SECONDS = 600;
 
 /** What the login page shows for providers: their buttons, and the notice of a link waiting for the person's own sign-in. */
 export interface LoginExtras {
@@ -149,6 +166,23 @@ export function createUpstreamRoutes(deps: UpstreamRouteDeps) {
       const step = await helpers.formStep(ctx, (i) => i.prompt.name === 'login');
       if (!step) return;
       const { uid } = step;
+      const limit = deps.startLimiter ? await deps.startLimiter.take(ctx.ip) : ({ allowed: true } as const);
+      if (!limit.allowed) {
+        deps.metrics?.rateLimited('upstream_start');
+        // Not audited: refused requests would write rows at will. Nothing is stored for this one.
+        ctx.state.log?.info({ outcome: 'rate_limited', retryAfterSeconds: limit.retryAfterSeconds }, 'upstream sign-in start refused: too many from this address');
+        const minutes = Math.ceil(limit.retryAfterSeconds / 60);
+        ctx.set('Retry-After', String(limit.retryAfterSeconds));
+        page(
+          ctx,
+          429,
+          'Too many sign-ins started',
+          `Too many sign-ins with another provider were started from your network. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}, or choose another way to sign in.`,
+          'rate_limited',
+          `/interaction/${uid}`,
+        );
+        return;
+      }
       try {
         const provider = await upstream.provider(String(ctx.params.id));
         const url = await upstream.start(provider, uid);
@@ -196,7 +230,7 @@ export function createUpstreamRoutes(deps: UpstreamRouteDeps) {
         ctx.redirect(`/interaction/${uid}`);
         return;
       }
-      await helpers.signInWithout(ctx, uid, interaction, outcome.user.id, 'upstream', { provider_id: provider.id, signed_up: outcome.kind === 'signed_up' });
+      await helpers.signInWithout(ctx, uid, interaction, outcome.user, 'upstream', { provider_id: provider.id, signed_up: outcome.kind === 'signed_up' });
     });
   }
 

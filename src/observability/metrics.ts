@@ -23,7 +23,7 @@ export interface Metrics {
   tokenError(grantType: string, error: string): void;
   signIn(outcome: 'success' | 'failure' | 'locked' | 'csrf'): void;
   /** A request refused by a rate limit: the sign-in limiter or the second-factor one (each per account and per IP). */
-  rateLimited(limiter: 'sign_in' | 'mfa'): void;
+  rateLimited(limiter: 'sign_in' | 'mfa' | 'upstream_start'): void;
   /** A second factor given at sign-in or confirmed at enrolment, by method and outcome (input that is no code of any kind is not counted). */
   secondFactor(method: SecondFactorMethod, outcome: SecondFactorOutcome): void;
   request(route: string, method: string, status: number, seconds: number): void;

@@ -73,6 +73,13 @@ export async function userHasPasskey(db: Db, userId: string): Promise<boolean> {
   return row !== undefined;
 }
 
+/** How many passkeys the person has (a way to sign in: unlinking a provider counts it, design §6.3). */
+export async function countPasskeysOfUser(db: Db, userId: string): Promise<number> {
+  if (hasNul(userId)) return 0;
+  const row = await db.selectFrom('passkeys').select((eb) => eb.fn.countAll<string | number>().as('n')).where('user_id', '=', userId).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
 /**
  * Records a use of the passkey (design §4.1 step 6): the new counter, the backup state and the
  * time, only if the counter went up (or both are 0: an authenticator without a counter). True for

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import type { Transaction } from 'kysely';
 import { normaliseEmail } from '../registry/email.js';
+import { countPasskeysOfUser } from '../registry/passkey.repository.js';
 import type { Database } from '../registry/tables.js';
 import {
   deleteUpstreamLink,
@@ -139,9 +140,9 @@ export async function linkUpstream(deps: RegistryServiceDeps, by: AuditActor, us
   }
 }
 
-/** Another way in than the link being removed (a passkey, once passkeys land; see UnlinkDeps). */
+/** What unlinking reads besides the registry: how many passkeys the person has (another way in). */
 export interface UnlinkDeps extends RegistryServiceDeps {
-  /** How many passkeys the person has (the passkeys table is not this module's); none when not given. */
+  /** How many passkeys the person has, read in the unlink's transaction; the passkeys table (countPasskeysOfUser) when not given. */
   countPasskeys?: (trx: Transaction<Database>, userId: string) => Promise<number>;
 }
 
@@ -169,7 +170,7 @@ export async function unlinkUpstream(deps: UnlinkDeps, by: AuditActor, userId: s
     if (!user) throw new NotFoundError(`user ${userId}`);
     const links = await listUpstreamLinksOfUser(trx, userId);
     if (!links.some((link) => link.providerId === providerId)) throw new NotFoundError(`link of user ${userId} at provider ${providerId}`);
-    const passkeys = deps.countPasskeys ? await deps.countPasskeys(trx, userId) : 0;
+    const passkeys = await (deps.countPasskeys ?? countPasskeysOfUser)(trx, userId);
     if (user.passwordHash === null && passkeys === 0 && links.length <= 1) throw new LastSignInMethodError();
     const removed = await deleteUpstreamLink(trx, userId, providerId);
     if (!removed) throw new NotFoundError(`link of user ${userId} at provider ${providerId}`);

@@ -200,6 +200,60 @@ describe('sign-in with an upstream provider (HTTP level, a fake provider that ca
     expect(history.map((row) => ({ method: row.method, amr: row.amr, acr: row.acr }))).toEqual([{ method: 'upstream', amr: ['otp', 'mfa'], acr: 'urn:gatehouse:acr:mfa' }]);
   });
 
+  it('a linked person whose sessions were just ended (sessions_valid_after now) gets a session that counts: the sign-in waits out that second, as a password sign-in does', async () => {
+    const person = await t.build.person();
+    await linkUpstream(deps, TEST_ACTOR, person.id, { providerId: 'fake', iss: op.issuer, sub: op.behaviour.sub, email: null, emailVerified: false, name: null });
+    const login = await loginPage();
+    const { callback } = await toProvider(login);
+    const hop = await login.agent.request(callback);
+    expect(hop.status).toBe(303);
+    expect(hop.headers.get('location')).toBe(`/interaction/${login.uid}/upstream`);
+    // A password change (or an administrator ending the sessions) just before the sign-in finishes.
+    // oidc-provider keeps loginTs in whole seconds, and a session of the cutoff's own second counts
+    // as before it: without the wait, this sign-in would make a session that is over at once.
+    // (At the start of a second, so that without the wait the sign-in would all but surely fall in
+    // the cutoff's second: the wait is what this shows; with it the test passes whenever it finishes.)
+    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+    const cutoff = new Date();
+    await t.server.registry.db.updateTable('users').set({ sessions_valid_after: cutoff }).where('id', '=', person.id).execute();
+    const done = await login.agent.follow(`/interaction/${login.uid}/upstream`);
+    expect(done.url.startsWith(REDIRECT)).toBe(true);
+    expect((await idTokenFrom(done.url, login.verifier)).sub).toBe(person.id);
+    const session = await t.server.host.provider.Session.find(login.agent.cookies.get('_session') ?? '');
+    expect(session?.accountId).toBe(person.id);
+    expect(session!.loginTs! * 1000).toBeGreaterThanOrEqual(cutoff.getTime());
+    // The account page (which applies findAccount's rules to the session) takes it as signed in.
+    const account = await login.agent.request('/account');
+    expect(account.status).toBe(200);
+  });
+
+  it('the same with a second factor after the provider: the code\'s sign-in waits out the cutoff\'s second too', async () => {
+    const person = await t.build.person();
+    await linkUpstream(deps, TEST_ACTOR, person.id, { providerId: 'fake', iss: op.issuer, sub: op.behaviour.sub, email: null, emailVerified: false, name: null });
+    const factors = { db: deps.db, audit: deps.audit, dataKeys: deps.dataKeys };
+    const { secret } = await beginTotpEnrolment(factors, person.id, { issuer: 'Gatehouse' });
+    recordSecret(secret);
+    await confirmTotpEnrolment(factors, { actor: `person:${person.id}` }, person.id, await totpCode(secret, -30_000));
+    const login = await loginPage();
+    const { callback } = await toProvider(login);
+    expect((await login.agent.request(callback)).status).toBe(303);
+    const code = await totpCode(secret);
+    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+    const cutoff = new Date();
+    await t.server.registry.db.updateTable('users').set({ sessions_valid_after: cutoff }).where('id', '=', person.id).execute();
+    const asked = await login.agent.follow(`/interaction/${login.uid}/upstream`);
+    expect(asked.url).toBe(`${base}/interaction/${login.uid}`);
+    const done = await login.agent.follow(`/interaction/${login.uid}/mfa`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: login.csrf, code }),
+    });
+    expect(done.url.startsWith(REDIRECT)).toBe(true);
+    expect((await idTokenFrom(done.url, login.verifier)).sub).toBe(person.id);
+    const session = await t.server.host.provider.Session.find(login.agent.cookies.get('_session') ?? '');
+    expect(session!.loginTs! * 1000).toBeGreaterThanOrEqual(cutoff.getTime());
+  });
+
   it('a client that requires a second factor: a linked person without one is asked to set one up, nothing finished', async () => {
     const person = await t.build.person();
     await linkUpstream(deps, TEST_ACTOR, person.id, { providerId: 'fake', iss: op.issuer, sub: op.behaviour.sub, email: null, emailVerified: false, name: null });

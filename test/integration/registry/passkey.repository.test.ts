@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistryDatabase } from '../../../src/registry/database.js';
 import { migrateToLatest } from '../../../src/registry/migrate.js';
-import { deletePasskey, findPasskeyByCredentialId, insertPasskey, listPasskeysOfUser, recordPasskeyUse, userHasPasskey } from '../../../src/registry/passkey.repository.js';
+import { countPasskeysOfUser, deletePasskey, findPasskeyByCredentialId, insertPasskey, listPasskeysOfUser, recordPasskeyUse, userHasPasskey } from '../../../src/registry/passkey.repository.js';
 import { isUniqueViolation } from '../../../src/services/errors.js';
 import { createUser } from '../../../src/services/users.service.js';
 import { REGISTRY_ENGINES } from '../../fixtures/registry-engines.js';
@@ -76,5 +76,9 @@ describe.each(REGISTRY_ENGINES)('passkey repository on $name', (engine) => {
     expect(await deletePasskey(registry.db, user.id, row.id)).toBe(true);
     expect(await userHasPasskey(registry.db, user.id)).toBe(false);
     expect(await userHasPasskey(registry.db, other.user.id)).toBe(true);
+    // What unlinking a provider counts as another way in (a number on both engines).
+    expect(await countPasskeysOfUser(registry.db, user.id)).toBe(0);
+    expect(await countPasskeysOfUser(registry.db, other.user.id)).toBe(1);
+    expect(await countPasskeysOfUser(registry.db, 'a\u0000b')).toBe(0);
   });
 });

@@ -54,6 +54,13 @@ describe('loadConfig defaults', () => {
     expect(() => loadConfig({ UPSTREAM_TIMEOUT_SECONDS: '0' })).toThrow(/UPSTREAM_TIMEOUT_SECONDS/);
   });
 
+  it('lets one client address start UPSTREAM_MAX_STARTS_PER_IP upstream sign-ins per 10 minutes (300 unless said, 1 to 1,000,000)', () => {
+    expect(loadConfig({}).upstreamMaxStartsPerIp).toBe(300);
+    expect(loadConfig({ UPSTREAM_MAX_STARTS_PER_IP: '20' }).upstreamMaxStartsPerIp).toBe(20);
+    expect(() => loadConfig({ UPSTREAM_MAX_STARTS_PER_IP: '0' })).toThrow(/UPSTREAM_MAX_STARTS_PER_IP/);
+    expect(() => loadConfig({ UPSTREAM_MAX_STARTS_PER_IP: '1000001' })).toThrow(/UPSTREAM_MAX_STARTS_PER_IP/);
+  });
+
   it('requires a second factor of every sign-in only when MFA_REQUIRED says so', () => {
     expect(loadConfig({}).mfaRequired).toBe(false);
     expect(loadConfig({ MFA_REQUIRED: 'true' }).mfaRequired).toBe(true);

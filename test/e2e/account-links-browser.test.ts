@@ -1,0 +1,89 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { insertUpstreamLink, insertUpstreamProvider } from '../../src/registry/upstream.repository.js';
+import { accessibilityViolations } from '../fixtures/axe.js';
+import { startTestServer, type TestServer } from '../fixtures/server.js';
+
+/**
+ * "Linked accounts" on the account page in Debian's chromium at 375 px (as account-browser.test.ts):
+ * a person with two links sees them, unlinks one with the keyboard-reachable "Unlink" button, and
+ * reads the outcome; axe-core (WCAG 2.1 AA) passes in light and dark mode before and after.
+ */
+
+const CHROMIUM = '/usr/bin/chromium';
+/** Screenshots go where account-browser.test.ts writes its own (git-ignored build/screenshots/ unless SCREENSHOTS_DIR). */
+const IMAGES = path.resolve(import.meta.dirname, '../..', process.env.SCREENSHOTS_DIR ?? 'build/screenshots');
+const VIEWPORT = { width: 375, height: 812 };
+const PASSWORD = 'correct horse battery staple 42';
+const EMAIL = 'grace@example.test';
+
+describe('linked accounts in a real browser (chromium, 375 px)', () => {
+  let t: TestServer | undefined;
+  let browser: Browser | undefined;
+  let page: Page;
+  let issuer: string;
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does it)`);
+    t = await startTestServer({ name: 'account-links-browser' });
+    issuer = t.config.issuer;
+    const person = await t.build.person({ email: EMAIL, password: PASSWORD, name: 'Grace Hopper' });
+    const db = t.server.registry.db;
+    const now = new Date();
+    for (const [id, name] of [
+      ['corp', 'Corp SSO'],
+      ['lab', 'A provider with a rather long name, to see it wrap at 375 px'],
+    ] as const) {
+      // Turned off: no button on the login page, no discovery from this test.
+      await insertUpstreamProvider(db, { id, name, issuer: `https://${id}.example.test`, client_id: 'gatehouse', client_secret_jwe: null, key_id: null, scopes: ['openid'], enabled: false, created_at: now, updated_at: now });
+      await insertUpstreamLink(db, { providerId: id, issuer: `https://${id}.example.test`, subject: `grace-at-${id}`, userId: person.id, emailAtLink: 'grace.hopper.with.a.long.address@corp.example.test', at: now });
+    }
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+      timeout: 60_000,
+    });
+    const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, colorScheme: 'light', locale: 'en-US' });
+    context.setDefaultTimeout(20_000);
+    page = await context.newPage();
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close().catch(() => undefined);
+    await t?.close();
+  }, 60_000);
+
+  async function checkPage(name: string) {
+    for (const colorScheme of ['dark', 'light'] as const) {
+      await page.emulateMedia({ colorScheme });
+      expect(await accessibilityViolations(page), `${name} in ${colorScheme} mode (axe-core, WCAG 2.1 AA)`).toEqual([]);
+    }
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(VIEWPORT.width);
+  }
+
+  it('lists the links, unlinks one from its button (keyboard), says so; axe passes at 375 px', async () => {
+    await page.goto(`${issuer}/account`);
+    await page.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
+    await page.getByLabel('Email').fill(EMAIL);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.waitForURL(`${issuer}/account`);
+    expect(await page.getByRole('heading', { level: 2, name: 'Linked accounts' }).isVisible()).toBe(true);
+    expect(await page.locator('#links li').count()).toBe(2);
+    await checkPage('account page with linked accounts');
+    await page.emulateMedia({ colorScheme: 'light' });
+    await mkdir(IMAGES, { recursive: true });
+    await page.locator('section[aria-labelledby="linked-accounts"]').screenshot({ path: path.join(IMAGES, 'account-links.png') });
+
+    const unlink = page.getByRole('button', { name: 'Unlink Corp SSO' });
+    await unlink.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL(`${issuer}/account?links=unlinked&provider=corp#linked-accounts`);
+    expect(await page.locator('#links-status').textContent()).toBe('Corp SSO is no longer linked to your account.');
+    expect(await page.locator('#links li').count()).toBe(1);
+    await checkPage('account page after an unlink');
+  }, 120_000);
+});
