@@ -119,13 +119,15 @@ export async function startServer(config: Config, logger: Logger, options: Start
     const auditWriter = createAuditWriter(auditKeys);
     const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics });
     const signIns = createSignInRecorder({ db: registry.db, historyDays: config.signInHistoryDays, logger });
+    const mfaLimiter = createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits, kind: 'mfa' });
+    const passkeyDeps = { db: registry.db, audit: auditWriter, store, relyingParty: relyingPartyOf(config.issuer) };
     const interactions = createInteractionRoutes({
       provider: () => host.provider,
       accounts,
       limiter: createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits }),
-      mfaLimiter: createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits, kind: 'mfa' }),
+      mfaLimiter,
       secondFactors: { db: registry.db, audit: auditWriter, dataKeys },
-      passkeys: { db: registry.db, audit: auditWriter, store, relyingParty: relyingPartyOf(config.issuer) },
+      passkeys: passkeyDeps,
       passkeyLimiter: createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits, kind: 'passkey' }),
       store,
       pages,
@@ -137,7 +139,17 @@ export async function startServer(config: Config, logger: Logger, options: Start
       signIns,
     });
     // The account page (/account) and the sign-in history every sign-in method writes.
-    const account = createAccountRoutes({ provider: () => host.provider, accounts, pages, config, secondFactors: { db: registry.db, audit: auditWriter, dataKeys }, signIns });
+    const account = createAccountRoutes({
+      provider: () => host.provider,
+      accounts,
+      pages,
+      config,
+      secondFactors: { db: registry.db, audit: auditWriter, dataKeys },
+      signIns,
+      passkeys: passkeyDeps,
+      mfaLimiter,
+      audit,
+    });
     const activeStore = store;
     let draining = false;
     const app = createApp({
