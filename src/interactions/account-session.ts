@@ -140,7 +140,8 @@ export function createAccountSession(deps: AccountSessionDeps): AccountSession {
     ctx.status = status;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
-    ctx.set('Content-Security-Policy', nonce ? `${pageCsp()}; script-src 'nonce-${nonce}'` : pageCsp());
+    // With a nonce: its scripts, and their fetches to this origin (connect-src 'self').
+    ctx.set('Content-Security-Policy', pageCsp([], nonce ? { scriptNonce: nonce } : {}));
     ctx.body = pages.render(view, nonce ? { ...data, nonce } : data);
   }
 
