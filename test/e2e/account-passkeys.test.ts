@@ -225,7 +225,7 @@ describe('passkeys on the account page', () => {
     const answer = await k.optionsRequest(agent, csrfOf(html));
     const response = JSON.stringify(freshEmulator().createJSON(k.ctx.origin, (await answer.json()) as PublicKeyCredentialCreationOptionsJSON));
     const before = await k.lastSeq();
-    for (const form of [{ name: 'x', response }, { csrf: foreign, name: 'x', response }]) {
+    for (const form of [{ name: 'x', response }, { csrf: foreign, name: 'x', response }] as Record<string, string>[]) {
       const posted = await agent.postForm('/account/passkeys', form);
       expect(posted.status).toBe(403);
       expect(await posted.text()).toContain('This form has expired');
@@ -349,7 +349,7 @@ describe('passkeys on the account page under MFA_REQUIRED, and the account page\
   /** A person with an authenticator app (set up through the service), signed in with password and code. */
   async function withApp() {
     const person = await k.newPerson();
-    const deps = { ...k.ctx.t.services, dataKeys: await loadDataKeyring(k.ctx.t.config.keysDir) };
+    const deps = { ...k.ctx.t.services, dataKeys: await loadDataKeyring(k.ctx.t.config.keysDir, { generateIfMissing: false }) };
     const enrolment = await beginTotpEnrolment(deps, person.id, { issuer: 'Gatehouse' });
     recordSecret(enrolment.secret);
     // The previous step's code confirms it; the sign-in uses the current one (each step is used once).
