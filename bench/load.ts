@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon, { type RequestSpec } from 'autocannon';
 import { Agent, basicAuth, codeFlow, type CodeClient } from './lib/flow.js';
-import { passwordSignIn, SecondFactorRefusedError, totpSignIn, TotpPool, type SignIn, type SignInSpec } from './lib/sign-in.js';
+import { passkeyEmulator, passkeySignIn, passwordSignIn, SecondFactorRefusedError, totpSignIn, TotpPool, type SignIn, type SignInSpec } from './lib/sign-in.js';
 
 export interface StaticRequest {
   method: 'GET' | 'POST';
@@ -250,6 +250,14 @@ function signInsFor(spec: Extract<LoadSpec, { kind: 'authcode' }>): {
   switch (method.method) {
     case 'password':
       return { begin: async (index) => ({ signIn: passwordSignIn(method.people[index % method.people.length]!), end() {} }) };
+    case 'passkey': {
+      // One emulated authenticator per person, each used by one connection (the harness makes at
+      // least as many people as connections): its sign counter goes up flow after flow.
+      if (method.people.length < spec.connections) throw new Error(`passkey: ${method.people.length} people for ${spec.connections} connections (two flows of one authenticator at once would race its counter)`);
+      const emulators = method.people.map((person) => passkeyEmulator(person.credentials).emulator);
+      const origin = new URL(spec.base).origin;
+      return { begin: async (index) => ({ signIn: passkeySignIn(emulators[index % emulators.length]!, origin), end() {} }) };
+    }
     case 'totp': {
       const pool = new TotpPool(method.people);
       return {

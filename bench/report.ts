@@ -84,6 +84,7 @@ export interface BenchReport {
     refresh_vs_sign: number | null;
     /** Sign-ins with password and TOTP per second over sign-ins with a password alone, both whole flows, in one run. */
     totp_vs_authorization_code: number | null;
+    passkey_vs_authorization_code: number | null;
   };
   targets: Target[];
   notes: string[];
@@ -154,6 +155,7 @@ const LABELS: Record<string, string> = {
   refresh_token: 'refresh_token rotation',
   authorization_code: 'authorization code + sign-in (per flow)',
   totp: 'authorization code + sign-in with password and TOTP (per flow)',
+  passkey: 'authorization code + sign-in with a passkey, no password (per flow)',
   jwks: 'GET /jwks',
   discovery: 'GET /.well-known/openid-configuration',
   introspection: 'introspection of a refresh token',
@@ -208,6 +210,13 @@ export function renderMarkdown(report: BenchReport): string {
     );
     lines.push('');
   }
+  const passkey = report.scenarios.passkey;
+  if (isResult(passkey)) {
+    lines.push(
+      `passkey: as authorization_code with no password: the passkey options request (JSON) and the assertion POST instead of the login POST (${fmt(passkey.http_rps)} HTTP requests/s, ${fmt(typeof passkey.http_rps === 'number' && passkey.rps > 0 ? passkey.http_rps / passkey.rps : null, 1)} per flow); no argon2id, an ES256 verify and the counter's UPDATE instead; the emulator signs in the load generator.`,
+    );
+    lines.push('');
+  }
   lines.push('| reference | value |');
   lines.push('|---|---:|');
   lines.push(`| openssl speed rsa2048, sign/s (one core) | ${fmt(report.references.openssl_rsa2048_sign_per_s)} |`);
@@ -233,6 +242,7 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push(`| LOG_LEVEL=info ÷ warn (client credentials) | ${ratio(report.ratios.log_info_vs_warn)} |`);
   const per1k = (v: number) => `${(v * 1000).toFixed(0)}`;
   lines.push(`| sign-ins with password + TOTP ÷ with password alone (whole flows, same run) | ${ratio(report.ratios.totp_vs_authorization_code)} |`);
+  lines.push(`| sign-ins with a passkey ÷ with a password (whole flows, same run) | ${ratio(report.ratios.passkey_vs_authorization_code)} |`);
   lines.push(`| refresh rotations per 1,000 openssl signatures (two RS256 tokens each) | ${report.ratios.refresh_vs_sign === null ? '–' : per1k(report.ratios.refresh_vs_sign)}${spread(report.paired.refresh_vs_sign, per1k)} |`);
   lines.push('');
   lines.push('| target | wanted | measured | |');

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { exportJWK, generateKeyPair } from 'jose';
 import { Agent, basicAuth, codeFlow, type CodeClient } from './lib/flow.js';
-import { passwordSignIn, totpEnrolmentSignIn, TOTP_STEP_SECONDS, type BenchPerson, type TotpPerson } from './lib/sign-in.js';
+import { passwordSignIn, registerPasskeyOnAccount, totpEnrolmentSignIn, TOTP_STEP_SECONDS, type BenchPerson, type PasskeyPerson, type TotpPerson } from './lib/sign-in.js';
 import { CAN_PIN, collectOutput, cpuMs, cpusBusyMs, cpusTimeMs, hasCommand, killAll, placeOnCpus, processTree, rssMb, run, sampleRss, setCpus, spawnPinned, stopChild, waitForOk } from './lib/proc.js';
 import { claimRedis, createDatabase, freePort, localRedisPid } from './lib/services.js';
 import { connectProfiler } from './lib/inspector.js';
@@ -31,8 +31,8 @@ const LOAD = path.join(REPO, 'dist/bench/load.js');
 const UPSTREAM = path.join(REPO, 'dist/bench/upstream.js');
 const SIGN_REF = path.join(REPO, 'dist/bench/sign-ref.js');
 
-// totp after authorization_code: its person pool is sized from that rate, and its ratio is against it.
-const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code', 'totp'] as const;
+// totp and passkey after authorization_code: totp's person pool is sized from that rate, and both ratios are against it.
+const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code', 'totp', 'passkey'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const { values: args } = parseArgs({
@@ -59,7 +59,7 @@ const only = args.only ? new Set(args.only.split(',').map((name) => name.trim())
 for (const name of only ?? []) {
   if (![...SCENARIOS, ...EXTRA_RUNS].includes(name as ScenarioName)) throw new Error(`--only takes names from ${[...SCENARIOS, ...EXTRA_RUNS].join(', ')}`);
 }
-const selected = (name: string) => !only || name === 'client_credentials' || only.has(name) || (name === 'authorization_code' && only.has('totp'));
+const selected = (name: string) => !only || name === 'client_credentials' || only.has(name) || (name === 'authorization_code' && (only.has('totp') || only.has('passkey')));
 
 const CONNECTIONS = 32;
 const PAIRED_ROUNDS = 7;
@@ -251,7 +251,8 @@ async function startGatehouse(env: NodeJS.ProcessEnv, port: number, options: { c
     stdio: ['ignore', options.quietStdout ? 'ignore' : 'pipe', 'pipe'],
   });
   const output = collectOutput(child);
-  const base = `http://127.0.0.1:${port}`;
+  // The issuer's own origin (a host name: a passkey's RP ID cannot be an IP address).
+  const base = `http://localhost:${port}`;
   await waitForOk(`${base}/readyz`, child, output, 30_000, 5);
   return { child, base, output, readyMs: performance.now() - started };
 }
@@ -348,7 +349,8 @@ async function main(): Promise<number> {
     HOME: process.env.HOME ?? os.tmpdir(),
     NODE_ENV: 'production',
     PORT: String(port),
-    ISSUER: `http://127.0.0.1:${port}`,
+    // localhost, not 127.0.0.1: the passkey scenario needs a host name for the RP ID (design §4.1).
+    ISSUER: `http://localhost:${port}`,
     DATABASE_URL: database.url,
     REDIS_URL: redis.url,
     KEYS_DIR: path.join(dir, 'keys'),
@@ -405,7 +407,7 @@ async function main(): Promise<number> {
     scenarios: {},
     references: { jose_rs256_sign_per_s: null, node_crypto_rs256_sign_per_s: null, openssl_rsa2048_sign_per_s: null, upstream_client_credentials_rps: null, notes: [] },
     paired: {},
-    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null },
+    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null, passkey_vs_authorization_code: null },
     targets: [],
     notes,
     duration_s: 0,
@@ -425,7 +427,7 @@ async function main(): Promise<number> {
   // The private_key_jwt pool is sized from the client_credentials rate.
   let ccRpsEstimate = 3000;
   // Counting SQL costs a second and a bit per scenario: --quick counts only where there is some.
-  const countQueries = (name: string) => !quick || ['refresh_token', 'introspection', 'authorization_code', 'totp'].includes(name);
+  const countQueries = (name: string) => !quick || ['refresh_token', 'introspection', 'authorization_code', 'totp', 'passkey'].includes(name);
   const scenario = async (name: string, target: Target, spec: LoadSpec, request: string, loadCpus = LOAD_CPU, serverCpus = SERVER_CPU) => {
     log(`${name}: ${spec.seconds} s, ${spec.connections} connections`);
     const result = await attempt(name, () => measure(target, spec, { loadCpus, serverCpus, request, dir, backing, ...(countQueries(name) ? { dbTransactions: () => database.transactions() } : {}) }));
@@ -472,7 +474,7 @@ async function main(): Promise<number> {
       }
     };
     const inspect = ['--inspect=127.0.0.1:0'];
-    const mine = await profiled(await startGatehouse(env, port, { cpus: SERVER_CPU, nodeArgs: inspect }), 'gatehouse', () => warmUp(`http://127.0.0.1:${port}`, ccAuth));
+    const mine = await profiled(await startGatehouse(env, port, { cpus: SERVER_CPU, nodeArgs: inspect }), 'gatehouse', () => warmUp(`http://localhost:${port}`, ccAuth));
     let text = `${profileScenario}: ${mine.result.rps.toFixed(1)}/s, ${mine.result.cpu_ms_per_1k.toFixed(0)} ms of server CPU per 1,000 (profiler attached: slower than a plain run).\n\n${summarizeProfile(mine.profile, 40)}`;
     await writeFile(path.join(outDir, `profile-${profileScenario}.cpuprofile`), JSON.stringify(mine.profile));
     if (profileScenario === 'client_credentials') {
@@ -617,6 +619,15 @@ async function main(): Promise<number> {
           spec: { ...common, connections: SIGN_IN_CONCURRENCY, kind: 'authcode', client: codeClient, signIn: { method: 'password', people } },
           request: `a new cookie jar per flow: GET /auth (PKCE, scope "openid read") → login page → login POST (argon2id) → resume → code → POST /token; ${SIGN_IN_CONCURRENCY} at a time, ${PEOPLE} people, first-party client (no consent page)`,
         };
+      case 'passkey': {
+        // One person (and authenticator) per connection: no argon2id in the measured flows.
+        const size = Math.max(PEOPLE, SIGN_IN_CONCURRENCY);
+        const passkeyPeople = await registerPasskeyPeople(base, size);
+        return {
+          spec: { ...common, connections: SIGN_IN_CONCURRENCY, kind: 'authcode', client: codeClient, signIn: { method: 'passkey', people: passkeyPeople } },
+          request: `as authorization_code, signing in with a passkey and no password: login page → POST /interaction/:uid/passkey/options (JSON) → the emulator's assertion (nid-webauthn-emulator, ES256, in the load generator) → POST /interaction/:uid/passkey → resume → code → POST /token; ${SIGN_IN_CONCURRENCY} at a time, ${size} people, each with one passkey registered beforehand through /account/passkeys`,
+        };
+      }
       case 'totp': {
         const measured = report.scenarios.authorization_code;
         const rate = isResult(measured) && measured.rps > 0 ? measured.rps : FALLBACK_SIGN_IN_RATE;
@@ -637,18 +648,33 @@ async function main(): Promise<number> {
   }
 
   /**
-   * `count` people with an authenticator app: made through the admin API, then each signs in once
-   * at a client with require_mfa and sets up the app on the enrolment page at sign-in (design
-   * §3.6): the secret from #totp-uri, a confirming code from otplib, Continue. 8 at a time.
+   * `count` people with one passkey each: made through the admin API, then each signs in once on
+   * /account with the password and adds a passkey there (`/account/passkeys/options`, the
+   * emulator's credential, `POST /account/passkeys`). 8 at a time.
    */
-  async function enrolTotpPeople(base: string, count: number): Promise<TotpPerson[]> {
-    log(`totp: making and enrolling ${count} people through the enrolment page at sign-in`);
+  async function registerPasskeyPeople(base: string, count: number): Promise<PasskeyPerson[]> {
+    log(`passkey: making ${count} people and registering a passkey for each on /account`);
     const started = performance.now();
+    const adminToken = await benchAdminToken(base);
+    const run = randomBytes(4).toString('hex');
+    const origin = new URL(base).origin;
+    const registered: PasskeyPerson[] = [];
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < count; i = next++) {
+        const person: BenchPerson = { email: `bench-passkey-${run}-${i}@example.test`, password: PASSWORD };
+        await createPerson(base, adminToken, person);
+        registered.push(await registerPasskeyOnAccount(new Agent(base), person, origin));
+      }
+    };
+    await Promise.all(Array.from({ length: SIGN_IN_CONCURRENCY }, worker));
+    log(`passkey: ${registered.length} people with a passkey in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return registered;
+  }
+
+  /** An access token of a new `--admin` client (scope admin), for the admin API. */
+  async function benchAdminToken(base: string): Promise<string> {
     const admin = await cli<{ client_id: string; client_secret: string }>(['clients', 'create', '--name', 'bench-admin', '--admin']);
-    const enrol = await cli<{ client_id: string; client_secret: string }>([
-      'clients', 'create', '--name', 'bench-enrol', '--first-party', '--require-mfa', '--redirect-uri', REDIRECT_URI, '--grant-type', 'authorization_code', '--resource', API,
-    ]);
-    const enrolClient: CodeClient = { clientId: enrol.client_id, clientSecret: enrol.client_secret, redirectUri: REDIRECT_URI, scope: 'openid read' };
     const tokenAnswer = await fetch(`${base}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth(admin.client_id, admin.client_secret) },
@@ -656,18 +682,38 @@ async function main(): Promise<number> {
     });
     const { access_token: adminToken } = (await tokenAnswer.json()) as { access_token?: string };
     if (!adminToken) throw new Error(`no admin token (${tokenAnswer.status})`);
+    return adminToken;
+  }
+
+  async function createPerson(base: string, adminToken: string, person: BenchPerson): Promise<void> {
+    const created = await fetch(`${base}/admin/v1/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
+      body: JSON.stringify(person),
+    });
+    if (created.status !== 201) throw new Error(`admin API: creating ${person.email} answered ${created.status}: ${(await created.text()).slice(0, 300)}`);
+  }
+
+  /**
+   * `count` people with an authenticator app: made through the admin API, then each signs in once
+   * at a client with require_mfa and sets up the app on the enrolment page at sign-in (design
+   * §3.6): the secret from #totp-uri, a confirming code from otplib, Continue. 8 at a time.
+   */
+  async function enrolTotpPeople(base: string, count: number): Promise<TotpPerson[]> {
+    log(`totp: making and enrolling ${count} people through the enrolment page at sign-in`);
+    const started = performance.now();
+    const adminToken = await benchAdminToken(base);
+    const enrol = await cli<{ client_id: string; client_secret: string }>([
+      'clients', 'create', '--name', 'bench-enrol', '--first-party', '--require-mfa', '--redirect-uri', REDIRECT_URI, '--grant-type', 'authorization_code', '--resource', API,
+    ]);
+    const enrolClient: CodeClient = { clientId: enrol.client_id, clientSecret: enrol.client_secret, redirectUri: REDIRECT_URI, scope: 'openid read' };
     const run = randomBytes(4).toString('hex');
     const enrolled: TotpPerson[] = [];
     let next = 0;
     const worker = async () => {
       for (let i = next++; i < count; i = next++) {
         const person: BenchPerson = { email: `bench-totp-${run}-${i}@example.test`, password: PASSWORD };
-        const created = await fetch(`${base}/admin/v1/users`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
-          body: JSON.stringify(person),
-        });
-        if (created.status !== 201) throw new Error(`admin API: creating ${person.email} answered ${created.status}: ${(await created.text()).slice(0, 300)}`);
+        await createPerson(base, adminToken, person);
         let made: TotpPerson | undefined;
         await codeFlow(new Agent(base), enrolClient, totpEnrolmentSignIn(person, (withSecret) => (made = withSecret)));
         if (!made) throw new Error(`${person.email}: the sign-in finished without the enrolment page`);
@@ -740,7 +786,7 @@ async function main(): Promise<number> {
     // A one-process server beside it, idle while the other runs, for paired rounds.
     const singlePort = await freePort();
     // Its own issuer (the Host is pinned to it) and its own metrics port (METRICS_PORT is bound by each server).
-    const singleEnv = { ...env, PORT: String(singlePort), ISSUER: `http://127.0.0.1:${singlePort}`, METRICS_PORT: String(await freePort()) };
+    const singleEnv = { ...env, PORT: String(singlePort), ISSUER: `http://localhost:${singlePort}`, METRICS_PORT: String(await freePort()) };
     const single = await startGatehouse(singleEnv, singlePort, { cpus: SERVER_CPU });
     try {
       await warmUp(server.base, ccAuth);
@@ -785,6 +831,7 @@ async function main(): Promise<number> {
     log_info_vs_warn: ccRps !== null && rpsOf('client_credentials_log_info') !== null ? rpsOf('client_credentials_log_info')! / ccRps : null,
     refresh_vs_sign: report.paired.refresh_vs_sign?.median ?? null,
     totp_vs_authorization_code: rpsOf('totp') !== null && rpsOf('authorization_code') ? rpsOf('totp')! / rpsOf('authorization_code')! : null,
+    passkey_vs_authorization_code: rpsOf('passkey') !== null && rpsOf('authorization_code') ? rpsOf('passkey')! / rpsOf('authorization_code')! : null,
   };
   notes.push(
     "PostgreSQL and Redis run on this machine: while a scenario is measured, the server's PostgreSQL backends and Redis are moved to the load generator's CPU (CPU 1), so that their work for a request is not charged to the server's CPU, as it would not be with them on machines of their own; PostgreSQL's background processes stay unpinned.",

@@ -133,13 +133,15 @@ export async function startServer(config: Config, logger: Logger, options: Start
       startLimiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'upstream_start_ip', points: config.upstreamMaxStartsPerIp, windowSeconds: UPSTREAM_START_WINDOW_SECONDS }),
       metrics,
     });
+    const mfaLimiter = createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits, kind: 'mfa' });
+    const passkeyDeps = { db: registry.db, audit: auditWriter, store, relyingParty: relyingPartyOf(config.issuer) };
     const interactions = createInteractionRoutes({
       provider: () => host.provider,
       accounts,
       limiter: createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits }),
-      mfaLimiter: createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits, kind: 'mfa' }),
+      mfaLimiter,
       secondFactors: { db: registry.db, audit: auditWriter, dataKeys },
-      passkeys: { db: registry.db, audit: auditWriter, store, relyingParty: relyingPartyOf(config.issuer) },
+      passkeys: passkeyDeps,
       passkeyLimiter: createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits, kind: 'passkey' }),
       store,
       pages,
@@ -153,7 +155,17 @@ export async function startServer(config: Config, logger: Logger, options: Start
     });
     // The account page (/account) and the sign-in history every sign-in method writes. Its
     // "Linked accounts" routes (/account/links) come before it in `routers`: the first prefix that matches answers.
-    const account = createAccountRoutes({ provider: () => host.provider, accounts, pages, config, secondFactors: { db: registry.db, audit: auditWriter, dataKeys }, signIns });
+    const account = createAccountRoutes({
+      provider: () => host.provider,
+      accounts,
+      pages,
+      config,
+      secondFactors: { db: registry.db, audit: auditWriter, dataKeys },
+      signIns,
+      passkeys: passkeyDeps,
+      mfaLimiter,
+      audit,
+    });
     const activeStore = store;
     let draining = false;
     const app = createApp({

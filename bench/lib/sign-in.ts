@@ -1,4 +1,5 @@
 import { generate } from 'otplib';
+import { AuthenticatorEmulator, deserializeCredential, serializeCredential, WebAuthnEmulator, type PasskeyDiscoverableCredential, type PasskeysCredentialsRepository } from 'nid-webauthn-emulator';
 import type { Agent } from './flow.js';
 
 // How a bench flow signs in (docs/design/sign-in-methods.md §11). `codeFlow` follows the redirects
@@ -47,7 +48,16 @@ export interface TotpPerson extends BenchPerson {
  * the load generator (JSON). A passkey scenario adds `{ method: 'passkey'; people: … }`, each person
  * with the state of their emulated authenticator (its credential and counter) made in preparation.
  */
-export type SignInSpec = { method: 'password'; people: BenchPerson[] } | { method: 'totp'; people: TotpPerson[] };
+export type SignInSpec = { method: 'password'; people: BenchPerson[] } | { method: 'totp'; people: TotpPerson[] } | { method: 'passkey'; people: PasskeyPerson[] };
+
+/**
+ * A person with one passkey, registered on /account in preparation: the emulated authenticator's
+ * credentials as nid-webauthn-emulator serialises them (its private key and sign counter), so the
+ * harness can hand them to the load generator as JSON.
+ */
+export interface PasskeyPerson extends BenchPerson {
+  credentials: string[];
+}
 
 export const TOTP_STEP_SECONDS = 30;
 /** Time left in a step below which the enrolment's previous-step code waits for the next step (the code, its POST and the server's check fit in it). */
@@ -164,4 +174,87 @@ export class TotpPool {
   give(person: TotpPerson): void {
     this.#free.push(person);
   }
+}
+
+/** The emulator's credential store, kept as its own serialised strings (what crosses to the load generator). */
+class SerialisedCredentials implements PasskeysCredentialsRepository {
+  readonly #byId = new Map<string, string>();
+  constructor(initial: readonly string[] = []) {
+    for (const text of initial) this.saveCredential(deserializeCredential(text));
+  }
+  #id(credential: PasskeyDiscoverableCredential): string {
+    return Buffer.from(credential.publicKeyCredentialDescriptor.id).toString('base64url');
+  }
+  saveCredential(credential: PasskeyDiscoverableCredential): void {
+    this.#byId.set(this.#id(credential), serializeCredential(credential));
+  }
+  deleteCredential(credential: PasskeyDiscoverableCredential): void {
+    this.#byId.delete(this.#id(credential));
+  }
+  loadCredentials(): PasskeyDiscoverableCredential[] {
+    return [...this.#byId.values()].map(deserializeCredential);
+  }
+  exported(): string[] {
+    return [...this.#byId.values()];
+  }
+}
+
+/** An emulated browser and authenticator holding `credentials` (from PasskeyPerson); `exported()` gives them back. */
+export function passkeyEmulator(credentials: readonly string[] = []): { emulator: WebAuthnEmulator; exported(): string[] } {
+  const store = new SerialisedCredentials(credentials);
+  return { emulator: new WebAuthnEmulator(new AuthenticatorEmulator({ credentialsRepository: store })), exported: () => store.exported() };
+}
+
+async function postJson(agent: Agent, url: string, body: unknown): Promise<unknown> {
+  const answer = await agent.request(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(body) });
+  const text = await answer.text();
+  if (answer.status !== 200) throw new Error(`${url.replace(/\/interaction\/[^/]+/, '/interaction/:uid')} answered ${answer.status}: ${text.slice(0, 200)}`);
+  return JSON.parse(text) as unknown;
+}
+
+/**
+ * The login page's passkey button, as passkey.js drives it: the discoverable options
+ * (`POST /interaction/:uid/passkey/options` with the page's CSRF token), the emulator's answer for
+ * `origin` (the issuer's), and the form post `{csrf, response}`; no password. Other pages: undefined.
+ */
+export function passkeySignIn(emulator: WebAuthnEmulator, origin: string): SignIn {
+  return async (page, agent) => {
+    const form = /<form id="passkey-form"[^>]*action="([^"]+)"[^>]*data-options="([^"]+)"/.exec(page.html);
+    if (!form || !page.action.endsWith('/login')) return undefined;
+    const options = await postJson(agent, form[2]!, { csrf: page.csrf });
+    const response = emulator.getJSON(origin, options as Parameters<WebAuthnEmulator['getJSON']>[1]);
+    return { action: form[1]!, form: { csrf: page.csrf, response: JSON.stringify(response) } };
+  };
+}
+
+/**
+ * Registers one passkey for `person` through the account page, as a person does: /account → the
+ * login page → the password → /account, then `POST /account/passkeys/options`, the emulator's new
+ * credential for `origin`, and `POST /account/passkeys` (303 to the list). Gives the person with
+ * the emulator's credentials.
+ */
+export async function registerPasskeyOnAccount(agent: Agent, person: BenchPerson, origin: string): Promise<PasskeyPerson> {
+  const csrfOf = (html: string) => /name="csrf" value="([^"]*)"/.exec(html)?.[1] ?? '';
+  let { response, url } = await agent.follow('/account');
+  let html = await response.text();
+  const login = /<form method="post" action="([^"]+\/login)"/.exec(html)?.[1];
+  if (!login) throw new Error(`no login form at ${url} (${response.status})`);
+  ({ response, url } = await agent.follow(login, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ csrf: csrfOf(html), email: person.email, password: person.password }),
+  }));
+  html = await response.text();
+  if (!url.endsWith('/account') || response.status !== 200) throw new Error(`${person.email}: the password sign-in ended at ${url} (${response.status})`);
+  const { emulator, exported } = passkeyEmulator();
+  const options = await postJson(agent, '/account/passkeys/options', { csrf: csrfOf(html) });
+  const created = emulator.createJSON(origin, options as Parameters<WebAuthnEmulator['createJSON']>[1]);
+  const posted = await agent.request('/account/passkeys', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ csrf: csrfOf(html), name: 'Bench', response: JSON.stringify(created) }),
+  });
+  await posted.arrayBuffer();
+  if (posted.status !== 303) throw new Error(`${person.email}: POST /account/passkeys answered ${posted.status}`);
+  return { ...person, credentials: exported() };
 }

@@ -10,7 +10,7 @@ import { listUpstreamLinksOfUser, listUpstreamProviders } from '../registry/upst
 import type { RegistryServiceDeps } from '../services/changes.js';
 import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
 import { NotFoundError } from '../services/errors.js';
-import { hasSecondFactor } from '../services/second-factors.service.js';
+import { hasAnySecondFactor } from '../services/second-factors.service.js';
 import { LastSignInMethodError, unlinkUpstream } from '../services/upstream-links.service.js';
 import { createAccountSession, type AccountLookup } from './account-session.js';
 
@@ -100,7 +100,7 @@ export function createAccountLinkRoutes(deps: {
     accounts: deps.accounts,
     pages: deps.pages,
     config: deps.config,
-    hasSecondFactor: (userId) => hasSecondFactor(registry.db, userId),
+    hasSecondFactor: (userId) => hasAnySecondFactor(registry.db, userId),
   });
   const router = new Router({ prefix: '/account/links' });
 

@@ -77,6 +77,8 @@ export interface AccountSession {
   isRecent(person: SignedInPerson): Promise<boolean>;
   /** The CSRF token of the account page's forms, bound to `account:<session uid>:<login time>`. */
   csrfToken(person: SignedInPerson): string;
+  /** Whether `token` is this session's account CSRF token (for the JSON endpoints, which answer their own refusal). */
+  verifyCsrf(person: SignedInPerson, token: unknown): boolean;
   /** Checks the form's `csrf` field; when it is wrong, answers the 403 page and gives false. */
   checkCsrf(ctx: Context, person: SignedInPerson, form: AccountForm): boolean;
   /** Reads an urlencoded form under the body limit; answers 413/415/400 pages and gives undefined otherwise. */
@@ -98,6 +100,11 @@ export type AccountView = 'account' | 'error';
 /** One field of a form, at most MAX_FIELD characters (more is cut, so a field never grows unbounded). */
 export interface AccountForm {
   field(name: string): string;
+  /**
+   * A field uncut (bounded by the body limit only), for the few that are longer by nature (a
+   * passkey's `response`): the caller checks its own limit. '' when absent.
+   */
+  longField(name: string): string;
 }
 
 const MAX_FIELD = 1024;
@@ -133,7 +140,8 @@ export function createAccountSession(deps: AccountSessionDeps): AccountSession {
     ctx.status = status;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
-    ctx.set('Content-Security-Policy', nonce ? `${pageCsp()}; script-src 'nonce-${nonce}'` : pageCsp());
+    // With a nonce: its scripts, and their fetches to this origin (connect-src 'self').
+    ctx.set('Content-Security-Policy', pageCsp([], nonce ? { scriptNonce: nonce } : {}));
     ctx.body = pages.render(view, nonce ? { ...data, nonce } : data);
   }
 
@@ -181,6 +189,7 @@ export function createAccountSession(deps: AccountSessionDeps): AccountSession {
     },
     isRecent,
     csrfToken: (person) => csrf.token(bound(person)),
+    verifyCsrf: (person, token) => typeof token === 'string' && csrf.verify(bound(person), token),
     checkCsrf(ctx, person, form) {
       if (csrf.verify(bound(person), form.field('csrf'))) return true;
       errorPage(ctx, 403, 'This form has expired', 'Reload your account page and try again.', 'csrf_token_invalid');
@@ -203,6 +212,10 @@ export function createAccountSession(deps: AccountSessionDeps): AccountSession {
         field(name) {
           const value = body[name];
           return typeof value === 'string' ? value.slice(0, MAX_FIELD + 1) : '';
+        },
+        longField(name) {
+          const value = body[name];
+          return typeof value === 'string' ? value : '';
         },
       };
     },

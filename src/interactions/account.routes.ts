@@ -1,17 +1,31 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import coBody from 'co-body';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import type { Provider } from 'oidc-provider';
 import { ACR_MFA } from '../accounts/authentication-context.js';
+import { MAX_RESPONSE_BYTES } from '../accounts/passkeys.js';
+import type { AuditEntry, AuditSink } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import type { Pages } from '../oidc/pages.js';
 import { ACCOUNT_CALLBACK_PATH, ACCOUNT_CLIENT_ID } from '../services/built-in-clients.js';
 import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
-import { NotFoundError } from '../services/errors.js';
+import { LastSignInMethodError, NotFoundError, ValidationError } from '../services/errors.js';
+import {
+  listPasskeys,
+  passkeyRegistrationOptions,
+  PasskeyRejected,
+  registerPasskey,
+  removePasskey,
+  renamePasskey,
+  type PasskeyDeps,
+  type PasskeyRefusal,
+} from '../services/passkeys.service.js';
 import {
   beginTotpEnrolment,
   confirmTotpEnrolment,
   disableTotp,
+  hasAnySecondFactor,
   hasSecondFactor,
   regenerateRecoveryCodes,
   resumeTotpEnrolment,
@@ -24,6 +38,7 @@ import type { SignInRecorder } from '../services/sign-ins.service.js';
 import type { SignInRecord } from '../registry/sign-in.repository.js';
 import { createAccountSession, safeAccountPath, type AccountLookup, type AccountSession, type SignedInPerson } from './account-session.js';
 import { linkedAccountsSection } from './account-links.routes.js';
+import type { LoginLimiter } from './login-limiter.js';
 import { totpQrSvg } from './totp-qr.js';
 
 /** The issuer an authenticator app shows beside the account (as at sign-in). */
@@ -34,6 +49,29 @@ const STATE_COOKIE = 'gatehouse.account';
 const STATE_TTL_MS = 10 * 60 * 1000;
 
 const TWO_STEP = '/account#two-step';
+const PASSKEYS = '/account#passkeys';
+
+/** The largest passkey options request: `{"csrf":"…"}`. */
+const MAX_OPTIONS_BODY = 1024;
+/** A passkey's id in a path: the row's UUID (anything else is not found, never a database error). */
+const PASSKEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** What the account page says when a new passkey is refused (nothing was stored). */
+function registrationRefusal(reason: PasskeyRefusal): string {
+  switch (reason) {
+    case 'stale_challenge':
+    case 'replayed_challenge':
+      return 'That passkey prompt has expired. Try “Add a passkey” again.';
+    case 'already_registered':
+      return 'This passkey is already registered here.';
+    case 'user_verification':
+      return 'Your passkey did not confirm it is you (PIN, fingerprint or face). Try again.';
+    case 'malformed':
+      return 'This passkey response could not be read. Try again.';
+    default:
+      return 'This passkey could not be added. Try again, or use another passkey.';
+  }
+}
 
 /** A browser, said shortly ("Firefox on Linux"); an unknown one as its first characters. */
 export function describeUserAgent(userAgent: string | null): string {
@@ -91,6 +129,8 @@ interface PageExtras {
   error?: string;
   enrolment?: TotpEnrolment & { error?: string };
   recoveryCodes?: string[];
+  /** The name typed for a new passkey, shown again when it was refused. */
+  passkeyName?: string;
 }
 
 /**
@@ -112,15 +152,27 @@ export function createAccountRoutes(deps: {
   config: Config;
   secondFactors: SecondFactorDeps;
   signIns: Pick<SignInRecorder, 'recent'>;
+  passkeys: PasskeyDeps;
+  /** The sign-in pages' second-factor limiter (createLoginLimiter kind 'mfa'): the same counts, per account id and IP. */
+  mfaLimiter: LoginLimiter;
+  /** Security events (mfa.failure, mfa.lockout, passkey.register_failure); registry changes are audited by the services. */
+  audit?: AuditSink;
 }): Router {
-  const { config, secondFactors } = deps;
+  const { config, secondFactors, passkeys, mfaLimiter } = deps;
+  // One rule for "has a second factor" (an authenticator app or a passkey), as at sign-in.
+  const hasAnyFactor = (userId: string) => hasAnySecondFactor(secondFactors.db, userId);
   const kit: AccountSession = createAccountSession({
     provider: deps.provider,
     accounts: deps.accounts,
     pages: deps.pages,
     config,
-    hasSecondFactor: (userId) => hasSecondFactor(secondFactors.db, userId),
+    hasSecondFactor: hasAnyFactor,
   });
+
+  async function audit(ctx: Context, entry: Omit<AuditEntry, 'requestId' | 'ip'>) {
+    const requestId = (ctx.state as { requestId?: unknown }).requestId;
+    await deps.audit?.record({ ...entry, requestId: typeof requestId === 'string' ? requestId : null, ip: ctx.ip });
+  }
   const router = new Router({ prefix: '/account' });
 
   // Storage outages get the 503 page; nothing else is caught (the app's handler logs it once).
@@ -147,7 +199,7 @@ export function createAccountRoutes(deps: {
   }
 
   async function renderAccount(ctx: Context, status: number, person: SignedInPerson, extras: PageExtras = {}) {
-    const [factors, history] = await Promise.all([secondFactorStatus(secondFactors.db, person.id), deps.signIns.recent(person.id)]);
+    const [factors, history, keys] = await Promise.all([secondFactorStatus(secondFactors.db, person.id), deps.signIns.recent(person.id), listPasskeys(passkeys.db, person.id)]);
     const names = new Map<string, string>();
     const signIns = [];
     for (const entry of history) {
@@ -173,6 +225,18 @@ export function createAccountRoutes(deps: {
         error: extras.enrolment.error,
       };
     }
+    const passkeyList = keys.map((key) => ({
+      id: key.id,
+      name: key.name,
+      kind: key.synced ? 'Synced' : 'This device only',
+      created: key.createdAt.toISOString(),
+      createdText: shortTime(key.createdAt),
+      lastUsed: key.lastUsedAt ? key.lastUsedAt.toISOString() : undefined,
+      lastUsedText: key.lastUsedAt ? shortTime(key.lastUsedAt) : 'Never',
+    }));
+    // Under MFA_REQUIRED the last second factor stays: the app when no passkey remains, the last passkey when no app is on.
+    const totpOn = factors.totp === 'active';
+    // The page carries its script (and a nonce) only for the "Add a passkey" button.
     kit.render(ctx, status, 'account', {
       title: 'Your account',
       wide: true,
@@ -182,13 +246,17 @@ export function createAccountRoutes(deps: {
       totp: factors.totp === 'active' ? 'active' : 'none',
       recoveryCodesLeft: factors.recoveryCodesLeft,
       mfaRequired: config.mfaRequired,
+      totpRemovable: !config.mfaRequired || keys.length > 0,
+      passkeys: passkeyList,
+      passkeyRemovable: !config.mfaRequired || totpOn || keys.length > 1,
+      passkeyName: extras.passkeyName ?? '',
       signIns,
       enrolment,
       recoveryCodes: extras.recoveryCodes,
       linkedAccounts: await linkedAccountsSection(secondFactors.db, person.id, ctx.query),
       status: extras.status,
       error: extras.error,
-    });
+    }, { scriptNonce: true });
   }
 
   /** Starts an authorization request of the account client: `reauth` asks for a sign-in again. */
@@ -249,7 +317,7 @@ export function createAccountRoutes(deps: {
   router.get('/reauth', async (ctx) => {
     const next = safeAccountPath(ctx.query.next, config.issuer);
     const person = await kit.signedInPerson(ctx);
-    await toAuthorization(ctx, next, { mfa: person ? await hasSecondFactor(secondFactors.db, person.id) : false });
+    await toAuthorization(ctx, next, { mfa: person ? await hasAnyFactor(person.id) : false });
   });
 
   // The end of the account client's authorization request: the session is what counts, the code is
@@ -319,8 +387,25 @@ export function createAccountRoutes(deps: {
       await expired();
       return;
     }
+    const who = `user:${person.id}` as const;
+    // The same limiter as the sign-in pages' codes (kind 'mfa', per account id and IP): guesses
+    // here and there count together, and a locked-out person compares no code here either.
+    const limit = await mfaLimiter.check(person.id, ctx.ip);
+    if (!limit.allowed) {
+      const resumed = await resumeTotpEnrolment(secondFactors, person.id, startedAt, { issuer: TOTP_ISSUER });
+      if (!resumed) {
+        await expired();
+        return;
+      }
+      const minutes = Math.ceil(limit.retryAfterSeconds / 60);
+      ctx.set('Retry-After', String(limit.retryAfterSeconds));
+      ctx.state.log?.info({ accountId: person.id }, 'authenticator app not confirmed: too many wrong codes');
+      await renderAccount(ctx, 429, person, { enrolment: { ...resumed, error: `Too many wrong codes. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.` } });
+      return;
+    }
     try {
       const { recoveryCodes } = await confirmTotpEnrolment(secondFactors, kit.actor(ctx, person), person.id, field('code'), { startedAt });
+      await mfaLimiter.recordSuccess(person.id);
       ctx.state.log?.info({ accountId: person.id }, 'authenticator app turned on from the account page');
       await renderAccount(ctx, 200, person, { status: 'Your authenticator app is on. Sign-ins now ask for a code from it after your password.', recoveryCodes });
     } catch (error) {
@@ -329,6 +414,13 @@ export function createAccountRoutes(deps: {
         if (!resumed) {
           await expired();
           return;
+        }
+        if (error.reason !== 'malformed') {
+          // Not six digits is no guess (nothing was compared) and is not counted, as at sign-in.
+          await mfaLimiter.recordFailure(person.id, ctx.ip);
+          await audit(ctx, { actor: who, action: 'mfa.failure', target: who, details: { reason: error.reason, enrolment: true, account_page: true } });
+          const after = await mfaLimiter.check(person.id, ctx.ip);
+          if (!after.allowed) await audit(ctx, { actor: who, action: 'mfa.lockout', target: who, details: { retry_after_seconds: after.retryAfterSeconds, account_page: true } });
         }
         const message =
           error.reason === 'malformed' ? 'Enter the 6-digit code your authenticator app shows.' : 'That code is not right. Check that the app has the key below, then enter the code it shows now.';
@@ -358,15 +450,15 @@ export function createAccountRoutes(deps: {
     }
   });
 
-  // Turn the authenticator app off (and its recovery codes). Refused while MFA_REQUIRED is on: every
-  // sign-in would need a second factor, and this is the only one the account page offers today.
+  // Turn the authenticator app off (and its recovery codes). While MFA_REQUIRED is on, only when a
+  // passkey remains: every sign-in needs a second factor, and a passkey is one.
   router.post('/totp/delete', async (ctx) => {
     const step = await postStep(ctx, TWO_STEP);
     if (!step) return;
     const { person } = step;
-    if (config.mfaRequired) {
-      ctx.state.log?.info({ accountId: person.id }, 'turning off the authenticator app refused: MFA_REQUIRED');
-      await renderAccount(ctx, 409, person, { error: 'This server requires a second factor for every sign-in, so your authenticator app cannot be turned off.' });
+    if (config.mfaRequired && (await listPasskeys(passkeys.db, person.id)).length === 0) {
+      ctx.state.log?.info({ accountId: person.id }, 'turning off the authenticator app refused: MFA_REQUIRED and no passkey');
+      await renderAccount(ctx, 409, person, { error: 'This server requires a second factor for every sign-in, so your authenticator app cannot be turned off until you add a passkey.' });
       return;
     }
     try {
@@ -376,6 +468,126 @@ export function createAccountRoutes(deps: {
       if (!(error instanceof NotFoundError)) throw error;
       await renderAccount(ctx, 409, person, { error: 'There is no authenticator app to turn off.' });
     }
+  });
+
+  // Passkeys (design §4.2). Adding and removing need a recent sign-in (with a second factor when the
+  // person has one); renaming changes a label only and needs the signed-in session and its CSRF token.
+
+  // Options for the browser's startRegistration: JSON {csrf} of at most 1 KiB; the challenge waits
+  // under register:<session uid>. Not recent: 401 {error: 'reauth_required'} and nothing kept (the
+  // script then posts the form empty, and that POST answers the re-authentication redirect).
+  router.post('/passkeys/options', async (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    const refuse = (status: number, error: string) => {
+      ctx.status = status;
+      ctx.body = { error };
+    };
+    const person = await kit.signedInPerson(ctx);
+    if (!person) return refuse(401, 'login_required');
+    if (!ctx.is('application/json')) return refuse(415, 'unsupported_media_type');
+    let body: unknown;
+    try {
+      body = await coBody.json(ctx.req, { limit: MAX_OPTIONS_BODY, strict: true });
+    } catch (error) {
+      return refuse((error as { status?: number }).status === 413 ? 413 : 400, 'invalid_request');
+    }
+    const csrf = typeof body === 'object' && body !== null ? (body as { csrf?: unknown }).csrf : undefined;
+    if (!kit.verifyCsrf(person, csrf)) return refuse(403, 'csrf_token_invalid');
+    if (!(await kit.isRecent(person))) return refuse(401, 'reauth_required');
+    ctx.body = await passkeyRegistrationOptions(passkeys, person.id, person.sessionUid);
+  });
+
+  // The browser's answer, in an ordinary form post: verified, stored under its name, 303 to the list.
+  router.post('/passkeys', async (ctx) => {
+    const person = await kit.signedInPerson(ctx);
+    if (!person) return kit.toSignIn(ctx);
+    const form = await kit.readForm(ctx);
+    if (!form || !kit.checkCsrf(ctx, person, form)) return;
+    if (!(await kit.requireRecentAuth(ctx, person, PASSKEYS))) {
+      ctx.state.log?.info({ accountId: person.id, path: ctx.path }, 'account change needs a recent sign-in');
+      return;
+    }
+    const name = form.field('name');
+    const response = form.longField('response');
+    if (Buffer.byteLength(response) > MAX_RESPONSE_BYTES) {
+      kit.errorPage(ctx, 413, 'This passkey response is too large', 'Go back to your account page and try again.', 'request_too_large');
+      return;
+    }
+    if (response === '') {
+      await renderAccount(ctx, 400, person, { error: 'Adding a passkey needs JavaScript in this browser. Turn it on and try again.', passkeyName: name });
+      return;
+    }
+    try {
+      const added = await registerPasskey(passkeys, kit.actor(ctx, person), person.id, response, name, person.sessionUid);
+      ctx.state.log?.info({ accountId: person.id, passkeyId: added.id }, 'passkey added from the account page');
+      ctx.set('Cache-Control', 'no-store');
+      ctx.status = 303;
+      ctx.redirect(PASSKEYS);
+    } catch (error) {
+      if (error instanceof ValidationError) {
+        await renderAccount(ctx, 400, person, { error: 'A passkey’s name has 1 to 64 characters. Nothing was added: try again.', passkeyName: name });
+        return;
+      }
+      if (!(error instanceof PasskeyRejected)) throw error;
+      const who = `user:${person.id}` as const;
+      ctx.state.log?.info({ accountId: person.id, reason: error.reason }, 'passkey not added');
+      await audit(ctx, { actor: who, action: 'passkey.register_failure', target: who, details: { reason: error.reason } });
+      await renderAccount(ctx, error.reason === 'already_registered' ? 409 : 400, person, { error: registrationRefusal(error.reason), passkeyName: name });
+    }
+  });
+
+  /** The passkey of the path, when the id can be one (else the 404 page). */
+  function passkeyIdOf(ctx: Context): string | undefined {
+    const { id } = ctx.params as { id?: string };
+    if (typeof id === 'string' && PASSKEY_ID.test(id)) return id;
+    notFound(ctx);
+    return undefined;
+  }
+  const notFound = (ctx: Context) => kit.errorPage(ctx, 404, 'Passkey not found', 'It may have been removed already. Open your account page again.', 'not_found');
+
+  router.post('/passkeys/:id/rename', async (ctx) => {
+    const step = await postStep(ctx, undefined);
+    if (!step) return;
+    const { person, field } = step;
+    const id = passkeyIdOf(ctx);
+    if (!id) return;
+    try {
+      const renamed = await renamePasskey(passkeys, kit.actor(ctx, person), person.id, id, field('name'));
+      await renderAccount(ctx, 200, person, { status: `Passkey renamed to “${renamed.name}”.` });
+    } catch (error) {
+      if (error instanceof NotFoundError) return notFound(ctx);
+      if (!(error instanceof ValidationError)) throw error;
+      await renderAccount(ctx, 400, person, { error: 'A passkey’s name has 1 to 64 characters. The name was not changed.' });
+    }
+  });
+
+  // Remove a passkey: it stops working at once. Under MFA_REQUIRED, not the last second factor.
+  router.post('/passkeys/:id/delete', async (ctx) => {
+    const step = await postStep(ctx, PASSKEYS);
+    if (!step) return;
+    const { person } = step;
+    const id = passkeyIdOf(ctx);
+    if (!id) return;
+    const keys = await listPasskeys(passkeys.db, person.id);
+    if (!keys.some((key) => key.id === id)) return notFound(ctx);
+    if (config.mfaRequired && keys.length === 1 && !(await hasSecondFactor(secondFactors.db, person.id))) {
+      ctx.state.log?.info({ accountId: person.id }, 'removing the last passkey refused: MFA_REQUIRED and no authenticator app');
+      await renderAccount(ctx, 409, person, { error: 'This server requires a second factor for every sign-in, so your last passkey cannot be removed until you set up an authenticator app.' });
+      return;
+    }
+    try {
+      await removePasskey(passkeys, kit.actor(ctx, person), person.id, id);
+    } catch (error) {
+      if (error instanceof NotFoundError) return notFound(ctx);
+      if (error instanceof LastSignInMethodError) {
+        ctx.state.log?.info({ accountId: person.id }, 'removing the last way to sign in refused');
+        await renderAccount(ctx, 409, person, { error: 'This passkey is your only way to sign in. Add another passkey or link another account first, then remove it.' });
+        return;
+      }
+      throw error;
+    }
+    ctx.state.log?.info({ accountId: person.id, passkeyId: id }, 'passkey removed from the account page');
+    await renderAccount(ctx, 200, person, { status: 'Passkey removed. It no longer signs you in.' });
   });
 
   return router;

@@ -18,6 +18,7 @@ import { hasPasskey, type PasskeyDeps } from '../services/passkeys.service.js';
 import {
   beginTotpEnrolment,
   confirmTotpEnrolment,
+  hasAnySecondFactor,
   hasSecondFactor,
   PENDING_TOTP_TTL_MS,
   resumeTotpEnrolment,
@@ -413,8 +414,8 @@ export function createInteractionRoutes(deps: {
   }
 
   /** Whether the person has an authenticator app or a passkey: either is asked for after a password (D6). */
-  async function hasAnyFactor(accountId: string): Promise<boolean> {
-    return (await hasTotp(accountId)) || (await hasPasskey(deps.passkeys.db, accountId));
+  function hasAnyFactor(accountId: string): Promise<boolean> {
+    return hasAnySecondFactor(deps.secondFactors.db, accountId);
   }
 
   async function putPendingSignIn(uid: string, interaction: Awaited<ReturnType<typeof details>>, accountId: string, cutoff: Date | null | undefined, first: { amr: Amr[]; method: 'password' | 'upstream' } = { amr: ['pwd'], method: 'password' }) {

@@ -56,6 +56,14 @@ export class ChangeNotRecordedError extends Error {
   }
 }
 
+/** Removing this (an upstream link, a passkey) would leave the person no way to sign in: no password, no passkey, no upstream link. */
+export class LastSignInMethodError extends Error {
+  constructor() {
+    super('this is the only way this person can sign in: add a password or a passkey first');
+    this.name = 'LastSignInMethodError';
+  }
+}
+
 /** PostgreSQL's undefined_table (42P01): the registry has not been migrated yet. */
 export function isUndefinedTable(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '42P01';

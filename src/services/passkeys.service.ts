@@ -15,6 +15,7 @@ import {
   type RelyingParty,
 } from '../accounts/passkeys.js';
 import {
+  countPasskeysOfUser,
   deletePasskey,
   findPasskeyByCredentialId,
   findPasskeyOfUser,
@@ -26,10 +27,11 @@ import {
   type PasskeyRecord,
 } from '../registry/passkey.repository.js';
 import type { Database } from '../registry/tables.js';
-import { findUserById, recordLogin } from '../registry/user.repository.js';
+import { findUserById, findUserByIdForUpdate, recordLogin } from '../registry/user.repository.js';
+import { listUpstreamLinksOfUser } from '../registry/upstream.repository.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { recordChange, type AuditActor, type RegistryServiceDeps } from './changes.js';
-import { isUniqueViolation, NotFoundError, ValidationError } from './errors.js';
+import { isUniqueViolation, LastSignInMethodError, NotFoundError, ValidationError } from './errors.js';
 
 export { PasskeyRejected, type PasskeyRefusal, type RelyingParty };
 
@@ -206,11 +208,23 @@ export async function renamePasskey(deps: RegistryServiceDeps, by: AuditActor, a
   });
 }
 
-/** Removes one of the person's passkeys (it stops working at once), recorded as `passkey.remove`; NotFoundError if it is not theirs. */
+/**
+ * Removes one of the person's passkeys (it stops working at once), recorded as `passkey.remove`;
+ * NotFoundError if it is not theirs, LastSignInMethodError if it is their last way to sign in (no
+ * password, no other passkey, no upstream link).
+ */
 export async function removePasskey(deps: RegistryServiceDeps, by: AuditActor, accountId: string, passkeyId: string): Promise<void> {
   await deps.db.transaction().execute(async (trx) => {
+    // The person's row is locked first (as an unlink does): a removal and an unlink, or two
+    // removals, run one after the other, so together they never take the last way in.
+    const user = await findUserByIdForUpdate(trx, accountId);
+    if (!user) throw new NotFoundError(`passkey ${passkeyId}`);
     const before = await findPasskeyOfUser(trx, accountId, passkeyId);
-    if (!before || !(await deletePasskey(trx, accountId, passkeyId))) throw new NotFoundError(`passkey ${passkeyId}`);
+    if (!before) throw new NotFoundError(`passkey ${passkeyId}`);
+    if (user.passwordHash === null && (await countPasskeysOfUser(trx, accountId)) <= 1 && (await listUpstreamLinksOfUser(trx, accountId)).length === 0) {
+      throw new LastSignInMethodError();
+    }
+    if (!(await deletePasskey(trx, accountId, passkeyId))) throw new NotFoundError(`passkey ${passkeyId}`);
     await recordChange(deps.audit, trx, by, {
       action: 'passkey.remove',
       target: `passkey:${passkeyId}`,

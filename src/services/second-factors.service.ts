@@ -15,6 +15,7 @@ import {
   useRecoveryCode,
   type TotpFactorRecord,
 } from '../registry/second-factor.repository.js';
+import { userHasPasskey } from '../registry/passkey.repository.js';
 import type { Database } from '../registry/tables.js';
 import { findUserById } from '../registry/user.repository.js';
 import { recordChange, type AuditActor, type RegistryServiceDeps } from './changes.js';
@@ -232,6 +233,17 @@ export function secondFactorMethodOf(input: string): 'totp' | 'recovery_code' | 
  */
 export async function hasSecondFactor(db: Kysely<Database>, userId: string): Promise<boolean> {
   return (await findTotpFactor(db, userId, 'active')) !== undefined;
+}
+
+/**
+ * Whether the person has any second factor: a confirmed authenticator app or a passkey (a passkey
+ * with user verification is two factors in itself, and a passkey sign-in gives acr mfa). The one
+ * rule for "has a second factor" wherever it is asked: after a password at sign-in (D6), for a
+ * step-up, for a re-authentication on /account (acr mfa then), and for what MFA_REQUIRED lets the
+ * person remove on /account.
+ */
+export async function hasAnySecondFactor(db: Kysely<Database>, userId: string): Promise<boolean> {
+  return (await hasSecondFactor(db, userId)) || (await userHasPasskey(db, userId));
 }
 
 /** What the person has enrolled. */

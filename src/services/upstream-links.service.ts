@@ -15,7 +15,9 @@ import {
 } from '../registry/upstream.repository.js';
 import { findUserByEmail, findUserById, findUserByIdForUpdate, insertUser, recordLogin, type UserRecord } from '../registry/user.repository.js';
 import { recordChange, type AuditActor, type RegistryServiceDeps } from './changes.js';
-import { ConflictError, isUniqueViolation, NotFoundError } from './errors.js';
+import { ConflictError, isUniqueViolation, LastSignInMethodError, NotFoundError } from './errors.js';
+
+export { LastSignInMethodError };
 import { userToJson } from './users.service.js';
 
 /** Who the upstream provider says signed in: the claims of its validated ID token that linking uses. */
@@ -146,13 +148,6 @@ export interface UnlinkDeps extends RegistryServiceDeps {
   countPasskeys?: (trx: Transaction<Database>, userId: string) => Promise<number>;
 }
 
-/** Unlinking would leave the person no way to sign in (no password, no passkey, no other link). */
-export class LastSignInMethodError extends Error {
-  constructor() {
-    super('this is the only way this person can sign in: add a password or a passkey first');
-    this.name = 'LastSignInMethodError';
-  }
-}
 
 /**
  * Removes a person's link at a provider (the account page's "Unlink"), recorded as

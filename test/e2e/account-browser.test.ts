@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessibilityViolations } from '../fixtures/axe.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -12,7 +12,8 @@ import { totpCode } from '../fixtures/totp.js';
  * The account page as a person sees it, in Debian's chromium (playwright-core) at 375 px: sign in
  * from /account, set up an authenticator app (#enable-totp, the key read from #totp-uri, a code
  * from otplib), see the ten recovery codes, with axe-core (WCAG 2.1 AA) on each page in light and
- * dark mode. The screenshot goes where browser-flow.test.ts writes its own: build/screenshots/
+ * dark mode; and with a CDP virtual authenticator, add a passkey (#add-passkey), sign in with it and
+ * no password (#passkey-signin), remove it, and see it refused. The screenshot goes where browser-flow.test.ts writes its own: build/screenshots/
  * (git-ignored), or docs/images/ through `npm run docs:screenshots`.
  */
 
@@ -99,9 +100,88 @@ describe('the account page in a real browser (chromium, 375 px)', () => {
     await page.emulateMedia({ colorScheme: 'light' });
     await page.screenshot({ path: path.join(IMAGES, 'account.png'), fullPage: true });
 
-    // The CSP allows no script on the page at all.
+    // The CSP allows the page's own scripts by this response's nonce (for #add-passkey), nothing inline.
     const response = await page.goto(`${issuer}/account`);
-    expect(response?.headers()['content-security-policy']).not.toMatch(/script-src|unsafe-inline/);
+    expect(response?.headers()['content-security-policy']).toMatch(/script-src 'nonce-[^']+'/);
+    expect(response?.headers()['content-security-policy']).not.toMatch(/unsafe-inline/);
     expect(await page.locator('#regenerate-recovery-codes').isVisible()).toBe(true);
   }, 120_000);
+
+  it('adds a passkey on /account (#add-passkey), signs out, signs in with #passkey-signin and no password, removes it; then it is refused; axe passes with passkeys listed', async () => {
+    const email = 'grace@example.test';
+    await t!.build.person({ email, password: PASSWORD, name: 'Grace Hopper' });
+    const own = await browser!.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, colorScheme: 'light', locale: 'en-US' });
+    own.setDefaultTimeout(20_000);
+    try {
+      const tab = await own.newPage();
+      const cdp: CDPSession = await own.newCDPSession(tab);
+      await cdp.send('WebAuthn.enable', { enableUI: false });
+      const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+        options: { protocol: 'ctap2', ctap2Version: 'ctap2_1', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+      });
+      const presence = (enabled: boolean) => cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled });
+      /** To the login page with the authenticator silent (the page's conditional request stays pending), then #passkey-signin. */
+      const signInWithPasskey = async () => {
+        await presence(false);
+        const conditional = tab.waitForResponse((response) => response.url().endsWith('/passkey/options'));
+        await tab.goto(`${issuer}/account`);
+        await tab.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
+        await conditional;
+        await presence(true);
+        const asked = tab.waitForResponse((response) => response.url().endsWith('/passkey/options'));
+        await tab.locator('#passkey-signin').click();
+        await asked;
+      };
+      const signOut = async () => {
+        await tab.locator('#sign-out').click();
+        await tab.getByRole('button', { name: 'Sign out', exact: true }).click();
+        await tab.waitForLoadState();
+      };
+
+      // A password sign-in, then a passkey from the account page.
+      await presence(false);
+      await tab.goto(`${issuer}/account`);
+      await tab.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
+      await tab.getByLabel('Email').fill(email);
+      await tab.getByLabel('Password').fill(PASSWORD);
+      await tab.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await tab.waitForURL(`${issuer}/account`);
+      await presence(true);
+      expect(await tab.locator('#passkeys-empty').isVisible()).toBe(true);
+      await tab.getByLabel('Name of the new passkey (optional)').fill('Work laptop');
+      await tab.locator('#add-passkey').click();
+      await tab.waitForURL(`${issuer}/account#passkeys`);
+      await tab.locator('#passkey-list li').first().waitFor();
+      expect(await tab.locator('#passkey-list li').count()).toBe(1);
+      expect(await tab.locator('#passkey-name-0').textContent()).toBe('Work laptop');
+      expect((await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials).toHaveLength(1);
+      await signOut();
+
+      // Back with the passkey alone: the account page, with the passkey sign-in in its history.
+      await signInWithPasskey();
+      await tab.waitForURL(`${issuer}/account`);
+      expect(await tab.locator('#sign-ins tbody tr td').nth(1).textContent()).toBe('Passkey');
+      expect(await tab.locator('#passkey-list li .hint time').count()).toBe(2);
+      for (const colorScheme of ['dark', 'light'] as const) {
+        await tab.emulateMedia({ colorScheme });
+        expect(await accessibilityViolations(tab), `account page with a passkey in ${colorScheme} mode`).toEqual([]);
+      }
+      expect(await tab.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(VIEWPORT.width);
+      await tab.screenshot({ path: path.join(IMAGES, 'account-passkeys.png'), fullPage: true });
+
+      // Remove it (the passkey sign-in is recent and has acr mfa): the list is empty again.
+      await tab.getByRole('button', { name: 'Remove' }).click();
+      await tab.locator('#passkeys-empty').waitFor();
+      expect(await tab.getByRole('status').textContent()).toContain('Passkey removed.');
+      await signOut();
+
+      // The credential is still in the authenticator, and refused as not registered.
+      await signInWithPasskey();
+      await tab.locator('#login-error').waitFor();
+      expect(await tab.locator('#login-error').textContent()).toContain('This passkey is not registered here.');
+      expect((await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials).toHaveLength(1);
+    } finally {
+      await own.close().catch(() => undefined);
+    }
+  }, 180_000);
 });

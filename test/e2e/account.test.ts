@@ -172,12 +172,20 @@ describe('the account page', () => {
     expect(page.html).toContain(person.email);
     expect(page.html).toContain('<h2 id="two-step">Two-step verification</h2>');
     expect(page.html).toContain('id="enable-totp"');
-    // The passkeys section is a heading and an empty state only (no button that does nothing).
+    // The passkeys section: its empty state and #add-passkey, whose script is the page's only one (by this response's nonce).
     expect(page.html).toContain('<h2 id="passkeys">Passkeys</h2>');
-    expect(page.html).not.toContain('add-passkey');
+    expect(page.html).toContain('id="passkeys-empty"');
+    expect(page.html).toContain('id="add-passkey"');
     expect(page.html).not.toContain('Allow access');
-    expect(page.response.headers.get('content-security-policy')).toMatch(/default-src 'none'/);
-    expect(page.response.headers.get('content-security-policy')).not.toMatch(/script-src|unsafe-inline/);
+    const csp = page.response.headers.get('content-security-policy')!;
+    expect(csp).toMatch(/default-src 'none'/);
+    expect(csp).not.toMatch(/unsafe-inline/);
+    const nonce = /script-src 'nonce-([A-Za-z0-9+/=]+)'; connect-src 'self'/.exec(csp)?.[1];
+    expect(nonce).toBeTruthy();
+    expect([...page.html.matchAll(/<script[^>]*>/g)].map((match) => match[0])).toEqual([
+      `<script src="/assets/webauthn.js" nonce="${nonce}" defer>`,
+      `<script src="/assets/passkey.js" nonce="${nonce}" defer>`,
+    ]);
     expect(page.response.headers.get('cache-control')).toBe('no-store');
     // And again: the session is there, no sign-in.
     const again = await agent.request('/account');
@@ -504,7 +512,9 @@ describe('the account page', () => {
     const html = await (await agent.request('/account')).text();
     expect(html).toContain('Firefox on Linux');
     expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
-    expect(html).not.toContain('<script');
+    // The only script tags are the page's own two (by src, with the nonce).
+    expect(html.match(/<script/g)).toHaveLength(2);
+    expect(html.match(/<script(?![^>]*\bsrc="\/assets\/(webauthn|passkey)\.js")[^>]*>/g)).toBeNull();
     expect(html).not.toContain('<img src=x');
     expect(html).toContain(`<td>${rows[0]!.ip}</td>`);
   });

@@ -17,10 +17,10 @@ import { startTestServer, tokenRequest, type TestServer } from '../fixtures/serv
 /*
  * Passkeys in Chromium (docs/design/sign-in-methods.md §4.4): Debian's chromium through
  * playwright-core, a CDP virtual authenticator (WebAuthn domain) per browser context, the issuer on
- * http://localhost:<port> (a secure context; an IP address cannot be an RP ID). Until /account has
- * its passkey routes, a passkey is created by the browser's own navigator.credentials.create (through
- * @simplewebauthn/browser, already on the login page) with options from the passkeys service, and
- * the answer is verified and stored by the same service, as the /account route will do.
+ * http://localhost:<port> (a secure context; an IP address cannot be an RP ID). Here a passkey is
+ * created by the browser's own navigator.credentials.create (through @simplewebauthn/browser, on
+ * the login page) with options from the passkeys service, and stored by the same service, as the
+ * /account routes do; test/e2e/account-browser.test.ts goes through /account's #add-passkey itself.
  */
 
 const CHROMIUM = '/usr/bin/chromium';

@@ -7,6 +7,9 @@
  * hidden `response` field and submits the form — an ordinary form post, so redirects and error pages
  * work as for passwords. Without this script the form still posts, and the server says that
  * passkeys need JavaScript. No inline script, no eval.
+ * form[data-passkey="register"] (the account page's "Add a passkey") makes a new passkey with
+ * startRegistration instead; when the options answer 401 (the sign-in is not recent enough) the
+ * form is posted empty, and the server answers with the re-authentication redirect.
  */
 (function () {
   'use strict';
@@ -25,7 +28,11 @@
       headers: { 'content-type': 'application/json', accept: 'application/json' },
       body: JSON.stringify({ csrf: csrf }),
     }).then(function (answer) {
-      if (!answer.ok) throw new Error('options ' + answer.status);
+      if (!answer.ok) {
+        var error = new Error('options ' + answer.status);
+        error.status = answer.status;
+        throw error;
+      }
       return answer.json();
     });
   }
@@ -43,7 +50,44 @@
     });
   }
 
+  function register(form) {
+    return options(form).then(function (optionsJSON) {
+      return lib.startRegistration({ optionsJSON: optionsJSON });
+    }).then(function (result) {
+      submitWith(form, result);
+    });
+  }
+
+  function setUpRegistration(form) {
+    var button = form.querySelector('button[type="submit"]');
+    if (!lib || !lib.browserSupportsWebAuthn()) {
+      if (button) button.disabled = true;
+      say(form, 'This browser cannot make passkeys.');
+      return;
+    }
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      if (button) button.disabled = true;
+      say(form, 'Follow your browser\u2019s prompt to create your passkey\u2026');
+      register(form).catch(function (error) {
+        if (error && error.status === 401) {
+          // Sign in again first: the empty form's POST answers the way there.
+          form.submit();
+          return;
+        }
+        if (button) button.disabled = false;
+        var cancelled = error && (error.name === 'NotAllowedError' || error.name === 'AbortError');
+        var known = error && error.name === 'InvalidStateError';
+        say(form, cancelled ? 'The passkey prompt was closed. Nothing was added.' : known ? 'This device already has a passkey for your account here.' : 'The passkey could not be created. Try again.');
+      });
+    });
+  }
+
   function setUp(form) {
+    if (form.getAttribute('data-passkey') === 'register') {
+      setUpRegistration(form);
+      return;
+    }
     var button = form.querySelector('button');
     if (!lib || !lib.browserSupportsWebAuthn()) {
       if (button) button.disabled = true;
