@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NO_PASSKEY_AUTOFILL } from '../fixtures/passkey-autofill.js';
 import { accessibilityViolations } from '../fixtures/axe.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
@@ -120,14 +121,14 @@ describe('the account page in a real browser (chromium, 375 px)', () => {
         options: { protocol: 'ctap2', ctap2Version: 'ctap2_1', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
       });
       const presence = (enabled: boolean) => cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled });
-      /** To the login page with the authenticator silent (the page's conditional request stays pending), then #passkey-signin. */
+      /**
+       * To the login page of a browser without passkey autofill (conditional mediation reported
+       * unavailable, by an init script), so no conditional request starts, then #passkey-signin.
+       */
       const signInWithPasskey = async () => {
-        await presence(false);
-        const conditional = tab.waitForResponse((response) => response.url().endsWith('/passkey/options'));
+        await tab.addInitScript(NO_PASSKEY_AUTOFILL);
         await tab.goto(`${issuer}/account`);
         await tab.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
-        await conditional;
-        await presence(true);
         const asked = tab.waitForResponse((response) => response.url().endsWith('/passkey/options'));
         await tab.locator('#passkey-signin').click();
         await asked;

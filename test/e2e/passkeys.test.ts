@@ -9,6 +9,7 @@ import { ACR_MFA } from '../../src/accounts/authentication-context.js';
 import { relyingPartyOf } from '../../src/accounts/passkeys.js';
 import { tailAudit } from '../../src/audit/audit-log.js';
 import { passkeyRegistrationOptions, registerPasskey, type PasskeyDeps } from '../../src/services/passkeys.service.js';
+import { NO_PASSKEY_AUTOFILL } from '../fixtures/passkey-autofill.js';
 import { accessibilityViolations } from '../fixtures/axe.js';
 import { authorizeUrl, pkce } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
@@ -138,18 +139,17 @@ describe('passkeys in Chromium (virtual authenticator)', () => {
 
   /**
    * Clicks #passkey-signin and waits until the app's redirect_uri is reached; the ID token's payload.
-   * The authenticator answers no one while the page loads (presence simulation off), so the
-   * conditional request the page starts stays pending, as it does for a person who does not pick
-   * the passkey from the email field's suggestions; the button's ceremony then replaces it.
+   * The tab is made a browser without passkey autofill (conditional mediation reported unavailable,
+   * by an init script: page scripts and CSP are unchanged), so the page starts no conditional
+   * request and only the button's ceremony can answer. Silencing the authenticator instead (presence
+   * simulation off while the page loads) raced on a loaded machine: the pending conditional request
+   * finished as soon as presence came back, before or after the click, or the button's never did.
    */
   async function signInByButton(tab: Tab) {
-    await tab.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: tab.authenticatorId, enabled: false });
-    const optionsAsked = tab.page.waitForResponse((response) => response.url().endsWith('/passkey/options'));
+    await tab.page.addInitScript(NO_PASSKEY_AUTOFILL);
     const verifier = await toLogin(tab.page);
-    await optionsAsked;
-    await tab.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: tab.authenticatorId, enabled: true });
     const redirected = tab.page.waitForRequest((request) => request.url().startsWith(REDIRECT_URI));
-    // The button's own ceremony: new options, asked for by the click (the pending conditional one did not finish by itself).
+    // The button's own ceremony: new options, asked for by the click.
     const buttonOptions = tab.page.waitForResponse((response) => response.url().endsWith('/passkey/options'));
     await tab.page.locator('#passkey-signin').click();
     await buttonOptions;
