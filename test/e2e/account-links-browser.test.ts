@@ -19,6 +19,7 @@ const IMAGES = path.resolve(import.meta.dirname, '../..', process.env.SCREENSHOT
 const VIEWPORT = { width: 375, height: 812 };
 const PASSWORD = 'correct horse battery staple 42';
 const EMAIL = 'grace@example.test';
+const LONG_NAME = 'A provider with a rather long name, to see it wrap at 375 px';
 
 describe('linked accounts in a real browser (chromium, 375 px)', () => {
   let t: TestServer | undefined;
@@ -35,7 +36,7 @@ describe('linked accounts in a real browser (chromium, 375 px)', () => {
     const now = new Date();
     for (const [id, name] of [
       ['corp', 'Corp SSO'],
-      ['lab', 'A provider with a rather long name, to see it wrap at 375 px'],
+      ['lab', LONG_NAME],
     ] as const) {
       // Turned off: no button on the login page, no discovery from this test.
       await insertUpstreamProvider(db, { id, name, issuer: `https://${id}.example.test`, client_id: 'gatehouse', client_secret_jwe: null, key_id: null, scopes: ['openid'], enabled: false, created_at: now, updated_at: now });
@@ -64,7 +65,7 @@ describe('linked accounts in a real browser (chromium, 375 px)', () => {
     expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(VIEWPORT.width);
   }
 
-  it('lists the links, unlinks one from its button (keyboard), says so; axe passes at 375 px', async () => {
+  it('lists the links, unlinks one from its button (keyboard), says so; axe passes at 375 px; the section with the link left is account-links.png', async () => {
     await page.goto(`${issuer}/account`);
     await page.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
     await page.getByLabel('Email').fill(EMAIL);
@@ -74,16 +75,21 @@ describe('linked accounts in a real browser (chromium, 375 px)', () => {
     expect(await page.getByRole('heading', { level: 2, name: 'Linked accounts' }).isVisible()).toBe(true);
     expect(await page.locator('#links li').count()).toBe(2);
     await checkPage('account page with linked accounts');
-    await page.emulateMedia({ colorScheme: 'light' });
-    await mkdir(IMAGES, { recursive: true });
-    await page.locator('section[aria-labelledby="linked-accounts"]').screenshot({ path: path.join(IMAGES, 'account-links.png') });
 
-    const unlink = page.getByRole('button', { name: 'Unlink Corp SSO' });
+    const unlink = page.getByRole('button', { name: `Unlink ${LONG_NAME}` });
     await unlink.focus();
     await page.keyboard.press('Enter');
-    await page.waitForURL(`${issuer}/account?links=unlinked&provider=corp#linked-accounts`);
-    expect(await page.locator('#links-status').textContent()).toBe('Corp SSO is no longer linked to your account.');
+    await page.waitForURL(`${issuer}/account?links=unlinked&provider=lab#linked-accounts`);
+    expect(await page.locator('#links-status').textContent()).toBe(`${LONG_NAME} is no longer linked to your account.`);
     expect(await page.locator('#links li').count()).toBe(1);
+    expect(await page.locator('#links li').textContent()).toContain('Corp SSO');
     await checkPage('account page after an unlink');
+    // The README's image: the page again (without the outcome), cut to the section with the one link left.
+    await page.goto(`${issuer}/account`);
+    await page.emulateMedia({ colorScheme: 'light' });
+    const section = await page.locator('section[aria-labelledby="linked-accounts"]').boundingBox();
+    expect(section).not.toBeNull();
+    await mkdir(IMAGES, { recursive: true });
+    await page.screenshot({ path: path.join(IMAGES, 'account-links.png'), fullPage: true, clip: { x: 0, y: Math.max(0, section!.y - 24), width: VIEWPORT.width, height: section!.height + 48 } });
   }, 120_000);
 });

@@ -33,7 +33,8 @@ import { accessibilityViolations } from '../fixtures/axe.js';
  * The whole sign-in as a person sees it: Debian's chromium (driven by playwright-core) signs in on
  * the login page, allows access on the consent page and signs out again, while a relying party on
  * 127.0.0.1 uses openid-client for discovery, PKCE, the code exchange, refresh and end-session.
- * Each run also takes screenshots of the pages (login, consent, logout, second factor, second factor required), into build/screenshots/ (git-ignored): the
+ * Each run also takes screenshots of the pages (login, consent, logout, second factor, second factor required, app set up
+ * with its recovery codes), into build/screenshots/ (git-ignored): the
  * suite rewrites no tracked file. `npm run docs:screenshots` runs this file with SCREENSHOTS_DIR=docs/images
  * to update the README's images on purpose.
  */
@@ -365,6 +366,51 @@ describe('sign-in in a real browser (chromium + openid-client)', () => {
       recordSecret(tokens.id_token);
       recordSecret(tokens.refresh_token);
       expect(tokens.claims()).toMatchObject({ sub: grace.id, acr: ACR_MFA, amr: ['pwd', 'otp', 'mfa'] });
+    } finally {
+      await fresh.close();
+    }
+  }, 120_000);
+
+  it('asked for a second factor without one, sets up the authenticator app at sign-in: the code from the app shows ten recovery codes once (axe passes), Continue gives acr mfa and amr pwd, otp, mfa', async () => {
+    const alan = await t!.build.person({ email: 'alan@example.test', password: PASSWORD, name: 'Alan Turing' });
+    const fresh = await browser!.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, colorScheme: 'light', locale: 'en-US' });
+    fresh.setDefaultTimeout(20_000);
+    try {
+      const tab = await fresh.newPage();
+      const request = await authorizationUrl({ acr_values: ACR_MFA });
+      await tab.goto(request.url.href);
+      await tab.waitForURL((url) => url.origin === issuer && url.pathname.startsWith('/interaction/'));
+      await tab.getByLabel('Email').fill(alan.email);
+      await tab.getByLabel('Password').fill(PASSWORD);
+      await tab.getByRole('button', { name: 'Sign in', exact: true }).click();
+
+      // The enrolment page: the app takes the key from the setup link, and its code turns it on.
+      await tab.getByLabel('Code from the app').waitFor();
+      const secret = new URL((await tab.locator('#totp-uri').textContent()) ?? '').searchParams.get('secret');
+      expect(secret).toMatch(/^[A-Z2-7]+$/);
+      recordSecret(secret);
+      await tab.getByLabel('Code from the app').fill(await totpCode(secret!));
+      await tab.getByRole('button', { name: 'Turn on and continue' }).click();
+
+      await tab.getByRole('heading', { level: 1, name: 'Your authenticator app is set up' }).waitFor();
+      await expect.poll(() => tab.title()).toBe('Authenticator app set up · Gatehouse');
+      const codes = await tab.locator('#recovery-codes li').allTextContents();
+      for (const code of codes) recordSecret(code.trim());
+      expect(codes).toHaveLength(10);
+      expect(new Set(codes).size).toBe(10);
+      expect(await tab.locator('main').textContent()).toContain(alan.email);
+      await tab.screenshot({ path: path.join(IMAGES, 'mfa-enrolled.png'), fullPage: true });
+      expect(await accessibilityViolations(tab), 'mfa-enrolled page (axe-core, WCAG 2.1 AA)').toEqual([]);
+
+      await tab.getByRole('button', { name: 'Continue' }).click();
+      // prompt=consent: the consent page follows.
+      await tab.getByRole('button', { name: 'Allow' }).waitFor();
+      await Promise.all([tab.waitForURL((url) => url.href.startsWith(redirectUri)), tab.getByRole('button', { name: 'Allow' }).click()]);
+      const tokens = await authorizationCodeGrant(config, new URL(tab.url()), { pkceCodeVerifier: request.verifier, expectedState: request.state, expectedNonce: request.nonce, idTokenExpected: true }, { resource: API });
+      recordSecret(tokens.access_token);
+      recordSecret(tokens.id_token);
+      recordSecret(tokens.refresh_token);
+      expect(tokens.claims()).toMatchObject({ sub: alan.id, acr: ACR_MFA, amr: ['pwd', 'otp', 'mfa'] });
     } finally {
       await fresh.close();
     }

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
+import { chromium, type APIResponse, type Browser, type BrowserContext, type CDPSession, type Page, type Request } from 'playwright-core';
 import type { PublicKeyCredentialCreationOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACR_MFA } from '../../src/accounts/authentication-context.js';
@@ -41,11 +41,14 @@ describe('passkeys in Chromium (virtual authenticator)', () => {
   let app: { clientId: string; clientSecret: string };
   let issuer: string;
   const tabs: Tab[] = [];
+  /** The client of each authorization code the provider saved: a refusal must add none. */
+  const codesFor: string[] = [];
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does it)`);
     t = await startTestServer({ name: 'passkeys-chromium' });
     issuer = t.config.issuer;
+    (t.server.host.provider as unknown as NodeJS.EventEmitter).on('authorization_code.saved', (code: { clientId: string }) => codesFor.push(code.clientId));
     expect(new URL(issuer).hostname).toBe('localhost');
     deps = { ...t.services, store: t.server.store, relyingParty: relyingPartyOf(issuer) };
     app = await t.build.client({ client_name: 'Passkey App', redirect_uris: [REDIRECT_URI], first_party: true });
@@ -136,26 +139,40 @@ describe('passkeys in Chromium (virtual authenticator)', () => {
 
   const lastSeq = async () => (await tailAudit(t.server.registry.db, { limit: 1 })).at(-1)?.seq ?? 0;
   const actionsSince = async (seq: number) => (await tailAudit(t.server.registry.db, { afterSeq: seq })).map((row) => [row.action, row.details.reason ?? row.details.method]);
+  const auditSince = async (seq: number) => (await tailAudit(t.server.registry.db, { afterSeq: seq })).map((row) => ({ actor: row.actor, action: row.action, target: row.target, details: row.details }));
 
   /**
-   * Clicks #passkey-signin and waits until the app's redirect_uri is reached; the ID token's payload.
-   * The tab is made a browser without passkey autofill (conditional mediation reported unavailable,
-   * by an init script: page scripts and CSP are unchanged), so the page starts no conditional
-   * request and only the button's ceremony can answer. Silencing the authenticator instead (presence
-   * simulation off while the page loads) raced on a loaded machine: the pending conditional request
-   * finished as soon as presence came back, before or after the click, or the button's never did.
+   * To a new login page and clicks #passkey-signin; returns the PKCE verifier once the button's
+   * options were answered (the browser then signs and posts the form). The tab is made a browser
+   * without passkey autofill (NO_PASSKEY_AUTOFILL: conditional mediation reported unavailable, by an
+   * init script; page scripts and CSP unchanged), so the page starts no conditional request and only
+   * the button's ceremony can answer. Silencing the authenticator while the page loaded instead raced
+   * on a loaded machine: the pending conditional request finished as soon as presence came back.
    */
-  async function signInByButton(tab: Tab) {
+  async function pressPasskeyButton(tab: Tab): Promise<string> {
     await tab.page.addInitScript(NO_PASSKEY_AUTOFILL);
     const verifier = await toLogin(tab.page);
-    const redirected = tab.page.waitForRequest((request) => request.url().startsWith(REDIRECT_URI));
     // The button's own ceremony: new options, asked for by the click.
     const buttonOptions = tab.page.waitForResponse((response) => response.url().endsWith('/passkey/options'));
     await tab.page.locator('#passkey-signin').click();
     await buttonOptions;
+    return verifier;
+  }
+
+  /** Clicks #passkey-signin (pressPasskeyButton) and waits until the app's redirect_uri is reached; the ID token's payload. */
+  async function signInByButton(tab: Tab) {
+    const redirected = tab.page.waitForRequest((request) => request.url().startsWith(REDIRECT_URI));
+    const verifier = await pressPasskeyButton(tab);
     const request = await redirected;
     return idTokenOf(request.url(), verifier);
   }
+
+  /** The login page's passkey form post (POST /interaction/:uid/passkey), not its options request nor the second factor's. */
+  const PASSKEY_POST_PATH = /^\/interaction\/[^/]+\/passkey$/;
+  const isPasskeyPost = (request: Request) => request.method() === 'POST' && PASSKEY_POST_PATH.test(new URL(request.url()).pathname);
+
+  const passkeyRow = async (id: string) =>
+    (await sql<Record<string, unknown>>`select counter::text as counter, backup_state, last_used_at from passkeys where id = ${id}`.execute(t.server.registry.db)).rows;
 
   it('a passkey made in the browser signs in with no password, by the email field\'s autofill (conditional UI) and by #passkey-signin: a code at the app, amr hwk, mfa; the signature counter goes up each time', async () => {
     const person = await t.build.person({ email: `chromium-${randomUUID()}@example.test` });
@@ -281,5 +298,121 @@ describe('passkeys in Chromium (virtual authenticator)', () => {
       ['mfa.success', 'passkey'],
       ['signin.success', 'password'],
     ]);
+  });
+
+  it('the browser\'s passkey answer posted again with the same cookies (replayed): 401, the page says the prompt expired, no code, the row unchanged, signin.failure replayed_challenge; the browser\'s own sign-in then finishes with one code', async () => {
+    const person = await t.build.person({ email: `replay-${randomUUID()}@example.test` });
+    const tab = await newTab();
+    const passkey = await registerIn(tab, person.id);
+    await tab.context.clearCookies();
+    // The interaction ends when the browser resumes the authorization (GET /auth/:uid after the
+    // 303), and Playwright does not intercept a redirect's next request: so the browser's own post
+    // is sent on by the route (route.fetch: its body, headers and the context's cookies) and its 303
+    // is held back from the browser until the replay has been tried. The replay then meets the same
+    // interaction, cookies and CSRF token, and only the spent challenge can refuse it.
+    let caught!: (sent: { request: Request; accepted: APIResponse }) => void;
+    const sent = new Promise<{ request: Request; accepted: APIResponse }>((resolve) => {
+      caught = resolve;
+    });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await tab.page.route(
+      (url) => url.origin === issuer && PASSKEY_POST_PATH.test(url.pathname),
+      async (route) => {
+        if (route.request().method() !== 'POST') return route.continue();
+        const accepted = await route.fetch({ maxRedirects: 0 });
+        caught({ request: route.request(), accepted });
+        await released;
+        return route.fulfill({ response: accepted });
+      },
+    );
+    const redirected = tab.page.waitForRequest((request) => request.url().startsWith(REDIRECT_URI));
+    const before = await lastSeq();
+    const codes = codesFor.length;
+    // The click waits for the navigation it starts, which the route holds: it ends after release().
+    const pressed = pressPasskeyButton(tab);
+    pressed.catch(() => undefined);
+
+    // The browser's own post: the form's csrf and the authenticator's answer, accepted (303 on to resume).
+    const { request: original, accepted } = await sent;
+    const body = original.postData() ?? '';
+    const form = new URLSearchParams(body);
+    expect(JSON.parse(form.get('response') ?? '{}')).toMatchObject({ type: 'public-key', id: expect.any(String) });
+    expect(form.get('csrf')).toBeTruthy();
+    expect(accepted.status()).toBe(303);
+    expect(new URL(accepted.headers()['location'] ?? '', issuer).pathname).toMatch(/^\/auth\//);
+    expect(await actionsSince(before)).toEqual([['signin.success', 'passkey']]);
+    const rowAfterSignIn = await passkeyRow(passkey.id);
+
+    // The same body again, with the browser context's own cookies (its interaction cookie included).
+    const replayedAt = await lastSeq();
+    const replay = await tab.context.request.post(original.url(), {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      data: body,
+      maxRedirects: 0,
+    });
+    expect(replay.status()).toBe(401);
+    expect(replay.headers()['location']).toBeUndefined();
+    expect(await replay.text()).toContain('<p class="error" role="alert" id="login-error">That passkey prompt has expired. Try again.</p>');
+    expect(codesFor.length).toBe(codes);
+    expect(await passkeyRow(passkey.id)).toEqual(rowAfterSignIn);
+    expect(await auditSince(replayedAt)).toEqual([
+      { actor: 'anonymous', action: 'signin.failure', target: null, details: { method: 'passkey', reason: 'replayed_challenge', client_id: app.clientId } },
+    ]);
+
+    // The browser's sign-in goes on: one code, for this person.
+    release();
+    const verifier = await pressed;
+    expect(await idTokenOf((await redirected).url(), verifier)).toMatchObject({ sub: person.id, amr: ['hwk', 'mfa'] });
+    expect(codesFor.length).toBe(codes + 1);
+  });
+
+  it('a stored counter above the authenticator\'s (a cloned authenticator): the next Chromium sign-in is refused with the page (401), no code, the row unchanged, signin.failure counter_regression', async () => {
+    const person = await t.build.person({ email: `counter-${randomUUID()}@example.test` });
+    const tab = await newTab();
+    const passkey = await registerIn(tab, person.id);
+    await tab.context.clearCookies();
+    expect(await signInByButton(tab)).toMatchObject({ sub: person.id, amr: ['hwk', 'mfa'] });
+    const [used] = await credentialsOf(tab);
+    expect(Number((await passkeyRow(passkey.id))[0]!.counter)).toBe(used!.signCount);
+
+    // Another copy of this key was used meanwhile, further than this one: the stored counter is ahead.
+    const raised = used!.signCount + 100;
+    await sql`update passkeys set counter = ${raised} where id = ${passkey.id}`.execute(t.server.registry.db);
+    const rowBefore = await passkeyRow(passkey.id);
+    await tab.context.clearCookies();
+    // The refused answer brings the login page back, whose conditional request the authenticator
+    // would answer again: presence is turned off before the post reaches the server, so one answer is sent.
+    let posts = 0;
+    await tab.page.route(
+      (url) => url.origin === issuer && PASSKEY_POST_PATH.test(url.pathname),
+      async (route) => {
+        if (route.request().method() === 'POST') {
+          posts += 1;
+          await tab.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: tab.authenticatorId, enabled: false });
+        }
+        await route.continue();
+      },
+    );
+    const answered = tab.page.waitForResponse((response) => isPasskeyPost(response.request()));
+    const codes = codesFor.length;
+    const before = await lastSeq();
+    await pressPasskeyButton(tab);
+    expect((await answered).status()).toBe(401);
+    await tab.page.locator('#login-error').waitFor();
+    expect(await tab.page.locator('#login-error').textContent()).toBe('This passkey could not be used to sign in. Try again, or sign in another way.');
+    expect(new URL(tab.page.url()).pathname).toMatch(/^\/interaction\/[^/]+\/passkey$/);
+    expect(posts).toBe(1);
+    expect(codesFor.length).toBe(codes);
+    expect(await passkeyRow(passkey.id)).toEqual(rowBefore);
+    expect(await auditSince(before)).toEqual([
+      { actor: 'anonymous', action: 'signin.failure', target: `passkey:${passkey.id}`, details: { method: 'passkey', reason: 'counter_regression', client_id: app.clientId } },
+    ]);
+    // The browser did sign: its counter went up, and not past the stored one.
+    const [after] = await credentialsOf(tab);
+    expect(after!.signCount).toBeGreaterThan(used!.signCount);
+    expect(after!.signCount).toBeLessThanOrEqual(raised);
   });
 });

@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import {
   allowInsecureRequests,
   authorizationCodeGrant,
@@ -31,6 +33,8 @@ import { startUpstreamOp, type UpstreamAccounts } from '../fixtures/upstream-op.
  */
 
 const CHROMIUM = '/usr/bin/chromium';
+/** Screenshots go where browser-flow.test.ts writes its own (git-ignored build/screenshots/ unless SCREENSHOTS_DIR). */
+const IMAGES = path.resolve(import.meta.dirname, '../..', process.env.SCREENSHOTS_DIR ?? 'build/screenshots');
 const OP_CLIENT_ID = 'gatehouse';
 const OP_SECRET = 'upstream-op-secret-for-gatehouse-42';
 
@@ -158,7 +162,7 @@ describe('sign-in with an upstream provider in Chromium (a real second oidc-prov
     await close();
   });
 
-  it('does not link on an unverified email: a clear error page that passes axe-core', async () => {
+  it('does not link on an unverified email: a clear error page that passes axe-core (upstream-error.png)', async () => {
     const person = await t.build.person({ email: 'carol@example.test' });
     accounts.set('carol-upstream', { email: 'carol@example.test', email_verified: false });
     const { page, close } = await loginPage();
@@ -168,6 +172,8 @@ describe('sign-in with an upstream provider in Chromium (a real second oidc-prov
     expect(await page.locator('h1').textContent()).toBe('You cannot sign in with Test OP here');
     expect(await page.locator('code').first().textContent()).toBe('email_not_verified');
     expect(await accessibilityViolations(page), 'upstream error page (axe-core)').toEqual([]);
+    await mkdir(IMAGES, { recursive: true });
+    await page.screenshot({ path: path.join(IMAGES, 'upstream-error.png') });
     expect(await t.server.registry.db.selectFrom('upstream_links').selectAll().where('subject', '=', 'carol-upstream').execute()).toEqual([]);
     expect(await t.server.registry.db.selectFrom('users').select('id').where('email', '=', 'carol@example.test').execute()).toEqual([{ id: person.id }]);
     await close();
