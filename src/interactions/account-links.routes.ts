@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import type { ParsedUrlQuery } from 'node:querystring';
 import type { Provider } from 'oidc-provider';
 import type { Config } from '../config/load-config.js';
@@ -8,7 +8,6 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../registry/tables.js';
 import { listUpstreamLinksOfUser, listUpstreamProviders } from '../registry/upstream.repository.js';
 import type { RegistryServiceDeps } from '../services/changes.js';
-import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
 import { NotFoundError } from '../services/errors.js';
 import { hasAnySecondFactor } from '../services/second-factors.service.js';
 import { LastSignInMethodError, unlinkUpstream } from '../services/upstream-links.service.js';
@@ -104,15 +103,8 @@ export function createAccountLinkRoutes(deps: {
   });
   const router = new Router({ prefix: '/account/links' });
 
-  router.use(async (ctx: Context, next: Next) => {
-    try {
-      await next();
-    } catch (error) {
-      if (!isUnreachable(error)) throw error;
-      ctx.set('Retry-After', RETRY_AFTER_SECONDS);
-      kit.errorPage(ctx, 503, 'Your account page is temporarily unavailable', 'Gatehouse cannot reach its storage right now. Nothing was changed: try again in a moment.', 'temporarily_unavailable');
-    }
-  });
+  // Storage outages get the 503 page (the account pages' one guard); nothing else is caught.
+  router.use((ctx, next) => kit.outageGuard(ctx, next));
 
   const back = (ctx: Context, query: string) => {
     ctx.set('Cache-Control', 'no-store');

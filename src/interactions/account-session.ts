@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import coBody from 'co-body';
-import type { Context } from 'koa';
+import type { Context, Next } from 'koa';
 import type { Provider } from 'oidc-provider';
 import { sessionEnded, type AccountRecord } from '../accounts/account-record.js';
 import { ACR_MFA } from '../accounts/authentication-context.js';
@@ -8,6 +8,7 @@ import type { AuditActor } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import { pageCsp, type Pages } from '../oidc/pages.js';
 import { browserSession } from '../oidc/upstream.js';
+import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
 import { epochSeconds } from '../store/ephemeral-store.js';
 import { createCsrf } from './csrf.js';
 
@@ -90,6 +91,11 @@ export interface AccountSession {
   render(ctx: Context, status: number, view: AccountView, data: Record<string, unknown> & { title: string }, options?: { scriptNonce?: boolean }): void;
   /** The error page, with Cache-Control no-store and the pages' CSP. */
   errorPage(ctx: Context, status: number, heading: string, message: string, code?: string): void;
+  /**
+   * Router middleware: a storage outage (PostgreSQL or Redis unreachable) during an /account
+   * request answers the 503 page with Retry-After; nothing else is caught (the app's handler logs it).
+   */
+  outageGuard(ctx: Context, next: Next): Promise<void>;
   /** Who a change made on the account page is recorded as: `person:<id>`, with the request id and address. */
   actor(ctx: Context, person: SignedInPerson): AuditActor;
 }
@@ -155,6 +161,15 @@ export function createAccountSession(deps: AccountSessionDeps): AccountSession {
   }
 
   return {
+    async outageGuard(ctx, next) {
+      try {
+        await next();
+      } catch (error) {
+        if (!isUnreachable(error)) throw error;
+        ctx.set('Retry-After', RETRY_AFTER_SECONDS);
+        errorPage(ctx, 503, 'Your account page is temporarily unavailable', 'Gatehouse cannot reach its storage right now. Nothing was changed: try again in a moment.', 'temporarily_unavailable');
+      }
+    },
     async signedInPerson(ctx) {
       // oidc-provider reads its session cookie with its own keys (upstream.ts, browserSession);
       // nothing is written to the browser here.

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import coBody from 'co-body';
 import Router from '@koa/router';
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import type { Provider } from 'oidc-provider';
 import { ACR_MFA } from '../accounts/authentication-context.js';
 import { MAX_RESPONSE_BYTES } from '../accounts/passkeys.js';
@@ -9,7 +9,6 @@ import type { AuditEntry, AuditSink } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import type { Pages } from '../oidc/pages.js';
 import { ACCOUNT_CALLBACK_PATH, ACCOUNT_CLIENT_ID } from '../services/built-in-clients.js';
-import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
 import { LastSignInMethodError, NotFoundError, ValidationError } from '../services/errors.js';
 import {
   listPasskeys,
@@ -175,16 +174,8 @@ export function createAccountRoutes(deps: {
   }
   const router = new Router({ prefix: '/account' });
 
-  // Storage outages get the 503 page; nothing else is caught (the app's handler logs it once).
-  router.use(async (ctx: Context, next: Next) => {
-    try {
-      await next();
-    } catch (error) {
-      if (!isUnreachable(error)) throw error;
-      ctx.set('Retry-After', RETRY_AFTER_SECONDS);
-      kit.errorPage(ctx, 503, 'Your account page is temporarily unavailable', 'Gatehouse cannot reach its storage right now. Nothing was changed: try again in a moment.', 'temporarily_unavailable');
-    }
-  });
+  // Storage outages get the 503 page (the account pages' one guard); nothing else is caught.
+  router.use((ctx, next) => kit.outageGuard(ctx, next));
 
   async function appName(clientId: string | null, names: Map<string, string>): Promise<string> {
     if (!clientId) return '—';

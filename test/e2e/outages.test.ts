@@ -121,7 +121,8 @@ describe('Redis goes away', () => {
   it('keeps issuing client-credentials tokens, answers 503 where the store is needed, and recovers without a restart', async () => {
     const base = t.server.url;
     const { email, web, service } = await setUp(t);
-    const signedIn = await codeFlow(new Agent(base), { client: web, redirectUri: REDIRECT_URI, email, password: PASSWORD, params: { scope: 'openid' } });
+    const browser = new Agent(base);
+    const signedIn = await codeFlow(browser, { client: web, redirectUri: REDIRECT_URI, email, password: PASSWORD, params: { scope: 'openid' } });
     expect(signedIn.status).toBe(200);
     let refreshToken = String(signedIn.body.refresh_token);
     const unexchanged = await obtainCode(base, web, email);
@@ -159,6 +160,15 @@ describe('Redis goes away', () => {
     const loginPage = await login.text();
     expect(loginPage).toContain('Sign-in is temporarily unavailable');
     expectNoInternals(loginPage);
+
+    // The account pages read the browser's session from the store: their 503 page, not a 500.
+    for (const answer of [await browser.request('/account'), await browser.postForm('/account/links/corp/delete', { csrf: 'x' })]) {
+      expect(answer.status).toBe(503);
+      expect(answer.headers.get('retry-after')).toBe(RETRY_AFTER_SECONDS);
+      const page = await answer.text();
+      expect(page).toContain('Your account page is temporarily unavailable');
+      expectNoInternals(page);
+    }
 
     // A code lives in the store: its exchange is refused for now, saying when to try again.
     expectUnavailable(await exchangeCode(base, web, unexchanged));
