@@ -88,12 +88,17 @@ const base64url = (max: number) => z.string().min(1).max(max).regex(/^[A-Za-z0-9
 const transports = z.array(z.string().max(32)).max(10).optional();
 const clientExtensionResults = z.record(z.string(), z.unknown());
 
-const authenticationResponseSchema = z.object({
+/** The members every PublicKeyCredential JSON has, registration or authentication. */
+const credentialFields = {
   id: base64url(1400),
   rawId: base64url(1400),
   type: z.literal('public-key'),
   authenticatorAttachment: z.enum(['platform', 'cross-platform']).optional(),
   clientExtensionResults,
+};
+
+const authenticationResponseSchema = z.object({
+  ...credentialFields,
   response: z.object({
     clientDataJSON: base64url(4096),
     authenticatorData: base64url(4096),
@@ -103,11 +108,7 @@ const authenticationResponseSchema = z.object({
 });
 
 const registrationResponseSchema = z.object({
-  id: base64url(1400),
-  rawId: base64url(1400),
-  type: z.literal('public-key'),
-  authenticatorAttachment: z.enum(['platform', 'cross-platform']).optional(),
-  clientExtensionResults,
+  ...credentialFields,
   response: z.object({
     clientDataJSON: base64url(4096),
     attestationObject: base64url(8192),
