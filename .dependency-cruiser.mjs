@@ -14,8 +14,10 @@
 const ELEMENTS = {
   config: '^src/config/',
   observability: '^src/observability/',
+  ui: '^src/ui/',
   registry: '^src/registry/',
   store: '^src/store/',
+  mail: '^src/mail/',
   keys: '^src/keys/',
   accounts: '^src/accounts/',
   audit: '^src/audit/',
@@ -34,8 +36,8 @@ const ELEMENTS = {
 /** The layers, lowest first; elements of one layer do not import each other. */
 const LAYERS = [
   ['config'],
-  ['observability'],
-  ['registry', 'store', 'keys'],
+  ['observability', 'ui'],
+  ['registry', 'store', 'keys', 'mail'],
   ['accounts'],
   ['audit'],
   ['services'],
@@ -68,7 +70,7 @@ const layerRules = LAYERS.flatMap((layer, index) =>
 );
 
 /** Where oidc-provider must never be loaded: below oidc/ (upstream.ts and the adapters are its users), and the CLI and the admin API. */
-const WITHOUT_PROVIDER = ['config', 'observability', 'registry', 'store', 'keys', 'accounts', 'audit', 'services', 'admin', 'cli'];
+const WITHOUT_PROVIDER = ['config', 'observability', 'ui', 'mail', 'registry', 'store', 'keys', 'accounts', 'audit', 'services', 'admin', 'cli'];
 
 export default {
   forbidden: [

@@ -115,7 +115,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     store = timedStore(store, (operation, seconds, failed) => metrics.dependency('store', operation, seconds, failed));
     const cache = createRegistryCache({ registry, logger, pollMs: config.registryPollMs });
     const accounts = createAccountService({ db: registry.db, logger });
-    const pages = createPages();
+    const pages = createPages(config.brand);
     // Security events go to the sink (never failing a request); registry changes are recorded by the
     // services with the writer, in the change's transaction (a failed record fails the change).
     const audit = createAuditSink(registry.db, auditKeys, logger);

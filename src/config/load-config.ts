@@ -50,6 +50,26 @@ export interface Config {
    * 100); every other client is counted under `client_id="other"`, so the series stay bounded.
    */
   readonly metricsClientIds: readonly string[];
+  /**
+   * Mail: SMTP_URL (smtp:// or smtps://) and MAIL_FROM. Without smtpUrl, development writes each
+   * message as an .eml file under `outboxDir` (DATA_DIR/outbox); production refuses to send.
+   */
+  readonly mail: { readonly smtpUrl: string | undefined; readonly from: string; readonly outboxDir: string };
+  /** SIGNUP_ENABLED: people may create their own account from the sign-in page. */
+  readonly signupEnabled: boolean;
+  /** What pages and mail show of the deployment: BRAND_NAME, BRAND_LOGO_URL (+ BRAND_LOGO_ALT), BRAND_COLOR, SUPPORT_URL. */
+  readonly brand: Brand;
+}
+
+/** The deployment's own look (see ui/brand.ts for the palettes derived from `color`). */
+export interface Brand {
+  readonly name: string;
+  readonly logoUrl: string | undefined;
+  /** The logo's alt text; the brand name unless BRAND_LOGO_ALT says otherwise. */
+  readonly logoAlt: string;
+  /** #rrggbb */
+  readonly color: string;
+  readonly supportUrl: string | undefined;
 }
 
 /** What is loading the configuration: the server, or a CLI command (which serves nothing). */
@@ -104,6 +124,9 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     if (url.protocol === 'http:' && !isLoopbackHostname(url.hostname)) {
       problems.push(`ISSUER: must use https in production unless it is localhost (got ${url.origin})`);
     }
+    if (e.SIGNUP_ENABLED && !e.SMTP_URL) {
+      problems.push('SIGNUP_ENABLED: needs SMTP_URL in production (new people must verify their email address by mail)');
+    }
     if (options.server !== false && e.METRICS_PORT === undefined) {
       problems.push('METRICS_PORT: required in production (GET /metrics is served only on that port there, never on the public one)');
     }
@@ -142,5 +165,24 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     upstreamMaxStartsPerIp: e.UPSTREAM_MAX_STARTS_PER_IP,
     registrationEnabled: e.REGISTRATION_ENABLED,
     registrationTokenMaxTtlSeconds: e.REGISTRATION_TOKEN_MAX_TTL_SECONDS,
+    mail: Object.freeze({
+      smtpUrl: e.SMTP_URL,
+      from: e.MAIL_FROM ?? `"${e.BRAND_NAME.replace(/["\\]/g, '')}" <no-reply@${new URL(issuer).hostname}>`,
+      outboxDir: path.join(path.resolve(cwd, e.DATA_DIR), 'outbox'),
+    }),
+    signupEnabled: e.SIGNUP_ENABLED,
+    brand: Object.freeze({
+      name: e.BRAND_NAME,
+      logoUrl: e.BRAND_LOGO_URL,
+      logoAlt: e.BRAND_LOGO_ALT ?? e.BRAND_NAME,
+      color: expandHexColour(e.BRAND_COLOR),
+      supportUrl: e.SUPPORT_URL,
+    }),
   });
+}
+
+/** #abc → #aabbcc, lower case. */
+function expandHexColour(value: string): string {
+  const hex = value.slice(1).toLowerCase();
+  return hex.length === 3 ? `#${[...hex].map((c) => c + c).join('')}` : `#${hex}`;
 }

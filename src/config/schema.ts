@@ -27,6 +27,27 @@ const integerIn = (min: number, max: number) =>
     .transform(Number)
     .refine((n) => n >= min && n <= max, `must be a whole number from ${min} to ${max}`);
 
+const smtpUrl = z
+  .string()
+  .refine((value) => {
+    const url = URL.parse(value);
+    return url !== null && (url.protocol === 'smtp:' || url.protocol === 'smtps:') && url.hostname !== '';
+  }, 'must be an smtp:// or smtps:// URL with a host');
+
+/** An absolute https URL (the pages' CSP loads images from https: and our own origin only). */
+const httpsUrl = z
+  .string()
+  .max(2048, 'must be at most 2048 characters')
+  .refine((value) => URL.parse(value)?.protocol === 'https:', 'must be an absolute https URL');
+
+/** Text shown on pages: one line, printable, at most `max` characters. */
+const displayText = (max: number) =>
+  z
+    .string()
+    .max(max, `must be at most ${max} characters`)
+    // eslint-disable-next-line no-control-regex
+    .refine((value) => !/[\u0000-\u001f\u007f]/.test(value), 'must be one line of printable text');
+
 /** At most this many clients get a `client_id` label value of their own in the metrics. */
 export const MAX_METRICS_CLIENT_IDS = 100;
 
@@ -68,6 +89,25 @@ export const envSchema = z.object({
   UPSTREAM_MAX_STARTS_PER_IP: integerIn(1, 1_000_000).default(300),
   REGISTRATION_ENABLED: booleanFlag.default(false),
   REGISTRATION_TOKEN_MAX_TTL_SECONDS: integerIn(60, 365 * 86_400).default(30 * 86_400),
+  SMTP_URL: smtpUrl.optional(),
+  MAIL_FROM: displayText(320).optional(),
+  SIGNUP_ENABLED: booleanFlag.default(false),
+  BRAND_NAME: displayText(64).default('Gatehouse'),
+  BRAND_LOGO_URL: httpsUrl.optional(),
+  BRAND_LOGO_ALT: displayText(128).optional(),
+  BRAND_COLOR: z
+    .string()
+    .regex(/^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/, 'must be a colour as #rgb or #rrggbb')
+    .default('#2952cc'),
+  SUPPORT_URL: z
+    .string()
+    .max(2048, 'must be at most 2048 characters')
+    .refine((value) => {
+      if (/^mailto:[^\s@]+@[^\s@]+$/.test(value)) return true;
+      const url = URL.parse(value);
+      return url !== null && (url.protocol === 'https:' || (url.protocol === 'http:' && url.hostname === 'localhost'));
+    }, 'must be an https URL or a mailto: address')
+    .optional(),
   METRICS_PORT: integerIn(1, 65_535).optional(),
   METRICS_CLIENT_IDS: z
     .string()

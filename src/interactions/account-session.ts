@@ -11,6 +11,7 @@ import { browserSession } from '../oidc/upstream.js';
 import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
 import { epochSeconds } from '../store/ephemeral-store.js';
 import { createCsrf } from './csrf.js';
+import { negotiateLocale } from '../ui/i18n.js';
 
 /*
  * What every section of the account page (`/account`, docs/design/sign-in-methods.md §7.3) builds
@@ -148,7 +149,8 @@ export function createAccountSession(deps: AccountSessionDeps): AccountSession {
     ctx.set('Cache-Control', 'no-store');
     // With a nonce: its scripts, and their fetches to this origin (connect-src 'self').
     ctx.set('Content-Security-Policy', pageCsp([], nonce ? { scriptNonce: nonce } : {}));
-    ctx.body = pages.render(view, nonce ? { ...data, nonce } : data);
+    const locale = negotiateLocale({ acceptLanguage: ctx.get('accept-language') });
+    ctx.body = pages.render(view, nonce ? { ...data, locale, nonce } : { ...data, locale });
   }
 
   function errorPage(ctx: Context, status: number, heading: string, message: string, code?: string) {

@@ -38,6 +38,7 @@ import { registerPasskeyRoutes } from './passkey.routes.js';
 import { describeScopes } from './scopes.js';
 import { totpQrSvg } from './totp-qr.js';
 import type { UpstreamRoutes } from './upstream.routes.js';
+import { negotiateLocale } from '../ui/i18n.js';
 
 /** What sign-in needs from the accounts service. */
 export interface Authenticator {
@@ -231,7 +232,8 @@ export function createInteractionRoutes(deps: {
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
     ctx.set('Content-Security-Policy', pageCsp(formTargets, nonce ? { scriptNonce: nonce } : {}));
-    ctx.body = pages.render(name, nonce ? { ...data, nonce } : data);
+    const locale = data.locale ?? negotiateLocale({ acceptLanguage: ctx.get('accept-language') });
+    ctx.body = pages.render(name, nonce ? { ...data, locale, nonce } : { ...data, locale });
   }
 
   function errorPage(ctx: Context, status: number, heading: string, message: string, code?: string) {

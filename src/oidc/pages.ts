@@ -3,6 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Eta } from 'eta';
+import type { Brand } from '../config/load-config.js';
+import { derivePalettes, paletteCss } from '../ui/brand.js';
+import { createTranslator, LOCALES, type Locale, type Translate } from '../ui/i18n.js';
 
 /** The folder holding package.json: views/ sits beside it, from src/ and from dist/ alike. */
 function packageRoot(): string {
@@ -20,12 +23,21 @@ export const VIEWS_DIR = path.join(packageRoot(), 'views');
 /** Data every page gets. */
 export interface PageBase {
   title: string;
+  /** The page's language (ui/i18n.ts negotiateLocale); English when left out. */
+  locale?: Locale;
+}
+
+/** What every template gets besides its own data: `it.t(key, params)`, `it.lang` and `it.brand`. */
+export interface PageGlobals {
+  t: Translate;
+  lang: Locale;
+  brand: Brand;
 }
 
 /** Server-rendered pages from views/, auto-escaped (Eta's `<%= %>` escapes; the raw tag prints only the layout's body, the logout form and a QR code SVG checked by interactions/totp-qr.ts, never user data). */
 export interface Pages {
   render(name: 'login' | 'consent' | 'mfa' | 'mfa-enrol' | 'mfa-enrolled' | 'logout' | 'logged-out' | 'error' | 'account', data: PageBase & Record<string, unknown>): string;
-  /** The stylesheet every page links to (no inline styles or scripts: the CSP forbids them). */
+  /** The stylesheet every page links to (no inline styles or scripts: the CSP forbids them): the brand's palettes, then views/assets/gatehouse.css. */
   readonly stylesheet: string;
   /** @simplewebauthn/browser's UMD bundle, served at /assets/webauthn.js (from node_modules, no CDN). */
   readonly webauthnScript: string;
@@ -47,11 +59,19 @@ export function scriptNonce(): string {
   return randomBytes(16).toString('base64');
 }
 
-export function createPages(): Pages {
+/** The brand when none is configured (as config/load-config.ts defaults it). */
+export const DEFAULT_BRAND: Brand = Object.freeze({ name: 'Gatehouse', logoUrl: undefined, logoAlt: 'Gatehouse', color: '#2952cc', supportUrl: undefined });
+
+export function createPages(brand: Brand = DEFAULT_BRAND): Pages {
   const eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true, defaultExtension: '.eta' });
-  const stylesheet = readFileSync(path.join(VIEWS_DIR, 'assets', 'gatehouse.css'), 'utf8');
+  const stylesheet = paletteCss(derivePalettes(brand.color)) + readFileSync(path.join(VIEWS_DIR, 'assets', 'gatehouse.css'), 'utf8');
+  const translators = new Map(LOCALES.map((locale) => [locale, createTranslator(locale)]));
   return {
-    render: (name, data) => eta.render(name, data),
+    render: (name, data) => {
+      const lang = data.locale ?? LOCALES[0];
+      const globals: PageGlobals = { t: translators.get(lang) ?? createTranslator(lang), lang, brand };
+      return eta.render(name, { ...data, ...globals });
+    },
     stylesheet,
     webauthnScript: readFileSync(webauthnBundlePath(), 'utf8'),
     passkeyScript: readFileSync(path.join(VIEWS_DIR, 'assets', 'passkey.js'), 'utf8'),

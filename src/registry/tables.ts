@@ -63,6 +63,8 @@ export interface UserTable {
   last_login_at: Timestamp | null;
   /** Browser sessions that signed in before this time are over (a password change, a disable). */
   sessions_valid_after: Timestamp | null;
+  /** The language of this person's mail (ui/i18n.ts LOCALES); null: not known yet, English. */
+  locale: Generated<string | null>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
