@@ -14,6 +14,7 @@ import { createUpstreamRoutes, UPSTREAM_START_WINDOW_SECONDS } from './interacti
 import { createUpstreamSignIn } from './services/upstream-sign-in.js';
 import { createLoginLimiter, createRequestLimiter } from './interactions/login-limiter.js';
 import { relyingPartyOf } from './accounts/passkeys.js';
+import { createMailer } from './mail/smtp-mailer.js';
 import { createPages } from './oidc/pages.js';
 import { loadAuditKeyring } from './keys/audit-key.js';
 import { loadDataKeyring } from './keys/data-key.js';
@@ -116,6 +117,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
     const cache = createRegistryCache({ registry, logger, pollMs: config.registryPollMs });
     const accounts = createAccountService({ db: registry.db, logger });
     const pages = createPages(config.brand);
+    // Mail (reset and verification links): queued, sent after the answer, retried (docs/design/self-service.md §1).
+    const mailer = createMailer({ config, logger, onOutcome: (kind, outcome) => metrics.mail(kind, outcome) });
     // Security events go to the sink (never failing a request); registry changes are recorded by the
     // services with the writer, in the change's transaction (a failed record fails the change).
     const audit = createAuditSink(registry.db, auditKeys, logger);
@@ -240,6 +243,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
         clearTimeout(linger);
         clearInterval(sweep);
         clearTimeout(force);
+        await mailer.close();
         await activeStore.close();
         await registry.close();
       })();

@@ -10,6 +10,8 @@ export interface MailMessage {
   /** What it is (`password_reset`, `email_verification`, …): for logs and metrics, never its content. */
   kind: string;
   locale: Locale;
+  /** The message's one link (a reset or verification link): logged only by the development outbox, so a developer can follow it. */
+  link?: string;
 }
 
 /**

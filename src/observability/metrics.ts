@@ -26,6 +26,8 @@ export interface Metrics {
   rateLimited(limiter: 'sign_in' | 'mfa' | 'upstream_start'): void;
   /** A second factor given at sign-in or confirmed at enrolment, by method and outcome (input that is no code of any kind is not counted). */
   secondFactor(method: SecondFactorMethod, outcome: SecondFactorOutcome): void;
+  /** One outcome of one mail (sent, written to the outbox, retried, failed, refused), by kind (password_reset, …). */
+  mail(kind: string, outcome: 'sent' | 'written' | 'retried' | 'failed' | 'refused'): void;
   request(route: string, method: string, status: number, seconds: number): void;
   dependency(name: DependencyName, operation: string, seconds: number, failed: boolean): void;
 }
@@ -73,6 +75,12 @@ export function createMetrics(
     name: 'gatehouse_second_factors_total',
     help: 'Second factors given at sign-in or confirmed at enrolment, by method (totp, recovery_code, passkey) and outcome (success, failure, locked).',
     labelNames: ['method', 'outcome'] as const,
+    registers,
+  });
+  const mails = new Counter({
+    name: 'gatehouse_mail_total',
+    help: 'Mail by kind (password_reset, email_verification, …) and outcome (sent, written to the development outbox, retried, failed after the last attempt, refused: no SMTP_URL in production, or a full queue).',
+    labelNames: ['kind', 'outcome'] as const,
     registers,
   });
   const requests = new Histogram({
@@ -132,6 +140,9 @@ export function createMetrics(
     },
     rateLimited(limiter) {
       rateLimited.inc({ limiter });
+    },
+    mail(kind, outcome) {
+      mails.inc({ kind, outcome });
     },
     secondFactor(method, outcome) {
       secondFactors.inc({ method, outcome });

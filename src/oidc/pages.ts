@@ -1,24 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Eta } from 'eta';
 import type { Brand } from '../config/load-config.js';
 import { derivePalettes, paletteCss } from '../ui/brand.js';
 import { createTranslator, LOCALES, type Locale, type Translate } from '../ui/i18n.js';
+import { VIEWS_DIR } from '../ui/package-root.js';
 
-/** The folder holding package.json: views/ sits beside it, from src/ and from dist/ alike. */
-function packageRoot(): string {
-  let dir = import.meta.dirname;
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('package.json not found above ' + import.meta.dirname);
-    dir = parent;
-  }
-  return dir;
-}
-
-export const VIEWS_DIR = path.join(packageRoot(), 'views');
+export { VIEWS_DIR };
 
 /** Data every page gets. */
 export interface PageBase {

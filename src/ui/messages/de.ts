@@ -6,4 +6,8 @@ export const de: Readonly<Record<MessageKey, string>> = {
   'layout.language_name': 'Deutsch',
   'layout.support': 'Hilfe und Support',
   'layout.title_suffix': '{title} · {brand}',
+  // Every mail (src/mail/compose.ts)
+  'mail.signature': '— {brand}',
+  'mail.support': 'Hilfe und Support',
+  'mail.link_hint': 'Falls die Schaltfläche nicht funktioniert, kopieren Sie diesen Link in Ihren Browser:',
 };

@@ -8,6 +8,10 @@ export const en = {
   'layout.language_name': 'English',
   'layout.support': 'Help and support',
   'layout.title_suffix': '{title} · {brand}',
+  // Every mail (src/mail/compose.ts)
+  'mail.signature': '— {brand}',
+  'mail.support': 'Help and support',
+  'mail.link_hint': 'If the button does not work, copy this link into your browser:',
 } as const satisfies Record<string, string>;
 
 /** A key of the message catalogue. */
