@@ -15,6 +15,7 @@ import { createUpstreamSignIn } from './services/upstream-sign-in.js';
 import { createLoginLimiter, createRequestLimiter } from './interactions/login-limiter.js';
 import { relyingPartyOf } from './accounts/passkeys.js';
 import { createMailer } from './mail/smtp-mailer.js';
+import { purgeEmailLinks } from './registry/email-link.repository.js';
 import { createPages } from './oidc/pages.js';
 import { loadAuditKeyring } from './keys/audit-key.js';
 import { loadDataKeyring } from './keys/data-key.js';
@@ -213,6 +214,11 @@ export async function startServer(config: Config, logger: Logger, options: Start
       signIns.purge().then(
         (removed) => removed > 0 && logger.info({ removed }, 'sign-in history past SIGN_IN_HISTORY_DAYS purged'),
         (error: unknown) => logger.warn({ err: { message: (error as Error).message } }, 'could not purge the sign-in history'),
+      );
+      // Links sent by mail, a day after they expired (kept that long so "already used" and "expired" can still be told apart).
+      purgeEmailLinks(registry.db, new Date(Date.now() - 86_400_000)).then(
+        (removed) => removed > 0 && logger.info({ removed }, 'expired links sent by mail purged'),
+        (error: unknown) => logger.warn({ err: { message: (error as Error).message } }, 'could not purge expired links sent by mail'),
       );
     }, DURABLE_SWEEP_MS);
     sweeper.unref();

@@ -204,6 +204,22 @@ export interface SignInTable {
 export type SignInMethod = 'password' | 'passkey' | 'upstream' | 'step_up';
 
 /** Every table of the registry, as Kysely sees it. */
+/** What a link sent by mail is for. */
+export type EmailLinkPurpose = 'password_reset' | 'email_verification' | 'email_change';
+
+/** A link sent by mail, kept as the digest of its value (migration 2026_12_09_110000_create_email_links). */
+export interface EmailLinkTable {
+  id: Generated<string>;
+  digest: string;
+  purpose: EmailLinkPurpose;
+  user_id: string;
+  /** The address it was sent to (for email_change: the new address). */
+  email: string;
+  created_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  expires_at: Timestamp;
+  used_at: Timestamp | null;
+}
+
 export interface Database {
   resource_servers: ResourceServerTable;
   clients: ClientTable;
@@ -218,6 +234,7 @@ export interface Database {
   sign_ins: SignInTable;
   upstream_providers: UpstreamProviderTable;
   upstream_links: UpstreamLinkTable;
+  email_links: EmailLinkTable;
 }
 
 export type ResourceServerRow = Selectable<ResourceServerTable>;
@@ -232,6 +249,7 @@ export type NewUserRow = Insertable<UserTable>;
 export type UserRowUpdate = Updateable<UserTable>;
 export type OidcDurableRow = Selectable<OidcDurableTable>;
 export type AuditLogRow = Selectable<AuditLogTable>;
+export type EmailLinkRow = Selectable<EmailLinkTable>;
 export type NewAuditLogRow = Insertable<AuditLogTable>;
 export type TotpFactorRow = Selectable<TotpFactorTable>;
 export type NewTotpFactorRow = Insertable<TotpFactorTable>;
