@@ -9,6 +9,7 @@ import type { Config } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics, SecondFactorMethod } from '../observability/metrics.js';
 import { MFA_REQUIRED, type MfaReason } from '../oidc/mfa-policy.js';
+import { peopleClientName } from '../oidc/error-page.js';
 import { pageCsp, scriptNonce, type Pages } from '../oidc/pages.js';
 import { unmetAuthenticationRequirements } from '../oidc/upstream.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
@@ -288,8 +289,10 @@ export function createInteractionRoutes(deps: {
   }
 
   async function clientName(ctx: Context, clientId: unknown): Promise<string> {
-    const client = typeof clientId === 'string' ? await deps.provider().Client.find(clientId) : undefined;
-    return client?.clientName ?? (typeof clientId === 'string' ? clientId : translatorOf(ctx)('common.the_application'));
+    const t = translatorOf(ctx);
+    if (typeof clientId !== 'string') return t('common.the_application');
+    const client = await deps.provider().Client.find(clientId);
+    return peopleClientName(t, config.brand.name, clientId, client?.clientName) ?? clientId;
   }
 
   async function finish(ctx: Context, result: Parameters<Provider['interactionResult']>[2]) {

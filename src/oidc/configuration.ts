@@ -12,7 +12,7 @@ import { createAdapterFactory } from './adapters/index.js';
 import { findLatestGrantId } from './adapters/durable-adapter.js';
 import { takeReadAheadAccount } from './adapters/rotation-scope.js';
 import { mfaInteractionPolicy } from './mfa-policy.js';
-import { errorPageData, pageLocaleOf } from './error-page.js';
+import { clientNameOf, errorPageData, pageLocaleOf } from './error-page.js';
 import { pageCsp, type Pages } from './pages.js';
 import { createTranslator } from '../ui/i18n.js';
 import { registrationFeatures } from './registration.js';
@@ -156,13 +156,15 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
           ctx.set('Content-Security-Policy', pageCsp(typeof target === 'string' ? [target] : []));
           ctx.type = 'html';
           const locale = pageLocaleOf(ctx);
-          ctx.body = pages.render('logout', { title: createTranslator(locale)('logout.title'), form, clientName: ctx.oidc.client?.clientName, locale });
+          const t = createTranslator(locale);
+          ctx.body = pages.render('logout', { title: t('logout.title'), form, clientName: clientNameOf(ctx, t, pages.brand.name), locale });
         },
         postLogoutSuccessSource(ctx) {
           ctx.set('Content-Security-Policy', pageCsp());
           ctx.type = 'html';
           const locale = pageLocaleOf(ctx);
-          ctx.body = pages.render('logged-out', { title: createTranslator(locale)('loggedout.title'), clientName: ctx.oidc.client?.clientName, locale });
+          const t = createTranslator(locale);
+          ctx.body = pages.render('logged-out', { title: t('loggedout.title'), clientName: clientNameOf(ctx, t, pages.brand.name), locale });
         },
       },
       resourceIndicators: createResourceIndicators({ cache, issuer: config.issuer, signingAlg: () => signingAlg }),

@@ -1,5 +1,6 @@
 import { errors, type ErrorOut, type KoaContextWithOIDC } from 'oidc-provider';
-import { createTranslator, negotiateLocale, type Locale, type MessageKey } from '../ui/i18n.js';
+import { ACCOUNT_CLIENT_ID } from '../services/built-in-clients.js';
+import { createTranslator, negotiateLocale, type Locale, type MessageKey, type Translate } from '../ui/i18n.js';
 import type { PageBase } from './pages.js';
 
 /** What the error page shows for one of oidc-provider's errors: a heading and a sentence for people, by code. */
@@ -39,7 +40,7 @@ export function errorPageData(ctx: KoaContextWithOIDC, out: ErrorOut, error: unk
   const t = createTranslator(locale);
   // An expired or foreign interaction or session is invalid_request on the wire, and for people "this sign-in has expired".
   const words = error instanceof errors.SessionNotFound ? { heading: 'oidc.session_heading' as const, message: 'oidc.session' as const } : PEOPLE_WORDS[out.error];
-  const clientName = clientNameOf(ctx);
+  const clientName = clientNameOf(ctx, t, brandName);
   const app = clientName ?? t('oidc.the_app');
   const heading = t(words?.heading ?? 'oidc.heading');
   const message = words ? t(words.message, { app, brand: brandName }) : t('oidc.fallback');
@@ -68,10 +69,20 @@ export function pageLocaleOf(ctx: KoaContextWithOIDC): Locale {
   return negotiateLocale({ uiLocales: typeof uiLocales === 'string' ? uiLocales : undefined, acceptLanguage: ctx.get('accept-language') });
 }
 
-function clientNameOf(ctx: KoaContextWithOIDC): string | undefined {
+/**
+ * A client's name as pages show it: the built-in account page's client is "your <brand> account" in
+ * the page's language (its registered name is English), every other client its registered name.
+ */
+export function peopleClientName(t: Translate, brandName: string, clientId: string, registeredName: string | undefined): string | undefined {
+  if (clientId === ACCOUNT_CLIENT_ID) return t('common.account_client', { brand: brandName });
+  return typeof registeredName === 'string' && registeredName !== '' ? registeredName : undefined;
+}
+
+/** The name of the request's client as pages show it, when there is a client. */
+export function clientNameOf(ctx: KoaContextWithOIDC, t: Translate, brandName: string): string | undefined {
   try {
-    const name = ctx.oidc?.client?.clientName;
-    return typeof name === 'string' && name !== '' ? name : undefined;
+    const client = ctx.oidc?.client;
+    return client ? peopleClientName(t, brandName, client.clientId, client.clientName) : undefined;
   } catch {
     return undefined;
   }

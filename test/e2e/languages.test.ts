@@ -117,6 +117,31 @@ describe('languages, error pages for people, / and unknown paths', () => {
     expect(html).toContain('<code>invalid_client</code>');
   });
 
+  it('the account page\'s own client is "your <brand> account" in the page\'s language', async () => {
+    const { response } = await follow(new Agent(base, t.fetch), '/account', { 'accept-language': 'de' });
+    const html = await response.text();
+    expect(html).toContain('um mit <strong>Ihrem Gatehouse-Konto</strong> fortzufahren');
+    const english = await (await follow(new Agent(base, t.fetch), '/account', {})).response.text();
+    expect(english).toContain('to continue to <strong>your Gatehouse account</strong>');
+  });
+
+  it('sign-out follows the logout request\'s ui_locales; an expired interaction\'s page follows Accept-Language', async () => {
+    const person = await t.build.person({ email: `logout-${randomUUID()}@example.test`, password: PASSWORD });
+    const agent = new Agent(base, t.fetch);
+    await signIn(agent, { url: authorize(), email: person.email, password: PASSWORD, consent: 'allow' });
+    const logout = await agent.request(`/session/end?client_id=${client.clientId}&ui_locales=de`, { headers: { accept: 'text/html', 'accept-language': 'en' } });
+    expect(logout.status).toBe(200);
+    const html = await logout.text();
+    expect(html).toContain('<html lang="de">');
+    expect(html).toContain('Möchten Sie sich von Gatehouse abmelden und zu <strong>Photo &lt;App&gt;</strong> zurückkehren?');
+    expect(html).toContain('Nur von Photo &lt;App&gt; abmelden');
+    const expired = await t.fetch('/interaction/no-such-interaction', { headers: { accept: 'text/html', 'accept-language': 'de-AT;q=0.9, en;q=0.8' } });
+    expect(expired.status).toBe(400);
+    const page = await expired.text();
+    expect(page).toContain('<h1>Dieser Anmeldelink ist abgelaufen</h1>');
+    expect(page).toContain('<code>session_not_found</code>');
+  });
+
   it('/ answers a page that points to discovery (JSON for JSON clients); HEAD works', async () => {
     const page = await t.fetch('/', { headers: { accept: 'text/html', 'accept-language': 'de' } });
     expect(page.status).toBe(200);

@@ -227,12 +227,12 @@ describe('a branded server in Chromium (BRAND_NAME, BRAND_LOGO_URL, BRAND_COLOR,
       expect(await page.locator('.reason').first().textContent()).toContain('Use your Acme ID account');
       for (const colorScheme of ['light', 'dark'] as const) {
         await page.emulateMedia({ colorScheme });
-        const colours = (await page.locator('main form:not(.passkey) button[type="submit"]').evaluate((button) => {
-          const style = getComputedStyle(button);
-          const card = getComputedStyle(document.querySelector('main') as Element);
-          const link = getComputedStyle(document.querySelector('#support-link') as Element);
-          return { fg: style.color, bg: style.backgroundColor, card: card.backgroundColor, link: link.color };
-        })) as { fg: string; bg: string; card: string; link: string };
+        // Computed in the page (a string: this file is not compiled with the DOM's types).
+        const colours = (await page.evaluate(`(() => {
+          const style = (selector) => getComputedStyle(document.querySelector(selector));
+          const button = style('main form:not(.passkey) button[type="submit"]');
+          return { fg: button.color, bg: button.backgroundColor, card: style('main').backgroundColor, link: style('#support-link').color };
+        })()`)) as { fg: string; bg: string; card: string; link: string };
         expect(contrastRatio(rgbToHex(colours.fg), rgbToHex(colours.bg)), `button text on the accent, ${colorScheme}`).toBeGreaterThanOrEqual(4.5);
         expect(contrastRatio(rgbToHex(colours.link), rgbToHex(colours.card)), `the support link on the card, ${colorScheme}`).toBeGreaterThanOrEqual(4.5);
         expect(await accessibilityViolations(page), `branded login in ${colorScheme} mode`).toEqual([]);

@@ -256,6 +256,7 @@ export const de: Readonly<Record<MessageKey, string>> = {
   'account.no_such_link': 'Kein solches verknüpftes Konto',
   'account.no_such_link_text': 'Ihr Konto ist nicht mit diesem Anbieter verknüpft. Es wurde nichts geändert.',
   'home.title': 'Anmeldedienst',
+  'common.account_client': 'Ihrem {brand}-Konto',
   'home.heading': '{brand}',
   'home.lead': 'Dies ist der Anmeldedienst von {brand}. Apps schicken Sie zur Anmeldung hierher; auf dieser Seite selbst gibt es nichts zu tun.',
   'home.discovery': 'Für Entwickler das OpenID-Connect-Discovery-Dokument:',

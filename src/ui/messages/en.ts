@@ -258,6 +258,7 @@ export const en = {
   'account.no_such_link': 'No such linked account',
   'account.no_such_link_text': 'Your account is not linked to this provider. Nothing was changed.',
   'home.title': 'Sign-in service',
+  'common.account_client': 'your {brand} account',
   'home.heading': '{brand}',
   'home.lead': 'This is the sign-in service of {brand}. Apps send you here to sign in; there is nothing to do on this page itself.',
   'home.discovery': 'For developers, the OpenID Connect discovery document:',
