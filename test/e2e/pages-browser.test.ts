@@ -19,7 +19,7 @@ import { totpCode } from '../fixtures/totp.js';
  * (and after a wrong code), the account page, sign-out and signed-out, and the provider's error
  * page; the login form is used by keyboard only. Then a branded server: its title, logo and alt
  * text, support link, and button colours at ≥ 4.5:1 in light and dark. Screenshots (German login,
- * branded login) go to build/screenshots/ (git-ignored), or docs/images/ with SCREENSHOTS_DIR.
+ * branded login, the error page of an unregistered redirect_uri) go to build/screenshots/ (git-ignored), or docs/images/ with SCREENSHOTS_DIR.
  */
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -175,6 +175,10 @@ describe('every page in English and German in Chromium: axe-core, focus, keyboar
       expect(await page.locator('#technical code').first().textContent()).toBe('invalid_redirect_uri');
       expect(await page.locator('.lead').textContent()).toContain('Photo Book');
       await checkPage(page, 'error', lang);
+      if (lang === 'en') {
+        await page.emulateMedia({ colorScheme: 'light' });
+        await page.screenshot({ path: path.join(IMAGES, 'error-redirect-uri.png'), fullPage: true });
+      }
 
       if (lang === 'de') {
         await page.goto(authorize(issuer, thirdParty, { ui_locales: 'de' }));
