@@ -129,6 +129,8 @@ interface PageExtras {
   recoveryCodes?: string[];
   /** The name typed for a new passkey, shown again when it was refused. */
   passkeyName?: string;
+  /** The name typed for a new passkey was refused: its field gets the focus, marked invalid. */
+  passkeyNameInvalid?: boolean;
 }
 
 /**
@@ -243,6 +245,7 @@ export function createAccountRoutes(deps: {
       passkeys: passkeyList,
       passkeyRemovable: !config.mfaRequired || totpOn || keys.length > 1,
       passkeyName: extras.passkeyName ?? '',
+      passkeyNameInvalid: extras.passkeyNameInvalid === true,
       signIns,
       enrolment,
       recoveryCodes: extras.recoveryCodes,
@@ -518,7 +521,7 @@ export function createAccountRoutes(deps: {
       ctx.redirect(PASSKEYS);
     } catch (error) {
       if (error instanceof ValidationError) {
-        await renderAccount(ctx, 400, person, { error: kit.t(ctx)('account.passkey_name_invalid_add'), passkeyName: name });
+        await renderAccount(ctx, 400, person, { error: kit.t(ctx)('account.passkey_name_invalid_add'), passkeyName: name, passkeyNameInvalid: true });
         return;
       }
       if (!(error instanceof PasskeyRejected)) throw error;
