@@ -164,10 +164,14 @@ export function createAccountSelf(deps: AccountSelfDeps): { routers: Router[]; s
     hasSecondFactor: (userId) => hasAnySecondFactor(registry.db, userId),
   });
 
-  function back(ctx: Context, outcome: Outcome, extra = '') {
+  // A refusal of a field goes back without a fragment: a page opened at a fragment gets no autofocus
+  // (HTML: a document with a target element skips its autofocus candidates), and focus must land on
+  // the field. Any other outcome goes back to its section.
+  function back(ctx: Context, outcome: Outcome) {
+    const place = OUTCOME_PLACE[outcome];
     ctx.set('Cache-Control', 'no-store');
     ctx.status = 303;
-    ctx.redirect(`/account?self=${outcome}${extra}#${OUTCOME_PLACE[outcome].section}`);
+    ctx.redirect(`/account?self=${outcome}${place.field ? '' : `#${place.section}`}`);
   }
 
   /** The 404 page of an app or a session the person does not have, in the page's language. */

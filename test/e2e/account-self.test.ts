@@ -169,7 +169,7 @@ describe('the account page: profile, password, connected apps, sessions, securit
       ] as const) {
         const answer = await agent.postForm('/account/profile', { csrf, name });
         expect(answer.status, outcome).toBe(303);
-        expect(answer.headers.get('location')).toBe(`/account?self=${outcome}#profile`);
+        expect(answer.headers.get('location')).toBe(`/account?self=${outcome}`);
         const html = await page(agent, answer.headers.get('location')!);
         const profile = sectionOf(html, 'profile');
         expect(profile).toContain('<p class="error" role="alert" id="profile-outcome">');
@@ -208,7 +208,7 @@ describe('the account page: profile, password, connected apps, sessions, securit
       const seq = await lastSeq();
       const answer = await agent.postForm('/account/password', { csrf, current_password: 'not the password at all', new_password: NEW_PASSWORD });
       expect(answer.status).toBe(303);
-      expect(answer.headers.get('location')).toBe('/account?self=current_wrong#password');
+      expect(answer.headers.get('location')).toBe('/account?self=current_wrong');
       const html = await page(agent, answer.headers.get('location')!);
       expect(sectionOf(html, 'password')).toMatch(/<input id="current-password"[^>]*aria-invalid="true" autofocus>/);
       expect(sectionOf(html, 'password')).toContain('Your current password is not right. Nothing was changed.');
@@ -232,7 +232,7 @@ describe('the account page: profile, password, connected apps, sessions, securit
         ['z'.repeat(1025), 'new_too_long'],
       ] as const) {
         const answer = await agent.postForm('/account/password', { csrf, current_password: person.password, new_password: next });
-        expect(answer.headers.get('location'), outcome).toBe(`/account?self=${outcome}#password`);
+        expect(answer.headers.get('location'), outcome).toBe(`/account?self=${outcome}`);
         const html = await page(agent, answer.headers.get('location')!);
         expect(sectionOf(html, 'password')).toMatch(/<input id="new-password"[^>]*aria-describedby="password-outcome new-password-help" aria-invalid="true" autofocus>/);
       }
@@ -301,7 +301,7 @@ describe('the account page: profile, password, connected apps, sessions, securit
       const agedCsrf = hiddenInput(await page(session.agent), 'csrf') ?? '';
       const before = await userRow(aged.id);
       const refused = await session.agent.postForm('/account/password', { csrf: agedCsrf, new_password: NEW_PASSWORD });
-      expect(refused.headers.get('location')).toBe('/account?self=current_required#password');
+      expect(refused.headers.get('location')).toBe('/account?self=current_required');
       const html = await page(session.agent, refused.headers.get('location')!);
       expect(sectionOf(html, 'password')).toMatch(/<input id="current-password"[^>]*aria-invalid="true" autofocus>/);
       expect(sectionOf(html, 'password')).toContain('href="/account/reauth?next=%2Faccount%23password"');
