@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Provider } from 'oidc-provider';
 import { sessionEnded } from '../accounts/account-record.js';
-import { MIN_PASSWORD_LENGTH } from '../accounts/passwords.js';
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../accounts/passwords.js';
 import type { Config } from '../config/load-config.js';
 import { endAccountSessions, listAccountSessions } from '../oidc/adapters/session-index.js';
 import type { Pages } from '../oidc/pages.js';
@@ -117,7 +117,7 @@ const detailText = (value: unknown) => (typeof value === 'string' ? value : type
 /** What the four templates show (`it.self`). */
 export type AccountSelfSections = {
   self: {
-    outcome?: { code: Outcome; key: MessageKey; section: string; field?: string; error: boolean };
+    outcome?: { code: Outcome; key: MessageKey; params: Record<string, number>; section: string; field?: string; error: boolean };
     profile: { name: string; email: string; emailVerified: boolean; nameMax: number };
     password: { hasPassword: boolean; recent: boolean; minLength: number };
     apps: Array<{
@@ -340,7 +340,8 @@ export function createAccountSelf(deps: AccountSelfDeps): { routers: Router[]; s
       }
     }
     const code = typeof ctx.query.self === 'string' ? OUTCOMES.find((known) => known === ctx.query.self) : undefined;
-    const outcome = code ? { code, key: `account_self.outcome.${code}` as MessageKey, ...OUTCOME_PLACE[code] } : undefined;
+    const limits = { max: DISPLAY_NAME_MAX, min: MIN_PASSWORD_LENGTH, longest: MAX_PASSWORD_LENGTH };
+    const outcome = code ? { code, key: `account_self.outcome.${code}` as MessageKey, params: limits, ...OUTCOME_PLACE[code] } : undefined;
     const account = { sessionsValidAfter: user?.sessionsValidAfter ?? null };
     return {
       self: {

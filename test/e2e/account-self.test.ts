@@ -173,6 +173,7 @@ describe('the account page: profile, password, connected apps, sessions, securit
         const html = await page(agent, answer.headers.get('location')!);
         const profile = sectionOf(html, 'profile');
         expect(profile).toContain('<p class="error" role="alert" id="profile-outcome">');
+        if (outcome === 'name_too_long') expect(profile).toContain('A display name has at most 200 characters. Nothing was changed.');
         expect(profile).toMatch(/<input id="display-name"[^>]*aria-describedby="profile-outcome display-name-help" aria-invalid="true" autofocus>/);
         // The only autofocus of the page.
         expect(html.match(/autofocus/g)).toHaveLength(1);
@@ -235,6 +236,8 @@ describe('the account page: profile, password, connected apps, sessions, securit
         expect(answer.headers.get('location'), outcome).toBe(`/account?self=${outcome}`);
         const html = await page(agent, answer.headers.get('location')!);
         expect(sectionOf(html, 'password')).toMatch(/<input id="new-password"[^>]*aria-describedby="password-outcome new-password-help" aria-invalid="true" autofocus>/);
+        if (outcome === 'new_too_short') expect(sectionOf(html, 'password')).toContain('use at least 12 characters');
+        if (outcome === 'new_too_long') expect(sectionOf(html, 'password')).toContain('use at most 1024 characters');
       }
       expect((await userRow(person.id)).password_hash).toBe(before.password_hash);
       expect(await auditSince(seq)).toEqual([]);
