@@ -447,6 +447,10 @@ describe('the account page: profile, password, connected apps, sessions, securit
 
       // A session that signed in after this one: the cutoff (this sign-in's time) does not end it, the index does.
       const later = await signedIn(person, firefox);
+      // A session the index does not know (one from before it existed) that signed in before this one
+      // (login times are whole seconds: a minute before): the cutoff ends it.
+      await ageSession(other.agent, 60);
+      await t.server.store.indexRemove(accountSessionsIndex(person.id), [other.agent.cookies.get('_session')!]);
       const seq = await lastSeq();
       const answer = await mine.agent.postForm('/account/sessions/others/delete', { csrf: mine.csrf });
       expect(answer.status).toBe(303);
@@ -461,7 +465,7 @@ describe('the account page: profile, password, connected apps, sessions, securit
       expect(sectionOf(after, 'sessions').match(/<li class="session-item"/g)).toHaveLength(1);
       expect(sectionOf(after, 'sessions')).toContain('id="sessions-only-this"');
       expect(await auditSince(seq)).toEqual([
-        { actor: `person:${person.id}`, action: 'account.sessions_end', target: `user:${person.id}`, details: { scope: 'others', ended: 2 } },
+        { actor: `person:${person.id}`, action: 'account.sessions_end', target: `user:${person.id}`, details: { scope: 'others', ended: 1 } },
       ]);
       // The session cookie value (a credential) never reaches the page.
       expect(after).not.toContain(mine.agent.cookies.get('_session')!);
@@ -485,6 +489,23 @@ describe('the account page: profile, password, connected apps, sessions, securit
       // The index holds the person's sessions by their cookie value, the page shows only uids.
       const index = await t.server.store.indexList(accountSessionsIndex(person.id));
       expect(index.has(mine.agent.cookies.get('_session')!)).toBe(true);
+    });
+    it('a session ended by signing out at the provider leaves its account\'s index at once', async () => {
+      const person = await newPerson();
+      const leaving = await signedIn(person);
+      const staying = await signedIn(person);
+      const index = () => t.server.store.indexList(accountSessionsIndex(person.id));
+      const id = leaving.agent.cookies.get('_session')!;
+      expect([...(await index()).keys()].sort()).toEqual([id, staying.agent.cookies.get('_session')!].sort());
+      // #sign-out: the provider's end-session page, then its confirmation form.
+      const { response } = await leaving.agent.follow('/session/end?client_id=gatehouse-account');
+      const html = await response.text();
+      const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1];
+      expect(action, html.slice(0, 300)).toBeTruthy();
+      const done = await leaving.agent.postForm(action!, { xsrf: hiddenInput(html, 'xsrf') ?? '', logout: 'yes' });
+      expect([200, 303]).toContain(done.status);
+      expect((await leaving.agent.request('/account')).status).toBe(303);
+      expect([...(await index()).keys()]).toEqual([staying.agent.cookies.get('_session')!]);
     });
   });
 

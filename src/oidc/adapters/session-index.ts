@@ -7,8 +7,8 @@ import { currentProviderRequest, providerRequestClient, sessionFields } from '..
  * Session under its cookie value and knows no sessions by account, so the Session adapter also
  * sets the session in the store index `account-sessions:<account id>` whenever it saves one signed
  * in (with the browser's User-Agent and address when saved in a request), and the index lives as
- * long as the longest of them. A session that ends any other way (sign-out, expiry, a new sign-in
- * changing its id) stays in the index until a reader finds its entry gone and drops it.
+ * long as the longest of them. A session the provider destroys (sign-out, the id change at a
+ * sign-in) leaves the index at once; one that expires stays until a reader finds it gone and drops it.
  */
 
 /** The store index of an account's browser sessions. */
@@ -53,6 +53,12 @@ export function indexSessions(adapter: Adapter, store: EphemeralStore, currentRe
         }
       }
       await store.indexSet(index, id, JSON.stringify({ uid: fields.uid, userAgent: client?.userAgent ?? null, ip: client?.ip ?? null }), expiresIn);
+    },
+    // A sign-out, or the id change at a sign-in, destroys the session: it leaves its account's index too.
+    async destroy(id) {
+      const fields = sessionFields((await adapter.find(id)) ?? undefined);
+      await adapter.destroy(id);
+      if (fields) await store.indexRemove(accountSessionsIndex(fields.accountId), [id]);
     },
   };
 }
