@@ -479,6 +479,9 @@ describe('the account page: profile, password, connected apps, sessions, securit
       const stranger = await signedIn(await newPerson());
       const seq = await lastSeq();
       expect((await mine.agent.postForm('/account/sessions/others/delete', {})).status).toBe(403);
+      const otherUid = (await t.server.host.provider.Session.find(other.agent.cookies.get('_session')!))!.uid;
+      expect((await mine.agent.postForm(`/account/sessions/${otherUid}/delete`, { csrf: 'forged' })).status).toBe(403);
+      expect((await other.agent.postForm(`/account/sessions/${otherUid}/delete`, { csrf: mine.csrf })).status).toBe(403);
       const myUid = (await t.server.host.provider.Session.find(mine.agent.cookies.get('_session')!))!.uid;
       const strangerUid = (await t.server.host.provider.Session.find(stranger.agent.cookies.get('_session')!))!.uid;
       for (const uid of [myUid, strangerUid, 'unknown-uid', '%3Cscript%3E']) {
