@@ -154,12 +154,12 @@ export async function startServer(config: Config, logger: Logger, options: Start
       signIns,
       upstream,
     });
-    // The account page (/account) and the sign-in history every sign-in method writes. Its
-    // "Linked accounts" routes (/account/links) come before it in `routers`: the first prefix that matches answers.
     // The account page's own sections (profile, password, connected apps, sessions, security events):
     // their routers come before /account's in `routers`; wrong current passwords count with sign-ins'.
     const passwordLimiter = createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits });
     const accountSelf = createAccountSelf({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter }, store, passwordLimiter });
+    // The account page (/account) and the sign-in history every sign-in method writes. Its
+    // "Linked accounts" routes (/account/links) come before it in `routers`: the first prefix that matches answers.
     const account = createAccountRoutes({
       provider: () => host.provider,
       accounts,

@@ -191,6 +191,11 @@ describe('the account page: profile, password, connected apps, sessions, securit
         expect(answer.status).toBe(403);
         expect(await answer.text()).toContain('csrf_token_invalid');
       }
+      // The outcome in the query chooses among known sentences, never supplies text.
+      const forged = await page(agent, `/account?self=${encodeURIComponent('<script>alert(1)</script>')}`);
+      expect(forged).not.toContain('<script>alert(1)');
+      expect(forged).not.toContain('id="profile-outcome"');
+      expect(forged).not.toContain('autofocus');
       const anonymous = await new Agent(t.server.url, t.fetch).postForm('/account/profile', { name: 'New' });
       expect(anonymous.status).toBe(303);
       expect(anonymous.headers.get('location')).toBe('/account/sign-in');
