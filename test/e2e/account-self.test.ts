@@ -554,3 +554,35 @@ describe('the account page: profile, password, connected apps, sessions, securit
     });
   });
 });
+
+describe('sessions on the embedded in-process store (no REDIS_URL)', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ name: 'account-self-memory', listen: false, store: 'memory' });
+  });
+  afterAll(() => t.close());
+
+  async function signedIn(person: { email: string; password: string }) {
+    const agent = new Agent(t.server.url, t.fetch);
+    const { response } = await agent.follow('/account');
+    const html = await response.text();
+    const login = /<form method="post" action="([^"]+\/login)"/.exec(html)?.[1];
+    const posted = await agent.postForm(login!, { csrf: hiddenInput(html, 'csrf') ?? '', email: person.email, password: person.password });
+    const end = await agent.follow(posted.headers.get('location')!);
+    expect(end.url).toBe(`${t.server.url}/account`);
+    return { agent, csrf: hiddenInput(await end.response.text(), 'csrf') ?? '' };
+  }
+
+  it('lists both sessions and Sign out everywhere else ends the other one', async () => {
+    expect(t.server.store.kind).toBe('memory');
+    const person = await t.build.person({ email: `memory-${randomUUID()}@example.test` });
+    const other = await signedIn(person);
+    const mine = await signedIn(person);
+    const html = await (await mine.agent.request('/account')).text();
+    expect(html.match(/<li class="session-item"/g)).toHaveLength(2);
+    const answer = await mine.agent.postForm('/account/sessions/others/delete', { csrf: mine.csrf });
+    expect(answer.headers.get('location')).toBe('/account?self=others_ended#sessions');
+    expect((await other.agent.request('/account')).status).toBe(303);
+    expect((await mine.agent.request('/account')).status).toBe(200);
+  });
+});
