@@ -8,6 +8,7 @@ import { endAccountSessions, listAccountSessions } from '../oidc/adapters/sessio
 import type { Pages } from '../oidc/pages.js';
 import { grantScopes } from '../oidc/upstream.js';
 import { listResourceServers } from '../registry/resource-server.repository.js';
+import { listUpstreamProviders } from '../registry/upstream.repository.js';
 import { findUserById } from '../registry/user.repository.js';
 import {
   changeDisplayName,
@@ -130,7 +131,7 @@ export type AccountSelfSections = {
       apis: Array<{ name: string; identifier: string; scopes: string[] }>;
     }>;
     sessions: Array<{ uid: string; current: boolean; signedIn?: string; signedInText?: string; browser: string; userAgent: string; ip: string | null; action: string }>;
-    events: Array<{ at: string; atText: string; key: MessageKey; params: Record<string, string>; byYou: boolean; ip: string | null }>;
+    events: Array<{ at: string; atText: string; key: MessageKey; params: Record<string, string>; byAdministrator: boolean; ip: string | null }>;
   };
 };
 
@@ -304,14 +305,16 @@ export function createAccountSelf(deps: AccountSelfDeps): { routers: Router[]; s
   });
 
   async function sections(ctx: Context, person: SignedInPerson): Promise<AccountSelfSections> {
-    const [user, grants, resources, browserSessions, events, recent] = await Promise.all([
+    const [user, grants, resources, browserSessions, events, recent, providers] = await Promise.all([
       findUserById(registry.db, person.id),
       listAccountGrants(registry.db, person.id),
       listResourceServers(registry.db),
       listAccountSessions(store, person.id),
       recentSecurityEvents(registry.db, person.id, SECURITY_EVENTS_SHOWN),
       kit.isRecent(person),
+      listUpstreamProviders(registry.db),
     ]);
+    const providerNames = new Map(providers.map((provider) => [provider.id, provider.name]));
     const apiNames = new Map(resources.map((resource) => [resource.identifier, resource.name ?? resource.identifier]));
     const byClient = new Map<string, AccountSelfSections['self']['apps'][number]>();
     for (const grant of grants) {
@@ -373,11 +376,11 @@ export function createAccountSelf(deps: AccountSelfDeps): { routers: Router[]; s
           params: {
             app: detailText(event.details.client_name) || detailText(event.details.client_id),
             name: detailText(event.details.name),
-            provider: detailText(event.details.provider_id),
+            provider: providerNames.get(detailText(event.details.provider_id)) ?? detailText(event.details.provider_id),
             count: detailText(event.details.ended),
             label: detailText(event.details.label),
           },
-          byYou: event.byThemselves,
+          byAdministrator: event.byAdministrator,
           ip: event.ip,
         })),
       },

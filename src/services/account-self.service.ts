@@ -239,8 +239,8 @@ export type SecurityEventAction = (typeof SECURITY_EVENT_ACTIONS)[number];
 export interface SecurityEvent {
   at: Date;
   action: SecurityEventAction;
-  /** Who made it: the person themselves (`person:<id>`, `user:<id>`), or someone else (an administrator, the CLI). */
-  byThemselves: boolean;
+  /** Made by an administrator (the admin API or console, `admin:<client id>`; the CLI, `cli:<os user>`), not by the person or a sign-in. */
+  byAdministrator: boolean;
   ip: string | null;
   details: Record<string, unknown>;
 }
@@ -262,7 +262,7 @@ export async function recentSecurityEvents(db: Kysely<Database>, userId: string,
   return rows.map((row) => ({
     at: row.at,
     action: row.action as SecurityEventAction,
-    byThemselves: row.actor === `person:${userId}` || row.actor === `user:${userId}`,
+    byAdministrator: row.actor.startsWith('admin:') || row.actor.startsWith('cli:'),
     ip: row.ip,
     details: row.details,
   }));

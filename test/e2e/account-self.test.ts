@@ -4,6 +4,8 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyPassword } from '../../src/accounts/passwords.js';
 import { tailAudit } from '../../src/audit/audit-log.js';
+import { recordChange } from '../../src/services/changes.js';
+import { setUserPassword } from '../../src/services/users.service.js';
 import { accountSessionsIndex } from '../../src/oidc/adapters/session-index.js';
 import { Agent, codeFlow, hiddenInput } from '../fixtures/flow.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
@@ -540,6 +542,22 @@ describe('the account page: profile, password, connected apps, sessions, securit
         'Access for Photo &lt;b&gt;App&lt;/b&gt; was removed.',
         'Your display name was changed.',
       ]);
+    });
+
+    it('lists a passkey event (about the person through details.user_id) and marks an administrator\'s change', async () => {
+      const person = await newPerson();
+      const { agent } = await signedIn(person);
+      await t.services.db.transaction().execute((trx) =>
+        recordChange(t.services.audit, trx, { actor: 'person:' + person.id }, { action: 'passkey.remove', target: `passkey:${randomUUID()}`, details: { user_id: person.id, name: 'Work <laptop>' } }),
+      );
+      // Someone else's passkey is not theirs.
+      await t.services.db.transaction().execute((trx) =>
+        recordChange(t.services.audit, trx, { actor: 'person:someone' }, { action: 'passkey.remove', target: `passkey:${randomUUID()}`, details: { user_id: randomUUID(), name: 'Not mine' } }),
+      );
+      await setUserPassword(t.services, { actor: 'admin:console-client' }, person.id, 'an administrator chose this passphrase 77', { keepSessions: true });
+      const events = sectionOf(await page(agent), 'security-events');
+      const sentences = [...events.matchAll(/<tr><td><time datetime="[^"]+">[^<]+<\/time><\/td><td>([^<]+)<\/td>/g)].map((match) => match[1]);
+      expect(sentences).toEqual(['Your password was set. (by an administrator)', 'A passkey was removed: Work &lt;laptop&gt;.']);
     });
 
     it('says the events in German for a German browser', async () => {
