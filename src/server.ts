@@ -9,6 +9,7 @@ import { purgeExpiredDurableRows } from './oidc/adapters/durable-adapter.js';
 import { createApp } from './http/app.js';
 import { createAccountRoutes } from './interactions/account.routes.js';
 import { createAccountLinkRoutes } from './interactions/account-links.routes.js';
+import { createAccountSelf } from './interactions/account-self.routes.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
 import { createUpstreamRoutes, UPSTREAM_START_WINDOW_SECONDS } from './interactions/upstream.routes.js';
 import { createUpstreamSignIn } from './services/upstream-sign-in.js';
@@ -157,6 +158,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
       signIns,
       upstream,
     });
+    // The account page's own sections (profile, password, connected apps, sessions, security events):
+    // their routers come before /account's in `routers`; wrong current passwords count with sign-ins'.
+    const passwordLimiter = createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits });
+    const accountSelf = createAccountSelf({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter }, store, passwordLimiter });
     // The account page (/account) and the sign-in history every sign-in method writes. Its
     // "Linked accounts" routes (/account/links) come before it in `routers`: the first prefix that matches answers.
     const account = createAccountRoutes({
@@ -169,6 +174,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       passkeys: passkeyDeps,
       mfaLimiter,
       audit,
+      sections: accountSelf.sections,
     });
     const activeStore = store;
     let draining = false;
@@ -180,7 +186,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       logger,
       host,
       pages,
-      routers: [interactions, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys })],
+      routers: [interactions, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },
