@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tailAudit } from '../../src/audit/audit-log.js';
@@ -413,5 +415,35 @@ describe('password reset: the limit per IP', () => {
       expect(body).not.toContain(email);
     }
     expect((await sql`select 1 from email_links where user_id = ${person.id}`.execute(t.server.registry.db)).rows).toHaveLength(0);
+  });
+});
+
+describe('password reset in development without SMTP_URL: the outbox', () => {
+  let t: TestServer;
+
+  beforeAll(async () => {
+    t = await startTestServer({ name: 'password-reset-outbox', listen: false, store: 'memory' });
+  });
+  afterAll(() => t?.close());
+
+  it('the mail is written as an .eml file under DATA_DIR/outbox, its one link works', async () => {
+    const person = await t.build.person({ email: `reset-outbox-${randomUUID()}@example.test` });
+    const agent = new Agent(t.config.issuer, t.fetch);
+    const html = await (await agent.request('/reset')).text();
+    expect((await agent.postForm('/reset', { csrf: csrfOf(html), email: person.email })).status).toBe(200);
+    const outbox = t.config.mail.outboxDir;
+    expect(outbox).toBe(path.join(t.env.DATA_DIR!, 'outbox'));
+    let files: string[] = [];
+    await expect.poll(async () => (files = (await readdir(outbox).catch(() => [])).filter((f) => f.endsWith('.eml'))).length, { timeout: 10_000 }).toBe(1);
+    const eml = await readFile(path.join(outbox, files[0]!), 'utf8');
+    expect(eml).toContain(`To: ${person.email}`);
+    // Quoted-printable: soft line breaks joined, = decoded.
+    const text = eml.replace(/=\r?\n/g, '').replace(/=3D/g, '=');
+    const link = new RegExp(`${t.config.issuer.replace(/[.]/g, '\\.')}/reset/password\\?token=[A-Za-z0-9_-]{43}`).exec(text)?.[0];
+    expect(link).toBeDefined();
+    recordSecret(new URL(link!).searchParams.get('token'));
+    const page = await agent.request(link!);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('name="password"');
   });
 });
