@@ -26,7 +26,7 @@ describe('password reset where mail cannot be sent (production without SMTP_URL)
 
   beforeAll(async () => {
     const logger = createLogger({ logLevel: 'debug' }, logs.stream);
-    const mailer = createMailer({ config: { production: true, mail: { smtpUrl: undefined, from: 'x@example.test', outboxDir: '/nonexistent' } }, logger });
+    const mailer = createMailer({ config: { production: true, nodeEnv: 'production', mail: { smtpUrl: undefined, from: 'x@example.test', outboxDir: '/nonexistent' } }, logger });
     expect(mailer.available).toBe(false);
     const brand = { ...DEFAULT_BRAND, supportUrl: 'https://help.example.test/' };
     const reset = createResetRoutes({
