@@ -182,6 +182,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       addressLimiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'reset_address', points: config.resetLimits.perAddress, windowSeconds: RESET_WINDOW_SECONDS }),
       ipLimiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'reset_ip', points: config.resetLimits.perIp, windowSeconds: RESET_WINDOW_SECONDS }),
       logger,
+      metrics,
     });
     const activeStore = store;
     let draining = false;

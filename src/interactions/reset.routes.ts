@@ -8,6 +8,7 @@ import type { Config } from '../config/load-config.js';
 import type { MailComposer } from '../mail/compose.js';
 import type { Mailer } from '../mail/mailer.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { pageCsp, type Pages } from '../oidc/pages.js';
 import { normaliseEmail } from '../registry/email.js';
 import { digestTokenValue } from '../registry/token-digest.js';
@@ -67,6 +68,8 @@ export interface ResetRoutesDeps {
   addressLimiter: RequestLimiter;
   ipLimiter: RequestLimiter;
   logger: Logger;
+  /** Counts the requests the limits refused (gatehouse_rate_limited_total, limiter reset_ip and reset_address). */
+  metrics?: Pick<Metrics, 'rateLimited'>;
 }
 
 /** The reset routes, and what waits for the mail work they started after their answers. */
@@ -239,6 +242,7 @@ export function createResetRoutes(deps: ResetRoutesDeps): ResetRoutes {
     const byIp = await deps.ipLimiter.take(ctx.ip);
     if (!byIp.allowed) {
       ctx.set('Retry-After', String(byIp.retryAfterSeconds));
+      deps.metrics?.rateLimited('reset_ip');
       log.info({ requestId: ctx.state.requestId }, 'password reset refused: too many requests from this IP');
       return message(ctx, 429, 'reset.too_many_title', 'reset.too_many_lead', { params: { minutes: Math.ceil(byIp.retryAfterSeconds / 60) } });
     }
@@ -247,6 +251,7 @@ export function createResetRoutes(deps: ResetRoutesDeps): ResetRoutes {
     const target = await findResetTarget(registry.db, email);
     const fingerprint = emailFingerprint(email);
     if (!byAddress.allowed) {
+      deps.metrics?.rateLimited('reset_address');
       log.info({ email: fingerprint, requestId: ctx.state.requestId }, 'password reset: no mail sent, too many requests for this address');
     } else if (target.kind === 'person') {
       const { user } = target;

@@ -367,6 +367,7 @@ describe('password reset by mail', () => {
     await resetLinkFor(await newPerson());
     await sink.waitFor(() => sink.messages.filter((m) => m.to.includes(person.email)).length >= PER_ADDRESS);
     expect(sink.messages.filter((m) => m.to.includes(person.email))).toHaveLength(PER_ADDRESS);
+    expect(await (await t.fetch('/metrics')).text()).toMatch(/gatehouse_rate_limited_total\{limiter="reset_address"\} [1-9]/);
   });
 
   it('a person with a second factor is still asked for it at the sign-in after a reset', async () => {
@@ -415,6 +416,7 @@ describe('password reset: the limit per IP', () => {
       expect(body).not.toContain(email);
     }
     expect((await sql`select 1 from email_links where user_id = ${person.id}`.execute(t.server.registry.db)).rows).toHaveLength(0);
+    expect(await (await t.fetch('/metrics')).text()).toContain('gatehouse_rate_limited_total{limiter="reset_ip"} 2');
   });
 });
 
