@@ -25,9 +25,10 @@ import {
   sendResetLink,
 } from '../services/password-reset.service.js';
 import { hasAnySecondFactor } from '../services/second-factors.service.js';
-import { createTranslator, negotiateLocale, type MessageKey } from '../ui/i18n.js';
+import type { MessageKey } from '../ui/i18n.js';
 import { createCsrf } from './csrf.js';
 import type { RequestLimiter } from './login-limiter.js';
+import { requestLocale, translatorOf } from './page-locale.js';
 
 /*
  * Password reset (issue 17 §3; docs/design/self-service.md "Landed as"):
@@ -117,8 +118,8 @@ export function createResetRoutes(deps: ResetRoutesDeps): ResetRoutes {
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
     ctx.set('Content-Security-Policy', pageCsp());
-    const locale = negotiateLocale({ acceptLanguage: ctx.get('accept-language') });
-    ctx.body = pages.render(view, { ...data, heading: data.title, title: createTranslator(locale)(data.title), locale });
+    const locale = requestLocale(ctx);
+    ctx.body = pages.render(view, { ...data, heading: data.title, title: translatorOf(ctx)(data.title), locale });
   }
 
   /** A page of words and links: the neutral answer, a refusal, the end. Texts are catalogue keys, rendered in the page's language. */
