@@ -16,6 +16,8 @@ import { createUpstreamSignIn } from './services/upstream-sign-in.js';
 import { createLoginLimiter, createRequestLimiter } from './interactions/login-limiter.js';
 import { relyingPartyOf } from './accounts/passkeys.js';
 import { createMailer } from './mail/smtp-mailer.js';
+import { createMailComposer } from './mail/compose.js';
+import { createResetRoutes, RESET_WINDOW_SECONDS } from './interactions/reset.routes.js';
 import { purgeEmailLinks } from './registry/email-link.repository.js';
 import { createPages } from './oidc/pages.js';
 import { loadAuditKeyring } from './keys/audit-key.js';
@@ -176,6 +178,18 @@ export async function startServer(config: Config, logger: Logger, options: Start
       audit,
       sections: accountSelf.sections,
     });
+    // Password reset (docs/design/self-service.md, "Landed as" of part 1): links by mail, limited per address and per IP.
+    const reset = createResetRoutes({
+      registry: { db: registry.db, audit: auditWriter },
+      mailer,
+      compose: createMailComposer(config.brand),
+      pages,
+      config,
+      addressLimiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'reset_address', points: config.resetLimits.perAddress, windowSeconds: RESET_WINDOW_SECONDS }),
+      ipLimiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'reset_ip', points: config.resetLimits.perIp, windowSeconds: RESET_WINDOW_SECONDS }),
+      logger,
+      metrics,
+    });
     const activeStore = store;
     let draining = false;
     const app = createApp({
@@ -186,7 +200,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       logger,
       host,
       pages,
-      routers: [interactions, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys })],
+      routers: [interactions, reset.router, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },
@@ -255,6 +269,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
         clearTimeout(linger);
         clearInterval(sweep);
         clearTimeout(force);
+        await reset.settle();
         await mailer.close();
         await activeStore.close();
         await registry.close();

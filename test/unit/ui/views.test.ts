@@ -29,6 +29,19 @@ const FIXTURES: Record<View, Array<Record<string, unknown>>> = {
   'logged-out': [{ clientName: 'Photo App' }, {}],
   error: [{ heading: 'h', message: 'm', code: 'invalid_request', requestId: 'r1', detail: 'd', back: '/b' }],
   home: [{ discovery: 'https://id.example/.well-known/openid-configuration' }, { discovery: 'https://id.example/.well-known/openid-configuration', notFound: true }],
+  'reset-request': [
+    { heading: 'reset.request_title', csrf: 'c', back: '/account', error: 'reset.error_email', email: 'not an address' },
+    { heading: 'reset.request_title', csrf: 'c', back: '/interaction/abc' },
+  ],
+  'reset-password': [
+    { heading: 'reset.password_title', csrf: 'c', action: '/reset/password', token: 't', email: 'ada@example.test', min: 12, max: 1024, error: 'reset.error_too_short', errorField: 'password' },
+    { heading: 'reset.password_title', csrf: 'c', action: '/reset/password', token: 't', email: 'ada@example.test', min: 12, max: 1024, error: 'reset.error_mismatch', errorField: 'confirm' },
+    { heading: 'reset.password_title', csrf: 'c', action: '/reset/password', token: 't', email: 'ada@example.test', min: 12, max: 1024 },
+  ],
+  'reset-message': [
+    { heading: 'reset.sent_title', lead: 'reset.sent_lead', params: { minutes: 30 }, more: ['reset.sent_hint'], links: [{ href: '/account', text: 'reset.back_to_sign_in' }, { href: '/reset', text: 'reset.request_again', id: 'again' }] },
+    { heading: 'reset.link_refused_title', lead: 'reset.link_refused_lead', params: {}, more: [], links: [] },
+  ],
   account: [
     {
       email: 'ada@example.test', name: 'Ada', csrf: 'c', status: 's', error: 'e', totp: 'none', recoveryCodesLeft: 10, totpRemovable: true, passkeyRemovable: true, passkeyName: '',
