@@ -13,6 +13,7 @@ import * as createUpstreamProviders from './2026_12_08_140000_create_upstream_pr
 import * as createSignIns from './2026_12_08_150000_create_sign_ins.js';
 import * as createPasskeys from './2026_12_08_160000_create_passkeys.js';
 import * as addUsersLocale from './2026_12_09_100000_add_users_locale.js';
+import * as createApiKeys from './2026_12_09_120000_create_api_keys.js';
 
 /** Every migration, by name; names sort in the order they run. Add new ones here; never edit old ones. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -30,4 +31,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '2026_12_08_150000_create_sign_ins': createSignIns,
   '2026_12_08_160000_create_passkeys': createPasskeys,
   '2026_12_09_100000_add_users_locale': addUsersLocale,
+  '2026_12_09_120000_create_api_keys': createApiKeys,
 };

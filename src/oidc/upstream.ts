@@ -298,3 +298,49 @@ export function providerSigningKey(jwk: JWK): ExternalSigningKey {
 export function browserSession(provider: Provider, ctx: Context): ReturnType<Provider['Session']['get']> {
   return provider.Session.get(ctx);
 }
+
+// --- Token requests without client authentication -----------------------------------------
+
+/** A token request's body as oidc-provider parsed it (querystring.parse: strings, or arrays of them). */
+export type TokenRequestBody = Record<string, string | string[] | undefined>;
+
+/**
+ * Lets a token request that carries no client authentication be served as `clientId`'s (a built-in
+ * public client, token_endpoint_auth_method `none`) when `applies(body)` says so: oidc-provider
+ * authenticates a client on every token request and, without a client_id, answers
+ * invalid_request "no client authentication mechanism provided" before any grant handler runs.
+ *
+ * What this relies on: each request's `ctx.oidc` is an instance of `provider.OIDCContext`; the token
+ * endpoint's body parser stores the parsed form as `ctx.oidc.body` (shared/selective_body.js), and
+ * the token parameters (client_id among them) are copied out of it just after
+ * (actions/token.js, assembleTokenParams). An accessor for `body` on OIDCContext's prototype sees
+ * that assignment first and adds `client_id` when the request has no Authorization header, no
+ * client_id, no client_secret and no client_assertion. Any other request is left as it came.
+ *
+ * @example
+ * supplyClientId(provider, 'gatehouse-api-keys', (body) => body.subject_token_type === API_KEY_TOKEN_TYPE);
+ */
+export function supplyClientId(provider: Provider, clientId: string, applies: (body: TokenRequestBody) => boolean): void {
+  const prototype = provider.OIDCContext.prototype as object;
+  const stored = new WeakMap<object, unknown>();
+  Object.defineProperty(prototype, 'body', {
+    configurable: true,
+    get(this: object) {
+      return stored.get(this);
+    },
+    set(this: { route?: string; ctx?: Context }, value: unknown) {
+      if (
+        this.route === 'token' &&
+        value !== null &&
+        typeof value === 'object' &&
+        this.ctx?.headers.authorization === undefined
+      ) {
+        const body = value as TokenRequestBody;
+        if (body.client_id === undefined && body.client_secret === undefined && body.client_assertion === undefined && applies(body)) {
+          body.client_id = clientId;
+        }
+      }
+      stored.set(this, value);
+    },
+  });
+}
