@@ -243,6 +243,17 @@ describe('personal API key exchange', () => {
     expect(t.logs.text()).not.toContain(apiKey.slice(3));
   });
 
+  it('counts exchanges and refusals in the token metrics under the token-exchange grant type', async () => {
+    const { apiKey } = await newKey();
+    expect((await exchange(form(apiKey))).status).toBe(200);
+    expect((await exchange(form(`gk_${'C'.repeat(43)}`))).status).toBe(400);
+    const text = await (await t.fetch('/metrics')).text();
+    const issued = new RegExp(`^gatehouse_tokens_issued_total\\{grant_type="${GRANT}",client_id="other"\\} (\\d+)`, 'm').exec(text);
+    const refused = new RegExp(`^gatehouse_token_errors_total\\{grant_type="${GRANT}",error="invalid_grant"\\} (\\d+)`, 'm').exec(text);
+    expect(Number(issued?.[1])).toBeGreaterThanOrEqual(1);
+    expect(Number(refused?.[1])).toBeGreaterThanOrEqual(1);
+  });
+
   it('discovery lists the token-exchange grant', async () => {
     const discovery = (await (await t.fetch('/.well-known/openid-configuration')).json()) as Json;
     expect(discovery.grant_types_supported).toContain(GRANT);
