@@ -235,6 +235,20 @@ describe('personal API key exchange', () => {
     });
   });
 
+  it('the built-in client gatehouse-api-keys serves nothing else: no other grant, no sign-in, no change through the admin services', async () => {
+    for (const grant of ['client_credentials', 'refresh_token', 'authorization_code']) {
+      const answer = await exchange({ grant_type: grant, client_id: 'gatehouse-api-keys', refresh_token: 'x', code: 'x', redirect_uri: 'https://x.example/cb' });
+      expect(answer.status, grant).toBe(400);
+      expect(['unauthorized_client', 'invalid_request'], grant).toContain(answer.body.error);
+      expect(answer.body).not.toHaveProperty('access_token');
+    }
+    const authorize = await t.fetch(`/auth?${new URLSearchParams({ client_id: 'gatehouse-api-keys', response_type: 'code', scope: 'openid', redirect_uri: 'https://x.example/cb', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' })}`, { redirect: 'manual' });
+    expect(authorize.status).toBe(400);
+    const cli = await t.cliRaw('clients', 'delete', 'gatehouse-api-keys', '--json');
+    expect(cli.code).not.toBe(0);
+    expect(cli.stderr).toContain('built into Gatehouse');
+  });
+
   it('keys never reach the log', async () => {
     const { apiKey } = await newKey();
     await exchange(form(apiKey));
