@@ -5,7 +5,7 @@ import { ADMIN_RESOURCE_IDENTIFIER } from '../registry/resource-server.repositor
 import { apiKeyDigest, looksLikeApiKey } from '../services/api-keys.service.js';
 import { API_KEY_CLIENT_ID } from '../services/built-in-clients.js';
 import { OIDC_SCOPES } from '../services/validation.js';
-import { rethrowUnreachable, supplyClientId } from './upstream.js';
+import { invalidGrantSaying, rethrowUnreachable, supplyClientId } from './upstream.js';
 
 /*
  * RFC 8693 token exchange at the token endpoint (CONTRACT, "Personal API keys"; docs/api-keys.md).
@@ -126,11 +126,8 @@ export function apiKeyExchange(deps: ApiKeyExchangeDeps): SubjectTokenHandler {
     }
     const refuse = async (description: string): Promise<never> => {
       await deps.failures?.recordFailure(ip);
-      // oidc-provider keeps an invalid_grant's detail out of the answer ("grant request is invalid");
-      // a script's owner is told what is wrong with their key (it says nothing about anyone else's).
-      const error = new errors.InvalidGrant(description);
-      error.error_description = description;
-      throw error;
+      // A script's owner is told what is wrong with their key (it says nothing about anyone else's).
+      throw invalidGrantSaying(description);
     };
 
     const presented = params.subject_token;

@@ -301,6 +301,19 @@ export function browserSession(provider: Provider, ctx: Context): ReturnType<Pro
 
 // --- Token requests without client authentication -----------------------------------------
 
+/**
+ * invalid_grant that tells the caller why: oidc-provider's InvalidGrant answers the fixed
+ * description "grant request is invalid" and keeps its argument as `error_detail`, which it never
+ * sends; the description of the answer is the error's `error_description`, set here to the same text.
+ * For refusals whose reason is the caller's own business (their API key expired), never for ones
+ * that would tell a stranger something.
+ */
+export function invalidGrantSaying(description: string): InstanceType<typeof errors.InvalidGrant> {
+  const error = new errors.InvalidGrant(description);
+  error.error_description = description;
+  return error;
+}
+
 /** A token request's body as oidc-provider parsed it (querystring.parse: strings, or arrays of them). */
 export type TokenRequestBody = Record<string, string | string[] | undefined>;
 

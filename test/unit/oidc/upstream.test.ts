@@ -32,6 +32,7 @@ import {
   providerSigningKey,
   refreshTokenReused,
   rememberBuiltClients,
+  invalidGrantSaying,
   supplyClientId,
   unmetAuthenticationRequirements,
 } from '../../../src/oidc/upstream.js';
@@ -683,7 +684,9 @@ describe('token requests without client authentication (supplyClientId, for pers
     provider.registerGrantType(
       GRANT,
       (ctx) => {
-        ctx.body = { client: ctx.oidc.client?.clientId, thing: (ctx.oidc.params as { thing?: unknown }).thing };
+        const { thing } = ctx.oidc.params as { thing?: unknown };
+        if (thing === 'refuse') throw invalidGrantSaying('because this thing is refused');
+        ctx.body = { client: ctx.oidc.client?.clientId, thing };
       },
       ['thing'],
     );
@@ -710,6 +713,12 @@ describe('token requests without client authentication (supplyClientId, for pers
     expect(await authenticated.json()).toMatchObject({ error: 'invalid_request', error_description: 'requested grant type is not allowed for this client' });
     const named = await post({ grant_type: GRANT, thing: 'mine', client_id: 'app' });
     expect(await named.json()).toMatchObject({ error: 'invalid_client' });
+  });
+
+  it('answers invalidGrantSaying as invalid_grant with its own description', async () => {
+    const response = await post({ grant_type: GRANT, thing: 'refuse', client_id: 'keys' });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({ error: 'invalid_grant', error_description: 'because this thing is refused' });
   });
 
   it('touches no other endpoint: a refresh without a client is still refused as before', async () => {
