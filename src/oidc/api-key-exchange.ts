@@ -5,7 +5,7 @@ import { ADMIN_RESOURCE_IDENTIFIER } from '../registry/resource-server.repositor
 import { apiKeyDigest, looksLikeApiKey } from '../services/api-keys.service.js';
 import { API_KEY_CLIENT_ID } from '../services/built-in-clients.js';
 import { OIDC_SCOPES } from '../services/validation.js';
-import { invalidGrantSaying, rethrowUnreachable, supplyClientId } from './upstream.js';
+import { invalidGrantSaying, rethrowUnreachable, supplyClientId, TooManyAttempts } from './upstream.js';
 
 /*
  * RFC 8693 token exchange at the token endpoint (CONTRACT, "Personal API keys"; docs/api-keys.md).
@@ -78,16 +78,6 @@ export const MAX_API_KEY_TOKEN_TTL = 3600;
 /** last_used_at is written at most this often per key. */
 export const LAST_USED_INTERVAL_MS = 60_000;
 
-/** Too many failed exchanges from this address: 429 temporarily_unavailable, with Retry-After. */
-export class TooManyFailedExchanges extends errors.TemporarilyUnavailable {
-  constructor(retryAfterSeconds: number) {
-    super(`too many failed API key exchanges from this address: try again in ${retryAfterSeconds} seconds`);
-    this.status = 429;
-    this.statusCode = 429;
-    this.expose = true;
-  }
-}
-
 const isOidcScope = (scope: string) => (OIDC_SCOPES as readonly string[]).includes(scope);
 
 /**
@@ -121,7 +111,7 @@ export function apiKeyExchange(deps: ApiKeyExchangeDeps): SubjectTokenHandler {
       const check = await deps.failures.check(ip);
       if (!check.allowed) {
         ctx.set('Retry-After', String(check.retryAfterSeconds));
-        throw new TooManyFailedExchanges(check.retryAfterSeconds);
+        throw new TooManyAttempts(`too many failed API key exchanges from this address: try again in ${check.retryAfterSeconds} seconds`);
       }
     }
     const refuse = async (description: string): Promise<never> => {

@@ -90,6 +90,19 @@ export class DependencyUnavailable extends errors.TemporarilyUnavailable {
   }
 }
 
+/**
+ * oidc-provider's `temporarily_unavailable` answered 429 (the caller should wait: the answer's
+ * Retry-After, set by the thrower, says how long), as DependencyUnavailable answers it 503.
+ */
+export class TooManyAttempts extends errors.TemporarilyUnavailable {
+  constructor(description: string) {
+    super(description);
+    this.status = 429;
+    this.statusCode = 429;
+    this.expose = true;
+  }
+}
+
 /** Turns an unreachable database or store into DependencyUnavailable on a promise already under way. */
 export function rethrowUnreachable(dependency: Dependency): (error: unknown) => never {
   return (error) => {
