@@ -34,6 +34,7 @@ import {
   rememberBuiltClients,
   invalidGrantSaying,
   supplyClientId,
+  TooManyAttempts,
   unmetAuthenticationRequirements,
 } from '../../../src/oidc/upstream.js';
 import type { ClientRecord } from '../../../src/registry/client.repository.js';
@@ -686,6 +687,7 @@ describe('token requests without client authentication (supplyClientId, for pers
       (ctx) => {
         const { thing } = ctx.oidc.params as { thing?: unknown };
         if (thing === 'refuse') throw invalidGrantSaying('because this thing is refused');
+        if (thing === 'busy') throw new TooManyAttempts('too many of these: wait');
         ctx.body = { client: ctx.oidc.client?.clientId, thing };
       },
       ['thing'],
@@ -713,6 +715,12 @@ describe('token requests without client authentication (supplyClientId, for pers
     expect(await authenticated.json()).toMatchObject({ error: 'invalid_request', error_description: 'requested grant type is not allowed for this client' });
     const named = await post({ grant_type: GRANT, thing: 'mine', client_id: 'app' });
     expect(await named.json()).toMatchObject({ error: 'invalid_client' });
+  });
+
+  it('answers TooManyAttempts 429 temporarily_unavailable with its description', async () => {
+    const response = await post({ grant_type: GRANT, thing: 'busy', client_id: 'keys' });
+    expect(response.status).toBe(429);
+    expect(await response.json()).toEqual({ error: 'temporarily_unavailable', error_description: 'too many of these: wait' });
   });
 
   it('answers invalidGrantSaying as invalid_grant with its own description', async () => {
