@@ -1,5 +1,5 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { prepareFindApiKeyForExchange } from '../../src/registry/api-key.repository.js';
 import { apiKeyDigest, createApiKey, regenerateApiKey, revokeApiKey } from '../../src/services/api-keys.service.js';
 import { disableUser, enableUser } from '../../src/services/users.service.js';
@@ -86,6 +86,22 @@ describe('personal API key exchange', () => {
     expect(answer.status).toBe(200);
     const { payload } = await jwtVerify(String(answer.body.access_token), jwks, { issuer: t.config.issuer, audience: api });
     expect(payload.scope).toBe('read');
+  });
+
+  it('costs one registry read per exchange (the key, its person and its API by the digest), and last_used_at at most one write a minute', async () => {
+    const { apiKey } = await newKey();
+    // Every query of the registry, built or prepared, goes through its executor.
+    const spy = vi.spyOn(t.server.registry.db.getExecutor(), 'executeQuery');
+    try {
+      expect((await exchange(form(apiKey))).status).toBe(200);
+      // The first use is recorded: the read and one update.
+      expect(spy).toHaveBeenCalledTimes(2);
+      spy.mockClear();
+      for (let i = 0; i < 3; i += 1) expect((await exchange(form(apiKey))).status).toBe(200);
+      expect(spy).toHaveBeenCalledTimes(3);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('caps the token lifetime at one hour, whatever the API says', async () => {
