@@ -225,6 +225,6 @@ describe('API keys on the account page', () => {
     expect(sectionOf(html)).toContain('<h2 id="api-keys">API-Schlüssel</h2>');
     const created = await post(agent, '/account/api-keys', { csrf, label: 'Sicherung', resource: api }, { 'accept-language': 'de' });
     expect(created.html).toContain('Ihr neuer API-Schlüssel „Sicherung“');
-    expect(created.html).toContain('Läuft ab nach');
+    expect(created.html).toContain('<option value="never">Unbegrenzt</option>');
   });
 });
