@@ -33,7 +33,8 @@ const SIGN_REF = path.join(REPO, 'dist/bench/sign-ref.js');
 
 // totp and passkey after authorization_code: totp's person pool is sized from that rate, and both ratios are against it.
 // reset (password reset through the mail) too: its ratio is against authorization_code.
-const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code', 'totp', 'passkey', 'reset'] as const;
+// api_key_exchange: a personal API key for an access token (RFC 8693), measured beside client credentials.
+const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code', 'totp', 'passkey', 'reset', 'api_key_exchange'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const { values: args } = parseArgs({
@@ -414,7 +415,7 @@ async function main(): Promise<number> {
     scenarios: {},
     references: { jose_rs256_sign_per_s: null, node_crypto_rs256_sign_per_s: null, openssl_rsa2048_sign_per_s: null, upstream_client_credentials_rps: null, notes: [] },
     paired: {},
-    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null, passkey_vs_authorization_code: null, reset_vs_authorization_code: null },
+    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null, passkey_vs_authorization_code: null, reset_vs_authorization_code: null, api_key_vs_cc: null },
     targets: [],
     notes,
     duration_s: 0,
@@ -434,7 +435,7 @@ async function main(): Promise<number> {
   // The private_key_jwt pool is sized from the client_credentials rate.
   let ccRpsEstimate = 3000;
   // Counting SQL costs a second and a bit per scenario: --quick counts only where there is some.
-  const countQueries = (name: string) => !quick || ['refresh_token', 'introspection', 'authorization_code', 'totp', 'passkey', 'reset'].includes(name);
+  const countQueries = (name: string) => !quick || ['refresh_token', 'introspection', 'authorization_code', 'totp', 'passkey', 'reset', 'api_key_exchange'].includes(name);
   const scenario = async (name: string, target: Target, spec: LoadSpec, request: string, loadCpus = LOAD_CPU, serverCpus = SERVER_CPU) => {
     log(`${name}: ${spec.seconds} s, ${spec.connections} connections`);
     const result = await attempt(name, () => measure(target, spec, { loadCpus, serverCpus, request, dir, backing, ...(countQueries(name) ? { dbTransactions: () => database.transactions() } : {}) }));
@@ -646,6 +647,21 @@ async function main(): Promise<number> {
           request: `a new cookie jar per reset: GET /reset → POST /reset (the address; the neutral page) → the mail over SMTP to the load generator's SMTP server on loopback (nodemailer → smtp-server, parsed with mailparser) → GET the link → POST /reset/password (argon2id; sessions, grants and refresh tokens ended, audited); ${SIGN_IN_CONCURRENCY} at a time, one person each`,
         };
       }
+      case 'api_key_exchange': {
+        const apiKey = await benchApiKey(base);
+        const body = new URLSearchParams({
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: apiKey,
+          subject_token_type: 'urn:gatehouse:params:oauth:token-type:api-key',
+          resource: API,
+          scope: 'read',
+        }).toString();
+        return {
+          spec: { ...common, kind: 'static', request: { method: 'POST', path: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body } },
+          request:
+            'POST /token grant_type=token-exchange (RFC 8693), subject_token a personal API key (gk_…, found by its SHA-256 digest: one indexed read joining the person and the API), resource and scope=read, no client authentication; RS256 JWT whose sub is the person',
+        };
+      }
       case 'totp': {
         const measured = report.scenarios.authorization_code;
         const rate = isResult(measured) && measured.rps > 0 ? measured.rps : FALLBACK_SIGN_IN_RATE;
@@ -688,6 +704,20 @@ async function main(): Promise<number> {
     await Promise.all(Array.from({ length: SIGN_IN_CONCURRENCY }, worker));
     log(`passkey: ${registered.length} people with a passkey in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     return registered;
+  }
+
+  /** A person made through the admin API and a personal API key of theirs for API (scope read), made there too. */
+  async function benchApiKey(base: string): Promise<string> {
+    const adminToken = await benchAdminToken(base);
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` };
+    const person = { email: `bench-keys-${randomBytes(4).toString('hex')}@example.test`, password: PASSWORD };
+    const created = await fetch(`${base}/admin/v1/users`, { method: 'POST', headers, body: JSON.stringify(person) });
+    const { id } = (await created.json()) as { id?: string };
+    if (created.status !== 201 || !id) throw new Error(`admin API: creating ${person.email} answered ${created.status}`);
+    const made = await fetch(`${base}/admin/v1/users/${id}/api-keys`, { method: 'POST', headers, body: JSON.stringify({ label: 'bench', resource: API, scope: 'read' }) });
+    const { api_key: apiKey } = (await made.json()) as { api_key?: string };
+    if (made.status !== 201 || !apiKey) throw new Error(`admin API: creating an API key answered ${made.status}`);
+    return apiKey;
   }
 
   /** An access token of a new `--admin` client (scope admin), for the admin API. */
@@ -783,6 +813,24 @@ async function main(): Promise<number> {
       report.paired.refresh_vs_sign = pairedRatio(vsSign, roundSeconds);
     });
   }
+  // API key exchanges against client credentials in paired rounds on the same server (in turn,
+  // alternating which goes first): both are "find a credential by a digest, sign an RS256 JWT".
+  if (selected('api_key_exchange') && isResult(report.scenarios.api_key_exchange)) {
+    await attempt('paired rounds (api_key_exchange, client_credentials)', async () => {
+      const { spec, request } = await specFor('api_key_exchange', gatehouse.base);
+      const vsCc: number[] = [];
+      for (let round = 0; round < rounds; round += 1) {
+        const [keys, cc] = await inTurn(
+          round,
+          () => measure(target, { ...spec, seconds: roundSeconds, warmupSeconds: 1 }, { loadCpus: LOAD_CPU, serverCpus: SERVER_CPU, request, dir, backing }),
+          () => measure(target, { ...ccRequest(gatehouse.base), seconds: roundSeconds, warmupSeconds: 1 }, { loadCpus: LOAD_CPU, serverCpus: SERVER_CPU, request: ccDescription, dir, backing }),
+        );
+        if (keys.errors === 0 && cc.rps > 0) vsCc.push(keys.rps / cc.rps);
+        log(`paired round ${round + 1}/${rounds}: api key exchange ${keys.rps.toFixed(0)}/s, client credentials ${cc.rps.toFixed(0)}/s`);
+      }
+      report.paired.api_key_vs_cc = pairedRatio(vsCc, roundSeconds);
+    });
+  }
   await stopChild(gatehouse.child, 15_000);
 
   // The same client_credentials load with a log line per request (to /dev/null: a log pipe costs more).
@@ -851,6 +899,7 @@ async function main(): Promise<number> {
     totp_vs_authorization_code: rpsOf('totp') !== null && rpsOf('authorization_code') ? rpsOf('totp')! / rpsOf('authorization_code')! : null,
     passkey_vs_authorization_code: rpsOf('passkey') !== null && rpsOf('authorization_code') ? rpsOf('passkey')! / rpsOf('authorization_code')! : null,
     reset_vs_authorization_code: rpsOf('reset') !== null && rpsOf('authorization_code') ? rpsOf('reset')! / rpsOf('authorization_code')! : null,
+    api_key_vs_cc: report.paired.api_key_vs_cc?.median ?? (rpsOf('api_key_exchange') !== null && ccRps ? rpsOf('api_key_exchange')! / ccRps : null),
   };
   notes.push(
     "PostgreSQL and Redis run on this machine: while a scenario is measured, the server's PostgreSQL backends and Redis are moved to the load generator's CPU (CPU 1), so that their work for a request is not charged to the server's CPU, as it would not be with them on machines of their own; PostgreSQL's background processes stay unpinned.",

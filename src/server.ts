@@ -127,7 +127,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
     // services with the writer, in the change's transaction (a failed record fails the change).
     const audit = createAuditSink(registry.db, auditKeys, logger);
     const auditWriter = createAuditWriter(auditKeys);
-    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics });
+    // Failed personal API key exchanges, per client IP (the login limits' perIp and window).
+    const apiKeyLimiter = createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits, kind: 'api_key' });
+    const apiKeyFailures = { check: (ip: string) => apiKeyLimiter.check(undefined, ip), recordFailure: (ip: string) => apiKeyLimiter.recordFailure(undefined, ip) };
+    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics, apiKeyFailures });
     const signIns = createSignInRecorder({ db: registry.db, historyDays: config.signInHistoryDays, logger });
     // Sign-in with upstream OpenID providers (docs/design/sign-in-methods.md §6).
     const upstream = createUpstreamRoutes({

@@ -16,12 +16,13 @@ import { resourceRoutes } from './resources.routes.js';
 import { defineRoute, type AdminRoute, type AdminRouteDeps } from './route.js';
 import { openApiDocumentOut } from './schemas.js';
 import { userRoutes } from './users.routes.js';
+import { apiKeyRoutes } from './api-keys.routes.js';
 import { providerRoutes } from './providers.routes.js';
 import type { DataKeyring } from '../keys/data-key.js';
 
 /** Every route of the admin API but the document's, in the document's order. */
 export function adminApiRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  return [...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps)];
+  return [...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps)];
 }
 
 /** GET /openapi.json: the document generated from the routes' declarations, itself declared. */

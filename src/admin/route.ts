@@ -15,7 +15,7 @@ export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 export const TAGS = {
   clients: 'Clients (RFC 7591 metadata names), their secrets and their grants at APIs',
   resources: 'Resource servers (APIs) and the scopes they offer',
-  users: 'People who sign in, and their passwords',
+  users: 'People who sign in, their passwords, and their personal API keys',
   providers: 'Upstream OpenID providers people may sign in with (federation); their client secrets are never returned',
   registration: 'Initial access tokens of dynamic client registration (RFC 7591)',
   audit: 'The append-only, hash-chained audit log',

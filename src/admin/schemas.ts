@@ -5,6 +5,7 @@ import { initialAccessTokenCreateSchema } from '../services/registration.service
 import { resourceCreateSchema, resourceUpdateSchema } from '../services/resources.service.js';
 import { providerCreateSchema, providerUpdateSchema } from '../services/upstream-providers.service.js';
 import { userCreateSchema, userUpdateSchema } from '../services/users.service.js';
+import { apiKeyCreateSchema } from '../services/api-keys.service.js';
 
 /**
  * What the admin API answers: zod schemas too, so that the OpenAPI document, the routes' declarations
@@ -83,6 +84,23 @@ export const registrationTokenCreatedOut = z.strictObject({
   initial_access_token: z.string().describe('shown this once'),
   expires_at: timestamp,
 });
+
+/** A personal API key as listed: never the key or its digest. */
+export const apiKeyOut = z.strictObject({
+  id: z.string(),
+  label: z.string(),
+  prefix: z.string().describe('the first characters of the key (gk_ and 8 more), to tell keys apart'),
+  resource: z.string().describe('the API the key gets tokens for'),
+  scope: z.string().describe('space-separated scopes the key may ask for (empty: the audience only)'),
+  expires_at: timestamp.nullable(),
+  created_at: timestamp,
+  last_used_at: timestamp.nullable().describe('updated at most once a minute'),
+});
+export const apiKeyCreatedOut = apiKeyOut.extend({
+  user_id: z.string(),
+  api_key: z.string().describe('the key (gk_…), shown this once: only its digest is kept'),
+});
+export const apiKeyList = z.strictObject({ data: z.array(apiKeyOut) });
 
 const page = <T extends z.ZodType>(item: T) =>
   z.strictObject({ data: z.array(item), next_cursor: z.string().nullable().describe('give it as cursor to read the next page; null on the last page') });
@@ -180,6 +198,9 @@ export const COMPONENTS = {
   RegistrationTokenCreate: { schema: initialAccessTokenCreateSchema, io: 'input' },
   RegistrationTokenList: { schema: registrationTokenList, io: 'output' },
   RegistrationTokenCreated: { schema: registrationTokenCreatedOut, io: 'output' },
+  ApiKeyCreate: { schema: apiKeyCreateSchema, io: 'input' },
+  ApiKeyCreated: { schema: apiKeyCreatedOut, io: 'output' },
+  ApiKeyList: { schema: apiKeyList, io: 'output' },
   OpenApiDocument: { schema: openApiDocumentOut, io: 'output' },
   Problem: { schema: problemOut, io: 'output' },
   BadRequestProblem: { schema: PROBLEMS[400], io: 'output' },

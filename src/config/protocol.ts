@@ -9,6 +9,13 @@ export type GrantType = (typeof GRANT_TYPES)[number];
 
 const GRANT_TYPE_SET: ReadonlySet<string> = new Set(GRANT_TYPES);
 
+/** RFC 8693 token exchange: personal API keys are exchanged with it (docs/api-keys.md); no client registers for it. */
+export const TOKEN_EXCHANGE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+/** The subject_token_type of a personal API key (CONTRACT, "Personal API keys"). */
+export const API_KEY_TOKEN_TYPE = 'urn:gatehouse:params:oauth:token-type:api-key';
+/** RFC 8693 §3: an OAuth 2.0 access token, the issued_token_type of every exchange. */
+export const ACCESS_TOKEN_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
 /** True for a grant type of GRANT_TYPES (a request's `grant_type` may be anything). */
 export function isGrantType(value: unknown): value is GrantType {
   return typeof value === 'string' && GRANT_TYPE_SET.has(value);

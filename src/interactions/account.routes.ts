@@ -37,6 +37,7 @@ import type { SignInRecorder } from '../services/sign-ins.service.js';
 import type { SignInRecord } from '../registry/sign-in.repository.js';
 import { createAccountSession, safeAccountPath, type AccountLookup, type AccountSession, type SignedInPerson } from './account-session.js';
 import { linkedAccountsSection } from './account-links.routes.js';
+import { addAccountApiKeyRoutes, apiKeysSection, type ApiKeysOutcome } from './account-api-keys.routes.js';
 import type { LoginLimiter } from './login-limiter.js';
 import { totpQrSvg } from './totp-qr.js';
 import { createTranslator, type Translate } from '../ui/i18n.js';
@@ -131,6 +132,8 @@ interface PageExtras {
   passkeyName?: string;
   /** The name typed for a new passkey was refused: its field gets the focus, marked invalid. */
   passkeyNameInvalid?: boolean;
+  /** What a POST of the "API keys" section did (account-api-keys.routes.ts). */
+  apiKeys?: ApiKeysOutcome;
 }
 
 /**
@@ -253,6 +256,7 @@ export function createAccountRoutes(deps: {
       recoveryCodes: extras.recoveryCodes,
       linkedAccounts: await linkedAccountsSection(secondFactors.db, person.id, t, ctx.query),
       ...(deps.sections ? await deps.sections(ctx, person) : {}),
+      apiKeys: await apiKeysSection(secondFactors.db, person.id, extras.apiKeys),
       status: extras.status,
       error: extras.error,
     }, { scriptNonce: true });
@@ -588,6 +592,9 @@ export function createAccountRoutes(deps: {
     ctx.state.log?.info({ accountId: person.id, passkeyId: id }, 'passkey removed from the account page');
     await renderAccount(ctx, 200, person, { status: kit.t(ctx)('account.passkey_removed') });
   });
+
+  // The "API keys" section: its answers are this page, with the new key shown once.
+  addAccountApiKeyRoutes(router, { kit, registry: { db: secondFactors.db, audit: secondFactors.audit }, render: (ctx, status, person, apiKeys) => renderAccount(ctx, status, person, { apiKeys }) });
 
   return router;
 }

@@ -31,6 +31,12 @@ export const REDACT_PATHS = [
   '*.code',
   'client_assertion',
   '*.client_assertion',
+  'subject_token',
+  '*.subject_token',
+  'api_key',
+  '*.api_key',
+  'apiKey',
+  '*.apiKey',
 ];
 
 /** Pretty, coloured lines instead of JSON: for a person watching a terminal in development. */

@@ -1,6 +1,9 @@
 import http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { isGrantType } from '../config/protocol.js';
+import { isGrantType, TOKEN_EXCHANGE_GRANT_TYPE } from '../config/protocol.js';
+
+/** The grant_type label of the token counters: a grant Gatehouse serves, else `other`. */
+const grantLabel = (grantType: string) => (isGrantType(grantType) || grantType === TOKEN_EXCHANGE_GRANT_TYPE ? grantType : 'other');
 
 /** Where a dependency's time went: the registry database or the ephemeral store. */
 export type DependencyName = 'database' | 'store';
@@ -130,10 +133,10 @@ export function createMetrics(
   return {
     registry,
     tokenIssued(grantType, clientId) {
-      tokenSeries(isGrantType(grantType) ? grantType : 'other', labelledClients.has(clientId) ? clientId : 'other').inc();
+      tokenSeries(grantLabel(grantType), labelledClients.has(clientId) ? clientId : 'other').inc();
     },
     tokenError(grantType, error) {
-      tokenErrors.inc({ grant_type: isGrantType(grantType) ? grantType : 'other', error: /^[a-z_]{1,40}$/.test(error) ? error : 'other' });
+      tokenErrors.inc({ grant_type: grantLabel(grantType), error: /^[a-z_]{1,40}$/.test(error) ? error : 'other' });
     },
     signIn(outcome) {
       signIns.inc({ outcome });

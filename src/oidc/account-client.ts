@@ -1,5 +1,5 @@
 import type { RegistryCache } from '../registry/registry-cache.js';
-import { ACCOUNT_CLIENT_ID, accountClientRecord } from '../services/built-in-clients.js';
+import { ACCOUNT_CLIENT_ID, accountClientRecord, API_KEY_CLIENT_ID, apiKeyClientRecord } from '../services/built-in-clients.js';
 
 /**
  * The registry cache as the provider sees it: the registry's clients, plus the account page's
@@ -15,8 +15,10 @@ import { ACCOUNT_CLIENT_ID, accountClientRecord } from '../services/built-in-cli
 export function withAccountClient(cache: RegistryCache, issuer: string): RegistryCache {
   const record = accountClientRecord(issuer);
   const found = Promise.resolve(record);
+  // And the client personal API keys are exchanged through (gatehouse-api-keys), built the same way.
+  const apiKeyClient = Promise.resolve(apiKeyClientRecord());
   return {
-    getClient: (clientId) => (clientId === ACCOUNT_CLIENT_ID ? found : cache.getClient(clientId)),
+    getClient: (clientId) => (clientId === ACCOUNT_CLIENT_ID ? found : clientId === API_KEY_CLIENT_ID ? apiKeyClient : cache.getClient(clientId)),
     getResourceServer: (identifier) => cache.getResourceServer(identifier),
     refresh: () => cache.refresh(),
     start: () => cache.start(),

@@ -9,6 +9,7 @@ import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Database } from '../registry/tables.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { createAdapterFactory } from './adapters/index.js';
+import type { ExchangeFailureLimiter } from './api-key-exchange.js';
 import { findLatestGrantId } from './adapters/durable-adapter.js';
 import { takeReadAheadAccount } from './adapters/rotation-scope.js';
 import { mfaInteractionPolicy } from './mfa-policy.js';
@@ -46,6 +47,8 @@ export interface ProviderDeps {
   auditWriter: AuditWriter;
   /** Where security events (refresh token reuse) are recorded. */
   audit?: AuditSink | undefined;
+  /** Failed API key exchanges per client IP (oidc/api-key-exchange.ts); none: not limited. */
+  apiKeyFailures?: ExchangeFailureLimiter | undefined;
 }
 
 /** What the provider signs and verifies with: the algorithms Gatehouse's keys take. */

@@ -1,11 +1,13 @@
 import type { Context } from 'koa';
-import { Provider } from 'oidc-provider';
+import { Provider, type AsymmetricSigningAlgorithm } from 'oidc-provider';
 import type { AuditSink } from '../audit/audit-log.js';
 import { auditRefreshTokenReuse } from '../audit/security-events.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { prepareFindApiKeyForExchange, touchApiKey } from '../registry/api-key.repository.js';
 import { createSecretVerifier } from '../services/client-secrets.js';
 import { withAccountClient } from './account-client.js';
+import { enableTokenExchange } from './api-key-exchange.js';
 import { buildConfiguration, type ProviderDeps } from './configuration.js';
 import { registrationAnswers } from './registration.js';
 import { endSessionWithoutSession, selfSubmittingPageCsp } from './self-submitting-pages.js';
@@ -66,6 +68,14 @@ export function createProvider(input: ProviderDeps & { logger: Logger; audit?: A
   provider.use(endSessionWithoutSession(provider));
 
   rememberBuiltClients(provider, deps.cache);
+
+  // Personal API keys exchanged for access tokens (RFC 8693), without client authentication.
+  enableTokenExchange(provider, {
+    findKey: prepareFindApiKeyForExchange(deps.db),
+    touch: (id, at, notBefore) => touchApiKey(deps.db, id, at, notBefore),
+    failures: deps.apiKeyFailures,
+    signingAlg: (deps.jwks[0]?.alg ?? 'RS256') as AsymmetricSigningAlgorithm,
+  });
 
   // The stored "secret" is a digest; compare what the client presented against it, in constant time.
   compareClientSecretsWith(provider, createSecretVerifier(deps.digestKey));

@@ -90,6 +90,19 @@ export class DependencyUnavailable extends errors.TemporarilyUnavailable {
   }
 }
 
+/**
+ * oidc-provider's `temporarily_unavailable` answered 429 (the caller should wait: the answer's
+ * Retry-After, set by the thrower, says how long), as DependencyUnavailable answers it 503.
+ */
+export class TooManyAttempts extends errors.TemporarilyUnavailable {
+  constructor(description: string) {
+    super(description);
+    this.status = 429;
+    this.statusCode = 429;
+    this.expose = true;
+  }
+}
+
 /** Turns an unreachable database or store into DependencyUnavailable on a promise already under way. */
 export function rethrowUnreachable(dependency: Dependency): (error: unknown) => never {
   return (error) => {
@@ -346,4 +359,63 @@ export function grantScopes(payload: Record<string, unknown>): { openid: string[
     openid: words(openid.scope),
     resources: Object.entries(typeof resources === 'object' && resources !== null ? resources : {}).map(([resource, scope]) => ({ resource, scopes: words(scope) })),
   };
+}
+
+// --- Token requests without client authentication -----------------------------------------
+
+/**
+ * invalid_grant that tells the caller why: oidc-provider's InvalidGrant answers the fixed
+ * description "grant request is invalid" and keeps its argument as `error_detail`, which it never
+ * sends; the description of the answer is the error's `error_description`, set here to the same text.
+ * For refusals whose reason is the caller's own business (their API key expired), never for ones
+ * that would tell a stranger something.
+ */
+export function invalidGrantSaying(description: string): InstanceType<typeof errors.InvalidGrant> {
+  const error = new errors.InvalidGrant(description);
+  error.error_description = description;
+  return error;
+}
+
+/** A token request's body as oidc-provider parsed it (querystring.parse: strings, or arrays of them). */
+export type TokenRequestBody = Record<string, string | string[] | undefined>;
+
+/**
+ * Lets a token request that carries no client authentication be served as `clientId`'s (a built-in
+ * public client, token_endpoint_auth_method `none`) when `applies(body)` says so: oidc-provider
+ * authenticates a client on every token request and, without a client_id, answers
+ * invalid_request "no client authentication mechanism provided" before any grant handler runs.
+ *
+ * What this relies on: each request's `ctx.oidc` is an instance of `provider.OIDCContext`; the token
+ * endpoint's body parser stores the parsed form as `ctx.oidc.body` (shared/selective_body.js), and
+ * the token parameters (client_id among them) are copied out of it just after
+ * (actions/token.js, assembleTokenParams). An accessor for `body` on OIDCContext's prototype sees
+ * that assignment first and adds `client_id` when the request has no Authorization header, no
+ * client_id, no client_secret and no client_assertion. Any other request is left as it came.
+ *
+ * @example
+ * supplyClientId(provider, 'gatehouse-api-keys', (body) => body.subject_token_type === API_KEY_TOKEN_TYPE);
+ */
+export function supplyClientId(provider: Provider, clientId: string, applies: (body: TokenRequestBody) => boolean): void {
+  const prototype = provider.OIDCContext.prototype as object;
+  const stored = new WeakMap<object, unknown>();
+  Object.defineProperty(prototype, 'body', {
+    configurable: true,
+    get(this: object) {
+      return stored.get(this);
+    },
+    set(this: { route?: string; ctx?: Context }, value: unknown) {
+      if (
+        this.route === 'token' &&
+        value !== null &&
+        typeof value === 'object' &&
+        this.ctx?.headers.authorization === undefined
+      ) {
+        const body = value as TokenRequestBody;
+        if (body.client_id === undefined && body.client_secret === undefined && body.client_assertion === undefined && applies(body)) {
+          body.client_id = clientId;
+        }
+      }
+      stored.set(this, value);
+    },
+  });
 }

@@ -235,6 +235,7 @@ export interface Database {
   upstream_providers: UpstreamProviderTable;
   upstream_links: UpstreamLinkTable;
   email_links: EmailLinkTable;
+  api_keys: ApiKeyTable;
 }
 
 export type ResourceServerRow = Selectable<ResourceServerTable>;
@@ -261,3 +262,25 @@ export type UpstreamProviderRow = Selectable<UpstreamProviderTable>;
 export type NewUpstreamProviderRow = Insertable<UpstreamProviderTable>;
 export type UpstreamProviderRowUpdate = Updateable<UpstreamProviderTable>;
 export type UpstreamLinkRow = Selectable<UpstreamLinkTable>;
+
+/** A person's personal API key (migration 2026_12_09_120000_create_api_keys): its digest, never the key. */
+export interface ApiKeyTable {
+  /** Our id (a random UUID): in URLs and audit targets (`api_key:<id>`). */
+  id: string;
+  user_id: string;
+  label: string;
+  /** The key's first characters (`gk_` and 8 more): shown in lists. */
+  prefix: string;
+  /** `sha256$` and the SHA-256 of the key (registry/token-digest.ts); unique. */
+  digest: string;
+  resource_id: string;
+  scopes: string[];
+  expires_at: Timestamp | null;
+  created_at: Timestamp;
+  /** When the current key was made (created or regenerated). */
+  secret_issued_at: Timestamp;
+  last_used_at: Timestamp | null;
+}
+
+export type ApiKeyRow = Selectable<ApiKeyTable>;
+export type NewApiKeyRow = Insertable<ApiKeyTable>;

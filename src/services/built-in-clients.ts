@@ -1,3 +1,4 @@
+import { TOKEN_EXCHANGE_GRANT_TYPE } from '../config/protocol.js';
 import type { ClientRecord } from '../registry/client.repository.js';
 import { ConflictError } from './errors.js';
 
@@ -11,9 +12,16 @@ export const ACCOUNT_CLIENT_ID = 'gatehouse-account';
 /** Where the account page's authorization requests come back to, under the issuer. */
 export const ACCOUNT_CALLBACK_PATH = '/account/callback';
 
+/**
+ * The client personal API keys are exchanged through (docs/api-keys.md): the token endpoint takes a
+ * key without client authentication, and oidc-provider serves every token request for a client, so
+ * such a request is served as this public client's (oidc/upstream.ts, supplyClientId).
+ */
+export const API_KEY_CLIENT_ID = 'gatehouse-api-keys';
+
 /** Whether `clientId` names a client Gatehouse builds itself (never a registry row). */
 export function isBuiltInClientId(clientId: string): boolean {
-  return clientId === ACCOUNT_CLIENT_ID;
+  return clientId === ACCOUNT_CLIENT_ID || clientId === API_KEY_CLIENT_ID;
 }
 
 /**
@@ -22,7 +30,8 @@ export function isBuiltInClientId(clientId: string): boolean {
  */
 export function refuseBuiltInClient(clientId: string): void {
   if (isBuiltInClientId(clientId)) {
-    throw new ConflictError('client_id', `${clientId} is built into Gatehouse (the account page's own client): it cannot be created, changed or deleted`);
+    const what = clientId === ACCOUNT_CLIENT_ID ? "the account page's own client" : 'the client personal API keys are exchanged through';
+    throw new ConflictError('client_id', `${clientId} is built into Gatehouse (${what}): it cannot be created, changed or deleted`);
   }
 }
 
@@ -56,6 +65,36 @@ export function accountClientRecord(issuer: string): ClientRecord {
     jwks: null,
     logoUri: null,
     firstParty: true,
+    requireMfa: false,
+    admin: false,
+    version: 0,
+    secretRotatedAt: null,
+    createdAt: since,
+    updatedAt: since,
+  };
+}
+
+/**
+ * The API-key client for this issuer: public (`none`), the token-exchange grant only, no redirect
+ * URI, no scopes, no API grants: what its tokens may carry is decided by the key alone
+ * (oidc/api-key-exchange.ts), never by a grant of this client.
+ */
+export function apiKeyClientRecord(): ClientRecord {
+  const since = new Date('2026-12-09T00:00:00Z');
+  return {
+    clientId: API_KEY_CLIENT_ID,
+    clientName: 'personal API keys',
+    secretDigest: null,
+    tokenEndpointAuthMethod: 'none',
+    grantTypes: [TOKEN_EXCHANGE_GRANT_TYPE],
+    redirectUris: [],
+    postLogoutRedirectUris: [],
+    scopes: [],
+    defaultResource: null,
+    grants: [],
+    jwks: null,
+    logoUri: null,
+    firstParty: false,
     requireMfa: false,
     admin: false,
     version: 0,

@@ -4,6 +4,7 @@ import { cliActor, type CliRegistry } from '../cli-audit.js';
 import { withDatabase, type Context } from '../context.js';
 import { group, handle, str, takesPasswordOnStdin, type CliRuntime } from '../define.js';
 import { printResult, readStdinPassword, UsageError } from '../output.js';
+import { apiKeysCommand } from './api-keys.command.js';
 
 const PASSWORD_HELP = `
 The password is read from standard input, without one trailing newline; passwords are never taken
@@ -14,7 +15,7 @@ shown. For example:
 
 const PASSWORD_STDIN = 'read the password from standard input (on a terminal: asked for, not shown)';
 
-/** `gatehouse users create | list | get | set-password | disable | enable | delete`: the people who sign in. */
+/** `gatehouse users create | list | get | set-password | disable | enable | delete | api-keys …`: the people who sign in. */
 export function usersCommand(runtime: CliRuntime): Command {
   const users = group('users', 'manage the people who sign in');
   const byId = (ctx: Context, ids: string[], run: (registry: CliRegistry, id: string) => Promise<void>) =>
@@ -131,5 +132,6 @@ export function usersCommand(runtime: CliRuntime): Command {
         });
       }),
     );
+  users.addCommand(apiKeysCommand(runtime));
   return users;
 }

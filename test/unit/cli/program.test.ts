@@ -25,7 +25,7 @@ const leaves = commands.filter((info) => info.leaf);
 
 describe('the command definitions', () => {
   it('hold every command of the contract and the groups around them', () => {
-    expect(groups.map((info) => info.path)).toEqual(['keys', 'resources', 'clients', 'users', 'providers', 'registration', 'registration token', 'audit', 'db']);
+    expect(groups.map((info) => info.path)).toEqual(['keys', 'resources', 'clients', 'users', 'users api-keys', 'providers', 'registration', 'registration token', 'audit', 'db']);
     expect(leaves.map((info) => info.path)).toEqual(
       expect.arrayContaining([
         'migrate',
@@ -45,6 +45,9 @@ describe('the command definitions', () => {
         'users list',
         'users disable',
         'users delete',
+        'users api-keys create',
+        'users api-keys list',
+        'users api-keys revoke',
         'providers create',
         'providers list',
         'providers delete',

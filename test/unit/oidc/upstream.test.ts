@@ -35,6 +35,9 @@ import {
   grantScopes,
   sessionFields,
   rememberBuiltClients,
+  invalidGrantSaying,
+  supplyClientId,
+  TooManyAttempts,
   unmetAuthenticationRequirements,
 } from '../../../src/oidc/upstream.js';
 import type { ClientRecord } from '../../../src/registry/client.repository.js';
@@ -723,5 +726,62 @@ describe('the sessions of an account (oidc/adapters/session-index.ts, for /accou
     } finally {
       await op.close();
     }
+  });
+});
+
+describe('token requests without client authentication (supplyClientId, for personal API keys)', () => {
+  const GRANT = 'urn:example:params:oauth:grant-type:contract';
+
+  beforeAll(() => {
+    provider.registerGrantType(
+      GRANT,
+      (ctx) => {
+        const { thing } = ctx.oidc.params as { thing?: unknown };
+        if (thing === 'refuse') throw invalidGrantSaying('because this thing is refused');
+        if (thing === 'busy') throw new TooManyAttempts('too many of these: wait');
+        ctx.body = { client: ctx.oidc.client?.clientId, thing };
+      },
+      ['thing'],
+    );
+    rows.set('Client:keys', { client_id: 'keys', grant_types: [GRANT], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'none' });
+    supplyClientId(provider, 'keys', (body) => body.grant_type === GRANT && body.thing === 'mine');
+  });
+
+  const post = (body: Record<string, string>, headers: Record<string, string> = {}) =>
+    fetch(`${base}${provider.pathFor('token')}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(body) });
+
+  it("serves a request the predicate takes as the named client's: the parsed body reaches the params through ctx.oidc.body", async () => {
+    const response = await post({ grant_type: GRANT, thing: 'mine' });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ client: 'keys', thing: 'mine' });
+  });
+
+  it('leaves a request the predicate does not take, or one with client authentication, as it came', async () => {
+    const other = await post({ grant_type: GRANT, thing: 'yours' });
+    expect(other.status).toBe(400);
+    expect(await other.json()).toMatchObject({ error: 'invalid_request', error_description: 'no client authentication mechanism provided' });
+    // Authenticated as `app`, which is not registered for the grant: app's request, not keys'.
+    const authenticated = await post({ grant_type: GRANT, thing: 'mine' }, { authorization: basic() });
+    expect(authenticated.status).toBe(400);
+    expect(await authenticated.json()).toMatchObject({ error: 'invalid_request', error_description: 'requested grant type is not allowed for this client' });
+    const named = await post({ grant_type: GRANT, thing: 'mine', client_id: 'app' });
+    expect(await named.json()).toMatchObject({ error: 'invalid_client' });
+  });
+
+  it('answers TooManyAttempts 429 temporarily_unavailable with its description', async () => {
+    const response = await post({ grant_type: GRANT, thing: 'busy', client_id: 'keys' });
+    expect(response.status).toBe(429);
+    expect(await response.json()).toEqual({ error: 'temporarily_unavailable', error_description: 'too many of these: wait' });
+  });
+
+  it('answers invalidGrantSaying as invalid_grant with its own description', async () => {
+    const response = await post({ grant_type: GRANT, thing: 'refuse', client_id: 'keys' });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({ error: 'invalid_grant', error_description: 'because this thing is refused' });
+  });
+
+  it('touches no other endpoint: a refresh without a client is still refused as before', async () => {
+    const response = await post({ grant_type: 'refresh_token', refresh_token: 'x', thing: 'mine' });
+    expect(await response.json()).toMatchObject({ error: 'invalid_request', error_description: 'no client authentication mechanism provided' });
   });
 });
