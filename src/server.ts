@@ -15,6 +15,10 @@ import { createUpstreamSignIn } from './services/upstream-sign-in.js';
 import { createLoginLimiter, createRequestLimiter } from './interactions/login-limiter.js';
 import { relyingPartyOf } from './accounts/passkeys.js';
 import { createMailer } from './mail/smtp-mailer.js';
+import { createMailComposer } from './mail/compose.js';
+import { createSignupRoutes, SIGNUP_WINDOW_SECONDS } from './interactions/signup.routes.js';
+import { createEmailAddressRoutes } from './interactions/email-address.routes.js';
+import { ACCOUNT_EMAIL_MAILS_PER_HOUR, createAccountEmailRoutes } from './interactions/account-email.routes.js';
 import { purgeEmailLinks } from './registry/email-link.repository.js';
 import { createPages } from './oidc/pages.js';
 import { loadAuditKeyring } from './keys/audit-key.js';
@@ -124,6 +128,11 @@ export async function startServer(config: Config, logger: Logger, options: Start
     // services with the writer, in the change's transaction (a failed record fails the change).
     const audit = createAuditSink(registry.db, auditKeys, logger);
     const auditWriter = createAuditWriter(auditKeys);
+    // Email addresses (verification, sign-up, changes): the services send through the mailer (docs/design/self-service.md).
+    const email = { db: registry.db, audit: auditWriter, mail: { mailer, compose: createMailComposer(config.brand), issuer: config.issuer, brandName: config.brand.name } };
+    const signup = config.signupEnabled
+      ? createSignupRoutes({ email, audit, limiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'signup_ip', points: config.signupMaxPerIp, windowSeconds: SIGNUP_WINDOW_SECONDS }) })
+      : undefined;
     const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics });
     const signIns = createSignInRecorder({ db: registry.db, historyDays: config.signInHistoryDays, logger });
     // Sign-in with upstream OpenID providers (docs/design/sign-in-methods.md §6).
@@ -156,6 +165,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       metrics,
       signIns,
       upstream,
+      ...(signup ? { signup } : {}),
     });
     // The account page (/account) and the sign-in history every sign-in method writes. Its
     // "Linked accounts" routes (/account/links) come before it in `routers`: the first prefix that matches answers.
@@ -180,7 +190,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
       logger,
       host,
       pages,
-      routers: [interactions, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys })],
+      routers: [
+        ...createEmailAddressRoutes({ email, pages, config }),
+        createAccountEmailRoutes({ provider: () => host.provider, accounts, pages, config, email, limiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'account_email_mail', points: ACCOUNT_EMAIL_MAILS_PER_HOUR, windowSeconds: 3600 }) }),
+        interactions, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys, mail: email.mail })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },

@@ -57,6 +57,8 @@ export interface Config {
   readonly mail: { readonly smtpUrl: string | undefined; readonly from: string; readonly outboxDir: string };
   /** SIGNUP_ENABLED: people may create their own account from the sign-in page. */
   readonly signupEnabled: boolean;
+  /** SIGNUP_MAX_PER_IP: sign-up attempts one client IP may make per hour (each hashes a password and may send a mail). */
+  readonly signupMaxPerIp: number;
   /** What pages and mail show of the deployment: BRAND_NAME, BRAND_LOGO_URL (+ BRAND_LOGO_ALT), BRAND_COLOR, SUPPORT_URL. */
   readonly brand: Brand;
 }
@@ -171,6 +173,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       outboxDir: path.join(path.resolve(cwd, e.DATA_DIR), 'outbox'),
     }),
     signupEnabled: e.SIGNUP_ENABLED,
+    signupMaxPerIp: e.SIGNUP_MAX_PER_IP,
     brand: Object.freeze({
       name: e.BRAND_NAME,
       logoUrl: e.BRAND_LOGO_URL,

@@ -92,6 +92,7 @@ export const envSchema = z.object({
   SMTP_URL: smtpUrl.optional(),
   MAIL_FROM: displayText(320).optional(),
   SIGNUP_ENABLED: booleanFlag.default(false),
+  SIGNUP_MAX_PER_IP: integerIn(1, 1_000_000).default(20),
   BRAND_NAME: displayText(64).default('Gatehouse'),
   BRAND_LOGO_URL: httpsUrl.optional(),
   BRAND_LOGO_ALT: displayText(128).optional(),

@@ -37,6 +37,7 @@ import type { SignInRecorder } from '../services/sign-ins.service.js';
 import type { SignInRecord } from '../registry/sign-in.repository.js';
 import { createAccountSession, safeAccountPath, type AccountLookup, type AccountSession, type SignedInPerson } from './account-session.js';
 import { linkedAccountsSection } from './account-links.routes.js';
+import { accountEmailSection } from './account-email.routes.js';
 import type { LoginLimiter } from './login-limiter.js';
 import { totpQrSvg } from './totp-qr.js';
 
@@ -245,6 +246,7 @@ export function createAccountRoutes(deps: {
       enrolment,
       recoveryCodes: extras.recoveryCodes,
       linkedAccounts: await linkedAccountsSection(secondFactors.db, person.id, ctx.query),
+      emailSection: await accountEmailSection(secondFactors.db, person.id, ctx.query),
       status: extras.status,
       error: extras.error,
     }, { scriptNonce: true });

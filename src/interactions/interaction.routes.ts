@@ -38,6 +38,7 @@ import { registerPasskeyRoutes } from './passkey.routes.js';
 import { describeScopes } from './scopes.js';
 import { totpQrSvg } from './totp-qr.js';
 import type { UpstreamRoutes } from './upstream.routes.js';
+import type { SignupRoutes } from './signup.routes.js';
 import { negotiateLocale } from '../ui/i18n.js';
 
 /** What sign-in needs from the accounts service. */
@@ -182,6 +183,8 @@ export function createInteractionRoutes(deps: {
   signIns?: Pick<SignInRecorder, 'record'>;
   /** Sign-in with upstream OpenID providers (upstream.routes.ts): the login page's buttons, its routes, the link after a sign-in. */
   upstream?: UpstreamRoutes;
+  /** Self sign-up (signup.routes.ts): given only when SIGNUP_ENABLED; the login page then links to it. */
+  signup?: SignupRoutes;
 }): Router {
   const { accounts, limiter, mfaLimiter, pages, cache, config, store } = deps;
   // The sink never throws; awaiting it keeps one append per sign-in attempt in flight (backpressure).
@@ -319,6 +322,7 @@ export function createInteractionRoutes(deps: {
         passkey: { action: `/interaction/${uid}/passkey`, options: `/interaction/${uid}/passkey/options` },
         providers: upstream?.providers ?? [],
         ...(upstream?.linkNotice ? { linkNotice: upstream.linkNotice, email: upstream.email } : {}),
+        ...(deps.signup ? { signup: deps.signup.loginLink(uid) } : {}),
         ...extra,
       },
       [...redirectUri, ...(upstream?.formTargets ?? [])],
@@ -903,6 +907,9 @@ export function createInteractionRoutes(deps: {
       await recordSignIn(ctx, { accountId, method, acr: ACR_BASIC, amr: [], clientId, ...(providerId ? { upstreamProviderId: providerId } : {}) });
     },
   });
+
+  // Self sign-up (signup.routes.ts), only when SIGNUP_ENABLED: otherwise its paths are not routes here (404).
+  deps.signup?.mount(router, { forms, details, formStep: (ctx, atStep) => formStep(ctx, atStep, { reload: 'sign-up page' }), page, errorPage, clientName, field: formField, csrfToken: (uid) => csrf.token(uid) });
 
   return router;
 }
