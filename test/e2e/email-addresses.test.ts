@@ -460,6 +460,32 @@ describe('email addresses: sign-up, verification, change', () => {
     expect((await userByEmail(email))?.email_verified).toBe(true);
   });
 
+  it('POST /admin/v1/users with send_verification mails the link; without it, none', async () => {
+    const admin = await t.build.client({ client_name: `admin ${randomUUID()}`, admin: true });
+    await t.server.cache.refresh();
+    const { body: tokens } = await tokenRequest(t.server.url, { grant_type: 'client_credentials', scope: 'admin' }, admin, t.fetch);
+    const token = String(tokens.access_token);
+    recordSecret(token);
+    const create = (body: Record<string, unknown>) =>
+      t.fetch('/admin/v1/users', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const email = `api-${randomUUID()}@example.test`;
+    const created = await create({ email, password: PASSWORD, send_verification: true });
+    expect(created.status).toBe(201);
+    expect(await created.json()).toMatchObject({ email, email_verified: false });
+    const link = linkOf(await mailTo(email, 'Confirm your email address'), '/verify-email');
+    expect((await useLink(link)).response.status).toBe(200);
+    expect((await userByEmail(email))?.email_verified).toBe(true);
+    const quiet = `api-quiet-${randomUUID()}@example.test`;
+    expect((await create({ email: quiet, password: PASSWORD })).status).toBe(201);
+    const other = `api-marker-${randomUUID()}@example.test`;
+    expect((await create({ email: other, password: PASSWORD, send_verification: true })).status).toBe(201);
+    // The queue is in order: once the later mail is here, an earlier one would be too.
+    await mailTo(other, 'Confirm your email address');
+    expect(sink.messages.filter((mail) => mail.to.includes(quiet))).toEqual([]);
+    const wrong = await create({ email: `api-bad-${randomUUID()}@example.test`, password: PASSWORD, send_verification: 'yes' });
+    expect(wrong.status).toBe(400);
+  });
+
   it('users create --send-verification fails clearly in production without SMTP_URL, creating nothing', async () => {
     const email = `cli-prod-${randomUUID()}@example.test`;
     const { runCliCapture, expectOneLineError } = await import('../fixtures/cli.js');
