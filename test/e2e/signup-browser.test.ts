@@ -50,7 +50,7 @@ describe('sign-up in a real browser (chromium, 375 px, keyboard only)', () => {
     expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(VIEWPORT.width);
   }
 
-  const focused = () => page.evaluate(() => document.activeElement?.id ?? '');
+  const focused = () => page.evaluate('document.activeElement ? document.activeElement.id : ""') as Promise<string>;
 
   /** Presses Tab until the element with this id has the focus (at most 30 times). */
   async function tabTo(id: string) {
