@@ -134,7 +134,7 @@ describe('email addresses: sign-up, verification, change', () => {
   it('sign-up → mail from the sink → link → email_verified true in a new ID token and at userinfo; the link works once', async () => {
     const email = `new-${randomUUID()}@example.test`;
     const before = await lastSeq();
-    const { uid, response, html } = await signUp({ email, password: PASSWORD, name: 'Grace Hopper' });
+    const { agent, uid, response, html } = await signUp({ email, password: PASSWORD, name: 'Grace Hopper' });
     expect(response.status).toBe(200);
     expect(html).toContain('Check your email');
     expect(html).toContain(`We sent a message to ${email}.`);
@@ -151,6 +151,12 @@ describe('email addresses: sign-up, verification, change', () => {
     expect(mail.html).toContain('Confirm my address');
     const link = linkOf(mail, '/verify-email');
     expect(link.startsWith(`${t.config.issuer}/verify-email?token=`)).toBe(true);
+
+    // "Continue to sign in" goes back to the same authorization, and the new password ends it at the app.
+    const back = await signIn(agent, { url: `/interaction/${uid}`, email, password: PASSWORD });
+    expect(back.redirect.origin + back.redirect.pathname).toBe(REDIRECT_URI);
+    expect(back.redirect.searchParams.get('code')).toBeTruthy();
+    recordSecret(back.redirect.searchParams.get('code'));
 
     // Signed in before the link is used: the new password works, email_verified is false.
     const unverified = await idTokenClaims(email, PASSWORD);
@@ -199,7 +205,10 @@ describe('email addresses: sign-up, verification, change', () => {
     const rowBefore = await userById(owner.id);
     const fresh = `fresh-${randomUUID()}@example.test`;
     const a = await signUp({ email: fresh, password: PASSWORD });
+    const seq = await lastSeq();
     const b = await signUp({ email: owner.email.toUpperCase(), password: 'another long password 0815' });
+    // Only a security event, with no address in it: no account, no link.
+    expect(await auditSince(seq)).toEqual([{ actor: 'anonymous', action: 'signup.address_taken', target: null, details: {} }]);
     expect(b.response.status).toBe(a.response.status);
     // The same page but for the address typed and the interaction's uid.
     const normalise = (html: string, email: string, uid: string) => html.replaceAll(email, 'EMAIL').replaceAll(uid, 'UID');
