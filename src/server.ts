@@ -147,7 +147,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       metrics,
     });
     const mfaLimiter = createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits, kind: 'mfa' });
-    const passkeyDeps = { db: registry.db, audit: auditWriter, store, relyingParty: relyingPartyOf(config.issuer) };
+    const passkeyDeps = { db: registry.db, audit: auditWriter, store, relyingParty: relyingPartyOf(config.issuer, config.brand.name) };
     const interactions = createInteractionRoutes({
       provider: () => host.provider,
       accounts,

@@ -8,6 +8,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ProviderHost } from '../oidc/provider-host.js';
 import { healthRoutes, type ReadinessCheck } from './health.routes.js';
+import { homeRoutes } from './home.routes.js';
 import { requestLogging } from './request-logging.js';
 import { retryAfterOnUnavailable } from './retry-after.js';
 import { bodyLimit } from './body-limit.js';
@@ -101,9 +102,14 @@ export function createApp(deps: {
   // sign-in pages read bodies themselves under the same limit, refusing a larger one in their own
   // formats (a problem document, a page). What they do not answer still reaches the provider.
   const limit = bodyLimit(config.bodyLimitBytes);
+  // `/` and the GET of a path nobody serves: a page for people (JSON for clients), see home.routes.ts.
+  const home = homeRoutes({ pages: deps.pages, issuer: config.issuer });
   const provider: Koa.Middleware = (ctx, next) => {
     if (limit.before(ctx)) return Promise.resolve();
-    return host.middleware(ctx, next).then(() => limit.after(ctx));
+    return host.middleware(ctx, next).then(() => {
+      limit.after(ctx);
+      home.notFound(ctx);
+    });
   };
   const { metrics } = deps;
   // Never on the main port in production (loadConfig requires METRICS_PORT there).
@@ -120,6 +126,7 @@ export function createApp(deps: {
     if (path === '/healthz' || path === '/readyz') return health;
     if (path === '/metrics') return metricsRoute;
     if (path === '/assets/gatehouse.css') return stylesheet;
+    if (path === '/') return home.root;
     if (Object.hasOwn(scripts, path)) return scripts[path];
     return routes.find(({ prefix }) => path === prefix || path.startsWith(`${prefix}/`))?.middleware;
   };

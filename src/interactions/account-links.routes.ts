@@ -12,6 +12,7 @@ import { NotFoundError } from '../services/errors.js';
 import { hasAnySecondFactor } from '../services/second-factors.service.js';
 import { LastSignInMethodError, unlinkUpstream } from '../services/upstream-links.service.js';
 import { createAccountSession, type AccountLookup } from './account-session.js';
+import type { Translate } from '../ui/i18n.js';
 
 /** Where the section is on the account page (its heading's id). */
 const SECTION = '/account#linked-accounts';
@@ -50,7 +51,7 @@ function shortTime(at: Date): string {
  * @example
  * linkedAccounts: await linkedAccountsSection(db, person.id, ctx.query),   // in the /account render
  */
-export async function linkedAccountsSection(db: Kysely<Database>, userId: string, query: ParsedUrlQuery = {}): Promise<LinkedAccountsSection> {
+export async function linkedAccountsSection(db: Kysely<Database>, userId: string, t: Translate, query: ParsedUrlQuery = {}): Promise<LinkedAccountsSection> {
   const [links, providers] = await Promise.all([listUpstreamLinksOfUser(db, userId), listUpstreamProviders(db)]);
   const names = new Map(providers.map((provider) => [provider.id, provider.name]));
   const section: LinkedAccountsSection = {
@@ -67,9 +68,9 @@ export async function linkedAccountsSection(db: Kysely<Database>, userId: string
   };
   if (query.links === 'unlinked') {
     const name = typeof query.provider === 'string' ? names.get(query.provider) : undefined;
-    section.status = name ? `${name} is no longer linked to your account.` : 'The account is no longer linked.';
+    section.status = name ? t('account.unlinked', { provider: name }) : t('account.unlinked_unnamed');
   } else if (query.links === 'last_way') {
-    section.error = 'This is the only way you can sign in, so it cannot be unlinked. Add a passkey or link another account first.';
+    section.error = t('account.last_way');
   }
   return section;
 }
@@ -122,7 +123,7 @@ export function createAccountLinkRoutes(deps: {
       return;
     }
     const providerId = String(ctx.params.provider);
-    const notLinked = () => kit.errorPage(ctx, 404, 'No such linked account', 'Your account is not linked to this provider. Nothing was changed.', 'not_found');
+    const notLinked = () => kit.errorPage(ctx, 404, kit.t(ctx)('account.no_such_link'), kit.t(ctx)('account.no_such_link_text'), 'not_found');
     if (!PROVIDER_ID.test(providerId)) return notLinked();
     try {
       await unlinkUpstream(registry, kit.actor(ctx, person), person.id, providerId);

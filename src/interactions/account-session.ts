@@ -11,7 +11,8 @@ import { browserSession } from '../oidc/upstream.js';
 import { isUnreachable, RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
 import { epochSeconds } from '../store/ephemeral-store.js';
 import { createCsrf } from './csrf.js';
-import { negotiateLocale } from '../ui/i18n.js';
+import type { MessageKey, Translate } from '../ui/i18n.js';
+import { requestLocale, translatorOf } from './page-locale.js';
 
 /*
  * What every section of the account page (`/account`, docs/design/sign-in-methods.md §7.3) builds
@@ -90,8 +91,10 @@ export interface AccountSession {
    * response is passed to the view as `it.nonce` and the CSP allows exactly the scripts carrying it.
    */
   render(ctx: Context, status: number, view: AccountView, data: Record<string, unknown> & { title: string }, options?: { scriptNonce?: boolean }): void;
-  /** The error page, with Cache-Control no-store and the pages' CSP. */
+  /** The error page, with Cache-Control no-store and the pages' CSP: heading and message as shown (see `t`). */
   errorPage(ctx: Context, status: number, heading: string, message: string, code?: string): void;
+  /** The translator of this request's language (Accept-Language, else English): every text a section shows. */
+  t(ctx: Context): Translate;
   /**
    * Router middleware: a storage outage (PostgreSQL or Redis unreachable) during an /account
    * request answers the 503 page with Retry-After; nothing else is caught (the app's handler logs it).
@@ -149,12 +152,18 @@ export function createAccountSession(deps: AccountSessionDeps): AccountSession {
     ctx.set('Cache-Control', 'no-store');
     // With a nonce: its scripts, and their fetches to this origin (connect-src 'self').
     ctx.set('Content-Security-Policy', pageCsp([], nonce ? { scriptNonce: nonce } : {}));
-    const locale = negotiateLocale({ acceptLanguage: ctx.get('accept-language') });
+    const locale = requestLocale(ctx);
     ctx.body = pages.render(view, nonce ? { ...data, locale, nonce } : { ...data, locale });
   }
 
   function errorPage(ctx: Context, status: number, heading: string, message: string, code?: string) {
     render(ctx, status, 'error', { title: heading, heading, message, code, requestId: ctx.state.requestId });
+  }
+
+  /** The error page from two catalogue keys, in the request's language. */
+  function errorPageOf(ctx: Context, status: number, heading: MessageKey, message: MessageKey, code: string) {
+    const t = translatorOf(ctx);
+    errorPage(ctx, status, t(heading), t(message, { brand: pages.brand.name }), code);
   }
 
   async function isRecent(person: SignedInPerson): Promise<boolean> {
@@ -169,7 +178,7 @@ export function createAccountSession(deps: AccountSessionDeps): AccountSession {
       } catch (error) {
         if (!isUnreachable(error)) throw error;
         ctx.set('Retry-After', RETRY_AFTER_SECONDS);
-        errorPage(ctx, 503, 'Your account page is temporarily unavailable', 'Gatehouse cannot reach its storage right now. Nothing was changed: try again in a moment.', 'temporarily_unavailable');
+        errorPageOf(ctx, 503, 'account.unavailable', 'error.storage_unreachable', 'temporarily_unavailable');
       }
     },
     async signedInPerson(ctx) {
@@ -209,12 +218,12 @@ export function createAccountSession(deps: AccountSessionDeps): AccountSession {
     verifyCsrf: (person, token) => typeof token === 'string' && csrf.verify(bound(person), token),
     checkCsrf(ctx, person, form) {
       if (csrf.verify(bound(person), form.field('csrf'))) return true;
-      errorPage(ctx, 403, 'This form has expired', 'Reload your account page and try again.', 'csrf_token_invalid');
+      errorPageOf(ctx, 403, 'error.form_expired', 'account.reload', 'csrf_token_invalid');
       return false;
     },
     async readForm(ctx) {
       if (!ctx.is('application/x-www-form-urlencoded')) {
-        errorPage(ctx, 415, 'Unsupported form', 'Submit the form from your account page.', 'invalid_request');
+        errorPageOf(ctx, 415, 'error.unsupported_form', 'account.submit_from_account', 'invalid_request');
         return undefined;
       }
       let body: Record<string, unknown>;
@@ -222,7 +231,7 @@ export function createAccountSession(deps: AccountSessionDeps): AccountSession {
         body = (await coBody.form(ctx.req, { limit: config.bodyLimitBytes, queryString: { depth: 0, parameterLimit: 20 } })) as Record<string, unknown>;
       } catch (error) {
         const status = (error as { status?: number }).status === 413 ? 413 : 400;
-        errorPage(ctx, status, 'Unreadable form', 'Submit the form from your account page.', 'invalid_request');
+        errorPageOf(ctx, status, 'error.unreadable_form', 'account.submit_from_account', 'invalid_request');
         return undefined;
       }
       return {
@@ -238,6 +247,7 @@ export function createAccountSession(deps: AccountSessionDeps): AccountSession {
     },
     render,
     errorPage,
+    t: translatorOf,
     actor(ctx, person) {
       const requestId = (ctx.state as { requestId?: unknown }).requestId;
       return { actor: `person:${person.id}`, requestId: typeof requestId === 'string' ? requestId : null, ip: ctx.ip };

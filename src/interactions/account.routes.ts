@@ -40,9 +40,8 @@ import { linkedAccountsSection } from './account-links.routes.js';
 import { accountEmailSection } from './account-email.routes.js';
 import type { LoginLimiter } from './login-limiter.js';
 import { totpQrSvg } from './totp-qr.js';
-
-/** The issuer an authenticator app shows beside the account (as at sign-in). */
-const TOTP_ISSUER = 'Gatehouse';
+import { createTranslator, type Translate } from '../ui/i18n.js';
+import { inMinutes } from './page-locale.js';
 
 /** The signed cookie that binds an account sign-in (its `state`) to the browser that started it. */
 const STATE_COOKIE = 'gatehouse.account';
@@ -57,25 +56,25 @@ const MAX_OPTIONS_BODY = 1024;
 const PASSKEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** What the account page says when a new passkey is refused (nothing was stored). */
-function registrationRefusal(reason: PasskeyRefusal): string {
+function registrationRefusal(t: Translate, reason: PasskeyRefusal): string {
   switch (reason) {
     case 'stale_challenge':
     case 'replayed_challenge':
-      return 'That passkey prompt has expired. Try “Add a passkey” again.';
+      return t('account.passkey_stale');
     case 'already_registered':
-      return 'This passkey is already registered here.';
+      return t('account.passkey_already');
     case 'user_verification':
-      return 'Your passkey did not confirm it is you (PIN, fingerprint or face). Try again.';
+      return t('common.passkey_user_verification');
     case 'malformed':
-      return 'This passkey response could not be read. Try again.';
+      return t('common.passkey_malformed');
     default:
-      return 'This passkey could not be added. Try again, or use another passkey.';
+      return t('account.passkey_add_failed');
   }
 }
 
 /** A browser, said shortly ("Firefox on Linux"); an unknown one as its first characters. */
-export function describeUserAgent(userAgent: string | null): string {
-  if (!userAgent) return 'Unknown browser';
+export function describeUserAgent(userAgent: string | null, t: Translate = createTranslator('en')): string {
+  if (!userAgent) return t('account.unknown_browser');
   const browser = /Edg(e|A|iOS)?\//.test(userAgent)
     ? 'Edge'
     : /OPR\//.test(userAgent)
@@ -100,17 +99,17 @@ export function describeUserAgent(userAgent: string | null): string {
             : /Linux/.test(userAgent)
               ? 'Linux'
               : undefined;
-  if (browser) return os ? `${browser} on ${os}` : browser;
+  if (browser) return os ? t('account.browser_on', { browser, os }) : browser;
   return userAgent.length > 60 ? `${userAgent.slice(0, 59)}…` : userAgent;
 }
 
 /** How a sign-in was made, in words. */
-function describeMethod(entry: SignInRecord): string {
+function describeMethod(t: Translate, entry: SignInRecord): string {
   const otp = entry.amr.includes('otp');
-  if (entry.method === 'password') return otp ? 'Password and authenticator code' : 'Password';
-  if (entry.method === 'step_up') return otp ? 'Second step (authenticator code)' : 'Second step';
-  if (entry.method === 'passkey') return 'Passkey';
-  return entry.upstreamProviderId ? `Upstream provider (${entry.upstreamProviderId})` : 'Upstream provider';
+  if (entry.method === 'password') return t(otp ? 'account.method.password_otp' : 'account.method.password');
+  if (entry.method === 'step_up') return t(otp ? 'account.method.step_up_otp' : 'account.method.step_up');
+  if (entry.method === 'passkey') return t('account.method.passkey');
+  return entry.upstreamProviderId ? t('account.method.upstream_named', { provider: entry.upstreamProviderId }) : t('account.method.upstream');
 }
 
 /** A time as the page shows it: UTC to the minute (the <time> element carries the exact instant). */
@@ -131,6 +130,8 @@ interface PageExtras {
   recoveryCodes?: string[];
   /** The name typed for a new passkey, shown again when it was refused. */
   passkeyName?: string;
+  /** The name typed for a new passkey was refused: its field gets the focus, marked invalid. */
+  passkeyNameInvalid?: boolean;
 }
 
 /**
@@ -159,6 +160,8 @@ export function createAccountRoutes(deps: {
   audit?: AuditSink;
 }): Router {
   const { config, secondFactors, passkeys, mfaLimiter } = deps;
+  /** The issuer an authenticator app shows beside the account (as at sign-in): the brand's name. */
+  const totpIssuer = config.brand.name;
   // One rule for "has a second factor" (an authenticator app or a passkey), as at sign-in.
   const hasAnyFactor = (userId: string) => hasAnySecondFactor(secondFactors.db, userId);
   const kit: AccountSession = createAccountSession({
@@ -178,9 +181,9 @@ export function createAccountRoutes(deps: {
   // Storage outages get the 503 page (the account pages' one guard); nothing else is caught.
   router.use((ctx, next) => kit.outageGuard(ctx, next));
 
-  async function appName(clientId: string | null, names: Map<string, string>): Promise<string> {
+  async function appName(t: Translate, clientId: string | null, names: Map<string, string>): Promise<string> {
     if (!clientId) return '—';
-    if (clientId === ACCOUNT_CLIENT_ID) return 'Your account page';
+    if (clientId === ACCOUNT_CLIENT_ID) return t('account.this_page');
     let name = names.get(clientId);
     if (name === undefined) {
       const client = await deps.provider().Client.find(clientId).catch(() => undefined);
@@ -192,17 +195,18 @@ export function createAccountRoutes(deps: {
 
   async function renderAccount(ctx: Context, status: number, person: SignedInPerson, extras: PageExtras = {}) {
     const [factors, history, keys] = await Promise.all([secondFactorStatus(secondFactors.db, person.id), deps.signIns.recent(person.id), listPasskeys(passkeys.db, person.id)]);
+    const t = kit.t(ctx);
     const names = new Map<string, string>();
     const signIns = [];
     for (const entry of history) {
       signIns.push({
         at: entry.at.toISOString(),
         atText: shortTime(entry.at),
-        method: describeMethod(entry),
+        method: describeMethod(t, entry),
         ip: entry.ip ?? '—',
-        browser: describeUserAgent(entry.userAgent),
+        browser: describeUserAgent(entry.userAgent, t),
         userAgent: entry.userAgent ?? '',
-        app: await appName(entry.clientId, names),
+        app: await appName(t, entry.clientId, names),
       });
     }
     let enrolment: Record<string, unknown> | undefined;
@@ -220,17 +224,17 @@ export function createAccountRoutes(deps: {
     const passkeyList = keys.map((key) => ({
       id: key.id,
       name: key.name,
-      kind: key.synced ? 'Synced' : 'This device only',
+      kind: t(key.synced ? 'account.synced' : 'account.device_only'),
       created: key.createdAt.toISOString(),
       createdText: shortTime(key.createdAt),
       lastUsed: key.lastUsedAt ? key.lastUsedAt.toISOString() : undefined,
-      lastUsedText: key.lastUsedAt ? shortTime(key.lastUsedAt) : 'Never',
+      lastUsedText: key.lastUsedAt ? shortTime(key.lastUsedAt) : t('common.never'),
     }));
     // Under MFA_REQUIRED the last second factor stays: the app when no passkey remains, the last passkey when no app is on.
     const totpOn = factors.totp === 'active';
     // The page carries its script (and a nonce) only for the "Add a passkey" button.
     kit.render(ctx, status, 'account', {
-      title: 'Your account',
+      title: t('account.title'),
       wide: true,
       email: person.email,
       name: person.name,
@@ -242,10 +246,11 @@ export function createAccountRoutes(deps: {
       passkeys: passkeyList,
       passkeyRemovable: !config.mfaRequired || totpOn || keys.length > 1,
       passkeyName: extras.passkeyName ?? '',
+      passkeyNameInvalid: extras.passkeyNameInvalid === true,
       signIns,
       enrolment,
       recoveryCodes: extras.recoveryCodes,
-      linkedAccounts: await linkedAccountsSection(secondFactors.db, person.id, ctx.query),
+      linkedAccounts: await linkedAccountsSection(secondFactors.db, person.id, t, ctx.query),
       emailSection: await accountEmailSection(secondFactors.db, person.id, ctx.query),
       status: extras.status,
       error: extras.error,
@@ -320,7 +325,7 @@ export function createAccountRoutes(deps: {
     const presented = typeof ctx.query.state === 'string' ? Buffer.from(ctx.query.state) : undefined;
     const expected = taken ? Buffer.from(taken.state) : undefined;
     if (!taken || !presented || !expected || presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
-      kit.errorPage(ctx, 400, 'This sign-in link has expired', 'Open your account page again to sign in.', 'invalid_state');
+      kit.errorPage(ctx, 400, kit.t(ctx)('error.link_expired'), kit.t(ctx)('account.open_again'), 'invalid_state');
       return;
     }
     if (typeof ctx.query.error === 'string') {
@@ -328,8 +333,8 @@ export function createAccountRoutes(deps: {
       kit.errorPage(
         ctx,
         400,
-        cancelled ? 'Sign-in cancelled' : 'Sign-in did not finish',
-        cancelled ? 'Nothing was changed. Open your account page again to sign in.' : 'Nothing was changed. Open your account page again and sign in with every step asked for.',
+        kit.t(ctx)(cancelled ? 'account.cancelled' : 'account.not_finished'),
+        kit.t(ctx)(cancelled ? 'account.cancelled_text' : 'account.not_finished_text'),
         ctx.query.error.slice(0, 64),
       );
       return;
@@ -361,10 +366,10 @@ export function createAccountRoutes(deps: {
     if (!step) return;
     const { person } = step;
     if (await hasSecondFactor(secondFactors.db, person.id)) {
-      await renderAccount(ctx, 409, person, { error: 'An authenticator app is already on. Turn it off first to set up another.' });
+      await renderAccount(ctx, 409, person, { error: kit.t(ctx)('account.totp_already') });
       return;
     }
-    const enrolment = await beginTotpEnrolment(secondFactors, person.id, { issuer: TOTP_ISSUER });
+    const enrolment = await beginTotpEnrolment(secondFactors, person.id, { issuer: totpIssuer });
     await renderAccount(ctx, 200, person, { enrolment });
   });
 
@@ -375,7 +380,7 @@ export function createAccountRoutes(deps: {
     if (!step) return;
     const { person, field } = step;
     const startedAt = Number(field('started_at'));
-    const expired = () => renderAccount(ctx, 400, person, { error: 'This setup has expired. Start again with “Set up an authenticator app”.' });
+    const expired = () => renderAccount(ctx, 400, person, { error: kit.t(ctx)('account.setup_expired') });
     if (!Number.isSafeInteger(startedAt)) {
       await expired();
       return;
@@ -385,25 +390,26 @@ export function createAccountRoutes(deps: {
     // here and there count together, and a locked-out person compares no code here either.
     const limit = await mfaLimiter.check(person.id, ctx.ip);
     if (!limit.allowed) {
-      const resumed = await resumeTotpEnrolment(secondFactors, person.id, startedAt, { issuer: TOTP_ISSUER });
+      const resumed = await resumeTotpEnrolment(secondFactors, person.id, startedAt, { issuer: totpIssuer });
       if (!resumed) {
         await expired();
         return;
       }
       const minutes = Math.ceil(limit.retryAfterSeconds / 60);
+      const tooMany = inMinutes(kit.t(ctx), minutes, 'common.too_many_codes', 'common.too_many_codes_one');
       ctx.set('Retry-After', String(limit.retryAfterSeconds));
       ctx.state.log?.info({ accountId: person.id }, 'authenticator app not confirmed: too many wrong codes');
-      await renderAccount(ctx, 429, person, { enrolment: { ...resumed, error: `Too many wrong codes. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.` } });
+      await renderAccount(ctx, 429, person, { enrolment: { ...resumed, error: tooMany } });
       return;
     }
     try {
       const { recoveryCodes } = await confirmTotpEnrolment(secondFactors, kit.actor(ctx, person), person.id, field('code'), { startedAt });
       await mfaLimiter.recordSuccess(person.id);
       ctx.state.log?.info({ accountId: person.id }, 'authenticator app turned on from the account page');
-      await renderAccount(ctx, 200, person, { status: 'Your authenticator app is on. Sign-ins now ask for a code from it after your password.', recoveryCodes });
+      await renderAccount(ctx, 200, person, { status: kit.t(ctx)('account.totp_enabled'), recoveryCodes });
     } catch (error) {
       if (error instanceof WrongCodeError) {
-        const resumed = await resumeTotpEnrolment(secondFactors, person.id, startedAt, { issuer: TOTP_ISSUER });
+        const resumed = await resumeTotpEnrolment(secondFactors, person.id, startedAt, { issuer: totpIssuer });
         if (!resumed) {
           await expired();
           return;
@@ -415,8 +421,7 @@ export function createAccountRoutes(deps: {
           const after = await mfaLimiter.check(person.id, ctx.ip);
           if (!after.allowed) await audit(ctx, { actor: who, action: 'mfa.lockout', target: who, details: { retry_after_seconds: after.retryAfterSeconds, account_page: true } });
         }
-        const message =
-          error.reason === 'malformed' ? 'Enter the 6-digit code your authenticator app shows.' : 'That code is not right. Check that the app has the key below, then enter the code it shows now.';
+        const message = kit.t(ctx)(error.reason === 'malformed' ? 'common.enrol_code_malformed' : 'account.wrong_code');
         ctx.state.log?.info({ accountId: person.id, reason: error.reason }, 'authenticator app not confirmed');
         await renderAccount(ctx, error.reason === 'malformed' ? 400 : 401, person, { enrolment: { ...resumed, error: message } });
         return;
@@ -436,10 +441,10 @@ export function createAccountRoutes(deps: {
     const { person } = step;
     try {
       const recoveryCodes = await regenerateRecoveryCodes(secondFactors, kit.actor(ctx, person), person.id);
-      await renderAccount(ctx, 200, person, { status: 'New recovery codes are ready. The old ones no longer work.', recoveryCodes });
+      await renderAccount(ctx, 200, person, { status: kit.t(ctx)('account.codes_ready'), recoveryCodes });
     } catch (error) {
       if (!(error instanceof NotFoundError)) throw error;
-      await renderAccount(ctx, 409, person, { error: 'Recovery codes come with an authenticator app: set one up first.' });
+      await renderAccount(ctx, 409, person, { error: kit.t(ctx)('account.codes_need_app') });
     }
   });
 
@@ -451,15 +456,15 @@ export function createAccountRoutes(deps: {
     const { person } = step;
     if (config.mfaRequired && (await listPasskeys(passkeys.db, person.id)).length === 0) {
       ctx.state.log?.info({ accountId: person.id }, 'turning off the authenticator app refused: MFA_REQUIRED and no passkey');
-      await renderAccount(ctx, 409, person, { error: 'This server requires a second factor for every sign-in, so your authenticator app cannot be turned off until you add a passkey.' });
+      await renderAccount(ctx, 409, person, { error: kit.t(ctx)('account.totp_cannot_disable') });
       return;
     }
     try {
       await disableTotp(secondFactors, kit.actor(ctx, person), person.id);
-      await renderAccount(ctx, 200, person, { status: 'Your authenticator app is off, and its recovery codes no longer work.' });
+      await renderAccount(ctx, 200, person, { status: kit.t(ctx)('account.totp_disabled') });
     } catch (error) {
       if (!(error instanceof NotFoundError)) throw error;
-      await renderAccount(ctx, 409, person, { error: 'There is no authenticator app to turn off.' });
+      await renderAccount(ctx, 409, person, { error: kit.t(ctx)('account.no_totp') });
     }
   });
 
@@ -503,11 +508,11 @@ export function createAccountRoutes(deps: {
     const name = form.field('name');
     const response = form.longField('response');
     if (Buffer.byteLength(response) > MAX_RESPONSE_BYTES) {
-      kit.errorPage(ctx, 413, 'This passkey response is too large', 'Go back to your account page and try again.', 'request_too_large');
+      kit.errorPage(ctx, 413, kit.t(ctx)('error.passkey_too_large'), kit.t(ctx)('account.passkey_back_try_again'), 'request_too_large');
       return;
     }
     if (response === '') {
-      await renderAccount(ctx, 400, person, { error: 'Adding a passkey needs JavaScript in this browser. Turn it on and try again.', passkeyName: name });
+      await renderAccount(ctx, 400, person, { error: kit.t(ctx)('account.passkey_needs_script'), passkeyName: name });
       return;
     }
     try {
@@ -518,14 +523,14 @@ export function createAccountRoutes(deps: {
       ctx.redirect(PASSKEYS);
     } catch (error) {
       if (error instanceof ValidationError) {
-        await renderAccount(ctx, 400, person, { error: 'A passkey’s name has 1 to 64 characters. Nothing was added: try again.', passkeyName: name });
+        await renderAccount(ctx, 400, person, { error: kit.t(ctx)('account.passkey_name_invalid_add'), passkeyName: name, passkeyNameInvalid: true });
         return;
       }
       if (!(error instanceof PasskeyRejected)) throw error;
       const who = `user:${person.id}` as const;
       ctx.state.log?.info({ accountId: person.id, reason: error.reason }, 'passkey not added');
       await audit(ctx, { actor: who, action: 'passkey.register_failure', target: who, details: { reason: error.reason } });
-      await renderAccount(ctx, error.reason === 'already_registered' ? 409 : 400, person, { error: registrationRefusal(error.reason), passkeyName: name });
+      await renderAccount(ctx, error.reason === 'already_registered' ? 409 : 400, person, { error: registrationRefusal(kit.t(ctx), error.reason), passkeyName: name });
     }
   });
 
@@ -536,7 +541,7 @@ export function createAccountRoutes(deps: {
     notFound(ctx);
     return undefined;
   }
-  const notFound = (ctx: Context) => kit.errorPage(ctx, 404, 'Passkey not found', 'It may have been removed already. Open your account page again.', 'not_found');
+  const notFound = (ctx: Context) => kit.errorPage(ctx, 404, kit.t(ctx)('account.passkey_not_found'), kit.t(ctx)('account.passkey_not_found_text'), 'not_found');
 
   router.post('/passkeys/:id/rename', async (ctx) => {
     const step = await postStep(ctx, undefined);
@@ -546,11 +551,11 @@ export function createAccountRoutes(deps: {
     if (!id) return;
     try {
       const renamed = await renamePasskey(passkeys, kit.actor(ctx, person), person.id, id, field('name'));
-      await renderAccount(ctx, 200, person, { status: `Passkey renamed to “${renamed.name}”.` });
+      await renderAccount(ctx, 200, person, { status: kit.t(ctx)('account.passkey_renamed', { name: renamed.name }) });
     } catch (error) {
       if (error instanceof NotFoundError) return notFound(ctx);
       if (!(error instanceof ValidationError)) throw error;
-      await renderAccount(ctx, 400, person, { error: 'A passkey’s name has 1 to 64 characters. The name was not changed.' });
+      await renderAccount(ctx, 400, person, { error: kit.t(ctx)('account.passkey_name_invalid_rename') });
     }
   });
 
@@ -565,7 +570,7 @@ export function createAccountRoutes(deps: {
     if (!keys.some((key) => key.id === id)) return notFound(ctx);
     if (config.mfaRequired && keys.length === 1 && !(await hasSecondFactor(secondFactors.db, person.id))) {
       ctx.state.log?.info({ accountId: person.id }, 'removing the last passkey refused: MFA_REQUIRED and no authenticator app');
-      await renderAccount(ctx, 409, person, { error: 'This server requires a second factor for every sign-in, so your last passkey cannot be removed until you set up an authenticator app.' });
+      await renderAccount(ctx, 409, person, { error: kit.t(ctx)('account.passkey_cannot_remove') });
       return;
     }
     try {
@@ -574,13 +579,13 @@ export function createAccountRoutes(deps: {
       if (error instanceof NotFoundError) return notFound(ctx);
       if (error instanceof LastSignInMethodError) {
         ctx.state.log?.info({ accountId: person.id }, 'removing the last way to sign in refused');
-        await renderAccount(ctx, 409, person, { error: 'This passkey is your only way to sign in. Add another passkey or link another account first, then remove it.' });
+        await renderAccount(ctx, 409, person, { error: kit.t(ctx)('account.passkey_only_way') });
         return;
       }
       throw error;
     }
     ctx.state.log?.info({ accountId: person.id, passkeyId: id }, 'passkey removed from the account page');
-    await renderAccount(ctx, 200, person, { status: 'Passkey removed. It no longer signs you in.' });
+    await renderAccount(ctx, 200, person, { status: kit.t(ctx)('account.passkey_removed') });
   });
 
   return router;

@@ -13,7 +13,8 @@ import {
   type EmailLinkOutcome,
   type EmailServiceDeps,
 } from '../services/email-verification.service.js';
-import { createTranslator, negotiateLocale, type MessageKey, type Translate } from '../ui/i18n.js';
+import type { MessageKey, Translate } from '../ui/i18n.js';
+import { requestLocale, translatorOf } from './page-locale.js';
 import { createCsrf } from './csrf.js';
 
 type Purpose = 'email_verification' | 'email_change';
@@ -51,11 +52,10 @@ export function createEmailAddressRoutes(deps: { email: EmailServiceDeps; pages:
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
     ctx.set('Content-Security-Policy', pageCsp());
-    const locale = negotiateLocale({ acceptLanguage: ctx.get('accept-language') });
-    ctx.body = pages.render('email-link', { ...data, heading: data.heading ?? data.title, locale });
+    ctx.body = pages.render('email-link', { ...data, heading: data.heading ?? data.title, locale: requestLocale(ctx) });
   }
 
-  const translator = (ctx: Context): Translate => createTranslator(negotiateLocale({ acceptLanguage: ctx.get('accept-language') }));
+  const translator = (ctx: Context): Translate => translatorOf(ctx);
 
   function refuse(ctx: Context, purpose: Purpose, reason: Refusal) {
     const t = translator(ctx);

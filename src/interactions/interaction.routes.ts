@@ -9,6 +9,7 @@ import type { Config } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics, SecondFactorMethod } from '../observability/metrics.js';
 import { MFA_REQUIRED, type MfaReason } from '../oidc/mfa-policy.js';
+import { peopleClientName } from '../oidc/error-page.js';
 import { pageCsp, scriptNonce, type Pages } from '../oidc/pages.js';
 import { unmetAuthenticationRequirements } from '../oidc/upstream.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
@@ -39,7 +40,9 @@ import { describeScopes } from './scopes.js';
 import { totpQrSvg } from './totp-qr.js';
 import type { UpstreamRoutes } from './upstream.routes.js';
 import type { SignupRoutes } from './signup.routes.js';
-import { negotiateLocale } from '../ui/i18n.js';
+import type { MessageKey, Translate } from '../ui/i18n.js';
+import { setUserLocale } from '../registry/user.repository.js';
+import { followUiLocales, inMinutes, requestLocale, translatorOf } from './page-locale.js';
 
 /** What sign-in needs from the accounts service. */
 export interface Authenticator {
@@ -49,8 +52,6 @@ export interface Authenticator {
   ): Promise<{ ok: true; user: { id: string; email: string; sessionsValidAfter?: Date | null } } | { ok: false; reason: string }>;
   findById(id: string): Promise<{ id: string; email: string } | undefined>;
 }
-
-const SIGN_IN_FAILED = 'Wrong email or password.';
 
 /**
  * oidc-provider keeps a sign-in's time in whole seconds, and a session of the same second as the
@@ -68,20 +69,20 @@ async function waitOutCutoffSecond(cutoff: Date | null | undefined): Promise<voi
 
 const MAX_FIELD = 1024;
 
-const REASONS: Record<string, string> = {
-  no_session: 'Use your Gatehouse account: the app will learn who you are, and nothing more without your consent.',
-  login_prompt: 'The app asked you to sign in again.',
-  max_age: 'Your last sign-in is too old for this app: sign in again.',
-  id_token_hint: 'The app asked for a different account: sign in with it.',
-  claims_id_token_sub_value: 'The app asked for a different account: sign in with it.',
-  mfa_required: 'This app needs a second step to confirm it is you.',
+const REASONS: Record<string, MessageKey> = {
+  no_session: 'login.reason.no_session',
+  login_prompt: 'login.reason.login_prompt',
+  max_age: 'login.reason.max_age',
+  id_token_hint: 'login.reason.other_account',
+  claims_id_token_sub_value: 'login.reason.other_account',
+  mfa_required: 'login.reason.mfa_required',
 };
 
 /** Why the second-factor page says a second factor is needed, by the mfa_required check's reason. */
-const MFA_WHY: Record<MfaReason, (clientName: string) => string> = {
-  global: () => 'Every sign-in on this server needs a second factor.',
-  client: (clientName) => `${clientName} requires a second factor for every sign-in.`,
-  acr_values: (clientName) => `${clientName} asked for a sign-in with a second factor.`,
+const MFA_WHY: Record<MfaReason, MessageKey> = {
+  global: 'mfa.why.global',
+  client: 'mfa.why.client',
+  acr_values: 'mfa.why.acr_values',
 };
 
 /** The reason a login interaction needs a second factor (the mfa_required check fired), or undefined. */
@@ -109,9 +110,6 @@ const PENDING_SIGN_IN_TTL_SECONDS = 600;
  */
 const SIGN_IN_ENROLMENT = 'TotpSignInEnrolment';
 
-/** The issuer an authenticator app shows beside the account (the otpauth URI's issuer). */
-const TOTP_ISSUER = 'Gatehouse';
-
 /** Whom the second-factor page is for, and what they already did. */
 interface SecondFactorTarget {
   accountId: string;
@@ -133,16 +131,15 @@ function withOtp(before: readonly Amr[]): Amr[] {
 }
 
 /** What the enrolment page says when the confirming code is not accepted (never the code). */
-function enrolmentRefusalMessage(reason: SecondFactorRefusal): string {
-  if (reason === 'malformed') return 'Enter the 6-digit code your authenticator app shows.';
-  return 'That code is not right. Check that the app has the key above, then enter the code it shows now.';
+function enrolmentRefusalMessage(t: Translate, reason: SecondFactorRefusal): string {
+  return t(reason === 'malformed' ? 'common.enrol_code_malformed' : 'enrol.wrong_code');
 }
 
 /** What the page says when a code is not accepted (never the code). */
-function refusalMessage(reason: SecondFactorRefusal): string {
-  if (reason === 'malformed') return 'Enter the 6-digit code from your authenticator app, or one of your recovery codes.';
-  if (reason === 'code_reused') return 'That code was already used. Wait for the next code in your authenticator app, or use a recovery code.';
-  return 'That code is not right. Enter the current code from your authenticator app, or one of your recovery codes.';
+function refusalMessage(t: Translate, reason: SecondFactorRefusal): string {
+  if (reason === 'malformed') return t('mfa.malformed');
+  if (reason === 'code_reused') return t('mfa.code_reused');
+  return t('mfa.wrong_code');
 }
 
 function formField(ctx: Context, name: string): string {
@@ -187,6 +184,8 @@ export function createInteractionRoutes(deps: {
   signup?: SignupRoutes;
 }): Router {
   const { accounts, limiter, mfaLimiter, pages, cache, config, store } = deps;
+  /** The issuer an authenticator app shows beside the account (the otpauth URI's issuer): the brand's name. */
+  const totpIssuer = config.brand.name;
   // The sink never throws; awaiting it keeps one append per sign-in attempt in flight (backpressure).
   async function audit(ctx: Context, entry: Omit<AuditEntry, 'requestId' | 'ip'>) {
     const requestId = (ctx.state as { requestId?: unknown }).requestId;
@@ -215,14 +214,14 @@ export function createInteractionRoutes(deps: {
   // Reads an urlencoded form (and nothing else) into ctx.state.form; too large is 413, not a form is 415.
   async function forms(ctx: Context, next: Next) {
     if (!ctx.is('application/x-www-form-urlencoded')) {
-      errorPage(ctx, 415, 'Unsupported form', 'Submit the form from the sign-in page.', 'invalid_request');
+      errorPage(ctx, 415, 'error.unsupported_form', 'error.submit_from_sign_in', 'invalid_request');
       return;
     }
     try {
       (ctx.state as { form?: unknown }).form = await coBody.form(ctx.req, { limit: config.bodyLimitBytes, queryString: { depth: 0, parameterLimit: 20 } });
     } catch (error) {
       const status = (error as { status?: number }).status === 413 ? 413 : 400;
-      errorPage(ctx, status, 'Unreadable form', 'Submit the form from the sign-in page.', 'invalid_request');
+      errorPage(ctx, status, 'error.unreadable_form', 'error.submit_from_sign_in', 'invalid_request');
       return;
     }
     await next();
@@ -235,17 +234,21 @@ export function createInteractionRoutes(deps: {
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
     ctx.set('Content-Security-Policy', pageCsp(formTargets, nonce ? { scriptNonce: nonce } : {}));
-    const locale = data.locale ?? negotiateLocale({ acceptLanguage: ctx.get('accept-language') });
+    const locale = data.locale ?? requestLocale(ctx);
     ctx.body = pages.render(name, nonce ? { ...data, locale, nonce } : { ...data, locale });
   }
 
-  function errorPage(ctx: Context, status: number, heading: string, message: string, code?: string) {
-    page(ctx, status, 'error', { title: heading, heading, message, code, requestId: ctx.state.requestId });
+  /** The error page: a heading and a message from the catalogue (in the request's language), the code beneath. */
+  function errorPage(ctx: Context, status: number, heading: MessageKey, message: MessageKey, code?: string) {
+    const t = translatorOf(ctx);
+    page(ctx, status, 'error', { title: t(heading), heading: t(heading), message: t(message, { brand: config.brand.name }), code, requestId: ctx.state.requestId });
   }
 
   async function details(ctx: Context) {
     const interaction = await deps.provider().interactionDetails(ctx.req, ctx.res);
     if (interaction.uid !== ctx.params.uid) throw new errors.SessionNotFound('interaction mismatch');
+    // The pages of this interaction speak the authorization request's ui_locales, then Accept-Language.
+    followUiLocales(ctx, interaction.params.ui_locales);
     return interaction;
   }
 
@@ -257,17 +260,17 @@ export function createInteractionRoutes(deps: {
   async function formStep(
     ctx: Context,
     atStep: (interaction: Awaited<ReturnType<typeof details>>) => boolean,
-    options: { countCsrf?: boolean; reload?: string } = {},
+    options: { countCsrf?: boolean; reload?: 'sign-in page' } = {},
   ): Promise<{ uid: string; interaction: Awaited<ReturnType<typeof details>> } | undefined> {
     const { uid } = ctx.params as { uid: string };
     const interaction = await details(ctx);
     if (!atStep(interaction)) {
-      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      errorPage(ctx, 400, 'error.unexpected_step', 'error.start_again', 'invalid_request');
       return undefined;
     }
     if (!csrf.verify(uid, formField(ctx, 'csrf'))) {
       if (options.countCsrf) deps.metrics?.signIn('csrf');
-      errorPage(ctx, 403, 'This form has expired', `Reload the ${options.reload ?? 'page'} and try again.`, 'csrf_token_invalid');
+      errorPage(ctx, 403, 'error.form_expired', options.reload === 'sign-in page' ? 'error.reload_sign_in_page' : 'error.reload_page', 'csrf_token_invalid');
       return undefined;
     }
     return { uid, interaction };
@@ -285,35 +288,44 @@ export function createInteractionRoutes(deps: {
     deps.metrics?.rateLimited('mfa');
     if (method) deps.metrics?.secondFactor(method, 'locked');
     ctx.set('Retry-After', String(limit.retryAfterSeconds));
-    const minutes = Math.ceil(limit.retryAfterSeconds / 60);
-    return `Too many wrong codes. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`;
+    return inMinutes(translatorOf(ctx), Math.ceil(limit.retryAfterSeconds / 60), 'common.too_many_codes', 'common.too_many_codes_one');
   }
 
-  async function clientName(clientId: unknown): Promise<string> {
-    const client = typeof clientId === 'string' ? await deps.provider().Client.find(clientId) : undefined;
-    return client?.clientName ?? (typeof clientId === 'string' ? clientId : 'the application');
+  async function clientName(ctx: Context, clientId: unknown): Promise<string> {
+    const t = translatorOf(ctx);
+    if (typeof clientId !== 'string') return t('common.the_application');
+    const client = await deps.provider().Client.find(clientId);
+    return peopleClientName(t, config.brand.name, clientId, client?.clientName) ?? clientId;
   }
 
   async function finish(ctx: Context, result: Parameters<Provider['interactionResult']>[2]) {
     // A link to an upstream identity that waited for this person's own sign-in is written now (§6.3).
     if (result.login && deps.upstream) await deps.upstream.onLogin(ctx, String(ctx.params.uid), result.login.accountId);
+    // The person's language from now on is this page's (mail is written in it); a failure to store it never fails the sign-in.
+    if (result.login) {
+      await setUserLocale(deps.secondFactors.db, result.login.accountId, requestLocale(ctx)).catch((error: unknown) => {
+        ctx.state.log?.warn({ err: { message: (error as Error).message } }, 'could not store the language of a sign-in');
+      });
+    }
     const url = await deps.provider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
     ctx.status = 303;
     ctx.redirect(url);
   }
 
   async function renderLogin(ctx: Context, status: number, uid: string, interaction: Awaited<ReturnType<typeof details>>, extra: { error?: string; email?: string } = {}) {
-    const name = await clientName(interaction.params.client_id);
+    const name = await clientName(ctx, interaction.params.client_id);
     const reasons = interaction.prompt.reasons ?? [];
-    const reason = reasons.map((r) => REASONS[r]).find(Boolean) ?? REASONS.no_session;
+    const t = translatorOf(ctx);
+    const reasonKey = reasons.map((r) => REASONS[r]).find(Boolean) ?? 'login.reason.no_session';
+    const reason = t(reasonKey, { brand: config.brand.name });
     const redirectUri = typeof interaction.params.redirect_uri === 'string' ? [interaction.params.redirect_uri] : [];
-    const upstream = await deps.upstream?.loginExtras(uid);
+    const upstream = await deps.upstream?.loginExtras(uid, t);
     page(
       ctx,
       status,
       'login',
       {
-        title: 'Sign in',
+        title: t('login.title'),
         clientName: name,
         reason,
         csrf: csrf.token(uid),
@@ -351,10 +363,10 @@ export function createInteractionRoutes(deps: {
   async function enrolmentFor(uid: string, interaction: Awaited<ReturnType<typeof details>>, accountId: string): Promise<TotpEnrolment> {
     const mine = await signInEnrolment(uid, accountId);
     if (mine && !mine.confirmed) {
-      const resumed = await resumeTotpEnrolment(deps.secondFactors, accountId, mine.startedAt, { issuer: TOTP_ISSUER });
+      const resumed = await resumeTotpEnrolment(deps.secondFactors, accountId, mine.startedAt, { issuer: totpIssuer });
       if (resumed) return resumed;
     }
-    const begun = await beginTotpEnrolment(deps.secondFactors, accountId, { issuer: TOTP_ISSUER });
+    const begun = await beginTotpEnrolment(deps.secondFactors, accountId, { issuer: totpIssuer });
     await store.upsert(SIGN_IN_ENROLMENT, uid, { accountId, startedAt: begun.startedAt }, ttlWithin(interaction, PENDING_TOTP_TTL_MS / 1000));
     return begun;
   }
@@ -366,7 +378,7 @@ export function createInteractionRoutes(deps: {
    * unmet_authentication_requirements. Nothing is finished until the code is right and Continue.
    */
   async function renderEnrolment(ctx: Context, status: number, uid: string, interaction: Awaited<ReturnType<typeof details>>, accountId: string, reason: MfaReason, error?: string) {
-    const name = await clientName(interaction.params.client_id);
+    const name = await clientName(ctx, interaction.params.client_id);
     const account = await accounts.findById(accountId);
     const enrolment = await enrolmentFor(uid, interaction, accountId);
     const qrSvg = await totpQrSvg(enrolment.uri);
@@ -378,9 +390,9 @@ export function createInteractionRoutes(deps: {
       status,
       'mfa-enrol',
       {
-        title: 'Second factor required',
+        title: translatorOf(ctx)('enrol.title'),
         clientName: name,
-        why: MFA_WHY[reason](name),
+        why: translatorOf(ctx)(MFA_WHY[reason], { app: name }),
         accountEmail: account?.email ?? '',
         qrSvg,
         uri: enrolment.uri,
@@ -403,8 +415,8 @@ export function createInteractionRoutes(deps: {
       200,
       'mfa-enrolled',
       {
-        title: 'Authenticator app set up',
-        clientName: await clientName(interaction.params.client_id),
+        title: translatorOf(ctx)('enrolled.title'),
+        clientName: await clientName(ctx, interaction.params.client_id),
         accountEmail: account?.email ?? '',
         ...(recoveryCodes ? { recoveryCodes } : {}),
         csrf: csrf.token(uid),
@@ -452,7 +464,7 @@ export function createInteractionRoutes(deps: {
 
   /** The second-factor page: a code (TOTP or recovery code), Continue, and Cancel. */
   async function renderSecondFactor(ctx: Context, status: number, uid: string, interaction: Awaited<ReturnType<typeof details>>, accountId: string, error?: string) {
-    const name = await clientName(interaction.params.client_id);
+    const name = await clientName(ctx, interaction.params.client_id);
     const passkey = await hasPasskey(deps.passkeys.db, accountId);
     const account = await accounts.findById(accountId);
     const mfa = mfaNeeded(interaction);
@@ -462,10 +474,10 @@ export function createInteractionRoutes(deps: {
       status,
       'mfa',
       {
-        title: "Confirm it's you",
+        title: translatorOf(ctx)('mfa.title'),
         clientName: name,
         accountEmail: account?.email ?? '',
-        ...(mfa ? { why: MFA_WHY[mfa](name) } : {}),
+        ...(mfa ? { why: translatorOf(ctx)(MFA_WHY[mfa], { app: name }) } : {}),
         ...(error ? { error } : {}),
         csrf: csrf.token(uid),
         action: `/interaction/${uid}/mfa`,
@@ -484,12 +496,12 @@ export function createInteractionRoutes(deps: {
       await next();
     } catch (error) {
       if (error instanceof errors.SessionNotFound || error instanceof errors.InvalidRequest) {
-        errorPage(ctx, 400, 'This sign-in link has expired', 'Go back to the app and start signing in again.', 'session_not_found');
+        errorPage(ctx, 400, 'error.link_expired', 'error.start_again', 'session_not_found');
         return;
       }
       if (isUnreachable(error)) {
         ctx.set('Retry-After', RETRY_AFTER_SECONDS);
-        errorPage(ctx, 503, 'Sign-in is temporarily unavailable', 'Gatehouse cannot reach its storage right now. Nothing was changed: try again in a moment.', 'temporarily_unavailable');
+        errorPage(ctx, 503, 'error.sign_in_unavailable', 'error.storage_unreachable', 'temporarily_unavailable');
         return;
       }
       throw error;
@@ -538,9 +550,9 @@ export function createInteractionRoutes(deps: {
         200,
         'consent',
         {
-          title: 'Allow access',
-          clientName: await clientName(interaction.params.client_id),
-          scopes: describeScopes(promptDetails.missingOIDCScope ?? [], resourceScopes, names),
+          title: translatorOf(ctx)('consent.title'),
+          clientName: await clientName(ctx, interaction.params.client_id),
+          scopes: describeScopes(translatorOf(ctx), promptDetails.missingOIDCScope ?? [], resourceScopes, names),
           resources: Object.keys(resourceScopes),
           accountEmail: account?.email ?? '',
           csrf: csrf.token(uid),
@@ -550,7 +562,7 @@ export function createInteractionRoutes(deps: {
       );
       return;
     }
-    errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+    errorPage(ctx, 400, 'error.unexpected_step', 'error.start_again', 'invalid_request');
   });
 
   router.post('/:uid/login', forms, async (ctx) => {
@@ -564,10 +576,9 @@ export function createInteractionRoutes(deps: {
       deps.metrics?.signIn('locked');
       deps.metrics?.rateLimited('sign_in');
       ctx.set('Retry-After', String(limit.retryAfterSeconds));
-      const minutes = Math.ceil(limit.retryAfterSeconds / 60);
       await renderLogin(ctx, 429, uid, interaction, {
         email,
-        error: `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`,
+        error: inMinutes(translatorOf(ctx), Math.ceil(limit.retryAfterSeconds / 60), 'login.locked', 'login.locked_one'),
       });
       return;
     }
@@ -587,7 +598,7 @@ export function createInteractionRoutes(deps: {
       if (after && !after.allowed) {
         await audit(ctx, { actor: 'anonymous', action: 'signin.lockout', target, details: { retry_after_seconds: after.retryAfterSeconds, client_id: clientId } });
       }
-      await renderLogin(ctx, 401, uid, interaction, { email, error: SIGN_IN_FAILED });
+      await renderLogin(ctx, 401, uid, interaction, { email, error: translatorOf(ctx)('login.failed') });
       return;
     }
     await limiter.recordSuccess(email);
@@ -617,7 +628,7 @@ export function createInteractionRoutes(deps: {
     const { uid, interaction } = step;
     const target = await secondFactorTarget(uid, interaction);
     if (!target || (target.stepUp && !(await hasTotp(target.accountId)))) {
-      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      errorPage(ctx, 400, 'error.unexpected_step', 'error.start_again', 'invalid_request');
       return;
     }
     const { accountId } = target;
@@ -637,7 +648,7 @@ export function createInteractionRoutes(deps: {
         // Neither a 6-digit code nor a recovery code: nothing was compared with a secret, so it is
         // no guess and not counted; the page says what a code looks like.
         ctx.state.log?.info({ outcome: 'failure', reason: result.reason, accountId }, 'second factor refused');
-        await renderSecondFactor(ctx, 400, uid, interaction, accountId, refusalMessage(result.reason));
+        await renderSecondFactor(ctx, 400, uid, interaction, accountId, refusalMessage(translatorOf(ctx), result.reason));
         return;
       }
       deps.metrics?.signIn('failure');
@@ -651,14 +662,14 @@ export function createInteractionRoutes(deps: {
       if (!after.allowed) {
         await audit(ctx, { actor: who, action: 'mfa.lockout', target: who, details: { retry_after_seconds: after.retryAfterSeconds, client_id: clientId } });
       }
-      await renderSecondFactor(ctx, 401, uid, interaction, accountId, refusalMessage(result.reason));
+      await renderSecondFactor(ctx, 401, uid, interaction, accountId, refusalMessage(translatorOf(ctx), result.reason));
       return;
     }
     // The password's PendingSignIn finishes one sign-in only, whoever races.
     if (!target.stepUp) {
       const taken = await store.consume(PENDING_SIGN_IN, uid);
       if (taken.result !== 'consumed') {
-        errorPage(ctx, 400, 'This sign-in link has expired', 'Go back to the app and start signing in again.', 'session_not_found');
+        errorPage(ctx, 400, 'error.link_expired', 'error.start_again', 'session_not_found');
         return;
       }
       await store.destroy(PENDING_SIGN_IN, uid);
@@ -692,7 +703,7 @@ export function createInteractionRoutes(deps: {
     const target = await secondFactorTarget(uid, interaction);
     const mfa = mfaNeeded(interaction);
     if (!target || !mfa) {
-      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      errorPage(ctx, 400, 'error.unexpected_step', 'error.start_again', 'invalid_request');
       return;
     }
     const { accountId } = target;
@@ -706,7 +717,7 @@ export function createInteractionRoutes(deps: {
       // No enrolment was shown in this interaction, or the account has a second factor already (an
       // authenticator app, or a passkey added since the page was shown): a password alone never
       // adds one beside it, so the code is not asked for here.
-      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      errorPage(ctx, 400, 'error.unexpected_step', 'error.start_again', 'invalid_request');
       return;
     }
     const clientId = typeof interaction.params.client_id === 'string' ? interaction.params.client_id : null;
@@ -736,7 +747,7 @@ export function createInteractionRoutes(deps: {
         ctx.state.log?.info({ outcome: 'failure', reason: error.reason, accountId, enrolment: true }, 'second factor refused');
         if (error.reason === 'malformed') {
           // Not six digits: nothing was compared with the secret, so it is no guess and not counted.
-          await renderEnrolment(ctx, 400, uid, interaction, accountId, mfa, enrolmentRefusalMessage(error.reason));
+          await renderEnrolment(ctx, 400, uid, interaction, accountId, mfa, enrolmentRefusalMessage(translatorOf(ctx), error.reason));
           return;
         }
         deps.metrics?.signIn('failure');
@@ -747,16 +758,16 @@ export function createInteractionRoutes(deps: {
         if (!after.allowed) {
           await audit(ctx, { actor: who, action: 'mfa.lockout', target: who, details: { retry_after_seconds: after.retryAfterSeconds, client_id: clientId } });
         }
-        await renderEnrolment(ctx, 401, uid, interaction, accountId, mfa, enrolmentRefusalMessage(error.reason));
+        await renderEnrolment(ctx, 401, uid, interaction, accountId, mfa, enrolmentRefusalMessage(translatorOf(ctx), error.reason));
         return;
       }
       if (error instanceof NotFoundError) {
         // The enrolment this page showed is too old or was started over elsewhere: a new one.
-        await renderEnrolment(ctx, 400, uid, interaction, accountId, mfa, 'This setup has expired. Add the new key below to your app (remove the old entry), then enter its code.');
+        await renderEnrolment(ctx, 400, uid, interaction, accountId, mfa, translatorOf(ctx)('enrol.expired'));
         return;
       }
       if (error instanceof ConflictError) {
-        errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+        errorPage(ctx, 400, 'error.unexpected_step', 'error.start_again', 'invalid_request');
         return;
       }
       throw error;
@@ -769,11 +780,11 @@ export function createInteractionRoutes(deps: {
     const { uid, interaction } = step;
     const target = await secondFactorTarget(uid, interaction);
     if (!target || !(await signInEnrolment(uid, target.accountId))?.confirmed) {
-      errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      errorPage(ctx, 400, 'error.unexpected_step', 'error.start_again', 'invalid_request');
       return;
     }
     // The confirmed enrolment, and the password's PendingSignIn, finish one sign-in only, whoever races.
-    const expired = () => errorPage(ctx, 400, 'This sign-in link has expired', 'Go back to the app and start signing in again.', 'session_not_found');
+    const expired = () => errorPage(ctx, 400, 'error.link_expired', 'error.start_again', 'session_not_found');
     if ((await store.consume(SIGN_IN_ENROLMENT, uid)).result !== 'consumed') {
       expired();
       return;
@@ -809,7 +820,7 @@ export function createInteractionRoutes(deps: {
       return;
     }
     if (decision !== 'allow') {
-      errorPage(ctx, 400, 'Choose allow or deny', 'Reload the page and choose one of the buttons.', 'invalid_request');
+      errorPage(ctx, 400, 'error.choose_allow_deny', 'error.choose_button', 'invalid_request');
       return;
     }
     const provider = deps.provider();
@@ -909,7 +920,7 @@ export function createInteractionRoutes(deps: {
   });
 
   // Self sign-up (signup.routes.ts), only when SIGNUP_ENABLED: otherwise its paths are not routes here (404).
-  deps.signup?.mount(router, { forms, details, formStep: (ctx, atStep) => formStep(ctx, atStep, { reload: 'sign-up page' }), page, errorPage, clientName, field: formField, csrfToken: (uid) => csrf.token(uid) });
+  deps.signup?.mount(router, { forms, details, formStep: (ctx, atStep) => formStep(ctx, atStep), page, errorPage, clientName, field: formField, csrfToken: (uid) => csrf.token(uid) });
 
   return router;
 }

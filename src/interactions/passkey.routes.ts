@@ -9,6 +9,8 @@ import type { Metrics } from '../observability/metrics.js';
 import type { SignInMethod } from '../registry/tables.js';
 import { passkeySignInOptions, verifyPasskeySignIn, type PasskeyDeps, type PasskeySignIn, type PasskeySignInRefused } from '../services/passkeys.service.js';
 import type { LoginLimiter } from './login-limiter.js';
+import type { MessageKey, Translate } from '../ui/i18n.js';
+import { translatorOf } from './page-locale.js';
 
 /*
  * Passkey sign-in on the interaction pages (docs/design/sign-in-methods.md §4.2):
@@ -31,7 +33,8 @@ export interface InteractionKit {
   details(ctx: Context): Promise<Interaction>;
   formStep(ctx: Context, atStep: (interaction: Interaction) => boolean, options?: { countCsrf?: boolean; reload?: string }): Promise<{ uid: string; interaction: Interaction } | undefined>;
   verifyCsrf(uid: string, token: unknown): boolean;
-  errorPage(ctx: Context, status: number, heading: string, message: string, code?: string): void;
+  /** The error page: heading and message are catalogue keys. */
+  errorPage(ctx: Context, status: number, heading: MessageKey, message: MessageKey, code?: string): void;
   renderLogin(ctx: Context, status: number, uid: string, interaction: Interaction, extra?: { error?: string; email?: string }): Promise<void>;
   renderSecondFactor(ctx: Context, status: number, uid: string, interaction: Interaction, accountId: string, error?: string): Promise<void>;
   /** Whom the second-factor page is for (a PendingSignIn after a password, or a step-up), or undefined. */
@@ -53,25 +56,23 @@ export interface InteractionKit {
 
 /** The largest options request: `{"csrf":"…"}`. */
 const MAX_OPTIONS_BODY = 1024;
-const NEEDS_SCRIPT = 'Passkeys need JavaScript in this browser. Turn it on, or sign in with your password.';
-const NEEDS_SCRIPT_MFA = 'Passkeys need JavaScript in this browser. Turn it on, or use a code from your authenticator app if you have one.';
 
 /** What the login page says for each refusal (never whether the person exists). */
-function refusalMessage(reason: PasskeySignInRefused['reason']): string {
+function refusalMessage(t: Translate, reason: PasskeySignInRefused['reason']): string {
   switch (reason) {
     case 'malformed':
-      return 'This passkey response could not be read. Try again.';
+      return t('common.passkey_malformed');
     case 'stale_challenge':
     case 'replayed_challenge':
-      return 'That passkey prompt has expired. Try again.';
+      return t('login.passkey_stale');
     case 'unknown_credential':
-      return 'This passkey is not registered here. Sign in another way, then add it on your account page.';
+      return t('login.passkey_unknown');
     case 'user_verification':
-      return 'Your passkey did not confirm it is you (PIN, fingerprint or face). Try again.';
+      return t('common.passkey_user_verification');
     case 'rate_limited':
-      return 'Too many failed sign-ins. Try again later.';
+      return t('login.passkey_rate_limited');
     default:
-      return 'This passkey could not be used to sign in. Try again, or sign in another way.';
+      return t('login.passkey_failed');
   }
 }
 
@@ -192,12 +193,12 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
     const { uid, interaction } = step;
     const field = responseField(ctx);
     if ('tooLarge' in field) {
-      kit.errorPage(ctx, 413, 'This passkey response is too large', 'Go back and try again.', 'request_too_large');
+      kit.errorPage(ctx, 413, 'error.passkey_too_large', 'error.go_back_try_again', 'request_too_large');
       return;
     }
     if (field.value === '') {
       // The form was posted without its script: nothing was tried, nothing is counted.
-      await kit.renderLogin(ctx, 400, uid, interaction, { error: NEEDS_SCRIPT });
+      await kit.renderLogin(ctx, 400, uid, interaction, { error: translatorOf(ctx)('login.passkey_needs_script') });
       return;
     }
     const limit = await passkeyLimiter.check(undefined, ctx.ip);
@@ -205,7 +206,7 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
       kit.metrics?.signIn('locked');
       kit.metrics?.rateLimited('sign_in');
       ctx.set('Retry-After', String(limit.retryAfterSeconds));
-      await kit.renderLogin(ctx, 429, uid, interaction, { error: refusalMessage('rate_limited') });
+      await kit.renderLogin(ctx, 429, uid, interaction, { error: refusalMessage(translatorOf(ctx), 'rate_limited') });
       return;
     }
     const result = await verifyPasskeySignIn(passkeys, 'login', uid, field.value, {
@@ -218,7 +219,7 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
         kit.metrics?.rateLimited('sign_in');
       }
       await recordRefusal(ctx, interaction, result, passkeyLimiter);
-      await kit.renderLogin(ctx, result.reason === 'malformed' ? 400 : result.reason === 'rate_limited' ? 429 : 401, uid, interaction, { error: refusalMessage(result.reason) });
+      await kit.renderLogin(ctx, result.reason === 'malformed' ? 400 : result.reason === 'rate_limited' ? 429 : 401, uid, interaction, { error: refusalMessage(translatorOf(ctx), result.reason) });
       return;
     }
     await passkeyLimiter.recordSuccess(result.accountId);
@@ -246,17 +247,17 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
     const { uid, interaction } = step;
     const target = await kit.secondFactorTarget(uid, interaction);
     if (!target) {
-      kit.errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+      kit.errorPage(ctx, 400, 'error.unexpected_step', 'error.start_again', 'invalid_request');
       return;
     }
     const { accountId } = target;
     const field = responseField(ctx);
     if ('tooLarge' in field) {
-      kit.errorPage(ctx, 413, 'This passkey response is too large', 'Go back and try again.', 'request_too_large');
+      kit.errorPage(ctx, 413, 'error.passkey_too_large', 'error.go_back_try_again', 'request_too_large');
       return;
     }
     if (field.value === '') {
-      await kit.renderSecondFactor(ctx, 400, uid, interaction, accountId, NEEDS_SCRIPT_MFA);
+      await kit.renderSecondFactor(ctx, 400, uid, interaction, accountId, translatorOf(ctx)('mfa.passkey_needs_script'));
       return;
     }
     const locked = await kit.mfaLockout(ctx, accountId, 'passkey');
@@ -274,12 +275,12 @@ export function registerPasskeyRoutes(router: Router, kit: InteractionKit, deps:
         const who = `user:${accountId}` as const;
         await kit.audit(ctx, { actor: who, action: 'mfa.lockout', target: who, details: { retry_after_seconds: after.retryAfterSeconds, client_id: clientIdOf(interaction) } });
       }
-      await kit.renderSecondFactor(ctx, result.reason === 'malformed' ? 400 : 401, uid, interaction, accountId, refusalMessage(result.reason));
+      await kit.renderSecondFactor(ctx, result.reason === 'malformed' ? 400 : 401, uid, interaction, accountId, refusalMessage(translatorOf(ctx), result.reason));
       return;
     }
     // The password's PendingSignIn finishes one sign-in only, whoever races.
     if (!target.stepUp && !(await kit.takePendingSignIn(uid))) {
-      kit.errorPage(ctx, 400, 'This sign-in link has expired', 'Go back to the app and start signing in again.', 'session_not_found');
+      kit.errorPage(ctx, 400, 'error.link_expired', 'error.start_again', 'session_not_found');
       return;
     }
     await kit.dropPending(uid);

@@ -4,7 +4,8 @@ import type { Provider } from 'oidc-provider';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Pages } from '../oidc/pages.js';
 import { MailUnavailableError, signUp, signUpProblems, type EmailServiceDeps, type SignUpProblem } from '../services/email-verification.service.js';
-import { createTranslator, negotiateLocale, type Locale, type MessageKey } from '../ui/i18n.js';
+import { createTranslator, type Locale, type MessageKey } from '../ui/i18n.js';
+import { requestLocale } from './page-locale.js';
 import type { RequestLimiter } from './login-limiter.js';
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -16,8 +17,9 @@ export interface SignupHelpers {
   /** The interaction at a step `atStep` accepts, with the form's CSRF token checked (else the refusal page is answered). */
   formStep(ctx: Context, atStep: (interaction: Interaction) => boolean): Promise<{ uid: string; interaction: Interaction } | undefined>;
   page(ctx: Context, status: number, name: Parameters<Pages['render']>[0], data: Parameters<Pages['render']>[1], formTargets?: string[]): void;
-  errorPage(ctx: Context, status: number, heading: string, message: string, code?: string): void;
-  clientName(clientId: unknown): Promise<string>;
+  /** The error page from two catalogue keys, in the request's language. */
+  errorPage(ctx: Context, status: number, heading: MessageKey, message: MessageKey, code?: string): void;
+  clientName(ctx: Context, clientId: unknown): Promise<string>;
   /** A form field, at most 1025 characters (ctx.state.form). */
   field(ctx: Context, name: string): string;
   csrfToken(uid: string): string;
@@ -58,10 +60,8 @@ export const SIGNUP_WINDOW_SECONDS = 3600;
 export function createSignupRoutes(deps: { email: EmailServiceDeps; limiter: RequestLimiter; audit?: AuditSink }): SignupRoutes {
   const loginLink = (uid: string) => `/interaction/${uid}/signup`;
 
-  function localeOf(ctx: Context, interaction: Interaction): Locale {
-    const uiLocales = interaction.params.ui_locales;
-    return negotiateLocale({ uiLocales: typeof uiLocales === 'string' ? uiLocales : undefined, acceptLanguage: ctx.get('accept-language') });
-  }
+  // The interaction's ui_locales, then Accept-Language (helpers.details made it this request's language).
+  const localeOf = (ctx: Context): Locale => requestLocale(ctx);
 
   async function renderForm(
     ctx: Context,
@@ -69,20 +69,21 @@ export function createSignupRoutes(deps: { email: EmailServiceDeps; limiter: Req
     status: number,
     uid: string,
     interaction: Interaction,
-    extra: { email?: string; name?: string; errors?: string[] } = {},
+    extra: { email?: string; name?: string; errors?: string[]; invalid?: SignUpProblem[] } = {},
   ) {
-    const locale = localeOf(ctx, interaction);
+    const locale = localeOf(ctx);
     const t = createTranslator(locale);
     helpers.page(ctx, status, 'signup', {
       title: t('signup.title'),
       locale,
-      clientName: await helpers.clientName(interaction.params.client_id),
+      clientName: await helpers.clientName(ctx, interaction.params.client_id),
       csrf: helpers.csrfToken(uid),
       action: loginLink(uid),
       back: `/interaction/${uid}`,
       email: extra.email ?? '',
       name: extra.name ?? '',
       errors: extra.errors ?? [],
+      invalid: extra.invalid ?? [],
     });
   }
 
@@ -92,7 +93,7 @@ export function createSignupRoutes(deps: { email: EmailServiceDeps; limiter: Req
       router.get('/:uid/signup', async (ctx) => {
         const interaction = await helpers.details(ctx);
         if (interaction.prompt.name !== 'login') {
-          helpers.errorPage(ctx, 400, 'Unexpected step', 'Go back to the app and start signing in again.', 'invalid_request');
+          helpers.errorPage(ctx, 400, 'error.unexpected_step', 'error.start_again', 'invalid_request');
           return;
         }
         await renderForm(ctx, helpers, 200, String(ctx.params.uid), interaction);
@@ -102,7 +103,7 @@ export function createSignupRoutes(deps: { email: EmailServiceDeps; limiter: Req
         const step = await helpers.formStep(ctx, (i) => i.prompt.name === 'login');
         if (!step) return;
         const { uid, interaction } = step;
-        const locale = localeOf(ctx, interaction);
+        const locale = localeOf(ctx);
         const t = createTranslator(locale);
         const email = helpers.field(ctx, 'email').trim();
         const password = helpers.field(ctx, 'password');
@@ -118,7 +119,7 @@ export function createSignupRoutes(deps: { email: EmailServiceDeps; limiter: Req
         if (problems.length > 0) {
           ctx.state.log?.info({ outcome: 'invalid', problems }, 'sign-up refused');
           // What was typed comes back escaped (the name and email only, cut to what a field holds).
-          await renderForm(ctx, helpers, 400, uid, interaction, { email: email.slice(0, 254), name: name.slice(0, 200), errors: problems.map((problem) => t(PROBLEM_KEYS[problem])) });
+          await renderForm(ctx, helpers, 400, uid, interaction, { email: email.slice(0, 254), name: name.slice(0, 200), errors: problems.map((problem) => t(PROBLEM_KEYS[problem])), invalid: problems });
           return;
         }
         const requestId = (ctx.state as { requestId?: unknown }).requestId;
@@ -128,7 +129,7 @@ export function createSignupRoutes(deps: { email: EmailServiceDeps; limiter: Req
           ({ created } = await signUp(deps.email, origin, { email, password, name, locale }));
         } catch (error) {
           if (!(error instanceof MailUnavailableError)) throw error;
-          helpers.errorPage(ctx, 503, t('signup.title'), t('signup.unavailable'), 'temporarily_unavailable');
+          helpers.errorPage(ctx, 503, 'signup.title', 'signup.unavailable', 'temporarily_unavailable');
           return;
         }
         // The same answer either way; only the log and the security events tell them apart.

@@ -18,6 +18,8 @@ import {
 import { UpstreamSignInError, type UpstreamSignIn } from '../services/upstream-sign-in.js';
 import { epochSeconds, type EphemeralStore } from '../store/ephemeral-store.js';
 import type { RequestLimiter } from './login-limiter.js';
+import type { MessageKey, Translate } from '../ui/i18n.js';
+import { inMinutes, requestLocale, translatorOf } from './page-locale.js';
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
@@ -73,27 +75,27 @@ export interface LoginExtras {
   email?: string;
 }
 
-const REFUSALS: Record<UpstreamRefusal, (name: string) => string> = {
-  no_email: (name) => `${name} did not tell Gatehouse your email address, so no account can be found or made for you.`,
-  email_not_verified: (name) => `${name} has not verified your email address, so it cannot be used to sign in here.`,
-  email_domain_not_allowed: (name) => `Accounts with your email address's domain cannot sign in with ${name} here.`,
-  signup_not_allowed: (name) => `There is no account for you here, and ${name} cannot be used to create one. Ask your administrator for an account.`,
-  account_disabled: () => 'This account cannot sign in. Ask your administrator.',
-  already_linked: (name) => `Another ${name} identity is connected to this account already.`,
+const REFUSALS: Record<UpstreamRefusal, MessageKey> = {
+  no_email: 'upstream.no_email',
+  email_not_verified: 'upstream.email_not_verified',
+  email_domain_not_allowed: 'upstream.email_domain_not_allowed',
+  signup_not_allowed: 'upstream.signup_not_allowed',
+  account_disabled: 'upstream.account_disabled',
+  already_linked: 'upstream.already_linked',
 };
 
-function failureMessage(error: UpstreamSignInError, name: string): string {
+function failureMessage(t: Translate, error: UpstreamSignInError, name: string, brand: string): string {
   switch (error.kind) {
     case 'provider_unreachable':
-      return `${name} could not be reached. Try again in a moment, or choose another way to sign in.`;
+      return t('upstream.unreachable', { provider: name });
     case 'provider_error':
-      return `${name} did not sign you in (it answered "${error.upstreamError ?? 'error'}"). Choose another way to sign in, or try again.`;
+      return t('upstream.provider_error', { provider: name, error: error.upstreamError ?? 'error' });
     case 'invalid_response':
-      return `The answer from ${name} did not pass Gatehouse's checks, so nobody was signed in. Try again, or choose another way to sign in.`;
+      return t('upstream.invalid_response', { provider: name, brand });
     case 'expired':
-      return 'This sign-in has expired or was already used. Go back to the app and start signing in again.';
+      return t('upstream.expired');
     case 'disabled_provider':
-      return 'This way of signing in is not available here. Choose another way to sign in.';
+      return t('upstream.disabled');
   }
 }
 
@@ -128,12 +130,13 @@ export function createUpstreamRoutes(deps: UpstreamRouteDeps) {
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
     ctx.set('Content-Security-Policy', pageCsp());
-    ctx.body = deps.pages.render('error', { title: heading, heading, message, code, requestId: ctx.state.requestId, ...(back ? { back } : {}) });
+    ctx.body = deps.pages.render('error', { title: heading, heading, message, code, requestId: ctx.state.requestId, locale: requestLocale(ctx), ...(back ? { back } : {}) });
   }
 
   /** The page of a failed sign-in with a provider, and its audit row (the kind, and the provider's error if any). */
   async function failed(ctx: Context, error: UpstreamSignInError, fallbackUid?: string) {
-    const name = error.provider?.name ?? 'the provider';
+    const t = translatorOf(ctx);
+    const name = error.provider?.name ?? t('common.the_provider');
     const uid = error.uid ?? fallbackUid;
     ctx.state.log?.warn({ outcome: 'failure', kind: error.kind, provider: error.provider?.id, err: { message: error.message, cause: (error.cause as Error | undefined)?.message } }, 'upstream sign-in failed');
     await audit(ctx, {
@@ -142,7 +145,7 @@ export function createUpstreamRoutes(deps: UpstreamRouteDeps) {
       target: error.provider ? `provider:${error.provider.id}` : null,
       details: { kind: error.kind, ...(error.upstreamError ? { error: error.upstreamError } : {}) },
     });
-    page(ctx, error.status, `Sign-in with ${name} did not work`, failureMessage(error, name), error.kind, uid && error.kind !== 'expired' ? `/interaction/${uid}` : undefined);
+    page(ctx, error.status, t('upstream.failed_heading', { provider: name }), failureMessage(t, error, name, deps.pages.brand.name), error.kind, uid && error.kind !== 'expired' ? `/interaction/${uid}` : undefined);
   }
 
   const callbackRouter = new Router({ prefix: '/upstream' });
@@ -171,13 +174,13 @@ export function createUpstreamRoutes(deps: UpstreamRouteDeps) {
         deps.metrics?.rateLimited('upstream_start');
         // Not audited: refused requests would write rows at will. Nothing is stored for this one.
         ctx.state.log?.info({ outcome: 'rate_limited', retryAfterSeconds: limit.retryAfterSeconds }, 'upstream sign-in start refused: too many from this address');
-        const minutes = Math.ceil(limit.retryAfterSeconds / 60);
+        const t = translatorOf(ctx);
         ctx.set('Retry-After', String(limit.retryAfterSeconds));
         page(
           ctx,
           429,
-          'Too many sign-ins started',
-          `Too many sign-ins with another provider were started from your network. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}, or choose another way to sign in.`,
+          t('upstream.too_many_heading'),
+          inMinutes(t, Math.ceil(limit.retryAfterSeconds / 60), 'upstream.too_many', 'upstream.too_many_one'),
           'rate_limited',
           `/interaction/${uid}`,
         );
@@ -217,7 +220,8 @@ export function createUpstreamRoutes(deps: UpstreamRouteDeps) {
       if (outcome.kind === 'refused') {
         ctx.state.log?.info({ outcome: 'failure', reason: outcome.reason, provider: provider.id }, 'upstream identity refused');
         await audit(ctx, { actor: 'anonymous', action: 'upstream.failure', target: `provider:${provider.id}`, details: { kind: outcome.reason, ...who } });
-        page(ctx, 400, `You cannot sign in with ${provider.name} here`, REFUSALS[outcome.reason](provider.name), outcome.reason, `/interaction/${uid}`);
+        const t = translatorOf(ctx);
+        page(ctx, 400, t('upstream.refused_heading', { provider: provider.name }), t(REFUSALS[outcome.reason], { provider: provider.name, brand: deps.pages.brand.name }), outcome.reason, `/interaction/${uid}`);
         return;
       }
       if (outcome.kind === 'confirm') {
@@ -239,7 +243,7 @@ export function createUpstreamRoutes(deps: UpstreamRouteDeps) {
     mount,
 
     /** The providers' buttons for the login page, and the notice of a link waiting for this person's sign-in. */
-    async loginExtras(uid: string): Promise<LoginExtras> {
+    async loginExtras(uid: string, t: Translate): Promise<LoginExtras> {
       const providers = await upstream.enabledProviders();
       const pending = await store.find(PENDING_LINK, uid);
       const waiting = pending && !pending.consumed && typeof pending.email === 'string' && typeof pending.providerName === 'string';
@@ -247,7 +251,7 @@ export function createUpstreamRoutes(deps: UpstreamRouteDeps) {
         providers: providers.map((p) => ({ id: p.id, name: p.name, action: `/interaction/${uid}/upstream/${p.id}/start` })),
         formTargets: upstream.formTargets(providers),
         ...(waiting
-          ? { linkNotice: `An account for ${String(pending.email)} already exists. Sign in to it to connect ${String(pending.providerName)}.`, email: String(pending.email) }
+          ? { linkNotice: t('login.link_notice', { email: String(pending.email), provider: String(pending.providerName) }), email: String(pending.email) }
           : {}),
       };
     },

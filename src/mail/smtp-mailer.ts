@@ -25,7 +25,7 @@ const CLOSE_GRACE_MS = 5000;
 export type MailOutcome = 'sent' | 'written' | 'retried' | 'failed' | 'refused';
 
 export interface MailerDeps {
-  config: Pick<Config, 'mail' | 'production'>;
+  config: Pick<Config, 'mail' | 'production' | 'nodeEnv'>;
   logger: Logger;
   retry?: RetryPolicy;
   /** Called once per outcome (a retry counts as `retried`, each time). */
@@ -76,7 +76,8 @@ export function createMailer(deps: MailerDeps): Mailer {
       close: async () => undefined,
     };
   }
-  return outboxMailer(config.mail.outboxDir, config.mail.from, log, outcome);
+  // The link is logged only in development, where a developer follows it; tests read the file (or an SMTP sink).
+  return outboxMailer(config.mail.outboxDir, config.mail.from, log, outcome, config.nodeEnv === 'development');
 }
 
 function smtpMailer(url: string, from: string, retry: RetryPolicy, log: Logger, outcome: (kind: string, what: MailOutcome) => void): Mailer {
@@ -166,7 +167,7 @@ function smtpMailer(url: string, from: string, retry: RetryPolicy, log: Logger, 
   };
 }
 
-function outboxMailer(dir: string, from: string, log: Logger, outcome: (kind: string, what: MailOutcome) => void): Mailer {
+function outboxMailer(dir: string, from: string, log: Logger, outcome: (kind: string, what: MailOutcome) => void, logLinks: boolean): Mailer {
   const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' }, { from });
   const pending = new Set<Promise<void>>();
   let warned = false;
@@ -183,7 +184,7 @@ function outboxMailer(dir: string, from: string, log: Logger, outcome: (kind: st
       warned = true;
       log.warn({ outbox: dir }, 'SMTP_URL is not set: mail is written as .eml files to the outbox instead of being sent (development only)');
     }
-    log.warn({ kind: message.kind, file, ...(message.link ? { link: message.link } : {}) }, 'mail written to the outbox (no SMTP_URL): open the file or follow the link');
+    log.warn({ kind: message.kind, file, ...(logLinks && message.link ? { link: message.link } : {}) }, 'mail written to the outbox (no SMTP_URL): open the file or follow the link');
   }
 
   return {

@@ -12,7 +12,9 @@ import { createAdapterFactory } from './adapters/index.js';
 import { findLatestGrantId } from './adapters/durable-adapter.js';
 import { takeReadAheadAccount } from './adapters/rotation-scope.js';
 import { mfaInteractionPolicy } from './mfa-policy.js';
+import { clientNameOf, errorPageData, pageLocaleOf } from './error-page.js';
 import { pageCsp, type Pages } from './pages.js';
+import { createTranslator } from '../ui/i18n.js';
 import { registrationFeatures } from './registration.js';
 import { createResourceIndicators } from './resource-indicators.js';
 import { AUTHENTICATION_CLAIMS, EXTERNAL_SIGNING, providerSigningKey, rethrowUnreachable } from './upstream.js';
@@ -153,12 +155,16 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
           const target = ctx.oidc.params?.post_logout_redirect_uri;
           ctx.set('Content-Security-Policy', pageCsp(typeof target === 'string' ? [target] : []));
           ctx.type = 'html';
-          ctx.body = pages.render('logout', { title: 'Sign out', form, clientName: ctx.oidc.client?.clientName });
+          const locale = pageLocaleOf(ctx);
+          const t = createTranslator(locale);
+          ctx.body = pages.render('logout', { title: t('logout.title'), form, clientName: clientNameOf(ctx, t, pages.brand.name), locale });
         },
         postLogoutSuccessSource(ctx) {
           ctx.set('Content-Security-Policy', pageCsp());
           ctx.type = 'html';
-          ctx.body = pages.render('logged-out', { title: 'Signed out', clientName: ctx.oidc.client?.clientName });
+          const locale = pageLocaleOf(ctx);
+          const t = createTranslator(locale);
+          ctx.body = pages.render('logged-out', { title: t('loggedout.title'), clientName: clientNameOf(ctx, t, pages.brand.name), locale });
         },
       },
       resourceIndicators: createResourceIndicators({ cache, issuer: config.issuer, signingAlg: () => signingAlg }),
@@ -225,15 +231,12 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
       BackchannelAuthenticationRequest: 600,
       PreAuthorizedCode: 600,
     },
-    renderError: (ctx, out: ErrorOut) => {
+    // People read this page: a sentence for them (naming the app when known), the code beneath (oidc/error-page.ts).
+    renderError: (ctx, out: ErrorOut, error) => {
       ctx.type = 'html';
-      ctx.body = pages.render('error', {
-        title: 'Error',
-        heading: 'Something went wrong',
-        message: out.error_description ?? 'The request could not be completed.',
-        code: out.error,
-        requestId: (ctx.state as { requestId?: string }).requestId,
-      });
+      ctx.set('Cache-Control', 'no-store');
+      ctx.set('Content-Security-Policy', pageCsp());
+      ctx.body = pages.render('error', errorPageData(ctx, out, error, pages.brand.name));
     },
   };
 }

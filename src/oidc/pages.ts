@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Eta } from 'eta';
 import type { Brand } from '../config/load-config.js';
 import { derivePalettes, paletteCss } from '../ui/brand.js';
-import { createTranslator, LOCALES, type Locale, type Translate } from '../ui/i18n.js';
+import { createTranslator, LOCALES, type Locale, type MessageKey, type MessageParams, type Translate } from '../ui/i18n.js';
 import { VIEWS_DIR } from '../ui/package-root.js';
 
 export { VIEWS_DIR };
@@ -17,22 +17,50 @@ export interface PageBase {
   locale?: Locale;
 }
 
-/** What every template gets besides its own data: `it.t(key, params)`, `it.lang` and `it.brand`. */
+/** What every template gets besides its own data: `it.t(key, params)`, `it.tStrong(key, params)`, `it.lang` and `it.brand`. */
 export interface PageGlobals {
   t: Translate;
+  /**
+   * A message as HTML for the raw tag: the catalogue's text escaped, each value of `params` escaped
+   * and set in `<strong>` (a client's name, an email address), each of `plain` escaped as text, so a
+   * language may put them where its word order needs them.
+   */
+  tStrong: (key: MessageKey, params: MessageParams, plain?: MessageParams) => string;
   lang: Locale;
   brand: Brand;
 }
 
-/** Server-rendered pages from views/, auto-escaped (Eta's `<%= %>` escapes; the raw tag prints only the layout's body, the logout form and a QR code SVG checked by interactions/totp-qr.ts, never user data). */
+const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/** Text made safe for HTML content and attribute values. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (character) => HTML_ESCAPES[character] ?? character);
+}
+
+/** Brackets a placeholder's index while the rest is escaped (a NUL: in no catalogue text, and dropped from plain values). */
+const MARK = String.fromCharCode(0);
+const MARKED = new RegExp(`${MARK}(\\d+)${MARK}`, 'g');
+
+/** `t(key)` with its placeholders filled by `<strong>`-wrapped values, everything escaped (PageGlobals.tStrong). */
+export function strongMessage(t: Translate, key: MessageKey, params: MessageParams, plain: MessageParams = {}): string {
+  const marks = Object.fromEntries(Object.keys(params).map((name, index) => [name, `${MARK}${index}${MARK}`]));
+  const values = Object.values(params);
+  // Plain values carry no NUL: one that did could only come from outside, and is dropped.
+  const plainText = Object.fromEntries(Object.entries(plain).map(([name, value]) => [name, String(value).replaceAll(MARK, '')]));
+  return escapeHtml(t(key, { ...plainText, ...marks })).replace(MARKED, (_whole, index: string) => `<strong>${escapeHtml(String(values[Number(index)]))}</strong>`);
+}
+
+/** Server-rendered pages from views/, auto-escaped (Eta's `<%= %>` escapes; the raw tag prints only the layout's body, the logout form, a QR code SVG checked by interactions/totp-qr.ts, and `it.tStrong`'s output, which escapes everything itself). */
 export interface Pages {
-  render(name: 'login' | 'consent' | 'mfa' | 'mfa-enrol' | 'mfa-enrolled' | 'logout' | 'logged-out' | 'error' | 'account' | 'signup' | 'email-link', data: PageBase & Record<string, unknown>): string;
+  render(name: 'login' | 'consent' | 'mfa' | 'mfa-enrol' | 'mfa-enrolled' | 'logout' | 'logged-out' | 'error' | 'account' | 'home' | 'signup' | 'email-link', data: PageBase & Record<string, unknown>): string;
   /** The stylesheet every page links to (no inline styles or scripts: the CSP forbids them): the brand's palettes, then views/assets/gatehouse.css. */
   readonly stylesheet: string;
   /** @simplewebauthn/browser's UMD bundle, served at /assets/webauthn.js (from node_modules, no CDN). */
   readonly webauthnScript: string;
   /** Our passkey glue (views/assets/passkey.js), served at /assets/passkey.js. */
   readonly passkeyScript: string;
+  /** The brand the pages show (config.brand). */
+  readonly brand: Brand;
 }
 
 /**
@@ -59,12 +87,14 @@ export function createPages(brand: Brand = DEFAULT_BRAND): Pages {
   return {
     render: (name, data) => {
       const lang = data.locale ?? LOCALES[0];
-      const globals: PageGlobals = { t: translators.get(lang) ?? createTranslator(lang), lang, brand };
+      const t = translators.get(lang) ?? createTranslator(lang);
+      const globals: PageGlobals = { t, tStrong: (key, params, plain) => strongMessage(t, key, params, plain), lang, brand };
       return eta.render(name, { ...data, ...globals });
     },
     stylesheet,
     webauthnScript: readFileSync(webauthnBundlePath(), 'utf8'),
     passkeyScript: readFileSync(path.join(VIEWS_DIR, 'assets', 'passkey.js'), 'utf8'),
+    brand,
   };
 }
 

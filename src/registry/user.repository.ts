@@ -157,3 +157,11 @@ export async function listUsersPage(
   if (text) query = query.where('email', 'like', containsPattern(text));
   return (await query.execute()).map(toUserRecord);
 }
+
+/**
+ * Stores the language of the pages a person last signed in on (mail is written in it). Not a change
+ * to the person: updated_at stays, and an unchanged language writes nothing.
+ */
+export async function setUserLocale(db: Db, id: string, locale: string): Promise<void> {
+  await db.updateTable('users').set({ locale }).where('id', '=', id).where((eb) => eb.or([eb('locale', 'is', null), eb('locale', '!=', locale)])).execute();
+}

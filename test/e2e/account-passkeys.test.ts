@@ -339,6 +339,8 @@ describe('passkeys on the account page', () => {
     }
     const long = await k.addPasskey(agent, page, freshEmulator(), 'y'.repeat(65));
     expect(long.posted.status).toBe(400);
+    // The refused name's field has the focus, marked invalid and tied to the message.
+    expect(await long.posted.text()).toMatch(/<input id="passkey-name"[^>]*aria-describedby="account-error passkey-name-help" aria-invalid="true" autofocus>/);
     expect(await k.rowsOf(person.id)).toEqual(rows);
   });
 

@@ -210,7 +210,7 @@ describe('setting up an authenticator app during a sign-in that needs one', () =
       body: new URLSearchParams({ csrf: login.csrf, email: person.email, password: person.password }),
     });
     const html = await response.text();
-    expect(html).toContain("Confirm it's you");
+    expect(html).toContain('Confirm it&#39;s you');
     expect(html).not.toContain('totp-uri');
     const second = await agent.follow(formEndingWith(html, '/mfa').action, {
       method: 'POST',
@@ -361,7 +361,7 @@ describe('setting up an authenticator app during a sign-in that needs one', () =
       body: new URLSearchParams({ csrf: login.csrf, email: person.email, password: person.password }),
     });
     const html = await response.text();
-    expect(html).toContain("Confirm it's you");
+    expect(html).toContain('Confirm it&#39;s you');
     const before = await lastSeq();
     const refused = await other.postForm(`${new URL(again.url).pathname}/mfa/enrol`, { csrf: login.csrf, code: await totpCode(page.secret, 30_000) });
     expect(refused.status).toBe(400);

@@ -446,7 +446,7 @@ describe('passkeys (in process, WebAuthn emulator)', () => {
     expect(posted.status).toBe(303);
     const page = await agent.follow(posted.headers.get('location')!);
     const html = await page.response.text();
-    expect(html).toContain("Confirm it's you");
+    expect(html).toContain('Confirm it&#39;s you');
     expect(html).toContain('Use your passkey');
     expect(html).not.toContain('name="code"');
     expect(html).not.toContain('totp-uri');
@@ -488,7 +488,7 @@ describe('passkeys (in process, WebAuthn emulator)', () => {
 
     const { emulator } = await withPasskey(freshEmulator(), person);
     const stepUp = await start(agent, app.clientId, { acr_values: ACR_MFA });
-    expect(stepUp.html).toContain("Confirm it's you");
+    expect(stepUp.html).toContain('Confirm it&#39;s you');
     expect(stepUp.html).not.toContain('name="password"');
     const form = passkeyForm(stepUp.html);
     expect(form.action).toBe(`/interaction/${stepUp.uid}/mfa/passkey`);

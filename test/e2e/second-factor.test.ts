@@ -137,7 +137,7 @@ describe('a second factor at sign-in (TOTP and recovery codes)', () => {
     const before = await lastSeq();
     const { agent, started, response, html, action, csrf } = await toSecondFactor(person);
 
-    expect(html).toContain("Confirm it's you");
+    expect(html).toContain('Confirm it&#39;s you');
     expect(html).toContain(person.email);
     expect(html).toContain('autocomplete="one-time-code"');
     expect(html).toContain('aria-describedby="code-help"');

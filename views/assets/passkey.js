@@ -15,6 +15,11 @@
   'use strict';
   var lib = window.SimpleWebAuthnBrowser;
 
+  /** A text of the page's language: the template fills data-msg-<name> from the message catalogue. */
+  function text(form, name) {
+    return form.getAttribute('data-msg-' + name) || '';
+  }
+
   function say(form, message) {
     var status = document.getElementById(form.getAttribute('data-status'));
     if (status) status.textContent = message;
@@ -62,13 +67,13 @@
     var button = form.querySelector('button[type="submit"]');
     if (!lib || !lib.browserSupportsWebAuthn()) {
       if (button) button.disabled = true;
-      say(form, 'This browser cannot make passkeys.');
+      say(form, text(form, 'cannot-make'));
       return;
     }
     form.addEventListener('submit', function (event) {
       event.preventDefault();
       if (button) button.disabled = true;
-      say(form, 'Follow your browser\u2019s prompt to create your passkey\u2026');
+      say(form, text(form, 'follow-create'));
       register(form).catch(function (error) {
         if (error && error.status === 401) {
           // Sign in again first: the empty form's POST answers the way there.
@@ -78,7 +83,7 @@
         if (button) button.disabled = false;
         var cancelled = error && (error.name === 'NotAllowedError' || error.name === 'AbortError');
         var known = error && error.name === 'InvalidStateError';
-        say(form, cancelled ? 'The passkey prompt was closed. Nothing was added.' : known ? 'This device already has a passkey for your account here.' : 'The passkey could not be created. Try again.');
+        say(form, text(form, cancelled ? 'closed' : known ? 'known' : 'failed'));
       });
     });
   }
@@ -91,18 +96,18 @@
     var button = form.querySelector('button');
     if (!lib || !lib.browserSupportsWebAuthn()) {
       if (button) button.disabled = true;
-      say(form, 'This browser cannot use passkeys here. Use another way to sign in.');
+      say(form, text(form, 'cannot-use'));
       return;
     }
     form.addEventListener('submit', function (event) {
       // A submit by the script itself (form.submit()) does not come here: only the button.
       event.preventDefault();
       if (button) button.disabled = true;
-      say(form, 'Follow your browser\u2019s prompt to use your passkey\u2026');
+      say(form, text(form, 'follow-use'));
       ceremony(form, false).catch(function (error) {
         if (button) button.disabled = false;
         var cancelled = error && (error.name === 'NotAllowedError' || error.name === 'AbortError');
-        say(form, cancelled ? 'The passkey prompt was closed. Try again, or sign in another way.' : 'The passkey could not be used. Try again, or sign in another way.');
+        say(form, text(form, cancelled ? 'closed' : 'failed'));
       });
     });
     if (form.getAttribute('data-conditional') === 'true' && lib.browserSupportsWebAuthnAutofill) {

@@ -167,6 +167,17 @@ describe('the mailer without SMTP_URL', () => {
     expect(warnings[1]).toMatchObject({ file, link: LINK, kind: 'test_mail' });
   });
 
+  it('under NODE_ENV=test writes the file but logs no link', async () => {
+    const logs = captureLogs('mailer-outbox-test');
+    const config = loadConfig({ NODE_ENV: 'test', DATA_DIR: path.join(dir, 'test-env') }, dir);
+    const mailer = createMailer({ config, logger: createLogger({ logLevel: 'info' }, logs.stream) });
+    mailer.send(message('ada@example.com'));
+    await mailer.close();
+    await expect(readdir(config.mail.outboxDir)).resolves.toHaveLength(1);
+    expect(logs.text()).toContain('mail written to the outbox');
+    expect(logs.text()).not.toContain(LINK);
+  });
+
   it('in production is not available and sends nothing', async () => {
     const logs = captureLogs('mailer-production');
     const config = loadConfig(

@@ -253,3 +253,62 @@ describe('METRICS_CLIENT_IDS', () => {
     expect(loadConfig({ METRICS_CLIENT_IDS: ids.split(',').slice(0, 100).join(',') }, '/srv/gatehouse').metricsClientIds).toHaveLength(100);
   });
 });
+
+describe('loadConfig: mail, sign-up and the brand', () => {
+  it('writes mail to DATA_DIR/outbox without SMTP_URL, sends it from no-reply@<issuer host> as the brand, and keeps sign-up off', () => {
+    const config = loadConfig({ DATA_DIR: 'state', ISSUER: 'https://id.example.com' }, '/srv/gatehouse');
+    expect(config.mail).toEqual({ smtpUrl: undefined, from: '"Gatehouse" <no-reply@id.example.com>', outboxDir: path.join('/srv/gatehouse', 'state', 'outbox') });
+    expect(config.signupEnabled).toBe(false);
+    expect(config.brand).toEqual({ name: 'Gatehouse', logoUrl: undefined, logoAlt: 'Gatehouse', color: '#2952cc', supportUrl: undefined });
+  });
+
+  it('takes SMTP_URL, MAIL_FROM, SIGNUP_ENABLED and every BRAND_* variable, expanding #rgb', () => {
+    const config = loadConfig({
+      SMTP_URL: 'smtps://user:pass@smtp.example.com:465',
+      MAIL_FROM: 'Acme <id@acme.example>',
+      SIGNUP_ENABLED: 'true',
+      BRAND_NAME: 'Acme "ID"',
+      BRAND_LOGO_URL: 'https://cdn.acme.example/logo.svg',
+      BRAND_COLOR: '#F0A',
+      SUPPORT_URL: 'mailto:help@acme.example',
+    });
+    expect(config.mail.smtpUrl).toBe('smtps://user:pass@smtp.example.com:465');
+    expect(config.mail.from).toBe('Acme <id@acme.example>');
+    expect(config.signupEnabled).toBe(true);
+    expect(config.brand).toEqual({ name: 'Acme "ID"', logoUrl: 'https://cdn.acme.example/logo.svg', logoAlt: 'Acme "ID"', color: '#ff00aa', supportUrl: 'mailto:help@acme.example' });
+    // A quote in the brand name cannot break the default From header.
+    expect(loadConfig({ BRAND_NAME: 'Acme "ID"' }).mail.from).toBe('"Acme ID" <no-reply@localhost>');
+    expect(loadConfig({ BRAND_LOGO_URL: 'https://cdn.acme.example/l.png', BRAND_LOGO_ALT: 'Acme' }).brand.logoAlt).toBe('Acme');
+  });
+
+  const cases: Array<{ name: string; value: string; says: RegExp }> = [
+    { name: 'SMTP_URL', value: 'http://mail.example.com', says: /smtp:\/\/ or smtps:\/\/ URL/ },
+    { name: 'SMTP_URL', value: 'smtp://', says: /smtp:\/\/ or smtps:\/\/ URL with a host/ },
+    { name: 'SIGNUP_ENABLED', value: 'maybe', says: /must be true or false/ },
+    { name: 'BRAND_NAME', value: 'x'.repeat(65), says: /at most 64 characters/ },
+    { name: 'BRAND_NAME', value: 'Acme\nInjected: header', says: /one line of printable text/ },
+    { name: 'MAIL_FROM', value: 'a@b.example\r\nBcc: all@example.com', says: /one line of printable text/ },
+    { name: 'BRAND_LOGO_URL', value: 'http://cdn.example.com/logo.png', says: /absolute https URL/ },
+    { name: 'BRAND_LOGO_URL', value: 'javascript:alert(1)', says: /absolute https URL/ },
+    { name: 'BRAND_COLOR', value: 'red', says: /#rgb or #rrggbb/ },
+    { name: 'BRAND_COLOR', value: '#12345', says: /#rgb or #rrggbb/ },
+    { name: 'BRAND_COLOR', value: '#123456; background: url(x)', says: /#rgb or #rrggbb/ },
+    { name: 'SUPPORT_URL', value: 'javascript:alert(1)', says: /https URL or a mailto: address/ },
+    { name: 'SUPPORT_URL', value: 'http://help.example.com', says: /https URL or a mailto: address/ },
+  ];
+
+  it.each(cases)('$name=$value gives exactly one problem line naming $name', ({ name, value, says }) => {
+    const problems = problemsOf({ [name]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.startsWith(`${name}: `)).toBe(true);
+    expect(problems[0]).toMatch(says);
+  });
+
+  it('refuses SIGNUP_ENABLED in production without SMTP_URL (new people could never verify their address)', () => {
+    const problems = problemsOf({ ...PRODUCTION, SIGNUP_ENABLED: 'true' });
+    expect(problems).toEqual(['SIGNUP_ENABLED: needs SMTP_URL in production (new people must verify their email address by mail)']);
+    expect(loadConfig({ ...PRODUCTION, SIGNUP_ENABLED: 'true', SMTP_URL: 'smtp://mail.internal:25' }).signupEnabled).toBe(true);
+    // Without sign-up, production starts without SMTP_URL: reset and verification then say mail is unavailable.
+    expect(loadConfig(PRODUCTION).mail.smtpUrl).toBeUndefined();
+  });
+});

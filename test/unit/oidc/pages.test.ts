@@ -34,3 +34,33 @@ describe('the passkey scripts and the nonce CSP (design §4.3)', () => {
     expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|script-src[^;]*'self'/);
   });
 });
+
+describe('every page carries the brand and its language (views/layout.eta)', () => {
+  const brand = { name: 'Acme <ID>', logoUrl: 'https://cdn.acme.example/logo.svg?a=1&b=2', logoAlt: 'Acme "logo"', color: '#ffcc00', supportUrl: 'https://help.acme.example/' };
+
+  it('names the brand in the title, shows the logo with its alt text and the support link, all escaped', () => {
+    const html = createPages(brand).render('logged-out', { title: 'Signed out', locale: 'en' });
+    expect(html).toContain('<html lang="en">');
+    expect(html).toContain('<title>Signed out · Acme &lt;ID&gt;</title>');
+    expect(html).toContain('<img src="https://cdn.acme.example/logo.svg?a=1&amp;b=2" alt="Acme &quot;logo&quot;">');
+    expect(html).toContain('<a href="https://help.acme.example/" id="support-link">Help and support</a>');
+    expect(html).not.toContain('<ID>');
+  });
+
+  it('speaks the page language it is given, and shows no logo or support link when none is configured', () => {
+    const html = createPages().render('logged-out', { title: 'Abgemeldet', locale: 'de' });
+    expect(html).toContain('<html lang="de">');
+    expect(html).toContain('<title>Abgemeldet · Gatehouse</title>');
+    expect(html).not.toContain('<img');
+    expect(html).not.toContain('support-link');
+    expect(createPages(brand).render('logged-out', { title: 'Abgemeldet', locale: 'de' })).toContain('>Hilfe und Support</a>');
+  });
+
+  it('puts the brand palettes before the stylesheet: a yellow brand is darkened for light pages and kept for dark ones', () => {
+    const css = createPages(brand).stylesheet;
+    expect(css.startsWith(':root { color-scheme: light dark;')).toBe(true);
+    expect(css.split('\n')[0]).not.toContain('--accent: #ffcc00;');
+    expect(css.split('\n')[1]).toContain('--accent: #ffcc00;');
+    expect(css).toContain('color: var(--on-accent); background: var(--accent);');
+  });
+});
