@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon, { type RequestSpec } from 'autocannon';
 import { Agent, basicAuth, codeFlow, type CodeClient } from './lib/flow.js';
+import { resetFlow, startResetSink } from './lib/reset.js';
 import { passkeyEmulator, passkeySignIn, passwordSignIn, SecondFactorRefusedError, totpSignIn, TotpPool, type SignIn, type SignInSpec } from './lib/sign-in.js';
 
 export interface StaticRequest {
@@ -30,6 +31,8 @@ export type LoadSpec = {
   | { kind: 'refresh'; client: { clientId: string; clientSecret: string }; tokens: string[] }
   /** authorization code with sign-in (by the method `signIn` names), per iteration, by `connections` concurrent browsers. */
   | { kind: 'authcode'; client: CodeClient; signIn: SignInSpec }
+  /** password reset through the mail (lib/reset.ts): each connection resets its own person's password, reading the link from an SMTP server this process runs on `smtpPort`. */
+  | { kind: 'reset'; people: string[]; password: string; smtpPort: number }
 );
 
 export interface LoadResult {
@@ -345,7 +348,73 @@ async function runAuthcode(spec: Extract<LoadSpec, { kind: 'authcode' }>): Promi
   write(result);
 }
 
+/**
+ * Password resets, whole: "Forgot password?", the mail's link (from the SMTP server started here, on
+ * the port the server's SMTP_URL names), the new password. One person per connection (a newer link
+ * replaces an older one, so two resets of one person at once would race), a new browser each time.
+ */
+async function runReset(spec: Extract<LoadSpec, { kind: 'reset' }>): Promise<void> {
+  if (spec.people.length < spec.connections) throw new Error(`reset: ${spec.people.length} people for ${spec.connections} connections`);
+  const sink = await startResetSink(spec.smtpPort);
+  let stopAt = 0;
+  let measuring = false;
+  const latencies: number[] = [];
+  let completed = 0;
+  let errors = 0;
+  let httpRequests = 0;
+  let firstError: string | undefined;
+  const loop = async (index: number) => {
+    while (performance.now() < stopAt) {
+      const started = performance.now();
+      const agent = new Agent(spec.base);
+      try {
+        await resetFlow(agent, sink, spec.people[index]!, spec.password);
+        if (measuring) latencies.push(performance.now() - started);
+      } catch (error) {
+        if (measuring) {
+          errors += 1;
+          firstError ??= (error as Error).message;
+        }
+      }
+      if (measuring) {
+        completed += 1;
+        httpRequests += agent.requests;
+      }
+    }
+  };
+  const phase = async (seconds: number) => {
+    stopAt = performance.now() + seconds * 1000;
+    await Promise.all(Array.from({ length: spec.connections }, (_, i) => loop(i)));
+  };
+  if (spec.warmupSeconds > 0) await phase(spec.warmupSeconds);
+  write({ event: 'warm' });
+  await waitForGo();
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  measuring = true;
+  await phase(spec.seconds);
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  await sink.close();
+  latencies.sort((a, b) => a - b);
+  write({
+    event: 'result',
+    completed,
+    ok: completed - errors,
+    errors,
+    seconds,
+    rps: completed / seconds,
+    http_rps: httpRequests / seconds,
+    p50_ms: Math.round(percentile(latencies, 50) * 10) / 10,
+    p99_ms: Math.round(percentile(latencies, 99) * 10) / 10,
+    status_codes: { '200': completed - errors },
+    loadgen_cpu_pct: ((used.user + used.system) / 1000 / (seconds * 1000)) * 100,
+    ...(firstError ? { first_error: firstError } : {}),
+  } satisfies LoadResult);
+}
+
 const spec = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as LoadSpec;
 if (spec.kind === 'authcode') await runAuthcode(spec);
+else if (spec.kind === 'reset') await runReset(spec);
 else await runAutocannon(spec);
 process.exit(0);

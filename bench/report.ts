@@ -85,6 +85,8 @@ export interface BenchReport {
     /** Sign-ins with password and TOTP per second over sign-ins with a password alone, both whole flows, in one run. */
     totp_vs_authorization_code: number | null;
     passkey_vs_authorization_code: number | null;
+    /** Password resets (request, mail, new password) per password sign-in flow, same run. */
+    reset_vs_authorization_code: number | null;
   };
   targets: Target[];
   notes: string[];
@@ -243,6 +245,7 @@ export function renderMarkdown(report: BenchReport): string {
   const per1k = (v: number) => `${(v * 1000).toFixed(0)}`;
   lines.push(`| sign-ins with password + TOTP ÷ with password alone (whole flows, same run) | ${ratio(report.ratios.totp_vs_authorization_code)} |`);
   lines.push(`| sign-ins with a passkey ÷ with a password (whole flows, same run) | ${ratio(report.ratios.passkey_vs_authorization_code)} |`);
+  lines.push(`| password resets through the mail ÷ password sign-ins (whole flows, same run) | ${ratio(report.ratios.reset_vs_authorization_code)} |`);
   lines.push(`| refresh rotations per 1,000 openssl signatures (two RS256 tokens each) | ${report.ratios.refresh_vs_sign === null ? '–' : per1k(report.ratios.refresh_vs_sign)}${spread(report.paired.refresh_vs_sign, per1k)} |`);
   lines.push('');
   lines.push('| target | wanted | measured | |');

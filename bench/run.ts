@@ -32,7 +32,8 @@ const UPSTREAM = path.join(REPO, 'dist/bench/upstream.js');
 const SIGN_REF = path.join(REPO, 'dist/bench/sign-ref.js');
 
 // totp and passkey after authorization_code: totp's person pool is sized from that rate, and both ratios are against it.
-const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code', 'totp', 'passkey'] as const;
+// reset (password reset through the mail) too: its ratio is against authorization_code.
+const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code', 'totp', 'passkey', 'reset'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const { values: args } = parseArgs({
@@ -59,7 +60,7 @@ const only = args.only ? new Set(args.only.split(',').map((name) => name.trim())
 for (const name of only ?? []) {
   if (![...SCENARIOS, ...EXTRA_RUNS].includes(name as ScenarioName)) throw new Error(`--only takes names from ${[...SCENARIOS, ...EXTRA_RUNS].join(', ')}`);
 }
-const selected = (name: string) => !only || name === 'client_credentials' || only.has(name) || (name === 'authorization_code' && (only.has('totp') || only.has('passkey')));
+const selected = (name: string) => !only || name === 'client_credentials' || only.has(name) || (name === 'authorization_code' && (only.has('totp') || only.has('passkey') || only.has('reset')));
 
 const CONNECTIONS = 32;
 const PAIRED_ROUNDS = 7;
@@ -344,6 +345,8 @@ async function main(): Promise<number> {
   const backing = async () => [...(await database.backendPids()), ...(redisPid ? [redisPid] : [])];
 
   const port = await freePort();
+  // The reset scenario's load generator runs an SMTP server here while it is measured (lib/reset.ts).
+  const smtpPort = await freePort();
   const env: NodeJS.ProcessEnv = {
     PATH: `${path.dirname(NODE)}:${process.env.PATH ?? ''}`,
     HOME: process.env.HOME ?? os.tmpdir(),
@@ -358,6 +361,10 @@ async function main(): Promise<number> {
     LOG_LEVEL: 'warn',
     // Required in production (the main port never serves /metrics there); nothing reads it here.
     METRICS_PORT: String(await freePort()),
+    // Mail (the reset scenario): to the load generator's SMTP server; every reset comes from one IP and a few addresses.
+    SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
+    RESET_MAX_PER_ADDRESS: '1000',
+    RESET_MAX_PER_IP: '1000000',
   };
   const cli = async <T = Record<string, unknown>>(cliArgs: string[], input?: string): Promise<T> =>
     JSON.parse(await run(NODE, [BIN, ...cliArgs, '--json'], { env, cwd: dir, ...(input === undefined ? {} : { input }) })) as T;
@@ -407,7 +414,7 @@ async function main(): Promise<number> {
     scenarios: {},
     references: { jose_rs256_sign_per_s: null, node_crypto_rs256_sign_per_s: null, openssl_rsa2048_sign_per_s: null, upstream_client_credentials_rps: null, notes: [] },
     paired: {},
-    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null, passkey_vs_authorization_code: null },
+    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null, passkey_vs_authorization_code: null, reset_vs_authorization_code: null },
     targets: [],
     notes,
     duration_s: 0,
@@ -427,7 +434,7 @@ async function main(): Promise<number> {
   // The private_key_jwt pool is sized from the client_credentials rate.
   let ccRpsEstimate = 3000;
   // Counting SQL costs a second and a bit per scenario: --quick counts only where there is some.
-  const countQueries = (name: string) => !quick || ['refresh_token', 'introspection', 'authorization_code', 'totp', 'passkey'].includes(name);
+  const countQueries = (name: string) => !quick || ['refresh_token', 'introspection', 'authorization_code', 'totp', 'passkey', 'reset'].includes(name);
   const scenario = async (name: string, target: Target, spec: LoadSpec, request: string, loadCpus = LOAD_CPU, serverCpus = SERVER_CPU) => {
     log(`${name}: ${spec.seconds} s, ${spec.connections} connections`);
     const result = await attempt(name, () => measure(target, spec, { loadCpus, serverCpus, request, dir, backing, ...(countQueries(name) ? { dbTransactions: () => database.transactions() } : {}) }));
@@ -626,6 +633,17 @@ async function main(): Promise<number> {
         return {
           spec: { ...common, connections: SIGN_IN_CONCURRENCY, kind: 'authcode', client: codeClient, signIn: { method: 'passkey', people: passkeyPeople } },
           request: `as authorization_code, signing in with a passkey and no password: login page → POST /interaction/:uid/passkey/options (JSON) → the emulator's assertion (nid-webauthn-emulator, ES256, in the load generator) → POST /interaction/:uid/passkey → resume → code → POST /token; ${SIGN_IN_CONCURRENCY} at a time, ${size} people, each with one passkey registered beforehand through /account/passkeys`,
+        };
+      }
+      case 'reset': {
+        // One person per connection (a newer link replaces an older one); every reset sets the same new password.
+        const adminToken = await benchAdminToken(base);
+        const run = randomBytes(4).toString('hex');
+        const resetPeople = Array.from({ length: SIGN_IN_CONCURRENCY }, (_, i) => `bench-reset-${run}-${i}@example.test`);
+        for (const email of resetPeople) await createPerson(base, adminToken, { email, password: PASSWORD });
+        return {
+          spec: { ...common, connections: SIGN_IN_CONCURRENCY, kind: 'reset', people: resetPeople, password: PASSWORD, smtpPort },
+          request: `a new cookie jar per reset: GET /reset → POST /reset (the address; the neutral page) → the mail over SMTP to the load generator's SMTP server on loopback (nodemailer → smtp-server, parsed with mailparser) → GET the link → POST /reset/password (argon2id; sessions, grants and refresh tokens ended, audited); ${SIGN_IN_CONCURRENCY} at a time, one person each`,
         };
       }
       case 'totp': {
@@ -832,6 +850,7 @@ async function main(): Promise<number> {
     refresh_vs_sign: report.paired.refresh_vs_sign?.median ?? null,
     totp_vs_authorization_code: rpsOf('totp') !== null && rpsOf('authorization_code') ? rpsOf('totp')! / rpsOf('authorization_code')! : null,
     passkey_vs_authorization_code: rpsOf('passkey') !== null && rpsOf('authorization_code') ? rpsOf('passkey')! / rpsOf('authorization_code')! : null,
+    reset_vs_authorization_code: rpsOf('reset') !== null && rpsOf('authorization_code') ? rpsOf('reset')! / rpsOf('authorization_code')! : null,
   };
   notes.push(
     "PostgreSQL and Redis run on this machine: while a scenario is measured, the server's PostgreSQL backends and Redis are moved to the load generator's CPU (CPU 1), so that their work for a request is not charged to the server's CPU, as it would not be with them on machines of their own; PostgreSQL's background processes stay unpinned.",

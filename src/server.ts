@@ -9,6 +9,7 @@ import { purgeExpiredDurableRows } from './oidc/adapters/durable-adapter.js';
 import { createApp } from './http/app.js';
 import { createAccountRoutes } from './interactions/account.routes.js';
 import { createAccountLinkRoutes } from './interactions/account-links.routes.js';
+import { createAccountSelf } from './interactions/account-self.routes.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
 import { createUpstreamRoutes, UPSTREAM_START_WINDOW_SECONDS } from './interactions/upstream.routes.js';
 import { createUpstreamSignIn } from './services/upstream-sign-in.js';
@@ -16,6 +17,7 @@ import { createLoginLimiter, createRequestLimiter } from './interactions/login-l
 import { relyingPartyOf } from './accounts/passkeys.js';
 import { createMailer } from './mail/smtp-mailer.js';
 import { createMailComposer } from './mail/compose.js';
+import { createResetRoutes, RESET_WINDOW_SECONDS } from './interactions/reset.routes.js';
 import { createSignupRoutes, SIGNUP_WINDOW_SECONDS } from './interactions/signup.routes.js';
 import { createEmailAddressRoutes } from './interactions/email-address.routes.js';
 import { ACCOUNT_EMAIL_MAILS_PER_HOUR, createAccountEmailRoutes } from './interactions/account-email.routes.js';
@@ -167,6 +169,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
       upstream,
       ...(signup ? { signup } : {}),
     });
+    // The account page's own sections (profile, password, connected apps, sessions, security events):
+    // their routers come before /account's in `routers`; wrong current passwords count with sign-ins'.
+    const passwordLimiter = createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits });
+    const accountSelf = createAccountSelf({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter }, store, passwordLimiter });
     // The account page (/account) and the sign-in history every sign-in method writes. Its
     // "Linked accounts" routes (/account/links) come before it in `routers`: the first prefix that matches answers.
     const account = createAccountRoutes({
@@ -179,6 +185,19 @@ export async function startServer(config: Config, logger: Logger, options: Start
       passkeys: passkeyDeps,
       mfaLimiter,
       audit,
+      sections: accountSelf.sections,
+    });
+    // Password reset (docs/design/self-service.md, "Landed as" of part 1): links by mail, limited per address and per IP.
+    const reset = createResetRoutes({
+      registry: { db: registry.db, audit: auditWriter },
+      mailer,
+      compose: createMailComposer(config.brand),
+      pages,
+      config,
+      addressLimiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'reset_address', points: config.resetLimits.perAddress, windowSeconds: RESET_WINDOW_SECONDS }),
+      ipLimiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'reset_ip', points: config.resetLimits.perIp, windowSeconds: RESET_WINDOW_SECONDS }),
+      logger,
+      metrics,
     });
     const activeStore = store;
     let draining = false;
@@ -193,7 +212,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       routers: [
         ...createEmailAddressRoutes({ email, pages, config }),
         createAccountEmailRoutes({ provider: () => host.provider, accounts, pages, config, email, limiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'account_email_mail', points: ACCOUNT_EMAIL_MAILS_PER_HOUR, windowSeconds: 3600 }) }),
-        interactions, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys, mail: email.mail })],
+        interactions, reset.router, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys, mail: email.mail })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },
@@ -262,6 +281,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
         clearTimeout(linger);
         clearInterval(sweep);
         clearTimeout(force);
+        await reset.settle();
         await mailer.close();
         await activeStore.close();
         await registry.close();

@@ -44,12 +44,24 @@ function commonPasswordSet(): Set<string> {
   return commonPasswords;
 }
 
+/** Which rule a new password breaks (pages word it from the message catalogue), or undefined when it is fine. */
+export type PasswordProblemKind = 'too_short' | 'too_long' | 'common';
+
+/** The rule a new password breaks, by kind: what passwordProblem words, for callers with their own words (the reset page). */
+export function passwordProblemKind(password: string): PasswordProblemKind | undefined {
+  const length = characterCount(password);
+  if (length < MIN_PASSWORD_LENGTH) return 'too_short';
+  if (length > MAX_PASSWORD_LENGTH) return 'too_long';
+  if (commonPasswordSet().has(password.toLowerCase())) return 'common';
+  return undefined;
+}
+
 /** Why a new password is unacceptable, in words for the person choosing it, or undefined when it is fine. */
 export function passwordProblem(password: string): string | undefined {
-  const length = characterCount(password);
-  if (length < MIN_PASSWORD_LENGTH) return `must be at least ${MIN_PASSWORD_LENGTH} characters`;
-  if (length > MAX_PASSWORD_LENGTH) return `must be at most ${MAX_PASSWORD_LENGTH} characters`;
-  if (commonPasswordSet().has(password.toLowerCase())) return 'is too common: it appears in lists of breached passwords';
+  const kind = passwordProblemKind(password);
+  if (kind === 'too_short') return `must be at least ${MIN_PASSWORD_LENGTH} characters`;
+  if (kind === 'too_long') return `must be at most ${MAX_PASSWORD_LENGTH} characters`;
+  if (kind === 'common') return 'is too common: it appears in lists of breached passwords';
   return undefined;
 }
 

@@ -92,6 +92,8 @@ export const envSchema = z.object({
   SMTP_URL: smtpUrl.optional(),
   MAIL_FROM: displayText(320).optional(),
   SIGNUP_ENABLED: booleanFlag.default(false),
+  RESET_MAX_PER_ADDRESS: integerIn(1, 1000).default(5),
+  RESET_MAX_PER_IP: integerIn(1, 1_000_000).default(50),
   SIGNUP_MAX_PER_IP: integerIn(1, 1_000_000).default(20),
   BRAND_NAME: displayText(64).default('Gatehouse'),
   BRAND_LOGO_URL: httpsUrl.optional(),

@@ -158,6 +158,8 @@ export function createAccountRoutes(deps: {
   mfaLimiter: LoginLimiter;
   /** Security events (mfa.failure, mfa.lockout, passkey.register_failure); registry changes are audited by the services. */
   audit?: AuditSink;
+  /** More sections' data for the page (account-self.routes.ts: profile, password, apps, sessions, events). */
+  sections?: (ctx: Context, person: SignedInPerson) => Promise<Record<string, unknown>>;
 }): Router {
   const { config, secondFactors, passkeys, mfaLimiter } = deps;
   /** The issuer an authenticator app shows beside the account (as at sign-in): the brand's name. */
@@ -251,6 +253,7 @@ export function createAccountRoutes(deps: {
       enrolment,
       recoveryCodes: extras.recoveryCodes,
       linkedAccounts: await linkedAccountsSection(secondFactors.db, person.id, t, ctx.query),
+      ...(deps.sections ? await deps.sections(ctx, person) : {}),
       emailSection: await accountEmailSection(secondFactors.db, person.id, ctx.query),
       status: extras.status,
       error: extras.error,

@@ -331,6 +331,8 @@ export function createInteractionRoutes(deps: {
         csrf: csrf.token(uid),
         action: `/interaction/${uid}/login`,
         abort: `/interaction/${uid}/abort`,
+        // "Forgot password?" (reset.routes.ts): its "Back to sign in" returns to this interaction.
+        forgot: `/reset?return=${encodeURIComponent(`/interaction/${uid}`)}`,
         passkey: { action: `/interaction/${uid}/passkey`, options: `/interaction/${uid}/passkey/options` },
         providers: upstream?.providers ?? [],
         ...(upstream?.linkNotice ? { linkNotice: upstream.linkNotice, email: upstream.email } : {}),

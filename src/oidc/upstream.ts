@@ -1,5 +1,5 @@
 import type { Context, Middleware } from 'koa';
-import { errors, ExternalSigningKey, interactionPolicy, Provider, type JWK, type KoaContextWithOIDC, type UnknownObject } from 'oidc-provider';
+import { errors, ExternalSigningKey, interactionPolicy, Provider, type AdapterPayload, type JWK, type KoaContextWithOIDC, type UnknownObject } from 'oidc-provider';
 import { LocalSigner } from '../keys/signing-key.js';
 import type { ClientRecord } from '../registry/client.repository.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
@@ -297,4 +297,53 @@ export function providerSigningKey(jwk: JWK): ExternalSigningKey {
  */
 export function browserSession(provider: Provider, ctx: Context): ReturnType<Provider['Session']['get']> {
   return provider.Session.get(ctx);
+}
+
+// --- The sessions of an account (the account page's "Sessions") ----------------------------
+
+/** What the account's session index needs of a Session oidc-provider stores. */
+export interface SessionFields {
+  accountId: string;
+  /** Stable for the session's life (a sign-in changes the session's id, its cookie value, not its uid). */
+  uid: string;
+  /** When its person signed in (epoch seconds). */
+  loginTs: number | undefined;
+}
+
+/**
+ * Reads a stored Session payload (the adapter's `upsert` and `find` of model `Session`, whose id is
+ * the `_session` cookie's value): `accountId` once signed in, `uid`, `loginTs`. Undefined for a
+ * session nobody signed in to, or a payload of another shape.
+ */
+export function sessionFields(payload: AdapterPayload | undefined): SessionFields | undefined {
+  if (!payload) return undefined;
+  const { accountId, uid, loginTs } = payload as { accountId?: unknown; uid?: unknown; loginTs?: unknown };
+  if (typeof accountId !== 'string' || accountId === '' || typeof uid !== 'string' || uid === '') return undefined;
+  return { accountId, uid, loginTs: typeof loginTs === 'number' ? loginTs : undefined };
+}
+
+/**
+ * The browser behind the provider request an adapter call belongs to (currentProviderRequest, a
+ * Koa context): its User-Agent (at most 256 characters) and address. Undefined outside a request.
+ */
+export function providerRequestClient(request: object | undefined): { userAgent: string | null; ip: string | null } | undefined {
+  const ctx = request as { get?: (name: string) => string; ip?: unknown } | undefined;
+  if (!ctx || typeof ctx.get !== 'function') return undefined;
+  const userAgent = ctx.get('user-agent');
+  return { userAgent: userAgent ? userAgent.slice(0, 256) : null, ip: typeof ctx.ip === 'string' && ctx.ip !== '' ? ctx.ip : null };
+}
+
+/**
+ * What a stored Grant (oidc-provider's payload, in oidc_durable) gives its client: the OpenID
+ * scopes (`openid.scope`) and, per API (resource indicator), that API's scopes (`resources`), as
+ * `Grant#getOIDCScope` and `Grant#getResourceScope` read them. Rejected scopes are not granted.
+ */
+export function grantScopes(payload: Record<string, unknown>): { openid: string[]; resources: Array<{ resource: string; scopes: string[] }> } {
+  const words = (value: unknown) => (typeof value === 'string' ? value.split(' ').filter((word) => word !== '') : []);
+  const openid = (payload.openid ?? {}) as { scope?: unknown };
+  const resources = (payload.resources ?? {}) as Record<string, unknown>;
+  return {
+    openid: words(openid.scope),
+    resources: Object.entries(typeof resources === 'object' && resources !== null ? resources : {}).map(([resource, scope]) => ({ resource, scopes: words(scope) })),
+  };
 }

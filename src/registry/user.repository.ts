@@ -165,3 +165,10 @@ export async function listUsersPage(
 export async function setUserLocale(db: Db, id: string, locale: string): Promise<void> {
   await db.updateTable('users').set({ locale }).where('id', '=', id).where((eb) => eb.or([eb('locale', 'is', null), eb('locale', '!=', locale)])).execute();
 }
+
+/** The language a person's mail is written in (users.locale: the page they last signed in or signed up on); null when unknown. */
+export async function findUserLocale(db: Db, id: string): Promise<string | null> {
+  if (hasNul(id)) return null;
+  const row = await db.selectFrom('users').select('locale').where('id', '=', id).executeTakeFirst();
+  return row?.locale ?? null;
+}

@@ -33,7 +33,7 @@ export type EmailLinkCheck = { ok: true; link: EmailLinkRecord } | { ok: false; 
  *
  * @example
  * const { value } = await issueEmailLink(db, { purpose: 'password_reset', userId, email });
- * const url = `${issuer}/reset/${value}`;
+ * const url = `${issuer}/reset/password?token=${value}`; // in the query: request logs record paths
  */
 export async function issueEmailLink(db: Db, input: { purpose: EmailLinkPurpose; userId: string; email: string; ttlSeconds?: number }): Promise<{ value: string; link: EmailLinkRecord }> {
   const value = randomBytes(32).toString('base64url');

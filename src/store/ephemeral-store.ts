@@ -22,6 +22,16 @@ export interface EphemeralStore {
   destroy(model: string, id: string): Promise<void>;
   /** Deletes every entry, of any model, that carries this grantId. */
   revokeByGrantId(grantId: string): Promise<void>;
+  /**
+   * Sets `member` to `value` in the named index (a small map kept beside the entries, e.g. the
+   * sessions of one account), which lives at least `expiresIn` seconds more (without it, for good).
+   * Members are never expired one by one: a reader drops the ones whose entry is gone.
+   */
+  indexSet(index: string, member: string, value: string, expiresIn?: number): Promise<void>;
+  /** The members of the index and their values (empty when there is none). */
+  indexList(index: string): Promise<Map<string, string>>;
+  /** Removes members from the index. */
+  indexRemove(index: string, members: string[]): Promise<void>;
   /** Resolves when the store answers within the timeout, else rejects. */
   ping(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -34,6 +44,7 @@ export const storeKey = (model: string, id: string) => `oidc:${model}:${id}`;
 export const grantKey = (grantId: string) => `oidc:grant:${grantId}`;
 export const uidKey = (model: string, uid: string) => `oidc:${model}:uid:${uid}`;
 export const userCodeKey = (model: string, userCode: string) => `oidc:${model}:userCode:${userCode}`;
+export const indexKey = (index: string) => `oidc:index:${index}`;
 
 export const epochSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -67,6 +78,9 @@ export function timedStore(store: EphemeralStore, observe: (operation: string, s
     consume: time('consume', (model: string, id: string) => store.consume(model, id)),
     destroy: time('destroy', (model: string, id: string) => store.destroy(model, id)),
     revokeByGrantId: time('revokeByGrantId', (grantId: string) => store.revokeByGrantId(grantId)),
+    indexSet: time('indexSet', (index: string, member: string, value: string, expiresIn?: number) => store.indexSet(index, member, value, expiresIn)),
+    indexList: time('indexList', (index: string) => store.indexList(index)),
+    indexRemove: time('indexRemove', (index: string, members: string[]) => store.indexRemove(index, members)),
     ping: (timeoutMs) => store.ping(timeoutMs),
     close: () => store.close(),
   };

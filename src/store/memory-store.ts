@@ -1,4 +1,4 @@
-import { epochSeconds, grantKey, storeKey, uidKey, userCodeKey, type AdapterPayload, type EphemeralStore } from './ephemeral-store.js';
+import { epochSeconds, grantKey, indexKey, storeKey, uidKey, userCodeKey, type AdapterPayload, type EphemeralStore } from './ephemeral-store.js';
 
 interface Entry<T> {
   value: T;
@@ -18,6 +18,7 @@ export function createMemoryStore(now: () => number = Date.now): EphemeralStore 
   const entries = new Map<string, Entry<AdapterPayload>>();
   const pointers = new Map<string, Entry<string>>();
   const grants = new Map<string, Entry<Set<string>>>();
+  const indexes = new Map<string, Entry<Map<string, string>>>();
 
   const expiry = (expiresIn?: number) => (expiresIn === undefined ? undefined : now() + expiresIn * 1000);
   const alive = <T>(map: Map<string, Entry<T>>, key: string): T | undefined => {
@@ -35,7 +36,7 @@ export function createMemoryStore(now: () => number = Date.now): EphemeralStore 
   };
 
   const sweep = setInterval(() => {
-    for (const map of [entries, pointers, grants] as Array<Map<string, Entry<unknown>>>) {
+    for (const map of [entries, pointers, grants, indexes] as Array<Map<string, Entry<unknown>>>) {
       for (const key of map.keys()) alive(map, key);
     }
   }, SWEEP_MS);
@@ -85,6 +86,24 @@ export function createMemoryStore(now: () => number = Date.now): EphemeralStore 
       const gk = grantKey(grantId);
       for (const key of alive(grants, gk) ?? []) entries.delete(key);
       grants.delete(gk);
+    },
+    async indexSet(index, member, value, expiresIn) {
+      const key = indexKey(index);
+      const current = alive(indexes, key);
+      const map = current ?? new Map<string, string>();
+      map.set(member, value);
+      const expiresAt = expiry(expiresIn);
+      // As a grant's index: a live index only ever lives longer; an entry without expiry keeps it for good.
+      const previous = current === undefined ? undefined : indexes.get(key);
+      const until = !previous ? expiresAt : previous.expiresAt === undefined || expiresAt === undefined ? undefined : Math.max(previous.expiresAt, expiresAt);
+      indexes.set(key, { value: map, expiresAt: until });
+    },
+    async indexList(index) {
+      return new Map(alive(indexes, indexKey(index)) ?? []);
+    },
+    async indexRemove(index, members) {
+      const map = alive(indexes, indexKey(index));
+      for (const member of members) map?.delete(member);
     },
     async ping() {},
     async close() {

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
-import { epochSeconds, grantKey, storeKey, uidKey, userCodeKey, type AdapterPayload, type EphemeralStore } from './ephemeral-store.js';
+import { epochSeconds, grantKey, indexKey, storeKey, uidKey, userCodeKey, type AdapterPayload, type EphemeralStore } from './ephemeral-store.js';
 
 // Compare-and-set: marks a hash consumed only if it exists (an expired entry is not brought back
 // without a TTL) and no one marked it before. Answers 1 when this call consumed it, 0 when there is
@@ -28,6 +28,18 @@ if ARGV[2] == '' then
   redis.call('PERSIST', KEYS[1])
 elseif existed == 0 or (ttl >= 0 and ttl < tonumber(ARGV[2])) then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 0`;
+
+// Sets a member of an index (a hash) with the same lifetime rule as a grant's index.
+const INDEX_SET_SCRIPT = `
+local existed = redis.call('EXISTS', KEYS[1])
+local ttl = redis.call('TTL', KEYS[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] == '' then
+  redis.call('PERSIST', KEYS[1])
+elseif existed == 0 or (ttl >= 0 and ttl < tonumber(ARGV[3])) then
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
 end
 return 0`;
 
@@ -118,6 +130,15 @@ export function createRedisStore(redis: Redis): EphemeralStore {
       const gk = grantKey(grantId);
       const keys = await redis.lrange(gk, 0, -1);
       await redis.del(...keys, gk);
+    },
+    async indexSet(index, member, value, expiresIn) {
+      await redis.eval(INDEX_SET_SCRIPT, 1, indexKey(index), member, value, expiresIn === undefined ? '' : String(expiresIn));
+    },
+    async indexList(index) {
+      return new Map(Object.entries(await redis.hgetall(indexKey(index))));
+    },
+    async indexRemove(index, members) {
+      if (members.length > 0) await redis.hdel(indexKey(index), ...members);
     },
     async ping(timeoutMs = 1000) {
       let timer: NodeJS.Timeout | undefined;

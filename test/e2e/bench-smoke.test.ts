@@ -14,7 +14,8 @@ import { REPO_ROOT, runNode } from '../fixtures/process.js';
 // totp included: its people are enrolled through the enrolment page at sign-in, and its pool is sized for
 // the authorization_code rate over the run's two seconds (at least 8 people). passkey included: 8
 // people, each with a passkey added on /account with nid-webauthn-emulator, then signing in with it alone.
-const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'authorization_code', 'totp', 'passkey', 'jwks', 'discovery', 'introspection'];
+// reset included: 8 people, each reset through the mail (an SMTP server the load generator runs on loopback), link, new password.
+const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'authorization_code', 'totp', 'passkey', 'jwks', 'discovery', 'introspection', 'reset'];
 const SCENARIO_KEYS = ['rps', 'p50_ms', 'p99_ms', 'errors', 'cpu_ms_per_1k', 'rss_peak_mb', 'stolen_on_server_cpus_pct'];
 
 type Json = Record<string, unknown>;
@@ -55,6 +56,9 @@ describe('npm run bench -- --quick', { timeout: 240_000 }, () => {
     // Passkey flows: every one signed in with no password (a refused assertion is an error here).
     expect(scenarios.passkey!.errors).toBe(0);
     expect(scenarios.passkey!.requests as number).toBeGreaterThan(0);
+    // Password resets: every one went through (a mail that never came or a refused link is an error here).
+    expect(scenarios.reset!.errors).toBe(0);
+    expect(scenarios.reset!.requests as number).toBeGreaterThan(0);
     // Gatehouse and the upstream run as npm start runs the server.
     const settings = report.settings as Json;
     expect(settings.node_options).toBe(SERVER_NODE_OPTIONS.join(' '));
@@ -67,7 +71,7 @@ describe('npm run bench -- --quick', { timeout: 240_000 }, () => {
       expect(typeof references[key], `references.${key}`).toBe('number');
     }
     const ratios = report.ratios as Json;
-    for (const key of ['cc_vs_sign', 'cc_vs_upstream', 'cc_vs_upstream_rps', 'workers2_vs_1', 'totp_vs_authorization_code', 'passkey_vs_authorization_code']) expect(typeof ratios[key], `ratios.${key}`).toBe('number');
+    for (const key of ['cc_vs_sign', 'cc_vs_upstream', 'cc_vs_upstream_rps', 'workers2_vs_1', 'totp_vs_authorization_code', 'passkey_vs_authorization_code', 'reset_vs_authorization_code']) expect(typeof ratios[key], `ratios.${key}`).toBe('number');
     const paired = report.paired as Record<string, { median: number; rounds: number[] }>;
     // Each ratio is the median of its rounds: cc ÷ upstream of the side-by-side ones (CPU per token).
     const roundsOf = { cc_vs_sign: 'cc_vs_sign', cc_vs_upstream: 'cc_vs_upstream_cpu', cc_vs_upstream_rps: 'cc_vs_upstream', workers2_vs_1: 'workers2_vs_1', refresh_vs_sign: 'refresh_vs_sign' };

@@ -6,6 +6,7 @@ import type { EphemeralStore } from '../../store/ephemeral-store.js';
 import { createClientAdapter, type ClientAdapterDeps } from './client-adapter.js';
 import { createDurableAdapter, DURABLE_MODELS } from './durable-adapter.js';
 import { createStoreAdapter } from './store-adapter.js';
+import { indexSessions } from './session-index.js';
 import { currentProviderRequest, rethrowUnreachable } from '../upstream.js';
 
 /**
@@ -25,6 +26,8 @@ export function createAdapterFactory(deps: ClientAdapterDeps & { store: Ephemera
   return (model: string) => {
     if (model === 'Client') return clientAdapter;
     if (DURABLE_MODELS.has(model)) return guardAdapter(createDurableAdapter(model, deps.db), 'database');
+    // Sessions are also indexed by account (session-index.ts: the account page's "Sessions").
+    if (model === 'Session') return guardAdapter(indexSessions(createStoreAdapter(model, deps.store, revokeGrant), deps.store), 'store');
     return guardAdapter(createStoreAdapter(model, deps.store, revokeGrant), 'store');
   };
 }

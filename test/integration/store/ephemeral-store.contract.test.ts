@@ -283,6 +283,29 @@ describe.each(implementations)('ephemeral store contract: $name', ({ make }) => 
     expect(await store.find('Session', key)).toEqual({ jti: key, n: 2 });
   });
 
+  it('an index keeps members and values, replaces a member, removes members, and is empty when unknown', async () => {
+    const index = `account-sessions:${id()}`;
+    expect(await store.indexList(index)).toEqual(new Map());
+    await store.indexSet(index, 'a', '{"n":1}', 60);
+    await store.indexSet(index, 'b', '{"n":2}', 60);
+    await store.indexSet(index, 'a', '{"n":3}', 60);
+    expect(await store.indexList(index)).toEqual(new Map([['a', '{"n":3}'], ['b', '{"n":2}']]));
+    await store.indexRemove(index, ['a', 'unknown']);
+    await store.indexRemove(index, []);
+    expect(await store.indexList(index)).toEqual(new Map([['b', '{"n":2}']]));
+    expect(await store.indexList(`account-sessions:${id()}`)).toEqual(new Map());
+  });
+
+  it('an index lives as long as its longest-lived member: a shorter one joining does not cut it, and it expires after', async () => {
+    const index = `account-sessions:${id()}`;
+    await store.indexSet(index, 'long', 'x', 2);
+    await store.indexSet(index, 'short', 'y', 1);
+    await subject.advance(1500);
+    expect(await store.indexList(index)).toEqual(new Map([['long', 'x'], ['short', 'y']]));
+    await subject.advance(1000);
+    expect(await store.indexList(index)).toEqual(new Map());
+  });
+
   it('ping resolves', async () => {
     await expect(store.ping(1000)).resolves.toBeUndefined();
   });

@@ -29,8 +29,11 @@ import {
   matchedRoutePattern,
   policyWithLoginCheck,
   providerScriptHashes,
+  providerRequestClient,
   providerSigningKey,
   refreshTokenReused,
+  grantScopes,
+  sessionFields,
   rememberBuiltClients,
   unmetAuthenticationRequirements,
 } from '../../../src/oidc/upstream.js';
@@ -670,6 +673,54 @@ describe('the browser session read by the parent Koa app (browserSession, for /a
       expect(((await forged.json()) as { accountId: unknown }).accountId).toBeNull();
     } finally {
       await new Promise((resolve) => listening.close(resolve));
+      await op.close();
+    }
+  });
+});
+
+describe('the sessions of an account (oidc/adapters/session-index.ts, for /account "Sessions")', () => {
+  it('saves a signed-in Session under its cookie value, in a provider request, with accountId, uid and loginTs that sessionFields reads', async () => {
+    const op = await interactiveProvider({});
+    try {
+      const agent = new Agent(op.url);
+      const started = await op.authorize(agent, {});
+      const before = calls.length;
+      await op.finish(agent, started.url, { login: { accountId: 'user-7' } });
+      const saves = calls.slice(before).filter((call) => call.model === 'Session' && call.method === 'upsert' && sessionFields(call.payload)?.accountId === 'user-7');
+      expect(saves.length).toBeGreaterThan(0);
+      const last = saves.at(-1)!;
+      // The id is the _session cookie's value (the browser's), and the save ran in the browser's request.
+      expect(last.id).toBe(agent.cookies.get('_session'));
+      const fields = sessionFields(last.payload)!;
+      expect(fields.uid).toMatch(/^[\w-]{10,}$/);
+      expect(Math.abs((fields.loginTs ?? 0) - epoch())).toBeLessThan(60);
+      const client = providerRequestClient(last.request);
+      expect(client).toBeDefined();
+      expect(client!.ip).toBe('127.0.0.1');
+      expect(typeof client!.userAgent === 'string' || client!.userAgent === null).toBe(true);
+      // Before sign-in, or another shape: nothing.
+      expect(sessionFields({ uid: 'x' })).toBeUndefined();
+      expect(sessionFields(undefined)).toBeUndefined();
+      expect(providerRequestClient(undefined)).toBeUndefined();
+    } finally {
+      await op.close();
+    }
+  });
+
+  it('stores a Grant whose openid.scope and resources grantScopes reads, as Grant#getOIDCScope and #getResourceScope give them', async () => {
+    const op = await interactiveProvider({});
+    try {
+      const grant = new op.provider.Grant({ clientId: 'app', accountId: 'user-8' });
+      grant.addOIDCScope('openid email');
+      grant.addResourceScope('https://api.example.test', 'read write');
+      const id = await grant.save();
+      const stored = calls.filter((call) => call.model === 'Grant' && call.method === 'upsert' && call.id === id).at(-1)!.payload!;
+      const read = grantScopes(stored as Record<string, unknown>);
+      expect(read).toEqual({ openid: ['openid', 'email'], resources: [{ resource: 'https://api.example.test', scopes: ['read', 'write'] }] });
+      expect(read.openid.join(' ')).toBe(grant.getOIDCScope());
+      expect(read.resources[0]!.scopes.join(' ')).toBe(grant.getResourceScope('https://api.example.test'));
+      expect(grantScopes({})).toEqual({ openid: [], resources: [] });
+    } finally {
       await op.close();
     }
   });

@@ -29,6 +29,19 @@ const FIXTURES: Record<View, Array<Record<string, unknown>>> = {
   'logged-out': [{ clientName: 'Photo App' }, {}],
   error: [{ heading: 'h', message: 'm', code: 'invalid_request', requestId: 'r1', detail: 'd', back: '/b' }],
   home: [{ discovery: 'https://id.example/.well-known/openid-configuration' }, { discovery: 'https://id.example/.well-known/openid-configuration', notFound: true }],
+  'reset-request': [
+    { heading: 'reset.request_title', csrf: 'c', back: '/account', error: 'reset.error_email', email: 'not an address' },
+    { heading: 'reset.request_title', csrf: 'c', back: '/interaction/abc' },
+  ],
+  'reset-password': [
+    { heading: 'reset.password_title', csrf: 'c', action: '/reset/password', token: 't', email: 'ada@example.test', min: 12, max: 1024, error: 'reset.error_too_short', errorField: 'password' },
+    { heading: 'reset.password_title', csrf: 'c', action: '/reset/password', token: 't', email: 'ada@example.test', min: 12, max: 1024, error: 'reset.error_mismatch', errorField: 'confirm' },
+    { heading: 'reset.password_title', csrf: 'c', action: '/reset/password', token: 't', email: 'ada@example.test', min: 12, max: 1024 },
+  ],
+  'reset-message': [
+    { heading: 'reset.sent_title', lead: 'reset.sent_lead', params: { minutes: 30 }, more: ['reset.sent_hint'], links: [{ href: '/account', text: 'reset.back_to_sign_in' }, { href: '/reset', text: 'reset.request_again', id: 'again' }] },
+    { heading: 'reset.link_refused_title', lead: 'reset.link_refused_lead', params: {}, more: [], links: [] },
+  ],
   signup: [
     { clientName: 'Photo App', csrf: 'c', action: '/a', back: '/b', email: '', name: '', errors: [], invalid: [] },
     { clientName: 'Photo App', csrf: 'c', action: '/a', back: '/b', email: 'x', name: 'n', errors: ['e'], invalid: ['password_short'] },
@@ -40,6 +53,7 @@ const FIXTURES: Record<View, Array<Record<string, unknown>>> = {
   account: [
     {
       emailSection: { verified: false, notice: 'sent_verification', error: 'invalid', pending: { email: 'new@example.test', until: 'x', untilText: 'x' } },
+      self: { profile: { name: 'Ada', email: 'ada@example.test', emailVerified: false, nameMax: 200 }, password: { hasPassword: true, recent: false, minLength: 12 }, apps: [], sessions: [], events: [] },
       email: 'ada@example.test', name: 'Ada', csrf: 'c', status: 's', error: 'e', totp: 'none', recoveryCodesLeft: 10, totpRemovable: true, passkeyRemovable: true, passkeyName: '',
       enrolment: { qrSvg: '<svg></svg>', uri: 'otpauth://totp/x', secretGroups: ['ABCD'], startedAt: '1', error: 'e' },
       linkedAccounts: { links: [{ providerId: 'corp', name: 'Corp', emailAtLink: 'a@corp', linkedAt: 'x', linkedAtText: 'x', lastUsedAt: null, lastUsedAtText: null, action: '/u' }], status: 's' },
