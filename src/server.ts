@@ -18,6 +18,9 @@ import { relyingPartyOf } from './accounts/passkeys.js';
 import { createMailer } from './mail/smtp-mailer.js';
 import { createMailComposer } from './mail/compose.js';
 import { createResetRoutes, RESET_WINDOW_SECONDS } from './interactions/reset.routes.js';
+import { createSignupRoutes, SIGNUP_WINDOW_SECONDS } from './interactions/signup.routes.js';
+import { createEmailAddressRoutes } from './interactions/email-address.routes.js';
+import { ACCOUNT_EMAIL_MAILS_PER_HOUR, createAccountEmailRoutes } from './interactions/account-email.routes.js';
 import { purgeEmailLinks } from './registry/email-link.repository.js';
 import { createPages } from './oidc/pages.js';
 import { loadAuditKeyring } from './keys/audit-key.js';
@@ -127,6 +130,11 @@ export async function startServer(config: Config, logger: Logger, options: Start
     // services with the writer, in the change's transaction (a failed record fails the change).
     const audit = createAuditSink(registry.db, auditKeys, logger);
     const auditWriter = createAuditWriter(auditKeys);
+    // Email addresses (verification, sign-up, changes): the services send through the mailer (docs/design/self-service.md).
+    const email = { db: registry.db, audit: auditWriter, mail: { mailer, compose: createMailComposer(config.brand), issuer: config.issuer, brandName: config.brand.name } };
+    const signup = config.signupEnabled
+      ? createSignupRoutes({ email, audit, limiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'signup_ip', points: config.signupMaxPerIp, windowSeconds: SIGNUP_WINDOW_SECONDS }) })
+      : undefined;
     // Failed personal API key exchanges, per client IP (the login limits' perIp and window).
     const apiKeyLimiter = createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits, kind: 'api_key' });
     const apiKeyFailures = { check: (ip: string) => apiKeyLimiter.check(undefined, ip), recordFailure: (ip: string) => apiKeyLimiter.recordFailure(undefined, ip) };
@@ -162,6 +170,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       metrics,
       signIns,
       upstream,
+      ...(signup ? { signup } : {}),
     });
     // The account page's own sections (profile, password, connected apps, sessions, security events):
     // their routers come before /account's in `routers`; wrong current passwords count with sign-ins'.
@@ -203,7 +212,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
       logger,
       host,
       pages,
-      routers: [interactions, reset.router, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys })],
+      routers: [
+        ...createEmailAddressRoutes({ email, pages, config }),
+        createAccountEmailRoutes({ provider: () => host.provider, accounts, pages, config, email, limiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'account_email_mail', points: ACCOUNT_EMAIL_MAILS_PER_HOUR, windowSeconds: 3600 }) }),
+        interactions, reset.router, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys, mail: email.mail })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },

@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import type { JSONWebKeySet } from 'jose';
 import type { AuditWriter } from '../audit/audit-log.js';
+import type { EmailMailDeps } from '../services/email-verification.service.js';
 import type { Config } from '../config/load-config.js';
 import type { RegistryDatabase } from '../registry/database.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
@@ -66,6 +67,8 @@ export function createAdminRoutes(deps: {
   audit: AuditWriter;
   /** The data keys upstream providers' client secrets are sealed with. */
   dataKeys: DataKeyring;
+  /** Mail for `send_verification` on POST /users (the server's mailer); without it that option is refused. */
+  mail?: EmailMailDeps;
 }): Router {
   const { config, cache } = deps;
   const db = deps.registry.db;
@@ -79,6 +82,7 @@ export function createAdminRoutes(deps: {
     changed: () => cache.refresh().catch(() => undefined),
     // Who makes a change, as the services record it (in the change's transaction): the admin client, with the request.
     by: (ctx) => ({ actor: `admin:${ctx.state.admin?.clientId ?? 'unknown'}`, requestId: ctx.state.requestId ?? null, ip: ctx.ip }),
+    mail: deps.mail,
   };
   const routes = adminApiRoutes(routeDeps);
   const document = buildAdminDocument(config.issuer, routes);

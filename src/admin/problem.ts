@@ -45,7 +45,7 @@ export const PROBLEM_CODES = {
   401: ['invalid_token'],
   403: ['insufficient_scope'],
   404: ['not_found'],
-  409: ['conflict'],
+  409: ['conflict', 'mail_unavailable'],
   412: ['precondition_failed'],
   413: ['body_too_large', 'bad_request'],
   415: ['unsupported_media_type'],

@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import type { EmailMailDeps } from '../services/email-verification.service.js';
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
 import type { AuditActor } from '../audit/audit-log.js';
@@ -60,6 +61,8 @@ export interface AdminRouteDeps {
   changed: () => Promise<unknown>;
   /** Who makes a change: the admin client, with the request; the services write the audit row in the change's transaction. */
   by: (ctx: Context) => AuditActor;
+  /** Mail for the links the API may send (`send_verification` on POST /users); absent: none can be sent. */
+  mail?: EmailMailDeps | undefined;
 }
 
 type AnyObject = z.ZodObject;

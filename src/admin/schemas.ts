@@ -173,6 +173,14 @@ export const auditEntryOut = z.strictObject({
 export const auditPage = page(auditEntryOut);
 
 
+/** POST /users: a user, and whether to mail them a link that confirms their address (the server's mailer). */
+export const userCreateBody = userCreateSchema.extend({
+  send_verification: z
+    .boolean()
+    .optional()
+    .describe('true: mail the person a link that confirms their address (valid 3 days; email_verified becomes true when it is used). Refused with 409 mail_unavailable, nothing created, when the server cannot send mail (production without SMTP_URL)'),
+});
+
 /** Every schema the document names, by component name: a route's body or answer is one of these. */
 export const COMPONENTS = {
   ClientCreate: { schema: clientCreateSchema, io: 'input' },
@@ -186,7 +194,7 @@ export const COMPONENTS = {
   ResourceUpdate: { schema: resourceUpdateSchema, io: 'input' },
   Resource: { schema: resourceOut, io: 'output' },
   ResourcePage: { schema: resourcePage, io: 'output' },
-  UserCreate: { schema: userCreateSchema, io: 'input' },
+  UserCreate: { schema: userCreateBody, io: 'input' },
   UserUpdate: { schema: userUpdateSchema, io: 'input' },
   User: { schema: userOut, io: 'output' },
   UserPage: { schema: userPage, io: 'output' },

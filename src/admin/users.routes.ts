@@ -5,13 +5,14 @@ import {
   getUser,
   listUsersPage,
   updateUserFields,
-  userCreateSchema,
   userToJson,
   userUpdateSchema,
 } from '../services/users.service.js';
 import { idParam, pageQuery } from './params.js';
 import { AUTH_ERRORS, BODY_ERRORS, defineRoute, type AdminRoute, type AdminRouteDeps } from './route.js';
-import { userOut, userPage } from './schemas.js';
+import { userCreateBody, userOut, userPage } from './schemas.js';
+import { ApiError } from './problem.js';
+import { sendVerificationLink } from '../services/email-verification.service.js';
 
 const userParams = z.object({ id: idParam("the user's id") });
 
@@ -40,17 +41,21 @@ export function userRoutes(deps: AdminRouteDeps): AdminRoute[] {
       operationId: 'createUser',
       tag: 'users',
       summary: 'Create a user',
-      description: 'Creates a person who signs in with this email and password (stored as an argon2id hash, never shown).',
-      body: userCreateSchema,
+      description: 'Creates a person who signs in with this email and password (stored as an argon2id hash, never shown). With send_verification, mails them a link that confirms their address.',
+      body: userCreateBody,
       responses: {
         201: { description: 'Created', body: userOut, headers: ['Location'] },
         400: 'Invalid body (a weak password, an email that is not one): errors[] names each field',
-        409: 'A user with this email exists',
+        409: 'A user with this email exists (conflict); or send_verification while the server cannot send mail, production without SMTP_URL (mail_unavailable): nothing was created',
         ...BODY_ERRORS,
         ...AUTH_ERRORS,
       },
       async handler(ctx, { body }) {
-        const user = await createUser(services, by(ctx), body);
+        const { send_verification: sendVerification, ...fields } = body;
+        // Refused before anything is created: a link that cannot be sent is never pretended.
+        if (sendVerification && !deps.mail?.mailer.available) throw new ApiError(409, 'mail_unavailable', 'no mail can be sent from this server (SMTP_URL is not set): nothing was created');
+        const user = await createUser(services, by(ctx), fields);
+        if (sendVerification && deps.mail) await sendVerificationLink({ db, audit: services.audit, mail: deps.mail }, by(ctx), user.id);
         ctx.status = 201;
         ctx.set('Location', `/admin/v1/users/${user.id}`);
         ctx.body = userToJson(user);

@@ -59,6 +59,8 @@ export interface Config {
   readonly signupEnabled: boolean;
   /** RESET_MAX_PER_ADDRESS, RESET_MAX_PER_IP: password resets that may be asked for per address and per client IP within an hour. */
   readonly resetLimits: { readonly perAddress: number; readonly perIp: number };
+  /** SIGNUP_MAX_PER_IP: sign-up attempts one client IP may make per hour (each hashes a password and may send a mail). */
+  readonly signupMaxPerIp: number;
   /** What pages and mail show of the deployment: BRAND_NAME, BRAND_LOGO_URL (+ BRAND_LOGO_ALT), BRAND_COLOR, SUPPORT_URL. */
   readonly brand: Brand;
 }
@@ -174,6 +176,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     }),
     signupEnabled: e.SIGNUP_ENABLED,
     resetLimits: Object.freeze({ perAddress: e.RESET_MAX_PER_ADDRESS, perIp: e.RESET_MAX_PER_IP }),
+    signupMaxPerIp: e.SIGNUP_MAX_PER_IP,
     brand: Object.freeze({
       name: e.BRAND_NAME,
       logoUrl: e.BRAND_LOGO_URL,

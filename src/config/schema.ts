@@ -94,6 +94,7 @@ export const envSchema = z.object({
   SIGNUP_ENABLED: booleanFlag.default(false),
   RESET_MAX_PER_ADDRESS: integerIn(1, 1000).default(5),
   RESET_MAX_PER_IP: integerIn(1, 1_000_000).default(50),
+  SIGNUP_MAX_PER_IP: integerIn(1, 1_000_000).default(20),
   BRAND_NAME: displayText(64).default('Gatehouse'),
   BRAND_LOGO_URL: httpsUrl.optional(),
   BRAND_LOGO_ALT: displayText(128).optional(),

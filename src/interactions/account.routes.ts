@@ -38,6 +38,7 @@ import type { SignInRecord } from '../registry/sign-in.repository.js';
 import { createAccountSession, safeAccountPath, type AccountLookup, type AccountSession, type SignedInPerson } from './account-session.js';
 import { linkedAccountsSection } from './account-links.routes.js';
 import { addAccountApiKeyRoutes, apiKeysSection, type ApiKeysOutcome } from './account-api-keys.routes.js';
+import { accountEmailSection } from './account-email.routes.js';
 import type { LoginLimiter } from './login-limiter.js';
 import { totpQrSvg } from './totp-qr.js';
 import { createTranslator, type Translate } from '../ui/i18n.js';
@@ -257,6 +258,7 @@ export function createAccountRoutes(deps: {
       linkedAccounts: await linkedAccountsSection(secondFactors.db, person.id, t, ctx.query),
       ...(deps.sections ? await deps.sections(ctx, person) : {}),
       apiKeys: await apiKeysSection(secondFactors.db, person.id, extras.apiKeys),
+      emailSection: await accountEmailSection(secondFactors.db, person.id, ctx.query),
       status: extras.status,
       error: extras.error,
     }, { scriptNonce: true });

@@ -39,6 +39,7 @@ import { registerPasskeyRoutes } from './passkey.routes.js';
 import { describeScopes } from './scopes.js';
 import { totpQrSvg } from './totp-qr.js';
 import type { UpstreamRoutes } from './upstream.routes.js';
+import type { SignupRoutes } from './signup.routes.js';
 import type { MessageKey, Translate } from '../ui/i18n.js';
 import { setUserLocale } from '../registry/user.repository.js';
 import { followUiLocales, inMinutes, requestLocale, translatorOf } from './page-locale.js';
@@ -179,6 +180,8 @@ export function createInteractionRoutes(deps: {
   signIns?: Pick<SignInRecorder, 'record'>;
   /** Sign-in with upstream OpenID providers (upstream.routes.ts): the login page's buttons, its routes, the link after a sign-in. */
   upstream?: UpstreamRoutes;
+  /** Self sign-up (signup.routes.ts): given only when SIGNUP_ENABLED; the login page then links to it. */
+  signup?: SignupRoutes;
 }): Router {
   const { accounts, limiter, mfaLimiter, pages, cache, config, store } = deps;
   /** The issuer an authenticator app shows beside the account (the otpauth URI's issuer): the brand's name. */
@@ -333,6 +336,7 @@ export function createInteractionRoutes(deps: {
         passkey: { action: `/interaction/${uid}/passkey`, options: `/interaction/${uid}/passkey/options` },
         providers: upstream?.providers ?? [],
         ...(upstream?.linkNotice ? { linkNotice: upstream.linkNotice, email: upstream.email } : {}),
+        ...(deps.signup ? { signup: deps.signup.loginLink(uid) } : {}),
         ...extra,
       },
       [...redirectUri, ...(upstream?.formTargets ?? [])],
@@ -916,6 +920,9 @@ export function createInteractionRoutes(deps: {
       await recordSignIn(ctx, { accountId, method, acr: ACR_BASIC, amr: [], clientId, ...(providerId ? { upstreamProviderId: providerId } : {}) });
     },
   });
+
+  // Self sign-up (signup.routes.ts), only when SIGNUP_ENABLED: otherwise its paths are not routes here (404).
+  deps.signup?.mount(router, { forms, details, formStep: (ctx, atStep) => formStep(ctx, atStep), page, errorPage, clientName, field: formField, csrfToken: (uid) => csrf.token(uid) });
 
   return router;
 }

@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
 import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, setUserPassword, userToJson } from '../../services/users.service.js';
 import { cliActor, type CliRegistry } from '../cli-audit.js';
-import { withDatabase, type Context } from '../context.js';
+import { cliLogger, withDatabase, type Context } from '../context.js';
+import { createMailComposer } from '../../mail/compose.js';
+import { createMailer, type MailOutcome } from '../../mail/smtp-mailer.js';
+import { sendVerificationLink, type EmailMailDeps } from '../../services/email-verification.service.js';
 import { group, handle, str, takesPasswordOnStdin, type CliRuntime } from '../define.js';
 import { printResult, readStdinPassword, UsageError } from '../output.js';
 import { apiKeysCommand } from './api-keys.command.js';
@@ -14,6 +17,17 @@ shown. For example:
 `;
 
 const PASSWORD_STDIN = 'read the password from standard input (on a terminal: asked for, not shown)';
+
+/** The mail `users create --send-verification` sends itself, and whether it was handed over (or written to the development outbox). */
+function cliMail(ctx: Context): { deps: EmailMailDeps; delivered: () => boolean } {
+  const outcomes: MailOutcome[] = [];
+  const mailer = createMailer({ config: ctx.config, logger: cliLogger(ctx.io), onOutcome: (_kind, outcome) => outcomes.push(outcome) });
+  if (!mailer.available) throw new Error('users create --send-verification: no mail can be sent (SMTP_URL is not set, and production has no outbox); nothing was created');
+  return {
+    deps: { mailer, compose: createMailComposer(ctx.config.brand), issuer: ctx.config.issuer, brandName: ctx.config.brand.name },
+    delivered: () => outcomes.includes('sent') || outcomes.includes('written'),
+  };
+}
 
 /** `gatehouse users create | list | get | set-password | disable | enable | delete | api-keys …`: the people who sign in. */
 export function usersCommand(runtime: CliRuntime): Command {
@@ -29,6 +43,7 @@ export function usersCommand(runtime: CliRuntime): Command {
     .option('--email <EMAIL>', 'their email (stored trimmed and lower case)')
     .option('--name <NAME>', 'their name')
     .option('--password-stdin', PASSWORD_STDIN)
+    .option('--send-verification', 'mail them a link that confirms their address (needs SMTP_URL in production)')
     .addHelpText('after', PASSWORD_HELP)
     .action(
       handle(runtime, async (ctx, values) => {
@@ -37,14 +52,32 @@ export function usersCommand(runtime: CliRuntime): Command {
         if (values['password-stdin'] !== true) {
           throw new UsageError('users create needs --password-stdin: pipe the password to it (passwords are never taken as arguments)');
         }
-        const body = {
-          email: str(values, 'email'),
-          password: await readStdinPassword(io, '--password-stdin'),
-          ...(values.name !== undefined ? { name: str(values, 'name') } : {}),
-        };
-        await withDatabase(ctx, async (registry) => {
-          printResult(io, json, userToJson(await createUser(registry, cliActor(), body)));
-        });
+        // The CLI sends the mail itself (no server is needed): refused before anything is created
+        // when no mail can go (production without SMTP_URL), never pretended.
+        const mail = values['send-verification'] === true ? cliMail(ctx) : undefined;
+        try {
+          const body = {
+            email: str(values, 'email'),
+            password: await readStdinPassword(io, '--password-stdin'),
+            ...(values.name !== undefined ? { name: str(values, 'name') } : {}),
+          };
+          await withDatabase(ctx, async (registry) => {
+            const user = await createUser(registry, cliActor(), body);
+            if (!mail) {
+              printResult(io, json, userToJson(user));
+              return;
+            }
+            await sendVerificationLink({ db: registry.db, audit: registry.audit, mail: mail.deps }, cliActor(), user.id);
+            // Waits for the queue to hand the message over before the process ends.
+            await mail.deps.mailer.close();
+            if (!mail.delivered()) {
+              throw new Error(`user ${user.id} was created, but the verification mail could not be delivered (check SMTP_URL); nothing else was sent`);
+            }
+            printResult(io, json, { ...userToJson(user), verification_sent: true });
+          });
+        } finally {
+          await mail?.deps.mailer.close();
+        }
       }),
     );
   takesPasswordOnStdin(create, { flag: '--password-stdin', what: 'the password' });

@@ -10,7 +10,7 @@ type View = Parameters<Pages['render']>[0];
 const FIXTURES: Record<View, Array<Record<string, unknown>>> = {
   login: [
     { clientName: 'Photo App', reason: 'r', csrf: 'c', action: '/a', abort: '/x', passkey: { action: '/p', options: '/o' }, providers: [{ id: 'corp', name: 'Corp', action: '/u' }], error: 'e', email: 'ada@example.test' },
-    { clientName: 'Photo App', csrf: 'c', action: '/a', abort: '/x', providers: [] },
+    { clientName: 'Photo App', csrf: 'c', action: '/a', abort: '/x', providers: [], signup: '/interaction/u/signup' },
   ],
   consent: [{ clientName: 'Photo App', scopes: [{ name: 'openid', description: 'd' }], resources: ['https://api.example'], accountEmail: 'ada@example.test', csrf: 'c', action: '/a' }],
   mfa: [
@@ -42,15 +42,25 @@ const FIXTURES: Record<View, Array<Record<string, unknown>>> = {
     { heading: 'reset.sent_title', lead: 'reset.sent_lead', params: { minutes: 30 }, more: ['reset.sent_hint'], links: [{ href: '/account', text: 'reset.back_to_sign_in' }, { href: '/reset', text: 'reset.request_again', id: 'again' }] },
     { heading: 'reset.link_refused_title', lead: 'reset.link_refused_lead', params: {}, more: [], links: [] },
   ],
+  signup: [
+    { clientName: 'Photo App', csrf: 'c', action: '/a', back: '/b', email: '', name: '', errors: [], invalid: [] },
+    { clientName: 'Photo App', csrf: 'c', action: '/a', back: '/b', email: 'x', name: 'n', errors: ['e'], invalid: ['password_short'] },
+  ],
+  'email-link': [
+    { heading: 'h', paragraphs: ['p', 'q'], form: { action: '/verify-email', csrf: 'c', token: 't', button: 'b' } },
+    { heading: 'h', paragraphs: ['p'], code: 'used', requestId: 'r1', links: [{ href: '/account', text: 'a', id: 'to-account' }] },
+  ],
   account: [
     {
+      emailSection: { verified: false, notice: 'sent_verification', error: 'invalid', pending: { email: 'new@example.test', until: 'x', untilText: 'x' } },
+      self: { profile: { name: 'Ada', email: 'ada@example.test', emailVerified: false, nameMax: 200 }, password: { hasPassword: true, recent: false, minLength: 12 }, apps: [], sessions: [], events: [] },
       email: 'ada@example.test', name: 'Ada', csrf: 'c', status: 's', error: 'e', totp: 'none', recoveryCodesLeft: 10, totpRemovable: true, passkeyRemovable: true, passkeyName: '',
       enrolment: { qrSvg: '<svg></svg>', uri: 'otpauth://totp/x', secretGroups: ['ABCD'], startedAt: '1', error: 'e' },
       linkedAccounts: { links: [{ providerId: 'corp', name: 'Corp', emailAtLink: 'a@corp', linkedAt: 'x', linkedAtText: 'x', lastUsedAt: null, lastUsedAtText: null, action: '/u' }], status: 's' },
       passkeys: [{ id: '1', name: 'Key', kind: 'k', created: 'x', createdText: 'x', lastUsedText: 'n' }],
       signIns: [{ at: 'x', atText: 'x', method: 'm', ip: '1', userAgent: 'u', browser: 'b', app: 'a' }],
     },
-    { email: 'ada@example.test', csrf: 'c', totp: 'active', recoveryCodesLeft: 2, totpRemovable: false, passkeyRemovable: false, passkeyName: '', linkedAccounts: { links: [] }, passkeys: [{ id: '1', name: 'Key', kind: 'k', created: 'x', createdText: 'x', lastUsedText: 'n' }], signIns: [] },
+    { emailSection: { verified: true, notice: 'sent_change' }, email: 'ada@example.test', csrf: 'c', totp: 'active', recoveryCodesLeft: 2, totpRemovable: false, passkeyRemovable: false, passkeyName: '', linkedAccounts: { links: [] }, passkeys: [{ id: '1', name: 'Key', kind: 'k', created: 'x', createdText: 'x', lastUsedText: 'n' }], signIns: [] },
     { email: 'ada@example.test', csrf: 'c', totp: 'active', recoveryCodes: ['aaaa'], recoveryCodesLeft: 10, totpRemovable: true, passkeyRemovable: true, passkeyName: '', passkeys: [], signIns: [] },
   ],
 };
@@ -122,6 +132,10 @@ describe('every view in every shipped language (issue 17 §6)', () => {
     expect(german.error).toContain('Fehler:');
     expect(german.home).toContain('Unter dieser Adresse gibt es keine Seite');
     expect(german.account).toContain('Bestätigung in zwei Schritten');
+    expect(german.signup).toContain('um mit <strong>Photo App</strong> fortzufahren');
+    expect(german.signup).toContain('Konto erstellen');
+    expect(german.account).toContain('Bestätigungslink erneut senden');
+    expect(german.login).toContain('Konto erstellen');
     expect(german.account).toContain('data-msg-follow-create="Folgen Sie der Abfrage Ihres Browsers, um Ihren Passkey zu erstellen …"');
   });
 
