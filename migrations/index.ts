@@ -14,8 +14,8 @@ import * as createSignIns from './2026_12_08_150000_create_sign_ins.js';
 import * as createPasskeys from './2026_12_08_160000_create_passkeys.js';
 import * as addUsersLocale from './2026_12_09_100000_add_users_locale.js';
 import * as createEmailLinks from './2026_12_09_110000_create_email_links.js';
-import * as indexAuditLogByPerson from './2026_12_09_130000_index_audit_log_by_person.js';
 import * as createApiKeys from './2026_12_09_120000_create_api_keys.js';
+import * as indexAuditLogByPerson from './2026_12_09_130000_index_audit_log_by_person.js';
 
 /** Every migration, by name; names sort in the order they run. Add new ones here; never edit old ones. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -34,6 +34,6 @@ export const MIGRATIONS: Record<string, Migration> = {
   '2026_12_08_160000_create_passkeys': createPasskeys,
   '2026_12_09_100000_add_users_locale': addUsersLocale,
   '2026_12_09_110000_create_email_links': createEmailLinks,
-  '2026_12_09_130000_index_audit_log_by_person': indexAuditLogByPerson,
   '2026_12_09_120000_create_api_keys': createApiKeys,
+  '2026_12_09_130000_index_audit_log_by_person': indexAuditLogByPerson,
 };

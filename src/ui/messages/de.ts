@@ -294,7 +294,7 @@ export const de: Readonly<Record<MessageKey, string>> = {
   'account_self.apps.sign_in': 'Anmeldung',
   'account_self.apps.at_api': 'Bei {api}',
   'account_self.apps.remove': 'Zugriff entfernen',
-  'account_self.apps.remove_label': 'Zugriff für {app} entfernen',
+  'account_self.apps.remove_label': 'Zugriff entfernen: {app}',
   'account_self.apps.not_found_heading': 'Keine solche App',
   'account_self.apps.not_found_message': 'Keine App mit dieser Kennung hat Zugriff auf Ihr Konto. Es wurde nichts geändert.',
   'account_self.sessions.heading': 'Sitzungen',

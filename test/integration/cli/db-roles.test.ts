@@ -22,9 +22,11 @@ type Json = Record<string, unknown>;
 const TABLE_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'];
 const READ_WRITE = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'];
 const EXPECTED_RUNTIME_PRIVILEGES: Record<string, string[]> = {
+  api_keys: READ_WRITE,
   audit_log: ['SELECT', 'INSERT'],
   client_grants: READ_WRITE,
   clients: READ_WRITE,
+  email_links: READ_WRITE,
   kysely_migration: ['SELECT'],
   kysely_migration_lock: ['SELECT'],
   oidc_durable: READ_WRITE,
@@ -211,7 +213,7 @@ describe('gatehouse db roles: least privilege for the database', () => {
       runtime: RUNTIME,
       created: [OWNER, RUNTIME],
       runtime_password_set: true,
-      read_write: ['client_grants', 'clients', 'oidc_durable', 'passkeys', 'recovery_codes', 'registry_revision', 'resource_servers', 'sign_ins', 'totp_factors', 'upstream_links', 'upstream_providers', 'users'],
+      read_write: ['api_keys', 'client_grants', 'clients', 'email_links', 'oidc_durable', 'passkeys', 'recovery_codes', 'registry_revision', 'resource_servers', 'sign_ins', 'totp_factors', 'upstream_links', 'upstream_providers', 'users'],
       append_only: ['audit_log'],
       read_only: ['kysely_migration', 'kysely_migration_lock'],
       sequences: [],

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createPages, VIEWS_DIR, type Pages } from '../../../src/oidc/pages.js';
 import { catalogues, LOCALES, type Locale } from '../../../src/ui/i18n.js';
+import { EXPIRY_CHOICES } from '../../../src/interactions/account-api-keys.routes.js';
 
 type View = Parameters<Pages['render']>[0];
 
@@ -59,9 +60,21 @@ const FIXTURES: Record<View, Array<Record<string, unknown>>> = {
       linkedAccounts: { links: [{ providerId: 'corp', name: 'Corp', emailAtLink: 'a@corp', linkedAt: 'x', linkedAtText: 'x', lastUsedAt: null, lastUsedAtText: null, action: '/u' }], status: 's' },
       passkeys: [{ id: '1', name: 'Key', kind: 'k', created: 'x', createdText: 'x', lastUsedText: 'n' }],
       signIns: [{ at: 'x', atText: 'x', method: 'm', ip: '1', userAgent: 'u', browser: 'b', app: 'a' }],
+      apiKeys: {
+        created: { apiKey: 'gk_x', label: '<b>CI</b>' },
+        status: { key: 'apikeys.status.deleted' },
+        error: { key: 'apikeys.error.label', params: { max: 100 } },
+        form: { label: 'l', resource: 'https://api.example', scope: 'read', expires: '30' },
+        keys: [
+          { id: '1', label: 'CI', prefix: 'gk_abcdefgh', resource: 'https://api.example', scope: 'read', created: 'x', createdText: 'x', expires: 'x', expiresText: 'x', expired: false, lastUsed: 'x', lastUsedText: 'x' },
+          { id: '2', label: 'Old', prefix: 'gk_zyxwvuts', resource: 'https://api.example', scope: '', created: 'x', createdText: 'x', expires: null, expiresText: null, expired: true, lastUsed: null, lastUsedText: null },
+        ],
+        apis: [{ identifier: 'https://api.example', label: 'Example', scopes: 'read write' }],
+        expiryChoices: ['7', '30', '90', '365', 'never'],
+      },
     },
-    { emailSection: { verified: true, notice: 'sent_change' }, email: 'ada@example.test', csrf: 'c', totp: 'active', recoveryCodesLeft: 2, totpRemovable: false, passkeyRemovable: false, passkeyName: '', linkedAccounts: { links: [] }, passkeys: [{ id: '1', name: 'Key', kind: 'k', created: 'x', createdText: 'x', lastUsedText: 'n' }], signIns: [] },
-    { email: 'ada@example.test', csrf: 'c', totp: 'active', recoveryCodes: ['aaaa'], recoveryCodesLeft: 10, totpRemovable: true, passkeyRemovable: true, passkeyName: '', passkeys: [], signIns: [] },
+    { emailSection: { verified: true, notice: 'sent_change' }, apiKeys: { keys: [], apis: [], expiryChoices: ['7', '30', '90', '365', 'never'], form: { label: '', resource: '', scope: '', expires: '30' } }, email: 'ada@example.test', csrf: 'c', totp: 'active', recoveryCodesLeft: 2, totpRemovable: false, passkeyRemovable: false, passkeyName: '', linkedAccounts: { links: [] }, passkeys: [{ id: '1', name: 'Key', kind: 'k', created: 'x', createdText: 'x', lastUsedText: 'n' }], signIns: [] },
+    { apiKeys: { keys: [], apis: [], expiryChoices: ['7', '30', '90', '365', 'never'], form: { label: '', resource: '', scope: '', expires: '30' } }, email: 'ada@example.test', csrf: 'c', totp: 'active', recoveryCodes: ['aaaa'], recoveryCodesLeft: 10, totpRemovable: true, passkeyRemovable: true, passkeyName: '', passkeys: [], signIns: [] },
   ],
 };
 
@@ -81,10 +94,14 @@ describe('every view in every shipped language (issue 17 §6)', () => {
     expect(files.map((file) => file.replace(/\.eta$/, '')).sort()).toEqual([...VIEWS].sort());
   });
 
+  it('every key a template builds from a value is in the catalogue (the API key expiry choices)', () => {
+    for (const choice of EXPIRY_CHOICES) expect(Object.hasOwn(en, `apikeys.expiry.${choice}`), choice).toBe(true);
+  });
+
   it('every key a template names is in the catalogue', () => {
     for (const file of readdirSync(VIEWS_DIR).filter((name) => name.endsWith('.eta'))) {
       const text = readFileSync(path.join(VIEWS_DIR, file), 'utf8');
-      for (const [, key] of text.matchAll(/it\.t(?:Strong)?\('([^']+)'/g)) expect(Object.hasOwn(en, key ?? ''), `${file}: ${key}`).toBe(true);
+      for (const [, key] of text.matchAll(/it\.t(?:Strong)?\('([^']+)'\s*[,)]/g)) expect(Object.hasOwn(en, key ?? ''), `${file}: ${key}`).toBe(true);
     }
   });
 
