@@ -95,7 +95,12 @@ const EVENT_SENTENCES: Record<SecurityEventAction, MessageKey> = {
   'upstream.unlink': 'account_self.event.upstream_unlink',
   'mfa.lockout': 'account_self.event.mfa_lockout',
   'api_key.create': 'account_self.event.api_key_create',
+  'api_key.regenerate': 'account_self.event.api_key_regenerate',
   'api_key.revoke': 'account_self.event.api_key_revoke',
+  'user.password_reset': 'account_self.event.password_reset',
+  'user.email_verify': 'account_self.event.email_verify',
+  'user.email_change_requested': 'account_self.event.email_change_requested',
+  'user.email_change': 'account_self.event.email_change',
 };
 
 /** How many security events the page shows. */
@@ -379,6 +384,7 @@ export function createAccountSelf(deps: AccountSelfDeps): { routers: Router[]; s
             provider: providerNames.get(detailText(event.details.provider_id)) ?? detailText(event.details.provider_id),
             count: detailText(event.details.ended),
             label: detailText(event.details.label),
+            to: detailText(event.details.to),
           },
           byAdministrator: event.byAdministrator,
           ip: event.ip,

@@ -231,7 +231,12 @@ export const SECURITY_EVENT_ACTIONS = [
   'upstream.unlink',
   'mfa.lockout',
   'api_key.create',
+  'api_key.regenerate',
   'api_key.revoke',
+  'user.password_reset',
+  'user.email_verify',
+  'user.email_change_requested',
+  'user.email_change',
 ] as const;
 export type SecurityEventAction = (typeof SECURITY_EVENT_ACTIONS)[number];
 

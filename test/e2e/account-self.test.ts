@@ -560,6 +560,34 @@ describe('the account page: profile, password, connected apps, sessions, securit
       expect(sentences).toEqual(['Your password was set. (by an administrator)', 'A passkey was removed: Work &lt;laptop&gt;.']);
     });
 
+    it('lists the events of the other self-service parts: API keys, a password reset, an address verified or changed', async () => {
+      const person = await newPerson();
+      const { agent } = await signedIn(person);
+      const record = (action: string, target: string, details: Record<string, unknown>) =>
+        t.services.db.transaction().execute((trx) => recordChange(t.services.audit, trx, { actor: 'person:' + person.id }, { action, target, details }));
+      const keyId = randomUUID();
+      await record('api_key.create', `api_key:${keyId}`, { user_id: person.id, label: 'CI <deploy>' });
+      await record('api_key.regenerate', `api_key:${keyId}`, { user_id: person.id, label: 'CI <deploy>' });
+      await record('api_key.revoke', `api_key:${keyId}`, { user_id: person.id, label: 'CI <deploy>' });
+      await record('user.password_reset', `user:${person.id}`, {});
+      await record('user.email_change_requested', `user:${person.id}`, { to: 'new<x>@example.test' });
+      await record('user.email_change', `user:${person.id}`, {});
+      await record('user.email_verify', `user:${person.id}`, {});
+      // Another person's key is not theirs.
+      await record('api_key.create', `api_key:${randomUUID()}`, { user_id: randomUUID(), label: 'Not mine' });
+      const events = sectionOf(await page(agent), 'security-events');
+      const sentences = [...events.matchAll(/<tr><td><time datetime="[^"]+">[^<]+<\/time><\/td><td>([^<]+)<\/td>/g)].map((match) => match[1]);
+      expect(sentences).toEqual([
+        'Your email address was verified.',
+        'Your email address was changed.',
+        'A change of your email address to new&lt;x&gt;@example.test was asked for.',
+        'Your password was reset with a link sent by mail.',
+        'An API key was revoked: CI &lt;deploy&gt;.',
+        'An API key was regenerated: CI &lt;deploy&gt;.',
+        'An API key was created: CI &lt;deploy&gt;.',
+      ]);
+    });
+
     it('says the events in German for a German browser', async () => {
       const person = await newPerson();
       const { agent, csrf } = await signedIn(person);
