@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { tailAudit } from '../../src/audit/audit-log.js';
 import { loadDataKeyring } from '../../src/keys/data-key.js';
 import { beginTotpEnrolment, confirmTotpEnrolment } from '../../src/services/second-factors.service.js';
@@ -214,6 +214,51 @@ describe('password reset by mail', () => {
     for (const email of [unknown, disabled.email, passwordless.email]) expect(sink.messages.filter((m) => m.to.includes(email))).toHaveLength(0);
     const reasons = t.logs.entries().filter((e) => e.msg === 'password reset: no mail sent').map((e) => e.reason);
     expect(reasons).toEqual(expect.arrayContaining(['unknown', 'disabled', 'no_password']));
+  });
+
+  it('does the same work before answering for a person and for an unknown address: the link and its mail come after the answer (no timing to tell them apart)', async () => {
+    const known = await newPerson();
+    const unknown = `nobody-${randomUUID()}@example.test`;
+    const agent = browser();
+    await agent.request('/reset');
+    // Each registry query, with how many log lines were written when it ran (logging is synchronous):
+    // the request's own 'request' line is written when its answer is complete.
+    const executor = db().getExecutor();
+    const original = executor.executeQuery.bind(executor);
+    const spy = vi.spyOn(executor, 'executeQuery');
+    const before = async (email: string, settled: () => Promise<unknown>) => {
+      spy.mockClear();
+      const at: number[] = [];
+      spy.mockImplementation((...args) => {
+        at.push(t.logs.lines().length);
+        return original(...args);
+      });
+      const linesBefore = t.logs.lines().length;
+      const answer = await askReset(agent, email);
+      expect(answer.status).toBe(200);
+      const entries = t.logs.entries().slice(linesBefore);
+      const answered = linesBefore + entries.findIndex((e) => e.msg === 'request' && e.method === 'POST' && e.path === '/reset') + 1;
+      expect(answered).toBeGreaterThan(linesBefore);
+      await settled();
+      const sqls = spy.mock.calls.map(([query]) => (query as { sql: string }).sql);
+      // Not the registry cache's revision poll, which runs beside every request every 100 ms.
+      const own = (_: string, i: number) => !/registry_revision/.test(sqls[i]!);
+      return { beforeAnswer: sqls.filter((q, i) => own(q, i) && at[i]! < answered), afterAnswer: sqls.filter((q, i) => own(q, i) && at[i]! >= answered) };
+    };
+    try {
+      // Settled: the person's mail has come; for the unknown address, a later request has been answered.
+      const person = await before(known.email, () => sink.waitFor((m) => m.to.includes(known.email)));
+      const nobody = await before(unknown, () => agent.request('/reset'));
+      // Before the answer: the same one look-up of the address, whoever it is.
+      expect(person.beforeAnswer).toHaveLength(1);
+      expect(person.beforeAnswer).toEqual(nobody.beforeAnswer);
+      expect(person.beforeAnswer[0]).toMatch(/from "users"/);
+      // After it, and only for the person: the link is stored.
+      expect(person.afterAnswer.some((q) => /insert into "email_links"/.test(q))).toBe(true);
+      expect(nobody.afterAnswer.some((q) => /email_links/.test(q))).toBe(false);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('an expired link is refused (GET and POST) and the password stays', async () => {
