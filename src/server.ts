@@ -13,7 +13,7 @@ import { createAccountSelf } from './interactions/account-self.routes.js';
 import { createInteractionRoutes } from './interactions/interaction.routes.js';
 import { createUpstreamRoutes, UPSTREAM_START_WINDOW_SECONDS } from './interactions/upstream.routes.js';
 import { createUpstreamSignIn } from './services/upstream-sign-in.js';
-import { createLoginLimiter, createRequestLimiter } from './interactions/login-limiter.js';
+import { createLoginLimiter, createRequestLimiter, type RequestLimiter } from './interactions/login-limiter.js';
 import { relyingPartyOf } from './accounts/passkeys.js';
 import { createMailer } from './mail/smtp-mailer.js';
 import { createMailComposer } from './mail/compose.js';
@@ -133,11 +133,18 @@ export async function startServer(config: Config, logger: Logger, options: Start
     // Email addresses (verification, sign-up, changes): the services send through the mailer (docs/design/self-service.md).
     const email = { db: registry.db, audit: auditWriter, mail: { mailer, compose: createMailComposer(config.brand), issuer: config.issuer, brandName: config.brand.name } };
     const signup = config.signupEnabled
-      ? createSignupRoutes({ email, audit, limiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'signup_ip', points: config.signupMaxPerIp, windowSeconds: SIGNUP_WINDOW_SECONDS }) })
+      ? createSignupRoutes({ email, audit, limiter: counted(createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'signup_ip', points: config.signupMaxPerIp, windowSeconds: SIGNUP_WINDOW_SECONDS }), () => metrics.rateLimited('signup_ip')) })
       : undefined;
     // Failed personal API key exchanges, per client IP (the login limits' perIp and window).
     const apiKeyLimiter = createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits, kind: 'api_key' });
-    const apiKeyFailures = { check: (ip: string) => apiKeyLimiter.check(undefined, ip), recordFailure: (ip: string) => apiKeyLimiter.recordFailure(undefined, ip) };
+    const apiKeyFailures = {
+      check: async (ip: string) => {
+        const check = await apiKeyLimiter.check(undefined, ip);
+        if (!check.allowed) metrics.rateLimited('api_key');
+        return check;
+      },
+      recordFailure: (ip: string) => apiKeyLimiter.recordFailure(undefined, ip),
+    };
     const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics, apiKeyFailures });
     const signIns = createSignInRecorder({ db: registry.db, historyDays: config.signInHistoryDays, logger });
     // Sign-in with upstream OpenID providers (docs/design/sign-in-methods.md §6).
@@ -298,4 +305,15 @@ export async function startServer(config: Config, logger: Logger, options: Start
     await registry.close().catch(() => undefined);
     throw error;
   }
+}
+
+/** A request limiter whose refusals are also counted (gatehouse_rate_limited_total). */
+function counted(limiter: RequestLimiter, refused: () => void): RequestLimiter {
+  return {
+    async take(key) {
+      const check = await limiter.take(key);
+      if (!check.allowed) refused();
+      return check;
+    },
+  };
 }

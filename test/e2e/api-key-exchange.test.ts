@@ -323,6 +323,7 @@ describe('failed API key exchanges per client IP', () => {
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(await limited.json()).toMatchObject({ error: 'temporarily_unavailable' });
+    expect(await (await t.fetch('/metrics')).text()).toContain('gatehouse_rate_limited_total{limiter="api_key"} 1');
     const state = await prepareFindApiKeyForExchange(t.server.registry.db)(apiKeyDigest(good.apiKey));
     expect(state?.lastUsedAt).toBeInstanceOf(Date);
   });

@@ -560,6 +560,7 @@ describe('sign-ups per IP', () => {
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(await refused.text()).toContain('Too many accounts were created from your network.');
+    expect(await (await t.fetch('/metrics')).text()).toContain('gatehouse_rate_limited_total{limiter="signup_ip"} 1');
     const user = await t.server.registry.db.selectFrom('users').select('id').where('email', '=', emails[2]!).executeTakeFirst();
     expect(user).toBeUndefined();
   });
