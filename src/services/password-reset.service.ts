@@ -119,7 +119,8 @@ export async function completePasswordReset(
     // A link for an address the person no longer has is nobody's.
     if (!before || normaliseEmail(before.email) !== normaliseEmail(used.link.email)) throw new ResetRefusedError('unknown');
     if (before.disabled) throw new ResetRefusedError('disabled');
-    const user = await updateUser(trx, before.id, { password_hash: passwordHash, sessions_valid_after: new Date() });
+    // The link went to this address and came back: the address is the person's (email_verified).
+    const user = await updateUser(trx, before.id, { password_hash: passwordHash, sessions_valid_after: new Date(), email_verified: true });
     if (!user) throw new ResetRefusedError('unknown');
     const revoked = await deleteDurableRowsOfAccount(trx, user.id);
     await revokeEmailLinks(trx, user.id, 'password_reset');

@@ -180,6 +180,9 @@ describe('password reset by mail', () => {
     expect(audit).toHaveLength(1);
     expect(audit[0]).toMatchObject({ actor: `person:${person.id}`, target: `user:${person.id}` });
     expect(audit[0]!.details).toMatchObject({ sessions_ended: true });
+    // Following the mailed link proved the address: it is verified now (it was not before).
+    expect((audit[0]!.details as { before: { email_verified: boolean }; after: { email_verified: boolean } }).before.email_verified).toBe(false);
+    expect((await sql<{ email_verified: boolean }>`select email_verified from users where id = ${person.id}`.execute(db())).rows[0]?.email_verified).toBe(true);
     // The link's value never reached a log line.
     expect(t.logs.text()).not.toContain(new URL(link).searchParams.get('token')!);
   });
