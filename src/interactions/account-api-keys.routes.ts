@@ -126,20 +126,8 @@ export interface AccountApiKeyDeps {
 export function addAccountApiKeyRoutes(router: Router, deps: AccountApiKeyDeps): void {
   const { kit, registry, render } = deps;
 
-  async function start(ctx: Context, sensitive: boolean) {
-    const person = await kit.signedInPerson(ctx);
-    if (!person) {
-      kit.toSignIn(ctx);
-      return undefined;
-    }
-    const form = await kit.readForm(ctx);
-    if (!form || !kit.checkCsrf(ctx, person, form)) return undefined;
-    if (sensitive && !(await kit.requireRecentAuth(ctx, person, SECTION))) {
-      ctx.state.log?.info({ accountId: person.id, path: ctx.path }, 'account change needs a recent sign-in');
-      return undefined;
-    }
-    return { person, form };
-  }
+  /** The start of every POST (the kit's beginPost); `sensitive`: a recent sign-in first, coming back to this section. */
+  const start = (ctx: Context, sensitive: boolean) => kit.beginPost(ctx, sensitive ? SECTION : undefined);
 
   const keyIdOf = (ctx: Context) => {
     const id = String(ctx.params.id ?? '');

@@ -98,10 +98,9 @@ export function createAccountEmailRoutes(deps: {
   }
 
   router.post('/verification', async (ctx) => {
-    const person = await kit.signedInPerson(ctx);
-    if (!person) return kit.toSignIn(ctx);
-    const form = await kit.readForm(ctx);
-    if (!form || !kit.checkCsrf(ctx, person, form)) return;
+    const step = await kit.beginPost(ctx);
+    if (!step) return;
+    const { person } = step;
     if (!(await allowed(ctx, person))) return;
     try {
       const outcome = await sendVerificationLink(email, kit.actor(ctx, person), person.id);
@@ -114,14 +113,9 @@ export function createAccountEmailRoutes(deps: {
   });
 
   router.post('/change', async (ctx) => {
-    const person = await kit.signedInPerson(ctx);
-    if (!person) return kit.toSignIn(ctx);
-    const form = await kit.readForm(ctx);
-    if (!form || !kit.checkCsrf(ctx, person, form)) return;
-    if (!(await kit.requireRecentAuth(ctx, person, SECTION))) {
-      ctx.state.log?.info({ accountId: person.id, path: ctx.path }, 'account change needs a recent sign-in');
-      return;
-    }
+    const step = await kit.beginPost(ctx, SECTION);
+    if (!step) return;
+    const { person, form } = step;
     const newEmail = form.field('email').trim();
     if (newEmail === '' || newEmail.length > 254) return back(ctx, 'invalid');
     if (!(await allowed(ctx, person))) return;

@@ -114,14 +114,9 @@ export function createAccountLinkRoutes(deps: {
   };
 
   router.post('/:provider/delete', async (ctx) => {
-    const person = await kit.signedInPerson(ctx);
-    if (!person) return kit.toSignIn(ctx);
-    const form = await kit.readForm(ctx);
-    if (!form || !kit.checkCsrf(ctx, person, form)) return;
-    if (!(await kit.requireRecentAuth(ctx, person, SECTION))) {
-      ctx.state.log?.info({ accountId: person.id, path: ctx.path }, 'account change needs a recent sign-in');
-      return;
-    }
+    const step = await kit.beginPost(ctx, SECTION);
+    if (!step) return;
+    const { person } = step;
     const providerId = String(ctx.params.provider);
     const notLinked = () => kit.errorPage(ctx, 404, kit.t(ctx)('account.no_such_link'), kit.t(ctx)('account.no_such_link_text'), 'not_found');
     if (!PROVIDER_ID.test(providerId)) return notLinked();

@@ -186,16 +186,10 @@ export function createAccountSelf(deps: AccountSelfDeps): { routers: Router[]; s
     kit.errorPage(ctx, 404, t(`account_self.${what}.not_found_heading`), t(`account_self.${what}.not_found_message`), 'not_found');
   }
 
-  /** The start of every POST: the signed-in person (else to sign-in), the form and its CSRF token. */
+  /** The start of every POST (the kit's beginPost): the signed-in person (else to sign-in), the form and its CSRF token. */
   async function postStep(ctx: Context): Promise<{ person: SignedInPerson; field: (name: string) => string } | undefined> {
-    const person = await kit.signedInPerson(ctx);
-    if (!person) {
-      kit.toSignIn(ctx);
-      return undefined;
-    }
-    const form = await kit.readForm(ctx);
-    if (!form || !kit.checkCsrf(ctx, person, form)) return undefined;
-    return { person, field: (name) => form.field(name) };
+    const step = await kit.beginPost(ctx);
+    return step && { person: step.person, field: (name) => step.form.field(name) };
   }
 
   function router(prefix: string): Router {

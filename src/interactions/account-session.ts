@@ -20,11 +20,14 @@ import { requestLocale, translatorOf } from './page-locale.js';
  * CSRF token, its form reader and its renderer. A new section (passkeys, linked accounts) adds its
  * routes to account.routes.ts and uses these; it never reads the session or a token itself.
  *
- *   const person = await kit.signedInPerson(ctx);            // undefined: not signed in
+ *   // A POST: signed in (else 303 to sign-in), its form read and its CSRF token checked (else the
+ *   // refusal page), and for a sensitive change a recent sign-in (else 303 to re-auth): or undefined.
+ *   const step = await kit.beginPost(ctx, '/account#passkeys');
+ *   if (!step) return;
+ *   const { person, form } = step;
+ *   // A page: signed in, or to sign-in.
+ *   const person = await kit.signedInPerson(ctx);
  *   if (!person) return kit.toSignIn(ctx);
- *   const form = await kit.readForm(ctx);                    // undefined: refusal page answered
- *   if (!form || !kit.checkCsrf(ctx, person, form)) return;  // 403 page answered
- *   if (!(await kit.requireRecentAuth(ctx, person, '/account#passkeys'))) return; // 303 to re-auth answered
  *   kit.render(ctx, 200, 'account', data, { scriptNonce: true }); // data.nonce for <script nonce>
  */
 
@@ -86,6 +89,12 @@ export interface AccountSession {
   checkCsrf(ctx: Context, person: SignedInPerson, form: AccountForm): boolean;
   /** Reads an urlencoded form under the body limit; answers 413/415/400 pages and gives undefined otherwise. */
   readForm(ctx: Context): Promise<AccountForm | undefined>;
+  /**
+   * The start of every POST of an account section: the signed-in person (else the answer is the
+   * way to sign-in), the form and its CSRF token, and with `recentFor` (the /account path to come
+   * back to) a recent sign-in. Undefined when the answer has been given and nothing may change.
+   */
+  beginPost(ctx: Context, recentFor?: string): Promise<{ person: SignedInPerson; form: AccountForm } | undefined>;
   /**
    * Renders a view with the pages' CSP (no script at all); with `scriptNonce`, a nonce of this
    * response is passed to the view as `it.nonce` and the CSP allows exactly the scripts carrying it.
@@ -171,7 +180,7 @@ export function createAccountSession(deps: AccountSessionDeps): AccountSession {
     return person.acr === ACR_MFA || !(await deps.hasSecondFactor(person.id));
   }
 
-  return {
+  const kit: AccountSession = {
     async outageGuard(ctx, next) {
       try {
         await next();
@@ -252,5 +261,20 @@ export function createAccountSession(deps: AccountSessionDeps): AccountSession {
       const requestId = (ctx.state as { requestId?: unknown }).requestId;
       return { actor: `person:${person.id}`, requestId: typeof requestId === 'string' ? requestId : null, ip: ctx.ip };
     },
+    async beginPost(ctx, recentFor) {
+      const person = await kit.signedInPerson(ctx);
+      if (!person) {
+        kit.toSignIn(ctx);
+        return undefined;
+      }
+      const form = await kit.readForm(ctx);
+      if (!form || !kit.checkCsrf(ctx, person, form)) return undefined;
+      if (recentFor !== undefined && !(await kit.requireRecentAuth(ctx, person, recentFor))) {
+        ctx.state.log?.info({ accountId: person.id, path: ctx.path }, 'account change needs a recent sign-in');
+        return undefined;
+      }
+      return { person, form };
+    },
   };
+  return kit;
 }

@@ -351,20 +351,10 @@ export function createAccountRoutes(deps: {
     ctx.redirect(taken.next);
   });
 
-  /** The start of every POST: the signed-in person (else to sign-in), the form and its CSRF token, and (`sensitive`) a recent sign-in. */
+  /** The start of every POST (the kit's beginPost); `sensitive`: the section to come back to after a sign-in again. */
   async function postStep(ctx: Context, sensitive: string | undefined): Promise<{ person: SignedInPerson; field: (name: string) => string } | undefined> {
-    const person = await kit.signedInPerson(ctx);
-    if (!person) {
-      kit.toSignIn(ctx);
-      return undefined;
-    }
-    const form = await kit.readForm(ctx);
-    if (!form || !kit.checkCsrf(ctx, person, form)) return undefined;
-    if (sensitive !== undefined && !(await kit.requireRecentAuth(ctx, person, sensitive))) {
-      ctx.state.log?.info({ accountId: person.id, path: ctx.path }, 'account change needs a recent sign-in');
-      return undefined;
-    }
-    return { person, field: (name) => form.field(name) };
+    const step = await kit.beginPost(ctx, sensitive);
+    return step && { person: step.person, field: (name) => step.form.field(name) };
   }
 
   // Turn on an authenticator app: a new pending secret, shown with its QR code, #totp-uri and a code to confirm.
@@ -504,14 +494,9 @@ export function createAccountRoutes(deps: {
 
   // The browser's answer, in an ordinary form post: verified, stored under its name, 303 to the list.
   router.post('/passkeys', async (ctx) => {
-    const person = await kit.signedInPerson(ctx);
-    if (!person) return kit.toSignIn(ctx);
-    const form = await kit.readForm(ctx);
-    if (!form || !kit.checkCsrf(ctx, person, form)) return;
-    if (!(await kit.requireRecentAuth(ctx, person, PASSKEYS))) {
-      ctx.state.log?.info({ accountId: person.id, path: ctx.path }, 'account change needs a recent sign-in');
-      return;
-    }
+    const step = await kit.beginPost(ctx, PASSKEYS);
+    if (!step) return;
+    const { person, form } = step;
     const name = form.field('name');
     const response = form.longField('response');
     if (Buffer.byteLength(response) > MAX_RESPONSE_BYTES) {
