@@ -1,11 +1,10 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessibilityViolations } from '../fixtures/axe.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
+import { expectAccessibleOnPhone, launchChromium, phoneContext } from '../fixtures/chromium.js';
 
 /**
  * The "API keys" section of /account in Debian's chromium at 375 px: create a key with the keyboard
@@ -13,10 +12,8 @@ import { startTestServer, type TestServer } from '../fixtures/server.js';
  * delete it; axe-core (WCAG 2.1 AA) in light and dark mode on each state, and no sideways scrolling.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const IMAGES = path.resolve(ROOT, process.env.SCREENSHOTS_DIR ?? 'build/screenshots');
-const VIEWPORT = { width: 375, height: 812 };
 const PASSWORD = 'correct horse battery staple 42';
 const EMAIL = 'grace@example.test';
 
@@ -27,14 +24,12 @@ describe('API keys on the account page in a real browser (chromium, 375 px)', ()
   let issuer: string;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does it)`);
     t = await startTestServer({ name: 'account-api-keys-browser' });
     issuer = t.config.issuer;
     await t.build.person({ email: EMAIL, password: PASSWORD, name: 'Grace Hopper' });
     await t.build.resource({ identifier: 'https://reports.example.test', name: 'Reports', scope: 'read write' });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'], timeout: 60_000 });
-    const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, colorScheme: 'light', locale: 'en-US' });
-    context.setDefaultTimeout(20_000);
+    browser = await launchChromium();
+    const context = await phoneContext(browser);
     page = await context.newPage();
     await mkdir(IMAGES, { recursive: true });
   }, 120_000);
@@ -44,13 +39,7 @@ describe('API keys on the account page in a real browser (chromium, 375 px)', ()
     await t?.close();
   }, 60_000);
 
-  async function checkPage(name: string) {
-    for (const colorScheme of ['dark', 'light'] as const) {
-      await page.emulateMedia({ colorScheme });
-      expect(await accessibilityViolations(page), `${name} in ${colorScheme} mode (axe-core, WCAG 2.1 AA)`).toEqual([]);
-    }
-    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(VIEWPORT.width);
-  }
+  const checkPage = (name: string) => expectAccessibleOnPhone(page, name);
 
   it('creates a key shown once in #new-api-key, lists it by label and prefix, deletes it; axe passes', async () => {
     await page.goto(`${issuer}/account`);

@@ -1,13 +1,13 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_PASSKEY_AUTOFILL } from '../fixtures/passkey-autofill.js';
 import { accessibilityViolations } from '../fixtures/axe.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 import { totpCode } from '../fixtures/totp.js';
+import { expectAccessibleOnPhone, launchChromium, phoneContext } from '../fixtures/chromium.js';
 
 /**
  * The account page as a person sees it, in Debian's chromium (playwright-core) at 375 px: sign in
@@ -18,7 +18,6 @@ import { totpCode } from '../fixtures/totp.js';
  * (git-ignored), or docs/images/ through `npm run docs:screenshots`.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const IMAGES = path.resolve(ROOT, process.env.SCREENSHOTS_DIR ?? 'build/screenshots');
 const VIEWPORT = { width: 375, height: 812 };
@@ -33,17 +32,11 @@ describe('the account page in a real browser (chromium, 375 px)', () => {
   let issuer: string;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does it)`);
     t = await startTestServer({ name: 'account-browser' });
     issuer = t.config.issuer;
     await t.build.person({ email: EMAIL, password: PASSWORD, name: 'Ada Lovelace' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-      timeout: 60_000,
-    });
-    context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, colorScheme: 'light', locale: 'en-US' });
-    context.setDefaultTimeout(20_000);
+    browser = await launchChromium();
+    context = await phoneContext(browser);
     page = await context.newPage();
     await mkdir(IMAGES, { recursive: true });
   }, 120_000);
@@ -53,15 +46,7 @@ describe('the account page in a real browser (chromium, 375 px)', () => {
     await t?.close();
   }, 60_000);
 
-  /** axe-core in light and dark mode: no violation of WCAG 2.1 AA either way; the page fits 375 px. */
-  async function checkPage(name: string) {
-    for (const colorScheme of ['dark', 'light'] as const) {
-      await page.emulateMedia({ colorScheme });
-      expect(await accessibilityViolations(page), `${name} in ${colorScheme} mode (axe-core, WCAG 2.1 AA)`).toEqual([]);
-    }
-    // Nothing wider than the phone: no sideways scrolling of the page itself.
-    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(VIEWPORT.width);
-  }
+  const checkPage = (name: string) => expectAccessibleOnPhone(page, name);
 
   it('signs in from /account, sets up an authenticator app from #totp-uri, shows ten recovery codes; axe passes at 375 px', async () => {
     await page.goto(`${issuer}/account`);

@@ -1,11 +1,10 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertUpstreamLink, insertUpstreamProvider } from '../../src/registry/upstream.repository.js';
-import { accessibilityViolations } from '../fixtures/axe.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
+import { expectAccessibleOnPhone, launchChromium, phoneContext } from '../fixtures/chromium.js';
 
 /**
  * "Linked accounts" on the account page in Debian's chromium at 375 px (as account-browser.test.ts):
@@ -13,7 +12,6 @@ import { startTestServer, type TestServer } from '../fixtures/server.js';
  * reads the outcome; axe-core (WCAG 2.1 AA) passes in light and dark mode before and after.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 /** Screenshots go where account-browser.test.ts writes its own (git-ignored build/screenshots/ unless SCREENSHOTS_DIR). */
 const IMAGES = path.resolve(import.meta.dirname, '../..', process.env.SCREENSHOTS_DIR ?? 'build/screenshots');
 const VIEWPORT = { width: 375, height: 812 };
@@ -28,7 +26,6 @@ describe('linked accounts in a real browser (chromium, 375 px)', () => {
   let issuer: string;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does it)`);
     t = await startTestServer({ name: 'account-links-browser' });
     issuer = t.config.issuer;
     const person = await t.build.person({ email: EMAIL, password: PASSWORD, name: 'Grace Hopper' });
@@ -42,13 +39,8 @@ describe('linked accounts in a real browser (chromium, 375 px)', () => {
       await insertUpstreamProvider(db, { id, name, issuer: `https://${id}.example.test`, client_id: 'gatehouse', client_secret_jwe: null, key_id: null, scopes: ['openid'], enabled: false, created_at: now, updated_at: now });
       await insertUpstreamLink(db, { providerId: id, issuer: `https://${id}.example.test`, subject: `grace-at-${id}`, userId: person.id, emailAtLink: 'grace.hopper.with.a.long.address@corp.example.test', at: now });
     }
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-      timeout: 60_000,
-    });
-    const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, colorScheme: 'light', locale: 'en-US' });
-    context.setDefaultTimeout(20_000);
+    browser = await launchChromium();
+    const context = await phoneContext(browser);
     page = await context.newPage();
   }, 120_000);
 
@@ -57,13 +49,7 @@ describe('linked accounts in a real browser (chromium, 375 px)', () => {
     await t?.close();
   }, 60_000);
 
-  async function checkPage(name: string) {
-    for (const colorScheme of ['dark', 'light'] as const) {
-      await page.emulateMedia({ colorScheme });
-      expect(await accessibilityViolations(page), `${name} in ${colorScheme} mode (axe-core, WCAG 2.1 AA)`).toEqual([]);
-    }
-    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(VIEWPORT.width);
-  }
+  const checkPage = (name: string) => expectAccessibleOnPhone(page, name);
 
   it('lists the links, unlinks one from its button (keyboard), says so; axe passes at 375 px; the section with the link left is account-links.png', async () => {
     await page.goto(`${issuer}/account`);

@@ -1,9 +1,8 @@
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessibilityViolations } from '../fixtures/axe.js';
 import { Agent, codeFlow, hiddenInput } from '../fixtures/flow.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
+import { expectAccessibleOnPhone, launchChromium, phoneContext } from '../fixtures/chromium.js';
 
 /**
  * The account page's own sections in Debian's chromium (playwright-core) at 375 px, by keyboard
@@ -13,8 +12,6 @@ import { startTestServer, type TestServer } from '../fixtures/server.js';
  * each outcome, in light and dark mode.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
-const VIEWPORT = { width: 375, height: 812 };
 const PASSWORD = 'correct horse battery staple 42';
 const EMAIL = 'lin@example.test';
 const REDIRECT = 'https://photos.example.test/cb';
@@ -27,7 +24,6 @@ describe('the account page sections by keyboard in a real browser (chromium, 375
   let otherBrowser: Agent;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does it)`);
     t = await startTestServer({ name: 'account-self-browser' });
     issuer = t.config.issuer;
     await t.build.person({ email: EMAIL, password: PASSWORD, name: 'Lin' });
@@ -45,13 +41,8 @@ describe('the account page sections by keyboard in a real browser (chromium, 375
       tokenParams: { resource: api },
     });
     expect(status).toBe(200);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-      timeout: 60_000,
-    });
-    const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, colorScheme: 'light', locale: 'en-US' });
-    context.setDefaultTimeout(20_000);
+    browser = await launchChromium();
+    const context = await phoneContext(browser);
     page = await context.newPage();
   }, 120_000);
 
@@ -60,13 +51,7 @@ describe('the account page sections by keyboard in a real browser (chromium, 375
     await t?.close();
   }, 60_000);
 
-  async function checkPage(name: string) {
-    for (const colorScheme of ['dark', 'light'] as const) {
-      await page.emulateMedia({ colorScheme });
-      expect(await accessibilityViolations(page), `${name} in ${colorScheme} mode (axe-core, WCAG 2.1 AA)`).toEqual([]);
-    }
-    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(VIEWPORT.width);
-  }
+  const checkPage = (name: string) => expectAccessibleOnPhone(page, name);
 
   const focused = () =>
     page.evaluate(

@@ -1,13 +1,12 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessibilityViolations } from '../fixtures/axe.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { NO_PASSKEY_AUTOFILL } from '../fixtures/passkey-autofill.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 import { startSmtpSink, type SmtpSink } from '../fixtures/smtp-sink.js';
+import { expectAccessibleOnPhone, launchChromium, phoneContext } from '../fixtures/chromium.js';
 
 /**
  * "Forgot password?" as a person goes through it, in Debian's chromium (playwright-core) at 375 px:
@@ -17,10 +16,8 @@ import { startSmtpSink, type SmtpSink } from '../fixtures/smtp-sink.js';
  * in light and dark mode; screenshots into build/screenshots/ (or SCREENSHOTS_DIR, e.g. docs/images).
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const IMAGES = path.resolve(ROOT, process.env.SCREENSHOTS_DIR ?? 'build/screenshots');
-const VIEWPORT = { width: 375, height: 812 };
 const EMAIL = 'lin@example.test';
 const NEW_PASSWORD = 'a fresh password chosen in the browser 1618';
 
@@ -32,18 +29,12 @@ describe('password reset in a real browser (chromium, 375 px)', () => {
   let issuer: string;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does it)`);
     sink = await startSmtpSink();
     t = await startTestServer({ name: 'password-reset-browser', env: { SMTP_URL: sink.url, RESET_MAX_PER_IP: '100000' } });
     issuer = t.config.issuer;
     await t.build.person({ email: EMAIL, name: 'Lin' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-      timeout: 60_000,
-    });
-    const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, colorScheme: 'light', locale: 'en-US' });
-    context.setDefaultTimeout(20_000);
+    browser = await launchChromium();
+    const context = await phoneContext(browser);
     page = await context.newPage();
     await page.addInitScript(NO_PASSKEY_AUTOFILL);
     await mkdir(IMAGES, { recursive: true });
@@ -55,14 +46,7 @@ describe('password reset in a real browser (chromium, 375 px)', () => {
     await sink?.close();
   }, 60_000);
 
-  /** axe-core in light and dark mode: no violation of WCAG 2.1 AA either way; the page fits 375 px. */
-  async function checkPage(name: string) {
-    for (const colorScheme of ['dark', 'light'] as const) {
-      await page.emulateMedia({ colorScheme });
-      expect(await accessibilityViolations(page), `${name} in ${colorScheme} mode (axe-core, WCAG 2.1 AA)`).toEqual([]);
-    }
-    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(VIEWPORT.width);
-  }
+  const checkPage = (name: string) => expectAccessibleOnPhone(page, name);
 
   const focused = () => page.evaluate('document.activeElement && document.activeElement.id');
 

@@ -1,11 +1,10 @@
-import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessibilityViolations } from '../fixtures/axe.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 import { startSmtpSink, type SmtpSink } from '../fixtures/smtp-sink.js';
+import { expectAccessibleOnPhone, launchChromium, phoneContext } from '../fixtures/chromium.js';
 
 /*
  * Sign-up as a person does it, in Debian's chromium at 375 px, with the keyboard only: from the
@@ -14,8 +13,6 @@ import { startSmtpSink, type SmtpSink } from '../fixtures/smtp-sink.js';
  * "Email address confirmed"; axe-core (WCAG 2.1 AA) on every page in light and dark mode.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
-const VIEWPORT = { width: 375, height: 812 };
 const PASSWORD = 'a long sign-up password 4711';
 
 describe('sign-up in a real browser (chromium, 375 px, keyboard only)', () => {
@@ -26,13 +23,11 @@ describe('sign-up in a real browser (chromium, 375 px, keyboard only)', () => {
   let issuer: string;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does it)`);
     sink = await startSmtpSink();
     t = await startTestServer({ name: 'signup-browser', env: { SMTP_URL: sink.url, SIGNUP_ENABLED: 'true', SIGNUP_MAX_PER_IP: '100000' } });
     issuer = t.config.issuer;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'], timeout: 60_000 });
-    const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, colorScheme: 'light', locale: 'en-US' });
-    context.setDefaultTimeout(20_000);
+    browser = await launchChromium();
+    const context = await phoneContext(browser);
     page = await context.newPage();
   }, 120_000);
 
@@ -42,13 +37,7 @@ describe('sign-up in a real browser (chromium, 375 px, keyboard only)', () => {
     await sink?.close();
   }, 60_000);
 
-  async function checkPage(name: string) {
-    for (const colorScheme of ['dark', 'light'] as const) {
-      await page.emulateMedia({ colorScheme });
-      expect(await accessibilityViolations(page), `${name} in ${colorScheme} mode (axe-core, WCAG 2.1 AA)`).toEqual([]);
-    }
-    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(VIEWPORT.width);
-  }
+  const checkPage = (name: string) => expectAccessibleOnPhone(page, name);
 
   const focused = () => page.evaluate('document.activeElement ? document.activeElement.id : ""') as Promise<string>;
 
