@@ -61,6 +61,8 @@ const SHUTDOWN_GRACE_MS = 10_000;
 const DRAIN_LINGER_MS = 1000;
 const IDLE_SWEEP_MS = 100;
 const DURABLE_SWEEP_MS = 60 * 60 * 1000;
+/** The window of DEVICE_CODE_MAX_PER_IP: wrong user codes per client IP per 15 minutes. */
+const DEVICE_CODE_WINDOW_SECONDS = 900;
 
 /**
  * Sockets already listening, to answer on instead of binding `config.port` and `config.metricsPort`:
@@ -145,7 +147,23 @@ export async function startServer(config: Config, logger: Logger, options: Start
       },
       recordFailure: (ip: string) => apiKeyLimiter.recordFailure(undefined, ip),
     };
-    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics, apiKeyFailures });
+    // The device flow (docs/device-flow.md): wrong user codes per client IP on /device, and one poll
+    // of a pending device code per interval (a faster one is answered slow_down).
+    const deviceCodeLimiter = createLoginLimiter({
+      ...(redis ? { redis } : {}),
+      limits: { perAccount: config.deviceFlow.maxFailuresPerIp, perIp: config.deviceFlow.maxFailuresPerIp, windowSeconds: DEVICE_CODE_WINDOW_SECONDS },
+      kind: 'device',
+    });
+    const deviceCodeFailures = {
+      check: async (ip: string) => {
+        const check = await deviceCodeLimiter.check(undefined, ip);
+        if (!check.allowed) metrics.rateLimited('device');
+        return check;
+      },
+      recordFailure: (ip: string) => deviceCodeLimiter.recordFailure(undefined, ip),
+    };
+    const devicePolls = createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'device_poll', points: 1, windowSeconds: config.deviceFlow.pollIntervalSeconds });
+    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics, apiKeyFailures, deviceCodeFailures, devicePolls });
     const signIns = createSignInRecorder({ db: registry.db, historyDays: config.signInHistoryDays, logger });
     // Sign-in with upstream OpenID providers (docs/design/sign-in-methods.md §6).
     const upstream = createUpstreamRoutes({

@@ -10,6 +10,7 @@ import type { Database } from '../registry/tables.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { createAdapterFactory } from './adapters/index.js';
 import type { ExchangeFailureLimiter } from './api-key-exchange.js';
+import { deviceFlowFeature, type DeviceCodeFailureLimiter, type DevicePollPacer } from './device-flow.js';
 import { findLatestGrantId } from './adapters/durable-adapter.js';
 import { takeReadAheadAccount } from './adapters/rotation-scope.js';
 import { mfaInteractionPolicy } from './mfa-policy.js';
@@ -49,6 +50,9 @@ export interface ProviderDeps {
   audit?: AuditSink | undefined;
   /** Failed API key exchanges per client IP (oidc/api-key-exchange.ts); none: not limited. */
   apiKeyFailures?: ExchangeFailureLimiter | undefined;
+  /** The device flow (oidc/device-flow.ts): wrong user codes per client IP, and one poll per interval per device code; none: not limited. */
+  deviceCodeFailures?: DeviceCodeFailureLimiter | undefined;
+  devicePolls?: DevicePollPacer | undefined;
 }
 
 /** What the provider signs and verifies with: the algorithms Gatehouse's keys take. */
@@ -172,6 +176,8 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
       },
       resourceIndicators: createResourceIndicators({ cache, issuer: config.issuer, signingAlg: () => signingAlg }),
       ...registrationFeatures(config.registrationEnabled),
+      // The device authorization grant (RFC 8628) with Gatehouse's /device pages (oidc/device-flow.ts, docs/device-flow.md).
+      deviceFlow: deviceFlowFeature({ pages }),
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
@@ -230,7 +236,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
       Interaction: 3600,
       RefreshToken: 30 * 24 * 3600,
       Session: 14 * 24 * 3600,
-      DeviceCode: 600,
+      DeviceCode: config.deviceFlow.codeTtlSeconds,
       BackchannelAuthenticationRequest: 600,
       PreAuthorizedCode: 600,
     },

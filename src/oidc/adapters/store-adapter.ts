@@ -12,6 +12,14 @@ const REDEEMED = new Map([
   ['BackchannelAuthenticationRequest', 'backchannel authentication request'],
 ]);
 
+/**
+ * Models whose entries the store keeps this many seconds past their expiry: a device that polls
+ * an expired device code then hears expired_token (RFC 8628 §3.5; oidc-provider reads the code
+ * ignoring its expiry and says so), and a person typing its user code "expired", rather than
+ * "not found" for both.
+ */
+const KEPT_AFTER_EXPIRY = new Map([['DeviceCode', 600]]);
+
 /** Revokes a grant: its consent and refresh tokens (registry) and its codes and opaque tokens (store). */
 export type RevokeGrant = (grantId: string) => Promise<void>;
 
@@ -27,8 +35,9 @@ export type RevokeGrant = (grantId: string) => Promise<void>;
  */
 export function createStoreAdapter(model: string, store: EphemeralStore, revokeGrant: RevokeGrant): Adapter {
   const label = REDEEMED.get(model);
+  const kept = KEPT_AFTER_EXPIRY.get(model) ?? 0;
   return {
-    upsert: (id: string, payload: AdapterPayload, expiresIn?: number) => store.upsert(model, id, payload, expiresIn),
+    upsert: (id: string, payload: AdapterPayload, expiresIn?: number) => store.upsert(model, id, payload, expiresIn === undefined ? undefined : expiresIn + kept),
     find: (id: string) => store.find(model, id),
     findByUid: (uid: string) => store.findByUid(model, uid),
     findByUserCode: (userCode: string) => store.findByUserCode(model, userCode),
