@@ -176,8 +176,12 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
       },
       resourceIndicators: createResourceIndicators({ cache, issuer: config.issuer, signingAlg: () => signingAlg }),
       ...registrationFeatures(config.registrationEnabled),
-      // The device authorization grant (RFC 8628) with Gatehouse's /device pages (oidc/device-flow.ts, docs/device-flow.md).
+      // The newer protocols (issue 18; docs/device-flow.md, backchannel-logout.md, dpop.md, par-jar-fapi2.md).
+      // The device authorization grant (RFC 8628) with Gatehouse's /device pages (oidc/device-flow.ts).
       deviceFlow: deviceFlowFeature({ pages }),
+      backchannelLogout: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: config.requirePar, allowUnregisteredRedirectUris: false },
+      requestObjects: { enabled: true, requireSignedRequestObject: false },
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
