@@ -163,9 +163,11 @@ export function deviceFlowGate(deps: { provider: Provider; pages: Pages; limiter
 
   async function userCodePage(ctx: Context, next: () => Promise<unknown>) {
     if (ctx.method === 'GET') {
+      // Never left to the provider, whose answer is a page submitting itself with a script; given
+      // twice, the form is shown empty.
       const { user_code: prefill, ...rest } = ctx.query;
-      if (typeof prefill === 'string') {
-        stateOf(ctx).devicePrefill = prefill.slice(0, MAX_ECHO);
+      if (prefill !== undefined) {
+        if (typeof prefill === 'string') stateOf(ctx).devicePrefill = prefill.slice(0, MAX_ECHO);
         ctx.query = rest;
       }
       await next();

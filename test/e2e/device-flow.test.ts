@@ -225,6 +225,18 @@ describe('device flow', () => {
     const noToken = await agent.postForm('/device', { user_code: 'BCDF-GHJK' });
     expect(noToken.status).toBe(400);
     expect(await noToken.text()).toContain('This form has expired');
+    // The code given twice, in the link or in the form: refused as a page, no 5xx.
+    const twiceInLink = await agent.request('/device?user_code=BCDF-GHJK&user_code=CDFG-HJKL');
+    expect(twiceInLink.status).toBeLessThan(500);
+    expect(await twiceInLink.text()).not.toContain('<script');
+    const fresh = await openDevicePage(agent);
+    const twiceInForm = await agent.request('/device', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `xsrf=${/name="xsrf" value="([^"]*)"/.exec(fresh.html)?.[1] ?? ''}&user_code=BCDF-GHJK&user_code=CDFG-HJKL`,
+    });
+    expect(twiceInForm.status).toBe(400);
+    expect(await twiceInForm.text()).toContain('name="user_code"');
   });
 
   it('says the code was used when it is typed again after the sign-in', async () => {
