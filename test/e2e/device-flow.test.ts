@@ -1,8 +1,11 @@
 import { randomInt } from 'node:crypto';
 import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { loadDataKeyring } from '../../src/keys/data-key.js';
+import { beginTotpEnrolment, confirmTotpEnrolment } from '../../src/services/second-factors.service.js';
 import { approveDevice, confirmDevice, DEVICE_GRANT, openDevicePage, submitUserCode } from '../fixtures/device.js';
-import { Agent } from '../fixtures/flow.js';
+import { Agent, hiddenInput } from '../fixtures/flow.js';
+import { totpCode } from '../fixtures/totp.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 
@@ -164,6 +167,48 @@ describe('device flow', () => {
       const answer = await device.poll(tv.clientId, deviceCode);
       expect(answer, how).toMatchObject({ status: 400, body: { error: 'access_denied' } });
     }
+  });
+
+  it('asks for the second factor a client requires (require_mfa) on the way, without a redirect URI anywhere; the ID token says acr mfa', async () => {
+    const strict = await t.build.client({ client_name: 'Strict TV', grant_types: [DEVICE_GRANT], token_endpoint_auth_method: 'none', scope: 'openid', require_mfa: true, first_party: true });
+    const someone = await t.build.person();
+    const deps = { ...t.services, dataKeys: await loadDataKeyring(t.config.keysDir, { generateIfMissing: false }) };
+    const { secret } = await beginTotpEnrolment(deps, someone.id, { issuer: 'Gatehouse' });
+    recordSecret(secret);
+    await confirmTotpEnrolment(deps, { actor: `person:${someone.id}` }, someone.id, await totpCode(secret, -30_000));
+    const started = await device.authorize(strict.clientId, { scope: 'openid' });
+    const agent = new Agent(t.config.issuer, t.fetch);
+    const confirm = await submitUserCode(agent, await openDevicePage(agent), String(started.body.user_code));
+    const login = await agent.follow('/device', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ xsrf: hiddenInput(confirm.html, 'xsrf') ?? '', user_code: String(started.body.user_code), confirm: 'yes' }),
+    });
+    const loginHtml = await login.response.text();
+    const loginAction = /<form method="post" action="([^"]+\/login)"/.exec(loginHtml)?.[1] ?? '';
+    recordSecret(someone.password);
+    const mfa = await agent.follow(loginAction, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: hiddenInput(loginHtml, 'csrf') ?? '', email: someone.email, password: someone.password }),
+    });
+    const mfaHtml = await mfa.response.text();
+    expect(mfaHtml).toContain('name="code"');
+    const mfaAction = /<form method="post" action="([^"]+\/mfa)"/.exec(mfaHtml)?.[1] ?? '';
+    // Not yet: the password alone finished nothing.
+    expect((await device.poll(strict.clientId, String(started.body.device_code))).body.error).toBe('authorization_pending');
+    const done = await agent.follow(mfaAction, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: hiddenInput(mfaHtml, 'csrf') ?? '', code: await totpCode(secret) }),
+    });
+    expect(await done.response.text()).toContain('Device connected');
+    await sleep(1100);
+    const tokens = await device.poll(strict.clientId, String(started.body.device_code));
+    expect(tokens.status).toBe(200);
+    const claims = JSON.parse(Buffer.from(String(tokens.body.id_token).split('.')[1]!, 'base64url').toString()) as Json;
+    expect(claims).toMatchObject({ sub: someone.id, acr: 'urn:gatehouse:acr:mfa' });
+    expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
   });
 
   it('refuses a client not registered for the device_code grant with unauthorized_client, and issues nothing', async () => {
