@@ -52,8 +52,6 @@ export interface AccessTokenExchangeDeps {
   now?: () => number;
 }
 
-// Until the registry's clients carry may_act (issue 18's client metadata), none may act: the exchange refuses every token.
-const mayActOf = (record: ClientRecord): readonly string[] => (record as { mayAct?: readonly string[] }).mayAct ?? [];
 const isOidcScope = (scope: string) => (OIDC_SCOPES as readonly string[]).includes(scope);
 const words = (value: unknown): string[] => (typeof value === 'string' ? [...new Set(value.split(' ').filter(Boolean))] : []);
 const refuse = (description: string): never => {
@@ -172,7 +170,7 @@ export function accessTokenExchange(deps: AccessTokenExchangeDeps): SubjectToken
     const audiences = Array.isArray(payload.aud) ? payload.aud : [String(payload.aud)];
     for (const audience of audiences) {
       if (isAdminApi(audience)) refuse('a token for the admin API is never exchanged');
-      if (!mayActOf(record).includes(audience)) refuse(`wrong audience: this client may not act on tokens for ${audience}`);
+      if (!record.mayAct.includes(audience)) refuse(`wrong audience: this client may not act on tokens for ${audience}`);
     }
 
     const identifier = targetOf(params, record);
