@@ -1,7 +1,5 @@
 import type { Context } from 'koa';
-
-/** RFC 8628's grant type: the device authorization endpoint serves only clients registered for it. */
-const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+import { DEVICE_CODE_GRANT_TYPE as DEVICE_CODE_GRANT } from '../config/protocol.js';
 
 interface TokenContext {
   oidc?: {
