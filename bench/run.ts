@@ -678,9 +678,10 @@ async function main(): Promise<number> {
         };
       }
       case 'device_code': {
-        // Enough pending codes that each is polled at most once per interval at a rate well above
-        // client credentials' (a poll signs nothing): the rate times the interval, with room.
-        const count = Math.ceil(ccRpsEstimate * 2.5 * DEVICE_POLL_INTERVAL_SECONDS * 1.3) + CONNECTIONS * 4;
+        // Enough pending codes that each is polled at most once per interval: 1.5× client
+        // credentials' rate times the interval, with room (polls measured about 0.5× its rate; a
+        // faster run shows up as slow_down errors and pool_exhausted, not as a wrong number).
+        const count = Math.ceil(ccRpsEstimate * 1.5 * DEVICE_POLL_INTERVAL_SECONDS * 1.3) + CONNECTIONS * 4;
         const deviceCodes = await pendingDeviceCodes(base, count);
         return {
           spec: { ...common, kind: 'device_poll', client: { clientId: deviceClient.client_id, clientSecret: deviceClient.client_secret }, deviceCodes, intervalSeconds: DEVICE_POLL_INTERVAL_SECONDS },
@@ -746,8 +747,8 @@ async function main(): Promise<number> {
   }
 
   /**
-   * `count` pending device codes of the bench's device client (POST /device/auth), 16 requests at a
-   * time; made once and used again by the paired rounds (they stay pending for DEVICE_CODE_TTL_SECONDS).
+   * `count` pending device codes of the bench's device client (POST /device/auth), CONNECTIONS
+   * requests at a time; made once and used again by the paired rounds (they stay pending for DEVICE_CODE_TTL_SECONDS).
    */
   async function pendingDeviceCodes(base: string, count: number): Promise<string[]> {
     const made = deviceCodesMade.get(base);
@@ -764,7 +765,7 @@ async function main(): Promise<number> {
         codes.push(code);
       }
     };
-    await Promise.all(Array.from({ length: 16 }, worker));
+    await Promise.all(Array.from({ length: CONNECTIONS }, worker));
     log(`device_code: ${codes.length} pending device codes in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     deviceCodesMade.set(base, codes);
     return codes;
