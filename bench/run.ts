@@ -678,10 +678,11 @@ async function main(): Promise<number> {
         };
       }
       case 'device_code': {
-        // Enough pending codes that each is polled at most once per interval: 1.5× client
-        // credentials' rate times the interval, with room (polls measured about 0.5× its rate; a
-        // faster run shows up as slow_down errors and pool_exhausted, not as a wrong number).
-        const count = Math.ceil(ccRpsEstimate * 1.5 * DEVICE_POLL_INTERVAL_SECONDS * 1.3) + CONNECTIONS * 4;
+        // Enough pending codes that each is polled at most once per interval: polls ran at up to 2×
+        // client credentials' rate, whose estimate is itself noisy, so 3× it with room, and never
+        // fewer than 5,000 (one core answers fewer polls than that per second). Too few shows up as
+        // slow_down errors and pool_exhausted, not as a wrong number.
+        const count = Math.max(5000, Math.ceil(ccRpsEstimate * 3 * DEVICE_POLL_INTERVAL_SECONDS * 1.3)) + CONNECTIONS * 4;
         const deviceCodes = await pendingDeviceCodes(base, count);
         return {
           spec: { ...common, kind: 'device_poll', client: { clientId: deviceClient.client_id, clientSecret: deviceClient.client_secret }, deviceCodes, intervalSeconds: DEVICE_POLL_INTERVAL_SECONDS },
