@@ -172,6 +172,11 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
       },
       resourceIndicators: createResourceIndicators({ cache, issuer: config.issuer, signingAlg: () => signingAlg }),
       ...registrationFeatures(config.registrationEnabled),
+      // The newer protocols (issue 18; docs/device-flow.md, backchannel-logout.md, dpop.md, par-jar-fapi2.md).
+      deviceFlow: { enabled: true },
+      backchannelLogout: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: config.requirePar, allowUnregisteredRedirectUris: false },
+      requestObjects: { enabled: true, requireSignedRequestObject: false },
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
