@@ -267,6 +267,7 @@ describe('back-channel logout', () => {
     expect(receiver.of('without-sid').filter((entry) => decodeJwt(entry.logoutToken).sub === person.id)).toHaveLength(1);
     // The app the person never signed in to, and the one without a back-channel URI (nowhere to send), got nothing.
     expect(receiver.of('untouched')).toHaveLength(counts.untouched);
+    expect(receiver.received.filter((entry) => decodeJwt(entry.logoutToken).aud === untouched.clientId)).toEqual([]);
     expect(receiver.received.filter((entry) => decodeJwt(entry.logoutToken).aud === silent.clientId)).toEqual([]);
     expect(delta(before, await outcomes()).delivered).toBeGreaterThanOrEqual(2);
     // The session is over at Gatehouse too.
