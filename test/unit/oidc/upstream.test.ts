@@ -894,7 +894,7 @@ describe('back-channel logout (deferBackchannelLogout, outboundFetch, for oidc/b
       expect(decodeJwtPayload(app.tokens[1]!).jti).not.toBe(payload.jti);
 
       // Outside a delivery, a request goes out as oidc-provider made it.
-      const plain = { signal: AbortSignal.timeout(2500), dispatcher: 'theirs' } as RequestInit;
+      const plain = { signal: AbortSignal.timeout(2500), dispatcher: 'theirs' } as unknown as RequestInit;
       let seen: RequestInit | undefined;
       await outboundFetch((_input, init) => {
         seen = init;
