@@ -28,7 +28,7 @@ import { loadDataKeyring } from './keys/data-key.js';
 import { keyState, loadDigestKey, loadKeys } from './keys/key-store.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics, createMetricsServer } from './observability/metrics.js';
-import { createBackchannelLogoutQueue, createSessionSignOut } from './oidc/backchannel-logout.js';
+import { createBackchannelLogoutQueue, createSessionSignOut, watchCliSignOuts } from './oidc/backchannel-logout.js';
 import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
 import { openServerDatabase, type RegistryDatabase } from './registry/database.js';
 import { migrateToLatest } from './registry/migrate.js';
@@ -62,6 +62,8 @@ const SHUTDOWN_GRACE_MS = 10_000;
 const DRAIN_LINGER_MS = 1000;
 const IDLE_SWEEP_MS = 100;
 const DURABLE_SWEEP_MS = 60 * 60 * 1000;
+/** How often a node reads the audit log for sign-outs made with the CLI (back-channel logout). */
+const CLI_SIGN_OUT_POLL_MS = 1000;
 
 /**
  * Sockets already listening, to answer on instead of binding `config.port` and `config.metricsPort`:
@@ -162,6 +164,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
         () => undefined,
         (error: unknown) => logger.warn({ accountId, err: { message: (error as Error)?.message } }, 'ended sessions could not be removed from the store; their apps are not told'),
       );
+    // Sign-outs made with the CLI (users disable, delete, set-password) reach the apps through the audit log.
+    const cliSignOuts = watchCliSignOuts({ db: registry.db, signOut, logger, pollMs: CLI_SIGN_OUT_POLL_MS });
     const signIns = createSignInRecorder({ db: registry.db, historyDays: config.signInHistoryDays, logger });
     // Sign-in with upstream OpenID providers (docs/design/sign-in-methods.md §6).
     const upstream = createUpstreamRoutes({
@@ -264,6 +268,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     server.requestTimeout = 30_000;
     cache.start();
     host.start();
+    cliSignOuts.start();
     // Expired grants and refresh tokens are never read again: sweep them hourly (any node may; it is idempotent).
     const sweeper = setInterval(() => {
       purgeExpiredDurableRows(registry.db).then(
@@ -291,6 +296,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
         draining = true;
         cache.stop();
         host.stop();
+        cliSignOuts.stop();
         clearInterval(sweeper);
         // Stop accepting connections, but do not drop the open ones yet (http.Server#close would
         // drop idle keep-alive connections at once, racing clients that are sending on them):

@@ -1,5 +1,8 @@
+import type { Kysely } from 'kysely';
 import type { Provider } from 'oidc-provider';
+import { tailAudit, type AuditRecord } from '../audit/audit-log.js';
 import type { Logger } from '../observability/logger.js';
+import type { Database } from '../registry/tables.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { takeAccountSessions, type AccountBrowserSession } from './adapters/session-index.js';
 import { deliveryStatus, queueBackchannelLogout, type LogoutDelivery } from './upstream.js';
@@ -215,5 +218,87 @@ export function createSessionSignOut(deps: { store: EphemeralStore; provider: ()
       }
     }
     return ended.length;
+  };
+}
+
+/** Audit rows per poll of watchCliSignOuts. */
+const AUDIT_PAGE = 500;
+
+/**
+ * The person whose sessions an audited change made with the CLI ended, if it did: the CLI
+ * (`users disable`, `users delete`, `users set-password` without --keep-sessions) writes to the
+ * registry and reaches no running node, so its changes are found in the audit log, where the users
+ * service records each of them in the change's own transaction. Changes made in a node (the admin API,
+ * the account page, a password reset) are told to the apps by that node directly.
+ */
+export function cliSignOutOf(record: Pick<AuditRecord, 'actor' | 'action' | 'target' | 'details'>): string | undefined {
+  if (!record.actor.startsWith('cli:')) return undefined;
+  const accountId = /^user:(.+)$/.exec(record.target ?? '')?.[1];
+  if (!accountId) return undefined;
+  if (record.action === 'user.disable' || record.action === 'user.delete') return accountId;
+  if ((record.action === 'user.password_set' || record.action === 'user.update') && record.details.sessions_ended === true) return accountId;
+  return undefined;
+}
+
+/**
+ * Follows the audit log for sign-outs made with the CLI (cliSignOutOf) and ends those sessions
+ * through `signOut`, which tells their apps. It starts at the end of the log (changes made while no
+ * node ran are not told). Every node follows it: the first to get to a change ends the sessions
+ * (taking them from the store), and the others find none left to tell.
+ *
+ * @example
+ * const watcher = watchCliSignOuts({ db, signOut, logger, pollMs: 1000 });
+ * watcher.start(); // … watcher.stop();
+ */
+export function watchCliSignOuts(deps: { db: Kysely<Database>; signOut: SessionSignOut; logger: Logger; pollMs: number }): { start(): void; stop(): void } {
+  const log = deps.logger.child({ component: 'backchannel-logout' });
+  let last: number | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let polling = false;
+  let failing = false;
+
+  async function poll(): Promise<void> {
+    if (polling) return;
+    polling = true;
+    try {
+      if (last === undefined) {
+        last = (await tailAudit(deps.db, { limit: 1 })).at(-1)?.seq ?? 0;
+        return;
+      }
+      for (;;) {
+        const records = await tailAudit(deps.db, { afterSeq: last, limit: AUDIT_PAGE });
+        for (const record of records) {
+          last = record.seq;
+          const accountId = cliSignOutOf(record);
+          if (!accountId) continue;
+          // Only sessions from before the change (as the registry's cutoff has it): one signed in since stays.
+          const before = record.at.getTime();
+          await deps.signOut(accountId, (session) => (session.loginTs ?? 0) * 1000 < before).then(
+            (ended) => log.info({ accountId, sessionsEnded: ended, auditSeq: record.seq }, 'sessions ended with the CLI: their apps are told'),
+            (error: unknown) => log.warn({ accountId, err: { message: (error as Error)?.message } }, 'sessions ended with the CLI could not be taken from the store; their apps are not told'),
+          );
+        }
+        if (records.length < AUDIT_PAGE) break;
+      }
+      failing = false;
+    } catch (error) {
+      if (!failing) log.warn({ err: { message: (error as Error)?.message } }, 'could not read the audit log for sign-outs made with the CLI; will try again');
+      failing = true;
+    } finally {
+      polling = false;
+    }
+  }
+
+  return {
+    start() {
+      if (timer) return;
+      void poll();
+      timer = setInterval(() => void poll(), deps.pollMs);
+      timer.unref();
+    },
+    stop() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+    },
   };
 }

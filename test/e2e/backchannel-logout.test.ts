@@ -362,6 +362,21 @@ describe('back-channel logout', () => {
     }
   });
 
+  it('the CLI disabling or deleting a person (its own registry connection, no node hears of it: found in the audit log): each app of their sessions is told', async () => {
+    for (const command of ['disable', 'delete'] as const) {
+      const person = await newPerson();
+      const agent = browser();
+      const id = await connect(agent, person, withSid);
+      const count = receiver.of('with-sid').length;
+      await t.cli('users', command, person.id);
+      const [told] = (await receiver.waitFor('with-sid', count + 1)).slice(count);
+      const claims = await verifiedLogoutToken(told!, withSid);
+      expect(claims.sub, command).toBe(person.id);
+      expect(claims.sid, command).toBe(id.sid);
+      expect(await t.server.host.provider.Session.find(agent.cookies.get('_session')!)).toBeUndefined();
+    }
+  });
+
   it('keep_sessions: an admin change that keeps the sessions tells no app', async () => {
     const person = await newPerson();
     const agent = browser();

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { createBackchannelLogoutQueue, type BackchannelOutcome, type BackchannelQueueDeps } from '../../../src/oidc/backchannel-logout.js';
+import { cliSignOutOf, createBackchannelLogoutQueue, type BackchannelOutcome, type BackchannelQueueDeps } from '../../../src/oidc/backchannel-logout.js';
 import type { LogoutDelivery } from '../../../src/oidc/upstream.js';
 
 /*
@@ -121,5 +121,23 @@ describe('the back-channel logout queue', () => {
     expect(waiting.signals).toHaveLength(2);
     expect(hanging.signals[0]!.aborted).toBe(true);
     expect(outcomes.slice(1).sort()).toEqual(['delivered', 'failed']);
+  });
+});
+
+describe('sign-outs made with the CLI, as the audit log records them (cliSignOutOf)', () => {
+  const row = (actor: string, action: string, details: Record<string, unknown> = {}, target: string | null = 'user:u-1') => ({ actor, action, target, details });
+  it('names the person of a CLI disable, delete, and password change that ended the sessions', () => {
+    expect(cliSignOutOf(row('cli:ops', 'user.disable'))).toBe('u-1');
+    expect(cliSignOutOf(row('cli:ops', 'user.delete'))).toBe('u-1');
+    expect(cliSignOutOf(row('cli:ops', 'user.password_set', { sessions_ended: true }))).toBe('u-1');
+    expect(cliSignOutOf(row('cli:ops', 'user.update', { sessions_ended: true }))).toBe('u-1');
+  });
+  it('names nobody for a change that kept the sessions, another action, another target, or a change a node made (and told) itself', () => {
+    expect(cliSignOutOf(row('cli:ops', 'user.password_set', { sessions_ended: false }))).toBeUndefined();
+    expect(cliSignOutOf(row('cli:ops', 'user.enable'))).toBeUndefined();
+    expect(cliSignOutOf(row('cli:ops', 'client.delete', {}, 'client:c-1'))).toBeUndefined();
+    expect(cliSignOutOf(row('cli:ops', 'user.disable', {}, null))).toBeUndefined();
+    expect(cliSignOutOf(row('admin:admin-client', 'user.disable'))).toBeUndefined();
+    expect(cliSignOutOf(row('person:u-1', 'user.password_reset', { sessions_ended: true }))).toBeUndefined();
   });
 });
