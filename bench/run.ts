@@ -34,7 +34,8 @@ const SIGN_REF = path.join(REPO, 'dist/bench/sign-ref.js');
 // totp and passkey after authorization_code: totp's person pool is sized from that rate, and both ratios are against it.
 // reset (password reset through the mail) too: its ratio is against authorization_code.
 // api_key_exchange: a personal API key for an access token (RFC 8693), measured beside client credentials.
-const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code', 'totp', 'passkey', 'reset', 'api_key_exchange'] as const;
+// token_exchange: a person's access token exchanged by a service acting for them (RFC 8693), beside client credentials too.
+const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code', 'totp', 'passkey', 'reset', 'api_key_exchange', 'token_exchange'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const { values: args } = parseArgs({
@@ -76,6 +77,8 @@ const PEOPLE = 8;
 const FALLBACK_SIGN_IN_RATE = 50;
 const PASSWORD = 'bench passphrase: a quiet lighthouse 7';
 const API = 'https://api.bench.test';
+/** The API a token_exchange client gets tokens for, acting on a person's tokens for API. */
+const EXCHANGE_API = 'https://orders.bench.test';
 const REDIRECT_URI = 'https://app.bench.test/callback';
 const cpuCount = os.cpus().length;
 const pinned = CAN_PIN && cpuCount >= 2;
@@ -389,6 +392,8 @@ async function main(): Promise<number> {
   const people = Array.from({ length: PEOPLE }, (_, i) => ({ email: `bench-${i}@example.test`, password: PASSWORD }));
   await Promise.all(people.map((person) => cli(['users', 'create', '--email', person.email, '--password-stdin'], person.password)));
   const codeClient: CodeClient = { clientId: web.client_id, clientSecret: web.client_secret, redirectUri: REDIRECT_URI, scope: 'openid read' };
+  // token_exchange's client, made when that scenario is first prepared (benchTokenExchange).
+  let exchanger: { client_id: string; client_secret: string } | undefined;
 
   const report: BenchReport = {
     quick,
@@ -415,7 +420,7 @@ async function main(): Promise<number> {
     scenarios: {},
     references: { jose_rs256_sign_per_s: null, node_crypto_rs256_sign_per_s: null, openssl_rsa2048_sign_per_s: null, upstream_client_credentials_rps: null, notes: [] },
     paired: {},
-    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null, passkey_vs_authorization_code: null, reset_vs_authorization_code: null, api_key_vs_cc: null },
+    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null, passkey_vs_authorization_code: null, reset_vs_authorization_code: null, api_key_vs_cc: null, token_exchange_vs_cc: null },
     targets: [],
     notes,
     duration_s: 0,
@@ -435,7 +440,7 @@ async function main(): Promise<number> {
   // The private_key_jwt pool is sized from the client_credentials rate.
   let ccRpsEstimate = 3000;
   // Counting SQL costs a second and a bit per scenario: --quick counts only where there is some.
-  const countQueries = (name: string) => !quick || ['refresh_token', 'introspection', 'authorization_code', 'totp', 'passkey', 'reset', 'api_key_exchange'].includes(name);
+  const countQueries = (name: string) => !quick || ['refresh_token', 'introspection', 'authorization_code', 'totp', 'passkey', 'reset', 'api_key_exchange', 'token_exchange'].includes(name);
   const scenario = async (name: string, target: Target, spec: LoadSpec, request: string, loadCpus = LOAD_CPU, serverCpus = SERVER_CPU) => {
     log(`${name}: ${spec.seconds} s, ${spec.connections} connections`);
     const result = await attempt(name, () => measure(target, spec, { loadCpus, serverCpus, request, dir, backing, ...(countQueries(name) ? { dbTransactions: () => database.transactions() } : {}) }));
@@ -662,6 +667,20 @@ async function main(): Promise<number> {
             'POST /token grant_type=token-exchange (RFC 8693), subject_token a personal API key (gk_…, found by its SHA-256 digest: one indexed read joining the person and the API), resource and scope=read, no client authentication; RS256 JWT whose sub is the person',
         };
       }
+      case 'token_exchange': {
+        const { auth, subjectToken } = await benchTokenExchange(base);
+        const body = new URLSearchParams({
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: subjectToken,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+          resource: EXCHANGE_API,
+          scope: 'read',
+        }).toString();
+        return {
+          spec: { ...common, kind: 'static', request: { method: 'POST', path: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth }, body } },
+          request: `POST /token grant_type=token-exchange (RFC 8693), client_secret_basic, subject_token a person's RS256 access token for ${API} (from a sign-in; verified against the JWKS, its person read from the registry), resource ${EXCHANGE_API} and scope=read; RS256 JWT whose sub is the person and act the client`,
+        };
+      }
       case 'totp': {
         const measured = report.scenarios.authorization_code;
         const rate = isResult(measured) && measured.rps > 0 ? measured.rps : FALLBACK_SIGN_IN_RATE;
@@ -718,6 +737,22 @@ async function main(): Promise<number> {
     const { api_key: apiKey } = (await made.json()) as { api_key?: string };
     if (made.status !== 201 || !apiKey) throw new Error(`admin API: creating an API key answered ${made.status}`);
     return apiKey;
+  }
+
+  /**
+   * For token_exchange: a second API, a client that may act on tokens for API and holds a grant at
+   * the second one, and a person's access token for API from a sign-in at the first-party client.
+   */
+  async function benchTokenExchange(base: string): Promise<{ auth: string; subjectToken: string }> {
+    exchanger ??= await (async () => {
+      await cli(['resources', 'create', '--identifier', EXCHANGE_API, '--scope', 'read write']);
+      return cli<{ client_id: string; client_secret: string }>([
+        'clients', 'create', '--name', 'bench-exchange', '--grant-type', 'urn:ietf:params:oauth:grant-type:token-exchange', '--may-act', API, '--resource', EXCHANGE_API, '--scope', 'read',
+      ]);
+    })();
+    const { tokens } = await codeFlow(new Agent(base), codeClient, passwordSignIn(people[0]!));
+    if (!tokens.access_token) throw new Error('the sign-in gave no access token');
+    return { auth: basicAuth(exchanger.client_id, exchanger.client_secret), subjectToken: tokens.access_token };
   }
 
   /** An access token of a new `--admin` client (scope admin), for the admin API. */
@@ -831,6 +866,24 @@ async function main(): Promise<number> {
       report.paired.api_key_vs_cc = pairedRatio(vsCc, roundSeconds);
     });
   }
+  // Token exchanges between services against client credentials, the same way: an exchange adds a
+  // JWT verification and a registry read of the person to "authenticate the client, sign".
+  if (selected('token_exchange') && isResult(report.scenarios.token_exchange)) {
+    await attempt('paired rounds (token_exchange, client_credentials)', async () => {
+      const { spec, request } = await specFor('token_exchange', gatehouse.base);
+      const vsCc: number[] = [];
+      for (let round = 0; round < rounds; round += 1) {
+        const [exchanges, cc] = await inTurn(
+          round,
+          () => measure(target, { ...spec, seconds: roundSeconds, warmupSeconds: 1 }, { loadCpus: LOAD_CPU, serverCpus: SERVER_CPU, request, dir, backing }),
+          () => measure(target, { ...ccRequest(gatehouse.base), seconds: roundSeconds, warmupSeconds: 1 }, { loadCpus: LOAD_CPU, serverCpus: SERVER_CPU, request: ccDescription, dir, backing }),
+        );
+        if (exchanges.errors === 0 && cc.rps > 0) vsCc.push(exchanges.rps / cc.rps);
+        log(`paired round ${round + 1}/${rounds}: token exchange ${exchanges.rps.toFixed(0)}/s, client credentials ${cc.rps.toFixed(0)}/s`);
+      }
+      report.paired.token_exchange_vs_cc = pairedRatio(vsCc, roundSeconds);
+    });
+  }
   await stopChild(gatehouse.child, 15_000);
 
   // The same client_credentials load with a log line per request (to /dev/null: a log pipe costs more).
@@ -900,6 +953,7 @@ async function main(): Promise<number> {
     passkey_vs_authorization_code: rpsOf('passkey') !== null && rpsOf('authorization_code') ? rpsOf('passkey')! / rpsOf('authorization_code')! : null,
     reset_vs_authorization_code: rpsOf('reset') !== null && rpsOf('authorization_code') ? rpsOf('reset')! / rpsOf('authorization_code')! : null,
     api_key_vs_cc: report.paired.api_key_vs_cc?.median ?? (rpsOf('api_key_exchange') !== null && ccRps ? rpsOf('api_key_exchange')! / ccRps : null),
+    token_exchange_vs_cc: report.paired.token_exchange_vs_cc?.median ?? (rpsOf('token_exchange') !== null && ccRps ? rpsOf('token_exchange')! / ccRps : null),
   };
   notes.push(
     "PostgreSQL and Redis run on this machine: while a scenario is measured, the server's PostgreSQL backends and Redis are moved to the load generator's CPU (CPU 1), so that their work for a request is not charged to the server's CPU, as it would not be with them on machines of their own; PostgreSQL's background processes stay unpinned.",

@@ -170,12 +170,13 @@ export function apiKeyExchange(deps: ApiKeyExchangeDeps): SubjectTokenHandler {
 
 /**
  * Token exchange on this provider, with personal API keys: the grant, its handlers, and the built-in
- * client an API-key request without client authentication is served as.
+ * client an API-key request without client authentication is served as. `others` adds the handlers
+ * of further subject_token_types (access tokens between services: access-token-exchange.ts).
  *
  * @example
- * enableTokenExchange(provider, { findKey, touch, failures, signingAlg });
+ * enableTokenExchange(provider, { findKey, touch, failures, signingAlg }, [[ACCESS_TOKEN_TOKEN_TYPE, accessTokenExchange(deps)]]);
  */
-export function enableTokenExchange(provider: Provider, apiKeys: ApiKeyExchangeDeps): void {
-  registerTokenExchange(provider, new Map([[API_KEY_TOKEN_TYPE, apiKeyExchange(apiKeys)]]));
+export function enableTokenExchange(provider: Provider, apiKeys: ApiKeyExchangeDeps, others: ReadonlyArray<readonly [string, SubjectTokenHandler]> = []): void {
+  registerTokenExchange(provider, new Map([[API_KEY_TOKEN_TYPE, apiKeyExchange(apiKeys)], ...others]));
   supplyClientId(provider, API_KEY_CLIENT_ID, (body) => body.grant_type === TOKEN_EXCHANGE_GRANT_TYPE && body.subject_token_type === API_KEY_TOKEN_TYPE);
 }

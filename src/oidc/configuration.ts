@@ -9,6 +9,7 @@ import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Database } from '../registry/tables.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { createAdapterFactory } from './adapters/index.js';
+import { exchangedTokenClaims } from './access-token-exchange.js';
 import type { ExchangeFailureLimiter } from './api-key-exchange.js';
 import { findLatestGrantId } from './adapters/durable-adapter.js';
 import { takeReadAheadAccount } from './adapters/rotation-scope.js';
@@ -200,6 +201,8 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
         claims: () => accountClaims(account),
       };
     },
+    // `act` in the access tokens of a token exchange between services (access-token-exchange.ts); no other token has extra claims.
+    extraTokenClaims: exchangedTokenClaims,
     // Refresh tokens are not tied to the browser session: a Redis flush signs people out of
     // Gatehouse but every app keeps working.
     expiresWithSession: () => false,

@@ -1,12 +1,14 @@
 import type { Context } from 'koa';
 import { Provider, type AsymmetricSigningAlgorithm } from 'oidc-provider';
 import type { AuditSink } from '../audit/audit-log.js';
+import { ACCESS_TOKEN_TOKEN_TYPE } from '../config/protocol.js';
 import { auditRefreshTokenReuse } from '../audit/security-events.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { prepareFindApiKeyForExchange, touchApiKey } from '../registry/api-key.repository.js';
 import { createSecretVerifier } from '../services/client-secrets.js';
 import { withAccountClient } from './account-client.js';
+import { accessTokenExchange } from './access-token-exchange.js';
 import { enableTokenExchange } from './api-key-exchange.js';
 import { buildConfiguration, type ProviderDeps } from './configuration.js';
 import { registrationAnswers } from './registration.js';
@@ -78,13 +80,19 @@ export function createProvider(
   // (oidc/backchannel-logout.ts); a receiver on this machine is reached only outside production.
   deferBackchannelLogout(provider, deps.backchannelLogout.enqueue, { allowLoopback: !deps.config.production });
 
-  // Personal API keys exchanged for access tokens (RFC 8693), without client authentication.
-  enableTokenExchange(provider, {
-    findKey: prepareFindApiKeyForExchange(deps.db),
-    touch: (id, at, notBefore) => touchApiKey(deps.db, id, at, notBefore),
-    failures: deps.apiKeyFailures,
-    signingAlg: (deps.jwks[0]?.alg ?? 'RS256') as AsymmetricSigningAlgorithm,
-  });
+  // Personal API keys exchanged for access tokens (RFC 8693), without client authentication; and a
+  // person's access token exchanged by a service acting for them (access-token-exchange.ts).
+  const signingAlg = (deps.jwks[0]?.alg ?? 'RS256') as AsymmetricSigningAlgorithm;
+  enableTokenExchange(
+    provider,
+    {
+      findKey: prepareFindApiKeyForExchange(deps.db),
+      touch: (id, at, notBefore) => touchApiKey(deps.db, id, at, notBefore),
+      failures: deps.apiKeyFailures,
+      signingAlg,
+    },
+    [[ACCESS_TOKEN_TOKEN_TYPE, accessTokenExchange({ issuer: deps.config.issuer, jwks: deps.jwks, cache: deps.cache, accounts: deps.accounts, signingAlg })]],
+  );
 
   // The stored "secret" is a digest; compare what the client presented against it, in constant time.
   compareClientSecretsWith(provider, createSecretVerifier(deps.digestKey));
