@@ -269,6 +269,9 @@ describe('back-channel logout', () => {
     expect(receiver.of('untouched')).toHaveLength(counts.untouched);
     expect(receiver.received.filter((entry) => decodeJwt(entry.logoutToken).aud === untouched.clientId)).toEqual([]);
     expect(receiver.received.filter((entry) => decodeJwt(entry.logoutToken).aud === silent.clientId)).toEqual([]);
+    // Nothing was even queued for the app without a URI: no attempt of it is logged.
+    expect(t.logs.entries().filter((entry) => entry.component === 'backchannel-logout' && (entry.clientId === silent.clientId || entry.clientId === untouched.clientId))).toEqual([]);
+    expect(t.logs.entries().filter((entry) => entry.component === 'backchannel-logout' && entry.clientId === withSid.clientId).map((entry) => entry.outcome)).toContain('delivered');
     expect(delta(before, await outcomes()).delivered).toBeGreaterThanOrEqual(2);
     // The session is over at Gatehouse too.
     expect(await t.server.host.provider.Session.find(agent.cookies.get('_session') ?? 'none')).toBeUndefined();
