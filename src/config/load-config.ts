@@ -65,6 +65,12 @@ export interface Config {
   readonly signupMaxPerIp: number;
   /** What pages and mail show of the deployment: BRAND_NAME, BRAND_LOGO_URL (+ BRAND_LOGO_ALT), BRAND_COLOR, SUPPORT_URL. */
   readonly brand: Brand;
+  /**
+   * Back-channel logout deliveries (docs/backchannel-logout.md): how long one attempt waits for the
+   * app (BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS, 5) and how many attempts a logout token gets
+   * (BACKCHANNEL_LOGOUT_ATTEMPTS, 5).
+   */
+  readonly backchannelLogout: { readonly timeoutSeconds: number; readonly attempts: number };
 }
 
 /** The deployment's own look (see ui/brand.ts for the palettes derived from `color`). */
@@ -187,6 +193,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       color: expandHexColour(e.BRAND_COLOR),
       supportUrl: e.SUPPORT_URL,
     }),
+    backchannelLogout: Object.freeze({ timeoutSeconds: e.BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS, attempts: e.BACKCHANNEL_LOGOUT_ATTEMPTS }),
   });
 }
 
