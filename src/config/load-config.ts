@@ -63,6 +63,11 @@ export interface Config {
   readonly signupMaxPerIp: number;
   /** What pages and mail show of the deployment: BRAND_NAME, BRAND_LOGO_URL (+ BRAND_LOGO_ALT), BRAND_COLOR, SUPPORT_URL. */
   readonly brand: Brand;
+  /**
+   * DPOP_REQUIRE_NONCE: every DPoP proof (token endpoint, userinfo, PAR) must carry a nonce this
+   * server issued (RFC 9449 §8); a proof without one is answered use_dpop_nonce with a DPoP-Nonce.
+   */
+  readonly dpopRequireNonce: boolean;
 }
 
 /** The deployment's own look (see ui/brand.ts for the palettes derived from `color`). */
@@ -184,6 +189,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       color: expandHexColour(e.BRAND_COLOR),
       supportUrl: e.SUPPORT_URL,
     }),
+    dpopRequireNonce: e.DPOP_REQUIRE_NONCE,
   });
 }
 

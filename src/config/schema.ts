@@ -117,6 +117,8 @@ export const envSchema = z.object({
     .transform((value) => [...new Set(value.split(',').map((id) => id.trim()).filter(Boolean))])
     .refine((ids) => ids.length <= MAX_METRICS_CLIENT_IDS, `must list at most ${MAX_METRICS_CLIENT_IDS} client ids (each is a label value of its own)`)
     .optional(),
+  // DPoP (RFC 9449): every proof must carry a server nonce (DPoP-Nonce), see docs/dpop.md.
+  DPOP_REQUIRE_NONCE: booleanFlag.default(false),
 });
 
 export type Env = z.infer<typeof envSchema>;

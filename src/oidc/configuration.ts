@@ -17,6 +17,7 @@ import { clientNameOf, errorPageData, pageLocaleOf } from './error-page.js';
 import { pageCsp, type Pages } from './pages.js';
 import { createTranslator } from '../ui/i18n.js';
 import { registrationFeatures } from './registration.js';
+import { dpopFeature } from './dpop.js';
 import { createResourceIndicators } from './resource-indicators.js';
 import { AUTHENTICATION_CLAIMS, EXTERNAL_SIGNING, providerSigningKey, rethrowUnreachable } from './upstream.js';
 
@@ -171,6 +172,8 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
         },
       },
       resourceIndicators: createResourceIndicators({ cache, issuer: config.issuer, signingAlg: () => signingAlg }),
+      // DPoP (RFC 9449): nonces shared by every node, DPOP_REQUIRE_NONCE, replay refused (oidc/dpop.ts).
+      dPoP: dpopFeature({ digestKey, requireNonce: config.dpopRequireNonce }),
       ...registrationFeatures(config.registrationEnabled),
     },
     interactions: {
