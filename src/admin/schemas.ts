@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PROBLEM_CODES, problemType, TITLES, type ProblemStatus } from './problem.js';
 import { clientCreateSchema, clientUpdateSchema, grantBodySchema } from '../services/clients.service.js';
+import { CLIENT_PROFILES } from '../registry/tables.js';
 import { initialAccessTokenCreateSchema } from '../services/registration.service.js';
 import { resourceCreateSchema, resourceUpdateSchema } from '../services/resources.service.js';
 import { providerCreateSchema, providerUpdateSchema } from '../services/upstream-providers.service.js';
@@ -28,6 +29,13 @@ export const clientOut = z.strictObject({
   logo_uri: z.string().nullable(),
   first_party: z.boolean(),
   require_mfa: z.boolean(),
+  backchannel_logout_uri: z.string().nullable(),
+  backchannel_logout_session_required: z.boolean(),
+  dpop_bound_access_tokens: z.boolean(),
+  require_pushed_authorization_requests: z.boolean(),
+  require_signed_request_object: z.boolean(),
+  profile: z.enum(CLIENT_PROFILES).nullable(),
+  may_act: z.array(z.string()),
   admin: z.boolean(),
   client_id_issued_at: z.number().int(),
   created_at: timestamp,

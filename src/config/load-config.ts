@@ -41,6 +41,8 @@ export interface Config {
   readonly upstreamMaxStartsPerIp: number;
   /** Dynamic client registration (RFC 7591/7592) with initial access tokens from the CLI. */
   readonly registrationEnabled: boolean;
+  /** REQUIRE_PAR: every client's authorization requests only through the pushed authorization request endpoint (RFC 9126). */
+  readonly requirePar: boolean;
   /** The longest an initial access token may live (`registration token create --expires-in`); 30 days unless said. */
   readonly registrationTokenMaxTtlSeconds: number;
   /** Serve GET /metrics on this port (all interfaces) instead of the main one; undefined: on the main port (never in production). */
@@ -173,6 +175,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     upstreamTimeoutSeconds: e.UPSTREAM_TIMEOUT_SECONDS,
     upstreamMaxStartsPerIp: e.UPSTREAM_MAX_STARTS_PER_IP,
     registrationEnabled: e.REGISTRATION_ENABLED,
+    requirePar: e.REQUIRE_PAR,
     registrationTokenMaxTtlSeconds: e.REGISTRATION_TOKEN_MAX_TTL_SECONDS,
     mail: Object.freeze({
       smtpUrl: e.SMTP_URL,

@@ -3,14 +3,17 @@
  * lowest layer, so that each of them can import them.
  */
 
+/** RFC 8628 device authorization grant: command-line tools and TVs (docs/device-flow.md). */
+export const DEVICE_CODE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:device_code';
+/** RFC 8693 token exchange: personal API keys (docs/api-keys.md) and services acting for a person (docs/token-exchange.md). */
+export const TOKEN_EXCHANGE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+
 /** The OAuth grant types Gatehouse serves: what a client may register, and the label values metrics and logs keep. */
-export const GRANT_TYPES = ['authorization_code', 'client_credentials', 'refresh_token'] as const;
+export const GRANT_TYPES = ['authorization_code', 'client_credentials', 'refresh_token', DEVICE_CODE_GRANT_TYPE, TOKEN_EXCHANGE_GRANT_TYPE] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
 const GRANT_TYPE_SET: ReadonlySet<string> = new Set(GRANT_TYPES);
 
-/** RFC 8693 token exchange: personal API keys are exchanged with it (docs/api-keys.md); no client registers for it. */
-export const TOKEN_EXCHANGE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 /** The subject_token_type of a personal API key (CONTRACT, "Personal API keys"). */
 export const API_KEY_TOKEN_TYPE = 'urn:gatehouse:params:oauth:token-type:api-key';
 /** RFC 8693 §3: an OAuth 2.0 access token, the issued_token_type of every exchange. */

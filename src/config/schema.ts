@@ -88,6 +88,7 @@ export const envSchema = z.object({
   UPSTREAM_TIMEOUT_SECONDS: integerIn(1, 60).default(5),
   UPSTREAM_MAX_STARTS_PER_IP: integerIn(1, 1_000_000).default(300),
   REGISTRATION_ENABLED: booleanFlag.default(false),
+  REQUIRE_PAR: booleanFlag.default(false),
   REGISTRATION_TOKEN_MAX_TTL_SECONDS: integerIn(60, 365 * 86_400).default(30 * 86_400),
   SMTP_URL: smtpUrl.optional(),
   MAIL_FROM: displayText(320).optional(),

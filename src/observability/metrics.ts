@@ -1,9 +1,9 @@
 import http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { isGrantType, TOKEN_EXCHANGE_GRANT_TYPE } from '../config/protocol.js';
+import { isGrantType } from '../config/protocol.js';
 
 /** The grant_type label of the token counters: a grant Gatehouse serves, else `other`. */
-const grantLabel = (grantType: string) => (isGrantType(grantType) || grantType === TOKEN_EXCHANGE_GRANT_TYPE ? grantType : 'other');
+const grantLabel = (grantType: string) => (isGrantType(grantType) ? grantType : 'other');
 
 /** Where a dependency's time went: the registry database or the ephemeral store. */
 export type DependencyName = 'database' | 'store';

@@ -175,6 +175,11 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
       // DPoP (RFC 9449): nonces shared by every node, DPOP_REQUIRE_NONCE, replay refused (oidc/dpop.ts).
       dPoP: dpopFeature({ digestKey, requireNonce: config.dpopRequireNonce }),
       ...registrationFeatures(config.registrationEnabled),
+      // The newer protocols (issue 18; docs/device-flow.md, backchannel-logout.md, dpop.md, par-jar-fapi2.md).
+      deviceFlow: { enabled: true },
+      backchannelLogout: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: config.requirePar, allowUnregisteredRedirectUris: false },
+      requestObjects: { enabled: true, requireSignedRequestObject: false },
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,

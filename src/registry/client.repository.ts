@@ -2,7 +2,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { containsPattern } from './like.js';
 import { hasNul } from './text.js';
 import { ADMIN_RESOURCE_ID, ADMIN_SCOPE } from './resource-server.repository.js';
-import type { ClientRow, ClientRowUpdate, Database, NewClientRow, StoredJwks } from './tables.js';
+import type { ClientProfile, ClientRow, ClientRowUpdate, Database, NewClientRow, StoredJwks } from './tables.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -33,6 +33,20 @@ export interface ClientRecord {
   firstParty: boolean;
   /** Sign-ins for it need a second factor (acr urn:gatehouse:acr:mfa). */
   requireMfa: boolean;
+  /** Where logout tokens are posted when a person's session with this client ends (none: not notified). */
+  backchannelLogoutUri: string | null;
+  /** Logout tokens carry the session's `sid`. */
+  backchannelLogoutSessionRequired: boolean;
+  /** Its access tokens are DPoP-bound (RFC 9449): a token request without a proof is refused. */
+  dpopBoundAccessTokens: boolean;
+  /** Authorization requests only as pushed authorization requests (RFC 9126). */
+  requirePushedAuthorizationRequests: boolean;
+  /** Request objects must be signed with one of its registered keys (RFC 9101). */
+  requireSignedRequestObject: boolean;
+  /** The security profile it is held to ('fapi2'), or none. */
+  profile: ClientProfile | null;
+  /** The APIs (identifiers) whose access tokens it may exchange as subject tokens (RFC 8693). */
+  mayAct: readonly string[];
   /** Holds the admin API's grant with scope `admin`. */
   admin: boolean;
   version: number;
@@ -57,6 +71,13 @@ export function toClientRecord(row: ClientRow, grants: readonly ClientGrant[]): 
     logoUri: row.logo_uri,
     firstParty: row.first_party,
     requireMfa: row.require_mfa,
+    backchannelLogoutUri: row.backchannel_logout_uri,
+    backchannelLogoutSessionRequired: row.backchannel_logout_session_required,
+    dpopBoundAccessTokens: row.dpop_bound_access_tokens,
+    requirePushedAuthorizationRequests: row.require_pushed_authorization_requests,
+    requireSignedRequestObject: row.require_signed_request_object,
+    profile: row.profile,
+    mayAct: Object.freeze([...row.may_act]),
     admin: grants.some((grant) => grant.resourceId === ADMIN_RESOURCE_ID && grant.scopes.includes(ADMIN_SCOPE)),
     version: row.version,
     secretRotatedAt: row.secret_rotated_at,

@@ -17,6 +17,10 @@ export interface ResourceServerTable {
   updated_at: Timestamp;
 }
 
+/** The security profiles a client may be held to. */
+export const CLIENT_PROFILES = ['fapi2'] as const;
+export type ClientProfile = (typeof CLIENT_PROFILES)[number];
+
 export interface ClientTable {
   client_id: string;
   client_name: string;
@@ -32,6 +36,19 @@ export interface ClientTable {
   first_party: boolean;
   /** Sign-ins for this client need a second factor (an administrator's setting; default false). */
   require_mfa: Generated<boolean>;
+  /** OpenID Connect Back-Channel Logout 1.0: where logout tokens are posted (none: not notified). */
+  backchannel_logout_uri: ColumnType<string | null, string | null | undefined, string | null>;
+  backchannel_logout_session_required: Generated<boolean>;
+  /** RFC 9449: every access token of this client is DPoP-bound (a request without a proof is refused). */
+  dpop_bound_access_tokens: Generated<boolean>;
+  /** RFC 9126: authorization requests only through the pushed authorization request endpoint. */
+  require_pushed_authorization_requests: Generated<boolean>;
+  /** RFC 9101: a request object must be signed with one of the client's registered keys. */
+  require_signed_request_object: Generated<boolean>;
+  /** A security profile the client is held to ('fapi2': FAPI 2.0 Security Profile), or none. */
+  profile: ColumnType<ClientProfile | null, ClientProfile | null | undefined, ClientProfile | null>;
+  /** RFC 8693: the APIs (identifiers) whose access tokens this client may exchange as subject tokens. */
+  may_act: ColumnType<string[], string[] | undefined, string[]>;
   version: Generated<number>;
   secret_rotated_at: Timestamp | null;
   created_at: Timestamp;

@@ -39,6 +39,17 @@ export function refuseBuiltInClient(clientId: string): void {
  * What stands where a client's secret digest would: not a digest (services/client-secrets.ts), so no
  * presented secret ever matches it.
  */
+/** Neither built-in client takes part in back-channel logout, DPoP, PAR, JAR, a profile or token exchange between services. */
+const NO_NEWER_PROTOCOLS = {
+  backchannelLogoutUri: null,
+  backchannelLogoutSessionRequired: false,
+  dpopBoundAccessTokens: false,
+  requirePushedAuthorizationRequests: false,
+  requireSignedRequestObject: false,
+  profile: null,
+  mayAct: Object.freeze([]),
+} as const satisfies Partial<ClientRecord>;
+
 const NO_SECRET = 'none: the account page never redeems its codes';
 
 /**
@@ -66,6 +77,7 @@ export function accountClientRecord(issuer: string): ClientRecord {
     logoUri: null,
     firstParty: true,
     requireMfa: false,
+    ...NO_NEWER_PROTOCOLS,
     admin: false,
     version: 0,
     secretRotatedAt: null,
@@ -96,6 +108,7 @@ export function apiKeyClientRecord(): ClientRecord {
     logoUri: null,
     firstParty: false,
     requireMfa: false,
+    ...NO_NEWER_PROTOCOLS,
     admin: false,
     version: 0,
     secretRotatedAt: null,

@@ -23,14 +23,14 @@ import {
   findResourceServer,
   type ResourceServer,
 } from '../registry/resource-server.repository.js';
-import type { Database, StoredJwks } from '../registry/tables.js';
-import { GRANT_TYPES } from '../config/protocol.js';
+import { CLIENT_PROFILES, type ClientProfile, type Database, type StoredJwks } from '../registry/tables.js';
+import { DEVICE_CODE_GRANT_TYPE, GRANT_TYPES, TOKEN_EXCHANGE_GRANT_TYPE } from '../config/protocol.js';
 import { PRIVATE_JWK_MEMBERS } from '../keys/jwk.js';
 import { recordChange, type AuditActor, type AuditWriter } from './changes.js';
 import { refuseBuiltInClient } from './built-in-clients.js';
 import { digestClientSecret, generateClientSecret } from './client-secrets.js';
 import { NotFoundError, PreconditionFailedError, ValidationError, type FieldError } from './errors.js';
-import { OIDC_SCOPES, parseInput, redirectUri, scopeString } from './validation.js';
+import { OIDC_SCOPES, parseInput, redirectUri, resourceIdentifier, scopeString } from './validation.js';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
@@ -57,7 +57,7 @@ const clientFields = z.strictObject({
   client_name: z.string().trim().min(1, 'must not be empty').max(200),
   redirect_uris: z.array(redirectUri).max(32),
   post_logout_redirect_uris: z.array(redirectUri).max(32),
-  grant_types: z.array(z.enum(GRANT_TYPES, { error: `must be one of ${GRANT_TYPES.join(', ')}` })).min(1).max(3),
+  grant_types: z.array(z.enum(GRANT_TYPES, { error: `must be one of ${GRANT_TYPES.join(', ')}` })).min(1).max(GRANT_TYPES.length),
   token_endpoint_auth_method: z.enum(AUTH_METHODS, { error: `must be one of ${AUTH_METHODS.join(', ')}` }),
   scope: scopeString,
   default_resource: z.string().min(1).nullable(),
@@ -66,6 +66,21 @@ const clientFields = z.strictObject({
   logo_uri: z.url({ protocol: /^https$/, error: 'must be an absolute https URL' }).nullable(),
   first_party: z.boolean(),
   require_mfa: z.boolean().describe('sign-ins for this client need a second factor (acr urn:gatehouse:acr:mfa); default false'),
+  backchannel_logout_uri: redirectUri
+    .nullable()
+    .describe('OpenID Connect Back-Channel Logout 1.0: where logout tokens are posted when a person signs out (https, or http on a loopback address)'),
+  backchannel_logout_session_required: z.boolean().describe('logout tokens carry the session id (sid); needs backchannel_logout_uri; default false'),
+  dpop_bound_access_tokens: z.boolean().describe('RFC 9449: every token request needs a DPoP proof and every access token is DPoP-bound; default false'),
+  require_pushed_authorization_requests: z.boolean().describe('RFC 9126: authorization requests only through the pushed authorization request endpoint; default false'),
+  require_signed_request_object: z.boolean().describe('RFC 9101: request objects must be signed with one of the client keys (jwks); default false'),
+  profile: z
+    .enum(CLIENT_PROFILES, { error: `must be one of ${CLIENT_PROFILES.join(', ')} (or null)` })
+    .nullable()
+    .describe('a security profile the client is held to: fapi2 (FAPI 2.0 Security Profile; docs/par-jar-fapi2.md); default none'),
+  may_act: z
+    .array(resourceIdentifier)
+    .max(20)
+    .describe('RFC 8693: the APIs (identifiers) whose access tokens this client may exchange as subject tokens; needs the token-exchange grant'),
   admin: z.boolean(),
 });
 
@@ -100,6 +115,70 @@ interface ClientShape {
   grantTypes: string[];
   tokenEndpointAuthMethod: string;
   jwks: StoredJwks | null;
+  backchannelLogoutUri: string | null;
+  backchannelLogoutSessionRequired: boolean;
+  dpopBoundAccessTokens: boolean;
+  requirePushedAuthorizationRequests: boolean;
+  requireSignedRequestObject: boolean;
+  profile: ClientProfile | null;
+  mayAct: readonly string[];
+}
+
+/** The newer-protocol fields of a body over a base (a client's current values, or the defaults for a new one). */
+function newerProtocolShape(
+  data: Partial<Pick<z.output<typeof clientFields>, NewerProtocolField>>,
+  base: Pick<ClientShape, 'backchannelLogoutUri' | 'backchannelLogoutSessionRequired' | 'dpopBoundAccessTokens' | 'requirePushedAuthorizationRequests' | 'requireSignedRequestObject' | 'profile' | 'mayAct'>,
+) {
+  return {
+    backchannelLogoutUri: data.backchannel_logout_uri !== undefined ? data.backchannel_logout_uri : base.backchannelLogoutUri,
+    backchannelLogoutSessionRequired: data.backchannel_logout_session_required ?? base.backchannelLogoutSessionRequired,
+    dpopBoundAccessTokens: data.dpop_bound_access_tokens ?? base.dpopBoundAccessTokens,
+    requirePushedAuthorizationRequests: data.require_pushed_authorization_requests ?? base.requirePushedAuthorizationRequests,
+    requireSignedRequestObject: data.require_signed_request_object ?? base.requireSignedRequestObject,
+    profile: data.profile !== undefined ? data.profile : base.profile,
+    mayAct: data.may_act !== undefined ? [...new Set(data.may_act)] : base.mayAct,
+  };
+}
+
+type NewerProtocolField =
+  | 'backchannel_logout_uri'
+  | 'backchannel_logout_session_required'
+  | 'dpop_bound_access_tokens'
+  | 'require_pushed_authorization_requests'
+  | 'require_signed_request_object'
+  | 'profile'
+  | 'may_act';
+
+/** What a new client has of the newer protocols unless its body says otherwise: none of them. */
+const NEWER_PROTOCOL_DEFAULTS = {
+  backchannelLogoutUri: null,
+  backchannelLogoutSessionRequired: false,
+  dpopBoundAccessTokens: false,
+  requirePushedAuthorizationRequests: false,
+  requireSignedRequestObject: false,
+  profile: null,
+  mayAct: [],
+} as const;
+
+/** The newer-protocol columns of a client row, from its shape. */
+function newerProtocolColumns(shape: ClientShape) {
+  return {
+    backchannel_logout_uri: shape.backchannelLogoutUri,
+    backchannel_logout_session_required: shape.backchannelLogoutSessionRequired,
+    dpop_bound_access_tokens: shape.dpopBoundAccessTokens,
+    require_pushed_authorization_requests: shape.requirePushedAuthorizationRequests,
+    require_signed_request_object: shape.requireSignedRequestObject,
+    profile: shape.profile,
+    may_act: [...shape.mayAct],
+  };
+}
+
+/**
+ * The rules of a security profile (the FAPI 2.0 Security Profile for `fapi2`): what it requires of
+ * the client's other fields, as field errors. None are checked yet beyond the fields' own.
+ */
+function checkProfileRules(_client: ClientShape, _errors: FieldError[]): void {
+  // The fapi2 rules land with the profile itself (docs/par-jar-fapi2.md).
 }
 
 const isOidcScope = (scope: string) => (OIDC_SCOPES as readonly string[]).includes(scope);
@@ -111,20 +190,33 @@ function checkClientRules(client: ClientShape): void {
   if (grants.has('authorization_code') && client.redirectUris.length === 0) {
     errors.push({ field: 'redirect_uris', message: 'the authorization_code grant needs at least one redirect URI' });
   }
-  if (grants.has('refresh_token') && !grants.has('authorization_code')) {
-    errors.push({ field: 'grant_types', message: 'refresh_token is only issued with the authorization_code grant' });
+  if (grants.has('refresh_token') && !grants.has('authorization_code') && !grants.has(DEVICE_CODE_GRANT_TYPE)) {
+    errors.push({ field: 'grant_types', message: 'refresh_token is only issued with the authorization_code or device_code grant' });
   }
   if (client.tokenEndpointAuthMethod === 'none') {
     if (grants.has('client_credentials')) {
       errors.push({ field: 'token_endpoint_auth_method', message: 'none (a public client) cannot use client_credentials' });
     }
-    if (!grants.has('authorization_code')) {
-      errors.push({ field: 'token_endpoint_auth_method', message: 'none (a public client) needs the authorization_code grant with PKCE' });
+    if (grants.has(TOKEN_EXCHANGE_GRANT_TYPE)) {
+      errors.push({ field: 'token_endpoint_auth_method', message: 'none (a public client) cannot use token exchange: the acting client must authenticate' });
+    }
+    if (!grants.has('authorization_code') && !grants.has(DEVICE_CODE_GRANT_TYPE)) {
+      errors.push({ field: 'token_endpoint_auth_method', message: 'none (a public client) needs the authorization_code grant with PKCE, or the device_code grant' });
     }
   }
   if (client.tokenEndpointAuthMethod === 'private_key_jwt' && !client.jwks) {
     errors.push({ field: 'jwks', message: 'private_key_jwt needs the client public keys (jwks)' });
   }
+  if (client.backchannelLogoutSessionRequired && !client.backchannelLogoutUri) {
+    errors.push({ field: 'backchannel_logout_session_required', message: 'needs backchannel_logout_uri' });
+  }
+  if (client.requireSignedRequestObject && !client.jwks) {
+    errors.push({ field: 'require_signed_request_object', message: 'needs the client public keys (jwks) to verify request objects with' });
+  }
+  if (client.mayAct.length > 0 && !grants.has(TOKEN_EXCHANGE_GRANT_TYPE)) {
+    errors.push({ field: 'may_act', message: `needs the ${TOKEN_EXCHANGE_GRANT_TYPE} grant` });
+  }
+  checkProfileRules(client, errors);
   if (errors.length > 0) throw new ValidationError(errors);
 }
 
@@ -230,6 +322,18 @@ async function resolveAuthorization(
   return { oidcScopes, defaultResource, grants };
 }
 
+/** Checks a may_act list: each entry a registered API, never the admin API (its tokens are never exchanged). */
+async function checkMayAct(db: Db, issuer: string, mayAct: readonly string[] | undefined): Promise<void> {
+  if (mayAct === undefined) return;
+  const errors: FieldError[] = [];
+  for (const [index, identifier] of mayAct.entries()) {
+    const resource = await findGrantable(db, issuer, identifier);
+    if (!resource) errors.push({ field: `may_act.${index}`, message: `${identifier} is not a registered resource server` });
+    else if (resource.id === ADMIN_RESOURCE_ID) errors.push({ field: `may_act.${index}`, message: 'tokens for the admin API are never exchanged' });
+  }
+  if (errors.length > 0) throw new ValidationError(errors);
+}
+
 async function writeGrants(db: Db, clientId: string, grants: GrantMap): Promise<void> {
   await replaceClientGrants(
     db,
@@ -267,6 +371,13 @@ export function clientToJson(client: ClientRecord) {
     logo_uri: client.logoUri,
     first_party: client.firstParty,
     require_mfa: client.requireMfa,
+    backchannel_logout_uri: client.backchannelLogoutUri,
+    backchannel_logout_session_required: client.backchannelLogoutSessionRequired,
+    dpop_bound_access_tokens: client.dpopBoundAccessTokens,
+    require_pushed_authorization_requests: client.requirePushedAuthorizationRequests,
+    require_signed_request_object: client.requireSignedRequestObject,
+    profile: client.profile,
+    may_act: [...client.mayAct],
     admin: client.admin,
     client_id_issued_at: Math.floor(client.createdAt.getTime() / 1000),
     created_at: client.createdAt.toISOString(),
@@ -298,8 +409,9 @@ export async function createClient(deps: ClientServiceDeps, by: AuditActor, inpu
     let grantTypes: string[] = data.grant_types ?? (redirectUris.length > 0 ? ['authorization_code'] : ['client_credentials']);
     if (admin) grantTypes = [...new Set([...grantTypes, 'client_credentials'])];
     const method = data.token_endpoint_auth_method ?? (data.jwks ? 'private_key_jwt' : 'client_secret_basic');
-    const shape: ClientShape = { redirectUris, grantTypes, tokenEndpointAuthMethod: method, jwks: data.jwks ?? null };
+    const shape: ClientShape = { redirectUris, grantTypes, tokenEndpointAuthMethod: method, jwks: data.jwks ?? null, ...newerProtocolShape(data, NEWER_PROTOCOL_DEFAULTS) };
     checkClientRules(shape);
+    await checkMayAct(db, deps.issuer, data.may_act);
     // An admin client is a service: client credentials, the admin API's grant, the admin API as its default audience.
     const defaultResource = data.default_resource ?? (admin ? ADMIN_RESOURCE_IDENTIFIER : null);
     const authorization = await resolveAuthorization(
@@ -330,6 +442,7 @@ export async function createClient(deps: ClientServiceDeps, by: AuditActor, inpu
       logo_uri: data.logo_uri ?? null,
       first_party: data.first_party ?? false,
       require_mfa: data.require_mfa ?? false,
+      ...newerProtocolColumns(shape),
     });
     await writeGrants(db, clientId, authorization.grants);
     const client = await reread(db, clientId);
@@ -369,8 +482,10 @@ export async function updateClient(
       grantTypes: data.grant_types ?? existing.grantTypes,
       tokenEndpointAuthMethod: data.token_endpoint_auth_method ?? existing.tokenEndpointAuthMethod,
       jwks: data.jwks !== undefined ? data.jwks : existing.jwks,
+      ...newerProtocolShape(data, existing),
     };
     checkClientRules(merged);
+    await checkMayAct(db, deps.issuer, data.may_act);
     const authorization = await resolveAuthorization(
       db,
       deps.issuer,
@@ -392,6 +507,7 @@ export async function updateClient(
       scopes: authorization.oidcScopes,
       default_resource: authorization.defaultResource?.identifier ?? null,
       jwks: merged.jwks ? JSON.stringify(merged.jwks) : null,
+      ...newerProtocolColumns(merged),
       ...(clientSecret ? { secret_digest: digestClientSecret(deps.digestKey, clientSecret), secret_rotated_at: new Date() } : {}),
       ...(!needsSecret ? { secret_digest: null } : {}),
     };
@@ -541,6 +657,11 @@ const registeredClientSchema = clientFields
     scope: true,
     jwks: true,
     logo_uri: true,
+    backchannel_logout_uri: true,
+    backchannel_logout_session_required: true,
+    dpop_bound_access_tokens: true,
+    require_pushed_authorization_requests: true,
+    require_signed_request_object: true,
   })
   .partial()
   .required({ client_name: true });
@@ -576,7 +697,15 @@ export async function saveRegisteredClient(
     const redirectUris = data.redirect_uris ?? [];
     const grantTypes = data.grant_types ?? (redirectUris.length > 0 ? ['authorization_code'] : ['client_credentials']);
     const method = data.token_endpoint_auth_method ?? (data.jwks ? 'private_key_jwt' : 'client_secret_basic');
-    const shape: ClientShape = { redirectUris, grantTypes, tokenEndpointAuthMethod: method, jwks: data.jwks ?? null };
+    // What an administrator set (profile, may_act) is kept across the client's own updates.
+    const kept = { profile: existing?.profile ?? null, mayAct: existing?.mayAct ?? [] };
+    const shape: ClientShape = {
+      redirectUris,
+      grantTypes,
+      tokenEndpointAuthMethod: method,
+      jwks: data.jwks ?? null,
+      ...newerProtocolShape(data, { ...NEWER_PROTOCOL_DEFAULTS, ...kept }),
+    };
     checkClientRules(shape);
     let secretDigest: string | null = null;
     if (SECRET_METHODS.has(method)) {
@@ -593,6 +722,7 @@ export async function saveRegisteredClient(
       scopes: data.scope ?? defaultOidcScopes(grantTypes),
       jwks: shape.jwks ? JSON.stringify(shape.jwks) : null,
       logo_uri: data.logo_uri ?? null,
+      ...newerProtocolColumns(shape),
     };
     const target = `client:${clientId}`;
     if (!existing) {

@@ -327,7 +327,7 @@ describe('dynamic client registration (RFC 7591/7592)', () => {
     ['a native application', { application_type: 'native', redirect_uris: ['https://a.example.test/cb'], grant_types: ['authorization_code'], response_types: ['code'] }, /^application_type must be "web"/],
     ['a jwks_uri', { token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://a.example.test/jwks' }, /^jwks_uri is not supported/],
     ['an API scope', { scope: 'read:orders' }, /^scope must only contain/],
-    ['a refresh_token grant without authorization_code', { grant_types: ['client_credentials', 'refresh_token'] }, /^grant_types: refresh_token is only issued with the authorization_code grant/],
+    ['a refresh_token grant without authorization_code', { grant_types: ['client_credentials', 'refresh_token'] }, /^grant_types: refresh_token is only issued with the authorization_code or device_code grant/],
     ['no name', { client_name: undefined }, /^client_name: is required/],
   ])('refuses %s with invalid_client_metadata', async (_what, change, description) => {
     const iat = await initialAccessToken();

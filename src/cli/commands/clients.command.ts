@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { GRANT_TYPES } from '../../config/protocol.js';
+import { CLIENT_PROFILES } from '../../registry/tables.js';
 import { loadDigestKey } from '../../keys/key-store.js';
 import {
   AUTH_METHODS,
@@ -52,6 +53,13 @@ async function clientBody(io: CliIo, values: Values): Promise<Record<string, unk
     logo_uri: str(values, 'logo-uri'),
     first_party: flag('first-party'),
     require_mfa: flag('require-mfa'),
+    backchannel_logout_uri: str(values, 'backchannel-logout-uri'),
+    backchannel_logout_session_required: flag('backchannel-logout-session-required'),
+    dpop_bound_access_tokens: flag('dpop'),
+    require_pushed_authorization_requests: flag('require-par'),
+    require_signed_request_object: flag('require-signed-request-object'),
+    profile: str(values, 'profile'),
+    may_act: list(values, 'may-act'),
   };
   return Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined));
 }
@@ -76,7 +84,18 @@ function clientOptions(command: Command, { forUpdate }: { forUpdate: boolean }):
     .option('--first-party', 'a client of your own: no consent screen')
     .option('--no-first-party', 'a third-party client: people consent')
     .option('--require-mfa', 'sign-ins for this client need a second factor (acr urn:gatehouse:acr:mfa)')
-    .option('--no-require-mfa', 'sign-ins for this client need no second factor unless it asks (acr_values) or MFA_REQUIRED');
+    .option('--no-require-mfa', 'sign-ins for this client need no second factor unless it asks (acr_values) or MFA_REQUIRED')
+    .option('--backchannel-logout-uri <URI>', 'where logout tokens are posted when a person signs out (OpenID Connect Back-Channel Logout)')
+    .option('--backchannel-logout-session-required', 'logout tokens carry the session id (sid)')
+    .option('--no-backchannel-logout-session-required', 'logout tokens need not carry the session id')
+    .option('--dpop', 'access tokens are DPoP-bound: token requests need a DPoP proof (RFC 9449)')
+    .option('--no-dpop', 'DPoP is optional for this client')
+    .option('--require-par', 'authorization requests only as pushed authorization requests (RFC 9126)')
+    .option('--no-require-par', 'plain authorization requests are accepted (unless REQUIRE_PAR)')
+    .option('--require-signed-request-object', 'request objects must be signed with one of the client keys (RFC 9101)')
+    .option('--no-require-signed-request-object', 'request objects need not be signed')
+    .addOption(choiceOption('--profile <PROFILE>', 'a security profile the client is held to (fapi2: FAPI 2.0 Security Profile)', CLIENT_PROFILES))
+    .option('--may-act <URI>', 'an API whose access tokens this client may exchange (RFC 8693 token exchange); repeat for more', collect);
   const admin = new Option('--admin', 'an admin client: grants the admin API (scope admin); set only when a client is created');
   return command.addOption(forUpdate ? admin.hideHelp() : admin);
 }

@@ -27,11 +27,31 @@ export function toProviderMetadata(client: ClientRecord): AdapterPayload {
     ...(oidcScopes.length > 0 ? { scope: oidcScopes.join(' ') } : {}),
     ...(client.jwks ? { jwks: client.jwks as AdapterPayload['jwks'] } : {}),
     ...(client.logoUri ? { logo_uri: client.logoUri } : {}),
+    ...(client.backchannelLogoutUri
+      ? { backchannel_logout_uri: client.backchannelLogoutUri, backchannel_logout_session_required: client.backchannelLogoutSessionRequired }
+      : {}),
+    dpop_bound_access_tokens: client.dpopBoundAccessTokens,
+    require_pushed_authorization_requests: client.requirePushedAuthorizationRequests,
+    require_signed_request_object: client.requireSignedRequestObject,
   };
 }
 
 /** Client metadata the registry keeps, under oidc-provider's (RFC 7591) names. */
-const KEPT = ['client_name', 'redirect_uris', 'post_logout_redirect_uris', 'grant_types', 'token_endpoint_auth_method', 'scope', 'jwks', 'logo_uri'] as const;
+const KEPT = [
+  'client_name',
+  'redirect_uris',
+  'post_logout_redirect_uris',
+  'grant_types',
+  'token_endpoint_auth_method',
+  'scope',
+  'jwks',
+  'logo_uri',
+  'backchannel_logout_uri',
+  'backchannel_logout_session_required',
+  'dpop_bound_access_tokens',
+  'require_pushed_authorization_requests',
+  'require_signed_request_object',
+] as const;
 
 /**
  * Metadata that does not change how the client is served: the registration endpoint's own
@@ -46,11 +66,7 @@ const SERVED_DEFAULTS: Record<string, unknown> = {
   application_type: 'web',
   subject_type: 'public',
   require_auth_time: false,
-  require_pushed_authorization_requests: false,
-  require_signed_request_object: false,
-  dpop_bound_access_tokens: false,
   tls_client_certificate_bound_access_tokens: false,
-  backchannel_logout_session_required: false,
   authorization_details_types: [],
 };
 
