@@ -150,6 +150,28 @@ describe('DPoP (RFC 9449)', () => {
     });
   });
 
+  it('a client registered with dpop_bound_access_tokens gets no token without a proof, a DPoP-bound one with it', async () => {
+    const bound = await t.build.serviceClient({ scope: 'read' });
+    await t.build.update(bound.clientId, { dpop_bound_access_tokens: true });
+    const refused = await clientCredentials({}, bound);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toBe('invalid_grant');
+    expect(refused.body.access_token).toBeUndefined();
+
+    const key = await proofKey();
+    const client: oauth.Client = { client_id: bound.clientId };
+    const response = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(bound.clientSecret), { scope: 'read' }, { ...via, DPoP: oauth.DPoP(client, key.pair) });
+    const tokens = await oauth.processClientCredentialsResponse(as, client, response);
+    recordSecret(tokens.access_token);
+    expect(tokens.token_type).toBe('dpop');
+    expect(decodeJwt(tokens.access_token).cnf).toEqual({ jkt: key.thumbprint });
+
+    // A bad proof is no way around it either.
+    const stale = await clientCredentials({ dpop: await proof(key, { htm: 'GET', htu: `${base}/token` }) }, bound);
+    expect(stale.status).toBe(400);
+    expect(stale.body.error).toBe('invalid_dpop_proof');
+  });
+
   // With a nonce secret, a stale or future iat is answered as RFC 9449 §8 says: use a nonce instead.
   it.each([
     ['ten minutes ago', -600],
@@ -215,6 +237,31 @@ describe('DPoP (RFC 9449)', () => {
       for (const value of [tokens.access_token, tokens.refresh_token, tokens.id_token]) recordSecret(value);
       expect(tokens.token_type).toBe('dpop');
       expect(refreshToken).not.toBe('');
+    });
+
+    it('a public client registered with dpop_bound_access_tokens cannot redeem its code without a proof', async () => {
+      const bound = await t.build.client({
+        client_name: 'bound SPA',
+        redirect_uris: [REDIRECT],
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code', 'refresh_token'],
+        dpop_bound_access_tokens: true,
+      });
+      const { verifier, challenge } = pkce();
+      const url = authorizeUrl({ client_id: bound.clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256' });
+      const { redirect } = await signIn(new Agent(base, t.fetch), { url, email: person.email, password: person.password });
+      const code = redirect.searchParams.get('code');
+      expect(code).toBeTruthy();
+      recordSecret(code!);
+      const response = await t.fetch(`${base}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code: code!, redirect_uri: REDIRECT, code_verifier: verifier, client_id: bound.clientId }),
+      });
+      expect(response.status).toBe(400);
+      const body = (await response.json()) as Record<string, unknown>;
+      expect(body.error).toBe('invalid_grant');
+      expect(body.access_token).toBeUndefined();
     });
 
     /** The refresh token's payload as the durable adapter stored it in PostgreSQL. */
