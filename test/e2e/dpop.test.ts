@@ -203,6 +203,19 @@ describe('DPoP (RFC 9449)', () => {
     expect(replay).toMatchObject({ iss: service.clientId });
   });
 
+  it('of the same proof sent several times at once, exactly one gets a token', async () => {
+    const key = await proofKey();
+    for (let round = 0; round < 5; round += 1) {
+      const once = await proof(key, { htm: 'POST', htu: `${base}/token` });
+      const answers = await Promise.all(Array.from({ length: 4 }, () => clientCredentials({ dpop: once })));
+      expect(answers.map((answer) => answer.status).sort()).toEqual([200, 400, 400, 400]);
+      for (const refused of answers.filter((answer) => answer.status !== 200)) {
+        expect(refused.body.error).toBe('invalid_grant');
+        expect(refused.body.access_token).toBeUndefined();
+      }
+    }
+  });
+
   describe('a public client: code flow, refresh token bound to the key, userinfo', () => {
     let publicClient: { clientId: string };
     let person: { email: string; password: string };
