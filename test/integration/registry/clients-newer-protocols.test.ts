@@ -28,7 +28,7 @@ describe.each(REGISTRY_ENGINES)('newer-protocol client metadata on $name', (engi
     await migrateToLatest(registry.db);
     deps = { db: registry.db, issuer: REGISTRY_TEST_ISSUER, digestKey: randomBytes(32), audit: testServices(registry.db).audit };
     api = `https://orders-${randomUUID()}.example.test`;
-    await createResource({ db: registry.db, issuer: REGISTRY_TEST_ISSUER, audit: deps.audit }, TEST_ACTOR, { identifier: api, name: 'Orders', scope: 'read' });
+    await createResource(testServices(registry.db), TEST_ACTOR, { identifier: api, name: 'Orders', scope: 'read' });
   }, 60_000);
   afterAll(async () => {
     await cleanup?.();
