@@ -71,6 +71,11 @@ export interface Config {
    * (BACKCHANNEL_LOGOUT_ATTEMPTS, 5).
    */
   readonly backchannelLogout: { readonly timeoutSeconds: number; readonly attempts: number };
+  /**
+   * DPOP_REQUIRE_NONCE: every DPoP proof (token endpoint, userinfo, PAR) must carry a nonce this
+   * server issued (RFC 9449 §8); a proof without one is answered use_dpop_nonce with a DPoP-Nonce.
+   */
+  readonly dpopRequireNonce: boolean;
 }
 
 /** The deployment's own look (see ui/brand.ts for the palettes derived from `color`). */
@@ -194,6 +199,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       supportUrl: e.SUPPORT_URL,
     }),
     backchannelLogout: Object.freeze({ timeoutSeconds: e.BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS, attempts: e.BACKCHANNEL_LOGOUT_ATTEMPTS }),
+    dpopRequireNonce: e.DPOP_REQUIRE_NONCE,
   });
 }
 

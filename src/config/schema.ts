@@ -120,6 +120,8 @@ export const envSchema = z.object({
     .optional(),
   BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS: integerIn(1, 60).default(5),
   BACKCHANNEL_LOGOUT_ATTEMPTS: integerIn(1, 10).default(5),
+  // DPoP (RFC 9449): every proof must carry a server nonce (DPoP-Nonce), see docs/dpop.md.
+  DPOP_REQUIRE_NONCE: booleanFlag.default(false),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -30,6 +30,13 @@ import { isUnreachable, type Dependency } from '../services/dependency-outage.js
 
 export { initialAccessTokenPayload } from '../services/registration.service.js';
 
+/**
+ * The model oidc-provider detects replays with (DPoP proof and client assertion `jti`s):
+ * `ReplayDetection.unique` calls the adapter's `find` for an id and, only when it finds nothing,
+ * `upsert` for the same id. The store adapter makes that `find` an atomic claim (store-adapter.ts).
+ */
+export const REPLAY_DETECTION_MODEL = 'ReplayDetection';
+
 /** The oidc-provider version range these reliances were checked against (package.json pins the same). */
 export const CHECKED_AGAINST = '~9.13.3';
 

@@ -38,6 +38,7 @@ import {
   providerRequestClient,
   providerSigningKey,
   refreshTokenReused,
+  REPLAY_DETECTION_MODEL,
   grantScopes,
   sessionFields,
   rememberBuiltClients,
@@ -246,6 +247,22 @@ describe('the refresh grant, as atomic rotation (oidc/adapters/rotation-scope.ts
     expect({ error: ours.error, detail: ours.error_detail }).toEqual({ error: theirs.error, detail: theirs.error_detail });
     expect(calls.some((call) => call.method === 'revokeByGrantId' && call.id === grantId)).toBe(true);
     expect(isRefreshTokenReuse(new errors.InvalidGrant('refresh token not found'))).toBe(false);
+  });
+});
+
+describe('replay detection, as the store adapter\'s atomic claim (oidc/adapters/store-adapter.ts) relies on it', () => {
+  it(`${REPLAY_DETECTION_MODEL}.unique finds an id, saves that same id only when it found nothing, and answers false when it found one`, async () => {
+    const exp = epoch() + 300;
+    calls.length = 0;
+    expect(await provider.ReplayDetection.unique('a-client', 'a-jti', exp)).toBe(true);
+    const first = calls.filter((call) => call.model === REPLAY_DETECTION_MODEL);
+    expect(first.map((call) => call.method)).toEqual(['find', 'upsert']);
+    expect(first[1]!.id).toBe(first[0]!.id);
+    calls.length = 0;
+    expect(await provider.ReplayDetection.unique('a-client', 'a-jti', exp)).toBe(false);
+    expect(calls.filter((call) => call.model === REPLAY_DETECTION_MODEL).map((call) => call.method)).toEqual(['find']);
+    // Another issuer's jti of the same value is another id.
+    expect(await provider.ReplayDetection.unique('another-client', 'a-jti', exp)).toBe(true);
   });
 });
 
