@@ -2,7 +2,7 @@
 // use. Reads its spec (JSON) from the file named by argv[2]; prepares, warms up, prints
 // {"event":"warm"} and waits for "go" on stdin (the harness reads the server's CPU time then; the
 // load goes on meanwhile), measures, and prints {"event":"result", …} as the window closes.
-import { createPrivateKey, randomBytes, sign as rsaSign } from 'node:crypto';
+import { createPrivateKey, randomBytes, sign as rsaSign, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,6 +27,8 @@ export type LoadSpec = {
   | { kind: 'static'; request: StaticRequest }
   /** client_credentials with private_key_jwt: a fresh assertion for every request (replays are refused). */
   | { kind: 'assertion'; clientId: string; privateJwk: Record<string, unknown>; audience: string; scope: string; expectedRps: number }
+  /** client_credentials (client_secret_basic) with a fresh DPoP proof (ES256, RFC 9449) for every request: replays are refused. */
+  | { kind: 'dpop'; authorization: string; privateJwk: Record<string, unknown>; publicJwk: Record<string, unknown>; htu: string; scope: string; expectedRps: number }
   /** refresh_token: a pool of unused refresh tokens; each response's rotated token goes back into it. */
   | { kind: 'refresh'; client: { clientId: string; clientSecret: string }; tokens: string[] }
   /** authorization code with sign-in (by the method `signIn` names), per iteration, by `connections` concurrent browsers. */
@@ -94,6 +96,20 @@ function assertionMaker(spec: Extract<LoadSpec, { kind: 'assertion' }>) {
   };
 }
 
+/**
+ * DPoP proofs, made ahead like the assertions above (the same compact JWS, ES256 in the JOSE
+ * signature format): header typ dpop+jwt with the public key, htm POST, htu the token endpoint.
+ */
+function dpopProofMaker(spec: Extract<LoadSpec, { kind: 'dpop' }>) {
+  const key = createPrivateKey({ key: spec.privateJwk as never, format: 'jwk' });
+  const header = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'dpop+jwt', jwk: spec.publicJwk })).toString('base64url');
+  return () => {
+    const payload = Buffer.from(JSON.stringify({ htm: 'POST', htu: spec.htu, jti: randomBytes(16).toString('base64url'), iat: Math.floor(Date.now() / 1000) })).toString('base64url');
+    const input = `${header}.${payload}`;
+    return `${input}.${sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  };
+}
+
 function requestsFor(spec: LoadSpec, state: { exhausted: number; slowDown: number }): { requests: RequestSpec[]; prepare(count: number): void } {
   const form = { 'content-type': 'application/x-www-form-urlencoded' };
   switch (spec.kind) {
@@ -123,6 +139,30 @@ function requestsFor(spec: LoadSpec, state: { exhausted: number; slowDown: numbe
                 assertion = make();
               }
               return { ...request, body: body(assertion) };
+            },
+          },
+        ],
+        prepare(count) {
+          for (let i = 0; i < count; i += 1) pool.push(make());
+        },
+      };
+    }
+    case 'dpop': {
+      const make = dpopProofMaker(spec);
+      const pool: string[] = [];
+      return {
+        requests: [
+          {
+            method: 'POST',
+            path: '/token',
+            body: new URLSearchParams({ grant_type: 'client_credentials', scope: spec.scope }).toString(),
+            setupRequest(request) {
+              let proof = pool.pop();
+              if (!proof) {
+                state.exhausted += 1;
+                proof = make();
+              }
+              return { ...request, headers: { ...form, authorization: spec.authorization, dpop: proof } };
             },
           },
         ],
@@ -265,7 +305,7 @@ function summarize(window: Window, seconds: number, cpuPct: number, exhausted: n
 async function runAutocannon(spec: LoadSpec): Promise<void> {
   const state = { exhausted: 0, slowDown: 0 };
   const { requests, prepare } = requestsFor(spec, state);
-  if (spec.kind === 'assertion') prepare(Math.ceil(spec.expectedRps * (spec.warmupSeconds + spec.seconds) * 1.3) + spec.connections * 4);
+  if (spec.kind === 'assertion' || spec.kind === 'dpop') prepare(Math.ceil(spec.expectedRps * (spec.warmupSeconds + spec.seconds) * 1.3) + spec.connections * 4);
   const window = new Window(spec.kind === 'device_poll' ? (status) => status === 400 : undefined);
   // Stopped by hand once the window closes; the duration only bounds a run whose harness went away.
   const instance = autocannon({ url: spec.base, connections: spec.connections, timeout: 10, requests, duration: spec.warmupSeconds + spec.seconds + 600 });

@@ -36,7 +36,8 @@ const SIGN_REF = path.join(REPO, 'dist/bench/sign-ref.js');
 // api_key_exchange: a personal API key for an access token (RFC 8693), measured beside client credentials.
 // token_exchange: a person's access token exchanged by a service acting for them (RFC 8693), beside client credentials too.
 // device_code: polls of pending device codes (RFC 8628, authorization_pending), measured beside client credentials.
-const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code', 'totp', 'passkey', 'reset', 'api_key_exchange', 'token_exchange', 'device_code'] as const;
+// client_credentials_dpop: client credentials with a fresh DPoP proof per request (RFC 9449), beside plain client credentials.
+const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code', 'totp', 'passkey', 'reset', 'api_key_exchange', 'token_exchange', 'client_credentials_dpop', 'device_code'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const { values: args } = parseArgs({
@@ -428,7 +429,7 @@ async function main(): Promise<number> {
     scenarios: {},
     references: { jose_rs256_sign_per_s: null, node_crypto_rs256_sign_per_s: null, openssl_rsa2048_sign_per_s: null, upstream_client_credentials_rps: null, notes: [] },
     paired: {},
-    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null, passkey_vs_authorization_code: null, reset_vs_authorization_code: null, api_key_vs_cc: null, token_exchange_vs_cc: null, device_poll_vs_cc: null },
+    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null, passkey_vs_authorization_code: null, reset_vs_authorization_code: null, api_key_vs_cc: null, token_exchange_vs_cc: null, dpop_vs_cc: null, device_poll_vs_cc: null },
     targets: [],
     notes,
     duration_s: 0,
@@ -703,6 +704,23 @@ async function main(): Promise<number> {
           request: `POST /token grant_type=token-exchange (RFC 8693), client_secret_basic, subject_token a person's RS256 access token for ${API} (from a sign-in; verified against the JWKS, its person read from the registry), resource ${EXCHANGE_API} and scope=read; RS256 JWT whose sub is the person and act the client`,
         };
       }
+      case 'client_credentials_dpop': {
+        const { privateKey: dpopKey, publicKey: dpopPublic } = await generateKeyPair('ES256', { extractable: true });
+        return {
+          spec: {
+            ...common,
+            kind: 'dpop',
+            authorization: ccAuth,
+            privateJwk: { ...(await exportJWK(dpopKey)) },
+            publicJwk: { ...(await exportJWK(dpopPublic)) },
+            htu: `${env.ISSUER!}/token`,
+            scope: 'read',
+            expectedRps: ccRpsEstimate,
+          },
+          request:
+            'POST /token grant_type=client_credentials scope=read, client_secret_basic, with a fresh DPoP proof per request (ES256, made ahead; verified, its jti checked and remembered in Redis); RS256 JWT with cnf.jkt, token_type DPoP',
+        };
+      }
       case 'totp': {
         const measured = report.scenarios.authorization_code;
         const rate = isResult(measured) && measured.rps > 0 ? measured.rps : FALLBACK_SIGN_IN_RATE;
@@ -949,6 +967,25 @@ async function main(): Promise<number> {
       report.paired.token_exchange_vs_cc = pairedRatio(vsCc, roundSeconds);
     });
   }
+  // DPoP against plain client credentials in paired rounds on the same server (in turn, alternating
+  // which goes first): the same client and token, plus a proof to verify and its jti to remember.
+  if (selected('client_credentials_dpop') && isResult(report.scenarios.client_credentials_dpop)) {
+    await attempt('paired rounds (client_credentials_dpop, client_credentials)', async () => {
+      const vsCc: number[] = [];
+      for (let round = 0; round < rounds; round += 1) {
+        // Proofs of their own each round: each is accepted once.
+        const { spec, request } = await specFor('client_credentials_dpop', gatehouse.base);
+        const [dpop, cc] = await inTurn(
+          round,
+          () => measure(target, { ...spec, seconds: roundSeconds, warmupSeconds: 1 }, { loadCpus: LOAD_CPU, serverCpus: SERVER_CPU, request, dir, backing }),
+          () => measure(target, { ...ccRequest(gatehouse.base), seconds: roundSeconds, warmupSeconds: 1 }, { loadCpus: LOAD_CPU, serverCpus: SERVER_CPU, request: ccDescription, dir, backing }),
+        );
+        if (dpop.errors === 0 && cc.rps > 0) vsCc.push(dpop.rps / cc.rps);
+        log(`paired round ${round + 1}/${rounds}: client credentials with DPoP ${dpop.rps.toFixed(0)}/s, without ${cc.rps.toFixed(0)}/s`);
+      }
+      report.paired.dpop_vs_cc = pairedRatio(vsCc, roundSeconds);
+    });
+  }
   await stopChild(gatehouse.child, 15_000);
 
   // The same client_credentials load with a log line per request (to /dev/null: a log pipe costs more).
@@ -1020,6 +1057,7 @@ async function main(): Promise<number> {
     api_key_vs_cc: report.paired.api_key_vs_cc?.median ?? (rpsOf('api_key_exchange') !== null && ccRps ? rpsOf('api_key_exchange')! / ccRps : null),
     device_poll_vs_cc: report.paired.device_poll_vs_cc?.median ?? (rpsOf('device_code') !== null && ccRps ? rpsOf('device_code')! / ccRps : null),
     token_exchange_vs_cc: report.paired.token_exchange_vs_cc?.median ?? (rpsOf('token_exchange') !== null && ccRps ? rpsOf('token_exchange')! / ccRps : null),
+    dpop_vs_cc: report.paired.dpop_vs_cc?.median ?? (rpsOf('client_credentials_dpop') !== null && ccRps ? rpsOf('client_credentials_dpop')! / ccRps : null),
   };
   notes.push(
     "PostgreSQL and Redis run on this machine: while a scenario is measured, the server's PostgreSQL backends and Redis are moved to the load generator's CPU (CPU 1), so that their work for a request is not charged to the server's CPU, as it would not be with them on machines of their own; PostgreSQL's background processes stay unpinned.",

@@ -28,6 +28,7 @@ import { loadDataKeyring } from './keys/data-key.js';
 import { keyState, loadDigestKey, loadKeys } from './keys/key-store.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics, createMetricsServer } from './observability/metrics.js';
+import { createBackchannelLogoutQueue, createSessionSignOut, watchCliSignOuts } from './oidc/backchannel-logout.js';
 import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
 import { openServerDatabase, type RegistryDatabase } from './registry/database.js';
 import { migrateToLatest } from './registry/migrate.js';
@@ -63,6 +64,8 @@ const IDLE_SWEEP_MS = 100;
 const DURABLE_SWEEP_MS = 60 * 60 * 1000;
 /** The window of DEVICE_CODE_MAX_PER_IP: wrong user codes per client IP per 15 minutes. */
 const DEVICE_CODE_WINDOW_SECONDS = 900;
+/** How often a node reads the audit log for sign-outs made with the CLI (back-channel logout). */
+const CLI_SIGN_OUT_POLL_MS = 1000;
 
 /**
  * Sockets already listening, to answer on instead of binding `config.port` and `config.metricsPort`:
@@ -163,7 +166,24 @@ export async function startServer(config: Config, logger: Logger, options: Start
       recordFailure: (ip: string) => deviceCodeLimiter.recordFailure(undefined, ip),
     };
     const devicePolls = createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'device_poll', points: 1, windowSeconds: config.deviceFlow.pollIntervalSeconds });
-    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics, apiKeyFailures, deviceCodeFailures, devicePolls });
+    // Back-channel logout (docs/backchannel-logout.md): logout tokens queued by every sign-out and
+    // delivered after the answer, with retries; sessions Gatehouse ends itself tell their apps too.
+    const backchannelLogout = createBackchannelLogoutQueue({
+      logger,
+      retry: { timeoutMs: config.backchannelLogout.timeoutSeconds * 1000, attempts: config.backchannelLogout.attempts },
+      onOutcome: (outcome) => metrics.backchannelLogout(outcome),
+    });
+    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics, apiKeyFailures, deviceCodeFailures, devicePolls, backchannelLogout });
+    const signOut = createSessionSignOut({ store, provider: () => host.provider, logger });
+    // After a change that already ended the sessions in the registry (disable, delete, a new password):
+    // a store that is down does not fail the change; those sessions end at their next use.
+    const sessionsEnded = (accountId: string) =>
+      signOut(accountId).then(
+        () => undefined,
+        (error: unknown) => logger.warn({ accountId, err: { message: (error as Error)?.message } }, 'ended sessions could not be removed from the store; their apps are not told'),
+      );
+    // Sign-outs made with the CLI (users disable, delete, set-password) reach the apps through the audit log.
+    const cliSignOuts = watchCliSignOuts({ db: registry.db, signOut, logger, pollMs: CLI_SIGN_OUT_POLL_MS });
     const signIns = createSignInRecorder({ db: registry.db, historyDays: config.signInHistoryDays, logger });
     // Sign-in with upstream OpenID providers (docs/design/sign-in-methods.md §6).
     const upstream = createUpstreamRoutes({
@@ -200,7 +220,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     // The account page's own sections (profile, password, connected apps, sessions, security events):
     // their routers come before /account's in `routers`; wrong current passwords count with sign-ins'.
     const passwordLimiter = createLoginLimiter({ ...(redis ? { redis } : {}), limits: config.loginLimits });
-    const accountSelf = createAccountSelf({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter }, store, passwordLimiter });
+    const accountSelf = createAccountSelf({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter }, store, passwordLimiter, signOut });
     // The account page (/account) and the sign-in history every sign-in method writes. Its
     // "Linked accounts" routes (/account/links) come before it in `routers`: the first prefix that matches answers.
     const account = createAccountRoutes({
@@ -226,6 +246,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       ipLimiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'reset_ip', points: config.resetLimits.perIp, windowSeconds: RESET_WINDOW_SECONDS }),
       logger,
       metrics,
+      sessionsEnded,
     });
     const activeStore = store;
     let draining = false;
@@ -240,7 +261,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       routers: [
         ...createEmailAddressRoutes({ email, pages, config }),
         createAccountEmailRoutes({ provider: () => host.provider, accounts, pages, config, email, limiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'account_email_mail', points: ACCOUNT_EMAIL_MAILS_PER_HOUR, windowSeconds: 3600 }) }),
-        interactions, reset.router, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys, mail: email.mail })],
+        interactions, reset.router, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys, mail: email.mail, sessionsEnded })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },
@@ -265,6 +286,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     server.requestTimeout = 30_000;
     cache.start();
     host.start();
+    cliSignOuts.start();
     // Expired grants and refresh tokens are never read again: sweep them hourly (any node may; it is idempotent).
     const sweeper = setInterval(() => {
       purgeExpiredDurableRows(registry.db).then(
@@ -292,6 +314,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
         draining = true;
         cache.stop();
         host.stop();
+        cliSignOuts.stop();
         clearInterval(sweeper);
         // Stop accepting connections, but do not drop the open ones yet (http.Server#close would
         // drop idle keep-alive connections at once, racing clients that are sending on them):
@@ -310,6 +333,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
         clearInterval(sweep);
         clearTimeout(force);
         await reset.settle();
+        await backchannelLogout.close();
         await mailer.close();
         await activeStore.close();
         await registry.close();

@@ -1,8 +1,9 @@
 // The single-page app: oidc-client-ts (the global `oidc`, loaded by index.html) does the
 // authorization code flow with PKCE against Gatehouse, refreshes with the rotating refresh token,
-// and signs out; the app calls the orders API with the access token. See README.md beside this file.
+// and signs out; the app calls the orders API with the access token. Tokens are DPoP-bound (RFC 9449)
+// to a key the browser cannot export. See README.md beside this file.
 
-const { UserManager, WebStorageStateStore } = oidc;
+const { IndexedDbDPoPStore, UserManager, WebStorageStateStore } = oidc;
 
 /** @type {{ issuer: string, clientId: string, apiUrl: string, scope: string }} */
 const config = await (await fetch('/config.json')).json();
@@ -24,6 +25,12 @@ const userManager = new UserManager({
   // Refresh shortly (60 s) before the access token expires, with the refresh token.
   automaticSilentRenew: true,
   // Sign-out revokes the refresh token itself (see signOut below), not with revokeTokensOnSignout.
+  // DPoP (RFC 9449): an ECDSA P-256 key pair made with WebCrypto as non-extractable (no script, not
+  // even this one, can read the private key) and kept in IndexedDB; every token request carries a
+  // proof signed with it, so the access and refresh tokens are bound to it: stolen from storage, they
+  // are useless elsewhere. bind_authorization_code: the authorization request names the key
+  // (dpop_jkt), so the code too is redeemable only with it. Sign-out forgets the key.
+  dpop: { store: new IndexedDbDPoPStore(), bind_authorization_code: true },
 });
 
 const $ = (id) => document.getElementById(id);
@@ -64,12 +71,22 @@ async function render() {
   $('sign-out').disabled = !signedIn;
 }
 
-/** Calls the API with the current access token (if any); shows the status and, on a refusal, the RFC 6750 challenge. */
+/**
+ * Calls the API with the current access token (if any); shows the status and, on a refusal, the
+ * RFC 6750 / RFC 9449 challenge. A DPoP-bound token goes with the DPoP scheme and a fresh proof for
+ * this method and URL (with `ath`, the token's hash), signed with the app's key.
+ */
 async function callApi(action, path, init = {}) {
   const user = await userManager.getUser();
   const headers = new Headers(init.headers);
-  if (user?.access_token) headers.set('Authorization', `Bearer ${user.access_token}`);
-  const response = await fetch(`${config.apiUrl}${path}`, { ...init, headers });
+  const url = `${config.apiUrl}${path}`;
+  if (user?.access_token && user.token_type?.toLowerCase() === 'dpop') {
+    headers.set('Authorization', `DPoP ${user.access_token}`);
+    headers.set('DPoP', await userManager.dpopProof(url, user, init.method ?? 'GET'));
+  } else if (user?.access_token) {
+    headers.set('Authorization', `Bearer ${user.access_token}`);
+  }
+  const response = await fetch(url, { ...init, headers });
   const body = await response.json().catch(() => ({}));
   if (response.ok) {
     log(action, 'ok', `${response.status} ${JSON.stringify(body)}`, { status: response.status });

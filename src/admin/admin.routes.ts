@@ -69,6 +69,8 @@ export function createAdminRoutes(deps: {
   dataKeys: DataKeyring;
   /** Mail for `send_verification` on POST /users (the server's mailer); without it that option is refused. */
   mail?: EmailMailDeps;
+  /** Ends a person's stored sessions and tells their apps, after a change that ended them (see AdminRouteDeps). */
+  sessionsEnded?: (accountId: string) => Promise<void>;
 }): Router {
   const { config, cache } = deps;
   const db = deps.registry.db;
@@ -83,6 +85,7 @@ export function createAdminRoutes(deps: {
     // Who makes a change, as the services record it (in the change's transaction): the admin client, with the request.
     by: (ctx) => ({ actor: `admin:${ctx.state.admin?.clientId ?? 'unknown'}`, requestId: ctx.state.requestId ?? null, ip: ctx.ip }),
     mail: deps.mail,
+    sessionsEnded: deps.sessionsEnded,
   };
   const routes = adminApiRoutes(routeDeps);
   const document = buildAdminDocument(config.issuer, routes);

@@ -63,6 +63,12 @@ export interface AdminRouteDeps {
   by: (ctx: Context) => AuditActor;
   /** Mail for the links the API may send (`send_verification` on POST /users); absent: none can be sent. */
   mail?: EmailMailDeps | undefined;
+  /**
+   * After a change that ended a person's sessions (disabled, deleted, a new password): ends their
+   * stored browser sessions and tells their apps (back-channel logout). Never rejects: the change is
+   * made, and a session it missed ends at its next use all the same. Absent: nothing more is done.
+   */
+  sessionsEnded?: ((accountId: string) => Promise<void>) | undefined;
 }
 
 type AnyObject = z.ZodObject;

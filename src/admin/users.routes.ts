@@ -93,7 +93,10 @@ export function userRoutes(deps: AdminRouteDeps): AdminRoute[] {
       },
       async handler(ctx, { params, body }) {
         // A password change ends the person's sessions, consents and refresh tokens (unless kept).
-        ctx.body = userToJson(await updateUserFields(services, by(ctx), params.id, body));
+        const user = await updateUserFields(services, by(ctx), params.id, body);
+        // Their apps are told (back-channel logout), as the change ended the sessions.
+        if (body.keep_sessions !== true && (body.password !== undefined || body.disabled === true)) await deps.sessionsEnded?.(user.id);
+        ctx.body = userToJson(user);
       },
     }),
     defineRoute({
@@ -107,6 +110,7 @@ export function userRoutes(deps: AdminRouteDeps): AdminRoute[] {
       responses: { 204: { description: 'Deleted' }, 404: 'No such user', ...AUTH_ERRORS },
       async handler(ctx, { params }) {
         await deleteUser(services, by(ctx), params.id);
+        await deps.sessionsEnded?.(params.id);
         ctx.status = 204;
       },
     }),

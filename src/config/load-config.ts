@@ -72,6 +72,17 @@ export interface Config {
   readonly deviceFlow: { readonly maxFailuresPerIp: number; readonly pollIntervalSeconds: number; readonly codeTtlSeconds: number };
   /** What pages and mail show of the deployment: BRAND_NAME, BRAND_LOGO_URL (+ BRAND_LOGO_ALT), BRAND_COLOR, SUPPORT_URL. */
   readonly brand: Brand;
+  /**
+   * Back-channel logout deliveries (docs/backchannel-logout.md): how long one attempt waits for the
+   * app (BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS, 5) and how many attempts a logout token gets
+   * (BACKCHANNEL_LOGOUT_ATTEMPTS, 5).
+   */
+  readonly backchannelLogout: { readonly timeoutSeconds: number; readonly attempts: number };
+  /**
+   * DPOP_REQUIRE_NONCE: every DPoP proof (token endpoint, userinfo, PAR) must carry a nonce this
+   * server issued (RFC 9449 §8); a proof without one is answered use_dpop_nonce with a DPoP-Nonce.
+   */
+  readonly dpopRequireNonce: boolean;
 }
 
 /** The deployment's own look (see ui/brand.ts for the palettes derived from `color`). */
@@ -195,6 +206,8 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       color: expandHexColour(e.BRAND_COLOR),
       supportUrl: e.SUPPORT_URL,
     }),
+    backchannelLogout: Object.freeze({ timeoutSeconds: e.BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS, attempts: e.BACKCHANNEL_LOGOUT_ATTEMPTS }),
+    dpopRequireNonce: e.DPOP_REQUIRE_NONCE,
   });
 }
 

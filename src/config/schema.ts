@@ -121,6 +121,10 @@ export const envSchema = z.object({
     .transform((value) => [...new Set(value.split(',').map((id) => id.trim()).filter(Boolean))])
     .refine((ids) => ids.length <= MAX_METRICS_CLIENT_IDS, `must list at most ${MAX_METRICS_CLIENT_IDS} client ids (each is a label value of its own)`)
     .optional(),
+  BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS: integerIn(1, 60).default(5),
+  BACKCHANNEL_LOGOUT_ATTEMPTS: integerIn(1, 10).default(5),
+  // DPoP (RFC 9449): every proof must carry a server nonce (DPoP-Nonce), see docs/dpop.md.
+  DPOP_REQUIRE_NONCE: booleanFlag.default(false),
 });
 
 export type Env = z.infer<typeof envSchema>;

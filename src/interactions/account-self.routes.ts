@@ -4,7 +4,8 @@ import type { Provider } from 'oidc-provider';
 import { sessionEnded } from '../accounts/account-record.js';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../accounts/passwords.js';
 import type { Config } from '../config/load-config.js';
-import { endAccountSessions, listAccountSessions } from '../oidc/adapters/session-index.js';
+import { listAccountSessions } from '../oidc/adapters/session-index.js';
+import type { SessionSignOut } from '../oidc/backchannel-logout.js';
 import type { Pages } from '../oidc/pages.js';
 import { grantScopes } from '../oidc/upstream.js';
 import { listResourceServers } from '../registry/resource-server.repository.js';
@@ -149,6 +150,8 @@ export interface AccountSelfDeps {
   store: EphemeralStore;
   /** The sign-in page's password limiter (createLoginLimiter kind 'login'): wrong current passwords count with wrong sign-ins. */
   passwordLimiter: LoginLimiter;
+  /** Ends sessions of the person and tells their apps (back-channel logout): oidc/backchannel-logout.ts. */
+  signOut: SessionSignOut;
 }
 
 /**
@@ -249,7 +252,7 @@ export function createAccountSelf(deps: AccountSelfDeps): { routers: Router[]; s
     if (problem) return back(ctx, `new_${problem}`);
     const changed = await changeOwnPassword(registry, kit.actor(ctx, person), person.id, next, { keepSessionLoginTs: person.loginTs });
     // Sessions that signed in at or after this one's sign-in survive the cutoff: ended here.
-    const ended = await endAccountSessions(store, person.id, (session) => session.uid !== person.sessionUid);
+    const ended = await deps.signOut(person.id, (session) => session.uid !== person.sessionUid);
     ctx.state.log?.info({ accountId: person.id, sessionsEnded: ended, refreshTokensRevoked: changed.refreshTokensRevoked }, 'password changed from the account page');
     back(ctx, changed.hadPassword ? 'password_changed' : 'password_set');
   });
@@ -283,7 +286,7 @@ export function createAccountSelf(deps: AccountSelfDeps): { routers: Router[]; s
     const step = await postStep(ctx);
     if (!step) return;
     const { person } = step;
-    const ended = await endAccountSessions(store, person.id, (session) => session.uid !== person.sessionUid);
+    const ended = await deps.signOut(person.id, (session) => session.uid !== person.sessionUid);
     // Sessions from before the index (or not in it) that signed in before this one end by the cutoff.
     await recordSessionsEnded(registry, kit.actor(ctx, person), person.id, { scope: 'others', ended, keepSessionLoginTs: person.loginTs });
     ctx.state.log?.info({ accountId: person.id, ended }, 'other sessions ended from the account page');
@@ -297,7 +300,7 @@ export function createAccountSelf(deps: AccountSelfDeps): { routers: Router[]; s
     const notFound = () => notFoundPage(ctx, 'sessions');
     // This browser's own session ends with "Sign out" (#sign-out), which ends it at the provider.
     if (!SESSION_UID.test(uid) || uid === person.sessionUid) return notFound();
-    const ended = await endAccountSessions(store, person.id, (session) => session.uid === uid);
+    const ended = await deps.signOut(person.id, (session) => session.uid === uid);
     if (ended === 0) return notFound();
     await recordSessionsEnded(registry, kit.actor(ctx, person), person.id, { scope: 'one', ended });
     back(ctx, 'one_ended');

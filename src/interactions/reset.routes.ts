@@ -71,6 +71,8 @@ export interface ResetRoutesDeps {
   logger: Logger;
   /** Counts the requests the limits refused (gatehouse_rate_limited_total, limiter reset_ip and reset_address). */
   metrics?: Pick<Metrics, 'rateLimited'>;
+  /** After a reset: ends the person's stored sessions and tells their apps (back-channel logout); never rejects. */
+  sessionsEnded?: (accountId: string) => Promise<void>;
 }
 
 /** The reset routes, and what waits for the mail work they started after their answers. */
@@ -304,6 +306,7 @@ export function createResetRoutes(deps: ResetRoutesDeps): ResetRoutes {
       return linkRefused(ctx, error.reason);
     }
     log.info({ accountId: userId, requestId }, 'password reset: new password set, sessions and refresh tokens ended');
+    await deps.sessionsEnded?.(userId);
     const secondFactor = await hasAnySecondFactor(registry.db, userId);
     message(ctx, 200, 'reset.done_title', 'reset.done_lead', {
       more: secondFactor ? ['reset.done_second_factor'] : [],

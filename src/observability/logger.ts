@@ -27,6 +27,8 @@ export const REDACT_PATHS = [
   '*.refresh_token',
   'id_token',
   '*.id_token',
+  'logout_token',
+  '*.logout_token',
   'code',
   '*.code',
   'client_assertion',

@@ -32,6 +32,8 @@ export interface Metrics {
   /** One outcome of one mail (sent, written to the outbox, retried, failed, refused), by kind (password_reset, …). */
   mail(kind: string, outcome: 'sent' | 'written' | 'retried' | 'failed' | 'refused'): void;
   request(route: string, method: string, status: number, seconds: number): void;
+  /** One outcome of one back-channel logout delivery (delivered, retried, failed after the last attempt or refused by the app, refused: not queued). */
+  backchannelLogout(outcome: 'delivered' | 'retried' | 'failed' | 'refused'): void;
   dependency(name: DependencyName, operation: string, seconds: number, failed: boolean): void;
 }
 
@@ -127,6 +129,12 @@ export function createMetrics(
   }
   const tokenSeries = seriesBy((grant_type = '', client_id = '') => tokens.labels({ grant_type, client_id }));
   const requestSeries = seriesBy((route = '', method = '', status = '') => requests.labels({ route, method, status }));
+  const backchannelLogouts = new Counter({
+    name: 'gatehouse_backchannel_logout_total',
+    help: 'Back-channel logout deliveries (OpenID Connect Back-Channel Logout 1.0) by outcome: delivered, retried (one per failed attempt that will be tried again), failed (given up, or refused by the app), refused (not queued: a full queue, shutting down).',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
   const dependencySeries = seriesBy((dependency = '', operation = '', outcome = '') => dependencies.labels({ dependency, operation, outcome }));
 
   const labelledClients = new Set(deps.clientIds);
@@ -149,6 +157,9 @@ export function createMetrics(
     },
     secondFactor(method, outcome) {
       secondFactors.inc({ method, outcome });
+    },
+    backchannelLogout(outcome) {
+      backchannelLogouts.inc({ outcome });
     },
     request(route, method, status, seconds) {
       requestSeries(route, METHODS.has(method) ? method : 'other', `${Math.floor(status / 100)}xx`).observe(seconds);

@@ -19,6 +19,7 @@ import { clientNameOf, errorPageData, pageLocaleOf } from './error-page.js';
 import { pageCsp, type Pages } from './pages.js';
 import { createTranslator } from '../ui/i18n.js';
 import { registrationFeatures } from './registration.js';
+import { dpopFeature } from './dpop.js';
 import { createResourceIndicators } from './resource-indicators.js';
 import { AUTHENTICATION_CLAIMS, EXTERNAL_SIGNING, providerSigningKey, rethrowUnreachable } from './upstream.js';
 
@@ -176,6 +177,8 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
         },
       },
       resourceIndicators: createResourceIndicators({ cache, issuer: config.issuer, signingAlg: () => signingAlg }),
+      // DPoP (RFC 9449): nonces shared by every node, DPOP_REQUIRE_NONCE, replay refused (oidc/dpop.ts).
+      dPoP: dpopFeature({ digestKey, requireNonce: config.dpopRequireNonce }),
       ...registrationFeatures(config.registrationEnabled),
       // The newer protocols (issue 18; docs/device-flow.md, backchannel-logout.md, dpop.md, par-jar-fapi2.md).
       // The device authorization grant (RFC 8628) with Gatehouse's /device pages (oidc/device-flow.ts).

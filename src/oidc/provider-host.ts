@@ -9,6 +9,7 @@ import { keysFingerprint, loadSigningKeys } from '../keys/key-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { closeRotationScope, openRotationScope } from './adapters/rotation-scope.js';
+import type { BackchannelLogoutQueue } from './backchannel-logout.js';
 import type { ProviderDeps } from './configuration.js';
 import { answerRewrites, createProvider } from './provider.js';
 
@@ -36,7 +37,7 @@ export interface ProviderHost {
  * app.use(host.middleware);
  */
 export async function createProviderHost(
-  deps: Omit<ProviderDeps, 'jwks'> & { config: Config; digestKey: Buffer; logger: Logger; audit?: AuditSink | undefined; metrics?: Metrics | undefined },
+  deps: Omit<ProviderDeps, 'jwks'> & { config: Config; digestKey: Buffer; logger: Logger; audit?: AuditSink | undefined; metrics?: Metrics | undefined; backchannelLogout: BackchannelLogoutQueue },
 ): Promise<ProviderHost> {
   const { config, logger } = deps;
 

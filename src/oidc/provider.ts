@@ -15,7 +15,8 @@ import { deviceFlowGate, pacePolls } from './device-flow.js';
 import { registrationAnswers } from './registration.js';
 import { endSessionWithoutSession, selfSubmittingPageCsp } from './self-submitting-pages.js';
 import { rewriteProtocolErrors } from './token-errors.js';
-import { compareClientSecretsWith, ignoreResumeQuery, isBodyTooLarge, isRefreshTokenReuse, rememberBuiltClients } from './upstream.js';
+import type { BackchannelLogoutQueue } from './backchannel-logout.js';
+import { compareClientSecretsWith, deferBackchannelLogout, ignoreResumeQuery, isBodyTooLarge, isRefreshTokenReuse, outboundFetch, rememberBuiltClients } from './upstream.js';
 
 const PROVIDER_ERROR_EVENTS = [
   'server_error',
@@ -59,10 +60,14 @@ export function answerRewrites(config: Pick<ProviderDeps['config'], 'registratio
  * @example
  * const provider = createProvider({ config, cache, store, jwks, digestKey, logger });
  */
-export function createProvider(input: ProviderDeps & { logger: Logger; audit?: AuditSink | undefined; metrics?: Metrics | undefined }): Provider {
+export function createProvider(
+  input: ProviderDeps & { logger: Logger; audit?: AuditSink | undefined; metrics?: Metrics | undefined; backchannelLogout: BackchannelLogoutQueue },
+): Provider {
   // The account page's client (gatehouse-account) is built in: every client lookup of the provider sees it.
   const deps = { ...input, cache: withAccountClient(input.cache, input.config.issuer) };
-  const provider = new Provider(deps.config.issuer, buildConfiguration(deps));
+  // Outgoing requests (a jwks_uri, a logout token) go out as oidc-provider makes them, but for a
+  // back-channel logout delivery's timeout and loopback rule (oidc/upstream.ts, outboundFetch).
+  const provider = new Provider(deps.config.issuer, { ...buildConfiguration(deps), fetch: outboundFetch() });
   provider.proxy = deps.config.trustProxy;
   provider.use(ignoreResumeQuery(provider.pathFor('authorization')));
   // Pages that submit themselves (form_post) run under a CSP with their script's hash; a browser
@@ -74,6 +79,10 @@ export function createProvider(input: ProviderDeps & { logger: Logger; audit?: A
   if (deps.devicePolls) pacePolls(provider, deps.devicePolls);
 
   rememberBuiltClients(provider, deps.cache);
+
+  // Back-channel logout tokens are queued and delivered after the answer, never awaited by a sign-out
+  // (oidc/backchannel-logout.ts); a receiver on this machine is reached only outside production.
+  deferBackchannelLogout(provider, deps.backchannelLogout.enqueue, { allowLoopback: !deps.config.production });
 
   // Personal API keys exchanged for access tokens (RFC 8693), without client authentication; and a
   // person's access token exchanged by a service acting for them (access-token-exchange.ts).

@@ -1,5 +1,7 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Context, Middleware } from 'koa';
 import { errors, ExternalSigningKey, interactionPolicy, Provider, type AdapterPayload, type JWK, type KoaContextWithOIDC, type UnknownObject } from 'oidc-provider';
+import { isLoopbackHostname } from '../config/protocol.js';
 import { LocalSigner } from '../keys/signing-key.js';
 import type { ClientRecord } from '../registry/client.repository.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
@@ -27,6 +29,13 @@ import { isUnreachable, type Dependency } from '../services/dependency-outage.js
  */
 
 export { initialAccessTokenPayload } from '../services/registration.service.js';
+
+/**
+ * The model oidc-provider detects replays with (DPoP proof and client assertion `jti`s):
+ * `ReplayDetection.unique` calls the adapter's `find` for an id and, only when it finds nothing,
+ * `upsert` for the same id. The store adapter makes that `find` an atomic claim (store-adapter.ts).
+ */
+export const REPLAY_DETECTION_MODEL = 'ReplayDetection';
 
 /** The oidc-provider version range these reliances were checked against (package.json pins the same). */
 export const CHECKED_AGAINST = '~9.13.3';
@@ -470,4 +479,113 @@ export function beforeDeviceCodePoll(provider: Provider, check: (code: PolledDev
     if (code && ctx?.oidc?.route === 'token') await check(code as PolledDeviceCode, ctx.oidc.client?.clientId);
     return code;
   };
+}
+// --- Back-channel logout (OpenID Connect Back-Channel Logout 1.0) --------------------------
+
+/**
+ * One logout token to deliver: to `clientId`'s backchannel_logout_uri, about `accountId` (its
+ * `sub`) and, for a client that registered backchannel_logout_session_required, the session's
+ * `sid`. `send` builds a fresh token (its own `jti` and `iat`) and POSTs it once; it rejects when
+ * the client did not answer 200 or 204 (deliveryStatus reads the status), or when `signal` aborts.
+ */
+export interface LogoutDelivery {
+  clientId: string;
+  accountId: string;
+  sid: string | undefined;
+  send(signal: AbortSignal): Promise<void>;
+}
+
+/** What a delivery of ours asks of the fetch it runs under (outboundFetch). */
+interface OutboundRequest {
+  signal: AbortSignal;
+  /** Whether a URL whose host is a loopback name (localhost, 127.x, [::1]) may be reached. */
+  allowLoopback: boolean;
+}
+
+const outboundRequest = new AsyncLocalStorage<OutboundRequest>();
+
+/**
+ * oidc-provider's `fetch` option, for every request it makes to the outside (a jwks_uri, a logout
+ * token). Its fetchRequest helper (lib/helpers/fetch_request.js) sets `signal` to a fixed
+ * `AbortSignal.timeout(2500)` and `dispatcher` to an undici Agent that refuses special-use addresses
+ * (loopback, private, link-local: its SSRF protection), then calls this with them. A request made
+ * by a back-channel logout delivery (deferBackchannelLogout's `send`) instead takes the delivery's
+ * signal (its own timeout, and shutdown), and, when the delivery allows it, reaches a URL whose host
+ * is a loopback name without that Agent (a receiver on this machine, outside production). Every
+ * other request goes out exactly as oidc-provider made it.
+ *
+ * @example
+ * new Provider(issuer, { fetch: outboundFetch(), features: { backchannelLogout: { enabled: true } } });
+ */
+export function outboundFetch(base: typeof fetch = (input, init) => globalThis.fetch(input, init)): (input: string | URL | Request, init?: RequestInit) => Promise<Response> {
+  return (input, init) => {
+    const delivery = outboundRequest.getStore();
+    if (!delivery || !init) return base(input, init);
+    const options: RequestInit & { dispatcher?: unknown } = { ...init, signal: delivery.signal };
+    const url = URL.parse(input instanceof Request ? input.url : String(input));
+    if (delivery.allowLoopback && url && isLoopbackHostname(url.hostname)) delete options.dispatcher;
+    return base(input, options);
+  };
+}
+
+/**
+ * Replaces `Client.prototype.backchannelLogout(sub, sid)`, which oidc-provider calls for each client
+ * of a session that ends at its end_session endpoint (lib/actions/end_session.js) and AWAITS, all of
+ * them, before it answers the person's browser. The replacement hands the delivery to `enqueue` and
+ * resolves at once (so the provider emits `backchannel.success` when the delivery is queued, not
+ * when it is delivered). The delivery's `send` runs the original method: it builds the logout token
+ * as an IdToken of use `logout` (typ `logout+jwt`, `iss`, `aud` the client, `iat`, `exp` in 2
+ * minutes, a fresh `jti`, `events`, `sub`, and `sid` when the client registered
+ * backchannel_logout_session_required; never a `nonce`) and POSTs it as `logout_token` through
+ * outboundFetch, under the signal `send` is given. It needs no request: it runs after the answer.
+ * Calling `client.backchannelLogout(sub, sid)` on a Client of `provider` (Client.find) queues one
+ * delivery the same way, for sessions Gatehouse ends itself.
+ */
+export function deferBackchannelLogout(provider: Provider, enqueue: (delivery: LogoutDelivery) => void, options: { allowLoopback: boolean }): void {
+  type Deliverable = { clientId: string; backchannelLogout(sub: string, sid: string | undefined): Promise<void> };
+  const prototype = provider.Client.prototype as unknown as Deliverable;
+  const original = prototype.backchannelLogout;
+  if (typeof original !== 'function') throw new Error("oidc-provider's Client no longer has backchannelLogout");
+  prototype.backchannelLogout = function backchannelLogout(this: Deliverable, sub: string, sid: string | undefined) {
+    enqueue({
+      clientId: this.clientId,
+      accountId: sub,
+      sid,
+      send: (signal) => outboundRequest.run({ signal, allowLoopback: options.allowLoopback }, () => original.call(this, sub, sid)),
+    });
+    return Promise.resolve();
+  };
+}
+
+/** The HTTP status a client answered a logout token with, from the error `send` rejected with (the original method keeps the response on it); undefined when there was no answer. */
+export function deliveryStatus(error: unknown): number | undefined {
+  const status = (error as { response?: { status?: unknown } } | undefined)?.response?.status;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/**
+ * The clients a stored Session payload is signed in to, with the `sid` oidc-provider made for each
+ * (`authorizations`: client id → { sid, grantId, persistsLogout }, as Session#sidFor reads it).
+ */
+export function sessionAuthorizations(payload: AdapterPayload | undefined): Array<{ clientId: string; sid: string | undefined }> {
+  const authorizations = (payload as { authorizations?: unknown } | undefined)?.authorizations;
+  if (typeof authorizations !== 'object' || authorizations === null) return [];
+  return Object.entries(authorizations as Record<string, unknown>).map(([clientId, value]) => {
+    const sid = (value as { sid?: unknown } | null)?.sid;
+    return { clientId, sid: typeof sid === 'string' && sid !== '' ? sid : undefined };
+  });
+}
+
+/**
+ * Queues one logout token for `clientId` about `accountId` (and `sid`), if the client exists and
+ * registered a backchannel_logout_uri: `provider.Client.find`, then its backchannelLogout, which
+ * deferBackchannelLogout replaced on `provider` (it queues and resolves at once). True when queued.
+ */
+export async function queueBackchannelLogout(provider: Provider, clientId: string, accountId: string, sid: string | undefined): Promise<boolean> {
+  const client = (await provider.Client.find(clientId)) as unknown as
+    | { backchannelLogoutUri?: string; backchannelLogout(sub: string, sid: string | undefined): Promise<void> }
+    | undefined;
+  if (!client?.backchannelLogoutUri) return false;
+  await client.backchannelLogout(accountId, sid);
+  return true;
 }

@@ -20,6 +20,11 @@ export interface EphemeralStore {
    */
   consume(model: string, id: string): Promise<ConsumeOutcome>;
   destroy(model: string, id: string): Promise<void>;
+  /**
+   * Stores the entry for `expiresIn` seconds only if there is no live one under that id: of
+   * concurrent calls for one id exactly one answers true (replay detection, see store-adapter.ts).
+   */
+  insertIfAbsent(model: string, id: string, payload: AdapterPayload, expiresIn: number): Promise<boolean>;
   /** Deletes every entry, of any model, that carries this grantId. */
   revokeByGrantId(grantId: string): Promise<void>;
   /**
@@ -77,6 +82,7 @@ export function timedStore(store: EphemeralStore, observe: (operation: string, s
     findByUserCode: time('findByUserCode', (model: string, userCode: string) => store.findByUserCode(model, userCode)),
     consume: time('consume', (model: string, id: string) => store.consume(model, id)),
     destroy: time('destroy', (model: string, id: string) => store.destroy(model, id)),
+    insertIfAbsent: time('insertIfAbsent', (model: string, id: string, payload: AdapterPayload, expiresIn: number) => store.insertIfAbsent(model, id, payload, expiresIn)),
     revokeByGrantId: time('revokeByGrantId', (grantId: string) => store.revokeByGrantId(grantId)),
     indexSet: time('indexSet', (index: string, member: string, value: string, expiresIn?: number) => store.indexSet(index, member, value, expiresIn)),
     indexList: time('indexList', (index: string) => store.indexList(index)),

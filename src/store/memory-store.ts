@@ -82,6 +82,13 @@ export function createMemoryStore(now: () => number = Date.now): EphemeralStore 
     async destroy(model, id) {
       entries.delete(storeKey(model, id));
     },
+    async insertIfAbsent(model, id, payload, expiresIn) {
+      // Read and set with no await between them: atomic in this one thread.
+      const key = storeKey(model, id);
+      if (alive(entries, key) !== undefined) return false;
+      entries.set(key, { value: structuredClone(payload), expiresAt: expiry(expiresIn) });
+      return true;
+    },
     async revokeByGrantId(grantId) {
       const gk = grantKey(grantId);
       for (const key of alive(grants, gk) ?? []) entries.delete(key);

@@ -17,6 +17,15 @@ end
 redis.call('HSET', KEYS[1], 'consumed', ARGV[1])
 return 1`;
 
+// Creates an entry (payload and TTL) only if the key does not exist: 1 when this call created it.
+const INSERT_IF_ABSENT_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'payload', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1`;
+
 // Adds a key to its grant's index and keeps the index alive as long as its longest-lived entry:
 // a new index takes the entry's TTL, a timed index only ever grows its TTL, and an entry without
 // expiry makes the index permanent.
@@ -125,6 +134,10 @@ export function createRedisStore(redis: Redis): EphemeralStore {
     },
     async destroy(model, id) {
       await redis.del(storeKey(model, id));
+    },
+    async insertIfAbsent(model, id, payload, expiresIn) {
+      const created = await redis.eval(INSERT_IF_ABSENT_SCRIPT, 1, storeKey(model, id), JSON.stringify(payload), String(Math.max(1, Math.ceil(expiresIn))));
+      return created === 1;
     },
     async revokeByGrantId(grantId) {
       const gk = grantKey(grantId);

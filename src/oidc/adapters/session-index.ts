@@ -1,6 +1,6 @@
 import type { Adapter } from 'oidc-provider';
 import type { EphemeralStore } from '../../store/ephemeral-store.js';
-import { currentProviderRequest, providerRequestClient, sessionFields } from '../upstream.js';
+import { currentProviderRequest, providerRequestClient, sessionAuthorizations, sessionFields } from '../upstream.js';
 
 /*
  * The browser sessions of one account (the account page's "Sessions"). oidc-provider keeps a
@@ -22,6 +22,8 @@ export interface AccountBrowserSession {
   loginTs: number | undefined;
   userAgent: string | null;
   ip: string | null;
+  /** The clients the session signed in to, with the session's `sid` for each (back-channel logout). */
+  apps: ReadonlyArray<{ clientId: string; sid: string | undefined }>;
 }
 
 interface IndexValue {
@@ -70,7 +72,13 @@ export function indexSessions(adapter: Adapter, store: EphemeralStore, currentRe
 export async function listAccountSessions(store: EphemeralStore, accountId: string): Promise<AccountBrowserSession[]> {
   const index = accountSessionsIndex(accountId);
   const members = [...(await store.indexList(index))];
-  const found = await Promise.all(members.map(async ([id]) => sessionFields(await store.find('Session', id))));
+  const found = await Promise.all(
+    members.map(async ([id]) => {
+      const payload = await store.find('Session', id);
+      const fields = sessionFields(payload);
+      return fields && { ...fields, apps: sessionAuthorizations(payload) };
+    }),
+  );
   const live: AccountBrowserSession[] = [];
   const gone: string[] = [];
   members.forEach(([id, raw], position) => {
@@ -85,16 +93,21 @@ export async function listAccountSessions(store: EphemeralStore, accountId: stri
     } catch {
       // An unreadable value says nothing about the browser; the session is still listed.
     }
-    live.push({ id, uid: fields.uid, loginTs: fields.loginTs, userAgent: text(value.userAgent), ip: text(value.ip) });
+    live.push({ id, uid: fields.uid, loginTs: fields.loginTs, userAgent: text(value.userAgent), ip: text(value.ip), apps: fields.apps });
   });
   if (gone.length > 0) await store.indexRemove(index, gone);
   return live.sort((a, b) => (b.loginTs ?? 0) - (a.loginTs ?? 0));
 }
 
-/** Ends the account's sessions that `which` picks (deletes them from the store); answers how many. */
-export async function endAccountSessions(store: EphemeralStore, accountId: string, which: (session: AccountBrowserSession) => boolean): Promise<number> {
+/** Ends the account's sessions that `which` picks (deletes them from the store); answers them. */
+export async function takeAccountSessions(store: EphemeralStore, accountId: string, which: (session: AccountBrowserSession) => boolean): Promise<AccountBrowserSession[]> {
   const ending = (await listAccountSessions(store, accountId)).filter(which);
   await Promise.all(ending.map((session) => store.destroy('Session', session.id)));
   if (ending.length > 0) await store.indexRemove(accountSessionsIndex(accountId), ending.map((session) => session.id));
-  return ending.length;
+  return ending;
+}
+
+/** Ends the account's sessions that `which` picks (deletes them from the store); answers how many. */
+export async function endAccountSessions(store: EphemeralStore, accountId: string, which: (session: AccountBrowserSession) => boolean): Promise<number> {
+  return (await takeAccountSessions(store, accountId, which)).length;
 }

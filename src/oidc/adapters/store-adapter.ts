@@ -1,5 +1,6 @@
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { EphemeralStore } from '../../store/ephemeral-store.js';
+import { REPLAY_DETECTION_MODEL } from '../upstream.js';
 
 /**
  * The one-time grant sources the token endpoint redeems, with the name oidc-provider gives each in
@@ -20,6 +21,13 @@ const REDEEMED = new Map([
  */
 const KEPT_AFTER_EXPIRY = new Map([['DeviceCode', 600]]);
 
+/**
+ * How long a replay-detection claim holds before oidc-provider's own save replaces it with the
+ * entry's real lifetime (a DPoP proof's window: 300 s); only a request that fails in between leaves
+ * the claim, and then its id stays refused for this long.
+ */
+const REPLAY_CLAIM_SECONDS = 300;
+
 /** Revokes a grant: its consent and refresh tokens (registry) and its codes and opaque tokens (store). */
 export type RevokeGrant = (grantId: string) => Promise<void>;
 
@@ -38,7 +46,15 @@ export function createStoreAdapter(model: string, store: EphemeralStore, revokeG
   const kept = KEPT_AFTER_EXPIRY.get(model) ?? 0;
   return {
     upsert: (id: string, payload: AdapterPayload, expiresIn?: number) => store.upsert(model, id, payload, expiresIn === undefined ? undefined : expiresIn + kept),
-    find: (id: string) => store.find(model, id),
+    // Replay detection (DPoP proofs, client assertions) is one step: the look-up claims the id.
+    // oidc-provider's ReplayDetection.unique finds the id and, when there is none, saves it (see
+    // upstream.ts, REPLAY_DETECTION_MODEL): two steps, between which a concurrent request with the
+    // same jti would find nothing too and both would pass. Claimed atomically here, exactly one
+    // finds nothing; its save then stores the entry for its real lifetime.
+    find:
+      model === REPLAY_DETECTION_MODEL
+        ? async (id: string) => ((await store.insertIfAbsent(model, id, { jti: id }, REPLAY_CLAIM_SECONDS)) ? undefined : { jti: id })
+        : (id: string) => store.find(model, id),
     findByUid: (uid: string) => store.findByUid(model, uid),
     findByUserCode: (userCode: string) => store.findByUserCode(model, userCode),
     async consume(id: string) {

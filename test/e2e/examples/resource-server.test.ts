@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { generateKeyPair, importJWK, SignJWT, UnsecuredJWT, type CryptoKey, type JWK } from 'jose';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { decodeJwt, exportJWK, generateKeyPair, importJWK, SignJWT, UnsecuredJWT, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createResourceServer, type ResourceServerOptions } from '../../../examples/resource-server/resource-server.js';
 import { loadSigningJwks } from '../../../src/keys/key-store.js';
@@ -96,7 +96,7 @@ describe('examples/resource-server: verifies Gatehouse access tokens and enforce
     for (const authorization of [undefined, 'Basic dXNlcjpwYXNz']) {
       const response = await get(api, authorization);
       expect(response.status).toBe(401);
-      expect(response.headers.get('www-authenticate')).toBe('Bearer realm="orders"');
+      expect(response.headers.get('www-authenticate')).toBe('Bearer realm="orders", DPoP realm="orders", algs="ES256 Ed25519 EdDSA"');
     }
     const malformed = await get(api, 'Bearer two tokens');
     expect(malformed.status).toBe(400);
@@ -189,6 +189,124 @@ describe('examples/resource-server: verifies Gatehouse access tokens and enforce
     expect((await get(notKeys, good)).status).toBe(503);
   });
 
+  describe('DPoP-bound tokens (RFC 9449): the DPoP scheme and a proof of the bound key', () => {
+    interface ProofKey { privateKey: CryptoKey; publicJwk: JWK }
+    let key: ProofKey;
+    const newKey = async (): Promise<ProofKey> => {
+      const pair = await generateKeyPair('ES256');
+      return { privateKey: pair.privateKey, publicJwk: await exportJWK(pair.publicKey) };
+    };
+    const ath = (token: string) => createHash('sha256').update(token).digest('base64url');
+    const proof = (signer: ProofKey, claims: Record<string, unknown>, header: Record<string, unknown> = {}) =>
+      new SignJWT({ jti: randomUUID(), ...claims })
+        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: signer.publicJwk, ...header })
+        .setIssuedAt(typeof claims.iat === 'number' ? claims.iat : Math.floor(Date.now() / 1000))
+        .sign(signer.privateKey);
+
+    /** A client-credentials token bound to `key` (a proof at Gatehouse's token endpoint). */
+    async function dpopToken(auth: { clientId: string; clientSecret: string }, scope: string, signer = key) {
+      const basic = Buffer.from(`${auth.clientId}:${auth.clientSecret}`).toString('base64');
+      const response = await fetch(`${issuer}/token`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded', dpop: await proof(signer, { htm: 'POST', htu: `${issuer}/token` }) },
+        body: new URLSearchParams({ grant_type: 'client_credentials', scope }),
+      });
+      const body = (await response.json()) as { access_token: string; token_type: string };
+      expect(response.status).toBe(200);
+      expect(body.token_type).toBe('DPoP');
+      recordSecret(body.access_token);
+      return body.access_token;
+    }
+    const call = async (base: string, token: string, dpop: string | undefined, init: { method?: string; scheme?: string; body?: unknown } = {}) =>
+      fetch(`${base}/orders`, {
+        method: init.method ?? 'GET',
+        headers: { authorization: `${init.scheme ?? 'DPoP'} ${token}`, ...(dpop ? { dpop } : {}), ...(init.body ? { 'content-type': 'application/json' } : {}) },
+        ...(init.body ? { body: JSON.stringify(init.body) } : {}),
+      });
+
+    beforeAll(async () => {
+      key = await newKey();
+    });
+
+    it('accepts a bound token with a proof for the request, as Gatehouse issued it (cnf.jkt)', async () => {
+      const token = await dpopToken(writer, 'read:orders write:orders');
+      expect(decodeJwt(token).cnf).toMatchObject({ jkt: expect.any(String) });
+      const listed = await call(api, token, await proof(key, { htm: 'GET', htu: `${api}/orders`, ath: ath(token) }));
+      expect(listed.status).toBe(200);
+      const created = await call(api, token, await proof(key, { htm: 'POST', htu: `${api}/orders`, ath: ath(token) }), { method: 'POST', body: { item: 'dpop tea', quantity: 1 } });
+      expect(created.status).toBe(201);
+      // A query string is not part of htu (RFC 9449 §4.3).
+      const withQuery = await fetch(`${api}/orders?page=1`, { headers: { authorization: `DPoP ${token}`, dpop: await proof(key, { htm: 'GET', htu: `${api}/orders`, ath: ath(token) }) } });
+      expect(withQuery.status).toBe(200);
+    });
+
+    it('refuses a bound token sent as Bearer, or without a proof, with a DPoP challenge', async () => {
+      const token = await dpopToken(reader, 'read:orders');
+      const asBearer = await call(api, token, undefined, { scheme: 'Bearer' });
+      expect(asBearer.status).toBe(401);
+      expect(asBearer.headers.get('www-authenticate')).toMatch(/^DPoP realm="orders", error="invalid_token", error_description="this access token is DPoP-bound[^"]*", algs="ES256 Ed25519 EdDSA"$/);
+      expect(await asBearer.json()).toMatchObject({ error: 'invalid_token' });
+      // …even with a valid proof beside it: the scheme says how the token is meant.
+      expect((await call(api, token, await proof(key, { htm: 'GET', htu: `${api}/orders`, ath: ath(token) }), { scheme: 'Bearer' })).status).toBe(401);
+      const noProof = await call(api, token, undefined);
+      expect(noProof.status).toBe(400);
+      expect(noProof.headers.get('www-authenticate')).toMatch(/^DPoP realm="orders", error="invalid_request"/);
+    });
+
+    it('refuses a plain bearer token sent with the DPoP scheme', async () => {
+      const plain = await token(reader, 'read:orders');
+      const response = await call(api, plain, await proof(key, { htm: 'GET', htu: `${api}/orders`, ath: ath(plain) }));
+      expect(response.status).toBe(401);
+      expect(await response.json()).toMatchObject({ error: 'invalid_token' });
+    });
+
+    it('refuses each bad proof with 401 invalid_dpop_proof (or invalid_token for another key), and serves nothing', async () => {
+      const token = await dpopToken(reader, 'read:orders');
+      const now = Math.floor(Date.now() / 1000);
+      const good = { htm: 'GET', htu: `${api}/orders`, ath: ath(token) };
+      const stranger = await newKey();
+      const { privateKey: extractable } = await generateKeyPair('ES256', { extractable: true });
+      const hmacSecret = randomBytes(32);
+      const cases: Array<[string, () => Promise<string>, string]> = [
+        ['htm POST for a GET', () => proof(key, { ...good, htm: 'POST' }), 'invalid_dpop_proof'],
+        ['htu of another path', () => proof(key, { ...good, htu: `${api}/healthz` }), 'invalid_dpop_proof'],
+        ['htu of another origin', () => proof(key, { ...good, htu: 'https://orders.example.test/orders' }), 'invalid_dpop_proof'],
+        ['iat two minutes ago', () => proof(key, { ...good, iat: now - 120 }), 'invalid_dpop_proof'],
+        ['iat two minutes ahead', () => proof(key, { ...good, iat: now + 120 }), 'invalid_dpop_proof'],
+        ['ath of another token', () => proof(key, { ...good, ath: ath(`${token}x`) }), 'invalid_dpop_proof'],
+        ['no ath', () => proof(key, { htm: good.htm, htu: good.htu }), 'invalid_dpop_proof'],
+        ['typ JWT', () => proof(key, good, { typ: 'JWT' }), 'invalid_dpop_proof'],
+        ['a private key in the header', async () => proof({ privateKey: extractable, publicJwk: await exportJWK(extractable) }, good), 'invalid_dpop_proof'],
+        ['HS256 with the key in the header', () => new SignJWT({ ...good, jti: randomUUID() }).setProtectedHeader({ alg: 'HS256', typ: 'dpop+jwt', jwk: { kty: 'oct', k: hmacSecret.toString('base64url') } as JWK }).setIssuedAt().sign(hmacSecret), 'invalid_dpop_proof'],
+        ['signed by a key other than the header names', () => proof({ privateKey: stranger.privateKey, publicJwk: key.publicJwk }, good), 'invalid_dpop_proof'],
+        ['a valid proof of another key than the token is bound to', () => proof(stranger, good), 'invalid_token'],
+      ];
+      for (const [name, make, error] of cases) {
+        const response = await call(api, token, await make());
+        expect(response.status, name).toBe(401);
+        expect(response.headers.get('www-authenticate'), name).toMatch(new RegExp(`^DPoP realm="orders", error="${error}"`));
+        expect(await response.json(), name).toMatchObject({ error });
+      }
+    });
+
+    it('refuses a proof used twice (jti cache), accepts a fresh one', async () => {
+      const token = await dpopToken(reader, 'read:orders');
+      const once = await proof(key, { htm: 'GET', htu: `${api}/orders`, ath: ath(token) });
+      expect((await call(api, token, once)).status).toBe(200);
+      const replayed = await call(api, token, once);
+      expect(replayed.status).toBe(401);
+      expect(await replayed.json()).toMatchObject({ error: 'invalid_dpop_proof', error_description: 'the DPoP proof was used before' });
+      expect((await call(api, token, await proof(key, { htm: 'GET', htu: `${api}/orders`, ath: ath(token) }))).status).toBe(200);
+    });
+
+    it('behind a proxy, checks htu against publicOrigin', async () => {
+      const proxied = await start({ publicOrigin: 'https://orders.example.test' });
+      const token = await dpopToken(reader, 'read:orders');
+      expect((await call(proxied, token, await proof(key, { htm: 'GET', htu: 'https://orders.example.test/orders', ath: ath(token) }))).status).toBe(200);
+      expect((await call(proxied, token, await proof(key, { htm: 'GET', htu: `${proxied}/orders`, ath: ath(token) }))).status).toBe(401);
+    });
+  });
+
   it('answers CORS for the origins it lists, and lets their scripts read WWW-Authenticate', async () => {
     const withCors = await start({ allowedOrigins: ['http://localhost:5173'] });
     const preflight = await fetch(`${withCors}/orders`, {
@@ -197,7 +315,7 @@ describe('examples/resource-server: verifies Gatehouse access tokens and enforce
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
-    expect(preflight.headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type');
+    expect(preflight.headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, DPoP');
     const refused = await fetch(`${withCors}/orders`, { headers: { origin: 'http://localhost:5173' } });
     expect(refused.status).toBe(401);
     expect(refused.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');

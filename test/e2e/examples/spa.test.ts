@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { calculateJwkThumbprint, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createHash } from 'node:crypto';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createResourceServer } from '../../../examples/resource-server/resource-server.js';
@@ -16,6 +17,7 @@ import { listen, tokensIssued } from './helpers.js';
  * examples/spa in Debian's chromium: oidc-client-ts signs in with the code flow and PKCE (a public,
  * first-party client), the app calls examples/resource-server with its access token, refreshes with
  * the rotating refresh token, renews from the Gatehouse session in a hidden iframe, and signs out.
+ * Every token is DPoP-bound to a non-extractable WebCrypto key of the app's (RFC 9449).
  */
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -25,6 +27,7 @@ const NAME = 'Grace Hopper';
 
 interface StoredUser {
   access_token: string;
+  token_type?: string;
   refresh_token?: string | null;
   id_token?: string;
   scope?: string;
@@ -45,6 +48,7 @@ describe('examples/spa: oidc-client-ts in a real browser', () => {
   const authorizationRequests: URL[] = [];
   const revocations: string[] = [];
   const apiAuthorizations: string[] = [];
+  const apiProofs: string[] = [];
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does it)`);
@@ -103,7 +107,10 @@ describe('examples/spa: oidc-client-ts in a real browser', () => {
       const url = new URL(request.url());
       if (url.origin === issuer && url.pathname === '/auth') authorizationRequests.push(url);
       if (url.origin === issuer && url.pathname === '/token/revocation' && request.method() === 'POST') revocations.push(request.postData() ?? '');
-      if (url.origin === api!.url && url.pathname === '/orders' && request.method() === 'GET') apiAuthorizations.push(request.headers().authorization ?? '');
+      if (url.origin === api!.url && url.pathname === '/orders' && request.method() === 'GET') {
+        apiAuthorizations.push(request.headers().authorization ?? '');
+        apiProofs.push(request.headers().dpop ?? '');
+      }
       // What else passes through the browser, for the log audit: codes, PKCE verifiers, refresh tokens.
       if (url.origin === spaOrigin) recordSecret(url.searchParams.get('code'));
       if (url.origin === issuer && url.pathname === '/token' && request.method() === 'POST') {
@@ -143,6 +150,21 @@ describe('examples/spa: oidc-client-ts in a real browser', () => {
     };
   }
 
+  /** The app's DPoP key pair as oidc-client-ts keeps it (IndexedDB "oidc", store "dpop", under the client id): what a script can learn of it. */
+  const dpopKey = () =>
+    // Run in the page (a string: this file is typed without the DOM library).
+    page.evaluate<{ privateExtractable: boolean; algorithm: string } | null>(`new Promise((resolve, reject) => {
+      const open = indexedDB.open('oidc');
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const db = open.result;
+        if (!db.objectStoreNames.contains('dpop')) return resolve(null);
+        const get = db.transaction('dpop', 'readonly').objectStore('dpop').get(${JSON.stringify(clientId)});
+        get.onerror = () => reject(get.error);
+        get.onsuccess = () => resolve(get.result ? { privateExtractable: get.result.keys.privateKey.extractable, algorithm: get.result.keys.privateKey.algorithm.namedCurve } : null);
+      };
+    })`);
+
   const sessionCookies = async () => (await context.cookies(issuer)).filter((cookie) => cookie.name.startsWith('_session'));
 
   it('signs in with PKCE, calls the API, refreshes (rotating the refresh token), renews from the session and signs out', async () => {
@@ -180,13 +202,30 @@ describe('examples/spa: oidc-client-ts in a real browser', () => {
     expect(first?.refresh_token).toBeTruthy(); // first-party: a refresh token without offline_access
     const { payload: firstClaims } = await verifyAccessToken(first!.access_token);
     expect(firstClaims).toMatchObject({ sub: userId, client_id: clientId, scope: 'read:orders' });
+    // DPoP: the token is bound to the app's key (cnf.jkt), which the authorization request named
+    // (dpop_jkt) and which no script can export.
+    expect(first?.token_type).toBe('DPoP');
+    const jkt = (firstClaims.cnf as { jkt?: string } | undefined)?.jkt;
+    expect(jkt).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(authorize?.searchParams.get('dpop_jkt')).toBe(jkt);
+    expect(await dpopKey()).toEqual({ privateExtractable: false, algorithm: 'P-256' });
     expect(tokensIssued(t!.logs, clientId, 'authorization_code')).toBe(1);
 
     // The API with the access token: reading is allowed, placing an order needs write:orders.
     const listed = await press('call-api', 'call-api');
     expect(listed.status).toBe('200');
     expect(listed.text).toContain(`"sub":"${userId}"`);
-    expect(apiAuthorizations.at(-1)).toBe(`Bearer ${first!.access_token}`);
+    expect(apiAuthorizations.at(-1)).toBe(`DPoP ${first!.access_token}`);
+    // The proof that went with it: this request, this token, the bound key.
+    const apiProof = apiProofs.at(-1)!;
+    const proofHeader = decodeProtectedHeader(apiProof);
+    expect(proofHeader.typ).toBe('dpop+jwt');
+    expect(await calculateJwkThumbprint(proofHeader.jwk!)).toBe(jkt);
+    expect(decodeJwt(apiProof)).toMatchObject({ htm: 'GET', htu: `${api!.url}/orders`, ath: createHash('sha256').update(first!.access_token).digest('base64url') });
+    // Taken out of the browser, the token is refused without the key (as Bearer).
+    const stolen = await fetch(`${api!.url}/orders`, { headers: { authorization: `Bearer ${first!.access_token}` } });
+    expect(stolen.status).toBe(401);
+    expect(stolen.headers.get('www-authenticate')).toMatch(/^DPoP /);
     const placed = await press('place-order', 'place-order');
     expect(placed.status).toBe('403');
     expect(placed.error).toBe('insufficient_scope');
@@ -200,10 +239,11 @@ describe('examples/spa: oidc-client-ts in a real browser', () => {
     expect(second?.access_token).not.toBe(first!.access_token);
     expect(second?.refresh_token).toBeTruthy();
     expect(second?.refresh_token).not.toBe(first!.refresh_token);
-    expect((await verifyAccessToken(second!.access_token)).payload).toMatchObject({ sub: userId, client_id: clientId, scope: 'read:orders' });
+    expect((await verifyAccessToken(second!.access_token)).payload).toMatchObject({ sub: userId, client_id: clientId, scope: 'read:orders', cnf: { jkt } });
+    expect(second?.token_type).toBe('DPoP');
     expect(tokensIssued(t!.logs, clientId, 'refresh_token')).toBe(1);
     expect((await press('call-api', 'call-api')).status).toBe('200');
-    expect(apiAuthorizations.at(-1)).toBe(`Bearer ${second!.access_token}`);
+    expect(apiAuthorizations.at(-1)).toBe(`DPoP ${second!.access_token}`);
 
     // Renewal from the Gatehouse session alone (hidden iframe, prompt=none) works while signed in.
     const renewed = await press('renew-session', 'renew-session');
@@ -214,6 +254,11 @@ describe('examples/spa: oidc-client-ts in a real browser', () => {
     const third = await storedUser();
     expect(third?.access_token).not.toBe(second!.access_token);
     expect(third?.refresh_token).toBeTruthy();
+    expect(decodeJwt(third!.access_token).cnf).toEqual({ jkt });
+    // The refresh token is bound to the key too (a public client's): taken out of the browser, it is refused without a proof.
+    const stolenRefresh = await tokenRequest(issuer, { grant_type: 'refresh_token', refresh_token: third!.refresh_token!, client_id: clientId });
+    expect(stolenRefresh.status).toBe(400);
+    expect(stolenRefresh.body.error).toBe('invalid_grant');
     for (const cookie of await sessionCookies()) recordSecret(cookie.value);
     expect((await sessionCookies()).map((cookie) => cookie.name)).toContain('_session');
 
@@ -229,6 +274,7 @@ describe('examples/spa: oidc-client-ts in a real browser', () => {
     expect(new URL(page.url()).pathname).toBe('/');
     await expect.poll(() => page.locator('#who').textContent()).toBe('Signed out');
     expect(await storedUser()).toBeNull();
+    expect(await dpopKey()).toBeNull(); // the key is forgotten with the user
     expect((await sessionCookies()).map((cookie) => cookie.name)).not.toContain('_session');
 
     // Gatehouse keeps refresh tokens across its own logout; this one is dead because the app revoked it.

@@ -183,6 +183,23 @@ describe.each(implementations)('ephemeral store contract: $name', ({ make }) => 
     }
   });
 
+  it('insertIfAbsent stores an entry with its expiry only when there is none, and lets exactly one of concurrent calls win', async () => {
+    const key = id();
+    expect(await store.insertIfAbsent('ReplayDetection', key, { jti: key, iss: 'a' }, 1)).toBe(true);
+    expect(await store.find('ReplayDetection', key)).toEqual({ jti: key, iss: 'a' });
+    expect(await store.insertIfAbsent('ReplayDetection', key, { jti: key, iss: 'b' }, 60)).toBe(false);
+    expect(await store.find('ReplayDetection', key)).toEqual({ jti: key, iss: 'a' });
+    // Gone with its expiry, the id can be taken again.
+    await subject.advance(1500);
+    expect(await store.find('ReplayDetection', key)).toBeUndefined();
+    expect(await store.insertIfAbsent('ReplayDetection', key, { jti: key, iss: 'c' }, 60)).toBe(true);
+    for (let round = 0; round < 10; round += 1) {
+      const contested = id();
+      const outcomes = await Promise.all(Array.from({ length: 8 }, (_, i) => store.insertIfAbsent('ReplayDetection', contested, { jti: contested, iss: String(i) }, 60)));
+      expect(outcomes.filter(Boolean)).toHaveLength(1);
+    }
+  });
+
   it('consume of a missing id answers missing and does not create it', async () => {
     const key = id();
     expect(await store.consume('AuthorizationCode', key)).toEqual({ result: 'missing' });

@@ -53,3 +53,24 @@ describe('the store adapter redeeming a code', () => {
     await store.close();
   });
 });
+
+describe('the store adapter detecting replays (ReplayDetection)', () => {
+  it('claims an id on find: of concurrent look-ups of one id exactly one finds nothing; the save that follows replaces the claim', async () => {
+    const store = createMemoryStore();
+    const adapter = createStoreAdapter('ReplayDetection', store, async () => undefined);
+    const found = await Promise.all(Array.from({ length: 5 }, () => adapter.find('proof-id')));
+    expect(found.filter((payload) => payload === undefined)).toHaveLength(1);
+    expect(found.filter((payload) => payload !== undefined)).toEqual(Array.from({ length: 4 }, () => ({ jti: 'proof-id' })));
+    await adapter.upsert('proof-id', { jti: 'proof-id', iss: 'a-client' }, 300);
+    expect(await store.find('ReplayDetection', 'proof-id')).toEqual({ jti: 'proof-id', iss: 'a-client' });
+    expect(await adapter.find('proof-id')).toBeDefined();
+  });
+
+  it('keeps find a plain look-up for other models', async () => {
+    const store = createMemoryStore();
+    const adapter = createStoreAdapter('AccessToken', store, async () => undefined);
+    expect(await adapter.find('nothing')).toBeUndefined();
+    expect(await adapter.find('nothing')).toBeUndefined();
+    expect(await store.find('AccessToken', 'nothing')).toBeUndefined();
+  });
+});

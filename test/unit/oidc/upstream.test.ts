@@ -18,6 +18,8 @@ import {
   CHECKED_AGAINST,
   compareClientSecretsWith,
   currentProviderRequest,
+  deferBackchannelLogout,
+  deliveryStatus,
   DependencyUnavailable,
   EXTERNAL_SIGNING,
   ignoreResumeQuery,
@@ -27,11 +29,16 @@ import {
   isRefreshTokenReuse,
   issuedClientSecret,
   matchedRoutePattern,
+  outboundFetch,
+  queueBackchannelLogout,
+  sessionAuthorizations,
+  type LogoutDelivery,
   policyWithLoginCheck,
   providerScriptHashes,
   providerRequestClient,
   providerSigningKey,
   refreshTokenReused,
+  REPLAY_DETECTION_MODEL,
   grantScopes,
   sessionFields,
   rememberBuiltClients,
@@ -45,7 +52,7 @@ import {
 } from '../../../src/oidc/upstream.js';
 import type { ClientRecord } from '../../../src/registry/client.repository.js';
 import type { RegistryCache } from '../../../src/registry/registry-cache.js';
-import { Agent, pkce } from '../../fixtures/flow.js';
+import { Agent, hiddenInput, pkce } from '../../fixtures/flow.js';
 
 /*
  * The contract test of src/oidc/upstream.ts: each reliance on oidc-provider's (and koa-router's)
@@ -243,6 +250,22 @@ describe('the refresh grant, as atomic rotation (oidc/adapters/rotation-scope.ts
     expect({ error: ours.error, detail: ours.error_detail }).toEqual({ error: theirs.error, detail: theirs.error_detail });
     expect(calls.some((call) => call.method === 'revokeByGrantId' && call.id === grantId)).toBe(true);
     expect(isRefreshTokenReuse(new errors.InvalidGrant('refresh token not found'))).toBe(false);
+  });
+});
+
+describe('replay detection, as the store adapter\'s atomic claim (oidc/adapters/store-adapter.ts) relies on it', () => {
+  it(`${REPLAY_DETECTION_MODEL}.unique finds an id, saves that same id only when it found nothing, and answers false when it found one`, async () => {
+    const exp = epoch() + 300;
+    calls.length = 0;
+    expect(await provider.ReplayDetection.unique('a-client', 'a-jti', exp)).toBe(true);
+    const first = calls.filter((call) => call.model === REPLAY_DETECTION_MODEL);
+    expect(first.map((call) => call.method)).toEqual(['find', 'upsert']);
+    expect(first[1]!.id).toBe(first[0]!.id);
+    calls.length = 0;
+    expect(await provider.ReplayDetection.unique('a-client', 'a-jti', exp)).toBe(false);
+    expect(calls.filter((call) => call.model === REPLAY_DETECTION_MODEL).map((call) => call.method)).toEqual(['find']);
+    // Another issuer's jti of the same value is another id.
+    expect(await provider.ReplayDetection.unique('another-client', 'a-jti', exp)).toBe(true);
   });
 });
 
@@ -865,3 +888,167 @@ describe('the device flow (oidc/device-flow.ts)', () => {
     expect(deviceCodeRefusalOf(new errors.InvalidRequest('xsrf token invalid'))).toBeUndefined();
   });
 });
+describe('back-channel logout (deferBackchannelLogout, outboundFetch, for oidc/backchannel-logout.ts)', () => {
+  /** An app's back-channel endpoint on a loopback port: answers each POST with the next status of `statuses` (200 when none is left), records the logout tokens. */
+  async function appEndpoint(statuses: number[] = []) {
+    const tokens: string[] = [];
+    const listening = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => (body += chunk));
+      req.on('end', () => {
+        tokens.push(new URLSearchParams(body).get('logout_token') ?? '');
+        res.writeHead(statuses.shift() ?? 200).end();
+      });
+    });
+    await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
+    return { uri: `http://127.0.0.1:${(listening.address() as AddressInfo).port}/bcl`, tokens, close: () => new Promise((resolve) => listening.close(resolve)) };
+  }
+
+  /**
+   * A provider with back-channel logout on and the client `bcl-<n>` (its backchannel_logout_uri at
+   * `uri`, session required) signed in to by `user-bcl` on `agent`; deliveries are collected, and
+   * every request the provider sends out is recorded with the options it went with.
+   */
+  let counter = 0;
+  async function signedInProvider(uri: string, allowLoopback: boolean) {
+    counter += 1;
+    const clientId = `bcl-${counter}`;
+    rows.set(`Client:${clientId}`, {
+      client_id: clientId,
+      client_secret: digestClientSecret(DIGEST_KEY, CLIENT_SECRET),
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: ['https://rp.example/cb'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      backchannel_logout_uri: uri,
+      backchannel_logout_session_required: true,
+    });
+    const outgoing: Array<{ url: string; init: (RequestInit & { dispatcher?: unknown }) | undefined }> = [];
+    const op = await interactiveProvider({
+      features: {
+        devInteractions: { enabled: false },
+        externalSigningSupport: EXTERNAL_SIGNING,
+        backchannelLogout: { enabled: true },
+        rpInitiatedLogout: { enabled: true },
+      },
+      fetch: outboundFetch((input, init) => {
+        outgoing.push({ url: String(input), init: init as (RequestInit & { dispatcher?: unknown }) | undefined });
+        return fetch(input, init);
+      }),
+    });
+    const deliveries: LogoutDelivery[] = [];
+    deferBackchannelLogout(op.provider, (delivery) => deliveries.push(delivery), { allowLoopback });
+    const agent = new Agent(op.url);
+    const started = await op.authorize(agent, { client_id: clientId });
+    const finished = await op.finish(agent, started.url, { login: { accountId: 'user-bcl' } });
+    expect(new URL(finished.url).origin).toBe('https://rp.example');
+    return { op, agent, clientId, deliveries, outgoing };
+  }
+
+  /** The provider's end_session page, confirmed with logout=yes. */
+  async function endSession(agent: Agent): Promise<Response> {
+    const page = await agent.request('/session/end');
+    expect(page.status).toBe(200);
+    return agent.postForm('/session/end/confirm', { xsrf: hiddenInput(await page.text(), 'xsrf') ?? '', logout: 'yes' });
+  }
+
+  it('end_session hands each delivery over and answers without sending anything; send builds and posts the logout token under the given signal', async () => {
+    const app = await appEndpoint();
+    const { op, agent, clientId, deliveries, outgoing } = await signedInProvider(app.uri, true);
+    try {
+      // The stored session names the client with the sid of its authorization.
+      const stored = calls.filter((call) => call.model === 'Session' && call.method === 'upsert' && call.id === agent.cookies.get('_session')).at(-1)!.payload;
+      const [authorization] = sessionAuthorizations(stored);
+      expect(authorization).toEqual({ clientId, sid: expect.stringMatching(/^[\w-]{10,}$/) });
+      expect(sessionAuthorizations(undefined)).toEqual([]);
+
+      const confirmed = await endSession(agent);
+      expect(confirmed.status).toBe(303);
+      expect(deliveries.map(({ clientId: id, accountId, sid }) => ({ clientId: id, accountId, sid }))).toEqual([{ clientId, accountId: 'user-bcl', sid: authorization!.sid }]);
+      expect(app.tokens).toEqual([]);
+      expect(outgoing).toEqual([]);
+
+      const signal = AbortSignal.timeout(5000);
+      await deliveries[0]!.send(signal);
+      expect(app.tokens).toHaveLength(1);
+      // Our signal, not oidc-provider's own 2.5 s one; no SSRF agent for a loopback name when allowed.
+      expect(outgoing).toHaveLength(1);
+      expect(outgoing[0]!.url).toBe(app.uri);
+      expect(outgoing[0]!.init?.signal).toBe(signal);
+      expect(outgoing[0]!.init).not.toHaveProperty('dispatcher');
+      const jwks = (await (await fetch(`${op.url}${op.provider.pathFor('jwks')}`)).json()) as JSONWebKeySet;
+      const { payload, protectedHeader } = await jwtVerify(app.tokens[0]!, createLocalJWKSet(jwks), { issuer: ISSUER, audience: clientId, typ: 'logout+jwt' });
+      expect(protectedHeader.typ).toBe('logout+jwt');
+      expect(payload).toMatchObject({ sub: 'user-bcl', sid: authorization!.sid, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } });
+      expect(payload).not.toHaveProperty('nonce');
+      expect(typeof payload.jti).toBe('string');
+      expect(payload.exp! - payload.iat!).toBe(120);
+
+      // A send again is a token of its own.
+      await deliveries[0]!.send(AbortSignal.timeout(5000));
+      expect(decodeJwtPayload(app.tokens[1]!).jti).not.toBe(payload.jti);
+
+      // Outside a delivery, a request goes out as oidc-provider made it.
+      const plain = { signal: AbortSignal.timeout(2500), dispatcher: 'theirs' } as unknown as RequestInit;
+      let seen: RequestInit | undefined;
+      await outboundFetch((_input, init) => {
+        seen = init;
+        return Promise.resolve(new Response(null));
+      })('https://example.test/jwks', plain);
+      expect(seen).toBe(plain);
+    } finally {
+      await op.close();
+      await app.close();
+    }
+  });
+
+  it('send rejects with the status an app answered other than 200/204 (deliveryStatus), on an abort, and on a loopback address when not allowed (oidc-provider\'s SSRF agent)', async () => {
+    const app = await appEndpoint([500, 400]);
+    const allowed = await signedInProvider(app.uri, true);
+    const strict = await signedInProvider(app.uri, false);
+    try {
+      expect((await endSession(allowed.agent)).status).toBe(303);
+      const [delivery] = allowed.deliveries;
+      const statusOf = (promise: Promise<void>) => promise.then(() => 'resolved', (error: unknown) => deliveryStatus(error));
+      expect(await statusOf(delivery!.send(AbortSignal.timeout(5000)))).toBe(500);
+      expect(await statusOf(delivery!.send(AbortSignal.timeout(5000)))).toBe(400);
+      expect(await statusOf(delivery!.send(AbortSignal.timeout(5000)))).toBe('resolved');
+      const aborted = new AbortController();
+      aborted.abort();
+      await expect(delivery!.send(aborted.signal)).rejects.toThrow();
+      expect(app.tokens).toHaveLength(3);
+
+      expect((await endSession(strict.agent)).status).toBe(303);
+      const refused = await strict.deliveries[0]!.send(AbortSignal.timeout(5000)).then(() => undefined, (error: unknown) => error);
+      expect(refused).toBeInstanceOf(Error);
+      expect(deliveryStatus(refused)).toBeUndefined();
+      expect(strict.outgoing[0]!.init).toHaveProperty('dispatcher');
+      expect(app.tokens).toHaveLength(3);
+    } finally {
+      await allowed.op.close();
+      await strict.op.close();
+      await app.close();
+    }
+  });
+
+  it('queueBackchannelLogout queues through the replaced method for a client with a back-channel URI, and nothing for one without or unknown', async () => {
+    const app = await appEndpoint();
+    const { op, clientId, deliveries } = await signedInProvider(app.uri, true);
+    try {
+      expect(await queueBackchannelLogout(op.provider, clientId, 'user-q', 'sid-q')).toBe(true);
+      expect(deliveries.map(({ clientId: id, accountId, sid }) => ({ clientId: id, accountId, sid }))).toEqual([{ clientId, accountId: 'user-q', sid: 'sid-q' }]);
+      expect(await queueBackchannelLogout(op.provider, 'app', 'user-q', 'sid-q')).toBe(false);
+      expect(await queueBackchannelLogout(op.provider, 'no-such-client', 'user-q', 'sid-q')).toBe(false);
+      expect(deliveries).toHaveLength(1);
+      expect(app.tokens).toEqual([]);
+    } finally {
+      await op.close();
+      await app.close();
+    }
+  });
+});
+
+function decodeJwtPayload(token: string): { jti?: unknown } {
+  return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { jti?: unknown };
+}
