@@ -184,7 +184,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
       // FAPI 2.0 Security Profile for clients of profile fapi2 (oidc/fapi2.ts).
       ...fapi2Feature(),
     },
-    // The `profile` client metadata, and what FAPI 2.0 asks of a fapi2 client's metadata (oidc/fapi2.ts).
+    // A client's profile (as gatehouse_profile), and what FAPI 2.0 asks of a fapi2 client's metadata (oidc/fapi2.ts).
     extraClientMetadata: fapi2ClientMetadata(deps.fapi2SigningAlg),
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,

@@ -32,8 +32,9 @@ const nonOidcScopes = (parameter: unknown): string[] =>
  * a client gets a token only for an API it holds a grant for (else `invalid_target`), with only
  * scopes of that grant that the API offers (asking for another is `invalid_scope`, whatever other
  * APIs the client holds it at). Tokens are RS256 (or the active key's algorithm) JWTs with the API's
- * own TTL; a client of profile fapi2 has them signed with the profile key's PS256 or ES256. The admin API is stored as `urn:gatehouse:admin-api` and answered for under this
- * server's `<issuer>/admin/v1`.
+ * own TTL; a client of profile fapi2 has them signed with the profile key's PS256 or ES256. The
+ * admin API is stored as `urn:gatehouse:admin-api` and answered for under this server's
+ * `<issuer>/admin/v1`.
  */
 export function createResourceIndicators(deps: {
   cache: RegistryCache;
