@@ -34,7 +34,7 @@ export const clientOut = z.strictObject({
   dpop_bound_access_tokens: z.boolean(),
   require_pushed_authorization_requests: z.boolean(),
   require_signed_request_object: z.boolean(),
-  profile: z.enum(CLIENT_PROFILES).nullable(),
+  profile: z.enum(CLIENT_PROFILES).nullable().describe('fapi2: held to the FAPI 2.0 Security Profile (see ClientCreate); null: no profile'),
   may_act: z.array(z.string()),
   admin: z.boolean(),
   client_id_issued_at: z.number().int(),

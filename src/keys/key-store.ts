@@ -6,6 +6,19 @@ import { exportJWK, generateKeyPair, type JWK } from 'jose';
 export const SIGNING_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
 export type SigningAlg = (typeof SIGNING_ALGS)[number];
 
+/**
+ * The algorithms the FAPI 2.0 Security Profile lets the server sign with (of those Gatehouse's keys
+ * take; EdDSA is allowed too, but few clients verify it). A client of profile fapi2 gets its ID
+ * token and access tokens signed with one of them.
+ */
+export const FAPI2_SIGNING_ALGS = ['PS256', 'ES256'] as const satisfies readonly SigningAlg[];
+export type Fapi2SigningAlg = (typeof FAPI2_SIGNING_ALGS)[number];
+
+/** The algorithm of a profile key made when none exists. */
+export const PROFILE_KEY_ALG: Fapi2SigningAlg = 'ES256';
+
+export const isFapi2SigningAlg = (alg: unknown): alg is Fapi2SigningAlg => (FAPI2_SIGNING_ALGS as readonly unknown[]).includes(alg);
+
 /** How long a retired key's public half stays published: longer than any token it signed lives. */
 export const RETIRED_KEY_RETENTION_MS = 48 * 60 * 60 * 1000;
 
@@ -18,6 +31,11 @@ export const DEFAULT_ACTIVATION_DELAY_MS = 5 * 60 * 1000;
 /**
  * A signing key as stored in keys/: the private JWK plus when it was made, when it starts signing
  * (absent or null: at once) and when it stops (null: not yet).
+ *
+ * `profile: 'fapi2'` marks a profile key: it signs only for clients of the FAPI 2.0 profile, in an
+ * algorithm that profile allows (FAPI2_SIGNING_ALGS), beside the server's signing key (which stays
+ * the newest active key without the mark, RS256 unless chosen otherwise). Profile keys are
+ * published, rotated and retired like the others.
  */
 export interface StoredKey {
   kid: string;
@@ -25,6 +43,7 @@ export interface StoredKey {
   createdAt: string;
   activatesAt?: string | null;
   retiredAt: string | null;
+  profile?: 'fapi2';
   jwk: JWK;
 }
 
@@ -39,6 +58,8 @@ export type KeySummary = {
   activatesAt: string | null;
   retiredAt: string | null;
   status: KeyState;
+  /** 'fapi2' for a profile key (see StoredKey). */
+  profile?: 'fapi2';
 };
 
 /** A key's state at `now` (ms since the epoch). */
@@ -75,6 +96,7 @@ function isStoredKey(value: unknown): value is StoredKey {
     typeof v.createdAt === 'string' &&
     (v.retiredAt === null || typeof v.retiredAt === 'string') &&
     (v.activatesAt === undefined || v.activatesAt === null || typeof v.activatesAt === 'string') &&
+    (v.profile === undefined || (v.profile === 'fapi2' && isFapi2SigningAlg(v.alg))) &&
     typeof v.jwk === 'object' &&
     v.jwk !== null
   );
@@ -89,12 +111,19 @@ async function writePrivateFile(file: string, content: string): Promise<void> {
 
 const STATE_ORDER: Record<KeyState, number> = { active: 0, pending: 1, retired: 2 };
 
+const isProfileKey = (key: StoredKey) => key.profile !== undefined;
+
 /**
- * Active keys first (the newest first: oidc-provider signs with the first key), then pending ones,
- * then retired ones, each newest first; as of `now`.
+ * Active keys first (the newest first: oidc-provider signs with the first key of the algorithm it
+ * wants), then pending ones, then retired ones; in each state the server's keys before profile keys,
+ * each newest first; as of `now`. So the first key is the signing key, and the first of a FAPI 2.0
+ * algorithm is the active key a fapi2 client's tokens are signed with.
  */
 function signingOrder(now: number): (a: StoredKey, b: StoredKey) => number {
-  return (a, b) => STATE_ORDER[keyState(a, now)] - STATE_ORDER[keyState(b, now)] || b.createdAt.localeCompare(a.createdAt);
+  return (a, b) =>
+    STATE_ORDER[keyState(a, now)] - STATE_ORDER[keyState(b, now)] ||
+    Number(isProfileKey(a)) - Number(isProfileKey(b)) ||
+    b.createdAt.localeCompare(a.createdAt);
 }
 
 /** Every key in the directory, in signing order. Files that are not keys are ignored. */
@@ -149,14 +178,15 @@ export function summarize(key: StoredKey): KeySummary {
     activatesAt: key.activatesAt ?? null,
     retiredAt: key.retiredAt,
     status: keyState(key),
+    ...(key.profile ? { profile: key.profile } : {}),
   };
 }
 
-async function newKey(alg: SigningAlg): Promise<StoredKey> {
+async function newKey(alg: SigningAlg, profile?: 'fapi2'): Promise<StoredKey> {
   const { privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}) });
   const kid = randomBytes(12).toString('base64url');
   const jwk = { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' };
-  return { kid, alg, createdAt: new Date().toISOString(), retiredAt: null, jwk };
+  return { kid, alg, createdAt: new Date().toISOString(), retiredAt: null, ...(profile ? { profile } : {}), jwk };
 }
 
 async function saveKey(dir: string, key: StoredKey): Promise<void> {
@@ -172,25 +202,60 @@ export async function generateKey(dir: string, alg: SigningAlg = 'RS256'): Promi
 }
 
 /**
+ * Adds a profile key for the FAPI 2.0 profile (see StoredKey), active at once: fapi2 clients' tokens
+ * are signed with it from the next reload on. PROFILE_KEY_ALG unless told otherwise.
+ */
+export async function generateProfileKey(dir: string, alg: Fapi2SigningAlg = PROFILE_KEY_ALG): Promise<StoredKey> {
+  if (!isFapi2SigningAlg(alg)) throw new KeyStoreError(`a key for the FAPI 2.0 profile must be one of ${FAPI2_SIGNING_ALGS.join(', ')}`);
+  const key = await newKey(alg, 'fapi2');
+  await saveKey(dir, key);
+  return key;
+}
+
+/**
+ * The algorithm fapi2 clients' tokens are signed with: that of the first active key (in signing
+ * order) of a FAPI 2.0 algorithm, the signing key itself when it is PS256 or ES256, else the newest
+ * active profile key. Undefined when there is none: fapi2 clients cannot be served then.
+ */
+export function fapi2SigningAlg(keys: readonly StoredKey[], now = Date.now()): Fapi2SigningAlg | undefined {
+  const alg = [...keys].sort(signingOrder(now)).find((key) => keyState(key, now) === 'active' && isFapi2SigningAlg(key.alg))?.alg;
+  return isFapi2SigningAlg(alg) ? alg : undefined;
+}
+
+/**
  * Makes a new signing key and retires the current ones. The new key is published (every node's
  * JWKS shows it within KEYS_POLL_MS) at once but signs only from `activateInMs` later, when the
  * current keys retire: no node ever signs with a key another node does not publish yet, and a
  * resource server that caches the JWKS has that long to see it. Retired keys stay published for
  * RETIRED_KEY_RETENTION_MS; keys retired longer ago than that are deleted.
+ *
+ * A profile key still in use (see StoredKey) is rotated with it, on the same schedule and in its
+ * own algorithm: `profile` says which key was made and which retired.
  */
 export async function rotateKeys(
   dir: string,
   alg?: SigningAlg,
   options: { activateInMs?: number } = {},
-): Promise<{ created: StoredKey; retired: string[]; removed: string[] }> {
+): Promise<{ created: StoredKey; retired: string[]; removed: string[]; profile?: { created: StoredKey; retired: string[] } }> {
   const existing = await loadKeys(dir);
   const now = new Date();
   const activatesAt = new Date(now.getTime() + (options.activateInMs ?? DEFAULT_ACTIVATION_DELAY_MS)).toISOString();
   // Every key that would still sign (or start signing) after the new one activates retires then.
   const current = existing.filter((key) => key.retiredAt === null || Date.parse(key.retiredAt) > Date.parse(activatesAt));
-  const created = { ...(await newKey(alg ?? existing.find((key) => keyState(key, now.getTime()) === 'active')?.alg ?? 'RS256')), activatesAt };
-  // The new key is written first: a node that reloads in between publishes it, and signs with the old one.
+  const currentServer = current.filter((key) => !isProfileKey(key));
+  const currentProfile = current.filter(isProfileKey);
+  const activeAlg = existing.find((key) => !isProfileKey(key) && keyState(key, now.getTime()) === 'active')?.alg;
+  const created = { ...(await newKey(alg ?? activeAlg ?? 'RS256')), activatesAt };
+  // The profile keys go on in their algorithm; a server key of a FAPI 2.0 algorithm rotated to one
+  // of another passes its role for fapi2 clients on to a new profile key.
+  const profileAlg =
+    currentProfile.find((key) => keyState(key, now.getTime()) === 'active')?.alg ??
+    currentProfile[0]?.alg ??
+    (!isFapi2SigningAlg(created.alg) && isFapi2SigningAlg(activeAlg) ? activeAlg : undefined);
+  const profileCreated = profileAlg ? { ...(await newKey(profileAlg, 'fapi2')), activatesAt } : undefined;
+  // The new keys are written first: a node that reloads in between publishes them, and signs with the old ones.
   await saveKey(dir, created);
+  if (profileCreated) await saveKey(dir, profileCreated);
   for (const key of current) {
     await saveKey(dir, { ...key, retiredAt: activatesAt });
   }
@@ -201,7 +266,12 @@ export async function rotateKeys(
       removed.push(key.kid);
     }
   }
-  return { created, retired: current.map((key) => key.kid), removed };
+  return {
+    created,
+    retired: currentServer.map((key) => key.kid),
+    removed,
+    ...(profileCreated ? { profile: { created: profileCreated, retired: currentProfile.map((key) => key.kid) } } : {}),
+  };
 }
 
 /** Keys for oidc-provider's `jwks`: every kept key, signing key first. Makes one when asked to and none exist. */
@@ -209,8 +279,16 @@ export async function loadSigningJwks(dir: string, options: { generateIfMissing:
   return (await loadSigningKeys(dir, options)).jwks;
 }
 
-/** loadSigningJwks, and when the keys next change state (a pending key activates, an active one retires). */
-export async function loadSigningKeys(dir: string, options: { generateIfMissing: boolean }): Promise<{ jwks: JWK[]; nextChangeAt: number | undefined }> {
+/**
+ * loadSigningJwks, when the keys next change state (a pending key activates, an active one retires),
+ * and the algorithm fapi2 clients are signed with (see fapi2SigningAlg). Making keys when asked to
+ * (development): the signing key (RS256) when none exists, and a profile key (PROFILE_KEY_ALG)
+ * when no key of a FAPI 2.0 algorithm is active or pending.
+ */
+export async function loadSigningKeys(
+  dir: string,
+  options: { generateIfMissing: boolean },
+): Promise<{ jwks: JWK[]; nextChangeAt: number | undefined; fapi2Alg: Fapi2SigningAlg | undefined }> {
   let keys = await loadKeys(dir);
   if (keys.length === 0 && options.generateIfMissing) {
     await generateKey(dir, 'RS256');
@@ -220,10 +298,14 @@ export async function loadSigningKeys(dir: string, options: { generateIfMissing:
     throw new KeyStoreError(`no signing keys in ${dir}: run "npx gatehouse keys generate" (or mount the keys directory)`);
   }
   const now = Date.now();
-  if (!keys.some((key) => keyState(key, now) === 'active')) {
+  if (!keys.some((key) => !isProfileKey(key) && keyState(key, now) === 'active')) {
     throw new KeyStoreError(`no key in ${dir} is active (every one is retired or not yet active): run "npx gatehouse keys generate"`);
   }
-  return { jwks: keys.map((key) => key.jwk), nextChangeAt: nextKeyChange(keys, now) };
+  if (options.generateIfMissing && !keys.some((key) => isFapi2SigningAlg(key.alg) && keyState(key, now) !== 'retired')) {
+    await generateProfileKey(dir);
+    keys = await loadKeys(dir);
+  }
+  return { jwks: keys.map((key) => key.jwk), nextChangeAt: nextKeyChange(keys, now), fapi2Alg: fapi2SigningAlg(keys, now) };
 }
 
 /**

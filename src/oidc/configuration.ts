@@ -4,7 +4,7 @@ import { sessionEnded, type AccountRecord } from '../accounts/account-record.js'
 import { ACR_VALUES } from '../accounts/authentication-context.js';
 import type { AuditSink, AuditWriter } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
-import { SIGNING_ALGS } from '../keys/key-store.js';
+import { SIGNING_ALGS, type Fapi2SigningAlg } from '../keys/key-store.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Database } from '../registry/tables.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
@@ -18,6 +18,7 @@ import { mfaInteractionPolicy } from './mfa-policy.js';
 import { clientNameOf, errorPageData, pageLocaleOf } from './error-page.js';
 import { pageCsp, type Pages } from './pages.js';
 import { createTranslator } from '../ui/i18n.js';
+import { fapi2ClientMetadata, fapi2Feature } from './fapi2.js';
 import { registrationFeatures } from './registration.js';
 import { dpopFeature } from './dpop.js';
 import { createResourceIndicators } from './resource-indicators.js';
@@ -44,6 +45,8 @@ export interface ProviderDeps {
   pages: Pages;
   /** Private JWKs, signing key first. */
   jwks: JWK[];
+  /** The algorithm of the active key that signs for clients of profile fapi2 (PS256 or ES256); none: such clients are refused. */
+  fapi2SigningAlg?: Fapi2SigningAlg | undefined;
   /** Keys client-secret digests (keys/client-secret.key). */
   digestKey: Buffer;
   /** Where the clients service records the changes made through the provider (dynamic registration), in their transactions. */
@@ -99,7 +102,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
 
   return {
     // The adapters answer DependencyUnavailable themselves (guardAdapter): they get the plain cache.
-    adapter: createAdapterFactory({ cache: deps.cache, store, db, clients: { db, issuer: config.issuer, digestKey, audit: deps.auditWriter }, idTokenSigningAlg: signingAlg }),
+    adapter: createAdapterFactory({ cache: deps.cache, store, db, clients: { db, issuer: config.issuer, digestKey, audit: deps.auditWriter }, idTokenSigningAlg: signingAlg, fapi2SigningAlg: deps.fapi2SigningAlg }),
     jwks: { keys: jwks.map(providerSigningKey) },
     cookies: {
       keys: [...config.cookieKeys],
@@ -176,7 +179,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
           ctx.body = pages.render('logged-out', { title: t('loggedout.title'), clientName: clientNameOf(ctx, t, pages.brand.name), locale });
         },
       },
-      resourceIndicators: createResourceIndicators({ cache, issuer: config.issuer, signingAlg: () => signingAlg }),
+      resourceIndicators: createResourceIndicators({ cache, issuer: config.issuer, signingAlg: () => signingAlg, fapi2SigningAlg: deps.fapi2SigningAlg }),
       // DPoP (RFC 9449): nonces shared by every node, DPOP_REQUIRE_NONCE, replay refused (oidc/dpop.ts).
       dPoP: dpopFeature({ digestKey, requireNonce: config.dpopRequireNonce }),
       ...registrationFeatures(config.registrationEnabled),
@@ -186,7 +189,11 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
       backchannelLogout: { enabled: true },
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: config.requirePar, allowUnregisteredRedirectUris: false },
       requestObjects: { enabled: true, requireSignedRequestObject: false },
+      // FAPI 2.0 Security Profile for clients of profile fapi2 (oidc/fapi2.ts).
+      ...fapi2Feature(),
     },
+    // A client's profile (as gatehouse_profile), and what FAPI 2.0 asks of a fapi2 client's metadata (oidc/fapi2.ts).
+    extraClientMetadata: fapi2ClientMetadata(deps.fapi2SigningAlg),
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
       // Login, consent, and the mfa_required check on the login prompt (oidc/mfa-policy.ts).

@@ -43,10 +43,10 @@ export async function createProviderHost(
 
   async function build() {
     const fingerprint = await keysFingerprint(config.keysDir);
-    const { jwks, nextChangeAt } = await loadSigningKeys(config.keysDir, { generateIfMissing: !config.production });
-    const provider = createProvider({ ...deps, jwks });
+    const { jwks, nextChangeAt, fapi2Alg } = await loadSigningKeys(config.keysDir, { generateIfMissing: !config.production });
+    const provider = createProvider({ ...deps, jwks, fapi2SigningAlg: fapi2Alg });
     const publicJwks: JSONWebKeySet = { keys: jwks.map(publicPart) };
-    return { fingerprint, nextChangeAt, provider, dispatch: compose(provider.middleware), kid: jwks[0]?.kid, publicJwks };
+    return { fingerprint, nextChangeAt, provider, dispatch: compose(provider.middleware), kid: jwks[0]?.kid, fapi2Alg, publicJwks };
   }
 
   const rewrites = answerRewrites(config);
@@ -55,6 +55,9 @@ export async function createProviderHost(
   // In development the first start may have just generated the key: fingerprint what is there now.
   current.fingerprint = await keysFingerprint(config.keysDir);
   logger.info({ kid: current.kid }, 'signing key loaded');
+  if (!current.fapi2Alg) {
+    logger.warn('no active PS256 or ES256 key: clients of profile fapi2 are refused until one is made (gatehouse keys generate --profile fapi2)');
+  }
   let timer: NodeJS.Timeout | undefined;
   let checking = false;
 

@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import { generateClientSecret } from '../services/client-secrets.js';
 import { newClientId } from '../services/clients.service.js';
+import { PROVIDER_PROFILE_METADATA } from './adapters/client-adapter.js';
 import { isClientSecretUpdateRefusal, issuedClientSecret } from './upstream.js';
 
 type Features = NonNullable<Configuration['features']>;
@@ -36,6 +37,10 @@ async function registeredMetadata(ctx: KoaContextWithOIDC, body: Body): Promise<
   if (!stored) return body;
   const metadata: Body = stored.metadata();
   delete metadata.client_secret;
+  // The profile an administrator set, under the name the admin API gives it (oidc/fapi2.ts).
+  const profile = metadata[PROVIDER_PROFILE_METADATA];
+  delete metadata[PROVIDER_PROFILE_METADATA];
+  if (profile !== undefined) metadata.profile = profile;
   // A secret appears only where oidc-provider just issued it (registration, or an update that needs one).
   const issued = issuedClientSecret(body);
   return {

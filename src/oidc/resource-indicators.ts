@@ -32,10 +32,17 @@ const nonOidcScopes = (parameter: unknown): string[] =>
  * a client gets a token only for an API it holds a grant for (else `invalid_target`), with only
  * scopes of that grant that the API offers (asking for another is `invalid_scope`, whatever other
  * APIs the client holds it at). Tokens are RS256 (or the active key's algorithm) JWTs with the API's
- * own TTL. The admin API is stored as `urn:gatehouse:admin-api` and answered for under this
- * server's `<issuer>/admin/v1`.
+ * own TTL; a client of profile fapi2 has them signed with the profile key's PS256 or ES256. The
+ * admin API is stored as `urn:gatehouse:admin-api` and answered for under this server's
+ * `<issuer>/admin/v1`.
  */
-export function createResourceIndicators(deps: { cache: RegistryCache; issuer: string; signingAlg: () => AsymmetricSigningAlgorithm }) {
+export function createResourceIndicators(deps: {
+  cache: RegistryCache;
+  issuer: string;
+  signingAlg: () => AsymmetricSigningAlgorithm;
+  /** What a client of profile fapi2 has its access tokens signed with (PS256 or ES256); none: it gets none. */
+  fapi2SigningAlg?: AsymmetricSigningAlgorithm | undefined;
+}) {
   const { cache } = deps;
   const adminIndicator = adminAudience(deps.issuer);
   // The answer for a resource and a client changes only when one of them does (the cache then hands
@@ -43,6 +50,12 @@ export function createResourceIndicators(deps: { cache: RegistryCache; issuer: s
   // Frozen: oidc-provider copies what it needs out of it, and must not change what the next request gets.
   const answers = new WeakMap<ResourceServer, WeakMap<ClientRecord, Answer | null>>();
   const alg = deps.signingAlg();
+  const signFor = (record: ClientRecord): AsymmetricSigningAlgorithm => {
+    if (record.profile !== 'fapi2') return alg;
+    // The client adapter refuses such a client first; a token is never signed in an algorithm the profile forbids.
+    if (!deps.fapi2SigningAlg) throw new errors.InvalidClient('this server has no PS256 or ES256 key for clients of profile fapi2');
+    return deps.fapi2SigningAlg;
+  };
 
   /** The registered API an indicator names; the admin API only by this server's own URL for it. */
   async function targetOf(indicator: string): Promise<Target | undefined> {
@@ -68,7 +81,7 @@ export function createResourceIndicators(deps: { cache: RegistryCache; issuer: s
           audience: target.audience,
           accessTokenTTL: target.resource.accessTokenTtl,
           accessTokenFormat: 'jwt',
-          jwt: Object.freeze({ sign: Object.freeze({ alg }) }),
+          jwt: Object.freeze({ sign: Object.freeze({ alg: signFor(record) }) }),
         };
         answer = { info: Object.freeze(info), granted: Object.freeze(granted), validScopeParameters: new Set() };
       }

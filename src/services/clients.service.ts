@@ -76,7 +76,12 @@ const clientFields = z.strictObject({
   profile: z
     .enum(CLIENT_PROFILES, { error: `must be one of ${CLIENT_PROFILES.join(', ')} (or null)` })
     .nullable()
-    .describe('a security profile the client is held to: fapi2 (FAPI 2.0 Security Profile; docs/par-jar-fapi2.md); default none'),
+    .describe(
+      'a security profile the client is held to; default none. fapi2: the FAPI 2.0 Security Profile (docs/par-jar-fapi2.md): ' +
+        'token_endpoint_auth_method private_key_jwt, each jwks key naming its alg (PS256, ES256 or EdDSA), ' +
+        'require_pushed_authorization_requests and dpop_bound_access_tokens true (implied; false is refused), no device_code or token-exchange grant; ' +
+        'its ID tokens and access tokens are signed ES256 (or PS256)',
+    ),
   may_act: z
     .array(resourceIdentifier)
     .max(20)
@@ -129,13 +134,16 @@ function newerProtocolShape(
   data: Partial<Pick<z.output<typeof clientFields>, NewerProtocolField>>,
   base: Pick<ClientShape, 'backchannelLogoutUri' | 'backchannelLogoutSessionRequired' | 'dpopBoundAccessTokens' | 'requirePushedAuthorizationRequests' | 'requireSignedRequestObject' | 'profile' | 'mayAct'>,
 ) {
+  const profile = data.profile !== undefined ? data.profile : base.profile;
+  // What a profile implies is true unless the body itself says otherwise (then checkProfileRules refuses it).
+  const implied = (given: boolean | undefined, current: boolean) => given ?? (profile === 'fapi2' ? true : current);
   return {
     backchannelLogoutUri: data.backchannel_logout_uri !== undefined ? data.backchannel_logout_uri : base.backchannelLogoutUri,
     backchannelLogoutSessionRequired: data.backchannel_logout_session_required ?? base.backchannelLogoutSessionRequired,
-    dpopBoundAccessTokens: data.dpop_bound_access_tokens ?? base.dpopBoundAccessTokens,
-    requirePushedAuthorizationRequests: data.require_pushed_authorization_requests ?? base.requirePushedAuthorizationRequests,
+    dpopBoundAccessTokens: implied(data.dpop_bound_access_tokens, base.dpopBoundAccessTokens),
+    requirePushedAuthorizationRequests: implied(data.require_pushed_authorization_requests, base.requirePushedAuthorizationRequests),
     requireSignedRequestObject: data.require_signed_request_object ?? base.requireSignedRequestObject,
-    profile: data.profile !== undefined ? data.profile : base.profile,
+    profile,
     mayAct: data.may_act !== undefined ? [...new Set(data.may_act)] : base.mayAct,
   };
 }
@@ -173,12 +181,39 @@ function newerProtocolColumns(shape: ClientShape) {
   };
 }
 
+/** The algorithms FAPI 2.0 lets a client sign with (client assertions, request objects, DPoP proofs), of those Gatehouse verifies. */
+export const FAPI2_CLIENT_ALGS = ['PS256', 'ES256', 'EdDSA'] as const;
+
 /**
- * The rules of a security profile (the FAPI 2.0 Security Profile for `fapi2`): what it requires of
- * the client's other fields, as field errors. None are checked yet beyond the fields' own.
+ * The rules of a security profile (the FAPI 2.0 Security Profile for `fapi2`, docs/par-jar-fapi2.md):
+ * what it requires of the client's other fields, as field errors. A fapi2 client authenticates with
+ * private_key_jwt (mutual TLS is not offered, so that is the only method the profile leaves), pushes
+ * its authorization requests (PAR) and gets DPoP-bound tokens (both true unless the body says
+ * false, which is refused), and its keys each name the algorithm they sign with, one the profile
+ * allows: oidc-provider then verifies nothing else with them. The authorization code grant is the
+ * profile's flow (client credentials and refresh tokens go with it); the device flow (no redirect,
+ * no PAR) and token exchange (whose tokens the profile key does not sign) do not.
  */
-function checkProfileRules(_client: ClientShape, _errors: FieldError[]): void {
-  // The fapi2 rules land with the profile itself (docs/par-jar-fapi2.md).
+function checkProfileRules(client: ClientShape, errors: FieldError[]): void {
+  if (client.profile !== 'fapi2') return;
+  if (client.tokenEndpointAuthMethod !== 'private_key_jwt') {
+    errors.push({ field: 'token_endpoint_auth_method', message: 'profile fapi2 needs private_key_jwt (FAPI 2.0 allows it or mutual TLS, which Gatehouse does not offer)' });
+  }
+  if (!client.requirePushedAuthorizationRequests) {
+    errors.push({ field: 'require_pushed_authorization_requests', message: 'must be true for profile fapi2 (FAPI 2.0 requires pushed authorization requests)' });
+  }
+  if (!client.dpopBoundAccessTokens) {
+    errors.push({ field: 'dpop_bound_access_tokens', message: 'must be true for profile fapi2 (FAPI 2.0 requires sender-constrained tokens: DPoP here)' });
+  }
+  const outside = client.grantTypes.filter((grant) => grant === DEVICE_CODE_GRANT_TYPE || grant === TOKEN_EXCHANGE_GRANT_TYPE);
+  if (outside.length > 0) {
+    errors.push({ field: 'grant_types', message: `profile fapi2 does not take ${outside.join(', ')}: FAPI 2.0 is the authorization code flow with PAR (and client credentials)` });
+  }
+  client.jwks?.keys.forEach((key, index) => {
+    if (!(FAPI2_CLIENT_ALGS as readonly unknown[]).includes(key.alg)) {
+      errors.push({ field: `jwks.keys.${index}.alg`, message: `profile fapi2 needs each key to name its alg, one of ${FAPI2_CLIENT_ALGS.join(', ')}` });
+    }
+  });
 }
 
 const isOidcScope = (scope: string) => (OIDC_SCOPES as readonly string[]).includes(scope);

@@ -1,6 +1,6 @@
 import { generateAuditKey, loadAuditKeyring, type AuditKey } from '../keys/audit-key.js';
 import { generateDataKey, loadDataKeyring, loadDataKeys, type DataKey } from '../keys/data-key.js';
-import { generateKey, loadDigestKey, rotateKeys, summarize, type SigningAlg, type StoredKey } from '../keys/key-store.js';
+import { generateKey, generateProfileKey, loadDigestKey, rotateKeys, summarize, type Fapi2SigningAlg, type SigningAlg, type StoredKey } from '../keys/key-store.js';
 import { recordChange, type AuditActor, type Change, type RegistryServiceDeps } from './changes.js';
 import { ChangeNotRecordedError, isUndefinedTable } from './errors.js';
 
@@ -61,6 +61,20 @@ export async function generateSigningKey(deps: KeysServiceDeps, by: AuditActor, 
 }
 
 /**
+ * Adds a profile key for clients of the FAPI 2.0 profile (PS256 or ES256; see StoredKey), active at
+ * once; the server's signing key is unchanged. Recorded as `keys.generate` after the file is written.
+ */
+export async function generateProfileSigningKey(deps: KeysServiceDeps, by: AuditActor, alg?: Fapi2SigningAlg): Promise<KeyChange<{ key: StoredKey }>> {
+  const key = await generateProfileKey(deps.keysDir, alg);
+  const unrecorded = await recordKeyChange(deps, by, {
+    action: 'keys.generate',
+    target: `key:${key.kid}`,
+    details: { created: summarize(key), keys_dir: deps.keysDir },
+  }, { beforeMigrate: true });
+  return { key, ...(unrecorded ? { unrecorded } : {}) };
+}
+
+/**
  * Rotates the signing keys (see rotateKeys: the new key is published at once and signs from
  * `activateInMs` later). Recorded as `keys.rotate` after the files are written (see KeysServiceDeps).
  */
@@ -69,14 +83,14 @@ export async function rotateSigningKeys(
   by: AuditActor,
   alg?: SigningAlg,
   options: { activateInMs?: number } = {},
-): Promise<KeyChange<{ created: StoredKey; retired: string[]; removed: string[] }>> {
-  const { created, retired, removed } = await rotateKeys(deps.keysDir, alg, options);
+): Promise<KeyChange<{ created: StoredKey; retired: string[]; removed: string[]; profile?: { created: StoredKey; retired: string[] } }>> {
+  const { created, retired, removed, profile } = await rotateKeys(deps.keysDir, alg, options);
   const unrecorded = await recordKeyChange(deps, by, {
     action: 'keys.rotate',
     target: `key:${created.kid}`,
-    details: { created: summarize(created), retired, removed },
+    details: { created: summarize(created), retired, removed, ...(profile ? { profile: { created: summarize(profile.created), retired: profile.retired } } : {}) },
   }, { beforeMigrate: true });
-  return { created, retired, removed, ...(unrecorded ? { unrecorded } : {}) };
+  return { created, retired, removed, ...(profile ? { profile } : {}), ...(unrecorded ? { unrecorded } : {}) };
 }
 
 /**

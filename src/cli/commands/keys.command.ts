@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { loadDataKeyring } from '../../keys/data-key.js';
-import { loadKeys, SIGNING_ALGS, summarize, type SigningAlg } from '../../keys/key-store.js';
+import { FAPI2_SIGNING_ALGS, isFapi2SigningAlg, loadKeys, SIGNING_ALGS, summarize, type SigningAlg } from '../../keys/key-store.js';
 import { reencryptSealedSecrets } from '../../services/reencrypt.service.js';
-import { generateSigningKey, rotateDataKey, rotateSigningKeys, type KeysServiceDeps } from '../../services/keys.service.js';
+import { generateProfileSigningKey, generateSigningKey, rotateDataKey, rotateSigningKeys, type KeysServiceDeps } from '../../services/keys.service.js';
 import { cliActor } from '../cli-audit.js';
 import { withDatabase, type Context } from '../context.js';
 import { choiceOption, group, handle, seconds, str, type CliRuntime, type Values } from '../define.js';
@@ -45,11 +45,24 @@ export function keysCommand(runtime: CliRuntime): Command {
   keys
     .command('generate')
     .summary('generate a signing key in KEYS_DIR')
-    .description('Generates a signing key (and the client-secret, audit and data keys, if missing) in KEYS_DIR.')
+    .description(
+      'Generates a signing key (and the client-secret, audit and data keys, if missing) in KEYS_DIR; with --profile fapi2, a key that signs only for clients of the FAPI 2.0 profile (ES256 unless --alg PS256), beside the signing key.',
+    )
     .addOption(alg())
+    .addOption(choiceOption('--profile <PROFILE>', 'make the key for clients of this profile instead of the signing key', ['fapi2']))
     .action(
       handle(runtime, async (ctx, values) => {
         const { io, json, config } = ctx;
+        if (str(values, 'profile') === 'fapi2') {
+          const profileAlg = parseAlg(values);
+          if (profileAlg !== undefined && !isFapi2SigningAlg(profileAlg)) {
+            throw new UsageError(`--alg must be one of ${FAPI2_SIGNING_ALGS.join(', ')} with --profile fapi2 (got "${profileAlg}")`);
+          }
+          const made = await generateProfileSigningKey(keysDeps(ctx), cliActor(), profileAlg);
+          printResult(io, json, { ...summarize(made.key), keys_dir: config.keysDir });
+          if (made.unrecorded) io.stderr(`gatehouse: ${made.unrecorded}\n`);
+          return;
+        }
         const { key, unrecorded } = await generateSigningKey(keysDeps(ctx), cliActor(), parseAlg(values) ?? 'RS256');
         printResult(io, json, { ...summarize(key), keys_dir: config.keysDir });
         if (unrecorded) io.stderr(`gatehouse: ${unrecorded}\n`);
@@ -67,13 +80,18 @@ export function keysCommand(runtime: CliRuntime): Command {
       handle(runtime, async (ctx, values) => {
         const { io, json } = ctx;
         const activateIn = seconds(values, 'activate-in');
-        const { created, retired, removed, unrecorded } = await rotateSigningKeys(
+        const { created, retired, removed, profile, unrecorded } = await rotateSigningKeys(
           keysDeps(ctx),
           cliActor(),
           parseAlg(values),
           activateIn === undefined ? {} : { activateInMs: activateIn * 1000 },
         );
-        printResult(io, json, { ...summarize(created), retired, removed });
+        printResult(io, json, {
+          ...summarize(created),
+          retired,
+          removed,
+          ...(profile ? { profile_key: { ...summarize(profile.created), retired: profile.retired } } : {}),
+        });
         if (unrecorded) io.stderr(`gatehouse: ${unrecorded}\n`);
       }),
     );

@@ -1,5 +1,6 @@
 import { errors, type Adapter, type AdapterPayload, type ClientAuthMethod } from 'oidc-provider';
 import type { AuditActor } from '../../audit/audit-log.js';
+import type { Fapi2SigningAlg } from '../../keys/key-store.js';
 import type { ClientRecord } from '../../registry/client.repository.js';
 import type { RegistryCache } from '../../registry/registry-cache.js';
 import { deleteClient, saveRegisteredClient, type ClientServiceDeps } from '../../services/clients.service.js';
@@ -8,10 +9,21 @@ import { OIDC_SCOPES } from '../../services/validation.js';
 import { issuedClientSecret } from '../upstream.js';
 
 /**
+ * The provider metadata (oidc-provider's `extraClientMetadata`, oidc/fapi2.ts) that carries a
+ * client's profile from the registry to oidc-provider. Not `profile`: oidc-provider takes every extra
+ * metadata from registration requests too, and a profile is an administrator's to set (a
+ * registration that names this one is refused; `profile` there is ignored as unknown metadata).
+ */
+export const PROVIDER_PROFILE_METADATA = 'gatehouse_profile';
+
+/**
  * Client metadata as oidc-provider expects it. `client_secret` carries the stored digest:
  * the provider's compareClientSecret is replaced to verify against it (see provider.ts).
+ * A client of profile fapi2 is served as FAPI 2.0 asks whatever else it holds (oidc/fapi2.ts checks
+ * it again when oidc-provider builds it): PAR and DPoP-bound access tokens, and ID tokens signed
+ * `fapi2SigningAlg` (PS256 or ES256).
  */
-export function toProviderMetadata(client: ClientRecord): AdapterPayload {
+export function toProviderMetadata(client: ClientRecord, fapi2SigningAlg?: Fapi2SigningAlg): AdapterPayload {
   const oidcScopes = client.scopes.filter((scope) => (OIDC_SCOPES as readonly string[]).includes(scope));
   const authorizationCode = client.grantTypes.includes('authorization_code');
   return {
@@ -33,6 +45,14 @@ export function toProviderMetadata(client: ClientRecord): AdapterPayload {
     dpop_bound_access_tokens: client.dpopBoundAccessTokens,
     require_pushed_authorization_requests: client.requirePushedAuthorizationRequests,
     require_signed_request_object: client.requireSignedRequestObject,
+    ...(client.profile === 'fapi2'
+      ? {
+          [PROVIDER_PROFILE_METADATA]: client.profile,
+          require_pushed_authorization_requests: true,
+          dpop_bound_access_tokens: true,
+          ...(fapi2SigningAlg ? { id_token_signed_response_alg: fapi2SigningAlg } : {}),
+        }
+      : {}),
   };
 }
 
@@ -79,16 +99,21 @@ export interface ClientAdapterDeps {
   cache: RegistryCache;
   clients: ClientServiceDeps;
   idTokenSigningAlg: string;
+  /** How ID tokens of clients of profile fapi2 are signed (PS256 or ES256); none: there is no such key. */
+  fapi2SigningAlg?: Fapi2SigningAlg | undefined;
   /** The request being served (oidc-provider's Provider.ctx): its request id and address go into the record. */
   currentRequest?: (() => { ip?: string; state?: { requestId?: unknown } } | undefined) | undefined;
 }
 
-/** Refuses metadata Gatehouse could not keep, naming it, so the answer never promises what a later read would not show. */
-function refuseUnkept(metadata: AdapterPayload, idTokenSigningAlg: string): void {
-  const served: Record<string, unknown> = { ...SERVED_DEFAULTS, id_token_signed_response_alg: idTokenSigningAlg };
+/**
+ * Refuses metadata Gatehouse could not keep, naming it, so the answer never promises what a later read
+ * would not show. `idTokenSigningAlgs`: what id_token_signed_response_alg may say, the first how it is served.
+ */
+function refuseUnkept(metadata: AdapterPayload, idTokenSigningAlgs: readonly string[]): void {
+  const served: Record<string, unknown> = { ...SERVED_DEFAULTS, id_token_signed_response_alg: idTokenSigningAlgs[0] };
   const refused = Object.entries(metadata)
     .filter(([key, value]) => value !== undefined && !(KEPT as readonly string[]).includes(key) && !NOT_KEPT_HARMLESS.has(key))
-    .filter(([key, value]) => !(key in served) || JSON.stringify(value) !== JSON.stringify(served[key]))
+    .filter(([key, value]) => (key === 'id_token_signed_response_alg' ? !idTokenSigningAlgs.includes(value as string) : !(key in served) || JSON.stringify(value) !== JSON.stringify(served[key])))
     .map(([key]) => (key in served ? `${key} must be ${JSON.stringify(served[key])}` : `${key} is not supported`));
   if (refused.length > 0) throw new errors.InvalidClientMetadata(refused.join('; '));
 }
@@ -115,13 +140,16 @@ export function createClientAdapter(deps: ClientAdapterDeps): Adapter {
       const client = await cache.getClient(id);
       if (!client) return undefined;
       let metadata = metadataOf.get(client);
-      if (!metadata) metadataOf.set(client, (metadata = toProviderMetadata(client)));
+      if (!metadata) metadataOf.set(client, (metadata = toProviderMetadata(client, deps.fapi2SigningAlg)));
       // A copy: oidc-provider may write to what it is given, and the next request must see the original.
       return { ...metadata };
     },
 
     async upsert(id: string, metadata: AdapterPayload) {
-      refuseUnkept(metadata, deps.idTokenSigningAlg);
+      // A fapi2 client's ID tokens are signed with the profile key: its update may say so, or leave
+      // oidc-provider's default in (its stored profile puts the profile key's back).
+      const profile = (await cache.getClient(id))?.profile;
+      refuseUnkept(metadata, profile === 'fapi2' && deps.fapi2SigningAlg ? [deps.fapi2SigningAlg, deps.idTokenSigningAlg] : [deps.idTokenSigningAlg]);
       const input = Object.fromEntries(KEPT.filter((key) => metadata[key] !== undefined).map((key) => [key, metadata[key]]));
       // oidc-provider hands back the client_secret the adapter gave it (the digest) unless it just issued one.
       const issued = issuedClientSecret(metadata);

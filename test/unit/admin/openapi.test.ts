@@ -122,6 +122,16 @@ describe('the admin API document, generated from the routes', () => {
     }
   });
 
+  it('describes profile: fapi2 or null, with what the FAPI 2.0 profile asks of the other fields', () => {
+    for (const name of ['ClientCreate', 'ClientUpdate', 'Client']) {
+      const profile = (document.components.schemas[name] as { properties: Record<string, Json> }).properties.profile;
+      expect(JSON.stringify(profile), name).toContain('"fapi2"');
+      expect(String(profile?.description), name).toMatch(/FAPI 2\.0/);
+    }
+    const create = (document.components.schemas.ClientCreate as { properties: Record<string, Json> }).properties.profile;
+    expect(String(create?.description)).toMatch(/private_key_jwt.*dpop_bound_access_tokens/s);
+  });
+
   describe('redocly lint', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-openapi-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,11 +5,15 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  fapi2SigningAlg,
   generateKey,
+  generateProfileKey,
   KeyStoreError,
   loadDigestKey,
   loadKeys,
   loadSigningJwks,
+  loadSigningKeys,
+  summarize,
   DEFAULT_ACTIVATION_DELAY_MS,
   keyState,
   nextKeyChange,
@@ -85,13 +89,75 @@ describe('key store', () => {
     expect(jwks.map((jwk) => jwk.kid)).toEqual([newer.kid, older.kid]);
   });
 
-  it('loadSigningJwks makes an RS256 key when asked to and none exist', async () => {
+  it('loadSigningJwks makes an RS256 signing key and an ES256 profile key when asked to and none exist', async () => {
     const jwks = await loadSigningJwks(dir, { generateIfMissing: true });
-    expect(jwks).toHaveLength(1);
-    expect(jwks[0]?.alg).toBe('RS256');
-    expect(await readdir(dir)).toEqual([`${jwks[0]?.kid}.json`]);
-    // The second call reuses it.
-    expect((await loadSigningJwks(dir, { generateIfMissing: true })).map((jwk) => jwk.kid)).toEqual([jwks[0]?.kid]);
+    expect(jwks.map((jwk) => jwk.alg)).toEqual(['RS256', 'ES256']);
+    expect((await readdir(dir)).sort()).toEqual(jwks.map((jwk) => `${jwk.kid}.json`).sort());
+    expect((await loadKeys(dir)).map((key) => key.profile)).toEqual([undefined, 'fapi2']);
+    // The second call reuses them.
+    expect((await loadSigningJwks(dir, { generateIfMissing: true })).map((jwk) => jwk.kid)).toEqual(jwks.map((jwk) => jwk.kid));
+  });
+
+  it('loadSigningKeys makes no profile key without generateIfMissing, nor when the signing key is PS256 or ES256; it names the algorithm fapi2 clients get', async () => {
+    await generateKey(dir);
+    expect(await loadSigningKeys(dir, { generateIfMissing: false })).toMatchObject({ fapi2Alg: undefined });
+    expect(await readdir(dir)).toHaveLength(1);
+
+    const other = path.join(path.dirname(dir), 'other');
+    const es = await generateKey(other, 'PS256');
+    const loaded = await loadSigningKeys(other, { generateIfMissing: true });
+    expect(loaded.jwks.map((jwk) => jwk.kid)).toEqual([es.kid]);
+    expect(loaded.fapi2Alg).toBe('PS256');
+  });
+
+  it('a profile key never becomes the signing key, however new: the server key stays first, the profile key signs for fapi2', async () => {
+    const server = await generateKey(dir);
+    await sleep(5);
+    const profile = await generateProfileKey(dir);
+    expect(profile).toMatchObject({ alg: 'ES256', profile: 'fapi2' });
+    const loaded = await loadSigningKeys(dir, { generateIfMissing: false });
+    expect(loaded.jwks.map((jwk) => jwk.kid)).toEqual([server.kid, profile.kid]);
+    expect(loaded.fapi2Alg).toBe('ES256');
+    expect(summarize(profile)).toMatchObject({ kid: profile.kid, profile: 'fapi2', status: 'active' });
+    expect(summarize(server)).not.toHaveProperty('profile');
+    await expect(generateProfileKey(dir, 'RS256' as never)).rejects.toThrow(KeyStoreError);
+  });
+
+  it('a key file marked profile fapi2 in an algorithm the profile forbids is not a key file', async () => {
+    const key = await generateKey(dir);
+    await writeFile(path.join(dir, `${key.kid}.json`), JSON.stringify({ ...key, profile: 'fapi2' }));
+    await expect(loadKeys(dir)).rejects.toThrow(KeyStoreError);
+  });
+
+  it('rotateKeys rotates the profile key with the signing key, on the same schedule, in its own algorithm', async () => {
+    const server = await generateKey(dir);
+    const profile = await generateProfileKey(dir, 'PS256');
+    const { created, retired, profile: rotated } = await rotateKeys(dir);
+    expect(created.alg).toBe('RS256');
+    expect(retired).toEqual([server.kid]);
+    expect(rotated?.created).toMatchObject({ alg: 'PS256', profile: 'fapi2', activatesAt: created.activatesAt });
+    expect(rotated?.retired).toEqual([profile.kid]);
+    const keys = await loadKeys(dir);
+    expect(keys.map((key) => [key.kid, keyState(key)])).toEqual([
+      [server.kid, 'active'],
+      [profile.kid, 'active'],
+      [created.kid, 'pending'],
+      [rotated?.created.kid, 'pending'],
+    ]);
+    const at = Date.parse(created.activatesAt!);
+    expect(fapi2SigningAlg(keys, at)).toBe('PS256');
+    expect(keys.filter((key) => keyState(key, at) === 'active').map((key) => key.kid).sort()).toEqual([created.kid, rotated?.created.kid].sort());
+  });
+
+  it('rotateKeys from an ES256 signing key to RS256 makes a profile key to go on signing for fapi2; without one and from RS256, none', async () => {
+    await generateKey(dir, 'ES256');
+    const { profile } = await rotateKeys(dir, 'RS256', { activateInMs: 0 });
+    expect(profile?.created).toMatchObject({ alg: 'ES256', profile: 'fapi2' });
+    expect(fapi2SigningAlg(await loadKeys(dir))).toBe('ES256');
+
+    const other = path.join(path.dirname(dir), 'plain');
+    await generateKey(other);
+    expect((await rotateKeys(other)).profile).toBeUndefined();
   });
 
   it('loadSigningJwks without generateIfMissing on an empty directory says to run keys generate', async () => {
