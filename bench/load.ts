@@ -35,6 +35,12 @@ export type LoadSpec = {
   | { kind: 'authcode'; client: CodeClient; signIn: SignInSpec }
   /** password reset through the mail (lib/reset.ts): each connection resets its own person's password, reading the link from an SMTP server this process runs on `smtpPort`. */
   | { kind: 'reset'; people: string[]; password: string; smtpPort: number }
+  /**
+   * device_code polls (RFC 8628) of pending device codes, round-robin: a code is polled again only
+   * `intervalSeconds` after its last answer, so the answer is authorization_pending (400, counted as
+   * the expected answer), never slow_down (counted as an error, as is any other answer).
+   */
+  | { kind: 'device_poll'; client: { clientId: string; clientSecret: string }; deviceCodes: string[]; intervalSeconds: number }
 );
 
 export interface LoadResult {
@@ -57,6 +63,8 @@ export interface LoadResult {
   /** TOTP sign-ins: how many people the pool held, and how many measured flows waited for a new 30 s step to find one. */
   pool_people?: number;
   flows_waited?: number;
+  /** device_poll: answers that said slow_down (the pool was too small for the rate), included in errors. */
+  slow_down?: number;
 }
 
 const write = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
@@ -102,7 +110,7 @@ function dpopProofMaker(spec: Extract<LoadSpec, { kind: 'dpop' }>) {
   };
 }
 
-function requestsFor(spec: LoadSpec, state: { exhausted: number }): { requests: RequestSpec[]; prepare(count: number): void } {
+function requestsFor(spec: LoadSpec, state: { exhausted: number; slowDown: number }): { requests: RequestSpec[]; prepare(count: number): void } {
   const form = { 'content-type': 'application/x-www-form-urlencoded' };
   switch (spec.kind) {
     case 'static':
@@ -187,6 +195,36 @@ function requestsFor(spec: LoadSpec, state: { exhausted: number }): { requests: 
         prepare() {},
       };
     }
+    case 'device_poll': {
+      // Each code with the time from which it may be polled again; the pool is oldest first.
+      const pool = spec.deviceCodes.map((code) => ({ code, readyAt: 0 }));
+      const authorization = basicAuth(spec.client.clientId, spec.client.clientSecret);
+      const waitMs = spec.intervalSeconds * 1000 + 50;
+      const inFlight = new Map<object, string>();
+      return {
+        requests: [
+          {
+            method: 'POST',
+            path: '/token',
+            headers: { ...form, authorization },
+            setupRequest(request, context) {
+              const next = pool.shift();
+              if (!next) throw new Error('the device code pool is empty');
+              // Not due yet: sent anyway (it will be answered slow_down, an error), and counted.
+              if (next.readyAt > performance.now()) state.exhausted += 1;
+              inFlight.set(context, next.code);
+              return { ...request, body: `grant_type=${encodeURIComponent('urn:ietf:params:oauth:grant-type:device_code')}&device_code=${encodeURIComponent(next.code)}` };
+            },
+            onResponse(status, body, context) {
+              const code = inFlight.get(context);
+              if (code) pool.push({ code, readyAt: performance.now() + waitMs });
+              if (status === 400 && body.includes('"slow_down"')) state.slowDown += 1;
+            },
+          },
+        ],
+        prepare() {},
+      };
+    }
     default:
       throw new Error(`no autocannon requests for ${spec.kind}`);
   }
@@ -206,6 +244,13 @@ class Window {
   ok = 0;
   failed = 0;
 
+  /** `expected`: the answers that count as ok (2xx unless given; 400 authorization_pending for device_poll). */
+  readonly #expected: (status: number) => boolean;
+
+  constructor(expected: (status: number) => boolean = (status) => status >= 200 && status < 300) {
+    this.#expected = expected;
+  }
+
   open(): void {
     this.#openedAt = performance.now();
   }
@@ -221,7 +266,7 @@ class Window {
     if (now - ms < this.#openedAt || now > this.#closedAt) return;
     this.responses += 1;
     this.statusCodes[status] = (this.statusCodes[status] ?? 0) + 1;
-    if (status >= 200 && status < 300) {
+    if (this.#expected(status)) {
       this.ok += 1;
       this.latencies.push(ms);
     }
@@ -233,14 +278,14 @@ class Window {
   }
 }
 
-function summarize(window: Window, seconds: number, cpuPct: number, exhausted: number): LoadResult {
+function summarize(window: Window, seconds: number, cpuPct: number, exhausted: number, slowDown?: number): LoadResult {
   const sorted = [...window.latencies].sort((a, b) => a - b);
   const round = (ms: number) => Math.round(ms * 10) / 10;
   return {
     event: 'result',
     completed: window.responses,
-    ok: window.ok,
-    errors: window.failed + (window.responses - window.ok),
+    ok: window.ok - (slowDown ?? 0),
+    errors: window.failed + (window.responses - window.ok) + (slowDown ?? 0),
     seconds,
     rps: window.responses / seconds,
     p50_ms: round(percentile(sorted, 50)),
@@ -248,6 +293,7 @@ function summarize(window: Window, seconds: number, cpuPct: number, exhausted: n
     status_codes: window.statusCodes,
     loadgen_cpu_pct: cpuPct,
     ...(exhausted > 0 ? { pool_exhausted: exhausted } : {}),
+    ...(slowDown === undefined ? {} : { slow_down: slowDown }),
   };
 }
 
@@ -257,10 +303,10 @@ function summarize(window: Window, seconds: number, cpuPct: number, exhausted: n
  * of new connections while the warm-up's connections close, which is no part of the steady state measured.
  */
 async function runAutocannon(spec: LoadSpec): Promise<void> {
-  const state = { exhausted: 0 };
+  const state = { exhausted: 0, slowDown: 0 };
   const { requests, prepare } = requestsFor(spec, state);
   if (spec.kind === 'assertion' || spec.kind === 'dpop') prepare(Math.ceil(spec.expectedRps * (spec.warmupSeconds + spec.seconds) * 1.3) + spec.connections * 4);
-  const window = new Window();
+  const window = new Window(spec.kind === 'device_poll' ? (status) => status === 400 : undefined);
   // Stopped by hand once the window closes; the duration only bounds a run whose harness went away.
   const instance = autocannon({ url: spec.base, connections: spec.connections, timeout: 10, requests, duration: spec.warmupSeconds + spec.seconds + 600 });
   instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => window.response(status, ms));
@@ -272,10 +318,11 @@ async function runAutocannon(spec: LoadSpec): Promise<void> {
   await waitForGo();
   const cpu = process.cpuUsage();
   window.open();
+  state.slowDown = 0;
   await Promise.race([sleep(spec.seconds * 1000), finished]);
   const seconds = window.close();
   const used = process.cpuUsage(cpu);
-  write(summarize(window, seconds, ((used.user + used.system) / 1000 / (seconds * 1000)) * 100, state.exhausted));
+  write(summarize(window, seconds, ((used.user + used.system) / 1000 / (seconds * 1000)) * 100, state.exhausted, spec.kind === 'device_poll' ? state.slowDown : undefined));
   instance.stop();
   await finished;
 }

@@ -70,7 +70,7 @@ export interface BenchReport {
    * Ratios measured in alternating short rounds (A, B, A, B…), so that the machine's drift hits
    * both sides alike; the official ratio is the median round.
    */
-  paired: Partial<Record<'cc_vs_upstream' | 'cc_vs_upstream_cpu' | 'cc_vs_sign' | 'workers2_vs_1' | 'refresh_vs_sign' | 'api_key_vs_cc' | 'token_exchange_vs_cc' | 'dpop_vs_cc', PairedRatio>>;
+  paired: Partial<Record<'cc_vs_upstream' | 'cc_vs_upstream_cpu' | 'cc_vs_sign' | 'workers2_vs_1' | 'refresh_vs_sign' | 'api_key_vs_cc' | 'token_exchange_vs_cc' | 'dpop_vs_cc' | 'device_poll_vs_cc', PairedRatio>>;
   ratios: {
     cc_vs_sign: number | null;
     cc_vs_jose_sign: number | null;
@@ -89,6 +89,8 @@ export interface BenchReport {
     reset_vs_authorization_code: number | null;
     /** Personal API key exchanges per second over client-credentials tokens per second, in paired rounds on one server. */
     api_key_vs_cc: number | null;
+    /** Polls of pending device codes (authorization_pending) per second over client-credentials tokens per second, in paired rounds on one server. */
+    device_poll_vs_cc: number | null;
     /** Token exchanges between services (a person's access token for another API's) per second over client-credentials tokens per second, paired rounds. */
     token_exchange_vs_cc: number | null;
     /** Client credentials with a DPoP proof per request over plain client credentials, tokens/s, in paired rounds on one server. */
@@ -253,6 +255,7 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push(`| sign-ins with a passkey ÷ with a password (whole flows, same run) | ${ratio(report.ratios.passkey_vs_authorization_code)} |`);
   lines.push(`| password resets through the mail ÷ password sign-ins (whole flows, same run) | ${ratio(report.ratios.reset_vs_authorization_code)} |`);
   lines.push(`| API key exchanges ÷ client credentials, tokens/s | ${ratio(report.ratios.api_key_vs_cc)}${spread(report.paired.api_key_vs_cc, ratio)} |`);
+  lines.push(`| device-code polls (pending) ÷ client credentials, answers/s | ${ratio(report.ratios.device_poll_vs_cc)}${spread(report.paired.device_poll_vs_cc, ratio)} |`);
   lines.push(`| token exchanges between services ÷ client credentials, tokens/s | ${ratio(report.ratios.token_exchange_vs_cc)}${spread(report.paired.token_exchange_vs_cc, ratio)} |`);
   lines.push(`| client credentials with a DPoP proof ÷ without, tokens/s | ${ratio(report.ratios.dpop_vs_cc)}${spread(report.paired.dpop_vs_cc, ratio)} |`);
   lines.push(`| refresh rotations per 1,000 openssl signatures (two RS256 tokens each) | ${report.ratios.refresh_vs_sign === null ? '–' : per1k(report.ratios.refresh_vs_sign)}${spread(report.paired.refresh_vs_sign, per1k)} |`);

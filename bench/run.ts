@@ -35,8 +35,9 @@ const SIGN_REF = path.join(REPO, 'dist/bench/sign-ref.js');
 // reset (password reset through the mail) too: its ratio is against authorization_code.
 // api_key_exchange: a personal API key for an access token (RFC 8693), measured beside client credentials.
 // token_exchange: a person's access token exchanged by a service acting for them (RFC 8693), beside client credentials too.
+// device_code: polls of pending device codes (RFC 8628, authorization_pending), measured beside client credentials.
 // client_credentials_dpop: client credentials with a fresh DPoP proof per request (RFC 9449), beside plain client credentials.
-const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code', 'totp', 'passkey', 'reset', 'api_key_exchange', 'token_exchange', 'client_credentials_dpop'] as const;
+const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'introspection', 'jwks', 'discovery', 'authorization_code', 'totp', 'passkey', 'reset', 'api_key_exchange', 'token_exchange', 'client_credentials_dpop', 'device_code'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const { values: args } = parseArgs({
@@ -66,6 +67,9 @@ for (const name of only ?? []) {
 const selected = (name: string) => !only || name === 'client_credentials' || only.has(name) || (name === 'authorization_code' && (only.has('totp') || only.has('passkey') || only.has('reset')));
 
 const CONNECTIONS = 32;
+/** The device_code scenario's poll interval (DEVICE_CODE_POLL_INTERVAL_SECONDS of the bench's server). */
+const DEVICE_POLL_INTERVAL_SECONDS = 1;
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const PAIRED_ROUNDS = 7;
 const ROUND_SECONDS = 3;
 const roundSeconds = Math.min(ROUND_SECONDS, seconds);
@@ -370,6 +374,8 @@ async function main(): Promise<number> {
     SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
     RESET_MAX_PER_ADDRESS: '1000',
     RESET_MAX_PER_IP: '1000000',
+    // The device_code scenario: a device may poll each pending code once a second.
+    DEVICE_CODE_POLL_INTERVAL_SECONDS: String(DEVICE_POLL_INTERVAL_SECONDS),
   };
   const cli = async <T = Record<string, unknown>>(cliArgs: string[], input?: string): Promise<T> =>
     JSON.parse(await run(NODE, [BIN, ...cliArgs, '--json'], { env, cwd: dir, ...(input === undefined ? {} : { input }) })) as T;
@@ -380,6 +386,8 @@ async function main(): Promise<number> {
   await cli(['resources', 'create', '--identifier', API, '--scope', 'read write']);
   const cc = await cli<{ client_id: string; client_secret: string }>(['clients', 'create', '--name', 'bench-cc', '--resource', API, '--scope', 'read write']);
   const ccAuth = basicAuth(cc.client_id, cc.client_secret);
+  // A device client authenticating as the client_credentials one does (client_secret_basic), so that the ratio compares the grants.
+  const deviceClient = await cli<{ client_id: string; client_secret: string }>(['clients', 'create', '--name', 'bench-device', '--grant-type', DEVICE_GRANT, '--scope', 'openid']);
   const { privateKey, publicKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true });
   const signerKid = 'bench-signer';
   await writeFile(path.join(dir, 'signer-jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: signerKid, alg: 'RS256', use: 'sig' }] }));
@@ -421,7 +429,7 @@ async function main(): Promise<number> {
     scenarios: {},
     references: { jose_rs256_sign_per_s: null, node_crypto_rs256_sign_per_s: null, openssl_rsa2048_sign_per_s: null, upstream_client_credentials_rps: null, notes: [] },
     paired: {},
-    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null, passkey_vs_authorization_code: null, reset_vs_authorization_code: null, api_key_vs_cc: null, token_exchange_vs_cc: null, dpop_vs_cc: null },
+    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null, passkey_vs_authorization_code: null, reset_vs_authorization_code: null, api_key_vs_cc: null, token_exchange_vs_cc: null, dpop_vs_cc: null, device_poll_vs_cc: null },
     targets: [],
     notes,
     duration_s: 0,
@@ -440,8 +448,10 @@ async function main(): Promise<number> {
   };
   // The private_key_jwt pool is sized from the client_credentials rate.
   let ccRpsEstimate = 3000;
+  // The device_code scenario's pending codes by server (pendingDeviceCodes).
+  const deviceCodesMade = new Map<string, string[]>();
   // Counting SQL costs a second and a bit per scenario: --quick counts only where there is some.
-  const countQueries = (name: string) => !quick || ['refresh_token', 'introspection', 'authorization_code', 'totp', 'passkey', 'reset', 'api_key_exchange', 'token_exchange'].includes(name);
+  const countQueries = (name: string) => !quick || ['refresh_token', 'introspection', 'authorization_code', 'totp', 'passkey', 'reset', 'api_key_exchange', 'token_exchange', 'device_code'].includes(name);
   const scenario = async (name: string, target: Target, spec: LoadSpec, request: string, loadCpus = LOAD_CPU, serverCpus = SERVER_CPU) => {
     log(`${name}: ${spec.seconds} s, ${spec.connections} connections`);
     const result = await attempt(name, () => measure(target, spec, { loadCpus, serverCpus, request, dir, backing, ...(countQueries(name) ? { dbTransactions: () => database.transactions() } : {}) }));
@@ -668,6 +678,18 @@ async function main(): Promise<number> {
             'POST /token grant_type=token-exchange (RFC 8693), subject_token a personal API key (gk_…, found by its SHA-256 digest: one indexed read joining the person and the API), resource and scope=read, no client authentication; RS256 JWT whose sub is the person',
         };
       }
+      case 'device_code': {
+        // Enough pending codes that each is polled at most once per interval: polls ran at up to 2×
+        // client credentials' rate, whose estimate is itself noisy, so 3× it with room, and never
+        // fewer than 5,000 (one core answers fewer polls than that per second). Too few shows up as
+        // slow_down errors and pool_exhausted, not as a wrong number.
+        const count = Math.max(5000, Math.ceil(ccRpsEstimate * 3 * DEVICE_POLL_INTERVAL_SECONDS * 1.3)) + CONNECTIONS * 4;
+        const deviceCodes = await pendingDeviceCodes(base, count);
+        return {
+          spec: { ...common, kind: 'device_poll', client: { clientId: deviceClient.client_id, clientSecret: deviceClient.client_secret }, deviceCodes, intervalSeconds: DEVICE_POLL_INTERVAL_SECONDS },
+          request: `POST /token grant_type=device_code (RFC 8628), client_secret_basic, for ${deviceCodes.length} pending device codes round-robin, each polled at most once per ${DEVICE_POLL_INTERVAL_SECONDS} s interval (DEVICE_CODE_POLL_INTERVAL_SECONDS); the expected answer is 400 authorization_pending (slow_down counts as an error); the device code is in Redis, the client in the registry cache, so no PostgreSQL query`,
+        };
+      }
       case 'token_exchange': {
         const { auth, subjectToken } = await benchTokenExchange(base);
         const body = new URLSearchParams({
@@ -741,6 +763,31 @@ async function main(): Promise<number> {
     await Promise.all(Array.from({ length: SIGN_IN_CONCURRENCY }, worker));
     log(`passkey: ${registered.length} people with a passkey in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     return registered;
+  }
+
+  /**
+   * `count` pending device codes of the bench's device client (POST /device/auth), CONNECTIONS
+   * requests at a time; made once and used again by the paired rounds (they stay pending for DEVICE_CODE_TTL_SECONDS).
+   */
+  async function pendingDeviceCodes(base: string, count: number): Promise<string[]> {
+    const made = deviceCodesMade.get(base);
+    if (made && made.length >= count) return made;
+    const started = performance.now();
+    const codes: string[] = [];
+    const authorization = basicAuth(deviceClient.client_id, deviceClient.client_secret);
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < count; i = next++) {
+        const response = await fetch(`${base}/device/auth`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization }, body: 'scope=openid' });
+        const { device_code: code } = (await response.json()) as { device_code?: string };
+        if (response.status !== 200 || !code) throw new Error(`the device authorization endpoint answered ${response.status}`);
+        codes.push(code);
+      }
+    };
+    await Promise.all(Array.from({ length: CONNECTIONS }, worker));
+    log(`device_code: ${codes.length} pending device codes in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    deviceCodesMade.set(base, codes);
+    return codes;
   }
 
   /** A person made through the admin API and a personal API key of theirs for API (scope read), made there too. */
@@ -884,6 +931,24 @@ async function main(): Promise<number> {
       report.paired.api_key_vs_cc = pairedRatio(vsCc, roundSeconds);
     });
   }
+  // Device-code polls against client credentials in paired rounds on the same server, in turn as
+  // above (the same pending codes each round: a round's first polls come an interval after the last ones).
+  if (selected('device_code') && isResult(report.scenarios.device_code)) {
+    await attempt('paired rounds (device_code, client_credentials)', async () => {
+      const { spec, request } = await specFor('device_code', gatehouse.base);
+      const vsCc: number[] = [];
+      for (let round = 0; round < rounds; round += 1) {
+        const [polls, cc] = await inTurn(
+          round,
+          () => measure(target, { ...spec, seconds: roundSeconds, warmupSeconds: 1 }, { loadCpus: LOAD_CPU, serverCpus: SERVER_CPU, request, dir, backing }),
+          () => measure(target, { ...ccRequest(gatehouse.base), seconds: roundSeconds, warmupSeconds: 1 }, { loadCpus: LOAD_CPU, serverCpus: SERVER_CPU, request: ccDescription, dir, backing }),
+        );
+        if (polls.errors === 0 && cc.rps > 0) vsCc.push(polls.rps / cc.rps);
+        log(`paired round ${round + 1}/${rounds}: device-code polls ${polls.rps.toFixed(0)}/s, client credentials ${cc.rps.toFixed(0)}/s`);
+      }
+      report.paired.device_poll_vs_cc = pairedRatio(vsCc, roundSeconds);
+    });
+  }
   // Token exchanges between services against client credentials, the same way: an exchange adds a
   // JWT verification and a registry read of the person to "authenticate the client, sign".
   if (selected('token_exchange') && isResult(report.scenarios.token_exchange)) {
@@ -990,6 +1055,7 @@ async function main(): Promise<number> {
     passkey_vs_authorization_code: rpsOf('passkey') !== null && rpsOf('authorization_code') ? rpsOf('passkey')! / rpsOf('authorization_code')! : null,
     reset_vs_authorization_code: rpsOf('reset') !== null && rpsOf('authorization_code') ? rpsOf('reset')! / rpsOf('authorization_code')! : null,
     api_key_vs_cc: report.paired.api_key_vs_cc?.median ?? (rpsOf('api_key_exchange') !== null && ccRps ? rpsOf('api_key_exchange')! / ccRps : null),
+    device_poll_vs_cc: report.paired.device_poll_vs_cc?.median ?? (rpsOf('device_code') !== null && ccRps ? rpsOf('device_code')! / ccRps : null),
     token_exchange_vs_cc: report.paired.token_exchange_vs_cc?.median ?? (rpsOf('token_exchange') !== null && ccRps ? rpsOf('token_exchange')! / ccRps : null),
     dpop_vs_cc: report.paired.dpop_vs_cc?.median ?? (rpsOf('client_credentials_dpop') !== null && ccRps ? rpsOf('client_credentials_dpop')! / ccRps : null),
   };

@@ -62,6 +62,8 @@ const SHUTDOWN_GRACE_MS = 10_000;
 const DRAIN_LINGER_MS = 1000;
 const IDLE_SWEEP_MS = 100;
 const DURABLE_SWEEP_MS = 60 * 60 * 1000;
+/** The window of DEVICE_CODE_MAX_PER_IP: wrong user codes per client IP per 15 minutes. */
+const DEVICE_CODE_WINDOW_SECONDS = 900;
 /** How often a node reads the audit log for sign-outs made with the CLI (back-channel logout). */
 const CLI_SIGN_OUT_POLL_MS = 1000;
 
@@ -148,6 +150,22 @@ export async function startServer(config: Config, logger: Logger, options: Start
       },
       recordFailure: (ip: string) => apiKeyLimiter.recordFailure(undefined, ip),
     };
+    // The device flow (docs/device-flow.md): wrong user codes per client IP on /device, and one poll
+    // of a pending device code per interval (a faster one is answered slow_down).
+    const deviceCodeLimiter = createLoginLimiter({
+      ...(redis ? { redis } : {}),
+      limits: { perAccount: config.deviceFlow.maxFailuresPerIp, perIp: config.deviceFlow.maxFailuresPerIp, windowSeconds: DEVICE_CODE_WINDOW_SECONDS },
+      kind: 'device',
+    });
+    const deviceCodeFailures = {
+      check: async (ip: string) => {
+        const check = await deviceCodeLimiter.check(undefined, ip);
+        if (!check.allowed) metrics.rateLimited('device');
+        return check;
+      },
+      recordFailure: (ip: string) => deviceCodeLimiter.recordFailure(undefined, ip),
+    };
+    const devicePolls = createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'device_poll', points: 1, windowSeconds: config.deviceFlow.pollIntervalSeconds });
     // Back-channel logout (docs/backchannel-logout.md): logout tokens queued by every sign-out and
     // delivered after the answer, with retries; sessions Gatehouse ends itself tell their apps too.
     const backchannelLogout = createBackchannelLogoutQueue({
@@ -155,7 +173,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       retry: { timeoutMs: config.backchannelLogout.timeoutSeconds * 1000, attempts: config.backchannelLogout.attempts },
       onOutcome: (outcome) => metrics.backchannelLogout(outcome),
     });
-    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics, apiKeyFailures, backchannelLogout });
+    const host = await createProviderHost({ config, cache, store, db: registry.db, accounts, pages, digestKey, logger, audit, auditWriter, metrics, apiKeyFailures, deviceCodeFailures, devicePolls, backchannelLogout });
     const signOut = createSessionSignOut({ store, provider: () => host.provider, logger });
     // After a change that already ended the sessions in the registry (disable, delete, a new password):
     // a store that is down does not fail the change; those sessions end at their next use.

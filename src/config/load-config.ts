@@ -63,6 +63,13 @@ export interface Config {
   readonly resetLimits: { readonly perAddress: number; readonly perIp: number };
   /** SIGNUP_MAX_PER_IP: sign-up attempts one client IP may make per hour (each hashes a password and may send a mail). */
   readonly signupMaxPerIp: number;
+  /**
+   * The device flow (RFC 8628, docs/device-flow.md): DEVICE_CODE_MAX_PER_IP wrong user codes one
+   * client IP may type on /device per 15 minutes; DEVICE_CODE_POLL_INTERVAL_SECONDS, the `interval`
+   * a device must wait between polls (faster is slow_down); DEVICE_CODE_TTL_SECONDS, how long a
+   * device code and its user code live.
+   */
+  readonly deviceFlow: { readonly maxFailuresPerIp: number; readonly pollIntervalSeconds: number; readonly codeTtlSeconds: number };
   /** What pages and mail show of the deployment: BRAND_NAME, BRAND_LOGO_URL (+ BRAND_LOGO_ALT), BRAND_COLOR, SUPPORT_URL. */
   readonly brand: Brand;
   /**
@@ -191,6 +198,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     signupEnabled: e.SIGNUP_ENABLED,
     resetLimits: Object.freeze({ perAddress: e.RESET_MAX_PER_ADDRESS, perIp: e.RESET_MAX_PER_IP }),
     signupMaxPerIp: e.SIGNUP_MAX_PER_IP,
+    deviceFlow: Object.freeze({ maxFailuresPerIp: e.DEVICE_CODE_MAX_PER_IP, pollIntervalSeconds: e.DEVICE_CODE_POLL_INTERVAL_SECONDS, codeTtlSeconds: e.DEVICE_CODE_TTL_SECONDS }),
     brand: Object.freeze({
       name: e.BRAND_NAME,
       logoUrl: e.BRAND_LOGO_URL,

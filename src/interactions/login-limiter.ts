@@ -29,10 +29,10 @@ export interface LoginLimiter {
  * normalised email, the same key whatever spelling finds the account; `mfa` (second-factor codes)
  * under the account id; `passkey` (passkey sign-ins) under the account id of a known credential,
  * and under the IP alone when the credential is not known; `api_key` (personal API key exchanges at
- * the token endpoint) under the IP alone. Each has its own Redis keys (`<kind>_fail_account`, `<kind>_fail_ip`), so
+ * the token endpoint) and `device` (user codes typed on /device, RFC 8628) under the IP alone. Each has its own Redis keys (`<kind>_fail_account`, `<kind>_fail_ip`), so
  * wrong codes and wrong passwords are counted apart, each against the same limits.
  */
-export type LimiterKind = 'login' | 'mfa' | 'passkey' | 'api_key';
+export type LimiterKind = 'login' | 'mfa' | 'passkey' | 'api_key' | 'device';
 
 function isLimiterRes(value: unknown): value is RateLimiterRes {
   return typeof value === 'object' && value !== null && 'msBeforeNext' in value;

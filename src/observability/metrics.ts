@@ -26,7 +26,7 @@ export interface Metrics {
   tokenError(grantType: string, error: string): void;
   signIn(outcome: 'success' | 'failure' | 'locked' | 'csrf'): void;
   /** A request refused by a rate limit: the sign-in limiter or the second-factor one (each per account and per IP); password reset per IP (429) and per address (the neutral page, no mail). */
-  rateLimited(limiter: 'sign_in' | 'mfa' | 'upstream_start' | 'reset_ip' | 'reset_address' | 'signup_ip' | 'api_key'): void;
+  rateLimited(limiter: 'sign_in' | 'mfa' | 'upstream_start' | 'reset_ip' | 'reset_address' | 'signup_ip' | 'api_key' | 'device'): void;
   /** A second factor given at sign-in or confirmed at enrolment, by method and outcome (input that is no code of any kind is not counted). */
   secondFactor(method: SecondFactorMethod, outcome: SecondFactorOutcome): void;
   /** One outcome of one mail (sent, written to the outbox, retried, failed, refused), by kind (password_reset, …). */

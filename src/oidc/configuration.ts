@@ -11,6 +11,7 @@ import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { createAdapterFactory } from './adapters/index.js';
 import { exchangedTokenClaims } from './access-token-exchange.js';
 import type { ExchangeFailureLimiter } from './api-key-exchange.js';
+import { deviceFlowFeature, type DeviceCodeFailureLimiter, type DevicePollPacer } from './device-flow.js';
 import { findLatestGrantId } from './adapters/durable-adapter.js';
 import { takeReadAheadAccount } from './adapters/rotation-scope.js';
 import { mfaInteractionPolicy } from './mfa-policy.js';
@@ -54,6 +55,9 @@ export interface ProviderDeps {
   audit?: AuditSink | undefined;
   /** Failed API key exchanges per client IP (oidc/api-key-exchange.ts); none: not limited. */
   apiKeyFailures?: ExchangeFailureLimiter | undefined;
+  /** The device flow (oidc/device-flow.ts): wrong user codes per client IP, and one poll per interval per device code; none: not limited. */
+  deviceCodeFailures?: DeviceCodeFailureLimiter | undefined;
+  devicePolls?: DevicePollPacer | undefined;
 }
 
 /** What the provider signs and verifies with: the algorithms Gatehouse's keys take. */
@@ -180,7 +184,8 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
       dPoP: dpopFeature({ digestKey, requireNonce: config.dpopRequireNonce }),
       ...registrationFeatures(config.registrationEnabled),
       // The newer protocols (issue 18; docs/device-flow.md, backchannel-logout.md, dpop.md, par-jar-fapi2.md).
-      deviceFlow: { enabled: true },
+      // The device authorization grant (RFC 8628) with Gatehouse's /device pages (oidc/device-flow.ts).
+      deviceFlow: deviceFlowFeature({ pages }),
       backchannelLogout: { enabled: true },
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: config.requirePar, allowUnregisteredRedirectUris: false },
       requestObjects: { enabled: true, requireSignedRequestObject: false },
@@ -248,7 +253,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
       Interaction: 3600,
       RefreshToken: 30 * 24 * 3600,
       Session: 14 * 24 * 3600,
-      DeviceCode: 600,
+      DeviceCode: config.deviceFlow.codeTtlSeconds,
       BackchannelAuthenticationRequest: 600,
       PreAuthorizedCode: 600,
     },

@@ -52,7 +52,7 @@ export function strongMessage(t: Translate, key: MessageKey, params: MessagePara
 
 /** Server-rendered pages from views/, auto-escaped (Eta's `<%= %>` escapes; the raw tag prints only the layout's body, the logout form, a QR code SVG checked by interactions/totp-qr.ts, and `it.tStrong`'s output, which escapes everything itself). */
 export interface Pages {
-  render(name: 'login' | 'consent' | 'mfa' | 'mfa-enrol' | 'mfa-enrolled' | 'logout' | 'logged-out' | 'error' | 'account' | 'home' | 'reset-request' | 'reset-password' | 'reset-message' | 'signup' | 'email-link', data: PageBase & Record<string, unknown>): string;
+  render(name: 'login' | 'consent' | 'mfa' | 'mfa-enrol' | 'mfa-enrolled' | 'logout' | 'logged-out' | 'error' | 'account' | 'home' | 'reset-request' | 'reset-password' | 'reset-message' | 'signup' | 'email-link' | 'device', data: PageBase & Record<string, unknown>): string;
   /** The stylesheet every page links to (no inline styles or scripts: the CSP forbids them): the brand's palettes, then views/assets/gatehouse.css. */
   readonly stylesheet: string;
   /** @simplewebauthn/browser's UMD bundle, served at /assets/webauthn.js (from node_modules, no CDN). */

@@ -11,6 +11,7 @@ import { withAccountClient } from './account-client.js';
 import { accessTokenExchange } from './access-token-exchange.js';
 import { enableTokenExchange } from './api-key-exchange.js';
 import { buildConfiguration, type ProviderDeps } from './configuration.js';
+import { deviceFlowGate, pacePolls } from './device-flow.js';
 import { registrationAnswers } from './registration.js';
 import { endSessionWithoutSession, selfSubmittingPageCsp } from './self-submitting-pages.js';
 import { rewriteProtocolErrors } from './token-errors.js';
@@ -73,6 +74,9 @@ export function createProvider(
   // with no session is not given one by /session/end.
   provider.use(selfSubmittingPageCsp(provider.pathFor('authorization')));
   provider.use(endSessionWithoutSession(provider));
+  // The device flow (RFC 8628): wrong user codes on /device limited per IP, `interval` announced, polls paced (slow_down).
+  provider.use(deviceFlowGate({ provider, pages: deps.pages, limiter: deps.deviceCodeFailures, pollIntervalSeconds: deps.config.deviceFlow.pollIntervalSeconds }));
+  if (deps.devicePolls) pacePolls(provider, deps.devicePolls);
 
   rememberBuiltClients(provider, deps.cache);
 

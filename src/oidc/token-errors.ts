@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import { DEVICE_CODE_GRANT_TYPE as DEVICE_CODE_GRANT } from '../config/protocol.js';
 
 interface TokenContext {
   oidc?: {
@@ -11,8 +12,9 @@ interface TokenContext {
 /**
  * Runs on the provider's answer (see provider-host.ts), for error answers only (a successful answer
  * passes untouched):
- * - a grant the client is not registered for: oidc-provider says invalid_request, RFC 6749 §5.2
- *   names it unauthorized_client;
+ * - a grant the client is not registered for (at the token endpoint, or the device authorization
+ *   endpoint for the device_code grant): oidc-provider says invalid_request, RFC 6749 §5.2 names it
+ *   unauthorized_client;
  * - JWT access tokens cannot be introspected or revoked (they are not stored): the answer says
  *   so, so that a resource server author knows to rely on `exp`.
  */
@@ -32,6 +34,12 @@ export function rewriteProtocolErrors(ctx: Context): void {
     ctx.body = {
       error: 'unauthorized_client',
       error_description: `this client is not registered for the ${grantType} grant`,
+    };
+  } else if (oidc?.route === 'device_authorization' && ctx.status === 400 && body?.error === 'invalid_request' && oidc.client && !oidc.client.grantTypeAllowed(DEVICE_CODE_GRANT)) {
+    // The same for the device authorization endpoint (RFC 8628 §3.2 answers with RFC 6749 §5.2's codes).
+    ctx.body = {
+      error: 'unauthorized_client',
+      error_description: `this client is not registered for the ${DEVICE_CODE_GRANT} grant`,
     };
   } else if ((oidc?.route === 'introspection' || oidc?.route === 'revocation') && body?.error === 'unsupported_token_type') {
     ctx.body = {

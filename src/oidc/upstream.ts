@@ -429,6 +429,57 @@ export function supplyClientId(provider: Provider, clientId: string, applies: (b
   });
 }
 
+// --- The device flow (RFC 8628) -------------------------------------------------------------------
+
+/** Why oidc-provider refused a user code on /device, or that the person cancelled (oidc/device-flow.ts). */
+export type DeviceCodeRefusal = 'not_found' | 'expired' | 'already_used' | 'no_code' | 'aborted';
+
+/**
+ * oidc-provider refuses a user code with errors of its own (lib/helpers/re_render_errors.js, not
+ * exported) and hands them to `userCodeInputSource`: told apart by their class names.
+ */
+const DEVICE_CODE_REFUSALS: Readonly<Record<string, DeviceCodeRefusal>> = {
+  NotFoundError: 'not_found',
+  ExpiredError: 'expired',
+  AlreadyUsedError: 'already_used',
+  NoCodeError: 'no_code',
+  AbortedError: 'aborted',
+};
+
+/** What the error `userCodeInputSource` got says of the user code; undefined for any other error. */
+export function deviceCodeRefusalOf(error: unknown): DeviceCodeRefusal | undefined {
+  const name = (error as { name?: unknown } | undefined)?.name;
+  return typeof name === 'string' && Object.hasOwn(DEVICE_CODE_REFUSALS, name) ? DEVICE_CODE_REFUSALS[name] : undefined;
+}
+
+/** What a poll check sees of a device code. */
+export interface PolledDeviceCode {
+  /** The device code itself. */
+  jti: string;
+  clientId: string;
+  accountId?: string | undefined;
+  error?: string | undefined;
+  consumed?: unknown;
+  isExpired: boolean;
+}
+
+/**
+ * Replaces `provider.DeviceCode.find` so that `check` sees every device code the token endpoint
+ * reads, with the authenticated client's id, and may throw the answer (slow_down). Reliance: the
+ * device_code grant (lib/actions/grants/device_code.js) reads the code with DeviceCode.find (through
+ * findGrantSource) before it answers authorization_pending, and an error thrown there is the answer.
+ * Reads elsewhere (the /device pages find codes by user code, the resume by id) are not checked.
+ */
+export function beforeDeviceCodePoll(provider: Provider, check: (code: PolledDeviceCode, clientId: string | undefined) => Promise<void>): void {
+  const DeviceCode = provider.DeviceCode as unknown as { find(id: string, options?: { ignoreExpiration?: boolean }): Promise<unknown> };
+  const find = DeviceCode.find.bind(DeviceCode);
+  DeviceCode.find = async (id, options) => {
+    const code = await find(id, options);
+    const ctx = Provider.ctx as { oidc?: { route?: string; client?: { clientId: string } } } | undefined;
+    if (code && ctx?.oidc?.route === 'token') await check(code as PolledDeviceCode, ctx.oidc.client?.clientId);
+    return code;
+  };
+}
 // --- Back-channel logout (OpenID Connect Back-Channel Logout 1.0) --------------------------
 
 /**

@@ -15,7 +15,8 @@ import { REPO_ROOT, runNode } from '../fixtures/process.js';
 // the authorization_code rate over the run's two seconds (at least 8 people). passkey included: 8
 // people, each with a passkey added on /account with nid-webauthn-emulator, then signing in with it alone.
 // reset included: 8 people, each reset through the mail (an SMTP server the load generator runs on loopback), link, new password.
-const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'authorization_code', 'totp', 'passkey', 'jwks', 'discovery', 'introspection', 'reset', 'api_key_exchange', 'token_exchange', 'client_credentials_dpop'];
+// device_code included: pending device codes polled round-robin, once per interval each.
+const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'authorization_code', 'totp', 'passkey', 'jwks', 'discovery', 'introspection', 'reset', 'api_key_exchange', 'token_exchange', 'client_credentials_dpop', 'device_code'];
 const SCENARIO_KEYS = ['rps', 'p50_ms', 'p99_ms', 'errors', 'cpu_ms_per_1k', 'rss_peak_mb', 'stolen_on_server_cpus_pct'];
 
 type Json = Record<string, unknown>;
@@ -68,6 +69,11 @@ describe('npm run bench -- --quick', { timeout: 360_000 }, () => {
     // Token exchanges between services: every one answered a token (a refused subject token is an error here).
     expect(scenarios.token_exchange!.errors).toBe(0);
     expect(scenarios.token_exchange!.requests as number).toBeGreaterThan(0);
+    // Device-code polls: every answer authorization_pending (a slow_down is an error here), and no
+    // PostgreSQL transaction of their own (the registry cache's revision poll is all there is).
+    expect(scenarios.device_code!.errors).toBe(0);
+    expect(scenarios.device_code!.requests as number).toBeGreaterThan(0);
+    expect(scenarios.device_code!.db_queries_per_request as number).toBeLessThan(0.1);
     // Client credentials with a fresh DPoP proof per request: every proof accepted (a refused one is an error here).
     expect(scenarios.client_credentials_dpop!.errors).toBe(0);
     expect(scenarios.client_credentials_dpop!.requests as number).toBeGreaterThan(0);
@@ -83,10 +89,10 @@ describe('npm run bench -- --quick', { timeout: 360_000 }, () => {
       expect(typeof references[key], `references.${key}`).toBe('number');
     }
     const ratios = report.ratios as Json;
-    for (const key of ['cc_vs_sign', 'cc_vs_upstream', 'cc_vs_upstream_rps', 'workers2_vs_1', 'totp_vs_authorization_code', 'passkey_vs_authorization_code', 'reset_vs_authorization_code', 'api_key_vs_cc', 'token_exchange_vs_cc', 'dpop_vs_cc']) expect(typeof ratios[key], `ratios.${key}`).toBe('number');
+    for (const key of ['cc_vs_sign', 'cc_vs_upstream', 'cc_vs_upstream_rps', 'workers2_vs_1', 'totp_vs_authorization_code', 'passkey_vs_authorization_code', 'reset_vs_authorization_code', 'api_key_vs_cc', 'token_exchange_vs_cc', 'dpop_vs_cc', 'device_poll_vs_cc']) expect(typeof ratios[key], `ratios.${key}`).toBe('number');
     const paired = report.paired as Record<string, { median: number; rounds: number[] }>;
     // Each ratio is the median of its rounds: cc ÷ upstream of the side-by-side ones (CPU per token).
-    const roundsOf = { cc_vs_sign: 'cc_vs_sign', cc_vs_upstream: 'cc_vs_upstream_cpu', cc_vs_upstream_rps: 'cc_vs_upstream', workers2_vs_1: 'workers2_vs_1', refresh_vs_sign: 'refresh_vs_sign', api_key_vs_cc: 'api_key_vs_cc', token_exchange_vs_cc: 'token_exchange_vs_cc', dpop_vs_cc: 'dpop_vs_cc' };
+    const roundsOf = { cc_vs_sign: 'cc_vs_sign', cc_vs_upstream: 'cc_vs_upstream_cpu', cc_vs_upstream_rps: 'cc_vs_upstream', workers2_vs_1: 'workers2_vs_1', refresh_vs_sign: 'refresh_vs_sign', api_key_vs_cc: 'api_key_vs_cc', token_exchange_vs_cc: 'token_exchange_vs_cc', dpop_vs_cc: 'dpop_vs_cc', device_poll_vs_cc: 'device_poll_vs_cc' };
     for (const [key, rounds] of Object.entries(roundsOf)) {
       expect(paired[rounds]?.rounds, `paired.${rounds}`).toHaveLength(2);
       expect(ratios[key], `ratios.${key} is the median of paired.${rounds}`).toBe(paired[rounds]!.median);

@@ -14,6 +14,14 @@ const REDEEMED = new Map([
 ]);
 
 /**
+ * Models whose entries the store keeps this many seconds past their expiry: a device that polls
+ * an expired device code then hears expired_token (RFC 8628 §3.5; oidc-provider reads the code
+ * ignoring its expiry and says so), and a person typing its user code "expired", rather than
+ * "not found" for both.
+ */
+const KEPT_AFTER_EXPIRY = new Map([['DeviceCode', 600]]);
+
+/**
  * How long a replay-detection claim holds before oidc-provider's own save replaces it with the
  * entry's real lifetime (a DPoP proof's window: 300 s); only a request that fails in between leaves
  * the claim, and then its id stays refused for this long.
@@ -35,8 +43,9 @@ export type RevokeGrant = (grantId: string) => Promise<void>;
  */
 export function createStoreAdapter(model: string, store: EphemeralStore, revokeGrant: RevokeGrant): Adapter {
   const label = REDEEMED.get(model);
+  const kept = KEPT_AFTER_EXPIRY.get(model) ?? 0;
   return {
-    upsert: (id: string, payload: AdapterPayload, expiresIn?: number) => store.upsert(model, id, payload, expiresIn),
+    upsert: (id: string, payload: AdapterPayload, expiresIn?: number) => store.upsert(model, id, payload, expiresIn === undefined ? undefined : expiresIn + kept),
     // Replay detection (DPoP proofs, client assertions) is one step: the look-up claims the id.
     // oidc-provider's ReplayDetection.unique finds the id and, when there is none, saves it (see
     // upstream.ts, REPLAY_DETECTION_MODEL): two steps, between which a concurrent request with the

@@ -46,6 +46,9 @@ import {
   supplyClientId,
   TooManyAttempts,
   unmetAuthenticationRequirements,
+  beforeDeviceCodePoll,
+  deviceCodeRefusalOf,
+  type PolledDeviceCode,
 } from '../../../src/oidc/upstream.js';
 import type { ClientRecord } from '../../../src/registry/client.repository.js';
 import type { RegistryCache } from '../../../src/registry/registry-cache.js';
@@ -809,6 +812,82 @@ describe('token requests without client authentication (supplyClientId, for pers
   });
 });
 
+describe('the device flow (oidc/device-flow.ts)', () => {
+  const DEVICE = 'urn:ietf:params:oauth:grant-type:device_code';
+  let device: Provider;
+  let deviceServer: Server;
+  let deviceBase: string;
+  const refusals: unknown[] = [];
+  const polled: Array<{ code: PolledDeviceCode; clientId: string | undefined }> = [];
+  let slowDown = false;
+
+  beforeAll(async () => {
+    const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+    const key = providerSigningKey({ ...(await exportJWK(privateKey)), alg: 'RS256', kid: 'device-key', use: 'sig' });
+    device = new Provider(ISSUER, {
+      jwks: { keys: [key] },
+      features: {
+        devInteractions: { enabled: false },
+        externalSigningSupport: EXTERNAL_SIGNING,
+        deviceFlow: {
+          enabled: true,
+          userCodeInputSource(ctx, form, _out, err) {
+            if (err) refusals.push(err);
+            ctx.body = form;
+          },
+        },
+      },
+      clients: [{ client_id: 'tv', grant_types: [DEVICE], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'none' }],
+      findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
+      renderError: (ctx, out) => {
+        ctx.body = out;
+      },
+    });
+    beforeDeviceCodePoll(device, async (code, clientId) => {
+      polled.push({ code, clientId });
+      if (slowDown) throw new errors.SlowDown();
+    });
+    deviceServer = createServer(device.callback());
+    await new Promise<void>((resolve) => deviceServer.listen(0, '127.0.0.1', resolve));
+    deviceBase = `http://127.0.0.1:${(deviceServer.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => deviceServer?.close(resolve));
+  });
+
+  const post = async (path: string, body: Record<string, string>) => {
+    const response = await fetch(`${deviceBase}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body) });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+
+  it('reads a polled device code through DeviceCode.find, which beforeDeviceCodePoll replaces: the check sees it and the client, and what it throws is the answer', async () => {
+    const started = await post(device.pathFor('device_authorization'), { client_id: 'tv', scope: 'openid' });
+    expect(started.status).toBe(200);
+    const deviceCode = String(started.body.device_code);
+    const poll = () => post(device.pathFor('token'), { grant_type: DEVICE, device_code: deviceCode, client_id: 'tv' });
+    expect((await poll()).body.error).toBe('authorization_pending');
+    expect(polled).toHaveLength(1);
+    expect(polled[0]!.clientId).toBe('tv');
+    expect(polled[0]!.code).toMatchObject({ jti: deviceCode, clientId: 'tv', isExpired: false });
+    expect(polled[0]!.code.accountId).toBeUndefined();
+    slowDown = true;
+    expect(await poll()).toMatchObject({ status: 400, body: { error: 'slow_down' } });
+    slowDown = false;
+    // The device authorization request itself read no code through find.
+    expect(polled).toHaveLength(2);
+  });
+
+  it("hands userCodeInputSource refusals whose names deviceCodeRefusalOf knows", async () => {
+    const agent = new Agent(deviceBase);
+    const form = await (await agent.request(device.pathFor('code_verification'))).text();
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(form)?.[1] ?? '';
+    const unknown = await agent.postForm(device.pathFor('code_verification'), { xsrf, user_code: 'BCDF-GHJK' });
+    const next = /name="xsrf" value="([^"]+)"/.exec(await unknown.text())?.[1] ?? '';
+    await agent.postForm(device.pathFor('code_verification'), { xsrf: next, user_code: '' });
+    expect(refusals.map(deviceCodeRefusalOf)).toEqual(['not_found', 'no_code']);
+    expect(deviceCodeRefusalOf(new errors.InvalidRequest('xsrf token invalid'))).toBeUndefined();
+  });
+});
 describe('back-channel logout (deferBackchannelLogout, outboundFetch, for oidc/backchannel-logout.ts)', () => {
   /** An app's back-channel endpoint on a loopback port: answers each POST with the next status of `statuses` (200 when none is left), records the logout tokens. */
   async function appEndpoint(statuses: number[] = []) {

@@ -47,6 +47,13 @@ const FIXTURES: Record<View, Array<Record<string, unknown>>> = {
     { clientName: 'Photo App', csrf: 'c', action: '/a', back: '/b', email: '', name: '', errors: [], invalid: [] },
     { clientName: 'Photo App', csrf: 'c', action: '/a', back: '/b', email: 'x', name: 'n', errors: ['e'], invalid: ['password_short'] },
   ],
+  device: [
+    { step: 'enter', action: '/device', xsrf: 'x', value: 'BCDF-GHJK', error: 'e' },
+    { step: 'confirm', action: '/device', xsrf: 'x', userCode: 'BCDF-GHJK', clientName: 'TV App' },
+    { step: 'success', clientName: 'TV App' },
+    { step: 'aborted' },
+    { step: 'blocked', error: 'e' },
+  ],
   'email-link': [
     { heading: 'h', paragraphs: ['p', 'q'], form: { action: '/verify-email', csrf: 'c', token: 't', button: 'b' } },
     { heading: 'h', paragraphs: ['p'], code: 'used', requestId: 'r1', links: [{ href: '/account', text: 'a', id: 'to-account' }] },
