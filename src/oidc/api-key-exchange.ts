@@ -50,6 +50,11 @@ export function registerTokenExchange(provider: Provider, handlers: ReadonlyMap<
         throw new errors.InvalidRequest(`unsupported subject_token_type: this server exchanges ${[...handlers.keys()].join(', ')}`);
       }
       if (subjectToken === undefined) throw new errors.InvalidRequest("missing required parameter 'subject_token'");
+      // An exchanged token is never DPoP-bound: a client whose tokens must be (dpop_bound_access_tokens)
+      // is refused here rather than handed a bearer token it was promised would never exist.
+      if (ctx.oidc.client.dpopBoundAccessTokens) {
+        throw invalidGrantSaying('this client must use DPoP-bound tokens, and token exchange issues bearer tokens only');
+      }
       await handler(ctx);
     },
     EXCHANGE_PARAMETERS,

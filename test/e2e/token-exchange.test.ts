@@ -203,6 +203,12 @@ describe('token exchange between services', () => {
       await refused({ subject_token: subject, resource: orders }, 'invalid_request', new RegExp(`wrong audience: this client may not act on tokens for ${unrelated.replace(/[.]/g, '\\.')}`));
     });
 
+    it('a client whose tokens must be DPoP-bound is refused: an exchange issues bearer tokens only', async () => {
+      const bound = await t.build.client({ client_name: 'DPoP gateway', grant_types: [GRANT], may_act: [front], dpop_bound_access_tokens: true });
+      await t.build.grant(bound.clientId, orders, 'read');
+      await refused({ subject_token: await personToken(), resource: orders }, 'invalid_grant', /must use DPoP-bound tokens/, bound);
+    });
+
     it('a client whose may_act list is empty exchanges nothing', async () => {
       const none = await t.build.client({ client_name: 'No may_act', grant_types: [GRANT] });
       await t.build.grant(none.clientId, orders, 'read');
