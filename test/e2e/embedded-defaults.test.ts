@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { decodeProtectedHeader } from 'jose';
@@ -42,7 +42,9 @@ describe('npm start on the embedded defaults', { timeout: 120_000 }, () => {
     expect(discovery.token_endpoint).toBe(`http://localhost:${port}/token`);
     expect(existsSync(path.join(cwd, '.data', 'pglite'))).toBe(true);
     const keyFiles = (await readdir(path.join(cwd, 'keys'))).filter((name) => name.endsWith('.json'));
-    expect(keyFiles).toHaveLength(1);
+    // The signing key (RS256) and, beside it, the FAPI 2.0 profile key (ES256), both made at the first start.
+    const keys = await Promise.all(keyFiles.map(async (name) => JSON.parse(await readFile(path.join(cwd, 'keys', name), 'utf8')) as { alg: string; profile?: string }));
+    expect(keys.map((key) => `${key.alg}${key.profile ? ` ${key.profile}` : ''}`).sort()).toEqual(['ES256 fapi2', 'RS256']);
     const listening = logs.entries().find((entry) => entry.msg === 'gatehouse listening');
     expect(listening).toMatchObject({ database: 'pglite', store: 'memory' });
     expect(logs.entries().some((entry) => entry.msg === 'migrations applied')).toBe(true);
