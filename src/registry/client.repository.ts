@@ -55,6 +55,23 @@ export interface ClientRecord {
   updatedAt: Date;
 }
 
+/** The newer protocols' fields of a client record (back-channel logout, DPoP, PAR, JAR, profile, may_act). */
+export type NewerProtocolFields = Pick<
+  ClientRecord,
+  'backchannelLogoutUri' | 'backchannelLogoutSessionRequired' | 'dpopBoundAccessTokens' | 'requirePushedAuthorizationRequests' | 'requireSignedRequestObject' | 'profile' | 'mayAct'
+>;
+
+/** A client that takes part in none of the newer protocols: every client before them, a new one unless told, the built-in ones. */
+export const NO_NEWER_PROTOCOLS: Readonly<NewerProtocolFields> = Object.freeze({
+  backchannelLogoutUri: null,
+  backchannelLogoutSessionRequired: false,
+  dpopBoundAccessTokens: false,
+  requirePushedAuthorizationRequests: false,
+  requireSignedRequestObject: false,
+  profile: null,
+  mayAct: Object.freeze([]),
+});
+
 export function toClientRecord(row: ClientRow, grants: readonly ClientGrant[]): ClientRecord {
   return {
     clientId: row.client_id,

@@ -1,5 +1,5 @@
 import { TOKEN_EXCHANGE_GRANT_TYPE } from '../config/protocol.js';
-import type { ClientRecord } from '../registry/client.repository.js';
+import { NO_NEWER_PROTOCOLS, type ClientRecord } from '../registry/client.repository.js';
 import { ConflictError } from './errors.js';
 
 /**
@@ -39,17 +39,6 @@ export function refuseBuiltInClient(clientId: string): void {
  * What stands where a client's secret digest would: not a digest (services/client-secrets.ts), so no
  * presented secret ever matches it.
  */
-/** Neither built-in client takes part in back-channel logout, DPoP, PAR, JAR, a profile or token exchange between services. */
-const NO_NEWER_PROTOCOLS = {
-  backchannelLogoutUri: null,
-  backchannelLogoutSessionRequired: false,
-  dpopBoundAccessTokens: false,
-  requirePushedAuthorizationRequests: false,
-  requireSignedRequestObject: false,
-  profile: null,
-  mayAct: Object.freeze([]),
-} as const satisfies Partial<ClientRecord>;
-
 const NO_SECRET = 'none: the account page never redeems its codes';
 
 /**

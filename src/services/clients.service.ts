@@ -13,7 +13,9 @@ import {
   replaceClientGrants,
   updateClientAtVersion,
   upsertClientGrant,
+  NO_NEWER_PROTOCOLS,
   type ClientRecord,
+  type NewerProtocolFields,
 } from '../registry/client.repository.js';
 import {
   ADMIN_RESOURCE_ID,
@@ -23,7 +25,7 @@ import {
   findResourceServer,
   type ResourceServer,
 } from '../registry/resource-server.repository.js';
-import { CLIENT_PROFILES, type ClientProfile, type Database, type StoredJwks } from '../registry/tables.js';
+import { CLIENT_PROFILES, type Database } from '../registry/tables.js';
 import { DEVICE_CODE_GRANT_TYPE, GRANT_TYPES, TOKEN_EXCHANGE_GRANT_TYPE } from '../config/protocol.js';
 import { PRIVATE_JWK_MEMBERS } from '../keys/jwk.js';
 import { recordChange, type AuditActor, type AuditWriter } from './changes.js';
@@ -115,25 +117,14 @@ export interface ClientServiceDeps {
 
 type Db = Kysely<Database> | Transaction<Database>;
 
-interface ClientShape {
-  redirectUris: string[];
-  grantTypes: string[];
-  tokenEndpointAuthMethod: string;
-  jwks: StoredJwks | null;
-  backchannelLogoutUri: string | null;
-  backchannelLogoutSessionRequired: boolean;
-  dpopBoundAccessTokens: boolean;
-  requirePushedAuthorizationRequests: boolean;
-  requireSignedRequestObject: boolean;
-  profile: ClientProfile | null;
-  mayAct: readonly string[];
-}
+/** What the cross-field rules look at: a client as it would be stored. */
+type ClientShape = Pick<ClientRecord, 'redirectUris' | 'grantTypes' | 'tokenEndpointAuthMethod' | 'jwks'> & NewerProtocolFields;
 
 /** The newer-protocol fields of a body over a base (a client's current values, or the defaults for a new one). */
 function newerProtocolShape(
   data: Partial<Pick<z.output<typeof clientFields>, NewerProtocolField>>,
-  base: Pick<ClientShape, 'backchannelLogoutUri' | 'backchannelLogoutSessionRequired' | 'dpopBoundAccessTokens' | 'requirePushedAuthorizationRequests' | 'requireSignedRequestObject' | 'profile' | 'mayAct'>,
-) {
+  base: NewerProtocolFields,
+): NewerProtocolFields {
   const profile = data.profile !== undefined ? data.profile : base.profile;
   // What a profile implies is true unless the body itself says otherwise (then checkProfileRules refuses it).
   const implied = (given: boolean | undefined, current: boolean) => given ?? (profile === 'fapi2' ? true : current);
@@ -156,17 +147,6 @@ type NewerProtocolField =
   | 'require_signed_request_object'
   | 'profile'
   | 'may_act';
-
-/** What a new client has of the newer protocols unless its body says otherwise: none of them. */
-const NEWER_PROTOCOL_DEFAULTS = {
-  backchannelLogoutUri: null,
-  backchannelLogoutSessionRequired: false,
-  dpopBoundAccessTokens: false,
-  requirePushedAuthorizationRequests: false,
-  requireSignedRequestObject: false,
-  profile: null,
-  mayAct: [],
-} as const;
 
 /** The newer-protocol columns of a client row, from its shape. */
 function newerProtocolColumns(shape: ClientShape) {
@@ -444,7 +424,7 @@ export async function createClient(deps: ClientServiceDeps, by: AuditActor, inpu
     let grantTypes: string[] = data.grant_types ?? (redirectUris.length > 0 ? ['authorization_code'] : ['client_credentials']);
     if (admin) grantTypes = [...new Set([...grantTypes, 'client_credentials'])];
     const method = data.token_endpoint_auth_method ?? (data.jwks ? 'private_key_jwt' : 'client_secret_basic');
-    const shape: ClientShape = { redirectUris, grantTypes, tokenEndpointAuthMethod: method, jwks: data.jwks ?? null, ...newerProtocolShape(data, NEWER_PROTOCOL_DEFAULTS) };
+    const shape: ClientShape = { redirectUris, grantTypes, tokenEndpointAuthMethod: method, jwks: data.jwks ?? null, ...newerProtocolShape(data, NO_NEWER_PROTOCOLS) };
     checkClientRules(shape);
     await checkMayAct(db, deps.issuer, data.may_act);
     // An admin client is a service: client credentials, the admin API's grant, the admin API as its default audience.
@@ -739,7 +719,7 @@ export async function saveRegisteredClient(
       grantTypes,
       tokenEndpointAuthMethod: method,
       jwks: data.jwks ?? null,
-      ...newerProtocolShape(data, { ...NEWER_PROTOCOL_DEFAULTS, ...kept }),
+      ...newerProtocolShape(data, { ...NO_NEWER_PROTOCOLS, ...kept }),
     };
     checkClientRules(shape);
     let secretDigest: string | null = null;
