@@ -10,7 +10,7 @@ import { disableUser } from '../../src/services/users.service.js';
 import type { BuiltPerson } from '../fixtures/builders.js';
 import { Agent, hiddenInput } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
-import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
+import { isBackgroundQuery, startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
 import { startSmtpSink, type SmtpSink, type SunkMail } from '../fixtures/smtp-sink.js';
 import { totpCode } from '../fixtures/totp.js';
@@ -244,8 +244,8 @@ describe('password reset by mail', () => {
       expect(answered).toBeGreaterThan(linesBefore);
       await settled();
       const sqls = spy.mock.calls.map(([query]) => (query as { sql: string }).sql);
-      // Not the registry cache's revision poll, which runs beside every request every 100 ms.
-      const own = (_: string, i: number) => !/registry_revision/.test(sqls[i]!);
+      // Not the server's own background queries (the registry's revision poll, the audit-log follower).
+      const own = (_: string, i: number) => !isBackgroundQuery(sqls[i]!);
       return { beforeAnswer: sqls.filter((q, i) => own(q, i) && at[i]! < answered), afterAnswer: sqls.filter((q, i) => own(q, i) && at[i]! >= answered) };
     };
     try {
