@@ -416,16 +416,52 @@ async function reread(db: Db, clientId: string): Promise<ClientRecord> {
 }
 
 /** Creates a client; recorded as `client.create` by `by`, in the same transaction. */
-export async function createClient(deps: ClientServiceDeps, by: AuditActor, input: unknown): Promise<CreatedClient> {
+/**
+ * Reads a create body as far as no database is needed: its fields parsed, the defaults filled in
+ * (grant types, auth method, what a profile implies) and the rules between fields checked.
+ * Throws ValidationError naming each field.
+ */
+function readNewClient(input: unknown) {
   const data = parseInput(clientCreateSchema, input);
+  const admin = data.admin ?? false;
+  const redirectUris = data.redirect_uris ?? [];
+  let grantTypes: string[] = data.grant_types ?? (redirectUris.length > 0 ? ['authorization_code'] : ['client_credentials']);
+  if (admin) grantTypes = [...new Set([...grantTypes, 'client_credentials'])];
+  const method = data.token_endpoint_auth_method ?? (data.jwks ? 'private_key_jwt' : 'client_secret_basic');
+  const shape: ClientShape = { redirectUris, grantTypes, tokenEndpointAuthMethod: method, jwks: data.jwks ?? null, ...newerProtocolShape(data, NO_NEWER_PROTOCOLS) };
+  checkClientRules(shape);
+  return { data, admin, redirectUris, grantTypes, method, shape };
+}
+
+/** The shape an update body gives a stored client: the body's fields over the client's. */
+function mergeClientUpdate(existing: ClientRecord, data: z.output<typeof clientUpdateSchema>): ClientShape {
+  return {
+    redirectUris: data.redirect_uris ?? existing.redirectUris,
+    grantTypes: data.grant_types ?? existing.grantTypes,
+    tokenEndpointAuthMethod: data.token_endpoint_auth_method ?? existing.tokenEndpointAuthMethod,
+    jwks: data.jwks !== undefined ? data.jwks : existing.jwks,
+    ...newerProtocolShape(data, existing),
+  };
+}
+
+/**
+ * The checks of a create body that need no database (each field, then the rules between fields),
+ * exactly as createClient makes them before it looks up any API: throws ValidationError naming each
+ * field. What the grants, default resource and may_act name is checked against the registry on create.
+ * The console's client form is held to these rules (test/unit/console/client-form-rules.test.ts).
+ */
+export function checkNewClient(input: unknown): void {
+  readNewClient(input);
+}
+
+/** As checkNewClient, for an update body of the stored client `existing` (updateClient's checks before the registry's). */
+export function checkClientUpdate(existing: ClientRecord, input: unknown): void {
+  checkClientRules(mergeClientUpdate(existing, parseInput(clientUpdateSchema, input)));
+}
+
+export async function createClient(deps: ClientServiceDeps, by: AuditActor, input: unknown): Promise<CreatedClient> {
+  const { data, admin, redirectUris, grantTypes, method, shape } = readNewClient(input);
   return deps.db.transaction().execute(async (db) => {
-    const admin = data.admin ?? false;
-    const redirectUris = data.redirect_uris ?? [];
-    let grantTypes: string[] = data.grant_types ?? (redirectUris.length > 0 ? ['authorization_code'] : ['client_credentials']);
-    if (admin) grantTypes = [...new Set([...grantTypes, 'client_credentials'])];
-    const method = data.token_endpoint_auth_method ?? (data.jwks ? 'private_key_jwt' : 'client_secret_basic');
-    const shape: ClientShape = { redirectUris, grantTypes, tokenEndpointAuthMethod: method, jwks: data.jwks ?? null, ...newerProtocolShape(data, NO_NEWER_PROTOCOLS) };
-    checkClientRules(shape);
     await checkMayAct(db, deps.issuer, data.may_act);
     // An admin client is a service: client credentials, the admin API's grant, the admin API as its default audience.
     const defaultResource = data.default_resource ?? (admin ? ADMIN_RESOURCE_IDENTIFIER : null);
@@ -492,13 +528,7 @@ export async function updateClient(
   const data = parseInput(clientUpdateSchema, input);
   return deps.db.transaction().execute(async (db) => {
     const existing = await lockClient(db, clientId);
-    const merged: ClientShape = {
-      redirectUris: data.redirect_uris ?? existing.redirectUris,
-      grantTypes: data.grant_types ?? existing.grantTypes,
-      tokenEndpointAuthMethod: data.token_endpoint_auth_method ?? existing.tokenEndpointAuthMethod,
-      jwks: data.jwks !== undefined ? data.jwks : existing.jwks,
-      ...newerProtocolShape(data, existing),
-    };
+    const merged = mergeClientUpdate(existing, data);
     checkClientRules(merged);
     await checkMayAct(db, deps.issuer, data.may_act);
     const authorization = await resolveAuthorization(
