@@ -651,7 +651,6 @@ export interface ClientBody {
 /** The fields both bodies carry, every one explicit (a profile's implications are never left to the server). */
 function commonBody(form: ClientForm) {
   const jwks = parseJwks(form.jwks);
-  const layout = layoutOf(form);
   return {
     client_name: form.clientName.trim(),
     redirect_uris: kept(form.redirectUris),
@@ -660,8 +659,8 @@ function commonBody(form: ClientForm) {
     token_endpoint_auth_method: form.authMethod,
     jwks: jwks === undefined ? null : 'problem' in jwks ? form.jwks : jwks.value,
     logo_uri: blank(form.logoUri) ? null : form.logoUri.trim(),
-    first_party: layout.firstParty.shown && form.firstParty,
-    require_mfa: layout.requireMfa.shown && form.requireMfa,
+    first_party: form.firstParty,
+    require_mfa: form.requireMfa,
     backchannel_logout_uri: blank(form.backchannelLogoutUri) ? null : form.backchannelLogoutUri.trim(),
     backchannel_logout_session_required: form.backchannelLogoutSessionRequired,
     dpop_bound_access_tokens: form.dpopBoundAccessTokens,
@@ -705,9 +704,6 @@ export function toUpdateBody(original: ClientJson, form: ClientForm): ClientBody
   for (const key of Object.keys(after) as Array<keyof typeof after>) {
     if (!same(before[key], after[key])) body[key] = after[key];
   }
-  // Hidden by the choices, these keep what the client has (a sign-in client's flags are its own).
-  if (!layoutOf(form).firstParty.shown) delete body.first_party;
-  if (!layoutOf(form).requireMfa.shown) delete body.require_mfa;
   const defaultResource = form.defaultResource;
   if (defaultResource !== original.default_resource) body.default_resource = defaultResource;
   const oidcBefore = OIDC_SCOPES.filter((scope) => words(original.scope).includes(scope));
