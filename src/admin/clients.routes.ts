@@ -12,7 +12,7 @@ import {
   rotateClientSecret,
   updateClient,
 } from '../services/clients.service.js';
-import { idParam, pageQuery } from './params.js';
+import { idParam, pageQuery, textParam } from './params.js';
 import { ApiError } from './problem.js';
 import { AUTH_ERRORS, BODY_ERRORS, defineRoute, type AdminRoute, type AdminRouteDeps } from './route.js';
 import { clientCreatedOut, clientOut, clientPage, clientSecretOut } from './schemas.js';
@@ -45,12 +45,14 @@ export function clientRoutes(deps: AdminRouteDeps): AdminRoute[] {
       operationId: 'listClients',
       tag: 'clients',
       summary: 'List clients',
-      description: 'One page of clients, oldest first; `next_cursor` reads the next. Secrets are never listed.',
-      query: pageQuery('name', 'only clients whose name contains this'),
+      description: 'One page of clients, by client_id; `next_cursor` reads the next. Secrets are never listed.',
+      query: pageQuery('name', 'only clients whose name contains this').extend({
+        q: textParam('a search box: only clients whose name contains this (any case) or whose client_id is exactly this'),
+      }),
       responses: { 200: { description: 'One page', body: clientPage }, 400: 'A query parameter is not valid: errors[] names it', ...AUTH_ERRORS },
       async handler(ctx, { query }) {
-        const { limit, cursor, name } = query;
-        const page = await listClientsPage(db, { limit, cursor, name });
+        const { limit, cursor, name, q } = query;
+        const page = await listClientsPage(db, { limit, cursor, name, q });
         ctx.body = { data: page.items.map(clientToJson), next_cursor: page.nextCursor };
       },
     }),
@@ -150,7 +152,7 @@ export function clientRoutes(deps: AdminRouteDeps): AdminRoute[] {
       description: 'Issues a new secret for a confidential client; the old one stops working at once.',
       params: clientParams,
       responses: {
-        200: { description: 'Rotated', body: clientSecretOut },
+        200: { description: 'Rotated (the ETag is the client\'s new version)', body: clientSecretOut, headers: ['ETag'] },
         400: 'The client has no secret',
         404: 'No such client',
         409: 'The built-in client gatehouse-account (the account page\'s) cannot be changed',
@@ -159,6 +161,7 @@ export function clientRoutes(deps: AdminRouteDeps): AdminRoute[] {
       async handler(ctx, { params }) {
         const { client, clientSecret } = await rotateClientSecret(services, by(ctx), params.id);
         await changed();
+        ctx.set('ETag', etagOf(client));
         ctx.body = { client_id: client.clientId, client_secret: clientSecret };
       },
     }),

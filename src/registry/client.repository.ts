@@ -186,12 +186,15 @@ export async function readRegistryRevision(db: Db): Promise<string> {
 /** One page of clients in client_id order, after a given id, optionally only names containing a text. */
 export async function listClientsPage(
   db: Db,
-  options: { limit: number; after?: string | undefined; nameContains?: string | undefined },
+  options: { limit: number; after?: string | undefined; nameContains?: string | undefined; search?: string | undefined },
 ): Promise<ClientRecord[]> {
-  if (hasNul(options.after) || hasNul(options.nameContains)) return [];
+  if (hasNul(options.after) || hasNul(options.nameContains) || hasNul(options.search)) return [];
   let query = db.selectFrom('clients').selectAll().orderBy('client_id').limit(options.limit);
   if (options.after) query = query.where('client_id', '>', options.after);
   if (options.nameContains) query = query.where('client_name', 'ilike', containsPattern(options.nameContains));
+  // A person's search box: part of the name, or the whole client_id (as a log or a token shows it).
+  const search = options.search;
+  if (search) query = query.where((eb) => eb.or([eb('client_name', 'ilike', containsPattern(search)), eb('client_id', '=', search)]));
   return toRecords(db, await query.execute());
 }
 

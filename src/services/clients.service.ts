@@ -655,9 +655,12 @@ export async function deleteClient(deps: Pick<ClientServiceDeps, 'db' | 'audit'>
   });
 }
 
-/** One page of clients (cursor = the last client_id seen), optionally filtered by name. */
-export async function listClientsPage(db: Kysely<Database>, options: { limit: number; cursor?: string | undefined; name?: string | undefined }) {
-  const rows = await listClientsPageRows(db, { limit: options.limit + 1, after: options.cursor, nameContains: options.name });
+/** One page of clients (cursor = the last client_id seen), optionally filtered by name, or by name or client_id (`q`). */
+export async function listClientsPage(
+  db: Kysely<Database>,
+  options: { limit: number; cursor?: string | undefined; name?: string | undefined; q?: string | undefined },
+) {
+  const rows = await listClientsPageRows(db, { limit: options.limit + 1, after: options.cursor, nameContains: options.name, search: options.q });
   const items = rows.slice(0, options.limit);
   return { items, nextCursor: rows.length > options.limit ? (items.at(-1)?.clientId ?? null) : null };
 }
