@@ -49,7 +49,7 @@ export interface paths {
         };
         /**
          * List clients
-         * @description One page of clients, oldest first; `next_cursor` reads the next. Secrets are never listed.
+         * @description One page of clients, by client_id; `next_cursor` reads the next. Secrets are never listed.
          */
         get: operations["listClients"];
         put?: never;
@@ -1178,6 +1178,8 @@ export interface operations {
                 cursor?: string;
                 /** @description only clients whose name contains this */
                 name?: string;
+                /** @description a search box: only clients whose name contains this (any case) or whose client_id is exactly this */
+                q?: string;
             };
             header?: never;
             path?: never;
@@ -1704,9 +1706,11 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Rotated */
+            /** @description Rotated (the ETag is the client's new version) */
             200: {
                 headers: {
+                    /** @description the version of the client (weak): send it back in If-Match to update only that version */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
