@@ -8,6 +8,8 @@ import { Loading, Notice, PageHeading } from './ui/page.js';
 import { useLoad } from './ui/use-load.js';
 import { OverviewPage } from './pages/overview.js';
 import { ClientsPage } from './pages/clients.js';
+import { NewClientPage } from './pages/client-new.js';
+import { ClientPage } from './pages/client-detail.js';
 import { ApisPage } from './pages/apis.js';
 import { PeoplePage } from './pages/people.js';
 import { ProvidersPage } from './pages/providers.js';
@@ -32,6 +34,8 @@ const NAV: ReadonlyArray<{ href: string; label: string }> = [
 const PAGES: ReadonlyArray<[string, ComponentType<PageProps>]> = [
   ['/', OverviewPage],
   ['/clients', ClientsPage],
+  ['/clients/new', NewClientPage],
+  ['/clients/:id', ClientPage],
   ['/apis', ApisPage],
   ['/people', PeoplePage],
   ['/providers', ProvidersPage],
