@@ -242,7 +242,13 @@ export function normalize(form: ClientForm): ClientForm {
 export function grantTypeChoice(form: ClientForm, grant: GrantType): Choice {
   if (has(form, grant)) {
     const after = normalize({ ...form, grantTypes: form.grantTypes.filter((g) => g !== grant) });
-    if (after.grantTypes.length === 0) return withheld('A client needs at least one grant type.');
+    if (after.grantTypes.length === 0) {
+      return withheld(
+        after.grantTypes.length < form.grantTypes.length - 1
+          ? 'Refresh tokens come only with it: choose another grant type first.'
+          : 'A client needs at least one grant type.',
+      );
+    }
     if (form.authMethod === 'none' && !signsPeopleIn(after)) {
       return withheld('A public client needs authorization code or device code: choose another authentication method first.');
     }

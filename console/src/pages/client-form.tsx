@@ -37,6 +37,9 @@ function errorsUnder(errors: FieldErrors, field: string, also: readonly string[]
   return found.length > 0 ? found.join('; ') : undefined;
 }
 
+/** "Redirect URI" → "redirect URI" (in the middle of a sentence). */
+const lowerFirst = (text: string) => text.charAt(0).toLowerCase() + text.slice(1);
+
 const idOf = (prefix: string, field: string) => `${prefix}-${field.replace(/[^a-zA-Z0-9]+/g, '-')}`;
 
 /** A field's error, announced with it (aria-describedby) and shown beside it. */
@@ -138,7 +141,7 @@ function UriList(props: {
               <button
                 type="button"
                 class="secondary"
-                aria-label={`Remove ${props.itemLabel.toLowerCase()} ${index + 1}`}
+                aria-label={`Remove ${lowerFirst(props.itemLabel)} ${index + 1}`}
                 onClick={() => props.onChange(props.values.filter((_, at) => at !== index))}
               >
                 Remove
@@ -149,7 +152,7 @@ function UriList(props: {
         );
       })}
       <button type="button" class="secondary" onClick={() => props.onChange([...props.values, ''])}>
-        {`Add ${props.itemLabel.toLowerCase()}`}
+        {`Add ${lowerFirst(props.itemLabel)}`}
       </button>
     </Group>
   );

@@ -25,7 +25,9 @@ export function ClientsPage(_props: PageProps): JSX.Element {
     () => call(api.GET('/clients', { params: { query: { limit: PAGE_SIZE, ...(search ? { q: search } : {}), ...(cursor ? { cursor } : {}) } } })),
     [search, cursor],
   );
-  const clients = page.data?.data ?? [];
+  // Rows of the previous search stay hidden while this one loads: what is listed always matches the caption.
+  const shown = page.loading ? undefined : page.data;
+  const clients = shown?.data ?? [];
 
   return (
     <>
@@ -55,8 +57,8 @@ export function ClientsPage(_props: PageProps): JSX.Element {
         <button type="submit">Search</button>
       </form>
       <ErrorNotice error={page.error} />
-      {page.loading && !page.data ? <Loading /> : null}
-      {page.data && clients.length === 0 ? <p>{search ? `No client matches “${search}”.` : 'No clients yet.'}</p> : null}
+      {page.loading ? <Loading /> : null}
+      {shown && clients.length === 0 ? <p>{search ? `No client matches “${search}”.` : 'No clients yet.'}</p> : null}
       {clients.length > 0 ? (
         <div class="table-wrap">
           <table>
@@ -87,7 +89,7 @@ export function ClientsPage(_props: PageProps): JSX.Element {
           </table>
         </div>
       ) : null}
-      <Pager label="Pages of clients" next={page.data?.next_cursor} atStart={cursor === undefined} onNext={setCursor} onFirst={() => setCursor(undefined)} />
+      <Pager label="Pages of clients" next={shown?.next_cursor} atStart={cursor === undefined} onNext={setCursor} onFirst={() => setCursor(undefined)} />
     </>
   );
 }
