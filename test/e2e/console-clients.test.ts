@@ -46,6 +46,9 @@ describe('the Clients pages of the console (chromium)', () => {
     // Another administrator changes things through the API meanwhile (a TOTP code is good once, so not the same person).
     session = await consoleSession(h.t, await consolePerson(h.t, { email: 'grace@example.test', name: 'Grace Hopper' }));
     await h.t.build.resource({ identifier: ORDERS, name: 'Orders', scope: 'read write' });
+    // Clients there before: the list has rows to show.
+    await h.t.build.client({ client_name: 'Billing service', grant_types: ['client_credentials'] });
+    await h.t.build.client({ client_name: 'Reports web app', redirect_uris: ['https://reports.example.test/callback'], grant_types: ['authorization_code', 'refresh_token'] });
     const context = await h.newContext();
     page = await context.newPage();
     page.on('dialog', (dialog) => {
@@ -60,6 +63,8 @@ describe('the Clients pages of the console (chromium)', () => {
 
   it('creates a service client from the form, shows its secret once with a copy button, and the secret gets a token with the granted scope', async () => {
     await signIn();
+    await expect.poll(() => page.getByRole('link', { name: 'Reports web app', exact: true }).isVisible()).toBe(true);
+    expect(await page.locator('main table tbody tr').count()).toBe(2);
     await checkConsolePage(page, 'clients');
     await page.getByRole('button', { name: 'New client' }).click();
     await expect.poll(() => heading('New client').isVisible()).toBe(true);

@@ -61,14 +61,18 @@ export function ClientsPage(_props: PageProps): JSX.Element {
       {shown && clients.length === 0 ? <p>{search ? `No client matches “${search}”.` : 'No clients yet.'}</p> : null}
       {clients.length > 0 ? (
         <div class="table-wrap">
-          <table>
+          <table class="clients-table">
             <caption>{search ? `Clients matching “${search}”` : 'All clients, by client ID'}</caption>
             <thead>
               <tr>
                 <th scope="col">Name</th>
                 <th scope="col">Client ID</th>
-                <th scope="col">Grant types</th>
-                <th scope="col">Authentication</th>
+                <th scope="col" class="wide-only">
+                  Grant types
+                </th>
+                <th scope="col" class="wide-only">
+                  Authentication
+                </th>
               </tr>
             </thead>
             <tbody>
@@ -81,8 +85,8 @@ export function ClientsPage(_props: PageProps): JSX.Element {
                   <td>
                     <code>{client.client_id}</code>
                   </td>
-                  <td>{client.grant_types.map(grantLabel).join(', ')}</td>
-                  <td>{methodLabel(client.token_endpoint_auth_method)}</td>
+                  <td class="wide-only">{client.grant_types.map(grantLabel).join(', ')}</td>
+                  <td class="wide-only">{methodLabel(client.token_endpoint_auth_method)}</td>
                 </tr>
               ))}
             </tbody>
