@@ -14,16 +14,17 @@ import { buildOpenApi } from './openapi.js';
 import { ApiError, problemDetails } from './problem.js';
 import { registrationTokenRoutes } from './registration-tokens.routes.js';
 import { resourceRoutes } from './resources.routes.js';
-import { defineRoute, type AdminRoute, type AdminRouteDeps } from './route.js';
+import { defineRoute, type AdminRoute, type AdminRouteDeps, type PeopleAccessDeps } from './route.js';
 import { openApiDocumentOut } from './schemas.js';
 import { userRoutes } from './users.routes.js';
 import { apiKeyRoutes } from './api-keys.routes.js';
 import { providerRoutes } from './providers.routes.js';
+import { peopleRoutes } from './people.routes.js';
 import type { DataKeyring } from '../keys/data-key.js';
 
 /** Every route of the admin API but the document's, in the document's order. */
 export function adminApiRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  return [...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps)];
+  return [...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...peopleRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps)];
 }
 
 /** GET /openapi.json: the document generated from the routes' declarations, itself declared. */
@@ -71,6 +72,8 @@ export function createAdminRoutes(deps: {
   mail?: EmailMailDeps;
   /** Ends a person's stored sessions and tells their apps, after a change that ended them (see AdminRouteDeps). */
   sessionsEnded?: (accountId: string) => Promise<void>;
+  /** A person's sessions, consents' tokens and grants as the People routes read them (see PeopleAccessDeps). */
+  people?: PeopleAccessDeps;
 }): Router {
   const { config, cache } = deps;
   const db = deps.registry.db;
@@ -86,6 +89,7 @@ export function createAdminRoutes(deps: {
     by: (ctx) => ({ actor: `admin:${ctx.state.admin?.clientId ?? 'unknown'}`, requestId: ctx.state.requestId ?? null, ip: ctx.ip }),
     mail: deps.mail,
     sessionsEnded: deps.sessionsEnded,
+    people: deps.people,
   };
   const routes = adminApiRoutes(routeDeps);
   const document = buildAdminDocument(config.issuer, routes);
