@@ -216,6 +216,19 @@ describe('admin API: a person’s second factors, sessions and connected apps', 
       expect(typeof (await connect(person))).toBe('string');
     });
 
+    it('a reset of an enrolment never confirmed removes it (audited as pending), and leaves no authenticator', async () => {
+      const person = await newPerson();
+      const deps = { ...t.services, dataKeys: await loadDataKeyring(t.config.keysDir, { generateIfMissing: false }) };
+      recordSecret((await beginTotpEnrolment(deps, person.id, { issuer: 'Gatehouse' })).secret);
+      expect((await call('GET', `/users/${person.id}/second-factors`)).body).toEqual({ totp: 'pending', recovery_codes_left: 0, passkeys: [] });
+      const seq = await lastSeq();
+      expect((await call('POST', `/users/${person.id}/second-factors/reset`, { body: {} })).body).toEqual({ totp_removed: false, recovery_codes_removed: 0, passkeys_removed: 0 });
+      expect(await auditSince(seq)).toEqual([
+        { actor: asAdmin(), action: 'totp.disable', target: `user:${person.id}`, details: { reset: true, authenticator: 'pending', recovery_codes_removed: 0 } },
+      ]);
+      expect((await call('GET', `/users/${person.id}/second-factors`)).body).toEqual({ totp: 'none', recovery_codes_left: 0, passkeys: [] });
+    });
+
     it('refuses to remove the passkeys of someone who has no other way in (409 naming include_passkeys), changing nothing', async () => {
       const person = await newPerson();
       await withAuthenticator(person);
