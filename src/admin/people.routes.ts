@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { sessionEnded } from '../accounts/account-record.js';
 import { listRecentSignIns } from '../registry/sign-in.repository.js';
-import { removeAppAccess } from '../services/account-self.service.js';
-import { listConnectedApps, resetSecondFactors, secondFactorResetSchema, secondFactorsOf, signOutEverywhere } from '../services/person-access.service.js';
+import { listConnectedApps, removeConnectedApp, resetSecondFactors, secondFactorResetSchema, secondFactorsOf, signOutEverywhere } from '../services/person-access.service.js';
 import { RECENT_SIGN_INS } from '../services/sign-ins.service.js';
 import { RETRY_AFTER_SECONDS } from '../services/dependency-outage.js';
 import { getUser } from '../services/users.service.js';
@@ -109,7 +108,12 @@ export function peopleRoutes(deps: AdminRouteDeps): AdminRoute[] {
       description:
         'Ends every browser session of the person (on every node: sessions that signed in before now are over) and revokes their refresh tokens, so every app must sign them in again; apps that registered a backchannel_logout_uri are told (Back-Channel Logout 1.0). Their consents stay. Audited as user.sessions_end.',
       params: userParams,
-      responses: { 200: { description: 'Signed out', body: signOutEverywhereOut }, 404: 'No such user', ...AUTH_ERRORS },
+      responses: {
+        200: { description: 'Signed out', body: signOutEverywhereOut },
+        404: 'No such user',
+        409: 'A console administrator may not sign themselves out everywhere (their account page signs out everywhere else): nothing was changed',
+        ...AUTH_ERRORS,
+      },
       async handler(ctx, { params }) {
         const { refreshTokensRevoked } = await signOutEverywhere(services, by(ctx), params.id);
         // The stored sessions end and their apps are told; a store that is down does not undo the change.
@@ -190,11 +194,15 @@ export function peopleRoutes(deps: AdminRouteDeps): AdminRoute[] {
       description:
         "Deletes the person's consents to this app and every refresh token it holds for them, and revokes the codes and opaque access tokens issued under those consents; the app asks for consent again at its next sign-in. JWT access tokens already issued run out within their lifetime. Audited as account.app_remove.",
       params: appParams,
-      responses: { 204: { description: 'Removed' }, 404: 'No such user, or the person has not connected this app', ...AUTH_ERRORS },
+      responses: {
+        204: { description: 'Removed' },
+        404: 'No such user, or the person has not connected this app',
+        409: "A console administrator may not remove the console's own access to themselves: nothing was changed",
+        ...AUTH_ERRORS,
+      },
       async handler(ctx, { params }) {
         const { revokeGrants } = people();
-        await getUser(db, params.id);
-        const removed = await removeAppAccess(services, by(ctx), params.id, params.clientId);
+        const removed = await removeConnectedApp(services, by(ctx), params.id, params.clientId);
         await revokeGrants(removed.grantIds);
         ctx.status = 204;
       },

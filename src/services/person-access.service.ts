@@ -5,9 +5,10 @@ import { deleteRecoveryCodes, deleteTotpFactors, findTotpFactor } from '../regis
 import type { Database } from '../registry/tables.js';
 import { listUpstreamLinksOfUser } from '../registry/upstream.repository.js';
 import { findUserById, findUserByIdForUpdate, updateUser } from '../registry/user.repository.js';
-import { listAccountGrants, type AccountGrantRow } from './account-self.service.js';
+import { listAccountGrants, removeAppAccess, type AccountGrantRow } from './account-self.service.js';
 import { recordChange, type AuditActor, type RegistryServiceDeps } from './changes.js';
 import { ConflictError, NotFoundError } from './errors.js';
+import { CONSOLE_CLIENT_ID } from './built-in-clients.js';
 import { listPasskeys, type PasskeySummary } from './passkeys.service.js';
 import { secondFactorStatus, type SecondFactorStatus } from './second-factors.service.js';
 import { parseInput } from './validation.js';
@@ -102,9 +103,12 @@ export async function resetSecondFactors(deps: RegistryServiceDeps, by: AuditAct
  * the session index knows it) and every refresh token of the person is revoked (apps must sign them
  * in again; their consents stay, so no consent is asked again). Recorded as `user.sessions_end`.
  * The caller then ends the stored sessions and tells their apps (back-channel logout):
- * AdminRouteDeps.sessionsEnded. NotFoundError for an unknown person.
+ * AdminRouteDeps.sessionsEnded. NotFoundError for an unknown person; ConflictError (field `id`) for
+ * the administrator themselves (`person:<userId>`: the console would sign itself out).
  */
 export async function signOutEverywhere(deps: RegistryServiceDeps, by: AuditActor, userId: string): Promise<{ refreshTokensRevoked: number }> {
+  // The console would sign its own administrator out mid-change: their account page signs out everywhere else.
+  if (by.actor === `person:${userId}`) throw new ConflictError('id', 'you cannot sign yourself out everywhere from the console: use "Sign out everywhere else" on your account page');
   return deps.db.transaction().execute(async (trx) => {
     const before = await findUserByIdForUpdate(trx, userId);
     if (!before) throw new NotFoundError(`user ${userId}`);
@@ -157,4 +161,15 @@ export async function listConnectedApps(db: Kysely<Database>, userId: string): P
     else apps.set(grant.clientId, { clientId: grant.clientId, clientName: grant.clientName, since: grant.createdAt, grants: [grant], refreshTokens: tokensOf.get(grant.clientId) ?? 0 });
   }
   return [...apps.values()];
+}
+
+/**
+ * Removes an app's access to a person as an administrator: account-self.service.ts removeAppAccess
+ * (consents and refresh tokens, audited `account.app_remove`), except the console's own access of
+ * the administrator making the change (ConflictError, field `client_id`: it would sign them out).
+ */
+export async function removeConnectedApp(deps: RegistryServiceDeps, by: AuditActor, userId: string, clientId: string): Promise<{ grantIds: string[]; refreshTokens: number }> {
+  if (clientId === CONSOLE_CLIENT_ID && by.actor === `person:${userId}`) throw new ConflictError('client_id', 'you cannot remove the console from your own apps while you use it: sign out instead');
+  await requireUser(deps.db, userId);
+  return removeAppAccess(deps, by, userId, clientId);
 }

@@ -9,6 +9,7 @@ import { insertPasskey } from '../../src/registry/passkey.repository.js';
 import { recentSecurityEvents } from '../../src/services/account-self.service.js';
 import { beginTotpEnrolment, confirmTotpEnrolment, secondFactorStatus } from '../../src/services/second-factors.service.js';
 import type { BuiltClient, BuiltPerson } from '../fixtures/builders.js';
+import { consolePerson, consoleSession } from '../fixtures/console.js';
 import { Agent, codeFlow } from '../fixtures/flow.js';
 import { recordSecret } from '../fixtures/log-capture.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
@@ -421,6 +422,56 @@ describe('admin API: a person’s second factors, sessions and connected apps', 
       expect(((await call('GET', `/users/${person.id}/second-factors`)).body.passkeys as Json[]).map((passkey) => passkey.id)).toEqual([passkeyId]);
       expect(await signedIn(browser)).toBe(true);
       expect((await refresh(refreshToken)).status).toBe(200);
+    });
+  });
+
+  describe('from the console (a person with the admin role)', () => {
+    it('is audited as the administrator; a person without the admin role is refused (403) and changes nothing', async () => {
+      const admin = await consolePerson(t);
+      const session = await consoleSession(t, admin);
+      const person = await newPerson();
+      await withAuthenticator(person);
+      const seq = await lastSeq();
+      const reset = await session.call('POST', `/users/${person.id}/second-factors/reset`, {});
+      expect(reset.status).toBe(200);
+      expect((await auditSince(seq)).map((row) => [row.actor, row.action])).toEqual([[`person:${admin.id}`, 'totp.disable']]);
+      // The person sees it as made by an administrator.
+      expect((await recentSecurityEvents(db(), person.id))[0]).toMatchObject({ action: 'totp.disable', byAdministrator: true });
+
+      const other = await newPerson();
+      await withAuthenticator(other);
+      const plain = await consolePerson(t, { roles: [] });
+      const refusedSession = await consoleSession(t, plain);
+      const seq2 = await lastSeq();
+      for (const [method, path, body] of [
+        ['POST', `/users/${other.id}/second-factors/reset`, { include_passkeys: true }],
+        ['DELETE', `/users/${other.id}/sessions`, undefined],
+        ['GET', `/users/${other.id}/sessions`, undefined],
+        ['DELETE', `/users/${other.id}/apps/${encodeURIComponent(app.clientId)}`, undefined],
+      ] as const) {
+        const answer = await refusedSession.call(method, path, body);
+        expect(answer.status, `${method} ${path}`).toBe(403);
+        expect(answer.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      }
+      expect(await auditSince(seq2)).toEqual([]);
+      expect(await secondFactorStatus(db(), other.id)).toEqual({ totp: 'active', recoveryCodesLeft: 10 });
+    });
+
+    it('an administrator cannot sign themselves out everywhere, nor remove the console from their own apps (409, nothing changed)', async () => {
+      const admin = await consolePerson(t);
+      const session = await consoleSession(t, admin);
+      const seq = await lastSeq();
+      const everywhere = await session.call('DELETE', `/users/${admin.id}/sessions`);
+      expect(everywhere.status).toBe(409);
+      expect(((await everywhere.json()) as { errors: Array<{ field: string }> }).errors.map((error) => error.field)).toEqual(['id']);
+      const console = await session.call('DELETE', `/users/${admin.id}/apps/gatehouse-console`);
+      expect(console.status).toBe(409);
+      expect(((await console.json()) as { errors: Array<{ field: string }> }).errors.map((error) => error.field)).toEqual(['client_id']);
+      expect(await auditSince(seq)).toEqual([]);
+      // Still signed in: the console's token works and its refresh token is kept.
+      expect((await session.call('GET', `/users/${admin.id}/sessions`)).status).toBe(200);
+      const consoleTokens = await db().selectFrom('oidc_durable').select('id').where('model', '=', 'RefreshToken').where('account_id', '=', admin.id).where('client_id', '=', 'gatehouse-console').execute();
+      expect(consoleTokens).toHaveLength(1);
     });
   });
 
