@@ -105,6 +105,11 @@ describe('the console: People (chromium)', () => {
     await page.getByLabel('Search by email').fill(`${tag}-07`);
     await page.getByRole('button', { name: 'Search', exact: true }).click();
     await expect.poll(() => rows.count()).toBe(2);
+    // At a phone's width the rows stack, and stay a table's rows and cells to a screen reader.
+    await page.setViewportSize({ width: 375, height: 812 });
+    expect(await page.getByRole('table', { name: /People whose email contains/ }).getByRole('row').count()).toBe(2);
+    expect(await page.getByRole('cell', { name: `${tag}-07@example.test` }).count()).toBe(1);
+    await page.setViewportSize({ width: 1280, height: 900 });
     await checkConsolePage(page, 'people');
   });
 
@@ -158,6 +163,10 @@ describe('the console: People (chromium)', () => {
     await confirmAction('Account', 'Enable', 'Enable', /is enabled/);
     await expect.poll(() => page.getByRole('region', { name: 'Account' }).getByText('Active', { exact: true }).isVisible()).toBe(true);
     expect((await db().selectFrom('users').select('disabled').where('id', '=', person.id).executeTakeFirstOrThrow()).disabled).toBe(false);
+    // Enabled again, their app's refresh token (kept with the consent) works again.
+    const again = await refresh(current);
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    recordSecret(String(again.body.refresh_token));
   });
 
   it('gives and takes the admin role; an administrator cannot take their own away (said beside the field, nothing changed)', async () => {
