@@ -19,6 +19,8 @@ import { totpCode } from '../fixtures/totp.js';
  */
 
 const REDIRECT = 'http://127.0.0.1:8799/cb';
+/** What the page shows after a call, waited for: the machine is shared, so longer than expect.poll's default second. */
+const poll = <T,>(read: () => Promise<T> | T) => expect.poll(read, { timeout: 15_000 });
 const HOSTILE = '<img src=x onerror=alert(1)>';
 
 describe('the console: People (chromium)', () => {
@@ -66,16 +68,16 @@ describe('the console: People (chromium)', () => {
   /** Opens the person's page in the console and waits for its heading (their email). */
   async function openPerson(person: { id: string; email: string }): Promise<void> {
     await page.goto(`${t().server.url}/console/people/${person.id}`);
-    await expect.poll(() => page.getByRole('heading', { level: 1, name: person.email }).isVisible()).toBe(true);
+    await poll(() => page.getByRole('heading', { level: 1, name: person.email }).isVisible()).toBe(true);
   }
 
   /** Clicks `button` in a section, confirms in the dialog with `confirm`, and waits for the status message. */
   async function confirmAction(section: string, button: string, confirm: string, message: RegExp): Promise<void> {
     await page.getByRole('region', { name: section }).getByRole('button', { name: button, exact: true }).click();
     const dialog = page.getByRole('dialog');
-    await expect.poll(() => dialog.isVisible()).toBe(true);
+    await poll(() => dialog.isVisible()).toBe(true);
     await dialog.getByRole('button', { name: confirm, exact: true }).click();
-    await expect.poll(() => page.getByRole('status').filter({ hasText: message }).isVisible()).toBe(true);
+    await poll(() => page.getByRole('status').filter({ hasText: message }).isVisible()).toBe(true);
   }
 
   it('an administrator signs in (password and a code) straight to People', async () => {
@@ -89,22 +91,22 @@ describe('the console: People (chromium)', () => {
       await t().build.person({ email: `${tag}-${String(index).padStart(2, '0')}@example.test`, ...(index === 0 ? { name: HOSTILE } : {}) });
     }
     await page.goto(`${t().server.url}/console/people`);
-    await expect.poll(() => page.getByRole('heading', { level: 1, name: 'People' }).isVisible()).toBe(true);
+    await poll(() => page.getByRole('heading', { level: 1, name: 'People' }).isVisible()).toBe(true);
     await page.getByLabel('Search by email').fill(tag);
     await page.getByRole('button', { name: 'Search', exact: true }).click();
     const rows = page.getByRole('table').getByRole('row');
-    await expect.poll(() => rows.count()).toBe(21); // 20 people and the header row
+    await poll(() => rows.count()).toBe(21); // 20 people and the header row
     await page.getByRole('button', { name: 'Next page' }).click();
-    await expect.poll(() => rows.count()).toBe(2);
+    await poll(() => rows.count()).toBe(2);
     await page.getByRole('button', { name: 'First page' }).click();
-    await expect.poll(() => rows.count()).toBe(21);
+    await poll(() => rows.count()).toBe(21);
     expect(page.url()).toContain(`email=${tag}`);
     // A hostile name is text: no image was made of it.
-    await expect.poll(() => page.getByRole('cell', { name: HOSTILE, exact: true }).isVisible()).toBe(true);
+    await poll(() => page.getByRole('cell', { name: HOSTILE, exact: true }).isVisible()).toBe(true);
     expect(await page.locator('main img').count()).toBe(0);
     await page.getByLabel('Search by email').fill(`${tag}-07`);
     await page.getByRole('button', { name: 'Search', exact: true }).click();
-    await expect.poll(() => rows.count()).toBe(2);
+    await poll(() => rows.count()).toBe(2);
     // At a phone's width the rows stack, and stay a table's rows and cells to a screen reader.
     await page.setViewportSize({ width: 375, height: 812 });
     expect(await page.getByRole('table', { name: /People whose email contains/ }).getByRole('row').count()).toBe(2);
@@ -123,7 +125,7 @@ describe('the console: People (chromium)', () => {
     await page.getByLabel(/^Administrator/).check();
     await page.getByRole('button', { name: 'Create', exact: true }).click();
     const password = page.getByLabel('Password');
-    await expect.poll(() => password.getAttribute('aria-invalid')).toBe('true');
+    await poll(() => password.getAttribute('aria-invalid')).toBe('true');
     const describedBy = (await password.getAttribute('aria-describedby')) ?? '';
     expect(await page.locator(`#${describedBy.split(' ').at(-1)}`).textContent()).toMatch(/at least 12/);
     expect(await db().selectFrom('users').select('id').where('email', '=', email).executeTakeFirst()).toBeUndefined();
@@ -133,7 +135,7 @@ describe('the console: People (chromium)', () => {
     recordSecret(secret);
     await password.fill(secret);
     await page.getByRole('button', { name: 'Create', exact: true }).click();
-    await expect.poll(() => page.getByRole('heading', { level: 1, name: email }).isVisible()).toBe(true);
+    await poll(() => page.getByRole('heading', { level: 1, name: email }).isVisible()).toBe(true);
     const row = await db().selectFrom('users').select(['id', 'name', 'roles']).where('email', '=', email).executeTakeFirstOrThrow();
     expect(row).toMatchObject({ name: 'Grace Hopper', roles: ['admin'] });
     expect(await page.getByLabel(/^admin: may use this console/).isChecked()).toBe(true);
@@ -150,18 +152,18 @@ describe('the console: People (chromium)', () => {
     await openPerson(person);
     await checkConsolePage(page, 'person');
     await page.getByRole('region', { name: 'Account' }).getByRole('button', { name: 'Disable', exact: true }).click();
-    await expect.poll(() => page.getByRole('dialog').isVisible()).toBe(true);
+    await poll(() => page.getByRole('dialog').isVisible()).toBe(true);
     await checkConsolePage(page, 'person-disable-dialog');
     await page.getByRole('dialog').getByRole('button', { name: 'Disable', exact: true }).click();
-    await expect.poll(() => page.getByRole('status').filter({ hasText: 'is disabled' }).isVisible()).toBe(true);
-    await expect.poll(() => page.getByRole('region', { name: 'Account' }).getByText('Disabled', { exact: true }).isVisible()).toBe(true);
+    await poll(() => page.getByRole('status').filter({ hasText: 'is disabled' }).isVisible()).toBe(true);
+    await poll(() => page.getByRole('region', { name: 'Account' }).getByText('Disabled', { exact: true }).isVisible()).toBe(true);
 
     const refused = await refresh(current);
     expect(refused.status).toBe(400);
     expect(refused.body.error).toBe('invalid_grant');
 
     await confirmAction('Account', 'Enable', 'Enable', /is enabled/);
-    await expect.poll(() => page.getByRole('region', { name: 'Account' }).getByText('Active', { exact: true }).isVisible()).toBe(true);
+    await poll(() => page.getByRole('region', { name: 'Account' }).getByText('Active', { exact: true }).isVisible()).toBe(true);
     expect((await db().selectFrom('users').select('disabled').where('id', '=', person.id).executeTakeFirstOrThrow()).disabled).toBe(false);
     // Enabled again, their app's refresh token (kept with the consent) works again.
     const again = await refresh(current);
@@ -175,14 +177,14 @@ describe('the console: People (chromium)', () => {
     const roles = page.getByRole('region', { name: 'Roles' });
     await roles.getByLabel(/^admin/).check();
     await roles.getByRole('button', { name: 'Save roles' }).click();
-    await expect.poll(() => page.getByRole('status').filter({ hasText: 'holds the admin role' }).isVisible()).toBe(true);
+    await poll(() => page.getByRole('status').filter({ hasText: 'holds the admin role' }).isVisible()).toBe(true);
     expect((await db().selectFrom('users').select('roles').where('id', '=', person.id).executeTakeFirstOrThrow()).roles).toEqual(['admin']);
 
     await openPerson(admin);
     const own = page.getByRole('region', { name: 'Roles' });
     await own.getByLabel(/^admin/).uncheck();
     await own.getByRole('button', { name: 'Save roles' }).click();
-    await expect.poll(() => own.getByLabel(/^admin/).getAttribute('aria-invalid')).toBe('true');
+    await poll(() => own.getByLabel(/^admin/).getAttribute('aria-invalid')).toBe('true');
     expect(await own.getByText(/cannot take away your own admin role/).isVisible()).toBe(true);
     expect((await db().selectFrom('users').select('roles').where('id', '=', admin.id).executeTakeFirstOrThrow()).roles).toEqual(['admin']);
   });
@@ -196,9 +198,9 @@ describe('the console: People (chromium)', () => {
 
     await openPerson(person);
     const section = page.getByRole('region', { name: 'Second factor' });
-    await expect.poll(() => section.getByText('On', { exact: true }).isVisible()).toBe(true);
+    await poll(() => section.getByText('On', { exact: true }).isVisible()).toBe(true);
     await confirmAction('Second factor', 'Reset second factor', 'Reset second factor', /Removed the authenticator app, 10 recovery codes/);
-    await expect.poll(() => section.getByText('None', { exact: true }).first().isVisible()).toBe(true);
+    await poll(() => section.getByText('None', { exact: true }).first().isVisible()).toBe(true);
     expect(await secondFactorStatus(db(), person.id)).toEqual({ totp: 'none', recoveryCodesLeft: 0 });
   });
 
@@ -207,11 +209,11 @@ describe('the console: People (chromium)', () => {
     const { agent, refreshToken } = await connect(person);
     await openPerson(person);
     const section = page.getByRole('region', { name: 'Sessions' });
-    await expect.poll(() => section.getByRole('table', { name: 'Browser sessions' }).getByRole('cell', { name: app.clientId }).isVisible()).toBe(true);
-    await expect.poll(() => section.getByRole('table', { name: /Recent sign-ins/ }).getByRole('cell', { name: 'password (pwd)' }).isVisible()).toBe(true);
+    await poll(() => section.getByRole('table', { name: 'Browser sessions' }).getByRole('cell', { name: app.clientId }).isVisible()).toBe(true);
+    await poll(() => section.getByRole('table', { name: /Recent sign-ins/ }).getByRole('cell', { name: 'password (pwd)' }).isVisible()).toBe(true);
 
     await confirmAction('Sessions', 'Sign out everywhere', 'Sign out everywhere', /is signed out everywhere \(1 refresh tokens revoked\)/);
-    await expect.poll(() => section.getByText('No browser is signed in as this person.').isVisible()).toBe(true);
+    await poll(() => section.getByText('No browser is signed in as this person.').isVisible()).toBe(true);
     const refused = await refresh(refreshToken);
     expect(refused.status).toBe(400);
     expect(refused.body.error).toBe('invalid_grant');
@@ -225,10 +227,10 @@ describe('the console: People (chromium)', () => {
     const { refreshToken } = await connect(person);
     await openPerson(person);
     const section = page.getByRole('region', { name: 'Connected apps' });
-    await expect.poll(() => section.getByRole('cell', { name: /^Photo App/ }).isVisible()).toBe(true);
+    await poll(() => section.getByRole('cell', { name: /^Photo App/ }).isVisible()).toBe(true);
     expect(await section.getByText(`${api}: read`).isVisible()).toBe(true);
     await confirmAction('Connected apps', 'Remove access for Photo App', 'Remove access', /Access removed for Photo App/);
-    await expect.poll(() => section.getByText('No app holds a consent of this person.').isVisible()).toBe(true);
+    await poll(() => section.getByText('No app holds a consent of this person.').isVisible()).toBe(true);
     const refused = await refresh(refreshToken);
     expect(refused.status).toBe(400);
     expect(refused.body.error).toBe('invalid_grant');
@@ -242,12 +244,12 @@ describe('the console: People (chromium)', () => {
     await section.getByLabel('API', { exact: true }).selectOption(api);
     await section.getByLabel(/^Scopes/).fill('delete');
     await section.getByRole('button', { name: 'Create API key' }).click();
-    await expect.poll(() => section.getByLabel(/^Scopes/).getAttribute('aria-invalid')).toBe('true');
+    await poll(() => section.getByLabel(/^Scopes/).getAttribute('aria-invalid')).toBe('true');
 
     await section.getByLabel(/^Scopes/).fill('read');
     await section.getByRole('button', { name: 'Create API key' }).click();
     const shown = section.getByLabel('API key', { exact: true });
-    await expect.poll(() => shown.isVisible()).toBe(true);
+    await poll(() => shown.isVisible()).toBe(true);
     const apiKey = (await shown.textContent()) ?? '';
     recordSecret(apiKey);
     expect(apiKey).toMatch(/^gk_/);
@@ -260,15 +262,15 @@ describe('the console: People (chromium)', () => {
     const exchanged = await exchange();
     expect(exchanged.status).toBe(200);
     recordSecret(String(exchanged.body.access_token));
-    await expect.poll(() => section.getByRole('cell', { name: 'CI deploys', exact: true }).isVisible()).toBe(true);
+    await poll(() => section.getByRole('cell', { name: 'CI deploys', exact: true }).isVisible()).toBe(true);
 
     await confirmAction('API keys', 'Revoke CI deploys', 'Revoke', /revoked/);
-    await expect.poll(() => section.getByText('This person has no API key.').isVisible()).toBe(true);
+    await poll(() => section.getByText('This person has no API key.').isVisible()).toBe(true);
     expect((await exchange()).status).toBe(400);
   });
 
   it('an unknown person is said so', async () => {
     await page.goto(`${t().server.url}/console/people/${randomUUID()}`);
-    await expect.poll(() => page.getByRole('heading', { level: 1, name: 'No such person' }).isVisible()).toBe(true);
+    await poll(() => page.getByRole('heading', { level: 1, name: 'No such person' }).isVisible()).toBe(true);
   });
 });
