@@ -12,6 +12,7 @@ import { NewClientPage } from './pages/client-new.js';
 import { ClientPage } from './pages/client-detail.js';
 import { ApisPage } from './pages/apis.js';
 import { PeoplePage } from './pages/people.js';
+import { PersonPage } from './pages/person.js';
 import { ProvidersPage } from './pages/providers.js';
 import { KeysPage } from './pages/keys.js';
 import { AuditPage } from './pages/audit.js';
@@ -38,6 +39,7 @@ const PAGES: ReadonlyArray<[string, ComponentType<PageProps>]> = [
   ['/clients/:id', ClientPage],
   ['/apis', ApisPage],
   ['/people', PeoplePage],
+  ['/people/:id', PersonPage],
   ['/providers', ProvidersPage],
   ['/keys', KeysPage],
   ['/audit', AuditPage],

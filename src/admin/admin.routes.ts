@@ -15,12 +15,13 @@ import { buildOpenApi } from './openapi.js';
 import { ApiError, problemDetails } from './problem.js';
 import { registrationTokenRoutes } from './registration-tokens.routes.js';
 import { resourceRoutes } from './resources.routes.js';
-import { defineRoute, type AdminRoute, type AdminRouteDeps } from './route.js';
+import { defineRoute, type AdminRoute, type AdminRouteDeps, type PeopleAccessDeps } from './route.js';
 import { openApiDocumentOut } from './schemas.js';
 import { userRoutes } from './users.routes.js';
 import { meRoutes } from './me.routes.js';
 import { apiKeyRoutes } from './api-keys.routes.js';
 import { providerRoutes } from './providers.routes.js';
+import { peopleRoutes } from './people.routes.js';
 import type { DataKeyring } from '../keys/data-key.js';
 
 /** Who a change through the admin API is recorded as: the console's person, or the admin client. */
@@ -31,7 +32,7 @@ export function actorOf(caller: AdminCaller | undefined): string {
 
 /** Every route of the admin API but the document's, in the document's order. */
 export function adminApiRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  return [...meRoutes(deps), ...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps)];
+  return [...meRoutes(deps), ...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...peopleRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps)];
 }
 
 /** GET /openapi.json: the document generated from the routes' declarations, itself declared. */
@@ -81,6 +82,8 @@ export function createAdminRoutes(deps: {
   sessionsEnded?: (accountId: string) => Promise<void>;
   /** Where the DPoP proofs of console calls are remembered, so none is used twice (the ephemeral store). */
   replay: Pick<EphemeralStore, 'insertIfAbsent'>;
+  /** A person's sessions, consents' tokens and grants as the People routes read them (see PeopleAccessDeps). */
+  people?: PeopleAccessDeps;
 }): Router {
   const { config, cache } = deps;
   const db = deps.registry.db;
@@ -97,6 +100,7 @@ export function createAdminRoutes(deps: {
     by: (ctx) => ({ actor: actorOf(ctx.state.admin), requestId: ctx.state.requestId ?? null, ip: ctx.ip }),
     mail: deps.mail,
     sessionsEnded: deps.sessionsEnded,
+    people: deps.people,
   };
   const routes = adminApiRoutes(routeDeps);
   const document = buildAdminDocument(config.issuer, routes);
