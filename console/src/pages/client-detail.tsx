@@ -7,7 +7,7 @@ import { Confirm } from '../ui/confirm.js';
 import { ErrorNotice, Loading, Notice, PageHeading, Stale } from '../ui/page.js';
 import { SecretOnce } from '../ui/secret-once.js';
 import { useLoad } from '../ui/use-load.js';
-import { callWithEtag, focusFirstError, problemsByField, unplaced } from './client-errors.js';
+import { asUpdateBody, callWithEtag, focusFirstError, problemsByField, unplaced } from './client-errors.js';
 import { ClientFormFields, type FieldErrors } from './client-form.js';
 import { SECRET_METHODS, formProblems, fromClient, tidy, toUpdateBody, type AuthMethod, type ClientForm, type ClientJson } from './client-form-rules.js';
 import { ScopeChoices, apiLabel, scopesOf, type GrantableApi } from './client-grants.js';
@@ -98,7 +98,7 @@ export function ClientPage(props: PageProps): JSX.Element {
     setBusy(true);
     try {
       const answer = await callWithEtag(
-        api.PATCH('/clients/{client_id}', { params: { path: { client_id: id }, header: { 'If-Match': etag ?? '' } }, body: body as never }),
+        api.PATCH('/clients/{client_id}', { params: { path: { client_id: id }, header: { 'If-Match': etag ?? '' } }, body: asUpdateBody(body) }),
       );
       setLoaded({ client: answer.data, etag: answer.etag, form: fromClient(answer.data) });
       setErrors({});

@@ -1,5 +1,6 @@
 import { call } from '../api.js';
-import { layoutOf, type ClientForm, type FieldProblem } from './client-form-rules.js';
+import type { components } from '../generated/admin-api.js';
+import { layoutOf, type ClientBody, type ClientForm, type FieldProblem } from './client-form-rules.js';
 import type { FieldErrors } from './client-form.js';
 
 /**
@@ -70,3 +71,19 @@ function placed(field: string, form: ClientForm, grants: boolean): boolean {
 export function unplaced(errors: FieldErrors, form: ClientForm, grants = true): Array<[string, string]> {
   return Object.entries(errors).filter(([field]) => !placed(field, form, grants));
 }
+
+type ClientCreate = components['schemas']['ClientCreate'];
+type ClientUpdate = components['schemas']['ClientUpdate'];
+/** The form's body with `jwks` as the form holds it (a key set, once formProblems found none in its text). */
+type AsSent<T> = Omit<T, 'jwks'> & { jwks?: unknown };
+/** Members the form would send that the API does not declare: none (else this fails `tsc -p console`). */
+const NO_UNDECLARED_MEMBERS: [Exclude<keyof ClientBody, keyof ClientCreate | keyof ClientUpdate>] extends [never] ? true : never = true;
+void NO_UNDECLARED_MEMBERS;
+
+/**
+ * The form's bodies as the API's own types (generated from its OpenAPI document): each member the
+ * form sends is one the API declares, with a type it takes. `jwks` is sent only once formProblems
+ * found the text to be a key set.
+ */
+export const asCreateBody = (body: ClientBody & { client_name: string }): ClientCreate => (body satisfies AsSent<ClientCreate>) as ClientCreate;
+export const asUpdateBody = (body: ClientBody): ClientUpdate => (body satisfies AsSent<ClientUpdate>) as ClientUpdate;

@@ -552,17 +552,6 @@ export function formProblems(form: ClientForm): FieldProblem[] {
   return [...fieldProblems(form), ...combinationProblems(form)];
 }
 
-/**
- * Where a problem the form or the server names is shown: the input it concerns (`redirect_uris.1`
- * is the second redirect URI input, once blank ones are tidied away), else the group's field.
- */
-export function problemField(field: string): string {
-  if (field.startsWith('jwks')) return 'jwks';
-  if (field === 'require_signed_request_object') return 'jwks';
-  if (field === 'scope') return 'oidc_scopes';
-  return field;
-}
-
 // ---------------------------------------------------------------------------------------------
 // From and to the admin API
 
@@ -684,7 +673,7 @@ const oidcScopesOf = (form: ClientForm) => (layoutOf(form).oidcScopes.shown ? OI
  * The body of POST /clients: every field explicit. `scope` holds only OpenID scopes; API scopes go
  * in `grants`, and the default resource is one of them.
  */
-export function toCreateBody(form: ClientForm): ClientBody {
+export function toCreateBody(form: ClientForm): ClientBody & { client_name: string } {
   const resources = form.grants.map((grant) => grant.resource);
   return {
     ...commonBody(form),

@@ -6,7 +6,7 @@ import { Link } from '../router.js';
 import { ErrorNotice, Notice, PageHeading } from '../ui/page.js';
 import { SecretOnce } from '../ui/secret-once.js';
 import { useLoad } from '../ui/use-load.js';
-import { focusFirstError, problemsByField, unplaced } from './client-errors.js';
+import { asCreateBody, focusFirstError, problemsByField, unplaced } from './client-errors.js';
 import { ClientFormFields, type FieldErrors } from './client-form.js';
 import { PRESETS, emptyForm, formProblems, tidy, toCreateBody, type ClientForm, type Preset } from './client-form-rules.js';
 import { NewGrants } from './client-grants.js';
@@ -55,8 +55,7 @@ export function NewClientPage(_props: PageProps): JSX.Element {
     }
     setBusy(true);
     try {
-      // The body is built by the form's rules (ClientBody): the API's own schema checks it again.
-      const data = await call(api.POST('/clients', { body: toCreateBody(sent) as never }));
+      const data = await call(api.POST('/clients', { body: asCreateBody(toCreateBody(sent)) }));
       setCreated({ clientId: data.client_id, name: data.client_name, secret: data.client_secret });
     } catch (error) {
       const problem = error instanceof Problem ? error : undefined;
