@@ -218,6 +218,35 @@ describe('the Clients pages of the console (chromium)', () => {
     expect(((await api('GET', '/clients?q=Too%20late')).body.data as unknown[]).length).toBe(0);
   }, 120_000);
 
+  it('names what is missing beside each field before anything is sent; a public app gets no secret', async () => {
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Clients', exact: true }).click();
+    await page.getByRole('button', { name: 'New client' }).click();
+    await page.getByLabel('Single-page or native app', { exact: true }).check();
+    const before = ((await api('GET', '/clients?limit=200')).body.data as unknown[]).length;
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    const name = page.getByLabel('Name', { exact: true });
+    await expect.poll(() => name.getAttribute('aria-invalid')).toBe('true');
+    // The focus goes to the first field to fix; the missing redirect URI is named beside its group.
+    await expect.poll(() => page.evaluate('document.activeElement?.id')).toBe(await name.getAttribute('id'));
+    expect(await page.getByRole('group', { name: 'Redirect URIs' }).getByText('authorization code needs at least one redirect URI').isVisible()).toBe(true);
+    expect(((await api('GET', '/clients?limit=200')).body.data as unknown[]).length).toBe(before);
+
+    await name.fill('Orders app');
+    await page.getByRole('textbox', { name: 'Redirect URI 1' }).fill('http://localhost:5173/callback');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await expect.poll(() => heading('Client created').isVisible()).toBe(true);
+    expect(await page.getByText('This client authenticates without a client secret.').isVisible()).toBe(true);
+    expect(await page.getByLabel('Client secret', { exact: true }).count()).toBe(0);
+    const found = (await api('GET', '/clients?q=Orders%20app')).body.data as Array<Record<string, unknown>>;
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      redirect_uris: ['http://localhost:5173/callback'],
+      scope: 'openid profile email',
+    });
+  }, 120_000);
+
   it('deletes the client after a confirmation: gone from the API, and its secret gets no token', async () => {
     await page.goto(`${h.t.server.url}/console/clients/${encodeURIComponent(made.id)}`);
     await expect.poll(() => heading('Orders service').isVisible()).toBe(true);

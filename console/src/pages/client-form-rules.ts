@@ -607,12 +607,16 @@ export function fromClient(client: ClientJson): ClientForm {
   };
 }
 
-/** The form with blank URI inputs dropped and text trimmed: what is sent, so that `redirect_uris.N` names input N. */
+/**
+ * The form with blank URI inputs dropped and text trimmed: what is sent, so that `redirect_uris.N`
+ * names input N. A required list left empty keeps one empty input, to be filled in.
+ */
 export function tidy(form: ClientForm): ClientForm {
+  const redirectUris = kept(form.redirectUris);
   return {
     ...form,
     clientName: form.clientName.trim(),
-    redirectUris: kept(form.redirectUris),
+    redirectUris: redirectUris.length === 0 && layoutOf(form).redirectUris.required ? [''] : redirectUris,
     postLogoutRedirectUris: kept(form.postLogoutRedirectUris),
     backchannelLogoutUri: form.backchannelLogoutUri.trim(),
     logoUri: form.logoUri.trim(),

@@ -458,5 +458,10 @@ describe('the edit form sends only what changed', () => {
     const form = tidy({ ...emptyForm(), redirectUris: ['', ' https://a.example.test/cb ', '  ', 'javascript:x'] });
     expect(form.redirectUris).toEqual(['https://a.example.test/cb', 'javascript:x']);
     expect(fieldProblems(form).map((problem) => problem.field)).toContain('redirect_uris.1');
+    // A required list left blank keeps one input to fill in (the body still sends none).
+    const blankForm = tidy({ ...emptyForm(), redirectUris: ['', '  '] });
+    expect(blankForm.redirectUris).toEqual(['']);
+    expect(toCreateBody(blankForm).redirect_uris).toEqual([]);
+    expect(tidy({ ...emptyForm(), grantTypes: ['client_credentials'], redirectUris: [' '] }).redirectUris).toEqual([]);
   });
 });
