@@ -125,6 +125,17 @@ describe('the Clients pages of the console (chromium)', () => {
     await expect.poll(async () => (await api('GET', `/clients/${made.id}`)).body.grants).toEqual([{ resource: ORDERS, scope: 'write' }]);
     expect((await token('read')).body.error).toBe('invalid_scope');
     expect(scopeOf((await token('write')).body.access_token)).toBe('write');
+
+    // Someone else renames the client meanwhile: the next grant change carries that into the form
+    // (the person had not touched the name), and a save of another setting does not undo it.
+    expect((await api('PATCH', `/clients/${made.id}`, { client_name: 'Orders service (renamed by Grace)' })).status).toBe(200);
+    await grant.getByRole('checkbox', { name: 'read', exact: true }).check();
+    await page.getByRole('button', { name: `Save scopes at ${ORDERS}` }).click();
+    await expect.poll(() => page.getByLabel('Name', { exact: true }).inputValue()).toBe('Orders service (renamed by Grace)');
+    await page.getByLabel('Logo URL').fill('https://orders.example.test/logo.png');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await expect.poll(async () => (await api('GET', `/clients/${made.id}`)).body.logo_uri).toBe('https://orders.example.test/logo.png');
+    expect((await api('GET', `/clients/${made.id}`)).body).toMatchObject({ client_name: 'Orders service (renamed by Grace)', grants: [{ resource: ORDERS, scope: 'read write' }] });
   }, 120_000);
 
   it('rotates the secret after a confirmation: the new one is shown once and works, the old one is refused', async () => {

@@ -9,7 +9,7 @@ import { SecretOnce } from '../ui/secret-once.js';
 import { useLoad } from '../ui/use-load.js';
 import { asUpdateBody, callWithEtag, focusFirstError, problemsByField, unplaced } from './client-errors.js';
 import { ClientFormFields, type FieldErrors } from './client-form.js';
-import { SECRET_METHODS, formProblems, fromClient, tidy, toUpdateBody, type AuthMethod, type ClientForm, type ClientJson } from './client-form-rules.js';
+import { SECRET_METHODS, formProblems, fromClient, rebase, tidy, toUpdateBody, type AuthMethod, type ClientForm, type ClientJson } from './client-form-rules.js';
 import { ScopeChoices, apiLabel, scopesOf, type GrantableApi } from './client-grants.js';
 import { loadApis } from './client-new.js';
 
@@ -125,11 +125,18 @@ export function ClientPage(props: PageProps): JSX.Element {
     try {
       const answer = await callWithEtag(api.POST('/clients/{client_id}/secret', { params: { path: { client_id: id } } }));
       setSecret(answer.data.client_secret);
-      // The rotation is a new version of the client: the next save goes over it, not against it.
-      setLoaded({ ...loaded, etag: answer.etag ?? etag });
       setMessage({ kind: 'status', text: 'The secret was rotated: the old one no longer works.' });
     } catch (error) {
       setMessage({ kind: 'alert', text: problemText(error, 'The secret could not be rotated.') });
+      return;
+    }
+    // The rotation made a new version of the client: read it, so that the next save goes over it
+    // (and over nothing else someone changed meanwhile: that is carried into the form, or makes it stale).
+    try {
+      const now = await callWithEtag(api.GET('/clients/{client_id}', { params: { path: { client_id: id } } }));
+      moveTo(now.data, now.etag);
+    } catch {
+      setStale(true);
     }
   };
 
@@ -144,9 +151,15 @@ export function ClientPage(props: PageProps): JSX.Element {
     }
   };
 
-  /** A grant call answers with the client as it is now and its new version; the settings being edited stay. */
-  const grantChanged = (now: Client, etagNow: string | null) =>
-    setLoaded({ client: now, etag: etagNow, form: { ...form, grants: fromClient(now).grants } });
+  /**
+   * A newer version of the client (a grant call's answer, or read after a rotation): the settings
+   * being edited are carried over to it; if someone else changed one of them too, the page is stale.
+   */
+  const moveTo = (now: Client, etagNow: string | null) => {
+    const carried = rebase(form, client, now);
+    setLoaded({ client: now, etag: etagNow, form: carried ?? form });
+    if (!carried) setStale(true);
+  };
 
   const hasSecret = SECRET_METHODS.includes(client.token_endpoint_auth_method as AuthMethod);
   const rest = unplaced(errors, form, false).filter(([field]) => field !== 'default_resource');
@@ -223,7 +236,7 @@ export function ClientPage(props: PageProps): JSX.Element {
         </form>
       </section>
 
-      <Grants clientId={id} client={client} apis={apis.data ?? []} onChanged={grantChanged} />
+      <Grants clientId={id} client={client} apis={apis.data ?? []} onChanged={moveTo} />
 
       <section aria-labelledby="secret-heading">
         <h2 id="secret-heading">Secret</h2>

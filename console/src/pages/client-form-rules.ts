@@ -713,3 +713,23 @@ export function toUpdateBody(original: ClientJson, form: ClientForm): ClientBody
   }
   return body as ClientBody;
 }
+
+/**
+ * The form carried over to a newer version of the client (after a grant change or a secret
+ * rotation, someone else's change may be in it too): what the person changed stays, every other
+ * setting follows the client. Undefined when the person and the newer version changed the same
+ * setting differently: then the person must reload, never overwrite.
+ */
+export function rebase(form: ClientForm, before: ClientJson, after: ClientJson): ClientForm | undefined {
+  const read = fromClient(before);
+  const now = fromClient(after);
+  const result: Record<string, unknown> = { ...form };
+  for (const key of Object.keys(form) as Array<keyof ClientForm>) {
+    const theirs = !same(now[key], read[key]);
+    if (!theirs) continue;
+    const mine = !same(form[key], read[key]);
+    if (mine && !same(form[key], now[key])) return undefined;
+    result[key] = now[key];
+  }
+  return result as unknown as ClientForm;
+}

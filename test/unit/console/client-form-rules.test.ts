@@ -20,6 +20,7 @@ import {
   formProblems,
   fromClient,
   layoutOf,
+  rebase,
   logoUriProblem,
   redirectUriProblem,
   resourceIdentifierProblem,
@@ -150,6 +151,7 @@ const textEdits: TextEdit[] = [
   { kind: 'text', patch: { requireMfa: true, firstParty: true }, when: (form) => layoutOf(form).requireMfa.shown },
 ];
 type Action = FormChange | TextEdit;
+const nameEdits: TextEdit[] = ['Renamed', 'Renamed again'].map((clientName) => ({ kind: 'text', patch: { clientName }, when: () => true }));
 
 function act(form: ClientForm, action: Action): ClientForm {
   if (action.kind !== 'text') return applyChange(form, action);
@@ -173,6 +175,9 @@ function complete(form: ClientForm): ClientForm {
 
 /** The problems completing the form takes care of: required inputs still empty (not a choice the form let through). */
 const COMPLETION_FIELDS = /^(redirect_uris|jwks|require_signed_request_object|jwks\.keys\.\d+\.alg)$/;
+
+/** Changes and edits a person makes, in any order. */
+const actionList = fc.array(fc.oneof(fc.constantFrom<Action>(...ALL_CHANGES), fc.constantFrom<Action>(...textEdits), fc.constantFrom<Action>(...nameEdits)), { maxLength: 6 });
 
 /** Forms a person reaches: a preset, then changes and edits the form offers, in any order. */
 const reachedForm: fc.Arbitrary<ClientForm> = fc
@@ -452,6 +457,45 @@ describe('the edit form sends only what changed', () => {
       scope: 'openid offline_access pay',
     });
     expect(toUpdateBody(original, { ...form, oidcScopes: ['openid'], defaultResource: null })).toEqual({ default_resource: null, scope: 'openid' });
+  });
+
+  it('carries the person’s edits over to a newer version of the client, or says it is stale when both changed a setting', () => {
+    let clashes = 0;
+    let carriedOver = 0;
+    fc.assert(
+      fc.property(reachedForm.map(complete), actionList, actionList, (readForm, theirActions, myActions) => {
+        // Both start from the client as read: someone else saves their changes, the person edits the form.
+        const read = clientToJson(recordOf(toCreateBody(readForm)));
+        const theirForm = complete(theirActions.reduce(act, fromClient(read)));
+        const theirs = { ...clientToJson(recordOf(toCreateBody(theirForm))), grants: read.grants, default_resource: read.default_resource };
+        const edited = complete(myActions.reduce(act, fromClient(read)));
+        const before = fromClient(read);
+        const now = fromClient(theirs);
+        const keys = Object.keys(before) as Array<keyof ClientForm>;
+        const changed = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b);
+        const clash = keys.some((key) => changed(edited[key], before[key]) && changed(now[key], before[key]) && changed(edited[key], now[key]));
+        const carried = rebase(edited, read, theirs);
+        if (clash) {
+          expect(carried).toBeUndefined();
+          clashes += 1;
+          return;
+        }
+        carriedOver += 1;
+        expect(carried).toBeDefined();
+        for (const key of keys) expect(carried![key], key).toEqual(changed(edited[key], before[key]) ? edited[key] : now[key]);
+        // Saved over the newer version, it sends only what the person changed: nothing of theirs is undone.
+        const body = toUpdateBody(theirs, carried!) as Record<string, unknown>;
+        expect(toUpdateBody(read, edited)).toMatchObject(body);
+      }),
+      RUNS,
+    );
+    // Both outcomes were seen, many times.
+    expect(Math.min(clashes, carriedOver)).toBeGreaterThan(30);
+    const read = clientToJson(recordOf(toCreateBody(complete(emptyForm()))));
+    const renamed = { ...read, client_name: 'Renamed elsewhere' };
+    expect(rebase({ ...fromClient(read), requireMfa: true }, read, renamed)).toMatchObject({ clientName: 'Renamed elsewhere', requireMfa: true });
+    expect(rebase({ ...fromClient(read), clientName: 'Renamed here' }, read, renamed)).toBeUndefined();
+    expect(rebase({ ...fromClient(read), clientName: 'Renamed elsewhere' }, read, renamed)).toMatchObject({ clientName: 'Renamed elsewhere' });
   });
 
   it('drops blank URI inputs before sending, so that redirect_uris.N names input N', () => {
