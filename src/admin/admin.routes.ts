@@ -19,11 +19,12 @@ import { openApiDocumentOut } from './schemas.js';
 import { userRoutes } from './users.routes.js';
 import { apiKeyRoutes } from './api-keys.routes.js';
 import { providerRoutes } from './providers.routes.js';
+import { keyRoutes } from './keys.routes.js';
 import type { DataKeyring } from '../keys/data-key.js';
 
 /** Every route of the admin API but the document's, in the document's order. */
 export function adminApiRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  return [...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps)];
+  return [...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps), ...keyRoutes(deps)];
 }
 
 /** GET /openapi.json: the document generated from the routes' declarations, itself declared. */
@@ -71,6 +72,8 @@ export function createAdminRoutes(deps: {
   mail?: EmailMailDeps;
   /** Ends a person's stored sessions and tells their apps, after a change that ended them (see AdminRouteDeps). */
   sessionsEnded?: (accountId: string) => Promise<void>;
+  /** Reloads this node's signing keys after the API changed them (the provider host's); absent: at the next KEYS_POLL_MS. */
+  keysChanged?: () => Promise<unknown>;
 }): Router {
   const { config, cache } = deps;
   const db = deps.registry.db;
@@ -86,6 +89,10 @@ export function createAdminRoutes(deps: {
     by: (ctx) => ({ actor: `admin:${ctx.state.admin?.clientId ?? 'unknown'}`, requestId: ctx.state.requestId ?? null, ip: ctx.ip }),
     mail: deps.mail,
     sessionsEnded: deps.sessionsEnded,
+    signingKeys: {
+      deps: { keysDir: config.keysDir, withRegistry: (run) => run({ db, audit: deps.audit }) },
+      reload: deps.keysChanged ?? (() => Promise.resolve()),
+    },
   };
   const routes = adminApiRoutes(routeDeps);
   const document = buildAdminDocument(config.issuer, routes);

@@ -7,6 +7,7 @@ import type { Config } from '../config/load-config.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Database } from '../registry/tables.js';
 import type { ClientServiceDeps } from '../services/clients.service.js';
+import type { KeysServiceDeps } from '../services/keys.service.js';
 import type { UpstreamProviderDeps } from '../services/upstream-providers.service.js';
 import type { ProblemStatus } from './problem.js';
 
@@ -20,6 +21,7 @@ export const TAGS = {
   providers: 'Upstream OpenID providers people may sign in with (federation); their client secrets are never returned',
   registration: 'Initial access tokens of dynamic client registration (RFC 7591)',
   audit: 'The append-only, hash-chained audit log',
+  keys: 'Signing keys in KEYS_DIR, published in the JWKS: listed and rotated with an activation delay; never private key material',
   meta: 'This document',
 } as const;
 export type Tag = keyof typeof TAGS;
@@ -69,6 +71,8 @@ export interface AdminRouteDeps {
    * made, and a session it missed ends at its next use all the same. Absent: nothing more is done.
    */
   sessionsEnded?: ((accountId: string) => Promise<void>) | undefined;
+  /** The signing keys in KEYS_DIR (changes recorded in this registry), and this node's reload of them after a change. */
+  signingKeys: { deps: KeysServiceDeps; reload: () => Promise<unknown> };
 }
 
 type AnyObject = z.ZodObject;

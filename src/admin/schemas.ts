@@ -7,6 +7,8 @@ import { resourceCreateSchema, resourceUpdateSchema } from '../services/resource
 import { providerCreateSchema, providerUpdateSchema } from '../services/upstream-providers.service.js';
 import { userCreateSchema, userUpdateSchema } from '../services/users.service.js';
 import { apiKeyCreateSchema } from '../services/api-keys.service.js';
+import { keyRotateSchema } from '../services/signing-keys.service.js';
+import { SIGNING_ALGS } from '../keys/key-store.js';
 
 /**
  * What the admin API answers: zod schemas too, so that the OpenAPI document, the routes' declarations
@@ -181,6 +183,37 @@ export const auditEntryOut = z.strictObject({
 export const auditPage = page(auditEntryOut);
 
 
+/** A signing key as listed: public facts only, never private key material (nor the public JWK: the JWKS has it). */
+export const signingKeyOut = z.strictObject({
+  kid: z.string(),
+  alg: z.enum(SIGNING_ALGS),
+  use: z.literal('sig'),
+  profile: z.enum(['fapi2']).nullable().describe('fapi2: signs only for clients of the FAPI 2.0 profile; null: a signing key of the server'),
+  status: z.enum(['pending', 'active', 'retired']).describe('pending: published, signing from activates_at; active: may sign; retired: published only, until 48 hours after retired_at'),
+  signing: z.boolean().describe("it signs now: the server's signing key, or the key fapi2 clients' tokens are signed with"),
+  created_at: timestamp,
+  activates_at: timestamp.nullable().describe('when it starts (or started) signing; null: from its creation'),
+  retired_at: timestamp.nullable().describe('when it stops (or stopped) signing; null: not planned'),
+  age_seconds: z.number().int().min(0).describe('seconds since it was created'),
+});
+export const signingKeyList = z.strictObject({ data: z.array(signingKeyOut) });
+export const signingKeyRotation = z.strictObject({
+  key: signingKeyOut.describe('the new signing key: pending until activates_at'),
+  retired: z.array(z.string()).describe('the kids that stop signing at activates_at (published 48 hours more)'),
+  removed: z.array(z.string()).describe('the kids deleted: retired more than 48 hours ago'),
+  profile_key: signingKeyOut.nullable().describe('the new FAPI 2.0 profile key, made when one was in use'),
+});
+
+/** The grants clients hold at one API. */
+export const resourceGrantOut = z.strictObject({
+  client_id: z.string(),
+  client_name: z.string(),
+  scope: z.string().describe("space-separated scopes the client may ask for at this API (empty: the audience only)"),
+  created_at: timestamp,
+  updated_at: timestamp,
+});
+export const resourceGrantPage = page(resourceGrantOut);
+
 /** POST /users: a user, and whether to mail them a link that confirms their address (the server's mailer). */
 export const userCreateBody = userCreateSchema.extend({
   send_verification: z
@@ -217,6 +250,11 @@ export const COMPONENTS = {
   ApiKeyCreate: { schema: apiKeyCreateSchema, io: 'input' },
   ApiKeyCreated: { schema: apiKeyCreatedOut, io: 'output' },
   ApiKeyList: { schema: apiKeyList, io: 'output' },
+  SigningKey: { schema: signingKeyOut, io: 'output' },
+  SigningKeyList: { schema: signingKeyList, io: 'output' },
+  SigningKeyRotate: { schema: keyRotateSchema, io: 'input' },
+  SigningKeyRotation: { schema: signingKeyRotation, io: 'output' },
+  ResourceGrantPage: { schema: resourceGrantPage, io: 'output' },
   OpenApiDocument: { schema: openApiDocumentOut, io: 'output' },
   Problem: { schema: problemOut, io: 'output' },
   BadRequestProblem: { schema: PROBLEMS[400], io: 'output' },
