@@ -5,7 +5,8 @@ import type { EmailMailDeps } from '../services/email-verification.service.js';
 import type { Config } from '../config/load-config.js';
 import type { RegistryDatabase } from '../registry/database.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
-import { requireAdmin } from './admin-auth.js';
+import { requireAdmin, type AdminCaller } from './admin-auth.js';
+import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { auditRoutes } from './audit.routes.js';
 import { clientGrantRoutes } from './client-grants.routes.js';
 import { clientRoutes } from './clients.routes.js';
@@ -17,14 +18,21 @@ import { resourceRoutes } from './resources.routes.js';
 import { defineRoute, type AdminRoute, type AdminRouteDeps } from './route.js';
 import { openApiDocumentOut } from './schemas.js';
 import { userRoutes } from './users.routes.js';
+import { meRoutes } from './me.routes.js';
 import { apiKeyRoutes } from './api-keys.routes.js';
 import { providerRoutes } from './providers.routes.js';
 import { keyRoutes } from './keys.routes.js';
 import type { DataKeyring } from '../keys/data-key.js';
 
+/** Who a change through the admin API is recorded as: the console's person, or the admin client. */
+export function actorOf(caller: AdminCaller | undefined): string {
+  if (caller?.personId) return `person:${caller.personId}`;
+  return `admin:${caller?.clientId ?? 'unknown'}`;
+}
+
 /** Every route of the admin API but the document's, in the document's order. */
 export function adminApiRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  return [...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps), ...keyRoutes(deps)];
+  return [...meRoutes(deps), ...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps), ...keyRoutes(deps)];
 }
 
 /** GET /openapi.json: the document generated from the routes' declarations, itself declared. */
@@ -72,6 +80,8 @@ export function createAdminRoutes(deps: {
   mail?: EmailMailDeps;
   /** Ends a person's stored sessions and tells their apps, after a change that ended them (see AdminRouteDeps). */
   sessionsEnded?: (accountId: string) => Promise<void>;
+  /** Where the DPoP proofs of console calls are remembered, so none is used twice (the ephemeral store). */
+  replay: Pick<EphemeralStore, 'insertIfAbsent'>;
   /** Reloads this node's signing keys after the API changed them (the provider host's); absent: at the next KEYS_POLL_MS. */
   keysChanged?: () => Promise<unknown>;
 }): Router {
@@ -86,7 +96,8 @@ export function createAdminRoutes(deps: {
     // A change is seen at once by this node (others see it within REGISTRY_POLL_MS).
     changed: () => cache.refresh().catch(() => undefined),
     // Who makes a change, as the services record it (in the change's transaction): the admin client, with the request.
-    by: (ctx) => ({ actor: `admin:${ctx.state.admin?.clientId ?? 'unknown'}`, requestId: ctx.state.requestId ?? null, ip: ctx.ip }),
+    // A console call is the person's (person:<id>); an admin client's own token is the client's (admin:<client_id>).
+    by: (ctx) => ({ actor: actorOf(ctx.state.admin), requestId: ctx.state.requestId ?? null, ip: ctx.ip }),
     mail: deps.mail,
     sessionsEnded: deps.sessionsEnded,
     signingKeys: {
@@ -96,7 +107,7 @@ export function createAdminRoutes(deps: {
   };
   const routes = adminApiRoutes(routeDeps);
   const document = buildAdminDocument(config.issuer, routes);
-  const authenticate = requireAdmin({ issuer: config.issuer, jwks: deps.jwks, cache });
+  const authenticate = requireAdmin({ issuer: config.issuer, jwks: deps.jwks, cache, registry: deps.registry, replay: deps.replay });
   const guard = { authenticate, bodyLimitBytes: config.bodyLimitBytes, verifyResponses: config.nodeEnv === 'test' };
 
   const router = new Router({ prefix: '/admin/v1' });
