@@ -8,7 +8,7 @@ import { Loading, Notice, PageHeading } from './ui/page.js';
 import { useLoad } from './ui/use-load.js';
 import { OverviewPage } from './pages/overview.js';
 import { ClientsPage } from './pages/clients.js';
-import { ApisPage } from './pages/apis.js';
+import { ApiPage, ApisPage } from './pages/apis.js';
 import { PeoplePage } from './pages/people.js';
 import { ProvidersPage } from './pages/providers.js';
 import { KeysPage } from './pages/keys.js';
@@ -32,6 +32,7 @@ const NAV: ReadonlyArray<{ href: string; label: string }> = [
 const PAGES: ReadonlyArray<[string, ComponentType<PageProps>]> = [
   ['/', OverviewPage],
   ['/clients', ClientsPage],
+  ['/apis/:id', ApiPage],
   ['/apis', ApisPage],
   ['/people', PeoplePage],
   ['/providers', ProvidersPage],
