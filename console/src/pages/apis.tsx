@@ -163,6 +163,10 @@ export function ApiPage(props: PageProps): JSX.Element {
   const [asking, setAsking] = useState<{ kind: 'grant'; grant: components['schemas']['ResourceGrantPage']['data'][number] } | { kind: 'delete' } | undefined>();
   const [actionError, setActionError] = useState<unknown>();
 
+  // The "created" mark is said once: a reload or a shared link does not say it again.
+  useEffect(() => {
+    if (new URLSearchParams(location.search).has('created')) navigate(`/apis/${encodeURIComponent(id)}`, { replace: true });
+  }, [id]);
   useEffect(() => {
     const loaded = resource.data;
     if (loaded) setForm({ name: loaded.name ?? '', scope: loaded.scope, access_token_ttl: String(loaded.access_token_ttl) });
