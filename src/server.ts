@@ -30,6 +30,8 @@ import { keyState, loadDigestKey, loadKeys } from './keys/key-store.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics, createMetricsServer } from './observability/metrics.js';
 import { createBackchannelLogoutQueue, createSessionSignOut, watchCliSignOuts } from './oidc/backchannel-logout.js';
+import { listAccountSessions } from './oidc/adapters/session-index.js';
+import { grantScopes } from './oidc/upstream.js';
 import { createProviderHost, type ProviderHost } from './oidc/provider-host.js';
 import { openServerDatabase, type RegistryDatabase } from './registry/database.js';
 import { migrateToLatest } from './registry/migrate.js';
@@ -183,6 +185,18 @@ export async function startServer(config: Config, logger: Logger, options: Start
         () => undefined,
         (error: unknown) => logger.warn({ accountId, err: { message: (error as Error)?.message } }, 'ended sessions could not be removed from the store; their apps are not told'),
       );
+    // The admin API's People routes: a person's sessions (the session index), a removed consent's
+    // codes and opaque tokens (after the registry change: a store that is down does not undo it).
+    const sessionStore = store;
+    const people = {
+      listSessions: (accountId: string) => listAccountSessions(sessionStore, accountId),
+      revokeGrants: async (grantIds: readonly string[]) => {
+        await Promise.all(grantIds.map((grantId) => sessionStore.revokeByGrantId(grantId))).catch((error: unknown) =>
+          logger.warn({ err: { message: (error as Error)?.message } }, "a removed consent's codes and opaque tokens could not be revoked in the store; they run out by themselves"),
+        );
+      },
+      grantScopes,
+    };
     // Sign-outs made with the CLI (users disable, delete, set-password) reach the apps through the audit log.
     const cliSignOuts = watchCliSignOuts({ db: registry.db, signOut, logger, pollMs: CLI_SIGN_OUT_POLL_MS });
     const signIns = createSignInRecorder({ db: registry.db, historyDays: config.signInHistoryDays, logger });
@@ -262,7 +276,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       routers: [
         ...createEmailAddressRoutes({ email, pages, config }),
         createAccountEmailRoutes({ provider: () => host.provider, accounts, pages, config, email, limiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'account_email_mail', points: ACCOUNT_EMAIL_MAILS_PER_HOUR, windowSeconds: 3600 }) }),
-        interactions, reset.router, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys, mail: email.mail, sessionsEnded, replay: store, keysChanged: () => host.reloadIfKeysChanged() }), createConsoleRoutes({ config })],
+        interactions, reset.router, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys, mail: email.mail, sessionsEnded, replay: store, people, keysChanged: () => host.reloadIfKeysChanged() }), createConsoleRoutes({ config })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },

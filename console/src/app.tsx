@@ -10,6 +10,7 @@ import { OverviewPage } from './pages/overview.js';
 import { ClientsPage } from './pages/clients.js';
 import { ApiPage, ApisPage } from './pages/apis.js';
 import { PeoplePage } from './pages/people.js';
+import { PersonPage } from './pages/person.js';
 import { ProvidersPage } from './pages/providers.js';
 import { KeysPage } from './pages/keys.js';
 import { AuditPage } from './pages/audit.js';
@@ -35,6 +36,7 @@ const PAGES: ReadonlyArray<[string, ComponentType<PageProps>]> = [
   ['/apis/:id', ApiPage],
   ['/apis', ApisPage],
   ['/people', PeoplePage],
+  ['/people/:id', PersonPage],
   ['/providers', ProvidersPage],
   ['/keys', KeysPage],
   ['/audit', AuditPage],

@@ -15,13 +15,14 @@ import { buildOpenApi } from './openapi.js';
 import { ApiError, problemDetails } from './problem.js';
 import { registrationTokenRoutes } from './registration-tokens.routes.js';
 import { resourceRoutes } from './resources.routes.js';
-import { defineRoute, type AdminRoute, type AdminRouteDeps } from './route.js';
+import { defineRoute, type AdminRoute, type AdminRouteDeps, type PeopleAccessDeps } from './route.js';
 import { openApiDocumentOut } from './schemas.js';
 import { userRoutes } from './users.routes.js';
 import { meRoutes } from './me.routes.js';
 import { apiKeyRoutes } from './api-keys.routes.js';
 import { providerRoutes } from './providers.routes.js';
 import { keyRoutes } from './keys.routes.js';
+import { peopleRoutes } from './people.routes.js';
 import type { DataKeyring } from '../keys/data-key.js';
 
 /** Who a change through the admin API is recorded as: the console's person, or the admin client. */
@@ -32,7 +33,7 @@ export function actorOf(caller: AdminCaller | undefined): string {
 
 /** Every route of the admin API but the document's, in the document's order. */
 export function adminApiRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  return [...meRoutes(deps), ...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps), ...keyRoutes(deps)];
+  return [...meRoutes(deps), ...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...peopleRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps), ...keyRoutes(deps)];
 }
 
 /** GET /openapi.json: the document generated from the routes' declarations, itself declared. */
@@ -84,6 +85,8 @@ export function createAdminRoutes(deps: {
   replay: Pick<EphemeralStore, 'insertIfAbsent'>;
   /** Reloads this node's signing keys after the API changed them (the provider host's); absent: at the next KEYS_POLL_MS. */
   keysChanged?: () => Promise<unknown>;
+  /** A person's sessions, consents' tokens and grants as the People routes read them (see PeopleAccessDeps). */
+  people?: PeopleAccessDeps;
 }): Router {
   const { config, cache } = deps;
   const db = deps.registry.db;
@@ -104,6 +107,7 @@ export function createAdminRoutes(deps: {
       deps: { keysDir: config.keysDir, withRegistry: (run) => run({ db, audit: deps.audit }) },
       reload: deps.keysChanged ?? (() => Promise.resolve()),
     },
+    people: deps.people,
   };
   const routes = adminApiRoutes(routeDeps);
   const document = buildAdminDocument(config.issuer, routes);

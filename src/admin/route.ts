@@ -6,6 +6,8 @@ import type { AuditActor } from '../audit/audit-log.js';
 import type { Config } from '../config/load-config.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Database } from '../registry/tables.js';
+import type { AccountBrowserSession } from '../oidc/adapters/session-index.js';
+import type { grantScopes } from '../oidc/upstream.js';
 import type { ClientServiceDeps } from '../services/clients.service.js';
 import type { KeysServiceDeps } from '../services/keys.service.js';
 import type { UpstreamProviderDeps } from '../services/upstream-providers.service.js';
@@ -73,6 +75,22 @@ export interface AdminRouteDeps {
   sessionsEnded?: ((accountId: string) => Promise<void>) | undefined;
   /** The signing keys in KEYS_DIR (changes recorded in this registry), and this node's reload of them after a change. */
   signingKeys: { deps: KeysServiceDeps; reload: () => Promise<unknown> };
+  /** What the People routes read beside the registry (people.routes.ts); absent: those routes answer 503. */
+  people?: PeopleAccessDeps | undefined;
+}
+
+/**
+ * What the People routes need from the provider's side, handed in by the server so that the admin
+ * API never loads oidc-provider: a person's browser sessions (the session index), the end of a
+ * removed consent's codes and opaque tokens (the ephemeral store), and how a stored Grant reads.
+ */
+export interface PeopleAccessDeps {
+  /** The person's live browser sessions, newest sign-in first (oidc/adapters/session-index.ts listAccountSessions). */
+  listSessions: (accountId: string) => Promise<AccountBrowserSession[]>;
+  /** Revokes the codes and opaque tokens issued under these grants (EphemeralStore#revokeByGrantId). */
+  revokeGrants: (grantIds: readonly string[]) => Promise<void>;
+  /** The scopes a stored Grant holds (oidc/upstream.ts). */
+  grantScopes: typeof grantScopes;
 }
 
 type AnyObject = z.ZodObject;

@@ -9,6 +9,7 @@ import { ROLES, userCreateSchema, userUpdateSchema } from '../services/users.ser
 import { apiKeyCreateSchema } from '../services/api-keys.service.js';
 import { keyRotateSchema } from '../services/signing-keys.service.js';
 import { SIGNING_ALGS } from '../keys/key-store.js';
+import { secondFactorResetSchema } from '../services/person-access.service.js';
 
 /**
  * What the admin API answers: zod schemas too, so that the OpenAPI document, the routes' declarations
@@ -237,6 +238,56 @@ export const userCreateBody = userCreateSchema.extend({
     .describe('true: mail the person a link that confirms their address (valid 3 days; email_verified becomes true when it is used). Refused with 409 mail_unavailable, nothing created, when the server cannot send mail (production without SMTP_URL)'),
 });
 
+/* People: what an administrator sees of a person's access, and changes (people.routes.ts). Never a secret, code or credential id. */
+export const passkeyOut = z.strictObject({
+  id: z.string(),
+  name: z.string(),
+  synced: z.boolean().describe('backup eligible (a synced passkey); false: bound to one device'),
+  created_at: timestamp,
+  last_used_at: timestamp.nullable(),
+});
+export const secondFactorsOut = z.strictObject({
+  totp: z.enum(['none', 'pending', 'active']).describe('the authenticator app: none, an enrolment not confirmed yet, or confirmed'),
+  recovery_codes_left: z.number().int(),
+  passkeys: z.array(passkeyOut),
+});
+export const secondFactorResetOut = z.strictObject({
+  totp_removed: z.boolean().describe('whether a confirmed authenticator app was removed'),
+  recovery_codes_removed: z.number().int(),
+  passkeys_removed: z.number().int(),
+});
+export const browserSessionOut = z.strictObject({
+  uid: z.string().describe("the session's public id (never its cookie)"),
+  signed_in_at: timestamp.nullable(),
+  user_agent: z.string().nullable(),
+  ip: z.string().nullable(),
+  client_ids: z.array(z.string()).describe('the apps this session signed in to'),
+});
+export const browserSessionList = z.strictObject({ data: z.array(browserSessionOut) });
+export const signOutEverywhereOut = z.strictObject({
+  refresh_tokens_revoked: z.number().int().describe("the person's refresh tokens revoked (their consents stay)"),
+});
+export const signInOut = z.strictObject({
+  at: timestamp,
+  method: z.string().describe('password, passkey, upstream or step_up'),
+  amr: z.array(z.string()),
+  acr: z.string(),
+  client_id: z.string().nullable(),
+  upstream_provider_id: z.string().nullable(),
+  ip: z.string().nullable(),
+  user_agent: z.string().nullable(),
+});
+export const signInList = z.strictObject({ data: z.array(signInOut) });
+export const connectedAppOut = z.strictObject({
+  client_id: z.string(),
+  client_name: z.string().nullable().describe('null when the client is no longer registered'),
+  since: timestamp.describe('when the first consent was given'),
+  scope: z.string().describe('the OpenID scopes consented to (openid, profile, email, offline_access …)'),
+  apis: z.array(z.strictObject({ resource: z.string(), scope: z.string() })).describe('per API, the scopes consented to there'),
+  refresh_tokens: z.number().int().describe('unexpired refresh tokens the app holds for the person'),
+});
+export const connectedAppList = z.strictObject({ data: z.array(connectedAppOut) });
+
 /** Every schema the document names, by component name: a route's body or answer is one of these. */
 export const COMPONENTS = {
   ClientCreate: { schema: clientCreateSchema, io: 'input' },
@@ -270,6 +321,13 @@ export const COMPONENTS = {
   SigningKeyRotate: { schema: keyRotateSchema, io: 'input' },
   SigningKeyRotation: { schema: signingKeyRotation, io: 'output' },
   ResourceGrantPage: { schema: resourceGrantPage, io: 'output' },
+  SecondFactors: { schema: secondFactorsOut, io: 'output' },
+  SecondFactorReset: { schema: secondFactorResetSchema, io: 'input' },
+  SecondFactorResetResult: { schema: secondFactorResetOut, io: 'output' },
+  BrowserSessionList: { schema: browserSessionList, io: 'output' },
+  SignOutEverywhereResult: { schema: signOutEverywhereOut, io: 'output' },
+  SignInList: { schema: signInList, io: 'output' },
+  ConnectedAppList: { schema: connectedAppList, io: 'output' },
   OpenApiDocument: { schema: openApiDocumentOut, io: 'output' },
   Caller: { schema: meOut, io: 'output' },
   Problem: { schema: problemOut, io: 'output' },

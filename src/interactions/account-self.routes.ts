@@ -84,6 +84,7 @@ const EVENT_SENTENCES: Record<SecurityEventAction, MessageKey> = {
   'account.name_change': 'account_self.event.name_change',
   'account.app_remove': 'account_self.event.app_remove',
   'account.sessions_end': 'account_self.event.sessions_end',
+  'user.sessions_end': 'account_self.event.signed_out_everywhere',
   'user.password_set': 'account_self.event.password_set',
   'user.disable': 'account_self.event.disable',
   'user.enable': 'account_self.event.enable',

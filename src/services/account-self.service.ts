@@ -219,6 +219,7 @@ export const SECURITY_EVENT_ACTIONS = [
   'account.name_change',
   'account.app_remove',
   'account.sessions_end',
+  'user.sessions_end',
   'user.password_set',
   'user.disable',
   'user.enable',
@@ -244,7 +245,7 @@ export type SecurityEventAction = (typeof SECURITY_EVENT_ACTIONS)[number];
 export interface SecurityEvent {
   at: Date;
   action: SecurityEventAction;
-  /** Made by an administrator (the admin API or console, `admin:<client id>`; the CLI, `cli:<os user>`), not by the person or a sign-in. */
+  /** Made by an administrator (an admin client, `admin:<client id>`; the console, `person:<administrator's id>`; the CLI, `cli:<os user>`), not by the person or a sign-in. */
   byAdministrator: boolean;
   ip: string | null;
   details: Record<string, unknown>;
@@ -267,7 +268,8 @@ export async function recentSecurityEvents(db: Kysely<Database>, userId: string,
   return rows.map((row) => ({
     at: row.at,
     action: row.action as SecurityEventAction,
-    byAdministrator: row.actor.startsWith('admin:') || row.actor.startsWith('cli:'),
+    // An admin client, the CLI, or another person (an administrator in the console, `person:<their id>`).
+    byAdministrator: row.actor.startsWith('admin:') || row.actor.startsWith('cli:') || (row.actor.startsWith('person:') && row.actor !== `person:${userId}`),
     ip: row.ip,
     details: row.details,
   }));

@@ -304,6 +304,130 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/users/{id}/second-factors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A person's second factors
+         * @description Whether they have an authenticator app, how many recovery codes are left unused, and their passkeys (name, synced, when added and last used); never a secret, a code or a credential id.
+         */
+        get: operations["getSecondFactors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{id}/second-factors/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reset a person's second factor
+         * @description For someone who lost their authenticator app: removes it (and any enrolment not yet confirmed) and every recovery code; with include_passkeys, their passkeys too. Their sessions and tokens are not touched (DELETE /users/{id}/sessions does that). Their next sign-in asks for a password alone, or for a new authenticator where MFA_REQUIRED or the app requires one. Audited as totp.disable (reset: true) and passkey.remove; nothing to remove changes nothing.
+         */
+        post: operations["resetSecondFactors"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{id}/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A person's browser sessions
+         * @description The sessions the person is signed in with at Gatehouse, newest sign-in first: when, from which browser and address, and the apps each signed in to. Sessions already ended by a sign-out everywhere, a disable or a new password are not listed.
+         */
+        get: operations["listBrowserSessions"];
+        put?: never;
+        post?: never;
+        /**
+         * Sign a person out everywhere
+         * @description Ends every browser session of the person (on every node: sessions that signed in before now are over) and revokes their refresh tokens, so every app must sign them in again; apps that registered a backchannel_logout_uri are told (Back-Channel Logout 1.0). Their consents stay. Audited as user.sessions_end.
+         */
+        delete: operations["signOutEverywhere"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{id}/sign-ins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A person's recent sign-ins
+         * @description Their 20 newest finished sign-ins (kept SIGN_IN_HISTORY_DAYS), newest first: how (method, amr, acr), to which app, from which address and browser.
+         */
+        get: operations["listSignIns"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{id}/apps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A person's connected apps
+         * @description The apps the person has consented to, one entry per client, oldest first: the OpenID scopes and, per API, the scopes consented to, and how many refresh tokens the app holds for them.
+         */
+        get: operations["listConnectedApps"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{id}/apps/{client_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove an app's access to a person
+         * @description Deletes the person's consents to this app and every refresh token it holds for them, and revokes the codes and opaque access tokens issued under those consents; the app asks for consent again at its next sign-in. JWT access tokens already issued run out within their lifetime. Audited as account.app_remove.
+         */
+        delete: operations["removeConnectedApp"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/providers": {
         parameters: {
             query?: never;
@@ -1032,6 +1156,83 @@ export interface components {
             }[];
             /** @description give it as cursor to read the next page; null on the last page */
             next_cursor: string | null;
+        };
+        SecondFactors: {
+            /**
+             * @description the authenticator app: none, an enrolment not confirmed yet, or confirmed
+             * @enum {string}
+             */
+            totp: "none" | "pending" | "active";
+            recovery_codes_left: number;
+            passkeys: {
+                id: string;
+                name: string;
+                /** @description backup eligible (a synced passkey); false: bound to one device */
+                synced: boolean;
+                /** Format: date-time */
+                created_at: string;
+                last_used_at: string | null;
+            }[];
+        };
+        SecondFactorReset: {
+            /** @description true: remove the person's passkeys too (refused with 409, nothing changed, when a passkey is their only way to sign in: no password and no upstream account). By default passkeys stay: a passkey is a credential of its own, not the lost authenticator app */
+            include_passkeys?: boolean;
+        };
+        SecondFactorResetResult: {
+            /** @description whether a confirmed authenticator app was removed */
+            totp_removed: boolean;
+            recovery_codes_removed: number;
+            passkeys_removed: number;
+        };
+        BrowserSessionList: {
+            data: {
+                /** @description the session's public id (never its cookie) */
+                uid: string;
+                signed_in_at: string | null;
+                user_agent: string | null;
+                ip: string | null;
+                /** @description the apps this session signed in to */
+                client_ids: string[];
+            }[];
+        };
+        SignOutEverywhereResult: {
+            /** @description the person's refresh tokens revoked (their consents stay) */
+            refresh_tokens_revoked: number;
+        };
+        SignInList: {
+            data: {
+                /** Format: date-time */
+                at: string;
+                /** @description password, passkey, upstream or step_up */
+                method: string;
+                amr: string[];
+                acr: string;
+                client_id: string | null;
+                upstream_provider_id: string | null;
+                ip: string | null;
+                user_agent: string | null;
+            }[];
+        };
+        ConnectedAppList: {
+            data: {
+                client_id: string;
+                /** @description null when the client is no longer registered */
+                client_name: string | null;
+                /**
+                 * Format: date-time
+                 * @description when the first consent was given
+                 */
+                since: string;
+                /** @description the OpenID scopes consented to (openid, profile, email, offline_access …) */
+                scope: string;
+                /** @description per API, the scopes consented to there */
+                apis: {
+                    resource: string;
+                    scope: string;
+                }[];
+                /** @description unexpired refresh tokens the app holds for the person */
+                refresh_tokens: number;
+            }[];
         };
         OpenApiDocument: {
             openapi: string;
@@ -3574,6 +3775,645 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["NotFoundProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSecondFactors: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the user's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Their second factors */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecondFactors"];
+                };
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description No such user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["NotFoundProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resetSecondFactors: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the user's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecondFactorReset"];
+            };
+        };
+        responses: {
+            /** @description What was removed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecondFactorResetResult"];
+                };
+            };
+            /** @description Invalid body: errors[] names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BadRequestProblem"];
+                };
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description No such user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["NotFoundProblem"];
+                };
+            };
+            /** @description include_passkeys, and a passkey is the only way the person signs in (no password, no upstream account): nothing was changed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ConflictProblem"];
+                };
+            };
+            /** @description The body is larger than the server accepts (BODY_LIMIT_BYTES) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ContentTooLargeProblem"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnsupportedMediaTypeProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listBrowserSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the user's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Their live sessions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrowserSessionList"];
+                };
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description No such user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["NotFoundProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    signOutEverywhere: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the user's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Signed out */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignOutEverywhereResult"];
+                };
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description No such user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["NotFoundProblem"];
+                };
+            };
+            /** @description A console administrator may not sign themselves out everywhere (their account page signs out everywhere else): nothing was changed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ConflictProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listSignIns: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the user's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Their recent sign-ins */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignInList"];
+                };
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description No such user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["NotFoundProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listConnectedApps: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the user's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Their connected apps */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectedAppList"];
+                };
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description No such user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["NotFoundProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    removeConnectedApp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the user's id */
+                id: string;
+                /** @description the app's client_id, from the list */
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description No such user, or the person has not connected this app */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["NotFoundProblem"];
+                };
+            };
+            /** @description A console administrator may not remove the console's own access to themselves: nothing was changed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ConflictProblem"];
                 };
             };
             /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */

@@ -320,6 +320,7 @@ export const de: Readonly<Record<MessageKey, string>> = {
   'account_self.event.name_change': 'Ihr Anzeigename wurde geändert.',
   'account_self.event.app_remove': 'Der Zugriff für {app} wurde entfernt.',
   'account_self.event.sessions_end': 'Sitzungen in anderen Browsern wurden beendet.',
+  'account_self.event.signed_out_everywhere': 'Sie wurden überall abgemeldet: Alle Sitzungen wurden beendet, und Apps müssen Sie erneut anmelden.',
   'account_self.event.password_set': 'Ihr Passwort wurde festgelegt.',
   'account_self.event.disable': 'Ihr Konto wurde gesperrt.',
   'account_self.event.enable': 'Ihr Konto wurde wieder freigegeben.',

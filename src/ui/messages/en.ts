@@ -322,6 +322,7 @@ export const en = {
   'account_self.event.name_change': 'Your display name was changed.',
   'account_self.event.app_remove': 'Access for {app} was removed.',
   'account_self.event.sessions_end': 'Sessions in other browsers were ended.',
+  'account_self.event.signed_out_everywhere': 'You were signed out everywhere: every session ended and apps must sign you in again.',
   'account_self.event.password_set': 'Your password was set.',
   'account_self.event.disable': 'Your account was disabled.',
   'account_self.event.enable': 'Your account was enabled again.',
