@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consolePerson, consoleSession } from '../fixtures/console.js';
 import { Agent, codeFlow } from '../fixtures/flow.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 
@@ -231,6 +232,35 @@ describe('admin API: signing keys and the grants at an API', () => {
       expect(row).toMatchObject({ actor: `admin:${adminClientId}`, target: `key:${key.kid}` });
       expect(row?.request_id).toBeTruthy();
       expect(JSON.stringify(row?.details)).not.toMatch(/"(d|p|q|dp|dq|qi)"/);
+    });
+
+    it('from the console: a person without the admin role is refused (403) and nothing changes; an administrator rotates, audited as the person', async () => {
+      const filesBefore = await keyFiles();
+      const auditBefore = await rotations();
+      const api = await t.build.resource();
+      const outsider = await consoleSession(t, await consolePerson(t, { roles: [] }));
+      for (const [method, path, body] of [
+        ['POST', '/keys/rotate', { activate_in: 0 }],
+        ['GET', '/keys', undefined],
+        ['GET', `/resources/${api.id}/grants`, undefined],
+      ] as const) {
+        const answer = await outsider.call(method, path, body);
+        expect(answer.status, `${method} ${path}`).toBe(403);
+        expect(answer.headers.get('content-type')).toMatch(/application\/problem\+json/);
+      }
+      expect(await keyFiles()).toEqual(filesBefore);
+      expect(await rotations()).toHaveLength(auditBefore.length);
+
+      const person = await consolePerson(t);
+      const administrator = await consoleSession(t, person);
+      const rotated = await administrator.call('POST', '/keys/rotate', { activate_in: 60 });
+      expect(rotated.status).toBe(201);
+      const body = (await rotated.json()) as { key: KeyJson };
+      answers.push(body);
+      expect(body.key).toMatchObject({ status: 'pending', signing: false });
+      expect((await rotations()).at(-1)).toMatchObject({ actor: `person:${person.id}`, target: `key:${body.key.kid}` });
+      // Until it activates, the key that signed before still signs.
+      expect(decodeProtectedHeader(await serviceToken()).kid).not.toBe(body.key.kid);
     });
 
     it('rotates at once with activate_in 0 (as after a leak)', async () => {
