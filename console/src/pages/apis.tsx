@@ -85,7 +85,7 @@ export function ApisPage(_props: PageProps): JSX.Element {
       {list.data && list.data.data.length === 0 ? <p>No API matches.</p> : null}
       {list.data && list.data.data.length > 0 ? (
         <div class="table-wrap">
-          <table>
+          <table class="stack">
             <caption>APIs</caption>
             <thead>
               <tr>
@@ -106,8 +106,10 @@ export function ApisPage(_props: PageProps): JSX.Element {
                       </>
                     ) : null}
                   </td>
-                  <td class="mono">{resource.scope || '—'}</td>
-                  <td>{lifetime(resource.access_token_ttl)}</td>
+                  <td class="mono" data-label="Scopes">
+                    {resource.scope || '—'}
+                  </td>
+                  <td data-label="Token lifetime">{lifetime(resource.access_token_ttl)}</td>
                 </tr>
               ))}
             </tbody>
@@ -281,7 +283,7 @@ export function ApiPage(props: PageProps): JSX.Element {
       {grants.data && grants.data.data.length === 0 ? <p>No client holds a grant at this API.</p> : null}
       {grants.data && grants.data.data.length > 0 ? (
         <div class="table-wrap">
-          <table>
+          <table class="stack">
             <caption>Clients that may get tokens for this API, and the scopes each may ask for</caption>
             <thead>
               <tr>
@@ -300,7 +302,9 @@ export function ApiPage(props: PageProps): JSX.Element {
                     <br />
                     <span class="mono">{grant.client_id}</span>
                   </td>
-                  <td class="mono">{grant.scope || '(audience only)'}</td>
+                  <td class="mono" data-label="Scopes">
+                    {grant.scope || '(audience only)'}
+                  </td>
                   <td>
                     <button type="button" class="secondary" aria-label={`Remove the grant of ${grant.client_name}`} onClick={() => setAsking({ kind: 'grant', grant })}>
                       Remove
