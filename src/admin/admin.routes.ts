@@ -19,11 +19,14 @@ import { openApiDocumentOut } from './schemas.js';
 import { userRoutes } from './users.routes.js';
 import { apiKeyRoutes } from './api-keys.routes.js';
 import { providerRoutes } from './providers.routes.js';
+import { overviewRoutes } from './overview.routes.js';
+import type { AuditChainMonitor } from '../audit/audit-chain-monitor.js';
+import type { CounterWindow } from '../observability/counter-window.js';
 import type { DataKeyring } from '../keys/data-key.js';
 
 /** Every route of the admin API but the document's, in the document's order. */
 export function adminApiRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  return [...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps)];
+  return [...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps), ...overviewRoutes(deps)];
 }
 
 /** GET /openapi.json: the document generated from the routes' declarations, itself declared. */
@@ -71,6 +74,10 @@ export function createAdminRoutes(deps: {
   mail?: EmailMailDeps;
   /** Ends a person's stored sessions and tells their apps, after a change that ended them (see AdminRouteDeps). */
   sessionsEnded?: (accountId: string) => Promise<void>;
+  /** The audit chain's verification (cached, bounded) for GET /audit/verification and the overview. */
+  auditChain: AuditChainMonitor;
+  /** Tokens this node issued over the last hour, from the metrics (GET /overview). */
+  tokensIssued: CounterWindow;
 }): Router {
   const { config, cache } = deps;
   const db = deps.registry.db;
@@ -86,6 +93,8 @@ export function createAdminRoutes(deps: {
     by: (ctx) => ({ actor: `admin:${ctx.state.admin?.clientId ?? 'unknown'}`, requestId: ctx.state.requestId ?? null, ip: ctx.ip }),
     mail: deps.mail,
     sessionsEnded: deps.sessionsEnded,
+    auditChain: deps.auditChain,
+    tokensIssued: deps.tokensIssued,
   };
   const routes = adminApiRoutes(routeDeps);
   const document = buildAdminDocument(config.issuer, routes);
