@@ -182,7 +182,7 @@ export const auditPage = page(auditEntryOut);
 
 /** The audit chain as this node last verified it (see audit-chain-monitor.ts). */
 export const auditVerificationOut = z.strictObject({
-  ok: z.boolean().describe('true: every row verified (the keyed hash chain is intact up to head)'),
+  ok: z.boolean().nullable().describe('true: every row verified (the keyed hash chain is intact up to head); false: it breaks at broken_at; null: this node\'s first verification is still running (asked again, it answers when done)'),
   rows: z.number().int().describe('rows verified (0 when the chain is broken)'),
   head: z.strictObject({ seq: z.number().int(), at: timestamp }).nullable().describe('the last row verified; null for an empty log or a broken chain'),
   broken_at: z.number().int().nullable().describe('the seq of the first row where the chain breaks, when it does'),

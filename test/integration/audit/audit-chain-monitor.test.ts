@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createAuditChainMonitor } from '../../../src/audit/audit-chain-monitor.js';
-import { appendAudit } from '../../../src/audit/audit-log.js';
+import { appendAudit, verifyAuditChain } from '../../../src/audit/audit-log.js';
 import { loadConfig } from '../../../src/config/load-config.js';
 import { staticAuditKeyring, type AuditKey } from '../../../src/keys/audit-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
@@ -96,6 +96,37 @@ describe('audit chain monitor (the overview\'s chain status, bounded)', () => {
     await sql`delete from audit_log where seq = 3`.execute(registry.db);
     advance(MINUTE);
     expect(await chain.status()).toMatchObject({ ok: true, rows: 2, head: { seq: 2 }, mode: 'full' });
+  });
+
+  it('does not keep a request waiting for a long check: "still running" first, the last result later', async () => {
+    let clock = Date.parse('2026-12-08T00:00:00Z');
+    let release: () => void = () => undefined;
+    let gate = Promise.resolve();
+    const chain = createAuditChainMonitor({
+      db: registry.db,
+      keyring,
+      now: () => clock,
+      waitMs: 50,
+      verify: async (...args) => {
+        await gate;
+        return verifyAuditChain(...args);
+      },
+    });
+    await append(2);
+    gate = new Promise<void>((resolve) => (release = resolve));
+    const first = await chain.status();
+    expect(first).toMatchObject({ ok: null, rows: 0, head: null });
+    release();
+    // Asked again, it answers when the check is done.
+    await expect.poll(async () => (await chain.status()).ok).toBe(true);
+    const verified = await chain.status();
+    expect(verified).toMatchObject({ ok: true, rows: 2 });
+    // The next check is slow too: meanwhile the last result is given, not "still running".
+    gate = new Promise<void>((resolve) => (release = resolve));
+    clock += MINUTE;
+    expect(await chain.status()).toBe(verified);
+    release();
+    await expect.poll(async () => (await chain.status()).checkedAt.getTime()).toBe(clock);
   });
 
   it('reports a break and keeps checking fully until the chain verifies again', async () => {
