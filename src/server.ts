@@ -7,6 +7,7 @@ import { createAdminRoutes } from './admin/admin.routes.js';
 import { createAuditSink, createAuditWriter, sealLegacyAuditChain } from './audit/audit-log.js';
 import { purgeExpiredDurableRows } from './oidc/adapters/durable-adapter.js';
 import { createApp } from './http/app.js';
+import { createConsoleRoutes } from './http/console.routes.js';
 import { createAccountRoutes } from './interactions/account.routes.js';
 import { createAccountLinkRoutes } from './interactions/account-links.routes.js';
 import { createAccountSelf } from './interactions/account-self.routes.js';
@@ -267,7 +268,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       routers: [
         ...createEmailAddressRoutes({ email, pages, config }),
         createAccountEmailRoutes({ provider: () => host.provider, accounts, pages, config, email, limiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'account_email_mail', points: ACCOUNT_EMAIL_MAILS_PER_HOUR, windowSeconds: 3600 }) }),
-        interactions, reset.router, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys, mail: email.mail, sessionsEnded, auditChain, tokensIssued })],
+        interactions, reset.router, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys, mail: email.mail, sessionsEnded, replay: store, auditChain, tokensIssued }), createConsoleRoutes({ config })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },

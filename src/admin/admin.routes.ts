@@ -5,7 +5,8 @@ import type { EmailMailDeps } from '../services/email-verification.service.js';
 import type { Config } from '../config/load-config.js';
 import type { RegistryDatabase } from '../registry/database.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
-import { requireAdmin } from './admin-auth.js';
+import { requireAdmin, type AdminCaller } from './admin-auth.js';
+import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { auditRoutes } from './audit.routes.js';
 import { clientGrantRoutes } from './client-grants.routes.js';
 import { clientRoutes } from './clients.routes.js';
@@ -17,6 +18,7 @@ import { resourceRoutes } from './resources.routes.js';
 import { defineRoute, type AdminRoute, type AdminRouteDeps } from './route.js';
 import { openApiDocumentOut } from './schemas.js';
 import { userRoutes } from './users.routes.js';
+import { meRoutes } from './me.routes.js';
 import { apiKeyRoutes } from './api-keys.routes.js';
 import { providerRoutes } from './providers.routes.js';
 import { overviewRoutes } from './overview.routes.js';
@@ -24,9 +26,15 @@ import type { AuditChainMonitor } from '../audit/audit-chain-monitor.js';
 import type { CounterWindow } from '../observability/counter-window.js';
 import type { DataKeyring } from '../keys/data-key.js';
 
+/** Who a change through the admin API is recorded as: the console's person, or the admin client. */
+export function actorOf(caller: AdminCaller | undefined): string {
+  if (caller?.personId) return `person:${caller.personId}`;
+  return `admin:${caller?.clientId ?? 'unknown'}`;
+}
+
 /** Every route of the admin API but the document's, in the document's order. */
 export function adminApiRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  return [...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps), ...overviewRoutes(deps)];
+  return [...meRoutes(deps), ...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps), ...overviewRoutes(deps)];
 }
 
 /** GET /openapi.json: the document generated from the routes' declarations, itself declared. */
@@ -74,6 +82,8 @@ export function createAdminRoutes(deps: {
   mail?: EmailMailDeps;
   /** Ends a person's stored sessions and tells their apps, after a change that ended them (see AdminRouteDeps). */
   sessionsEnded?: (accountId: string) => Promise<void>;
+  /** Where the DPoP proofs of console calls are remembered, so none is used twice (the ephemeral store). */
+  replay: Pick<EphemeralStore, 'insertIfAbsent'>;
   /** The audit chain's verification (cached, bounded) for GET /audit/verification and the overview. */
   auditChain: AuditChainMonitor;
   /** Tokens this node issued over the last hour, from the metrics (GET /overview). */
@@ -90,7 +100,8 @@ export function createAdminRoutes(deps: {
     // A change is seen at once by this node (others see it within REGISTRY_POLL_MS).
     changed: () => cache.refresh().catch(() => undefined),
     // Who makes a change, as the services record it (in the change's transaction): the admin client, with the request.
-    by: (ctx) => ({ actor: `admin:${ctx.state.admin?.clientId ?? 'unknown'}`, requestId: ctx.state.requestId ?? null, ip: ctx.ip }),
+    // A console call is the person's (person:<id>); an admin client's own token is the client's (admin:<client_id>).
+    by: (ctx) => ({ actor: actorOf(ctx.state.admin), requestId: ctx.state.requestId ?? null, ip: ctx.ip }),
     mail: deps.mail,
     sessionsEnded: deps.sessionsEnded,
     auditChain: deps.auditChain,
@@ -98,7 +109,7 @@ export function createAdminRoutes(deps: {
   };
   const routes = adminApiRoutes(routeDeps);
   const document = buildAdminDocument(config.issuer, routes);
-  const authenticate = requireAdmin({ issuer: config.issuer, jwks: deps.jwks, cache });
+  const authenticate = requireAdmin({ issuer: config.issuer, jwks: deps.jwks, cache, registry: deps.registry, replay: deps.replay });
   const guard = { authenticate, bodyLimitBytes: config.bodyLimitBytes, verifyResponses: config.nodeEnv === 'test' };
 
   const router = new Router({ prefix: '/admin/v1' });

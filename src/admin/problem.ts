@@ -42,8 +42,8 @@ export const TITLES: Record<number, string> = {
  */
 export const PROBLEM_CODES = {
   400: ['validation_failed', 'invalid_json', 'bad_request'],
-  401: ['invalid_token'],
-  403: ['insufficient_scope'],
+  401: ['invalid_token', 'invalid_dpop_proof'],
+  403: ['insufficient_scope', 'forbidden'],
   404: ['not_found'],
   409: ['conflict', 'mail_unavailable'],
   412: ['precondition_failed'],

@@ -139,8 +139,8 @@ export function defineRoute<P extends AnyObject = Empty, Q extends AnyObject = E
 
 /** The refusals of the admin token check, on every route but the document. */
 export const AUTH_ERRORS = {
-  401: { description: 'No access token, or one that is not an admin client token (error="invalid_token")', headers: ['WWW-Authenticate'] },
-  403: { description: 'The access token lacks the admin scope (error="insufficient_scope")', headers: ['WWW-Authenticate'] },
+  401: { description: 'No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof")', headers: ['WWW-Authenticate'] },
+  403: { description: 'The access token lacks the admin scope (error="insufficient_scope"), or the console\'s person does not hold the admin role (forbidden)', headers: ['WWW-Authenticate'] },
   503: { description: 'The registry database is unreachable: nothing was changed, try again shortly', headers: ['Retry-After'] },
 } as const satisfies Responses;
 

@@ -5,7 +5,7 @@ import { CLIENT_PROFILES } from '../registry/tables.js';
 import { initialAccessTokenCreateSchema } from '../services/registration.service.js';
 import { resourceCreateSchema, resourceUpdateSchema } from '../services/resources.service.js';
 import { providerCreateSchema, providerUpdateSchema } from '../services/upstream-providers.service.js';
-import { userCreateSchema, userUpdateSchema } from '../services/users.service.js';
+import { ROLES, userCreateSchema, userUpdateSchema } from '../services/users.service.js';
 import { apiKeyCreateSchema } from '../services/api-keys.service.js';
 
 /**
@@ -76,9 +76,24 @@ export const userOut = z.strictObject({
   email_verified: z.boolean(),
   name: z.string().nullable(),
   disabled: z.boolean(),
+  roles: z.array(z.enum(ROLES)).describe('what the person may do beyond their own account: admin opens the console'),
   last_login_at: timestamp.nullable(),
   created_at: timestamp,
   updated_at: timestamp,
+});
+
+/** GET /me: who a token stands for. */
+export const meOut = z.strictObject({
+  client_id: z.string().describe('the client the token was issued to (gatehouse-console for the console)'),
+  person: z
+    .strictObject({
+      id: z.string(),
+      email: z.string(),
+      name: z.string().nullable(),
+      roles: z.array(z.enum(ROLES)),
+    })
+    .nullable()
+    .describe('the administrator signed in to the console; null for an admin client'),
 });
 
 export const registrationTokenOut = z.strictObject({
@@ -261,6 +276,7 @@ export const COMPONENTS = {
   OpenApiDocument: { schema: openApiDocumentOut, io: 'output' },
   AuditVerification: { schema: auditVerificationOut, io: 'output' },
   Overview: { schema: overviewOut, io: 'output' },
+  Caller: { schema: meOut, io: 'output' },
   Problem: { schema: problemOut, io: 'output' },
   BadRequestProblem: { schema: PROBLEMS[400], io: 'output' },
   UnauthorizedProblem: { schema: PROBLEMS[401], io: 'output' },

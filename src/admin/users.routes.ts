@@ -88,6 +88,7 @@ export function userRoutes(deps: AdminRouteDeps): AdminRoute[] {
         200: { description: 'Updated', body: userOut },
         400: 'Invalid body: errors[] names each field',
         404: 'No such user',
+        409: 'A console administrator may not take their own admin role away or disable themselves (conflict, errors[] names the field): nothing was changed',
         ...BODY_ERRORS,
         ...AUTH_ERRORS,
       },
@@ -107,7 +108,7 @@ export function userRoutes(deps: AdminRouteDeps): AdminRoute[] {
       summary: 'Delete a user',
       description: 'Deletes the person with their grants, refresh tokens and second factors.',
       params: userParams,
-      responses: { 204: { description: 'Deleted' }, 404: 'No such user', ...AUTH_ERRORS },
+      responses: { 204: { description: 'Deleted' }, 404: 'No such user', 409: 'A console administrator may not delete themselves (conflict): nothing was deleted', ...AUTH_ERRORS },
       async handler(ctx, { params }) {
         await deleteUser(services, by(ctx), params.id);
         await deps.sessionsEnded?.(params.id);

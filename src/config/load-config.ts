@@ -70,6 +70,11 @@ export interface Config {
    * device code and its user code live.
    */
   readonly deviceFlow: { readonly maxFailuresPerIp: number; readonly pollIntervalSeconds: number; readonly codeTtlSeconds: number };
+  /**
+   * CONSOLE_IDLE_TIMEOUT_SECONDS (1800): the console signs an administrator out after this long
+   * without activity, and its refresh tokens die after this long unused (docs/console.md).
+   */
+  readonly consoleIdleTimeoutSeconds: number;
   /** What pages and mail show of the deployment: BRAND_NAME, BRAND_LOGO_URL (+ BRAND_LOGO_ALT), BRAND_COLOR, SUPPORT_URL. */
   readonly brand: Brand;
   /**
@@ -199,6 +204,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     resetLimits: Object.freeze({ perAddress: e.RESET_MAX_PER_ADDRESS, perIp: e.RESET_MAX_PER_IP }),
     signupMaxPerIp: e.SIGNUP_MAX_PER_IP,
     deviceFlow: Object.freeze({ maxFailuresPerIp: e.DEVICE_CODE_MAX_PER_IP, pollIntervalSeconds: e.DEVICE_CODE_POLL_INTERVAL_SECONDS, codeTtlSeconds: e.DEVICE_CODE_TTL_SECONDS }),
+    consoleIdleTimeoutSeconds: e.CONSOLE_IDLE_TIMEOUT_SECONDS,
     brand: Object.freeze({
       name: e.BRAND_NAME,
       logoUrl: e.BRAND_LOGO_URL,

@@ -99,6 +99,7 @@ export const envSchema = z.object({
   DEVICE_CODE_MAX_PER_IP: integerIn(1, 100_000).default(10),
   DEVICE_CODE_POLL_INTERVAL_SECONDS: integerIn(1, 60).default(5),
   DEVICE_CODE_TTL_SECONDS: integerIn(1, 3600).default(600),
+  CONSOLE_IDLE_TIMEOUT_SECONDS: integerIn(2, 86_400).default(1800),
   BRAND_NAME: displayText(64).default('Gatehouse'),
   BRAND_LOGO_URL: httpsUrl.optional(),
   BRAND_LOGO_ALT: displayText(128).optional(),

@@ -1,5 +1,6 @@
+import type { ClientRecord } from '../registry/client.repository.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
-import { ACCOUNT_CLIENT_ID, accountClientRecord, API_KEY_CLIENT_ID, apiKeyClientRecord } from '../services/built-in-clients.js';
+import { ACCOUNT_CLIENT_ID, accountClientRecord, API_KEY_CLIENT_ID, apiKeyClientRecord, CONSOLE_CLIENT_ID, consoleClientRecord } from '../services/built-in-clients.js';
 
 /**
  * The registry cache as the provider sees it: the registry's clients, plus the account page's
@@ -17,8 +18,11 @@ export function withAccountClient(cache: RegistryCache, issuer: string): Registr
   const found = Promise.resolve(record);
   // And the client personal API keys are exchanged through (gatehouse-api-keys), built the same way.
   const apiKeyClient = Promise.resolve(apiKeyClientRecord());
+  // And the console's (gatehouse-console: docs/console.md).
+  const consoleClient = Promise.resolve(consoleClientRecord(issuer));
+  const builtIn: Record<string, Promise<ClientRecord>> = { [ACCOUNT_CLIENT_ID]: found, [API_KEY_CLIENT_ID]: apiKeyClient, [CONSOLE_CLIENT_ID]: consoleClient };
   return {
-    getClient: (clientId) => (clientId === ACCOUNT_CLIENT_ID ? found : clientId === API_KEY_CLIENT_ID ? apiKeyClient : cache.getClient(clientId)),
+    getClient: (clientId) => (Object.hasOwn(builtIn, clientId) ? (builtIn[clientId] as Promise<ClientRecord>) : cache.getClient(clientId)),
     getResourceServer: (identifier) => cache.getResourceServer(identifier),
     refresh: () => cache.refresh(),
     start: () => cache.start(),

@@ -1,3 +1,4 @@
+import { CONSOLE_CLIENT_ID } from '../services/built-in-clients.js';
 import type { Kysely } from 'kysely';
 import { errors, type AsymmetricSigningAlgorithm, type Configuration, type ErrorOut, type JWK, type KoaContextWithOIDC, type Session } from 'oidc-provider';
 import { sessionEnded, type AccountRecord } from '../accounts/account-record.js';
@@ -251,7 +252,8 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
       IdToken: 3600,
       Grant: 365 * 24 * 3600,
       Interaction: 3600,
-      RefreshToken: 30 * 24 * 3600,
+      // The console's refresh tokens die after CONSOLE_IDLE_TIMEOUT_SECONDS unused (each refresh rotates it).
+      RefreshToken: (_ctx, _token, client) => (client.clientId === CONSOLE_CLIENT_ID ? config.consoleIdleTimeoutSeconds : 30 * 24 * 3600),
       Session: 14 * 24 * 3600,
       DeviceCode: config.deviceFlow.codeTtlSeconds,
       BackchannelAuthenticationRequest: 600,

@@ -82,6 +82,8 @@ export interface UserTable {
   sessions_valid_after: Timestamp | null;
   /** The language of this person's mail (ui/i18n.ts LOCALES); null: not known yet, English. */
   locale: Generated<string | null>;
+  /** The person's roles (users.service.ts ROLES): `admin` opens the console. */
+  roles: Generated<string[]>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

@@ -19,6 +19,8 @@ export interface UserRecord {
   lastLoginAt: Date | null;
   /** Browser sessions that signed in before this time are over (see users.service.ts). */
   sessionsValidAfter: Date | null;
+  /** What the person may do beyond their own account: `admin` opens the console (users.service.ts ROLES). */
+  roles: string[];
   createdAt: Date;
   updatedAt: Date;
 }
@@ -33,6 +35,7 @@ export function toUserRecord(row: UserRow): UserRecord {
     disabled: row.disabled,
     lastLoginAt: row.last_login_at,
     sessionsValidAfter: row.sessions_valid_after,
+    roles: row.roles,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

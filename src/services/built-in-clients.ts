@@ -1,5 +1,6 @@
 import { TOKEN_EXCHANGE_GRANT_TYPE } from '../config/protocol.js';
 import { NO_NEWER_PROTOCOLS, type ClientRecord } from '../registry/client.repository.js';
+import { ADMIN_RESOURCE_ID, ADMIN_RESOURCE_IDENTIFIER, ADMIN_SCOPE } from '../registry/resource-server.repository.js';
 import { ConflictError } from './errors.js';
 
 /**
@@ -19,10 +20,26 @@ export const ACCOUNT_CALLBACK_PATH = '/account/callback';
  */
 export const API_KEY_CLIENT_ID = 'gatehouse-api-keys';
 
+/**
+ * The console's own client (docs/console.md): the single-page app at `<issuer>/console` signs
+ * administrators in with code + PKCE and DPoP, and calls the admin API with their access token.
+ */
+export const CONSOLE_CLIENT_ID = 'gatehouse-console';
+
+/** Where the console's authorization requests come back to, and where its sign-out returns, under the issuer. */
+export const CONSOLE_CALLBACK_PATH = '/console/callback';
+export const CONSOLE_SIGNED_OUT_PATH = '/console/signed-out';
+
 /** Whether `clientId` names a client Gatehouse builds itself (never a registry row). */
 export function isBuiltInClientId(clientId: string): boolean {
-  return clientId === ACCOUNT_CLIENT_ID || clientId === API_KEY_CLIENT_ID;
+  return clientId === ACCOUNT_CLIENT_ID || clientId === API_KEY_CLIENT_ID || clientId === CONSOLE_CLIENT_ID;
 }
+
+const BUILT_IN_WHAT: Record<string, string> = {
+  [ACCOUNT_CLIENT_ID]: "the account page's own client",
+  [API_KEY_CLIENT_ID]: 'the client personal API keys are exchanged through',
+  [CONSOLE_CLIENT_ID]: "the console's own client",
+};
 
 /**
  * Refuses a change to a built-in client, naming it: the CLI and the admin API cannot create,
@@ -30,7 +47,7 @@ export function isBuiltInClientId(clientId: string): boolean {
  */
 export function refuseBuiltInClient(clientId: string): void {
   if (isBuiltInClientId(clientId)) {
-    const what = clientId === ACCOUNT_CLIENT_ID ? "the account page's own client" : 'the client personal API keys are exchanged through';
+    const what = BUILT_IN_WHAT[clientId] ?? 'a built-in client';
     throw new ConflictError('client_id', `${clientId} is built into Gatehouse (${what}): it cannot be created, changed or deleted`);
   }
 }
@@ -98,6 +115,41 @@ export function apiKeyClientRecord(): ClientRecord {
     firstParty: false,
     requireMfa: false,
     ...NO_NEWER_PROTOCOLS,
+    admin: false,
+    version: 0,
+    secretRotatedAt: null,
+    createdAt: since,
+    updatedAt: since,
+  };
+}
+
+/**
+ * The console's client for this issuer: public (`none`: a single-page app keeps no secret), first-party
+ * (no consent page), authorization code with PKCE and refresh tokens, its access tokens DPoP-bound, a
+ * second factor required at every sign-in (require_mfa), its one redirect URI `<issuer>/console/callback`,
+ * and the admin API's grant with scope `admin`. Holding the grant is not enough: the admin API takes a
+ * person's token only while that person holds the admin role (admin/admin-auth.ts).
+ */
+export function consoleClientRecord(issuer: string): ClientRecord {
+  const since = new Date('2026-12-11T00:00:00Z');
+  const base = issuer.replace(/\/$/, '');
+  return {
+    clientId: CONSOLE_CLIENT_ID,
+    clientName: 'Gatehouse console',
+    secretDigest: null,
+    tokenEndpointAuthMethod: 'none',
+    grantTypes: ['authorization_code', 'refresh_token'],
+    redirectUris: [`${base}${CONSOLE_CALLBACK_PATH}`],
+    postLogoutRedirectUris: [`${base}${CONSOLE_SIGNED_OUT_PATH}`],
+    scopes: ['openid'],
+    defaultResource: ADMIN_RESOURCE_IDENTIFIER,
+    grants: [{ resourceId: ADMIN_RESOURCE_ID, resource: ADMIN_RESOURCE_IDENTIFIER, scopes: [ADMIN_SCOPE] }],
+    jwks: null,
+    logoUri: null,
+    firstParty: true,
+    requireMfa: true,
+    ...NO_NEWER_PROTOCOLS,
+    dpopBoundAccessTokens: true,
     admin: false,
     version: 0,
     secretRotatedAt: null,

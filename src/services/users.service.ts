@@ -20,6 +20,17 @@ import { recordChange, type AuditActor, type RegistryServiceDeps } from './chang
 import { ConflictError, isUniqueViolation, NotFoundError } from './errors.js';
 import { parseInput } from './validation.js';
 
+/** The roles a person can hold: `admin` opens the console and, through it, the admin API (docs/console.md). */
+export const ROLES = ['admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** A set of roles: known names only, each once (stored sorted). */
+const rolesSchema = z
+  .array(z.enum(ROLES, { error: `must be one of: ${ROLES.join(', ')}` }), { error: 'must be an array of role names' })
+  .max(ROLES.length * 4, 'lists too many roles')
+  .transform((roles) => [...new Set(roles)].sort())
+  .describe(`the person's roles (${ROLES.join(', ')}); admin opens the console`);
+
 const requiredString = (what: string) =>
   z.string({ error: (issue) => (issue.input === undefined ? 'is required' : `must be ${what}`) });
 
@@ -33,6 +44,7 @@ export const userCreateSchema = z.strictObject({
     const problem = passwordProblem(password);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   }),
+  roles: rolesSchema.optional(),
 });
 export type UserCreateInput = z.input<typeof userCreateSchema>;
 
@@ -44,6 +56,7 @@ export function userToJson(user: UserRecord) {
     email_verified: user.emailVerified,
     name: user.name,
     disabled: user.disabled,
+    roles: user.roles,
     last_login_at: user.lastLoginAt?.toISOString() ?? null,
     created_at: user.createdAt.toISOString(),
     updated_at: user.updatedAt.toISOString(),
@@ -73,6 +86,7 @@ export async function createUser(deps: RegistryServiceDeps, by: AuditActor, inpu
         email: data.email,
         name: data.name ?? null,
         password_hash: passwordHash,
+        roles: data.roles ?? [],
         created_at: now,
         updated_at: now,
       });
@@ -136,6 +150,7 @@ export function enableUser(deps: RegistryServiceDeps, by: AuditActor, id: string
  * Recorded as `user.delete` with what the user was.
  */
 export async function deleteUser(deps: RegistryServiceDeps, by: AuditActor, id: string): Promise<void> {
+  if (by.actor === `person:${id}`) throw new ConflictError('id', 'you cannot delete yourself: another administrator can');
   await deps.db.transaction().execute(async (trx) => {
     const before = await lockUser(trx, id);
     await deleteDurableRowsOfAccount(trx, id);
@@ -149,6 +164,7 @@ export const userUpdateSchema = z
     name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters').nullable().optional(),
     disabled: z.boolean().optional(),
     email_verified: z.boolean().optional(),
+    roles: rolesSchema.optional(),
     password: z
       .string()
       .superRefine((password, ctx) => {
@@ -196,6 +212,18 @@ export async function setUserPassword(
   return changeUser(deps, by, id, data, 'user.password_set');
 }
 
+/**
+ * An administrator signed in to the console cannot take their own admin role away or disable
+ * themselves: the console would lock them out mid-change. Another administrator (or the CLI) can.
+ */
+function refuseSelfLockout(by: AuditActor, before: UserRecord, data: z.output<typeof userUpdateSchema>): void {
+  if (by.actor !== `person:${before.id}`) return;
+  if (data.roles !== undefined && before.roles.includes('admin') && !data.roles.includes('admin')) {
+    throw new ConflictError('roles', 'you cannot take away your own admin role: another administrator can');
+  }
+  if (data.disabled === true) throw new ConflictError('disabled', 'you cannot disable yourself: another administrator can');
+}
+
 async function changeUser(
   deps: RegistryServiceDeps,
   by: AuditActor,
@@ -210,10 +238,12 @@ async function changeUser(
   const sessionsEnded = passwordHash !== undefined && !keep;
   return deps.db.transaction().execute(async (trx) => {
     const before = await lockUser(trx, id);
+    refuseSelfLockout(by, before, data);
     const user = await updateUser(trx, id, {
       ...(data.name !== undefined ? { name: data.name } : {}),
       ...(data.disabled !== undefined ? { disabled: data.disabled } : {}),
       ...(data.email_verified !== undefined ? { email_verified: data.email_verified } : {}),
+      ...(data.roles !== undefined ? { roles: data.roles } : {}),
       ...(passwordHash !== undefined ? { password_hash: passwordHash } : {}),
       ...(endsSessions ? { sessions_valid_after: new Date() } : {}),
     });

@@ -12,5 +12,8 @@ function packageRoot(): string {
   return dir;
 }
 
+/** The folder holding package.json (dist/ is beside it after `npm run build`). */
+export const PACKAGE_ROOT = packageRoot();
+
 /** views/: the page templates (oidc/pages.ts) and the mail templates (views/mail/, mail/compose.ts). */
-export const VIEWS_DIR = path.join(packageRoot(), 'views');
+export const VIEWS_DIR = path.join(PACKAGE_ROOT, 'views');

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
-import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, setUserPassword, userToJson } from '../../services/users.service.js';
+import { createUser, deleteUser, disableUser, enableUser, getUser, listUsers, ROLES, setUserPassword, updateUserFields, userToJson } from '../../services/users.service.js';
 import { cliActor, type CliRegistry } from '../cli-audit.js';
 import { cliLogger, withDatabase, type Context } from '../context.js';
 import { createMailComposer } from '../../mail/compose.js';
 import { createMailer, type MailOutcome } from '../../mail/smtp-mailer.js';
 import { sendVerificationLink, type EmailMailDeps } from '../../services/email-verification.service.js';
-import { group, handle, str, takesPasswordOnStdin, type CliRuntime } from '../define.js';
+import { choiceOption, collect, group, handle, list, str, takesPasswordOnStdin, type CliRuntime } from '../define.js';
 import { printResult, readStdinPassword, UsageError } from '../output.js';
 import { apiKeysCommand } from './api-keys.command.js';
 
@@ -44,6 +44,7 @@ export function usersCommand(runtime: CliRuntime): Command {
     .option('--name <NAME>', 'their name')
     .option('--password-stdin', PASSWORD_STDIN)
     .option('--send-verification', 'mail them a link that confirms their address (needs SMTP_URL in production)')
+    .addOption(choiceOption('--role <ROLE>', 'a role they hold (admin: the console); repeat for more', ROLES).argParser(collect))
     .addHelpText('after', PASSWORD_HELP)
     .action(
       handle(runtime, async (ctx, values) => {
@@ -60,6 +61,7 @@ export function usersCommand(runtime: CliRuntime): Command {
             email: str(values, 'email'),
             password: await readStdinPassword(io, '--password-stdin'),
             ...(values.name !== undefined ? { name: str(values, 'name') } : {}),
+            ...(values.role !== undefined ? { roles: list(values, 'role') } : {}),
           };
           await withDatabase(ctx, async (registry) => {
             const user = await createUser(registry, cliActor(), body);
@@ -150,6 +152,22 @@ export function usersCommand(runtime: CliRuntime): Command {
         }),
       );
   }
+
+  users
+    .command('set-roles')
+    .summary("set a person's roles")
+    .usage('ID [--role ROLE]...')
+    .description("Sets a person's roles to exactly those given (none: no role). admin lets them use the console.")
+    .argument('<ID>', "the person's id")
+    .addOption(choiceOption('--role <ROLE>', 'a role they hold (admin: the console); repeat for more', ROLES).argParser(collect))
+    .action(
+      handle(runtime, async (ctx, values, ids) => {
+        const { io, json } = ctx;
+        await byId(ctx, ids, async (registry, id) => {
+          printResult(io, json, userToJson(await updateUserFields(registry, cliActor(), id, { roles: list(values, 'role') ?? [] })));
+        });
+      }),
+    );
 
   users
     .command('delete')

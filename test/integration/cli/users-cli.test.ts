@@ -10,7 +10,7 @@ import { recordSecret } from '../../fixtures/log-capture.js';
 
 type Json = Record<string, unknown>;
 
-const USER_KEYS = ['created_at', 'disabled', 'email', 'email_verified', 'id', 'last_login_at', 'name', 'updated_at'];
+const USER_KEYS = ['created_at', 'disabled', 'email', 'email_verified', 'id', 'last_login_at', 'name', 'roles', 'updated_at'];
 
 /** A fresh strong password (recorded for the log audit). */
 function newPassword(): string {
