@@ -3,7 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, call, Problem } from '../api.js';
 import type { PageProps } from '../app.js';
 import { Link, navigate, useRoute } from '../router.js';
-import { AuditChain, formatTime } from '../ui/audit-chain.js';
+import { AuditChain, formatTime, unlessOutage } from '../ui/audit-chain.js';
 import { Field } from '../ui/field.js';
 import { ErrorNotice, Loading, PageHeading } from '../ui/page.js';
 import { Pager } from '../ui/pager.js';
@@ -78,7 +78,7 @@ export function AuditPage(_props: PageProps): JSX.Element {
   return (
     <>
       <PageHeading>Audit log</PageHeading>
-      {verification.data ? <AuditChain verification={verification.data} /> : <ErrorNotice error={verification.error} />}
+      {verification.data ? <AuditChain verification={verification.data} /> : <ErrorNotice error={unlessOutage(verification.error)} />}
 
       <form class="filters" onSubmit={onSubmit} aria-label="Filter the audit log" noValidate>
         <div class="filter-grid">
@@ -99,7 +99,7 @@ export function AuditPage(_props: PageProps): JSX.Element {
         </div>
       </form>
 
-      <ErrorNotice error={page.error} />
+      <ErrorNotice error={unlessOutage(page.error)} />
       {page.loading && !page.data ? <Loading /> : null}
       <div class="results" aria-live="polite" aria-busy={page.loading ? 'true' : 'false'} data-for={page.data?.key ?? ''}>
       {page.data && !page.error ? (

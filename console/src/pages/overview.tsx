@@ -2,7 +2,7 @@ import type { JSX } from 'preact';
 import { api, call } from '../api.js';
 import type { PageProps } from '../app.js';
 import { Link } from '../router.js';
-import { AuditChain, formatAge, formatTime } from '../ui/audit-chain.js';
+import { AuditChain, formatAge, formatTime, unlessOutage } from '../ui/audit-chain.js';
 import { ErrorNotice, Loading, PageHeading } from '../ui/page.js';
 import { useLoad } from '../ui/use-load.js';
 
@@ -24,7 +24,7 @@ export function OverviewPage(_props: PageProps): JSX.Element {
   return (
     <>
       <PageHeading>Overview</PageHeading>
-      <ErrorNotice error={error} />
+      <ErrorNotice error={unlessOutage(error)} />
       {loading && !data ? <Loading /> : null}
       {data && keys && tokens ? (
         <>

@@ -1,8 +1,14 @@
 import type { JSX } from 'preact';
+import { Problem } from '../api.js';
 import type { components } from '../generated/admin-api.js';
 import { Notice } from './page.js';
 
 type Verification = components['schemas']['AuditVerification'];
+
+/** A load's error to show on the page: none when the outage banner already says it (unreachable, 502/503/504). */
+export function unlessOutage(error: unknown): unknown {
+  return error instanceof Problem && [0, 502, 503, 504].includes(error.status) ? undefined : error;
+}
 
 /** A time as people read it here: the browser's locale and zone, to the second. */
 export function formatTime(iso: string): string {
