@@ -7,6 +7,7 @@ import { loadDataKeyring } from '../../src/keys/data-key.js';
 import { keyState, loadKeys } from '../../src/keys/key-store.js';
 import { createProvider } from '../../src/services/upstream-providers.service.js';
 import { createUser, updateUserFields } from '../../src/services/users.service.js';
+import { consolePerson, consoleSession } from '../fixtures/console.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
 import { startTestServer, tokenRequest, type TestServer } from '../fixtures/server.js';
 
@@ -314,6 +315,21 @@ describe('admin API: overview and audit log', () => {
   });
 
   describe('refusals', () => {
+    it('answers a console person only while they hold the admin role (403 forbidden without it)', async () => {
+      const admin = await consolePerson(t);
+      const person = await consolePerson(t, { roles: [] });
+      const allowed = await consoleSession(t, admin);
+      const refused = await consoleSession(t, person);
+      for (const path of ['/overview', '/audit?actor=person:*', '/audit/verification']) {
+        expect((await allowed.call('GET', path)).status, path).toBe(200);
+        const answer = await refused.call('GET', path);
+        expect(answer.status, path).toBe(403);
+        const body = (await answer.json()) as Json;
+        expect(body.type).toBe('urn:gatehouse:problem:forbidden');
+        expect(JSON.stringify(body)).not.toContain('"data"');
+      }
+    });
+
     it('refuses every one of these routes without an admin token (401), or one without the admin scope (403)', async () => {
       const service = await t.serviceClient();
       const other = await tokenRequest(base, { grant_type: 'client_credentials', resource: service.resource }, service, t.fetch);
