@@ -5,7 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tailAudit } from '../../src/audit/audit-log.js';
 import { CONSOLE_CLIENT_ID } from '../../src/services/built-in-clients.js';
 import { checkConsolePage, consolePerson, consoleSession, signInToConsole, startConsole, type ConsoleHarness } from '../fixtures/console.js';
+import { createUser } from '../../src/services/users.service.js';
+import { DEFAULT_PASSWORD } from '../fixtures/builders.js';
 import { runCliCapture } from '../fixtures/cli.js';
+import { TEST_ACTOR } from '../fixtures/services.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 import { totpCode } from '../fixtures/totp.js';
 
@@ -280,6 +283,48 @@ describe('the console in a real browser (chromium)', () => {
     await expect.poll(() => page.locator('input[name="password"]').isVisible()).toBe(true);
     await context.close();
   });
+});
+
+describe('a passkey opens the console without another factor (chromium, virtual authenticator)', () => {
+  let h: ConsoleHarness;
+  beforeAll(async () => {
+    h = await startConsole({ name: 'console-passkey' });
+  });
+  afterAll(() => h.close());
+
+  it('an administrator with a passkey (and no authenticator app) signs in to the console with it alone: a passkey with user verification is a second factor', async () => {
+    const email = 'passkey-admin@example.test';
+    await createUser(h.t.services, TEST_ACTOR, { email, password: DEFAULT_PASSWORD, roles: ['admin'] });
+    const context = await h.newContext();
+    const tab = await context.newPage();
+    const cdp = await context.newCDPSession(tab);
+    await cdp.send('WebAuthn.enable', { enableUI: false });
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: { protocol: 'ctap2', ctap2Version: 'ctap2_1', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: false },
+    });
+    const issuer = h.t.config.issuer;
+    // A passkey added on the account page after a password sign-in.
+    await tab.goto(`${issuer}/account`);
+    await tab.getByLabel('Email').fill(email);
+    await tab.getByLabel('Password').fill(DEFAULT_PASSWORD);
+    await tab.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await tab.waitForURL(`${issuer}/account`);
+    await cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled: true });
+    await tab.locator('#add-passkey').click();
+    await tab.waitForURL(`${issuer}/account#passkeys`);
+    await tab.locator('#passkey-list li').first().waitFor();
+    await tab.locator('#sign-out').click();
+    await tab.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await tab.waitForLoadState();
+
+    // The console with the passkey alone: no password, no code asked.
+    await tab.goto(`${issuer}/console/`);
+    await tab.waitForURL((url) => url.pathname.startsWith('/interaction/'));
+    await tab.locator('#passkey-signin').click();
+    await expect.poll(() => tab.getByRole('heading', { level: 1, name: 'Overview' }).isVisible()).toBe(true);
+    expect(await tab.getByText(`Signed in as ${email}`).isVisible()).toBe(true);
+    await context.close();
+  }, 120_000);
 });
 
 describe('the console signs out after CONSOLE_IDLE_TIMEOUT_SECONDS without activity (chromium)', () => {
