@@ -22,6 +22,9 @@ import { meRoutes } from './me.routes.js';
 import { apiKeyRoutes } from './api-keys.routes.js';
 import { providerRoutes } from './providers.routes.js';
 import { peopleRoutes } from './people.routes.js';
+import { overviewRoutes } from './overview.routes.js';
+import type { AuditChainMonitor } from '../audit/audit-chain-monitor.js';
+import type { CounterWindow } from '../observability/counter-window.js';
 import type { DataKeyring } from '../keys/data-key.js';
 
 /** Who a change through the admin API is recorded as: the console's person, or the admin client. */
@@ -32,7 +35,7 @@ export function actorOf(caller: AdminCaller | undefined): string {
 
 /** Every route of the admin API but the document's, in the document's order. */
 export function adminApiRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  return [...meRoutes(deps), ...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...peopleRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps)];
+  return [...meRoutes(deps), ...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...peopleRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps), ...overviewRoutes(deps)];
 }
 
 /** GET /openapi.json: the document generated from the routes' declarations, itself declared. */
@@ -84,6 +87,10 @@ export function createAdminRoutes(deps: {
   replay: Pick<EphemeralStore, 'insertIfAbsent'>;
   /** A person's sessions, consents' tokens and grants as the People routes read them (see PeopleAccessDeps). */
   people?: PeopleAccessDeps;
+  /** The audit chain's verification (cached, bounded) for GET /audit/verification and the overview. */
+  auditChain: AuditChainMonitor;
+  /** Tokens this node issued over the last hour, from the metrics (GET /overview). */
+  tokensIssued: CounterWindow;
 }): Router {
   const { config, cache } = deps;
   const db = deps.registry.db;
@@ -101,6 +108,8 @@ export function createAdminRoutes(deps: {
     mail: deps.mail,
     sessionsEnded: deps.sessionsEnded,
     people: deps.people,
+    auditChain: deps.auditChain,
+    tokensIssued: deps.tokensIssued,
   };
   const routes = adminApiRoutes(routeDeps);
   const document = buildAdminDocument(config.issuer, routes);
