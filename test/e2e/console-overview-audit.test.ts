@@ -128,7 +128,7 @@ describe('console: Overview and Audit log', () => {
 
     it('shows the chain\'s verification and the newest entries first', async () => {
       await nav('Audit log');
-      expect(await page.getByRole('status').filter({ hasText: 'Audit chain verified' }).isVisible()).toBe(true);
+      await expect.poll(() => page.getByRole('status').filter({ hasText: 'Audit chain verified' }).isVisible(), { timeout: 15_000 }).toBe(true);
       const rows = await shownRows();
       expect(rows).toHaveLength(50);
       const newest = await findAudit(h.t.server.registry.db, {}, { order: 'desc', limit: 50 });
