@@ -198,6 +198,47 @@ export const auditEntryOut = z.strictObject({
 });
 export const auditPage = page(auditEntryOut);
 
+/** The audit chain as this node last verified it (see audit-chain-monitor.ts). */
+export const auditVerificationOut = z.strictObject({
+  ok: z.boolean().nullable().describe('true: every row verified (the keyed hash chain is intact up to head); false: it breaks at broken_at; null: this node\'s first verification is still running (asked again, it answers when done)'),
+  rows: z.number().int().describe('rows verified (0 when the chain is broken)'),
+  head: z.strictObject({ seq: z.number().int(), at: timestamp }).nullable().describe('the last row verified; null for an empty log or a broken chain'),
+  broken_at: z.number().int().nullable().describe('the seq of the first row where the chain breaks, when it does'),
+  reason: z.string().nullable().describe('why it breaks, when it does'),
+  checked_at: timestamp.describe('when this result was computed (results are reused for up to a minute)'),
+  mode: z.enum(['full', 'incremental']).describe('full: every row recomputed; incremental: the rows after the last verified head, that head checked unchanged'),
+  full_check_at: timestamp.describe('when every row was last recomputed (at most an hour before checked_at)'),
+  node: z.literal('this').describe('the result is this node\'s, kept in its process'),
+});
+
+/** GET /overview: what the console's first page shows. */
+export const overviewOut = z.strictObject({
+  counts: z.strictObject({
+    clients: z.number().int().describe('registered clients (the built-in ones are not in the registry)'),
+    apis: z.number().int().describe('resource servers (APIs)'),
+    people: z.number().int().describe('people (users), disabled ones included'),
+    people_disabled: z.number().int(),
+    upstream_providers: z.number().int(),
+  }),
+  signing_keys: z.strictObject({
+    newest_active: z
+      .strictObject({ kid: z.string(), alg: z.string(), age_seconds: z.number().int(), created_at: timestamp })
+      .nullable()
+      .describe('the key the server signs with (the newest active key that is not a profile key); null: none'),
+    oldest_active_age_seconds: z.number().int().nullable().describe('the age of the oldest key still active'),
+    active: z.number().int(),
+    pending: z.number().int().describe('published, not signing yet (activation delay)'),
+    retired: z.number().int().describe('published only, until deleted'),
+  }),
+  tokens_last_hour: z.strictObject({
+    count: z.number().int().describe('tokens issued by the token endpoint of this node (gatehouse_tokens_issued_total) over window_seconds'),
+    window_seconds: z.number().int().describe('3600, or less when this node has run less than an hour'),
+    since: timestamp,
+    node: z.literal('this').describe('the figure is this node\'s: each node counts its own (sum them in Prometheus for the whole service)'),
+  }),
+  audit_chain: auditVerificationOut,
+});
+
 
 /** A signing key as listed: public facts only, never private key material (nor the public JWK: the JWKS has it). */
 export const signingKeyOut = z.strictObject({
@@ -329,6 +370,8 @@ export const COMPONENTS = {
   SignInList: { schema: signInList, io: 'output' },
   ConnectedAppList: { schema: connectedAppList, io: 'output' },
   OpenApiDocument: { schema: openApiDocumentOut, io: 'output' },
+  AuditVerification: { schema: auditVerificationOut, io: 'output' },
+  Overview: { schema: overviewOut, io: 'output' },
   Caller: { schema: meOut, io: 'output' },
   Problem: { schema: problemOut, io: 'output' },
   BadRequestProblem: { schema: PROBLEMS[400], io: 'output' },

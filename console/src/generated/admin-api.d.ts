@@ -532,10 +532,50 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Read the audit log, oldest first (append-only, hash-chained)
-         * @description Who changed what, when, from where: each entry carries the hash of the one before it.
+         * Read the audit log, filtered, oldest or newest first (append-only, hash-chained)
+         * @description Who changed what, when, from where: each entry carries the hash of the one before it. Every filter given must match. `next_cursor` reads the next page in the same order (with the same filters). The chain's verification is GET /audit/verification.
          */
         get: operations["readAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/audit/verification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit chain's verification, as this node last made it
+         * @description Whether every row of the keyed hash chain verifies, and if not where it breaks. Bounded in cost: a result is reused for up to a minute; between full recomputations (at most an hour apart) only the rows appended since the last verified head are read, that head checked unchanged. Removing the newest rows is seen only against a checkpoint kept outside the database (gatehouse audit verify --checkpoint).
+         */
+        get: operations["verifyAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Figures at a glance
+         * @description Counts of clients, APIs, people and upstream providers (one query); the signing keys by state and the age of the one that signs; the tokens issued in the last hour by this node, from its gatehouse_tokens_issued_total counter sampled once a minute in its process (each node counts its own); and the audit chain's verification as GET /audit/verification gives it (cached, bounded).
+         */
+        get: operations["getOverview"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1247,6 +1287,120 @@ export interface components {
             };
         } & {
             [key: string]: unknown;
+        };
+        AuditVerification: {
+            /** @description true: every row verified (the keyed hash chain is intact up to head); false: it breaks at broken_at; null: this node's first verification is still running (asked again, it answers when done) */
+            ok: boolean | null;
+            /** @description rows verified (0 when the chain is broken) */
+            rows: number;
+            /** @description the last row verified; null for an empty log or a broken chain */
+            head: {
+                seq: number;
+                /** Format: date-time */
+                at: string;
+            } | null;
+            /** @description the seq of the first row where the chain breaks, when it does */
+            broken_at: number | null;
+            /** @description why it breaks, when it does */
+            reason: string | null;
+            /**
+             * Format: date-time
+             * @description when this result was computed (results are reused for up to a minute)
+             */
+            checked_at: string;
+            /**
+             * @description full: every row recomputed; incremental: the rows after the last verified head, that head checked unchanged
+             * @enum {string}
+             */
+            mode: "full" | "incremental";
+            /**
+             * Format: date-time
+             * @description when every row was last recomputed (at most an hour before checked_at)
+             */
+            full_check_at: string;
+            /**
+             * @description the result is this node's, kept in its process
+             * @constant
+             */
+            node: "this";
+        };
+        Overview: {
+            counts: {
+                /** @description registered clients (the built-in ones are not in the registry) */
+                clients: number;
+                /** @description resource servers (APIs) */
+                apis: number;
+                /** @description people (users), disabled ones included */
+                people: number;
+                people_disabled: number;
+                upstream_providers: number;
+            };
+            signing_keys: {
+                /** @description the key the server signs with (the newest active key that is not a profile key); null: none */
+                newest_active: {
+                    kid: string;
+                    alg: string;
+                    age_seconds: number;
+                    /** Format: date-time */
+                    created_at: string;
+                } | null;
+                /** @description the age of the oldest key still active */
+                oldest_active_age_seconds: number | null;
+                active: number;
+                /** @description published, not signing yet (activation delay) */
+                pending: number;
+                /** @description published only, until deleted */
+                retired: number;
+            };
+            tokens_last_hour: {
+                /** @description tokens issued by the token endpoint of this node (gatehouse_tokens_issued_total) over window_seconds */
+                count: number;
+                /** @description 3600, or less when this node has run less than an hour */
+                window_seconds: number;
+                /** Format: date-time */
+                since: string;
+                /**
+                 * @description the figure is this node's: each node counts its own (sum them in Prometheus for the whole service)
+                 * @constant
+                 */
+                node: "this";
+            };
+            audit_chain: {
+                /** @description true: every row verified (the keyed hash chain is intact up to head); false: it breaks at broken_at; null: this node's first verification is still running (asked again, it answers when done) */
+                ok: boolean | null;
+                /** @description rows verified (0 when the chain is broken) */
+                rows: number;
+                /** @description the last row verified; null for an empty log or a broken chain */
+                head: {
+                    seq: number;
+                    /** Format: date-time */
+                    at: string;
+                } | null;
+                /** @description the seq of the first row where the chain breaks, when it does */
+                broken_at: number | null;
+                /** @description why it breaks, when it does */
+                reason: string | null;
+                /**
+                 * Format: date-time
+                 * @description when this result was computed (results are reused for up to a minute)
+                 */
+                checked_at: string;
+                /**
+                 * @description full: every row recomputed; incremental: the rows after the last verified head, that head checked unchanged
+                 * @enum {string}
+                 */
+                mode: "full" | "incremental";
+                /**
+                 * Format: date-time
+                 * @description when every row was last recomputed (at most an hour before checked_at)
+                 */
+                full_check_at: string;
+                /**
+                 * @description the result is this node's, kept in its process
+                 * @constant
+                 */
+                node: "this";
+            };
         };
         Caller: {
             /** @description the client the token was issued to (gatehouse-console for the console) */
@@ -5168,8 +5322,20 @@ export interface operations {
     readAuditLog: {
         parameters: {
             query?: {
+                /** @description only rows by this actor (person:<id>, admin:<client id>, cli:<user>, system…), or by every actor of a kind (person:*) */
+                actor?: string;
+                /** @description only rows of this action (client.create), or of a family (client.*) */
+                action?: string;
+                /** @description only rows about this kind of entity: targets <entity_type>:… (client, user, resource, provider, api_key, key…) */
+                entity_type?: string;
+                /** @description only rows about this entity: with entity_type the target <entity_type>:<entity_id>; alone, any target <entity_id> or …:<entity_id> */
+                entity_id?: string;
                 /** @description entries at or after this time: an RFC 3339 date-time or a date (YYYY-MM-DD), years 0001 to 9999 */
                 since?: string;
+                /** @description entries before this time (same forms as since) */
+                until?: string;
+                /** @description asc: oldest first (the default); desc: newest first */
+                order?: "asc" | "desc";
                 /** @description next_cursor of the previous page */
                 cursor?: string;
                 /** @description how many entries one page holds (50 when absent) */
@@ -5197,6 +5363,148 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["BadRequestProblem"];
+                };
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    verifyAuditLog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The verification */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditVerification"];
+                };
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getOverview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The figures */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Overview"];
                 };
             };
             /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
