@@ -1,3 +1,5 @@
+import type { ConsoleLoadResult } from './console-load.js';
+
 // What a run writes: the JSON document (bench/results/latest.json) and its Markdown table.
 
 export interface ScenarioResult {
@@ -95,7 +97,11 @@ export interface BenchReport {
     token_exchange_vs_cc: number | null;
     /** Client credentials with a DPoP proof per request over plain client credentials, tokens/s, in paired rounds on one server. */
     dpop_vs_cc: number | null;
+    /** The console's signed-in first load (until the Overview's figures show) over the sign-in page's own load, both in fresh Chromium contexts, medians of rounds in turn. */
+    console_vs_login_page: number | null;
   };
+  /** The console's first load in Chromium (bench/console-load.ts), beside the sign-in page's. */
+  console?: ConsoleLoadResult | { error: string };
   targets: Target[];
   notes: string[];
   duration_s: number;
@@ -156,6 +162,13 @@ export function evaluateTargets(report: BenchReport): Target[] {
     check('peak RSS (one process, any scenario)', '≤ 300 MB', singlePeaks.length > 0 ? Math.max(...singlePeaks) : null, (v) => v <= 300, (v) => `${fmt(v)} MB`),
     check('ready (spawn → /readyz 200)', '≤ 1.5 s', report.ready_ms, (v) => v <= 1500, (v) => `${fmt(v)} ms`),
     check('client credentials errors', '0', isResult(cc) ? cc.errors : null, (v) => v === 0, (v) => fmt(v)),
+    check(
+      'console first load: JavaScript + CSS, compressed, on the wire',
+      '≤ 150 kB',
+      report.console && !('error' in report.console) ? report.console.js_css_transfer_bytes : null,
+      (v) => v <= 150_000,
+      (v) => `${(v / 1000).toFixed(1)} kB`,
+    ),
   ];
 }
 
@@ -227,6 +240,24 @@ export function renderMarkdown(report: BenchReport): string {
     );
     lines.push('');
   }
+  const consoleLoad = report.console;
+  if (consoleLoad && 'error' in consoleLoad) {
+    lines.push(`console first load: failed: ${consoleLoad.error.split('\n')[0]?.slice(0, 200)}`);
+    lines.push('');
+  } else if (consoleLoad) {
+    const kb = (bytes: number) => `${(bytes / 1000).toFixed(1)} kB`;
+    lines.push('| console first load (Chromium, fresh context each time, medians of ' + consoleLoad.rounds + ' rounds in turn) | value |');
+    lines.push('|---|---:|');
+    lines.push(`| signed in (Gatehouse session cookie only): /console → Overview's figures, ms | ${fmt(consoleLoad.signed_in_ms)} |`);
+    lines.push(`| … → Overview's heading, ms | ${fmt(consoleLoad.heading_ms)} |`);
+    lines.push(`| anonymous: /console → the sign-in page's password field, ms | ${fmt(consoleLoad.anonymous_ms)} |`);
+    lines.push(`| reference: the sign-in page alone (the console's /authorize URL) → password field, ms | ${fmt(consoleLoad.login_page_ms)} |`);
+    lines.push(`| JavaScript + CSS on the wire (${consoleLoad.js_css_encodings.join(', ')}), ${consoleLoad.files.length} files | ${kb(consoleLoad.js_css_transfer_bytes)} |`);
+    lines.push(`| the same files gzipped here (default level) | ${kb(consoleLoad.js_css_gzip_bytes)} |`);
+    lines.push(`| everything the signed-in load transferred (${consoleLoad.requests} requests) | ${kb(consoleLoad.total_transfer_bytes)} |`);
+    lines.push(`| the sign-in page's own JavaScript + CSS on the wire | ${kb(consoleLoad.login_page_js_css_transfer_bytes)} |`);
+    lines.push('');
+  }
   lines.push('| reference | value |');
   lines.push('|---|---:|');
   lines.push(`| openssl speed rsa2048, sign/s (one core) | ${fmt(report.references.openssl_rsa2048_sign_per_s)} |`);
@@ -258,6 +289,7 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push(`| device-code polls (pending) ÷ client credentials, answers/s | ${ratio(report.ratios.device_poll_vs_cc)}${spread(report.paired.device_poll_vs_cc, ratio)} |`);
   lines.push(`| token exchanges between services ÷ client credentials, tokens/s | ${ratio(report.ratios.token_exchange_vs_cc)}${spread(report.paired.token_exchange_vs_cc, ratio)} |`);
   lines.push(`| client credentials with a DPoP proof ÷ without, tokens/s | ${ratio(report.ratios.dpop_vs_cc)}${spread(report.paired.dpop_vs_cc, ratio)} |`);
+  lines.push(`| console signed-in first load ÷ the sign-in page's load (time) | ${ratio(report.ratios.console_vs_login_page)} |`);
   lines.push(`| refresh rotations per 1,000 openssl signatures (two RS256 tokens each) | ${report.ratios.refresh_vs_sign === null ? '–' : per1k(report.ratios.refresh_vs_sign)}${spread(report.paired.refresh_vs_sign, per1k)} |`);
   lines.push('');
   lines.push('| target | wanted | measured | |');

@@ -20,6 +20,8 @@ import { claimRedis, createDatabase, freePort, localRedisPid } from './lib/servi
 import { connectProfiler } from './lib/inspector.js';
 import { compareProfiles, summarizeProfile, type CpuProfile } from './profile.js';
 import { evaluateTargets, isResult, pairedRatio, renderMarkdown, type BenchReport, type ScenarioResult } from './report.js';
+import { firstConsoleSignIn, freshContext, launchChromium, measureConsoleFirstLoad, type ConsoleLoadResult } from './console-load.js';
+import { generate as generateTotp } from 'otplib';
 import type { LoadResult, LoadSpec } from './load.js';
 import { SERVER_NODE_OPTIONS } from '../src/runtime.js';
 
@@ -60,9 +62,11 @@ if (profileScenario && !SCENARIOS.includes(profileScenario)) throw new Error(`--
 // ratios need them), and authorization_code with totp (its pool size and ratio need it); the two
 // extra client_credentials runs go by their result names.
 const EXTRA_RUNS = ['client_credentials_log_info', 'client_credentials_workers2'] as const;
+// The console's first load in Chromium (bench/console-load.ts): not a load test, a page load measured beside the sign-in page's.
+const BROWSER_RUNS = ['console_first_load'] as const;
 const only = args.only ? new Set(args.only.split(',').map((name) => name.trim())) : undefined;
 for (const name of only ?? []) {
-  if (![...SCENARIOS, ...EXTRA_RUNS].includes(name as ScenarioName)) throw new Error(`--only takes names from ${[...SCENARIOS, ...EXTRA_RUNS].join(', ')}`);
+  if (![...SCENARIOS, ...EXTRA_RUNS, ...BROWSER_RUNS].includes(name as ScenarioName)) throw new Error(`--only takes names from ${[...SCENARIOS, ...EXTRA_RUNS, ...BROWSER_RUNS].join(', ')}`);
 }
 const selected = (name: string) => !only || name === 'client_credentials' || only.has(name) || (name === 'authorization_code' && (only.has('totp') || only.has('passkey') || only.has('reset')));
 
@@ -429,7 +433,7 @@ async function main(): Promise<number> {
     scenarios: {},
     references: { jose_rs256_sign_per_s: null, node_crypto_rs256_sign_per_s: null, openssl_rsa2048_sign_per_s: null, upstream_client_credentials_rps: null, notes: [] },
     paired: {},
-    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null, passkey_vs_authorization_code: null, reset_vs_authorization_code: null, api_key_vs_cc: null, token_exchange_vs_cc: null, dpop_vs_cc: null, device_poll_vs_cc: null },
+    ratios: { cc_vs_sign: null, cc_vs_jose_sign: null, cc_vs_upstream: null, cc_vs_upstream_rps: null, workers2_vs_1: null, log_info_vs_warn: null, refresh_vs_sign: null, totp_vs_authorization_code: null, passkey_vs_authorization_code: null, reset_vs_authorization_code: null, api_key_vs_cc: null, token_exchange_vs_cc: null, dpop_vs_cc: null, device_poll_vs_cc: null, console_vs_login_page: null },
     targets: [],
     notes,
     duration_s: 0,
@@ -986,6 +990,49 @@ async function main(): Promise<number> {
       report.paired.dpop_vs_cc = pairedRatio(vsCc, roundSeconds);
     });
   }
+  // The console's first load in Chromium (on the load generator's CPU), beside the sign-in page's own load.
+  if (selected('console_first_load')) {
+    const measured = await attempt('console_first_load', () => consoleFirstLoad(gatehouse.base));
+    report.console = measured ?? { error: lastError.slice(0, 2000) };
+    if (measured) log(`console_first_load: signed in ${measured.signed_in_ms} ms (login page ${measured.login_page_ms} ms), JS+CSS ${measured.js_css_transfer_bytes} bytes on the wire`);
+  }
+
+  /**
+   * An administrator who signs in to the console once in the browser (password, an authenticator
+   * app enrolled on the way, as the console requires a second factor), then the first loads measured
+   * with that Gatehouse session in fresh contexts (bench/console-load.ts).
+   */
+  async function consoleFirstLoad(base: string): Promise<ConsoleLoadResult> {
+    const person = { email: `bench-console-${randomBytes(4).toString('hex')}@example.test`, password: PASSWORD };
+    await cli(['users', 'create', '--email', person.email, '--password-stdin', '--role', 'admin'], person.password);
+    const browser = await launchChromium();
+    try {
+      const context = await freshContext(browser);
+      await firstConsoleSignIn(await context.newPage(), base, person, async (secret) => {
+        // The enrolment takes the previous step's code (as totpEnrolmentSignIn does), never one about to expire.
+        const left = TOTP_STEP_SECONDS * 1000 - (Date.now() % (TOTP_STEP_SECONDS * 1000));
+        if (left < 5000) await sleep(left + 50);
+        return generateTotp({ secret, epoch: Math.floor(Date.now() / 1000) - TOTP_STEP_SECONDS });
+      });
+      const session = await context.storageState();
+      await context.close();
+      const discovery = (await (await fetch(`${base}/.well-known/openid-configuration`)).json()) as { authorization_endpoint: string };
+      const loginUrl = new URL(discovery.authorization_endpoint);
+      loginUrl.search = new URLSearchParams({
+        client_id: 'gatehouse-console',
+        redirect_uri: `${base}/console/callback`,
+        response_type: 'code',
+        scope: 'openid admin',
+        resource: `${base}/admin/v1`,
+        code_challenge: randomBytes(32).toString('base64url'),
+        code_challenge_method: 'S256',
+        state: randomBytes(16).toString('base64url'),
+      }).toString();
+      return await measureConsoleFirstLoad({ browser, base, session, loginUrl: loginUrl.href, rounds: quick ? 2 : 7 });
+    } finally {
+      await browser.close();
+    }
+  }
   await stopChild(gatehouse.child, 15_000);
 
   // The same client_credentials load with a log line per request (to /dev/null: a log pipe costs more).
@@ -1039,6 +1086,7 @@ async function main(): Promise<number> {
   const rpsOf = (name: string) => (isResult(s[name]) ? (s[name] as ScenarioResult).rps : null);
   const ccRps = rpsOf('client_credentials');
   const refs = report.references;
+  const consoleLoad = report.console && !('error' in report.console) ? report.console : undefined;
   report.ratios = {
     cc_vs_sign: report.paired.cc_vs_sign?.median ?? (ccRps !== null && refs.openssl_rsa2048_sign_per_s ? ccRps / refs.openssl_rsa2048_sign_per_s : null),
     cc_vs_jose_sign: ccRps !== null && refs.jose_rs256_sign_per_s ? ccRps / refs.jose_rs256_sign_per_s : null,
@@ -1058,6 +1106,7 @@ async function main(): Promise<number> {
     device_poll_vs_cc: report.paired.device_poll_vs_cc?.median ?? (rpsOf('device_code') !== null && ccRps ? rpsOf('device_code')! / ccRps : null),
     token_exchange_vs_cc: report.paired.token_exchange_vs_cc?.median ?? (rpsOf('token_exchange') !== null && ccRps ? rpsOf('token_exchange')! / ccRps : null),
     dpop_vs_cc: report.paired.dpop_vs_cc?.median ?? (rpsOf('client_credentials_dpop') !== null && ccRps ? rpsOf('client_credentials_dpop')! / ccRps : null),
+    console_vs_login_page: consoleLoad ? consoleLoad.signed_in_ms / consoleLoad.login_page_ms : null,
   };
   notes.push(
     "PostgreSQL and Redis run on this machine: while a scenario is measured, the server's PostgreSQL backends and Redis are moved to the load generator's CPU (CPU 1), so that their work for a request is not charged to the server's CPU, as it would not be with them on machines of their own; PostgreSQL's background processes stay unpinned.",

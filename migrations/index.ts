@@ -18,6 +18,7 @@ import * as createApiKeys from './2026_12_09_120000_create_api_keys.js';
 import * as indexAuditLogByPerson from './2026_12_09_130000_index_audit_log_by_person.js';
 import * as addClientsNewerProtocols from './2026_12_10_100000_add_clients_newer_protocols.js';
 import * as addUsersRoles from './2026_12_11_100000_add_users_roles.js';
+import * as indexAuditLogFilters from './2026_12_11_400000_index_audit_log_filters.js';
 
 /** Every migration, by name; names sort in the order they run. Add new ones here; never edit old ones. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -40,4 +41,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '2026_12_09_130000_index_audit_log_by_person': indexAuditLogByPerson,
   '2026_12_10_100000_add_clients_newer_protocols': addClientsNewerProtocols,
   '2026_12_11_100000_add_users_roles': addUsersRoles,
+  '2026_12_11_400000_index_audit_log_filters': indexAuditLogFilters,
 };

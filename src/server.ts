@@ -29,6 +29,8 @@ import { loadDataKeyring } from './keys/data-key.js';
 import { keyState, loadDigestKey, loadKeys } from './keys/key-store.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics, createMetricsServer } from './observability/metrics.js';
+import { createCounterWindow } from './observability/counter-window.js';
+import { createAuditChainMonitor } from './audit/audit-chain-monitor.js';
 import { createBackchannelLogoutQueue, createSessionSignOut, watchCliSignOuts } from './oidc/backchannel-logout.js';
 import { listAccountSessions } from './oidc/adapters/session-index.js';
 import { grantScopes } from './oidc/upstream.js';
@@ -263,6 +265,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
       metrics,
       sessionsEnded,
     });
+    // The admin API's overview: tokens issued in the last hour from the metrics' counter (a ring of
+    // per-minute samples in this process), and the audit chain's verification, cached and bounded.
+    const tokensIssued = createCounterWindow({ read: () => metrics.tokensIssuedTotal() });
+    const auditChain = createAuditChainMonitor({ db: registry.db, keyring: auditKeys });
     const activeStore = store;
     let draining = false;
     const app = createApp({
@@ -276,7 +282,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       routers: [
         ...createEmailAddressRoutes({ email, pages, config }),
         createAccountEmailRoutes({ provider: () => host.provider, accounts, pages, config, email, limiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'account_email_mail', points: ACCOUNT_EMAIL_MAILS_PER_HOUR, windowSeconds: 3600 }) }),
-        interactions, reset.router, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys, mail: email.mail, sessionsEnded, replay: store, people }), createConsoleRoutes({ config })],
+        interactions, reset.router, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys, mail: email.mail, sessionsEnded, replay: store, people, auditChain, tokensIssued, keysChanged: () => host.reloadIfKeysChanged() }), createConsoleRoutes({ config })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },
@@ -302,6 +308,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     cache.start();
     host.start();
     cliSignOuts.start();
+    tokensIssued.start();
     // Expired grants and refresh tokens are never read again: sweep them hourly (any node may; it is idempotent).
     const sweeper = setInterval(() => {
       purgeExpiredDurableRows(registry.db).then(
@@ -330,6 +337,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
         cache.stop();
         host.stop();
         cliSignOuts.stop();
+        tokensIssued.stop();
         clearInterval(sweeper);
         // Stop accepting connections, but do not drop the open ones yet (http.Server#close would
         // drop idle keep-alive connections at once, racing clients that are sending on them):

@@ -10,7 +10,7 @@ import { OverviewPage } from './pages/overview.js';
 import { ClientsPage } from './pages/clients.js';
 import { NewClientPage } from './pages/client-new.js';
 import { ClientPage } from './pages/client-detail.js';
-import { ApisPage } from './pages/apis.js';
+import { ApiPage, ApisPage } from './pages/apis.js';
 import { PeoplePage } from './pages/people.js';
 import { PersonPage } from './pages/person.js';
 import { ProvidersPage } from './pages/providers.js';
@@ -37,6 +37,7 @@ const PAGES: ReadonlyArray<[string, ComponentType<PageProps>]> = [
   ['/clients', ClientsPage],
   ['/clients/new', NewClientPage],
   ['/clients/:id', ClientPage],
+  ['/apis/:id', ApiPage],
   ['/apis', ApisPage],
   ['/people', PeoplePage],
   ['/people/:id', PersonPage],

@@ -21,7 +21,11 @@ import { userRoutes } from './users.routes.js';
 import { meRoutes } from './me.routes.js';
 import { apiKeyRoutes } from './api-keys.routes.js';
 import { providerRoutes } from './providers.routes.js';
+import { keyRoutes } from './keys.routes.js';
 import { peopleRoutes } from './people.routes.js';
+import { overviewRoutes } from './overview.routes.js';
+import type { AuditChainMonitor } from '../audit/audit-chain-monitor.js';
+import type { CounterWindow } from '../observability/counter-window.js';
 import type { DataKeyring } from '../keys/data-key.js';
 
 /** Who a change through the admin API is recorded as: the console's person, or the admin client. */
@@ -32,7 +36,7 @@ export function actorOf(caller: AdminCaller | undefined): string {
 
 /** Every route of the admin API but the document's, in the document's order. */
 export function adminApiRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  return [...meRoutes(deps), ...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...peopleRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps)];
+  return [...meRoutes(deps), ...clientRoutes(deps), ...clientGrantRoutes(deps), ...resourceRoutes(deps), ...userRoutes(deps), ...apiKeyRoutes(deps), ...peopleRoutes(deps), ...providerRoutes(deps), ...registrationTokenRoutes(deps), ...auditRoutes(deps), ...overviewRoutes(deps), ...keyRoutes(deps)];
 }
 
 /** GET /openapi.json: the document generated from the routes' declarations, itself declared. */
@@ -82,8 +86,14 @@ export function createAdminRoutes(deps: {
   sessionsEnded?: (accountId: string) => Promise<void>;
   /** Where the DPoP proofs of console calls are remembered, so none is used twice (the ephemeral store). */
   replay: Pick<EphemeralStore, 'insertIfAbsent'>;
+  /** Reloads this node's signing keys after the API changed them (the provider host's); absent: at the next KEYS_POLL_MS. */
+  keysChanged?: () => Promise<unknown>;
   /** A person's sessions, consents' tokens and grants as the People routes read them (see PeopleAccessDeps). */
   people?: PeopleAccessDeps;
+  /** The audit chain's verification (cached, bounded) for GET /audit/verification and the overview. */
+  auditChain: AuditChainMonitor;
+  /** Tokens this node issued over the last hour, from the metrics (GET /overview). */
+  tokensIssued: CounterWindow;
 }): Router {
   const { config, cache } = deps;
   const db = deps.registry.db;
@@ -100,7 +110,13 @@ export function createAdminRoutes(deps: {
     by: (ctx) => ({ actor: actorOf(ctx.state.admin), requestId: ctx.state.requestId ?? null, ip: ctx.ip }),
     mail: deps.mail,
     sessionsEnded: deps.sessionsEnded,
+    signingKeys: {
+      deps: { keysDir: config.keysDir, withRegistry: (run) => run({ db, audit: deps.audit }) },
+      reload: deps.keysChanged ?? (() => Promise.resolve()),
+    },
     people: deps.people,
+    auditChain: deps.auditChain,
+    tokensIssued: deps.tokensIssued,
   };
   const routes = adminApiRoutes(routeDeps);
   const document = buildAdminDocument(config.issuer, routes);

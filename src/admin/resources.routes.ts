@@ -3,7 +3,9 @@ import {
   createResource,
   deleteResource,
   getResource,
+  listResourceGrantsPage,
   listResourcesPage,
+  resourceGrantToJson,
   resourceCreateSchema,
   resourceToJson,
   resourceUpdateSchema,
@@ -11,11 +13,11 @@ import {
 } from '../services/resources.service.js';
 import { idParam, pageQuery } from './params.js';
 import { AUTH_ERRORS, BODY_ERRORS, defineRoute, type AdminRoute, type AdminRouteDeps } from './route.js';
-import { resourceOut, resourcePage } from './schemas.js';
+import { resourceGrantPage, resourceOut, resourcePage } from './schemas.js';
 
 const resourceParams = z.object({ id: idParam("the resource server's id or its identifier (URL-encoded)") });
 
-/** Resource servers (APIs): list with a cursor and a filter, create, get, PATCH, delete. */
+/** Resource servers (APIs): list with a cursor and a filter, create, get, PATCH, delete; the grants clients hold at one. */
 export function resourceRoutes(deps: AdminRouteDeps): AdminRoute[] {
   const { db, services, changed, by } = deps;
   return [
@@ -105,6 +107,28 @@ export function resourceRoutes(deps: AdminRouteDeps): AdminRoute[] {
         await deleteResource(services, by(ctx), params.id);
         await changed();
         ctx.status = 204;
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/resources/:id/grants',
+      operationId: 'listResourceGrants',
+      tag: 'resources',
+      summary: 'List the grants clients hold at this API',
+      description:
+        'One page of the clients that hold a grant at this API, with the scopes each may ask for there, in client_id order; `next_cursor` reads the next. Change one with PUT or DELETE /clients/{client_id}/grants/{resource}.',
+      params: resourceParams,
+      query: pageQuery('filter', 'only clients whose name or client_id contains this'),
+      responses: {
+        200: { description: 'One page', body: resourceGrantPage },
+        400: 'A query parameter is not valid: errors[] names it',
+        404: 'No such resource server',
+        ...AUTH_ERRORS,
+      },
+      async handler(ctx, { params, query }) {
+        const { limit, cursor, filter } = query;
+        const page = await listResourceGrantsPage(db, params.id, { limit, cursor, filter });
+        ctx.body = { data: page.items.map(resourceGrantToJson), next_cursor: page.nextCursor };
       },
     }),
   ];

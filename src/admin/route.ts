@@ -3,12 +3,15 @@ import type { EmailMailDeps } from '../services/email-verification.service.js';
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
 import type { AuditActor } from '../audit/audit-log.js';
+import type { AuditChainMonitor } from '../audit/audit-chain-monitor.js';
+import type { CounterWindow } from '../observability/counter-window.js';
 import type { Config } from '../config/load-config.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Database } from '../registry/tables.js';
 import type { AccountBrowserSession } from '../oidc/adapters/session-index.js';
 import type { grantScopes } from '../oidc/upstream.js';
 import type { ClientServiceDeps } from '../services/clients.service.js';
+import type { KeysServiceDeps } from '../services/keys.service.js';
 import type { UpstreamProviderDeps } from '../services/upstream-providers.service.js';
 import type { ProblemStatus } from './problem.js';
 
@@ -22,6 +25,8 @@ export const TAGS = {
   providers: 'Upstream OpenID providers people may sign in with (federation); their client secrets are never returned',
   registration: 'Initial access tokens of dynamic client registration (RFC 7591)',
   audit: 'The append-only, hash-chained audit log',
+  keys: 'Signing keys in KEYS_DIR, published in the JWKS: listed and rotated with an activation delay; never private key material',
+  overview: 'Figures at a glance: counts, signing key ages, tokens issued in the last hour, the audit chain',
   meta: 'This document',
 } as const;
 export type Tag = keyof typeof TAGS;
@@ -71,8 +76,14 @@ export interface AdminRouteDeps {
    * made, and a session it missed ends at its next use all the same. Absent: nothing more is done.
    */
   sessionsEnded?: ((accountId: string) => Promise<void>) | undefined;
+  /** The signing keys in KEYS_DIR (changes recorded in this registry), and this node's reload of them after a change. */
+  signingKeys: { deps: KeysServiceDeps; reload: () => Promise<unknown> };
   /** What the People routes read beside the registry (people.routes.ts); absent: those routes answer 503. */
   people?: PeopleAccessDeps | undefined;
+  /** The audit chain's verification, cached and bounded (audit-chain-monitor.ts). */
+  auditChain: AuditChainMonitor;
+  /** Tokens issued by this node over the last hour, from the metrics' counter (counter-window.ts). */
+  tokensIssued: CounterWindow;
 }
 
 /**

@@ -7,6 +7,8 @@ import { resourceCreateSchema, resourceUpdateSchema } from '../services/resource
 import { providerCreateSchema, providerUpdateSchema } from '../services/upstream-providers.service.js';
 import { ROLES, userCreateSchema, userUpdateSchema } from '../services/users.service.js';
 import { apiKeyCreateSchema } from '../services/api-keys.service.js';
+import { keyRotateSchema } from '../services/signing-keys.service.js';
+import { SIGNING_ALGS } from '../keys/key-store.js';
 import { secondFactorResetSchema } from '../services/person-access.service.js';
 
 /**
@@ -196,6 +198,78 @@ export const auditEntryOut = z.strictObject({
 });
 export const auditPage = page(auditEntryOut);
 
+/** The audit chain as this node last verified it (see audit-chain-monitor.ts). */
+export const auditVerificationOut = z.strictObject({
+  ok: z.boolean().nullable().describe('true: every row verified (the keyed hash chain is intact up to head); false: it breaks at broken_at; null: this node\'s first verification is still running (asked again, it answers when done)'),
+  rows: z.number().int().describe('rows verified (0 when the chain is broken)'),
+  head: z.strictObject({ seq: z.number().int(), at: timestamp }).nullable().describe('the last row verified; null for an empty log or a broken chain'),
+  broken_at: z.number().int().nullable().describe('the seq of the first row where the chain breaks, when it does'),
+  reason: z.string().nullable().describe('why it breaks, when it does'),
+  checked_at: timestamp.describe('when this result was computed (results are reused for up to a minute)'),
+  mode: z.enum(['full', 'incremental']).describe('full: every row recomputed; incremental: the rows after the last verified head, that head checked unchanged'),
+  full_check_at: timestamp.describe('when every row was last recomputed (at most an hour before checked_at)'),
+  node: z.literal('this').describe('the result is this node\'s, kept in its process'),
+});
+
+/** GET /overview: what the console's first page shows. */
+export const overviewOut = z.strictObject({
+  counts: z.strictObject({
+    clients: z.number().int().describe('registered clients (the built-in ones are not in the registry)'),
+    apis: z.number().int().describe('resource servers (APIs)'),
+    people: z.number().int().describe('people (users), disabled ones included'),
+    people_disabled: z.number().int(),
+    upstream_providers: z.number().int(),
+  }),
+  signing_keys: z.strictObject({
+    newest_active: z
+      .strictObject({ kid: z.string(), alg: z.string(), age_seconds: z.number().int(), created_at: timestamp })
+      .nullable()
+      .describe('the key the server signs with (the newest active key that is not a profile key); null: none'),
+    oldest_active_age_seconds: z.number().int().nullable().describe('the age of the oldest key still active'),
+    active: z.number().int(),
+    pending: z.number().int().describe('published, not signing yet (activation delay)'),
+    retired: z.number().int().describe('published only, until deleted'),
+  }),
+  tokens_last_hour: z.strictObject({
+    count: z.number().int().describe('tokens issued by the token endpoint of this node (gatehouse_tokens_issued_total) over window_seconds'),
+    window_seconds: z.number().int().describe('3600, or less when this node has run less than an hour'),
+    since: timestamp,
+    node: z.literal('this').describe('the figure is this node\'s: each node counts its own (sum them in Prometheus for the whole service)'),
+  }),
+  audit_chain: auditVerificationOut,
+});
+
+
+/** A signing key as listed: public facts only, never private key material (nor the public JWK: the JWKS has it). */
+export const signingKeyOut = z.strictObject({
+  kid: z.string(),
+  alg: z.enum(SIGNING_ALGS),
+  use: z.literal('sig'),
+  profile: z.enum(['fapi2']).nullable().describe('fapi2: signs only for clients of the FAPI 2.0 profile; null: a signing key of the server'),
+  status: z.enum(['pending', 'active', 'retired']).describe('pending: published, signing from activates_at; active: may sign; retired: published only, until 48 hours after retired_at'),
+  signing: z.boolean().describe("it signs now: the server's signing key, or the key fapi2 clients' tokens are signed with"),
+  created_at: timestamp,
+  activates_at: timestamp.nullable().describe('when it starts (or started) signing; null: from its creation'),
+  retired_at: timestamp.nullable().describe('when it stops (or stopped) signing; null: not planned'),
+  age_seconds: z.number().int().min(0).describe('seconds since it was created'),
+});
+export const signingKeyList = z.strictObject({ data: z.array(signingKeyOut) });
+export const signingKeyRotation = z.strictObject({
+  key: signingKeyOut.describe('the new signing key: pending until activates_at'),
+  retired: z.array(z.string()).describe('the kids that stop signing at activates_at (published 48 hours more)'),
+  removed: z.array(z.string()).describe('the kids deleted: retired more than 48 hours ago'),
+  profile_key: signingKeyOut.nullable().describe('the new FAPI 2.0 profile key, made when one was in use'),
+});
+
+/** The grants clients hold at one API. */
+export const resourceGrantOut = z.strictObject({
+  client_id: z.string(),
+  client_name: z.string(),
+  scope: z.string().describe("space-separated scopes the client may ask for at this API (empty: the audience only)"),
+  created_at: timestamp,
+  updated_at: timestamp,
+});
+export const resourceGrantPage = page(resourceGrantOut);
 
 /** POST /users: a user, and whether to mail them a link that confirms their address (the server's mailer). */
 export const userCreateBody = userCreateSchema.extend({
@@ -283,6 +357,11 @@ export const COMPONENTS = {
   ApiKeyCreate: { schema: apiKeyCreateSchema, io: 'input' },
   ApiKeyCreated: { schema: apiKeyCreatedOut, io: 'output' },
   ApiKeyList: { schema: apiKeyList, io: 'output' },
+  SigningKey: { schema: signingKeyOut, io: 'output' },
+  SigningKeyList: { schema: signingKeyList, io: 'output' },
+  SigningKeyRotate: { schema: keyRotateSchema, io: 'input' },
+  SigningKeyRotation: { schema: signingKeyRotation, io: 'output' },
+  ResourceGrantPage: { schema: resourceGrantPage, io: 'output' },
   SecondFactors: { schema: secondFactorsOut, io: 'output' },
   SecondFactorReset: { schema: secondFactorResetSchema, io: 'input' },
   SecondFactorResetResult: { schema: secondFactorResetOut, io: 'output' },
@@ -291,6 +370,8 @@ export const COMPONENTS = {
   SignInList: { schema: signInList, io: 'output' },
   ConnectedAppList: { schema: connectedAppList, io: 'output' },
   OpenApiDocument: { schema: openApiDocumentOut, io: 'output' },
+  AuditVerification: { schema: auditVerificationOut, io: 'output' },
+  Overview: { schema: overviewOut, io: 'output' },
   Caller: { schema: meOut, io: 'output' },
   Problem: { schema: problemOut, io: 'output' },
   BadRequestProblem: { schema: PROBLEMS[400], io: 'output' },

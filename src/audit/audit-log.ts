@@ -305,11 +305,69 @@ export async function tailAudit(db: Db, options: { since?: Date | undefined; lim
   return rows.reverse().map(toAuditRecord);
 }
 
+/** What the audit log may be filtered by (every filter given must match). */
+export interface AuditFilter {
+  /** An actor (`person:<id>`), or every actor of a kind (`person:*`). */
+  actor?: string | undefined;
+  /** An action (`client.create`), or a family of actions (`client.*`). */
+  action?: string | undefined;
+  /** The kind of thing acted on: rows whose target is `<type>:…` (`client`, `user`, `resource`, …). */
+  entityType?: string | undefined;
+  /** The id of the thing acted on: with entityType the target `<type>:<id>`; alone, any target `<id>` or `…:<id>`. */
+  entityId?: string | undefined;
+  /** At or after this time. */
+  since?: Date | undefined;
+  /** Before this time. */
+  until?: Date | undefined;
+}
+
+/** `text` for LIKE, its wildcards taken literally (the escape character is `\`, PostgreSQL's default). */
+const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/**
+ * One page of the audit log matching `filter`: oldest first after `afterSeq` (order asc), or newest
+ * first before `beforeSeq` (order desc). Each filter reads an index (actor, action and target, each
+ * with seq; the time by `at`).
+ *
+ * @example
+ * await findAudit(db, { actor: 'person:*', action: 'client.*' }, { order: 'desc', limit: 51 });
+ */
+export async function findAudit(
+  db: Db,
+  filter: AuditFilter,
+  page: { order: 'asc' | 'desc'; limit: number; afterSeq?: number | undefined; beforeSeq?: number | undefined },
+): Promise<AuditRecord[]> {
+  const limit = Math.min(Math.max(1, Math.floor(page.limit)), AUDIT_TAIL_MAX_LIMIT);
+  let query = db.selectFrom('audit_log').selectAll();
+  const { actor, action, entityType, entityId, since, until } = filter;
+  if (actor !== undefined) query = actor.endsWith(':*') ? query.where('actor', 'like', `${likeLiteral(actor.slice(0, -1))}%`) : query.where('actor', '=', actor);
+  if (action !== undefined) query = action.endsWith('.*') ? query.where('action', 'like', `${likeLiteral(action.slice(0, -1))}%`) : query.where('action', '=', action);
+  if (entityType !== undefined && entityId !== undefined) query = query.where('target', '=', `${entityType}:${entityId}`);
+  else if (entityType !== undefined) query = query.where('target', 'like', `${likeLiteral(entityType)}:%`);
+  else if (entityId !== undefined) query = query.where((eb) => eb.or([eb('target', '=', entityId), eb('target', 'like', `%:${likeLiteral(entityId)}`)]));
+  if (since) query = query.where('at', '>=', since);
+  if (until) query = query.where('at', '<', until);
+  if (page.order === 'asc') {
+    if (page.afterSeq !== undefined) query = query.where('seq', '>', page.afterSeq);
+    return (await query.orderBy('seq', 'asc').limit(limit).execute()).map(toAuditRecord);
+  }
+  if (page.beforeSeq !== undefined) query = query.where('seq', '<', page.beforeSeq);
+  return (await query.orderBy('seq', 'desc').limit(limit).execute()).map(toAuditRecord);
+}
+
 /** The last row of a chain that verified: what a checkpoint anchors. */
 export interface AuditHead {
   seq: number;
   hash: string;
   at: Date;
+  /** The audit key the row is keyed with (null for an unkeyed row). */
+  kid: string | null;
+}
+
+/** Where a verification ended, to resume from: the last verified row, and what was counted up to it. */
+export interface AuditChainPoint extends AuditHead {
+  rows: number;
+  legacyRows: number;
 }
 
 export type AuditVerification =
@@ -332,18 +390,22 @@ const VERIFY_BATCH = 1000;
  * reordered), that is keyed with a key not in the keyring or older than the key of the row before
  * it, or that is unkeyed after the chain was keyed. Unkeyed rows (from before the key) are accepted
  * only as the prefix of the log, and counted. Removing the newest rows cannot be seen from the chain
- * alone: verify against a checkpoint for that (see audit-checkpoint.ts).
+ * alone: verify against a checkpoint for that (see audit-checkpoint.ts). With `from` (the head of
+ * an earlier verification, see audit-chain-monitor.ts) only the rows after it are read and recomputed.
  */
-export async function verifyAuditChain(db: Db, keyring: AuditKeyring): Promise<AuditVerification> {
+export async function verifyAuditChain(db: Db, keyring: AuditKeyring, from?: AuditChainPoint): Promise<AuditVerification> {
   const keys = keyring.keys();
   const keyIndex = new Map(keys.map((key, index) => [key.kid, index]));
-  let expectedPrev = AUDIT_GENESIS_HASH;
-  let lastSeq: number | undefined;
-  let head: AuditHead | null = null;
-  let count = 0;
-  let legacy = 0;
+  // Resuming after `from` (a row verified before: the caller has checked it is still there, unchanged)
+  // reads only the rows after it; a point keyed with a key no longer known starts over.
+  if (from && from.kid !== null && !keyIndex.has(from.kid)) return verifyAuditChain(db, keyring);
+  let expectedPrev = from?.hash ?? AUDIT_GENESIS_HASH;
+  let lastSeq: number | undefined = from?.seq;
+  let head: AuditHead | null = from ? { seq: from.seq, hash: from.hash, at: from.at, kid: from.kid } : null;
+  let count = from?.rows ?? 0;
+  let legacy = from?.legacyRows ?? 0;
   // The index of the key of the last keyed row; -1 while the chain is still in its unkeyed prefix.
-  let lastKey = -1;
+  let lastKey = from?.kid ? (keyIndex.get(from.kid) ?? -1) : -1;
   for (;;) {
     let query = db.selectFrom('audit_log').selectAll().orderBy('seq', 'asc').limit(VERIFY_BATCH);
     if (lastSeq !== undefined) query = query.where('seq', '>', lastSeq);
@@ -378,7 +440,7 @@ export async function verifyAuditChain(db: Db, keyring: AuditKeyring): Promise<A
       }
       expectedPrev = row.hash;
       lastSeq = row.seq;
-      head = { seq: row.seq, hash: row.hash, at: row.at };
+      head = { seq: row.seq, hash: row.hash, at: row.at, kid: row.kid };
       count += 1;
     }
     if (rows.length < VERIFY_BATCH) {
@@ -394,6 +456,22 @@ export async function verifyAuditChain(db: Db, keyring: AuditKeyring): Promise<A
       return { ok: true, rows: count, legacyRows: legacy, head };
     }
   }
+}
+
+/**
+ * Whether the row at `seq` is still there with `hash` and its content still hashes to it (keyed
+ * with its kid, or unkeyed): one row's check, not its place in the chain. The audit chain monitor
+ * checks the head it verified before this way before reading only the rows after it.
+ */
+export async function auditRowIntact(db: Db, keyring: AuditKeyring, seq: number, hash: string): Promise<boolean> {
+  const stored = await db.selectFrom('audit_log').selectAll().where('seq', '=', seq).executeTakeFirst();
+  if (!stored) return false;
+  const row = toAuditRecord(stored);
+  const content: HashedContent = { at: row.at, actor: row.actor, action: row.action, target: row.target, request_id: row.requestId, ip: row.ip, details: row.details };
+  if (!sameHash(row.hash, hash)) return false;
+  if (row.kid === null) return sameHash(auditRowHash(row.prevHash, content), row.hash);
+  const key = keyring.keys().find((candidate) => candidate.kid === row.kid);
+  return key !== undefined && sameHash(auditRowMac(key, row.prevHash, content), row.hash);
 }
 
 /**

@@ -23,6 +23,8 @@ export type SecondFactorOutcome = 'success' | 'failure' | 'locked';
 export interface Metrics {
   readonly registry: Registry;
   tokenIssued(grantType: string, clientId: string): void;
+  /** Tokens issued by this process since it started (every grant type and client): what gatehouse_tokens_issued_total sums to. */
+  tokensIssuedTotal(): number;
   tokenError(grantType: string, error: string): void;
   signIn(outcome: 'success' | 'failure' | 'locked' | 'csrf'): void;
   /** A request refused by a rate limit: the sign-in limiter or the second-factor one (each per account and per IP); password reset per IP (429) and per address (the neutral page, no mail). */
@@ -138,11 +140,15 @@ export function createMetrics(
   const dependencySeries = seriesBy((dependency = '', operation = '', outcome = '') => dependencies.labels({ dependency, operation, outcome }));
 
   const labelledClients = new Set(deps.clientIds);
+  // The sum of the token counter's series, kept beside it as a plain number (read by the overview's last-hour window).
+  let tokensIssued = 0;
   return {
     registry,
     tokenIssued(grantType, clientId) {
       tokenSeries(grantLabel(grantType), labelledClients.has(clientId) ? clientId : 'other').inc();
+      tokensIssued += 1;
     },
+    tokensIssuedTotal: () => tokensIssued,
     tokenError(grantType, error) {
       tokenErrors.inc({ grant_type: grantLabel(grantType), error: /^[a-z_]{1,40}$/.test(error) ? error : 'other' });
     },

@@ -12,6 +12,7 @@ import {
   updateResourceServer,
   type ResourceServer,
 } from '../registry/resource-server.repository.js';
+import { listGrantsAtResource, type ResourceGrantHolder } from '../registry/resource-grants.repository.js';
 import type { Database } from '../registry/tables.js';
 import { recordChange, type AuditActor, type RegistryServiceDeps } from './changes.js';
 import { ConflictError, isUniqueViolation, NotFoundError, ValidationError } from './errors.js';
@@ -144,4 +145,30 @@ export async function listResourcesPage(db: Kysely<Database>, options: { limit: 
   const rows = await listResourceServersPage(db, { limit: options.limit + 1, after: options.cursor, contains: options.filter });
   const items = rows.slice(0, options.limit);
   return { items, nextCursor: rows.length > options.limit ? (items.at(-1)?.id ?? null) : null };
+}
+
+/** The wire form of a grant a client holds at an API (scopes space-separated). */
+export function resourceGrantToJson(grant: ResourceGrantHolder) {
+  return {
+    client_id: grant.clientId,
+    client_name: grant.clientName,
+    scope: grant.scopes.join(' '),
+    created_at: grant.createdAt.toISOString(),
+    updated_at: grant.updatedAt.toISOString(),
+  };
+}
+
+/**
+ * One page of the grants clients hold at an API (by id or identifier; cursor = the last client id
+ * seen), optionally only clients whose name or id contains `filter`. NotFoundError for no such API.
+ */
+export async function listResourceGrantsPage(
+  db: Kysely<Database>,
+  idOrIdentifier: string,
+  options: { limit: number; cursor?: string | undefined; filter?: string | undefined },
+): Promise<{ resource: ResourceServer; items: ResourceGrantHolder[]; nextCursor: string | null }> {
+  const resource = await getResource(db, idOrIdentifier);
+  const rows = await listGrantsAtResource(db, resource.id, { limit: options.limit + 1, after: options.cursor, contains: options.filter });
+  const items = rows.slice(0, options.limit);
+  return { resource, items, nextCursor: rows.length > options.limit ? (items.at(-1)?.clientId ?? null) : null };
 }

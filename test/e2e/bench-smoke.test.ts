@@ -16,6 +16,7 @@ import { REPO_ROOT, runNode } from '../fixtures/process.js';
 // people, each with a passkey added on /account with nid-webauthn-emulator, then signing in with it alone.
 // reset included: 8 people, each reset through the mail (an SMTP server the load generator runs on loopback), link, new password.
 // device_code included: pending device codes polled round-robin, once per interval each.
+// console_first_load included: an administrator signs in to the console once in Chromium, then its first loads are timed beside the sign-in page's.
 const SCENARIOS = ['client_credentials', 'private_key_jwt', 'refresh_token', 'authorization_code', 'totp', 'passkey', 'jwks', 'discovery', 'introspection', 'reset', 'api_key_exchange', 'token_exchange', 'client_credentials_dpop', 'device_code'];
 const SCENARIO_KEYS = ['rps', 'p50_ms', 'p99_ms', 'errors', 'cpu_ms_per_1k', 'rss_peak_mb', 'stolen_on_server_cpus_pct'];
 
@@ -102,9 +103,21 @@ describe('npm run bench -- --quick', { timeout: 600_000 }, () => {
     for (const key of ['node', 'cpu', 'date']) expect(typeof report[key], key).toBe('string');
     expect(report.node).toBe((await runNode(['-p', 'process.version'], { cwd: REPO_ROOT, env: {} })).stdout.trim());
 
+    // The console's first load in Chromium, beside the sign-in page's: times, bytes on the wire, the ratio.
+    const consoleLoad = report.console as Json;
+    expect(consoleLoad.error, String(consoleLoad.error)).toBeUndefined();
+    for (const key of ['signed_in_ms', 'heading_ms', 'anonymous_ms', 'login_page_ms', 'js_css_transfer_bytes', 'js_css_gzip_bytes', 'total_transfer_bytes', 'login_page_js_css_transfer_bytes']) {
+      expect(consoleLoad[key] as number, `console.${key}`).toBeGreaterThan(0);
+    }
+    // The bundle's JavaScript and its stylesheet, compressed on the wire.
+    expect((consoleLoad.files as Array<{ type: string; encoding: string | null }>).map((file) => file.type).sort()).toEqual(['Script', 'Stylesheet']);
+    expect(consoleLoad.js_css_encodings).not.toContain('none');
+    expect(ratios.console_vs_login_page).toBe((consoleLoad.signed_in_ms as number) / (consoleLoad.login_page_ms as number));
+
     const markdown = await readFile(path.join(out, 'latest.md'), 'utf8');
     expect(markdown).toContain('| scenario | req/s | p50 ms | p99 ms | errors |');
     expect(markdown).toContain('| target | wanted | measured |');
+    expect(markdown).toContain('| console first load (Chromium');
   });
 
   // How the bench keeps PostgreSQL and Redis off the server's CPU: every thread moved, then put back.

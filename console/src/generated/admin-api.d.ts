@@ -188,6 +188,26 @@ export interface paths {
         patch: operations["updateResource"];
         trace?: never;
     };
+    "/resources/{id}/grants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the grants clients hold at this API
+         * @description One page of the clients that hold a grant at this API, with the scopes each may ask for there, in client_id order; `next_cursor` reads the next. Change one with PUT or DELETE /clients/{client_id}/grants/{resource}.
+         */
+        get: operations["listResourceGrants"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/users": {
         parameters: {
             query?: never;
@@ -512,12 +532,112 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Read the audit log, oldest first (append-only, hash-chained)
-         * @description Who changed what, when, from where: each entry carries the hash of the one before it.
+         * Read the audit log, filtered, oldest or newest first (append-only, hash-chained)
+         * @description Who changed what, when, from where: each entry carries the hash of the one before it. Every filter given must match. `next_cursor` reads the next page in the same order (with the same filters). The chain's verification is GET /audit/verification.
          */
         get: operations["readAuditLog"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/audit/verification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit chain's verification, as this node last made it
+         * @description Whether every row of the keyed hash chain verifies, and if not where it breaks. Bounded in cost: a result is reused for up to a minute; between full recomputations (at most an hour apart) only the rows appended since the last verified head are read, that head checked unchanged. Removing the newest rows is seen only against a checkpoint kept outside the database (gatehouse audit verify --checkpoint).
+         */
+        get: operations["verifyAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Figures at a glance
+         * @description Counts of clients, APIs, people and upstream providers (one query); the signing keys by state and the age of the one that signs; the tokens issued in the last hour by this node, from its gatehouse_tokens_issued_total counter sampled once a minute in its process (each node counts its own); and the audit chain's verification as GET /audit/verification gives it (cached, bounded).
+         */
+        get: operations["getOverview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the signing keys
+         * @description Every signing key in KEYS_DIR, each published in the JWKS, in signing order: active keys (the one that signs first), then pending ones (published, signing from `activates_at`), then retired ones (published until 48 hours after `retired_at`). Never private key material.
+         */
+        get: operations["listSigningKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/keys/{kid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a signing key
+         * @description One signing key, by kid (never private key material).
+         */
+        get: operations["getSigningKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/keys/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the signing keys
+         * @description Makes a new signing key (and a new FAPI 2.0 profile key, if one is in use). It is published in the JWKS at once (by this node at once, by every node within KEYS_POLL_MS) and signs from `activate_in` seconds later (300 unless said; 0: at once, as after a leak), when the current keys retire; retired keys stay published for 48 hours. Recorded in the audit log as `keys.rotate`.
+         */
+        post: operations["rotateSigningKeys"];
         delete?: never;
         options?: never;
         head?: never;
@@ -948,6 +1068,135 @@ export interface components {
                 last_used_at: string | null;
             }[];
         };
+        SigningKey: {
+            kid: string;
+            /** @enum {string} */
+            alg: "RS256" | "PS256" | "ES256" | "EdDSA";
+            /** @constant */
+            use: "sig";
+            /** @description fapi2: signs only for clients of the FAPI 2.0 profile; null: a signing key of the server */
+            profile: "fapi2" | null;
+            /**
+             * @description pending: published, signing from activates_at; active: may sign; retired: published only, until 48 hours after retired_at
+             * @enum {string}
+             */
+            status: "pending" | "active" | "retired";
+            /** @description it signs now: the server's signing key, or the key fapi2 clients' tokens are signed with */
+            signing: boolean;
+            /** Format: date-time */
+            created_at: string;
+            /** @description when it starts (or started) signing; null: from its creation */
+            activates_at: string | null;
+            /** @description when it stops (or stopped) signing; null: not planned */
+            retired_at: string | null;
+            /** @description seconds since it was created */
+            age_seconds: number;
+        };
+        SigningKeyList: {
+            data: {
+                kid: string;
+                /** @enum {string} */
+                alg: "RS256" | "PS256" | "ES256" | "EdDSA";
+                /** @constant */
+                use: "sig";
+                /** @description fapi2: signs only for clients of the FAPI 2.0 profile; null: a signing key of the server */
+                profile: "fapi2" | null;
+                /**
+                 * @description pending: published, signing from activates_at; active: may sign; retired: published only, until 48 hours after retired_at
+                 * @enum {string}
+                 */
+                status: "pending" | "active" | "retired";
+                /** @description it signs now: the server's signing key, or the key fapi2 clients' tokens are signed with */
+                signing: boolean;
+                /** Format: date-time */
+                created_at: string;
+                /** @description when it starts (or started) signing; null: from its creation */
+                activates_at: string | null;
+                /** @description when it stops (or stopped) signing; null: not planned */
+                retired_at: string | null;
+                /** @description seconds since it was created */
+                age_seconds: number;
+            }[];
+        };
+        SigningKeyRotate: {
+            /** @description seconds from now until the new key signs and the current one retires (300 unless said; 0: at once, as after a leak) */
+            activate_in?: number;
+            /**
+             * @description the new key's algorithm (that of the current signing key unless said)
+             * @enum {string}
+             */
+            alg?: "RS256" | "PS256" | "ES256" | "EdDSA";
+        };
+        SigningKeyRotation: {
+            /** @description the new signing key: pending until activates_at */
+            key: {
+                kid: string;
+                /** @enum {string} */
+                alg: "RS256" | "PS256" | "ES256" | "EdDSA";
+                /** @constant */
+                use: "sig";
+                /** @description fapi2: signs only for clients of the FAPI 2.0 profile; null: a signing key of the server */
+                profile: "fapi2" | null;
+                /**
+                 * @description pending: published, signing from activates_at; active: may sign; retired: published only, until 48 hours after retired_at
+                 * @enum {string}
+                 */
+                status: "pending" | "active" | "retired";
+                /** @description it signs now: the server's signing key, or the key fapi2 clients' tokens are signed with */
+                signing: boolean;
+                /** Format: date-time */
+                created_at: string;
+                /** @description when it starts (or started) signing; null: from its creation */
+                activates_at: string | null;
+                /** @description when it stops (or stopped) signing; null: not planned */
+                retired_at: string | null;
+                /** @description seconds since it was created */
+                age_seconds: number;
+            };
+            /** @description the kids that stop signing at activates_at (published 48 hours more) */
+            retired: string[];
+            /** @description the kids deleted: retired more than 48 hours ago */
+            removed: string[];
+            /** @description the new FAPI 2.0 profile key, made when one was in use */
+            profile_key: {
+                kid: string;
+                /** @enum {string} */
+                alg: "RS256" | "PS256" | "ES256" | "EdDSA";
+                /** @constant */
+                use: "sig";
+                /** @description fapi2: signs only for clients of the FAPI 2.0 profile; null: a signing key of the server */
+                profile: "fapi2" | null;
+                /**
+                 * @description pending: published, signing from activates_at; active: may sign; retired: published only, until 48 hours after retired_at
+                 * @enum {string}
+                 */
+                status: "pending" | "active" | "retired";
+                /** @description it signs now: the server's signing key, or the key fapi2 clients' tokens are signed with */
+                signing: boolean;
+                /** Format: date-time */
+                created_at: string;
+                /** @description when it starts (or started) signing; null: from its creation */
+                activates_at: string | null;
+                /** @description when it stops (or stopped) signing; null: not planned */
+                retired_at: string | null;
+                /** @description seconds since it was created */
+                age_seconds: number;
+            } | null;
+        };
+        ResourceGrantPage: {
+            data: {
+                client_id: string;
+                client_name: string;
+                /** @description space-separated scopes the client may ask for at this API (empty: the audience only) */
+                scope: string;
+                /** Format: date-time */
+                created_at: string;
+                /** Format: date-time */
+                updated_at: string;
+            }[];
+            /** @description give it as cursor to read the next page; null on the last page */
+            next_cursor: string | null;
+        };
         SecondFactors: {
             /**
              * @description the authenticator app: none, an enrolment not confirmed yet, or confirmed
@@ -1038,6 +1287,120 @@ export interface components {
             };
         } & {
             [key: string]: unknown;
+        };
+        AuditVerification: {
+            /** @description true: every row verified (the keyed hash chain is intact up to head); false: it breaks at broken_at; null: this node's first verification is still running (asked again, it answers when done) */
+            ok: boolean | null;
+            /** @description rows verified (0 when the chain is broken) */
+            rows: number;
+            /** @description the last row verified; null for an empty log or a broken chain */
+            head: {
+                seq: number;
+                /** Format: date-time */
+                at: string;
+            } | null;
+            /** @description the seq of the first row where the chain breaks, when it does */
+            broken_at: number | null;
+            /** @description why it breaks, when it does */
+            reason: string | null;
+            /**
+             * Format: date-time
+             * @description when this result was computed (results are reused for up to a minute)
+             */
+            checked_at: string;
+            /**
+             * @description full: every row recomputed; incremental: the rows after the last verified head, that head checked unchanged
+             * @enum {string}
+             */
+            mode: "full" | "incremental";
+            /**
+             * Format: date-time
+             * @description when every row was last recomputed (at most an hour before checked_at)
+             */
+            full_check_at: string;
+            /**
+             * @description the result is this node's, kept in its process
+             * @constant
+             */
+            node: "this";
+        };
+        Overview: {
+            counts: {
+                /** @description registered clients (the built-in ones are not in the registry) */
+                clients: number;
+                /** @description resource servers (APIs) */
+                apis: number;
+                /** @description people (users), disabled ones included */
+                people: number;
+                people_disabled: number;
+                upstream_providers: number;
+            };
+            signing_keys: {
+                /** @description the key the server signs with (the newest active key that is not a profile key); null: none */
+                newest_active: {
+                    kid: string;
+                    alg: string;
+                    age_seconds: number;
+                    /** Format: date-time */
+                    created_at: string;
+                } | null;
+                /** @description the age of the oldest key still active */
+                oldest_active_age_seconds: number | null;
+                active: number;
+                /** @description published, not signing yet (activation delay) */
+                pending: number;
+                /** @description published only, until deleted */
+                retired: number;
+            };
+            tokens_last_hour: {
+                /** @description tokens issued by the token endpoint of this node (gatehouse_tokens_issued_total) over window_seconds */
+                count: number;
+                /** @description 3600, or less when this node has run less than an hour */
+                window_seconds: number;
+                /** Format: date-time */
+                since: string;
+                /**
+                 * @description the figure is this node's: each node counts its own (sum them in Prometheus for the whole service)
+                 * @constant
+                 */
+                node: "this";
+            };
+            audit_chain: {
+                /** @description true: every row verified (the keyed hash chain is intact up to head); false: it breaks at broken_at; null: this node's first verification is still running (asked again, it answers when done) */
+                ok: boolean | null;
+                /** @description rows verified (0 when the chain is broken) */
+                rows: number;
+                /** @description the last row verified; null for an empty log or a broken chain */
+                head: {
+                    seq: number;
+                    /** Format: date-time */
+                    at: string;
+                } | null;
+                /** @description the seq of the first row where the chain breaks, when it does */
+                broken_at: number | null;
+                /** @description why it breaks, when it does */
+                reason: string | null;
+                /**
+                 * Format: date-time
+                 * @description when this result was computed (results are reused for up to a minute)
+                 */
+                checked_at: string;
+                /**
+                 * @description full: every row recomputed; incremental: the rows after the last verified head, that head checked unchanged
+                 * @enum {string}
+                 */
+                mode: "full" | "incremental";
+                /**
+                 * Format: date-time
+                 * @description when every row was last recomputed (at most an hour before checked_at)
+                 */
+                full_check_at: string;
+                /**
+                 * @description the result is this node's, kept in its process
+                 * @constant
+                 */
+                node: "this";
+            };
         };
         Caller: {
             /** @description the client the token was issued to (gatehouse-console for the console) */
@@ -2684,6 +3047,105 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["UnsupportedMediaTypeProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listResourceGrants: {
+        parameters: {
+            query?: {
+                /** @description how many entries one page holds (50 when absent) */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+                /** @description only clients whose name or client_id contains this */
+                filter?: string;
+            };
+            header?: never;
+            path: {
+                /** @description the resource server's id or its identifier (URL-encoded) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceGrantPage"];
+                };
+            };
+            /** @description A query parameter is not valid: errors[] names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BadRequestProblem"];
+                };
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description No such resource server */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["NotFoundProblem"];
                 };
             };
             /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
@@ -4864,8 +5326,20 @@ export interface operations {
     readAuditLog: {
         parameters: {
             query?: {
+                /** @description only rows by this actor (person:<id>, admin:<client id>, cli:<user>, system…), or by every actor of a kind (person:*) */
+                actor?: string;
+                /** @description only rows of this action (client.create), or of a family (client.*) */
+                action?: string;
+                /** @description only rows about this kind of entity: targets <entity_type>:… (client, user, resource, provider, api_key, key…) */
+                entity_type?: string;
+                /** @description only rows about this entity: with entity_type the target <entity_type>:<entity_id>; alone, any target <entity_id> or …:<entity_id> */
+                entity_id?: string;
                 /** @description entries at or after this time: an RFC 3339 date-time or a date (YYYY-MM-DD), years 0001 to 9999 */
                 since?: string;
+                /** @description entries before this time (same forms as since) */
+                until?: string;
+                /** @description asc: oldest first (the default); desc: newest first */
+                order?: "asc" | "desc";
                 /** @description next_cursor of the previous page */
                 cursor?: string;
                 /** @description how many entries one page holds (50 when absent) */
@@ -4915,6 +5389,415 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    verifyAuditLog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The verification */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditVerification"];
+                };
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getOverview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The figures */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Overview"];
+                };
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listSigningKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningKeyList"];
+                };
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSigningKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the key's kid */
+                kid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Found */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningKey"];
+                };
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description No such key in KEYS_DIR */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["NotFoundProblem"];
+                };
+            };
+            /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["MisdirectedRequestProblem"];
+                };
+            };
+            /** @description The registry database is unreachable: nothing was changed, try again shortly */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ServiceUnavailableProblem"];
+                };
+            };
+            /** @description Anything unexpected (500): a problem document that says only "internal error"; the log has the rest */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotateSigningKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SigningKeyRotate"];
+            };
+        };
+        responses: {
+            /** @description Rotated: the new key (pending until activates_at), and the keys it retires */
+            201: {
+                headers: {
+                    /** @description the new entry, under /admin/v1 */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningKeyRotation"];
+                };
+            };
+            /** @description Invalid body: errors[] names each field; nothing was changed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BadRequestProblem"];
+                };
+            };
+            /** @description No access token, or one that is neither an admin client token nor a console token with its DPoP proof (error="invalid_token" or "invalid_dpop_proof") */
+            401: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnauthorizedProblem"];
+                };
+            };
+            /** @description The access token lacks the admin scope (error="insufficient_scope"), or the console's person does not hold the admin role (forbidden) */
+            403: {
+                headers: {
+                    /** @description Bearer challenge naming the error (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description KEYS_DIR is not writable by the server (mounted read-only): nothing was changed; rotate with the CLI where it is writable */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ConflictProblem"];
+                };
+            };
+            /** @description The body is larger than the server accepts (BODY_LIMIT_BYTES) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ContentTooLargeProblem"];
+                };
+            };
+            /** @description The body is not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["UnsupportedMediaTypeProblem"];
                 };
             };
             /** @description The request's Host (or, behind TRUST_PROXY, forwarded host) is not the issuer's */
