@@ -282,7 +282,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       routers: [
         ...createEmailAddressRoutes({ email, pages, config }),
         createAccountEmailRoutes({ provider: () => host.provider, accounts, pages, config, email, limiter: createRequestLimiter({ ...(redis ? { redis } : {}), keyPrefix: 'account_email_mail', points: ACCOUNT_EMAIL_MAILS_PER_HOUR, windowSeconds: 3600 }) }),
-        interactions, reset.router, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys, mail: email.mail, sessionsEnded, replay: store, people, auditChain, tokensIssued, keysChanged: () => host.reloadIfKeysChanged() }), createConsoleRoutes({ config })],
+        interactions, reset.router, createAccountLinkRoutes({ provider: () => host.provider, accounts, pages, config, registry: { db: registry.db, audit: auditWriter } }), ...accountSelf.routers, account, upstream.callbackRouter, createAdminRoutes({ config, registry, cache, jwks: () => host.publicJwks, digestKey, audit: auditWriter, dataKeys, mail: email.mail, sessionsEnded, store, people, auditChain, tokensIssued, keysChanged: () => host.reloadIfKeysChanged() }), createConsoleRoutes({ config })],
       readiness: [
         { name: 'database', check: () => registry.ping(1000) },
         { name: 'store', check: () => activeStore.ping(1000) },

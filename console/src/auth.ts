@@ -59,7 +59,12 @@ async function dpopHandle(): Promise<oauth.DPoPHandle> {
   return dpop;
 }
 
+/** When the tokens were last got (a sign-in or a refresh), and when the console last told the server it is in use. */
+let refreshedAt = 0;
+let keptAliveAt = 0;
+
 function keep(response: oauth.TokenEndpointResponse): void {
+  refreshedAt = Date.now();
   tokens = {
     accessToken: response.access_token,
     refreshToken: response.refresh_token ?? tokens?.refreshToken,
@@ -226,6 +231,20 @@ function idleFor(): number {
   return Number.isFinite(at) ? Date.now() - at : 0;
 }
 
+/**
+ * While the person is active, the server hears of it at least every quarter of the idle timeout: an
+ * admin API call (which renews the server's record of console activity) and, past half the timeout
+ * since the tokens were got, a refresh first (the refresh token lives the idle timeout unused). So
+ * someone typing a long form without saving is not signed out by the server meanwhile.
+ */
+function keepAlive(): void {
+  const now = Date.now();
+  if (!tokens || now - keptAliveAt < settings.idle_timeout_seconds * 250) return;
+  keptAliveAt = now;
+  if (now - refreshedAt > settings.idle_timeout_seconds * 500) tokens.expiresAt = 0;
+  void authorizedFetch(new Request(new URL('/admin/v1/me', location.origin))).catch(() => undefined);
+}
+
 /** After idle_timeout_seconds without a key press, click or touch, the console signs out (tokens revoked) and says why. */
 function watchIdle(): void {
   let last = 0;
@@ -234,10 +253,12 @@ function watchIdle(): void {
     if (Date.now() - last > 1000) {
       last = Date.now();
       touch();
+      keepAlive();
     }
   };
   for (const type of ['keydown', 'pointerdown', 'wheel', 'touchstart'] as const) addEventListener(type, onActivity, { passive: true, capture: true });
   touch();
+  keptAliveAt = Date.now();
   const timer = setInterval(() => {
     if (idleFor() >= settings.idle_timeout_seconds * 1000) {
       clearInterval(timer);

@@ -39,7 +39,12 @@ export function match(pattern: string, path: string): Record<string, string> | u
     const value = have[index] ?? '';
     if (part.startsWith(':')) {
       if (value === '') return undefined;
-      params[part.slice(1)] = decodeURIComponent(value);
+      try {
+        params[part.slice(1)] = decodeURIComponent(value);
+      } catch {
+        // A malformed escape (/people/%E0%A4): no such page, never a blank console.
+        return undefined;
+      }
     } else if (part !== value) return undefined;
   }
   return params;

@@ -7,6 +7,7 @@ import { ADMIN_SCOPE, adminAudience } from '../registry/resource-server.reposito
 import type { RegistryDatabase } from '../registry/database.js';
 import { findUserById } from '../registry/user.repository.js';
 import { CONSOLE_CLIENT_ID } from '../services/built-in-clients.js';
+import type { ConsoleActivity } from '../services/console-activity.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
 import { ApiError } from './problem.js';
 
@@ -29,8 +30,11 @@ declare module 'koa' {
 /** The role a person needs for the admin API (services/users.service.ts ROLES). */
 export const ADMIN_ROLE = 'admin';
 
-/** How far a DPoP proof's iat may be from now (RFC 9449 §11.1), and how long its jti is remembered. */
+/** How old a DPoP proof may be (its iat, RFC 9449 §11.1), and how far ahead of this server's clock. */
 const PROOF_WINDOW_SECONDS = 60;
+const PROOF_CLOCK_TOLERANCE_SECONDS = 5;
+/** How long a proof's jti is remembered: longer than any proof is accepted (iat within [now - 65 s, now + 5 s]). */
+const PROOF_MEMORY_SECONDS = 2 * (PROOF_WINDOW_SECONDS + PROOF_CLOCK_TOLERANCE_SECONDS);
 /** The algorithms a DPoP proof may be signed with (asymmetric only, as oidc-provider's token endpoint takes them). */
 const PROOF_ALGS = ['ES256', 'ES384', 'EdDSA', 'Ed25519', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512'];
 /** The store model replayed proofs are remembered under. */
@@ -63,7 +67,7 @@ async function checkProof(ctx: Context, deps: { issuer: string; replay: Pick<Eph
   let proof: JWTPayload;
   let thumbprint: string;
   try {
-    const verified = await jwtVerify(header, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: PROOF_ALGS, maxTokenAge: `${PROOF_WINDOW_SECONDS}s`, clockTolerance: PROOF_WINDOW_SECONDS });
+    const verified = await jwtVerify(header, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: PROOF_ALGS, maxTokenAge: `${PROOF_WINDOW_SECONDS}s`, clockTolerance: PROOF_CLOCK_TOLERANCE_SECONDS });
     proof = verified.payload;
     if (!verified.protectedHeader.jwk) throw new Error('no jwk');
     thumbprint = await calculateJwkThumbprint(verified.protectedHeader.jwk, 'sha256');
@@ -76,7 +80,7 @@ async function checkProof(ctx: Context, deps: { issuer: string; replay: Pick<Eph
   const ath = createHash('sha256').update(token).digest('base64url');
   if (proof.ath !== ath) throw invalidProof('the DPoP proof names another access token (ath)');
   if (typeof proof.jti !== 'string' || proof.jti.length < 8 || proof.jti.length > 256) throw invalidProof('the DPoP proof has no usable jti');
-  const fresh = await deps.replay.insertIfAbsent(PROOF_MODEL, `${jkt}:${proof.jti}`, { jti: proof.jti }, PROOF_WINDOW_SECONDS * 2);
+  const fresh = await deps.replay.insertIfAbsent(PROOF_MODEL, `${jkt}:${proof.jti}`, { jti: proof.jti }, PROOF_MEMORY_SECONDS);
   if (!fresh) throw invalidProof('this DPoP proof was used before');
 }
 
@@ -96,6 +100,8 @@ export function requireAdmin(deps: {
   cache: RegistryCache;
   registry: Pick<RegistryDatabase, 'db'>;
   replay: Pick<EphemeralStore, 'insertIfAbsent'>;
+  /** Renewed at each console call: the console's sign-in reads it after an idle timeout (services/console-activity.ts). */
+  activity?: Pick<ConsoleActivity, 'touch'>;
 }): Middleware {
   const audience = adminAudience(deps.issuer);
   let keySet: { source: JSONWebKeySet; verify: ReturnType<typeof createLocalJWKSet> } | undefined;
@@ -140,12 +146,17 @@ export function requireAdmin(deps: {
       if (!jkt || !personId) throw invalidToken('a console token must be DPoP-bound and name a person', 'DPoP');
       const person = await findUserById(deps.registry.db, personId);
       if (!person || person.disabled) throw invalidToken('the person this token was issued for cannot sign in', 'DPoP');
+      // Signed out everywhere, or a password change, after this token was issued: it ends with the sessions.
+      // Compared in whole seconds (iat has no more): a token got in the very second of the cutoff stands.
+      const issuedAt = typeof payload.iat === 'number' ? payload.iat : 0;
+      if (person.sessionsValidAfter && issuedAt < Math.floor(person.sessionsValidAfter.getTime() / 1000)) throw invalidToken('this console session has ended: sign in again', 'DPoP');
       if (!person.roles.includes(ADMIN_ROLE)) {
         throw new ApiError(403, 'forbidden', 'you do not hold the admin role: ask an administrator to give it to you', {
           headers: { 'WWW-Authenticate': 'DPoP realm="gatehouse-admin", error="insufficient_scope", error_description="the admin role is required"' },
         });
       }
       caller = { clientId, personId };
+      await deps.activity?.touch(personId);
     } else {
       const client = clientId ? await deps.cache.getClient(clientId) : undefined;
       if (!clientId || payload.sub !== clientId || !client?.admin) {

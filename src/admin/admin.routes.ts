@@ -7,6 +7,7 @@ import type { RegistryDatabase } from '../registry/database.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import { requireAdmin, type AdminCaller } from './admin-auth.js';
 import type { EphemeralStore } from '../store/ephemeral-store.js';
+import { createConsoleActivity } from '../services/console-activity.js';
 import { auditRoutes } from './audit.routes.js';
 import { clientGrantRoutes } from './client-grants.routes.js';
 import { clientRoutes } from './clients.routes.js';
@@ -84,8 +85,8 @@ export function createAdminRoutes(deps: {
   mail?: EmailMailDeps;
   /** Ends a person's stored sessions and tells their apps, after a change that ended them (see AdminRouteDeps). */
   sessionsEnded?: (accountId: string) => Promise<void>;
-  /** Where the DPoP proofs of console calls are remembered, so none is used twice (the ephemeral store). */
-  replay: Pick<EphemeralStore, 'insertIfAbsent'>;
+  /** The ephemeral store: the DPoP proofs of console calls (so none is used twice) and the console's last activity per person. */
+  store: Pick<EphemeralStore, 'insertIfAbsent' | 'upsert' | 'find'>;
   /** Reloads this node's signing keys after the API changed them (the provider host's); absent: at the next KEYS_POLL_MS. */
   keysChanged?: () => Promise<unknown>;
   /** A person's sessions, consents' tokens and grants as the People routes read them (see PeopleAccessDeps). */
@@ -120,7 +121,7 @@ export function createAdminRoutes(deps: {
   };
   const routes = adminApiRoutes(routeDeps);
   const document = buildAdminDocument(config.issuer, routes);
-  const authenticate = requireAdmin({ issuer: config.issuer, jwks: deps.jwks, cache, registry: deps.registry, replay: deps.replay });
+  const authenticate = requireAdmin({ issuer: config.issuer, jwks: deps.jwks, cache, registry: deps.registry, replay: deps.store, activity: createConsoleActivity(deps.store, config.consoleIdleTimeoutSeconds) });
   const guard = { authenticate, bodyLimitBytes: config.bodyLimitBytes, verifyResponses: config.nodeEnv === 'test' };
 
   const router = new Router({ prefix: '/admin/v1' });

@@ -67,11 +67,13 @@ export function keyRoutes(deps: AdminRouteDeps): AdminRoute[] {
         try {
           result = await rotation;
         } catch (error) {
-          if (error instanceof KeysNotWritableError) throw new ApiError(409, 'conflict', error.message);
+          // The server's KEYS_DIR path stays in the log, not in the answer.
+          if (error instanceof KeysNotWritableError) throw new ApiError(409, 'conflict', 'the keys directory is not writable by this server: rotate with "gatehouse keys rotate" where it is');
           throw error;
+        } finally {
+          // This node publishes what is on disk now (the new key, even when a later step failed); the others when they next look (KEYS_POLL_MS).
+          await deps.signingKeys.reload();
         }
-        // This node publishes the new key now; the others when they next look (KEYS_POLL_MS).
-        await deps.signingKeys.reload();
         const keys = await listSigningKeys(config.keysDir);
         const view = (kid: string) => {
           const found = keys.find((key) => key.kid === kid);

@@ -76,6 +76,8 @@ const REASONS: Record<string, MessageKey> = {
   id_token_hint: 'login.reason.other_account',
   claims_id_token_sub_value: 'login.reason.other_account',
   mfa_required: 'login.reason.mfa_required',
+  // The console after its idle timeout (oidc/mfa-policy.ts): "The app asked you to sign in again."
+  console_idle: 'login.reason.login_prompt',
 };
 
 /** Why the second-factor page says a second factor is needed, by the mfa_required check's reason. */

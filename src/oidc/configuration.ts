@@ -1,4 +1,5 @@
 import { CONSOLE_CLIENT_ID } from '../services/built-in-clients.js';
+import { createConsoleActivity } from '../services/console-activity.js';
 import type { Kysely } from 'kysely';
 import { errors, type AsymmetricSigningAlgorithm, type Configuration, type ErrorOut, type JWK, type KoaContextWithOIDC, type Session } from 'oidc-provider';
 import { sessionEnded, type AccountRecord } from '../accounts/account-record.js';
@@ -198,7 +199,7 @@ export function buildConfiguration(deps: ProviderDeps): Configuration {
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
       // Login, consent, and the mfa_required check on the login prompt (oidc/mfa-policy.ts).
-      policy: mfaInteractionPolicy({ cache, config }),
+      policy: mfaInteractionPolicy({ cache, config, consoleActivity: createConsoleActivity(deps.store, config.consoleIdleTimeoutSeconds) }),
     },
     async findAccount(ctx, sub) {
       // On a refresh the account was read with the refresh token (see durable-adapter.ts).

@@ -198,11 +198,11 @@ export interface LoginCheck {
  * prompt=none a prompting check is answered with its error at the redirect_uri: login_required,
  * given here as the login prompt's checks have it.
  */
-export function policyWithLoginCheck(added: LoginCheck): interactionPolicy.Prompt[] {
+export function policyWithLoginCheck(...checks: LoginCheck[]): interactionPolicy.Prompt[] {
   const policy = interactionPolicy.base();
   const login = policy.get('login');
   if (!login || !login.checks.get('no_session')) throw new Error('oidc-provider\'s base interaction policy no longer has a login prompt with a no_session check');
-  login.checks.add(new interactionPolicy.Check(added.reason, added.description, 'login_required', (ctx) => added.check(ctx), (ctx) => added.details(ctx)));
+  for (const added of checks) login.checks.add(new interactionPolicy.Check(added.reason, added.description, 'login_required', (ctx) => added.check(ctx), (ctx) => added.details(ctx)));
   return policy;
 }
 

@@ -11,6 +11,7 @@ import { runCliCapture } from '../fixtures/cli.js';
 import { TEST_ACTOR } from '../fixtures/services.js';
 import { startTestServer, type TestServer } from '../fixtures/server.js';
 import { totpCode } from '../fixtures/totp.js';
+import { Agent, authorizeUrl, pkce } from '../fixtures/flow.js';
 
 /**
  * The console's foundation (issue 19): who may use it and how it signs in. A person's console token
@@ -72,6 +73,25 @@ describe('the admin API and console tokens (no browser)', () => {
     expect((await problem(await session.call('GET', '/clients'))).status).toBe(401);
   });
 
+  it('signing a person out everywhere (another administrator) or changing their password ends their console token at once', async () => {
+    const admin = await consolePerson(t);
+    const other = await consoleSession(t, await consolePerson(t));
+    const session = await consoleSession(t, admin);
+    expect((await session.call('GET', '/me')).status).toBe(200);
+    await sleep(1_100);
+    expect((await other.call('DELETE', `/users/${admin.id}/sessions`)).status).toBe(200);
+    const ended = await problem(await session.call('GET', '/me'));
+    expect(ended).toMatchObject({ status: 401, body: { detail: expect.stringMatching(/session has ended/) } });
+
+    // Another administrator (a TOTP code is taken once, so not the same person again within its 30 s step).
+    const second = await consolePerson(t);
+    const again = await consoleSession(t, second);
+    expect((await again.call('GET', '/me')).status).toBe(200);
+    await sleep(1_100);
+    expect((await other.call('PATCH', `/users/${second.id}`, { password: 'a brand new password for the admin 4711' })).status).toBe(200);
+    expect((await problem(await again.call('GET', '/me'))).status).toBe(401);
+  });
+
   it('a console token is refused without its DPoP proof, as a Bearer token, with a replayed proof, or a proof for another URL, method or key', async () => {
     const admin = await consolePerson(t);
     const session = await consoleSession(t, admin);
@@ -106,6 +126,17 @@ describe('the admin API and console tokens (no browser)', () => {
     expect((await problem(await send({ authorization: `DPoP ${session.accessToken}`, dpop: await proof({ htu: `${t.config.issuer}/admin/v1/users` }) }))).body.detail).toMatch(/htu/);
     expect((await problem(await send({ authorization: `DPoP ${session.accessToken}`, dpop: await proof({ key: await oauth.generateKeyPair('ES256') }) }))).body.detail).toMatch(/bound to/);
     expect((await problem(await send({ authorization: `DPoP ${session.accessToken}`, dpop: await proof({ token: 'another-token' }) }))).body.detail).toMatch(/ath/);
+    // A proof dated 30 s ahead of the server's clock (more than the 5 s it allows): refused, so no proof outlives its replay record.
+    let ahead = '';
+    await oauth.protectedResourceRequest(session.accessToken, 'GET', url, new Headers(), undefined, {
+      DPoP: oauth.DPoP({ ...session.client, [oauth.clockSkew]: 30 }, session.keyPair),
+      [oauth.allowInsecureRequests]: true,
+      [oauth.customFetch]: async (_input: unknown, init?: RequestInit) => {
+        ahead = new Headers(init?.headers).get('dpop') ?? '';
+        return new Response('{}', { status: 200 });
+      },
+    });
+    expect((await problem(await send({ authorization: `DPoP ${session.accessToken}`, dpop: ahead }))).status).toBe(401);
     // Two proofs in one header.
     expect((await problem(await send({ authorization: `DPoP ${session.accessToken}`, dpop: `${await proof()}, ${await proof()}` }))).status).toBe(401);
     // An admin client's ordinary Bearer token is not DPoP: presented as DPoP, refused.
@@ -340,7 +371,51 @@ describe('the console signs out after CONSOLE_IDLE_TIMEOUT_SECONDS without activ
     await signInToConsole(page, h.t, admin);
     await expect.poll(() => page.getByRole('heading', { level: 1, name: 'Signed out' }).isVisible(), { timeout: 15_000 }).toBe(true);
     expect(await page.getByText('after a while without activity').isVisible()).toBe(true);
+    // A new tab on the same browser (the Gatehouse session is still there) is asked for the password too:
+    // the server holds the idle timeout, not only the page that counted it.
+    const tab = await page.context().newPage();
+    await tab.goto(`${h.t.server.url}/console/`);
+    await expect.poll(() => tab.locator('input[name="password"]').isVisible(), { timeout: 15_000 }).toBe(true);
+    expect(await tab.getByText('The app asked you to sign in again.').isVisible()).toBe(true);
     await page.getByRole('button', { name: 'Sign in again' }).click();
     await expect.poll(() => page.locator('input[name="password"]').isVisible()).toBe(true);
+  });
+
+  it('a hand-made authorization request for the console after the idle timeout gets the sign-in page, never a code; within the timeout of a sign-in, a code', async () => {
+    const admin = await consolePerson(h.t);
+    const agent = new Agent(h.t.server.url, h.t.fetch);
+    const { challenge } = pkce();
+    const request = () =>
+      agent.follow(
+        authorizeUrl({
+          client_id: CONSOLE_CLIENT_ID,
+          redirect_uri: `${h.t.config.issuer}/console/callback`,
+          code_challenge: challenge,
+          code_challenge_method: 'S256',
+          scope: 'openid admin',
+          resource: `${h.t.config.issuer}/admin/v1`,
+        }),
+      );
+    // Sign in over HTTP (password, then the code): the browser session exists.
+    const started = await request();
+    const startedHtml = await started.response.text();
+    const login = /<form method="post" action="([^"]+)"/.exec(startedHtml)?.[1] ?? '';
+    const csrf = (html: string) => /name="csrf" value="([^"]*)"/.exec(html)?.[1] ?? '';
+    const afterPassword = await agent.follow(login, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: csrf(startedHtml), email: admin.email, password: admin.password }),
+    });
+    const mfaHtml = await afterPassword.response.text();
+    const mfaAction = /<form method="post" action="([^"]+)"/.exec(mfaHtml)?.[1] ?? '';
+    const done = await agent.follow(mfaAction, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf: csrf(mfaHtml), code: await totpCode(admin.secret) }) });
+    expect(new URL(done.url).searchParams.get('code')).toBeTruthy();
+    // At once: the session stands, a code comes back without a page.
+    expect(new URL((await request()).url).searchParams.get('code')).toBeTruthy();
+    // After the idle timeout with no console call: the sign-in page, no code.
+    await sleep(3_500);
+    const later = await request();
+    expect(new URL(later.url).searchParams.get('code')).toBeNull();
+    expect(await later.response.text()).toContain('name="password"');
   });
 });

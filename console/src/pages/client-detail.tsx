@@ -95,10 +95,15 @@ export function ClientPage(props: PageProps): JSX.Element {
       setMessage({ kind: 'status', text: 'Nothing to save: no setting changed.' });
       return;
     }
+    // Never a save without the version read: it could overwrite someone else's change.
+    if (!etag) {
+      setStale(true);
+      return;
+    }
     setBusy(true);
     try {
       const answer = await callWithEtag(
-        api.PATCH('/clients/{client_id}', { params: { path: { client_id: id }, header: { 'If-Match': etag ?? '' } }, body: asUpdateBody(body) }),
+        api.PATCH('/clients/{client_id}', { params: { path: { client_id: id }, header: { 'If-Match': etag } }, body: asUpdateBody(body) }),
       );
       setLoaded({ client: answer.data, etag: answer.etag, form: fromClient(answer.data) });
       setErrors({});

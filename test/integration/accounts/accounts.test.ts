@@ -85,7 +85,7 @@ describe('users and accounts on PostgreSQL', () => {
       expect(await verifyPassword(user.passwordHash!, password)).toBe(true);
 
       const json = userToJson(user);
-      expect(Object.keys(json).sort()).toEqual(['created_at', 'disabled', 'email', 'email_verified', 'id', 'last_login_at', 'name', 'updated_at']);
+      expect(Object.keys(json).sort()).toEqual(['created_at', 'disabled', 'email', 'email_verified', 'id', 'last_login_at', 'name', 'roles', 'updated_at']);
       expect(JSON.stringify(json)).not.toContain('argon2');
       expect(await getUser(registry.db, user.id)).toEqual(user);
       expect((await listUsers(registry.db)).map((u) => u.id)).toEqual([user.id]);
