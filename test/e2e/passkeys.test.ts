@@ -70,6 +70,7 @@ describe('passkeys in Chromium (virtual authenticator)', () => {
     const context = await browser.newContext({ viewport: { width: 420, height: 800 }, locale: 'en-US' });
     context.setDefaultTimeout(20_000);
     const page = await context.newPage();
+    await page.addInitScript(MARK_CONDITIONAL_REQUEST);
     const cdp = await context.newCDPSession(page);
     await cdp.send('WebAuthn.enable', { enableUI: false });
     const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
@@ -97,6 +98,13 @@ describe('passkeys in Chromium (virtual authenticator)', () => {
     return verifier;
   }
 
+  /**
+   * An init script that marks, in the page, when its conditional WebAuthn request (the email field's
+   * passkey autofill) has been made: navigator.credentials.get is called as before, and noted.
+   */
+  const MARK_CONDITIONAL_REQUEST =
+    "(() => { const container = navigator.credentials; const get = container.get.bind(container); container.get = (options) => { if (options && options.mediation === 'conditional') globalThis.__conditionalRequestStarted = true; return get(options); }; })();";
+
   /** Goes to a new authorization request's login page, its passkey button shown; returns the PKCE verifier. */
   async function toLogin(page: Page): Promise<string> {
     const verifier = await startAuthorization(page);
@@ -112,6 +120,10 @@ describe('passkeys in Chromium (virtual authenticator)', () => {
    */
   async function registerIn(tab: Tab, personId: string) {
     await toLogin(tab.page);
+    // The login page starts its conditional (autofill) request once its options come back; started
+    // after the registration below, it would abort it (SimpleWebAuthn runs one ceremony at a time),
+    // as a loaded machine's timing once made happen. Started first, it is the one the registration ends.
+    await tab.page.waitForFunction('globalThis.__conditionalRequestStarted === true');
     const binding = randomUUID();
     const options = await passkeyRegistrationOptions(deps, personId, binding);
     const response = (await tab.page.evaluate(
