@@ -267,6 +267,35 @@ describe('the console in a real browser (chromium)', () => {
     await checkConsolePage(page, 'overview-shell');
   });
 
+  it('works with the keyboard alone: the navigation, a form filled and sent with Enter, a confirmation dialog closed with Escape', async () => {
+    /** Presses Tab until the focused element satisfies `is` (at most 60 times): what a keyboard user does. */
+    const tabTo = async (what: string, is: string) => {
+      for (let presses = 0; presses < 60; presses += 1) {
+        await page.keyboard.press('Tab');
+        if ((await page.evaluate(is)) === true) return;
+      }
+      throw new Error(`Tab never reached ${what}`);
+    };
+    await page.evaluate("document.body.setAttribute('tabindex', '-1'); document.body.focus(); document.body.removeAttribute('tabindex')");
+    await tabTo('the APIs link', "document.activeElement?.textContent === 'APIs' && document.activeElement?.tagName === 'A'");
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.evaluate("document.activeElement?.tagName === 'H1' && document.activeElement?.textContent === 'APIs'"), { timeout: 15_000 }).toBe(true);
+    await tabTo('the identifier field', "document.activeElement?.getAttribute('name') === 'identifier'");
+    await page.keyboard.type('https://keyboard-only.example.test');
+    await tabTo('the scopes field', "document.activeElement?.getAttribute('name') === 'scope'");
+    await page.keyboard.type('read write');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'The API was created.' }).isVisible(), { timeout: 15_000 }).toBe(true);
+    expect((await h.t.cli<Array<{ identifier: string; scopes: string[] }>>('resources', 'list')).find((r) => r.identifier === 'https://keyboard-only.example.test')).toBeTruthy();
+    // Delete asks first, in a modal dialog; Escape closes it and nothing is deleted.
+    await tabTo('the Delete button', "document.activeElement?.textContent === 'Delete'");
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByRole('dialog').isVisible()).toBe(true);
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.getByRole('dialog').isVisible()).toBe(false);
+    expect((await h.t.cli<Array<{ identifier: string }>>('resources', 'list')).find((r) => r.identifier === 'https://keyboard-only.example.test')).toBeTruthy();
+  });
+
   it('an API outage shows a banner with Retry (never a blank page); Retry loads again once the API is back', async () => {
     await page.route('**/admin/v1/**', (route) => route.abort('connectionrefused'));
     await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Overview', exact: true }).click();
