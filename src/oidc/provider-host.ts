@@ -59,11 +59,26 @@ export async function createProviderHost(
     logger.warn('no active PS256 or ES256 key: clients of profile fapi2 are refused until one is made (gatehouse keys generate --profile fapi2)');
   }
   let timer: NodeJS.Timeout | undefined;
-  let checking = false;
+  /** The check under way, if any: one at a time. */
+  let checking: Promise<boolean> | undefined;
 
+  /**
+   * Reloads the provider when the keys on disk (or who signs, on schedule) changed. A call made while
+   * a check is under way waits for it and then checks again: that check may have read the directory
+   * before the caller's change (a rotation through the admin API reloads before answering).
+   */
   async function reloadIfKeysChanged(): Promise<boolean> {
-    if (checking) return false;
-    checking = true;
+    while (checking) await checking;
+    const mine = checkKeys();
+    checking = mine;
+    try {
+      return await mine;
+    } finally {
+      if (checking === mine) checking = undefined;
+    }
+  }
+
+  async function checkKeys(): Promise<boolean> {
     try {
       const fingerprint = await keysFingerprint(config.keysDir);
       // A pending key's activation (or a retirement) changes who signs without any file changing.
@@ -77,8 +92,6 @@ export async function createProviderHost(
     } catch (error) {
       logger.error({ err: { message: (error as Error).message } }, 'could not reload signing keys; keeping the current ones');
       return false;
-    } finally {
-      checking = false;
     }
   }
 
